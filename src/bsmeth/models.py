@@ -1,0 +1,245 @@
+"""Plain result types shared by every stage: frozen dataclasses and enums.
+
+Bottom of the import graph (next to ``errors``).  Coordinates are 0-based and
+half-open everywhere inside bsmeth; only the writers in ``output`` add 1.
+
+Two coordinate systems exist for an amplicon:
+* *reference* coordinates: index into the reference FASTA record as written;
+* *target* coordinates: index along the amplified (bisulfite-converted) strand,
+  5'->3', starting at the first base of the forward primer.  For a top-strand
+  amplicon ``ref = start + t``; for a bottom-strand one ``ref = end - 1 - t``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+class Strand(str, enum.Enum):
+    """Which converted strand the PCR amplifies, relative to the FASTA as written."""
+
+    TOP = "top"
+    BOTTOM = "bottom"
+
+
+class Call(str, enum.Enum):
+    """Methylation call of one CpG in one read."""
+
+    METHYLATED = "M"
+    UNMETHYLATED = "U"
+    NOT_DETERMINED = "-"
+
+
+class Why(str, enum.Enum):
+    """Why a CpG is not determined (the ``why`` column of cpg_calls.tsv)."""
+
+    GAP = "gap"  # the read has a deletion at the C
+    OTHER_BASE = "other_base"  # A or G where only C or T is expected
+    AMBIGUOUS = "ambiguous"  # N or an IUPAC code from the base caller
+    LOW_QUALITY = "low_quality"  # PHRED below --min-qual
+    NOT_COVERED = "not_covered"  # outside the aligned part of the read
+    UNDER_PRIMER = "under_primer"  # the primer sequence is copied into the product
+    SNP = "snp"  # the read carries the SNP allele that destroys this CpG (a genotype)
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class Reason(str, enum.Enum):
+    """Why a read is excluded (the ``reason`` column of reads.tsv), in order of precedence."""
+
+    UNREADABLE = "unreadable"
+    LOW_QUALITY = "low_quality"
+    NO_AMPLICON = "no_amplicon"
+    LOW_IDENTITY = "low_identity"
+    TOO_MANY_MISMATCHES = "too_many_mismatches"
+    NO_CPH = "no_cph"
+    LOW_CONVERSION = "low_conversion"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class SNP:
+    """A known SNP that can destroy a CpG: ``pos`` (reference coordinate) reads ``alt`` instead of ``ref``."""
+
+    pos: int
+    ref: str
+    alt: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class CpG:
+    """One CpG of the amplicon."""
+
+    number: int  # 1-based, in FASTA order (output column ``cpg``)
+    ref_pos: int  # 0-based reference coordinate of the C of the top-strand CG
+    target_pos: int  # 0-based target coordinate of the C read on the amplified strand
+    under_primer: bool
+    snp: Optional[SNP] = None
+
+
+@dataclass(frozen=True)
+class Amplicon:
+    """The region to call, derived from a reference record and (optionally) a primer pair."""
+
+    name: str
+    reference: str  # the whole record, upper case, as written
+    strand: Strand
+    start: int  # reference coordinates, half-open
+    end: int
+    target: str  # unconverted amplified strand, 5'->3' (length end - start)
+    forward: Optional[str] = None
+    reverse: Optional[str] = None
+    forward_span: tuple[int, int] = (0, 0)  # target coordinates
+    reverse_span: tuple[int, int] = (0, 0)
+    cpgs: tuple[CpG, ...] = ()
+    snps: tuple[SNP, ...] = ()
+    warnings: tuple[str, ...] = ()
+    source: str = ""  # where the reference came from (path or 'embedded default')
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def to_ref(self, t: int) -> int:
+        """Map a target coordinate to a reference coordinate."""
+        return self.start + t if self.strand is Strand.TOP else self.end - 1 - t
+
+    def in_primer(self, t: int) -> bool:
+        f0, f1 = self.forward_span
+        r0, r1 = self.reverse_span
+        return f0 <= t < f1 or r0 <= t < r1
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Raw chromatogram of an ABIF trace: channels by base letter and base-call peak positions."""
+
+    channels: dict  # base letter -> np.ndarray of signal
+    peaks: np.ndarray  # trace index of each base call (PLOC)
+    base_order: str  # FWO_ as stored
+
+
+@dataclass(frozen=True, eq=False)
+class Read:
+    """One read: an ab1 file (id = file stem) or one FASTA/FASTQ record (id = record id)."""
+
+    id: str
+    file: str
+    seq: str  # upper case base calls as read
+    qual: Optional[np.ndarray] = None  # PHRED per base (uint8) or None for plain sequence
+    fmt: str = "fasta"
+    trace: Optional[Trace] = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file or record that could not be read at all (becomes a ``fail``/``unreadable`` row)."""
+
+    id: str
+    file: str
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class AlignedRead:
+    """A read projected onto the target strand.
+
+    ``bases[t]`` is the read base aligned to target position ``t`` ('-' for a
+    deletion in the read, ' ' when outside the aligned part); ``quals[t]`` its
+    PHRED (0 where none; 99 for sequence without qualities).
+    """
+
+    orientation: str  # '+' read as given matches the target strand, '-' its reverse complement
+    score: float
+    target_start: int
+    target_end: int
+    read_start: int  # in the oriented read
+    read_end: int
+    bases: np.ndarray  # dtype 'U1', length = amplicon length
+    quals: np.ndarray  # uint8
+    insertions: int  # read bases inserted relative to the target, inside the aligned part
+    lines: tuple[str, str, str]  # target / marks / read, for alignments.txt
+
+
+@dataclass(frozen=True)
+class CpGCall:
+    cpg: CpG
+    call: Call
+    why: Optional[Why] = None
+    base: str = ""
+    qual: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ReadQC:
+    """Alignment and conversion figures of one aligned read."""
+
+    aligned_bases: int  # target positions covered by the alignment, excluding primers
+    identity: float  # fraction, bisulfite-aware
+    mismatches: int
+    converted: int  # non-CpG C read as T
+    unconverted: int  # non-CpG C read as C
+    hq_bases: int
+
+    @property
+    def conversion(self) -> Optional[float]:
+        n = self.converted + self.unconverted
+        return self.converted / n if n else None
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """Everything known about one input read: the row of reads.tsv and its CpG calls."""
+
+    read_id: str
+    file: str
+    sample: str
+    status: Status
+    reason: Optional[Reason] = None
+    detail: str = ""
+    length: int = 0
+    aligned: Optional[AlignedRead] = None
+    qc: Optional[ReadQC] = None
+    calls: tuple[CpGCall, ...] = ()
+    duplicate_of: str = ""
+    genotype: str = ""
+
+    @property
+    def n_called(self) -> int:
+        return sum(c.call is not Call.NOT_DETERMINED for c in self.calls)
+
+    @property
+    def methylation(self) -> Optional[float]:
+        m = sum(c.call is Call.METHYLATED for c in self.calls)
+        n = self.n_called
+        return m / n if n else None
+
+
+@dataclass(frozen=True)
+class CallConfig:
+    """Every threshold of ``bsmeth call`` (one object, passed down unchanged)."""
+
+    min_qual: int = 20  # PHRED below this at a CpG -> not determined
+    min_conversion: float = 0.95  # fraction of non-CpG C converted
+    min_identity: float = 0.90
+    max_unconverted: Optional[int] = None  # QUMA: 5
+    max_mismatches: Optional[int] = None  # QUMA: 10
+    min_hq_bases: int = 40  # fewer high-quality bases in the whole read -> low_quality
+    min_aligned: int = 30  # fewer target bases aligned -> no_amplicon
+    keep_duplicates: bool = False
+    duplicate_min_marks: int = 2  # shared methylated CpGs / unconverted CpH needed to call a duplicate
+    nome: bool = False  # GpC-methylase treated: conversion over HCH only, GCG CpGs ambiguous
+    threads: int = 1
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)

@@ -1,0 +1,282 @@
+"""The reference stage: read the reference FASTA, convert it in silico, find the primers.
+
+Pipeline position: first stage.  ``load_amplicon`` turns a reference record
+(plus an optional primer pair) into an ``Amplicon``: the amplified strand, its
+CpGs, which CpGs lie under primers, and warnings.  Without primers the whole
+record is the target (QUMA's mode).  All coordinates are 0-based, half-open.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import PrimerError, ReferenceFileError
+from .models import SNP, Amplicon, CpG, Strand
+
+_COMP = str.maketrans("ACGTUNRYKMSWBDHVacgtunrykmswbdhv-", "TGCAANYRMKSWVHDBtgcaanyrmkswvhdb-")
+DNA = set("ACGTN")
+IUPAC = set("ACGTURYKMSWBDHVN")
+# what each IUPAC letter of a primer stands for
+_IUPAC_SETS = {
+    "A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "AG", "Y": "CT", "K": "GT",
+    "M": "AC", "S": "CG", "W": "AT", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT",
+}
+
+DEFAULT_NAME = "IGFBP3_promoter"
+DEFAULT_FORWARD = "TGGGTATATTTTGGTTTTTGTAGA"
+DEFAULT_REVERSE = "AAAACCAAAATAACCCAAAACAC"
+# rs2854744 (-202 A/C): the C of the CpG at reference index 88 reads A with the A allele
+DEFAULT_SNPS = (SNP(pos=88, ref="C", alt="A", name="rs2854744"),)
+MIN_TARGET = 20
+
+
+def revcomp(seq: str) -> str:
+    """Reverse complement, IUPAC-aware, case preserved."""
+    return seq.translate(_COMP)[::-1]
+
+
+def cpg_sites(seq: str) -> list[int]:
+    """0-based positions of the C of every CG in ``seq`` (upper case)."""
+    return [m.start() for m in re.finditer("(?=CG)", seq)]
+
+
+def convert(seq: str, methylated_cpg: bool = False) -> str:
+    """Bisulfite-convert one strand as read 5'->3': every C to T, except CpG C when ``methylated_cpg``."""
+    s = seq.upper()
+    if not methylated_cpg:
+        return s.replace("C", "T")
+    out = list(s)
+    for i, b in enumerate(s):
+        if b == "C" and not (i + 1 < len(s) and s[i + 1] == "G"):
+            out[i] = "T"
+    return "".join(out)
+
+
+def converted_strands(seq: str) -> dict[str, str]:
+    """The four bisulfite strands of a double-stranded reference (all CpGs unmethylated).
+
+    OT/OB are the converted original top/bottom strands; CTOT/CTOB their
+    complements made by the first PCR cycle.
+    """
+    ot = convert(seq)
+    ob = convert(revcomp(seq))
+    return {"OT": ot, "CTOT": revcomp(ot), "OB": ob, "CTOB": revcomp(ob)}
+
+
+def parse_fasta_text(text: str, source: str) -> list[tuple[str, str]]:
+    """Records of a FASTA (or a plain sequence without header) as (name, sequence)."""
+    records: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
+            records.append((line[1:].strip().split()[0] if line[1:].strip() else f"record{len(records) + 1}", []))
+        else:
+            if not records:
+                records.append((Path(source).stem, []))
+            records[-1][1].append(re.sub(r"[\s\d]", "", line))
+    return [(name, "".join(parts)) for name, parts in records]
+
+
+def read_reference(path: Optional[str | Path] = None) -> tuple[str, str, str]:
+    """Read the first record of a reference FASTA; (name, upper-case sequence, source).
+
+    ``None`` reads the embedded IGFBP3 promoter (hg19, see reference/SOURCE.md).
+    """
+    if path is None:
+        text = resources.files("bsmeth").joinpath("data/IGFBP3_promoter_hg19.fa").read_text()
+        source = "embedded default: IGFBP3 promoter hg19 chr7:45960822-45961163 (minus strand)"
+    else:
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except OSError as e:
+            raise ReferenceFileError(f"reference {p}: cannot read ({e.strerror}); give a FASTA file with --reference") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ReferenceFileError(f"reference {p}: not a text FASTA file; give a FASTA file with --reference") from None
+        source = str(p)
+    records = parse_fasta_text(text, source)
+    records = [r for r in records if r[1]]
+    if not records:
+        raise ReferenceFileError(f"reference {source}: no sequence found; give a FASTA file with one record")
+    name, seq = records[0]
+    seq = seq.upper().replace("U", "T")
+    bad = sorted(set(seq) - IUPAC)
+    if bad:
+        i = min(seq.index(b) for b in bad)
+        raise ReferenceFileError(
+            f"reference {source}, record {name}: non-DNA letter {seq[i]!r} at position {i + 1}; fix the FASTA"
+        )
+    return name, seq, source
+
+
+def _clean_primer(primer: str, label: str) -> str:
+    p = re.sub(r"\s", "", primer).upper().replace("U", "T")
+    if not p:
+        raise PrimerError(f"{label} primer is empty; give it 5'->3' in converted form")
+    bad = sorted(set(p) - set(_IUPAC_SETS))
+    if bad:
+        raise PrimerError(f"{label} primer {primer!r}: non-DNA letter(s) {''.join(bad)}; give it 5'->3' in converted form")
+    return p
+
+
+def _primer_hits(primer: str, strand_seq: str, max_mismatches: int) -> list[tuple[int, int]]:
+    """(start, mismatches) of every place where ``primer`` can have been copied from the converted strand.
+
+    ``strand_seq`` is unconverted; a primer T matches a genomic C (converted) and a
+    primer C matches only a CpG C (the methylated form).
+    """
+    hits = []
+    n, m = len(strand_seq), len(primer)
+    allowed = [set(_IUPAC_SETS[b]) for b in primer]
+    for i in range(n - m + 1):
+        mism = 0
+        for j in range(m):
+            g = strand_seq[i + j]
+            ok = allowed[j]
+            if g in ok:
+                if g == "C" and "T" not in ok and not (i + j + 1 < n and strand_seq[i + j + 1] == "G"):
+                    mism += 1  # primer demands an unconverted C outside CpG
+            elif not (g == "C" and "T" in ok):
+                mism += 1
+            if mism > max_mismatches:
+                break
+        else:
+            hits.append((i, mism))
+    return hits
+
+
+def _locate(primer: str, strands: dict[Strand, str], label: str) -> tuple[Strand, int, int]:
+    """Find one binding site of ``primer`` on either strand; (strand, start, mismatches)."""
+    for max_mm in (0, 2):
+        hits = [(s, i, mm) for s, seq in strands.items() for i, mm in _primer_hits(primer, seq, max_mm)]
+        if hits:
+            best = min(mm for _, _, mm in hits)
+            hits = [h for h in hits if h[2] == best]
+            if len(hits) > 1:
+                where = ", ".join(f"{s.value} strand at {i + 1}" for s, i, _ in hits)
+                raise PrimerError(
+                    f"{label} primer {primer} binds the converted reference more than once ({where}); "
+                    "give a more specific primer or a shorter reference"
+                )
+            return hits[0]
+    raise PrimerError(
+        f"{label} primer {primer} does not bind either bisulfite-converted strand of the reference "
+        "(up to 2 mismatches); check that it is written 5'->3' in converted form and matches this reference"
+    )
+
+
+def build_amplicon(
+    name: str,
+    seq: str,
+    forward: Optional[str] = None,
+    reverse: Optional[str] = None,
+    strand: Optional[Strand] = None,
+    snps: Iterable[SNP] = (),
+    source: str = "",
+) -> Amplicon:
+    """Derive the amplicon (target strand, span, CpGs) from a reference and optional primers."""
+    warnings: list[str] = []
+    seq = seq.upper()
+    gc = (seq.count("C") + seq.count("G")) / max(len(seq), 1)
+    if len(seq) >= 50 and (seq.count("C") / len(seq) < 0.02 or seq.count("G") / len(seq) < 0.02):
+        warnings.append(
+            "the reference has almost no C (or no G): it looks already bisulfite-converted; "
+            "give the genomic (unconverted) sequence"
+        )
+    if (forward is None) != (reverse is None):
+        raise PrimerError("give both --forward and --reverse primers, or neither (whole-reference mode)")
+    if forward is None:
+        st = strand or Strand.TOP
+        target = seq if st is Strand.TOP else revcomp(seq)
+        start, end = 0, len(seq)
+        fspan = rspan = (0, 0)
+    else:
+        fwd = _clean_primer(forward, "forward")
+        rev = _clean_primer(reverse, "reverse")
+        strands = {Strand.TOP: seq, Strand.BOTTOM: revcomp(seq)}
+        if strand is not None:
+            strands = {strand: strands[strand]}
+        try:
+            st, fstart, fmm = _locate(fwd, strands, "forward")
+            st_r, rstart, rmm = _locate(revcomp(rev), {st: strands[st]}, "reverse")
+        except PrimerError as first:
+            # primers given in the other order?
+            try:
+                st, fstart, fmm = _locate(rev, strands, "reverse")
+                st_r, rstart, rmm = _locate(revcomp(fwd), {st: strands[st]}, "forward")
+                fwd, rev = rev, fwd
+                warnings.append("the primers bind in the other order; --forward and --reverse were swapped")
+            except PrimerError:
+                raise first from None
+        for label, mm in (("forward", fmm), ("reverse", rmm)):
+            if mm:
+                warnings.append(f"{label} primer binds with {mm} mismatch(es)")
+        tend = rstart + len(rev)
+        if tend <= fstart + len(fwd):
+            raise PrimerError(
+                f"the reverse primer binds at or before the forward primer on the {st.value} strand "
+                f"(forward at {fstart + 1}, reverse ends at {tend}); check the primer pair"
+            )
+        strand_seq = strands[st]
+        target = strand_seq[fstart:tend]
+        if st is Strand.TOP:
+            start, end = fstart, tend
+        else:
+            start, end = len(seq) - tend, len(seq) - fstart
+        fspan = (0, len(fwd))
+        rspan = (len(target) - len(rev), len(target))
+        forward, reverse = fwd, rev
+    if len(target) < MIN_TARGET:
+        warnings.append(f"the target region is only {len(target)} bp: too short for a reliable alignment")
+    amp = Amplicon(
+        name=name, reference=seq, strand=st, start=start, end=end, target=target,
+        forward=forward, reverse=reverse, forward_span=fspan, reverse_span=rspan, source=source,
+    )
+    snp_by_pos = {s.pos: s for s in snps}
+    cpgs = []
+    for p in cpg_sites(seq[start:end]):
+        ref_c = start + p  # C of the top-strand CG
+        # on the bottom strand the CpG's C is the complement of the top-strand G
+        t = ref_c - start if st is Strand.TOP else end - 1 - (ref_c + 1)
+        snp = snp_by_pos.get(ref_c) or snp_by_pos.get(ref_c + 1)
+        cpgs.append(CpG(number=len(cpgs) + 1, ref_pos=ref_c, target_pos=t, under_primer=amp.in_primer(t), snp=snp))
+    used_snps = tuple(s for s in snps if start <= s.pos < end)
+    if not cpgs:
+        warnings.append("the target region has no CpG: nothing to call")
+    n_primer = sum(c.under_primer for c in cpgs)
+    if n_primer:
+        warnings.append(f"{n_primer} CpG(s) under a primer: not assessable (the primer sequence is copied into the product)")
+    del gc
+    return Amplicon(**{**amp.__dict__, "cpgs": tuple(cpgs), "snps": used_snps, "warnings": tuple(warnings)})
+
+
+def load_amplicon(
+    path: Optional[str | Path] = None,
+    forward: Optional[str] = None,
+    reverse: Optional[str] = None,
+    strand: Optional[Strand] = None,
+    snps: Iterable[SNP] = (),
+) -> Amplicon:
+    """The amplicon for a run.  No path: the embedded IGFBP3 reference with the seed study's primers and SNP."""
+    name, seq, source = read_reference(path)
+    if path is None:
+        if forward is None and reverse is None:
+            forward, reverse = DEFAULT_FORWARD, DEFAULT_REVERSE
+        snps = tuple(snps) or DEFAULT_SNPS
+        name = DEFAULT_NAME
+    return build_amplicon(name, seq, forward, reverse, strand, snps, source)
+
+
+def parse_snp(text: str) -> SNP:
+    """Parse ``POS:REF>ALT`` (1-based reference position), e.g. ``89:C>A``."""
+    m = re.fullmatch(r"\s*(\d+)\s*:\s*([ACGT])\s*>\s*([ACGT])\s*", text.upper())
+    if not m:
+        raise PrimerError(f"--snp {text!r}: expected POS:REF>ALT with a 1-based position, e.g. 89:C>A")
+    return SNP(pos=int(m.group(1)) - 1, ref=m.group(2), alt=m.group(3), name=f"{m.group(1)}:{m.group(2)}>{m.group(3)}")
