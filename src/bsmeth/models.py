@@ -44,6 +44,7 @@ class Why(str, enum.Enum):
     NOT_COVERED = "not_covered"  # outside the aligned part of the read
     UNDER_PRIMER = "under_primer"  # the primer sequence is copied into the product
     SNP = "snp"  # the read carries the SNP allele that destroys this CpG (a genotype)
+    GCG = "gcg"  # --nome: a GCG site, where GpC methylase also protects the C
 
 
 class Status(str, enum.Enum):
@@ -211,6 +212,7 @@ class ReadResult:
     calls: tuple[CpGCall, ...] = ()
     duplicate_of: str = ""
     genotype: str = ""
+    mean_qual: Optional[float] = None
 
     @property
     def n_called(self) -> int:
@@ -235,7 +237,7 @@ class CallConfig:
     min_hq_bases: int = 40  # fewer high-quality bases in the whole read -> low_quality
     min_aligned: int = 30  # fewer target bases aligned -> no_amplicon
     keep_duplicates: bool = False
-    duplicate_min_marks: int = 2  # shared methylated CpGs / unconverted CpH needed to call a duplicate
+    duplicate_min_evidence: float = 6.0  # -log10 chance that an independent clone matches (see qc)
     nome: bool = False  # GpC-methylase treated: conversion over HCH only, GCG CpGs ambiguous
     threads: int = 1
 

@@ -1,0 +1,160 @@
+"""Bisulfite-aware alignment of one read to the amplified strand.
+
+Pipeline position: after ``reads``/``reference``, before ``calling``/``qc``.
+Both read orientations are considered: a cheap 3-letter k-mer vote (C and T
+merged, so methylation cannot bias it) picks the orientation, then Biopython's
+C aligner makes a *local* alignment against the target with a bisulfite
+substitution matrix.  Local mode is what removes vector flanks and noisy read
+ends without any trimming by the user; a read that covers only part of the
+amplicon is aligned over what it covers.
+
+Scoring (target letter vs read letter): CpG C matches C and T alike; a non-CpG
+C matches T fully and C weakly (an unconverted C still aligns, and is then
+counted by ``qc``); N scores 0 both ways.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .models import AlignedRead, Amplicon
+from .reference import revcomp
+
+MATCH, MISMATCH, UNCONVERTED = 5.0, -4.0, 2.0
+GAP_OPEN, GAP_EXTEND = -10.0, -1.0
+K = 10
+_READ_MAP = str.maketrans({c: "N" for c in "RYKMSWBDHVU"})
+ALPHABET = "ACGTNZ"  # Z = CpG C in the target (C or T both match)
+
+
+def target_code(amp: Amplicon) -> str:
+    """The target with each CpG C written as Z (a C that may read C or T)."""
+    t = list(amp.target)
+    for i in range(len(t) - 1):
+        if t[i] == "C" and t[i + 1] == "G":
+            t[i] = "Z"
+    return "".join(t)
+
+
+@lru_cache(maxsize=1)
+def _aligner():
+    from Bio.Align import PairwiseAligner, substitution_matrices
+
+    m = substitution_matrices.Array(alphabet=ALPHABET, dims=2)
+    for a in ALPHABET:
+        for b in ALPHABET:
+            m[a, b] = MATCH if a == b else MISMATCH
+    for x in ALPHABET:
+        m["N", x] = m[x, "N"] = 0.0
+    m["C", "T"] = MATCH
+    m["C", "C"] = UNCONVERTED
+    m["Z", "C"] = m["Z", "T"] = MATCH
+    m["Z", "Z"] = MISMATCH  # Z never occurs in reads
+    al = PairwiseAligner()
+    al.mode = "local"
+    al.substitution_matrix = m
+    al.open_gap_score = GAP_OPEN
+    al.extend_gap_score = GAP_EXTEND
+    return al
+
+
+def _kmers(seq: str) -> set[str]:
+    s = seq.replace("C", "T")
+    return {s[i : i + K] for i in range(len(s) - K + 1)}
+
+
+@lru_cache(maxsize=8)
+def _target_kmers(target: str) -> frozenset[str]:
+    return frozenset(_kmers(target))
+
+
+def clean_read(seq: str) -> str:
+    """Read letters the aligner knows: IUPAC codes become N."""
+    return seq.upper().translate(_READ_MAP)
+
+
+def orient(amp: Amplicon, seq: str) -> tuple[list[str], int, int]:
+    """Orientations to try, best first, with the k-mer votes (forward, reverse)."""
+    tk = _target_kmers(amp.target)
+    fwd = len(_kmers(seq) & tk)
+    rev = len(_kmers(revcomp(seq)) & tk)
+    if fwd >= 3 * max(rev, 1) or rev >= 3 * max(fwd, 1):
+        return (["+"] if fwd > rev else ["-"]), fwd, rev
+    return (["+", "-"] if fwd >= rev else ["-", "+"]), fwd, rev
+
+
+def align(amp: Amplicon, seq: str, qual: np.ndarray | None, tcode: str | None = None) -> AlignedRead | None:
+    """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
+    al = _aligner()
+    tcode = tcode or target_code(amp)
+    s = clean_read(seq)
+    candidates = orient(amp, s)[0]
+    best = None
+    for o in candidates:
+        q = s if o == "+" else revcomp(s)
+        score = al.score(tcode, q)
+        if best is None or score > best[1]:
+            best = (o, score, q)
+    if best is None or best[1] <= 0:
+        return None
+    o, score, q = best
+    aln = al.align(tcode, q)[0]
+    quals = None
+    if qual is not None:
+        quals = qual if o == "+" else qual[::-1]
+    return _project(amp, aln, o, float(score), q, quals)
+
+
+def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: np.ndarray | None) -> AlignedRead:
+    n = amp.length
+    bases = np.full(n, " ", dtype="U1")
+    quals = np.zeros(n, dtype=np.uint8)
+    tblocks, qblocks = aln.aligned
+    insertions = 0
+    t_lines, m_lines, r_lines = [], [], []
+    prev_t = prev_q = None
+    for (t0, t1), (q0, q1) in zip(tblocks, qblocks):
+        if prev_t is not None:
+            if t0 > prev_t:  # deletion in the read
+                bases[prev_t:t0] = "-"
+                t_lines.append(amp.target[prev_t:t0])
+                m_lines.append(" " * (t0 - prev_t))
+                r_lines.append("-" * (t0 - prev_t))
+            if q0 > prev_q:  # insertion in the read
+                insertions += q0 - prev_q
+                t_lines.append("-" * (q0 - prev_q))
+                m_lines.append(" " * (q0 - prev_q))
+                r_lines.append(q[prev_q:q0].lower())
+        seg = q[q0:q1]
+        bases[t0:t1] = list(seg)
+        quals[t0:t1] = qual[q0:q1] if qual is not None else 99
+        t_lines.append(amp.target[t0:t1])
+        m_lines.append(_marks(amp.target, t0, seg))
+        r_lines.append(seg)
+        prev_t, prev_q = t1, q1
+    return AlignedRead(
+        orientation=orientation, score=score,
+        target_start=int(tblocks[0][0]), target_end=int(tblocks[-1][1]),
+        read_start=int(qblocks[0][0]), read_end=int(qblocks[-1][1]),
+        bases=bases, quals=quals, insertions=insertions,
+        lines=("".join(t_lines), "".join(m_lines), "".join(r_lines)),
+    )
+
+
+def _marks(target: str, t0: int, seg: str) -> str:
+    out = []
+    for i, r in enumerate(seg):
+        t = t0 + i
+        g = target[t]
+        cpg = g == "C" and t + 1 < len(target) and target[t + 1] == "G"
+        if r == "N":
+            out.append(" ")
+        elif cpg:
+            out.append("*")
+        elif g == "C":
+            out.append("." if r == "T" else ("!" if r == "C" else "x"))
+        else:
+            out.append("|" if r == g else "x")
+    return "".join(out)

@@ -1,0 +1,158 @@
+"""Command-line interface: parse options, call one ``run_*`` function, print.
+
+Top of the import graph.  Heavy libraries are imported inside commands so that
+``bsmeth --help`` stays instant.  Errors of unusable input (``BsmethError``)
+become one line on stderr and the exit code of their class (see ``errors``);
+a traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import BsmethError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _reference_options(f):
+    f = click.option("--snp", "snps", multiple=True, metavar="POS:REF>ALT",
+                     help="Known SNP that can destroy a CpG, 1-based FASTA position (e.g. 89:C>A). Repeatable.")(f)
+    f = click.option("--strand", type=click.Choice(["top", "bottom"]), default=None,
+                     help="Amplified strand when no primers are given (default: top = FASTA as written).")(f)
+    f = click.option("--reverse", metavar="SEQ", help="Reverse primer, 5'->3', converted form.")(f)
+    f = click.option("--forward", metavar="SEQ", help="Forward primer, 5'->3', converted form.")(f)
+    f = click.option("--reference", "-r", type=click.Path(dir_okay=False), metavar="FASTA",
+                     help="Reference FASTA (genomic, unconverted). Default: the embedded IGFBP3 promoter "
+                          "with the seed study's primers. Without primers the whole record is called.")(f)
+    return f
+
+
+def _amplicon(reference, forward, reverse, strand, snps):
+    from .models import Strand
+    from .reference import load_amplicon, parse_snp
+
+    return load_amplicon(reference, forward, reverse, Strand(strand) if strand else None,
+                         tuple(parse_snp(s) for s in snps))
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="bsmeth")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.pass_context
+def cli(ctx, debug, quiet):
+    """Methylation of cloned bisulfite PCR products from Sanger reads."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(debug=debug, quiet=quiet)
+    logging.basicConfig(level=logging.WARNING, format="bsmeth: %(message)s")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1)
+@click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
+              help="Sample sheet: columns file, sample and any conditions (cell_line, dose...).")
+@_reference_options
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--force", is_flag=True, help="Overwrite results already in --out.")
+@click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined.")
+@click.option("--min-conversion", default=95.0, show_default=True, help="Exclude reads below this % non-CpG C conversion.")
+@click.option("--min-identity", default=90.0, show_default=True, help="Exclude reads below this % identity.")
+@click.option("--max-unconverted", type=int, default=None, help="Exclude reads with more unconverted non-CpG C (QUMA: 5). Off by default.")
+@click.option("--max-mismatches", type=int, default=None, help="Exclude reads with more mismatches (QUMA: 10). Off by default.")
+@click.option("--min-hq-bases", default=40, show_default=True, help="Reads with fewer high-quality bases fail as low_quality.")
+@click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported).")
+@click.option("--nome", is_flag=True, help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called.")
+@click.pass_context
+def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, min_qual, min_conversion,
+         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, nome):
+    """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
+    from .models import CallConfig
+    from .pipeline import run_call
+
+    config = CallConfig(min_qual=min_qual, min_conversion=min_conversion / 100, min_identity=min_identity / 100,
+                        max_unconverted=max_unconverted, max_mismatches=max_mismatches, min_hq_bases=min_hq_bases,
+                        keep_duplicates=keep_duplicates, nome=nome)
+    amp = _amplicon(reference, forward, reverse, strand, snps)
+    quiet = ctx.obj["quiet"]
+    for w in amp.warnings:
+        if not quiet:
+            click.echo(f"bsmeth: warning: {w}", err=True)
+    run = run_call(inputs, amp, Path(out), config, sheet, command=sys.argv, force=force)
+    if not quiet:
+        reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
+        click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "
+                   f"{len(run.results) - run.n_pass} fail ({reasons})")
+        click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt, run.json)")
+
+
+@cli.group(context_settings=CONTEXT)
+def reference():
+    """Inspect the reference and amplicon."""
+
+
+@reference.command("show", context_settings=CONTEXT)
+@_reference_options
+def reference_show(reference, forward, reverse, strand, snps):
+    """Print the amplicon, its strand, CpG table and warnings."""
+    amp = _amplicon(reference, forward, reverse, strand, snps)
+    click.echo(f"reference  {amp.name}  ({len(amp.reference)} bp)  from {amp.source}")
+    if amp.forward:
+        click.echo(f"primers    forward {amp.forward}  reverse {amp.reverse}")
+    else:
+        click.echo("primers    none: the whole record is the target region")
+    click.echo(f"amplicon   {amp.start + 1}-{amp.end} (1-based, inclusive)  {amp.length} bp  "
+               f"amplified strand: {amp.strand.value}{' (FASTA as written)' if amp.strand.value == 'top' else ' (reverse complement of the FASTA)'}")
+    n_ok = sum(not c.under_primer for c in amp.cpgs)
+    click.echo(f"CpGs       {len(amp.cpgs)} in the amplicon, {n_ok} assessable")
+    click.echo("")
+    click.echo("cpg\tpos\tamplicon_pos\tunder_primer\tsnp")
+    for c in amp.cpgs:
+        click.echo(f"{c.number}\t{c.ref_pos + 1}\t{c.target_pos + 1}\t{'yes' if c.under_primer else 'no'}\t"
+                   f"{c.snp.name if c.snp else ''}")
+    for w in amp.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv=None) -> None:
+    """Entry point: turns errors into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli.main(args=args, prog_name="bsmeth", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("bsmeth: interrupted; no partial output was written", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except BsmethError as e:
+        if debug:
+            raise
+        click.echo(f"bsmeth: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("bsmeth: interrupted; no partial output was written", err=True)
+        sys.exit(130)
+    except Exception as e:  # a bug: say so in one line unless --debug
+        if debug:
+            raise
+        click.echo(f"bsmeth: internal error: {type(e).__name__}: {e} (rerun with --debug and report it)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

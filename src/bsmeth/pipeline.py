@@ -1,0 +1,188 @@
+"""The ``call`` job from input paths to result files: one plain function per command.
+
+Pipeline position: between ``cli`` (which only parses options) and the stages
+(reference -> reads -> alignment -> calling -> qc -> output).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from . import __version__
+from .alignment import align, target_code
+from .calling import call_read, genotype
+from .errors import InputError, OutputError
+from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unreadable
+from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
+                     write_json)
+from .qc import hq_bases, mark_duplicates, measure, verdict
+from .reads import InputFile, collect, read_file
+from .samples import SampleSheet, assign, read_sheet
+
+log = logging.getLogger("bsmeth")
+OUTPUTS = ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json")
+
+
+@dataclass(frozen=True)
+class CallRun:
+    """What ``run_call`` did, for the CLI to print."""
+
+    out: Path
+    amplicon: Amplicon
+    results: tuple[ReadResult, ...]
+    samples: tuple[str, ...]
+
+    @property
+    def n_pass(self) -> int:
+        return sum(r.status is Status.PASS for r in self.results)
+
+    def reasons(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.results:
+            if r.reason is not None:
+                counts[r.reason.value] = counts.get(r.reason.value, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, tcode: str, config: CallConfig) -> ReadResult:
+    """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
+    if isinstance(read, Unreadable):
+        return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
+    mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
+    base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
+                mean_qual=round(mean_q, 2) if mean_q is not None else None)
+    hq = hq_bases(read, config)
+    if hq < config.min_hq_bases:
+        reason, detail = verdict(None, None, hq, config)
+        return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
+    aln = align(amp, read.seq, read.qual, tcode)
+    qc = measure(amp, aln, read, config) if aln is not None else None
+    reason, detail = verdict(aln, qc, hq, config)
+    if reason is Reason.NO_AMPLICON:
+        return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
+    calls = call_read(amp, aln, config)
+    result = ReadResult(status=Status.PASS if reason is None else Status.FAIL, reason=reason, detail=detail,
+                        aligned=aln, qc=qc, calls=calls, genotype=genotype(amp, aln), **base)
+    assessable = any(not c.under_primer for c in amp.cpgs)
+    if reason is None and assessable and result.n_called == 0:
+        result = replace(result, status=Status.FAIL, reason=Reason.LOW_QUALITY,
+                         detail="no CpG could be called (gaps, low quality or not covered)")
+    return result
+
+
+def _unique_ids(items: list) -> list:
+    """Read ids are made unique (``id#2``...) so every table row can be joined on (read, sample)."""
+    seen: dict[str, int] = {}
+    out = []
+    for read, f, sample in items:
+        n = seen.get(read.id, 0) + 1
+        seen[read.id] = n
+        if n > 1:
+            read = replace(read, id=f"{read.id}#{n}")
+        out.append((read, f, sample))
+    return out
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any((out / name).exists() for name in OUTPUTS) and not force:
+        raise OutputError(f"--out {out}: already holds results; add --force to overwrite them or choose another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+
+
+def run_call(
+    inputs: Sequence[str],
+    amplicon: Amplicon,
+    out: Path,
+    config: CallConfig,
+    sheet_path: Optional[str] = None,
+    command: Sequence[str] = (),
+    force: bool = False,
+    progress=None,
+) -> CallRun:
+    """Call every CpG of every read in ``inputs`` and write the result files into ``out``."""
+    out = Path(out)
+    sheet: Optional[SampleSheet] = read_sheet(sheet_path) if sheet_path else None
+    if not inputs:
+        if sheet is None:
+            raise InputError("no input reads: give files, folders or patterns, or a --samples sheet")
+        files = [InputFile(p, str(p), p.stem) for p in sheet.order]
+    else:
+        files = collect(list(inputs))
+    assigned = assign(files, sheet)
+    prepare_out(out, force)
+
+    conditions: dict[str, dict] = {}
+    items = []
+    for f, sample, values in assigned:
+        conditions.setdefault(sample, values)
+        for read in read_file(f.path):
+            items.append((read, f, sample))
+    items = _unique_ids(items)
+    tcode = target_code(amplicon)
+    results = []
+    for i, (read, f, sample) in enumerate(items):
+        r = process_read(read, sample, amplicon, tcode, config)
+        results.append(replace(r, file=str(f.path)))
+        if progress:
+            progress(i + 1, len(items))
+    results = mark_duplicates(amplicon, results, config)
+    samples = tuple(dict.fromkeys(s for _, _, s in items)) or tuple(dict.fromkeys(s for _, s, _ in assigned))
+    columns = tuple(sheet.columns) if sheet else ()
+    for r in results:
+        if r.status is Status.FAIL:
+            log.info("%s (%s): %s%s", r.read_id, r.file, r.reason.value, f": {r.detail}" if r.detail else "")
+    run = CallRun(out, amplicon, tuple(results), samples)
+    write_outputs(run, conditions, columns, config, command, sheet_path)
+    return run
+
+
+def amplicon_dict(amp: Amplicon) -> dict:
+    return {
+        "name": amp.name, "source": amp.source, "reference_length": len(amp.reference),
+        "strand": amp.strand.value, "start": amp.start + 1, "end": amp.end, "length": amp.length,
+        "forward": amp.forward, "reverse": amp.reverse, "warnings": list(amp.warnings),
+        "cpgs": [{"cpg": c.number, "pos": c.ref_pos + 1, "under_primer": c.under_primer,
+                  "snp": c.snp.name if c.snp else None} for c in amp.cpgs],
+        "snps": [{"name": s.name, "pos": s.pos + 1, "ref": s.ref, "alt": s.alt} for s in amp.snps],
+    }
+
+
+def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path) -> None:
+    out, amp, results = run.out, run.amplicon, run.results
+    texts = {
+        "reads.tsv": reads_table(results, conditions, columns),
+        "cpg_calls.tsv": calls_table(results),
+        "summary.tsv": summary_table(amp, results, run.samples),
+        "samples.tsv": samples_table(results, run.samples, conditions, columns),
+        "alignments.txt": alignments_text(amp, results),
+    }
+    meta = {
+        "version": __version__,
+        "command": list(command) or sys.argv,
+        "parameters": config.as_dict(),
+        "sample_sheet": sheet_path,
+        "reference": {"name": amp.name, "source": amp.source, "length": len(amp.reference)},
+        "amplicon": amplicon_dict(amp),
+        "sample_columns": list(columns),
+        "samples": list(run.samples),
+        "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,
+                   "by_reason": run.reasons()},
+        "outputs": list(OUTPUTS),
+    }
+    # run.json last: its presence marks a complete set of outputs
+    (out / "run.json").unlink(missing_ok=True)
+    for name, text in texts.items():
+        atomic_write(out / name, text)
+    write_json(out / "run.json", meta)

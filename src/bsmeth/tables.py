@@ -1,0 +1,261 @@
+"""Load a ``bsmeth call`` output directory into pandas tables.
+
+Pipeline position: the entry of every stage *after* ``call`` (``plot``,
+``compare``, ``report``).  Those stages read only the call directory, through
+this module, so the contract in docs/outputs.md is the single interface
+between calling and everything downstream.  pandas is imported here, never at
+``bsmeth`` package import (``bsmeth --help`` must stay instant).
+
+Also holds the small shared helpers of the downstream stages: level ordering
+(numeric when every value is a number, e.g. dose 0, 1, 3, 10) and atomic file
+writes (temp name in the same directory, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import pandas as pd
+
+from .errors import InputError, OutputError
+
+READS_REQUIRED = ("read", "file", "sample", "status", "reason")
+READS_NUMERIC = (
+    "conversion", "identity", "cpgs_called", "methylation", "length", "aligned_start",
+    "aligned_end", "mismatches", "converted", "unconverted", "mean_qual",
+)
+CALLS_REQUIRED = ("read", "sample", "cpg", "pos", "call", "why", "status")
+CALLS_NUMERIC = ("cpg", "pos", "qual")
+SUMMARY_REQUIRED = ("sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent", "note")
+SUMMARY_NUMERIC = ("cpg", "pos", "methylated", "unmethylated", "not_determined", "percent")
+SAMPLES_REQUIRED = ("sample", "reads", "pass", "cpgs_called", "methylation")
+SAMPLES_NUMERIC = ("reads", "pass", "cpgs_called", "methylation")
+# the columns of samples.tsv that bsmeth adds after the sheet columns
+_SAMPLES_OWN = ("sample",) + SAMPLES_REQUIRED[1:]
+
+
+@dataclass(frozen=True, eq=False)
+class CallData:
+    """Everything in one call directory.  String columns stay strings ('' for empty cells)."""
+
+    directory: Path
+    reads: pd.DataFrame
+    cpg_calls: pd.DataFrame
+    summary: pd.DataFrame
+    samples: pd.DataFrame
+    run: dict
+    sample_columns: tuple[str, ...]
+
+    @property
+    def alignments_path(self) -> Optional[Path]:
+        p = self.directory / "alignments.txt"
+        return p if p.is_file() else None
+
+    def sample_order(self) -> list[str]:
+        """Samples in the order of samples.tsv (the call's deterministic order)."""
+        return list(dict.fromkeys(self.samples["sample"]))
+
+
+def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError(
+            f"{path}: missing; is {path.parent} the output directory of `bsmeth call`? "
+            "(expected reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, run.json)"
+        )
+    try:
+        # dtype=str + keep_default_na=False: read ids such as '001', the call '-' and
+        # sample names such as 'NA' must survive unchanged.
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a tab-separated table ({exc})") from exc
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(df.columns)}. "
+            "Was it written by an older or newer bsmeth? See docs/outputs.md."
+        )
+    for col in numeric:
+        if col in df.columns:
+            converted = pd.to_numeric(df[col].str.strip(), errors="coerce")
+            bad = df[col][converted.isna() & (df[col].str.strip() != "")]
+            if len(bad):
+                raise InputError(f"{path}: column {col!r} has non-numeric value {bad.iloc[0]!r}")
+            df[col] = converted.astype(float)
+    return df
+
+
+def load_call_dir(directory: str | os.PathLike) -> CallData:
+    """Read every table of a call directory; raise ``InputError`` naming the file/column that is wrong."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise InputError(f"{d}: not a directory; give the output directory of `bsmeth call`")
+    run_path = d / "run.json"
+    if not run_path.is_file():
+        raise InputError(f"{run_path}: missing; is {d} the output directory of `bsmeth call`?")
+    try:
+        run = json.loads(run_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{run_path}: not valid JSON ({exc})") from exc
+    if not isinstance(run, dict):
+        raise InputError(f"{run_path}: expected a JSON object")
+    reads = _read_tsv(d / "reads.tsv", READS_REQUIRED, READS_NUMERIC)
+    calls = _read_tsv(d / "cpg_calls.tsv", CALLS_REQUIRED, CALLS_NUMERIC)
+    summary = _read_tsv(d / "summary.tsv", SUMMARY_REQUIRED, SUMMARY_NUMERIC)
+    samples = _read_tsv(d / "samples.tsv", SAMPLES_REQUIRED, SAMPLES_NUMERIC)
+    cols = run.get("sample_columns")
+    if not isinstance(cols, list):
+        # run.json without the list: the sheet columns are whatever samples.tsv has besides ours
+        cols = [c for c in samples.columns if c not in _SAMPLES_OWN]
+    cols = [str(c) for c in cols if str(c) != "sample"]
+    missing = [c for c in cols if c not in samples.columns]
+    if missing:
+        raise InputError(f"{d / 'samples.tsv'}: sheet column(s) {', '.join(missing)} named in run.json are missing")
+    return CallData(d, reads, calls, summary, samples, run, tuple(cols))
+
+
+# ---------------------------------------------------------------------------------------------
+# level ordering
+
+
+def _as_number(value) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return None if (isinstance(value, float) and math.isnan(value)) else float(value)
+    try:
+        x = float(str(value).strip())
+    except ValueError:
+        return None
+    return None if math.isnan(x) else x
+
+
+def is_numeric_levels(values: Iterable) -> bool:
+    """True when every (non-empty) value parses as a number."""
+    vals = [v for v in values if str(v) != ""]
+    return bool(vals) and all(_as_number(v) is not None for v in vals)
+
+
+def order_levels(values: Iterable) -> list:
+    """Distinct values, numerically sorted when all parse as numbers (0, 1, 3, 10), else first-appearance order.
+
+    Empty strings (no value in the sheet) are dropped: they are not a level.
+    """
+    from .layout import ordered_levels
+
+    return ordered_levels([v for v in values if str(v) != ""])
+
+
+def level_number(value) -> float:
+    """The numeric value of a level (raises InputError when it is not a number)."""
+    x = _as_number(value)
+    if x is None:
+        raise InputError(f"value {value!r} is not a number")
+    return x
+
+
+def format_level(value) -> str:
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# derived tables
+
+
+def clone_table(data: CallData) -> pd.DataFrame:
+    """One row per pass read (clone) with called CpGs: m, u, n, fraction, plus the sample's sheet columns.
+
+    Counted from cpg_calls.tsv (pass rows) so it agrees with summary.tsv by construction.
+    Clones with no called CpG carry no methylation information and are left out.
+    Rows keep reads.tsv input order.
+    """
+    calls = data.cpg_calls[data.cpg_calls["status"] == "pass"]
+    m = calls[calls["call"] == "M"].groupby("read", sort=False).size()
+    u = calls[calls["call"] == "U"].groupby("read", sort=False).size()
+    reads = data.reads[data.reads["status"] == "pass"][["read", "sample"]].copy()
+    reads["m"] = reads["read"].map(m).fillna(0).astype(int)
+    reads["u"] = reads["read"].map(u).fillna(0).astype(int)
+    reads["n"] = reads["m"] + reads["u"]
+    reads = reads[reads["n"] > 0].copy()
+    reads["fraction"] = reads["m"] / reads["n"]
+    sheet = data.samples[["sample", *data.sample_columns]].drop_duplicates("sample")
+    out = reads.merge(sheet, on="sample", how="left", sort=False)
+    for c in data.sample_columns:
+        out[c] = out[c].fillna("")
+    return out.reset_index(drop=True)
+
+
+def cpg_table(data: CallData) -> pd.DataFrame:
+    """The amplicon CpGs: ``cpg``, ``pos``, ``note`` ('' / 'under_primer' / 'snp:<name>'), sorted by number."""
+    s = data.summary
+    if len(s):
+        notes = s.groupby("cpg", sort=True).agg(pos=("pos", "first"), note=("note", lambda x: next((v for v in x if v), "")))
+        out = notes.reset_index()
+    else:
+        out = data.cpg_calls.groupby("cpg", sort=True).agg(pos=("pos", "first")).reset_index()
+        out["note"] = ""
+    # CpGs in run.json but seen in no table (e.g. no read aligned) still belong on the axis
+    extra = []
+    for c in (data.run.get("amplicon") or {}).get("cpgs", []) or []:
+        if isinstance(c, dict) and "number" in c and float(c["number"]) not in set(out["cpg"]):
+            note = "under_primer" if c.get("under_primer") else ""
+            extra.append({"cpg": float(c["number"]), "pos": float(c.get("pos", float("nan"))), "note": note})
+    if extra:
+        out = pd.concat([out, pd.DataFrame(extra)], ignore_index=True).sort_values("cpg", kind="stable")
+    out["cpg"] = out["cpg"].astype(int)
+    return out.reset_index(drop=True)
+
+
+def sheet_columns(data: CallData) -> list[str]:
+    """Columns usable for grouping: ``sample`` plus the sheet columns."""
+    return ["sample", *data.sample_columns]
+
+
+def require_column(data: CallData, column: str, option: str) -> str:
+    cols = sheet_columns(data)
+    if column not in cols:
+        raise InputError(f"{option} {column!r}: no such sample column; available: {', '.join(cols)}")
+    return column
+
+
+# ---------------------------------------------------------------------------------------------
+# atomic writes
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        # a crash or Ctrl-C must not leave the temp file behind
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return _atomic(Path(path), lambda fh: fh.write(text.encode("utf-8")))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    return _atomic(Path(path), lambda fh: fh.write(data))
+
+
+def write_with_atomic(path: str | os.PathLike, writer) -> Path:
+    """``writer(fh)`` writes into a binary file handle; the result appears at ``path`` only when complete."""
+    return _atomic(Path(path), writer)
