@@ -111,6 +111,7 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
     n = amp.length
     bases = np.full(n, " ", dtype="U1")
     quals = np.zeros(n, dtype=np.uint8)
+    read_pos = np.full(n, -1, dtype=np.int32)
     tblocks, qblocks = aln.aligned
     insertions = 0
     t_lines, m_lines, r_lines = [], [], []
@@ -130,6 +131,8 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
         seg = q[q0:q1]
         bases[t0:t1] = list(seg)
         quals[t0:t1] = qual[q0:q1] if qual is not None else 99
+        idx = np.arange(q0, q1, dtype=np.int32)
+        read_pos[t0:t1] = idx if orientation == "+" else len(q) - 1 - idx
         t_lines.append(amp.target[t0:t1])
         m_lines.append(_marks(amp.target, t0, seg))
         r_lines.append(seg)
@@ -138,7 +141,7 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
         orientation=orientation, score=score,
         target_start=int(tblocks[0][0]), target_end=int(tblocks[-1][1]),
         read_start=int(qblocks[0][0]), read_end=int(qblocks[-1][1]),
-        bases=bases, quals=quals, insertions=insertions,
+        bases=bases, quals=quals, read_pos=read_pos, insertions=insertions,
         lines=("".join(t_lines), "".join(m_lines), "".join(r_lines)),
     )
 

@@ -166,6 +166,7 @@ class AlignedRead:
     read_end: int
     bases: np.ndarray  # dtype 'U1', length = amplicon length
     quals: np.ndarray  # uint8
+    read_pos: np.ndarray  # int32: index in the read *as given* (before orientation) of bases[t]; -1 if none
     insertions: int  # read bases inserted relative to the target, inside the aligned part
     lines: tuple[str, str, str]  # target / marks / read, for alignments.txt
 

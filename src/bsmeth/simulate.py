@@ -1,0 +1,542 @@
+"""Simulated Sanger traces of cloned bisulfite PCR products, with the truth.
+
+Pipeline position: outside the analysis path, a test-data generator.  The
+``simulate`` command of ``cli`` calls ``simulate()``; no analysis stage imports
+this module.  It writes what a sequencing core would return for a bisulfite
+cloning experiment in pCR4-TOPO read with the M13 reverse primer (one .ab1 per
+clone, a sample sheet) plus what only a simulator knows: per read the fault
+and the reason ``bsmeth call`` should exclude it for, per CpG the true state.
+
+A read is vector (M13R side) + insert + vector (M13F side) + read-through.
+The insert is one PCR molecule: the amplified strand, bisulfite converted
+(non-CpG C -> T with the conversion efficiency, CpG C kept when methylated),
+carrying the primer sequences at its ends, in either orientation.  Base-call
+errors follow the PHRED of each position; the chromatogram has one Gaussian
+peak per template base plus a peak for each miscalled base.  Everything is
+drawn from one numpy Generator seeded by ``seed``: same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from .abif import AbifRecord, write_abif
+from .models import Amplicon, Strand
+from .reference import _IUPAC_SETS, revcomp
+
+# pCR4-TOPO on the strand read from M13 reverse, from just after the M13R primer
+# site to the TOPO site (...CCCTT) where the insert starts.  Source:
+# /work/shared/data/vectors-and-primers/pCR4-TOPO_cloning_site.fasta record 1
+# (churchlab/ulutil, ulutil/sanger.py @7f9a427, standard_vectors['pCR4-TOPO-left']).
+M13R_FLANK = "CATGATTACGCCAAGCTCAGAATTAACCCTCACTAAAGGGACTAGTCCTGCAGGTTTAAACGAATTCGCCCTT"
+# Same strand after the insert: record 2 of the same file (AAGGG... to ...ACAATTCA),
+# extended by CTGGCCGTCGTTTTAC... (reverse complement of M13F(-20) and the pUC lacZ-alpha
+# continuation), which SOURCE.md marks "likely, not confirmed for pCR4".
+M13F_FLANK = (
+    "AAGGGCGAATTCGCGGCCGCTAAATTCAATTCGCCCTATAGTGAGTCGTATTACAATTCA"
+    "CTGGCCGTCGTTTTACAACGTCGTGACTGGGAAAACCCTGGCG"
+)
+# Beyond the known flank the vector sequence is not available here: SYNTHETIC filler,
+# a fixed pseudo-random sequence (seed 4242) that only gives reads their realistic length.
+READTHROUGH = "".join(np.random.default_rng(4242).choice(list("ACGT"), 800))
+
+FAULT_KINDS = ("poor_conversion", "empty_vector", "failed_read", "duplicate")
+EXPECTED_REASON = {
+    "": "", "poor_conversion": "low_conversion", "empty_vector": "no_amplicon",
+    "failed_read": "low_quality", "duplicate": "duplicate",
+}
+DUPLICATE_MIN_MARKS = 3  # methylated CpGs + unconverted CpH a duplicate's source must carry
+_BASE_ORDER = "GATC"
+_RESERVED = {"read", "file", "sample", "orientation", "fault", "expected_reason", "duplicate_of",
+             "conversion", "snp_allele", "insert_start", "insert_end", "length", "molecule"}
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One sample: ``n_clones`` clean clones drawn with per-CpG methylation probabilities."""
+
+    sample: str
+    columns: dict = field(default_factory=dict)  # extra sample-sheet columns, e.g. cell_line, dose
+    n_clones: int = 11
+    methylation: Union[float, tuple[float, ...]] = 0.5  # one per amplicon CpG, or broadcast
+    snp_alt_fraction: float = 0.5  # clones carrying the SNP allele that destroys a CpG
+    conversion: float = 0.995
+
+    def __post_init__(self) -> None:
+        if not self.sample or not all(c.isalnum() or c in "._-" for c in self.sample):
+            raise ValueError(f"sample name {self.sample!r}: use letters, digits, '.', '_' or '-' (it names a folder)")
+        if not isinstance(self.methylation, (int, float)):
+            object.__setattr__(self, "methylation", tuple(float(p) for p in self.methylation))
+        probs = np.atleast_1d(np.asarray(self.methylation, dtype=float))
+        if self.n_clones < 0 or not ((probs >= 0) & (probs <= 1)).all():
+            raise ValueError(f"condition {self.sample}: n_clones must be >= 0 and probabilities in [0, 1]")
+        if not (0 <= self.snp_alt_fraction <= 1 and 0 <= self.conversion <= 1):
+            raise ValueError(f"condition {self.sample}: snp_alt_fraction and conversion must be in [0, 1]")
+        bad = _RESERVED & set(self.columns)
+        if bad:
+            raise ValueError(f"condition {self.sample}: column name(s) {sorted(bad)} are reserved")
+        object.__setattr__(self, "columns", dict(self.columns))
+
+    def probabilities(self, n_cpgs: int) -> np.ndarray:
+        if isinstance(self.methylation, tuple):
+            if len(self.methylation) != n_cpgs:
+                raise ValueError(
+                    f"condition {self.sample}: {len(self.methylation)} methylation probabilities "
+                    f"for an amplicon with {n_cpgs} CpGs"
+                )
+            return np.asarray(self.methylation)
+        return np.full(n_cpgs, float(self.methylation))
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """Read-length and error-profile parameters (ranges are drawn uniformly per read)."""
+
+    read_length: Range = (450, 650)
+    start_offset: Range = (0, 16)  # first read base inside the M13R-side flank
+    low_start: Range = (15, 25)  # bases of low quality at the start (dye blobs, unresolved peaks)
+    plateau: Range = (35, 50)  # mid-read PHRED
+    tail: Range = (100, 180)  # bases over which quality decays at the end
+    n_share: float = 0.3  # of errors where Q < 15: called N
+    indel_share: float = 0.2  # of errors where Q < 15: 1-base insertion or deletion
+    peak_spacing: Range = (10.0, 12.0)  # trace points per base
+    plus_orientation: float = 0.5
+    poor_conversion: Range = (0.75, 0.88)
+    failed_length: Range = (60, 200)
+    raw_step: int = 8  # DATA1-4 keep every raw_step-th scan: keeps files ~30-60 KB; nothing reads raw data
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                object.__setattr__(self, f.name, tuple(v))
+
+
+@dataclass(frozen=True)
+class Design:
+    """A simulated experiment: conditions, extra faulty reads (spread over conditions), read model."""
+
+    conditions: tuple[Condition, ...]
+    faults: dict = field(default_factory=dict)  # kind -> count, kinds in FAULT_KINDS
+    reads: ReadModel = ReadModel()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "conditions", tuple(self.conditions))
+        object.__setattr__(self, "faults", {k: int(v) for k, v in self.faults.items()})
+        if not self.conditions:
+            raise ValueError("a design needs at least one condition")
+        names = [c.sample for c in self.conditions]
+        if len(set(names)) != len(names):
+            raise ValueError("sample names must be unique")
+        bad = set(self.faults) - set(FAULT_KINDS)
+        if bad or any(v < 0 for v in self.faults.values()):
+            raise ValueError(f"faults: kinds must be among {', '.join(FAULT_KINDS)} with counts >= 0")
+
+    def to_dict(self) -> dict:
+        conds = [{**asdict(c), "methylation": list(c.methylation) if isinstance(c.methylation, tuple) else c.methylation}
+                 for c in self.conditions]
+        reads = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.reads).items()}
+        return {"conditions": conds, "faults": dict(self.faults), "reads": reads}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Design":
+        unknown = set(data) - {"conditions", "faults", "reads"}
+        if unknown:
+            raise ValueError(f"design: unknown key(s) {sorted(unknown)}; expected conditions, faults, reads")
+        ckeys = {f.name for f in fields(Condition)}
+        conds = []
+        for c in data.get("conditions", []):
+            if set(c) - ckeys:
+                raise ValueError(f"design condition: unknown key(s) {sorted(set(c) - ckeys)}; expected {sorted(ckeys)}")
+            conds.append(Condition(**c))
+        rkeys = {f.name for f in fields(ReadModel)}
+        if set(data.get("reads", {})) - rkeys:
+            raise ValueError(f"design reads: unknown key(s) {sorted(set(data['reads']) - rkeys)}")
+        return cls(conditions=tuple(conds), faults=dict(data.get("faults", {})), reads=ReadModel(**data.get("reads", {})))
+
+    def fault_plan(self) -> list[tuple[str, int]]:
+        """(kind, condition index) of every faulty read: round-robin over conditions, kinds in FAULT_KINDS order."""
+        kinds = [k for k in FAULT_KINDS for _ in range(self.faults.get(k, 0))]
+        return [(k, i % len(self.conditions)) for i, k in enumerate(kinds)]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    out_dir: Path
+    traces: tuple[Path, ...]
+    sample_sheet: Path
+    truth_reads: Path
+    truth_cpgs: Path
+    readme: Path
+    n_reads: int
+    faults: dict  # kind -> reads actually simulated
+    skipped: tuple[str, ...]  # faults that could not be simulated, with why
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (*self.traces, self.sample_sheet, self.truth_reads, self.truth_cpgs, self.readme)
+
+
+def _mean_matched(mean: float, effect: np.ndarray) -> np.ndarray:
+    """Probabilities logistic(b + effect) with b chosen (bisection) so they average ``mean``."""
+    lo, hi = -20.0, 20.0
+    for _ in range(60):
+        b = (lo + hi) / 2
+        if (1 / (1 + np.exp(-(b + effect)))).mean() < mean:
+            lo = b
+        else:
+            hi = b
+    return 1 / (1 + np.exp(-(lo + effect)))
+
+
+def seed_study_design(seed: int = 20240115, n_cpgs: Optional[int] = None) -> Design:
+    """The example experiment: BT474 (trastuzumab-sensitive) vs rBT474 (resistant) at doses 0, 1, 3, 10.
+
+    BT474 stays low at every dose; rBT474 gains methylation with dose.  A per-CpG
+    effect (logit scale, drawn once from ``seed``) makes some CpGs consistently
+    higher than others in every condition.  ``n_cpgs`` defaults to the embedded amplicon's.
+    """
+    if n_cpgs is None:
+        from .reference import load_amplicon
+
+        n_cpgs = len(load_amplicon().cpgs)
+    effect = np.random.default_rng(seed).normal(0.0, 0.9, n_cpgs)
+    levels = {"BT474": (0.06, 0.07, 0.06, 0.08), "rBT474": (0.30, 0.45, 0.60, 0.75)}
+    conds = []
+    for cell, means in levels.items():
+        for dose, mean in zip((0, 1, 3, 10), means):
+            probs = tuple(round(float(p), 4) for p in _mean_matched(mean, effect))
+            conds.append(Condition(f"{cell}_d{dose}", {"cell_line": cell, "dose": dose}, 11, probs))
+    return Design(tuple(conds), {k: 2 for k in FAULT_KINDS})
+
+
+@dataclass(frozen=True, eq=False)
+class _Molecule:
+    seq: str  # the PCR product, amplified strand 5'->3'
+    states: tuple[str, ...]  # per amplicon CpG: M / U / A (SNP allele, no CpG)
+    conversion: float
+    marks: int  # methylated CpGs + unconverted CpH outside primers: what makes a duplicate detectable
+    snp_allele: str
+
+
+def _make_molecule(amp: Amplicon, probs: np.ndarray, cond: Condition, conversion: float,
+                   rng: np.random.Generator) -> _Molecule:
+    t = np.array(list(amp.target), dtype="U1")
+    alt_snps = set()
+    alleles = []
+    for snp in amp.snps:
+        alt = bool(rng.random() < cond.snp_alt_fraction)
+        alleles.append(f"{snp.name or snp.pos + 1}:{snp.alt if alt else snp.ref}")
+        if alt:
+            alt_snps.add(snp)
+            top = amp.strand is Strand.TOP
+            t[snp.pos - amp.start if top else amp.end - 1 - snp.pos] = snp.alt if top else revcomp(snp.alt)
+    cpg_t = np.array([c.target_pos for c in amp.cpgs], dtype=int)
+    states = np.where(rng.random(len(cpg_t)) < probs, "M", "U")
+    states[[i for i, c in enumerate(amp.cpgs) if c.snp in alt_snps]] = "A"
+    under = np.array([c.under_primer for c in amp.cpgs], dtype=bool)
+    live = cpg_t[states != "A"]
+    cpg_c = np.zeros(len(t), dtype=bool)
+    cpg_c[live] = True
+    cph = (t == "C") & ~cpg_c
+    unconverted = cph & (rng.random(len(t)) >= conversion)
+    out = t.copy()
+    out[cph & ~unconverted] = "T"
+    out[cpg_t[states == "U"]] = "T"
+    in_primer = np.zeros(len(t), dtype=bool)
+    for (a, b), primer in ((amp.forward_span, amp.forward), (amp.reverse_span, revcomp(amp.reverse or ""))):
+        if b > a and primer:
+            in_primer[a:b] = True
+            # the product carries the primer; a degenerate letter copies whichever base fits
+            out[a:b] = [g if g in _IUPAC_SETS.get(p, p) else _IUPAC_SETS.get(p, p)[0] for p, g in zip(primer, out[a:b])]
+    marks = int((states[~under] == "M").sum() + (unconverted & ~in_primer).sum())
+    return _Molecule("".join(out), tuple(states.tolist()), conversion, marks, ";".join(alleles))
+
+
+def _u(rng: np.random.Generator, r: Range) -> float:
+    return float(rng.uniform(r[0], r[1]))
+
+
+def _qualities(n: int, rm: ReadModel, rng: np.random.Generator, failed: bool) -> np.ndarray:
+    if failed:
+        return rng.integers(2, 10, n).astype(np.uint8)
+    i = np.arange(n)
+    plateau, ramp, tail = _u(rng, rm.plateau), _u(rng, rm.low_start), _u(rng, rm.tail)
+    q = np.full(n, plateau)
+    q = np.minimum(q, 4 + (plateau - 4) * np.clip(i / ramp, 0, 1) ** 2)
+    end_q = rng.uniform(4, 10)
+    q = np.minimum(q, end_q + (plateau - end_q) * np.clip((n - 1 - i) / tail, 0, 1) ** 1.5)
+    q += rng.normal(0, 3, n)
+    q[rng.random(n) < 0.01] -= 15  # occasional isolated bad peak (compression, dye blob)
+    return np.clip(np.rint(q), 2, 60).astype(np.uint8)
+
+
+def _peaks(pos, amp, sig, ch, n_points: int) -> np.ndarray:
+    """Sum of Gaussian peaks into a (4, n_points) float array."""
+    w = int(np.ceil(4 * sig.max()))
+    offsets = np.arange(-w, w + 1)
+    idx = np.rint(pos).astype(int)[:, None] + offsets
+    vals = amp[:, None] * np.exp(-0.5 * ((idx - pos[:, None]) / sig[:, None]) ** 2)
+    ok = (idx >= 0) & (idx < n_points)
+    out = np.zeros(4 * n_points)
+    np.add.at(out, (np.broadcast_to(ch[:, None], idx.shape) * n_points + idx)[ok], vals[ok])
+    return out.reshape(4, n_points)
+
+
+@dataclass(frozen=True, eq=False)
+class _Sequenced:
+    seq: str
+    qual: np.ndarray
+    peaks: np.ndarray
+    analysed: np.ndarray
+    raw: np.ndarray
+    spacing: float
+    snr: tuple[int, int, int, int]
+    insert: tuple[int, int]  # 1-based inclusive read positions of the insert (0, 0) if none
+
+
+def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.random.Generator,
+              failed: bool) -> _Sequenced:
+    """Sequence ``template``: qualities, base-call errors drawn from them, the chromatogram."""
+    n = len(template)
+    tb = np.array(list(template), dtype="U1")
+    code = np.select([tb == b for b in _BASE_ORDER], range(4), -1)
+    code = np.where(code < 0, rng.integers(0, 4, n), code)  # IUPAC letters in the template: any channel
+    q = _qualities(n, rm, rng, failed)
+    err = rng.random(n) < 10.0 ** (-q / 10.0)
+    u = rng.random(n)
+    low = err & (q < 15)
+    is_n = low & (u < rm.n_share)
+    if failed:
+        is_n |= rng.random(n) < 0.25
+    is_del = low & ~is_n & (u >= rm.n_share) & (u < rm.n_share + rm.indel_share / 2)
+    is_ins = low & ~is_n & (u >= rm.n_share + rm.indel_share / 2) & (u < rm.n_share + rm.indel_share)
+    is_sub = err & ~(is_n | is_del | is_ins)
+    other = (code + rng.integers(1, 4, n)) % 4  # always a different channel than the true one
+    letters = np.array(list(_BASE_ORDER))
+    called = tb.copy()
+    called[is_sub] = letters[other[is_sub]]
+    called[is_n] = "N"
+
+    spacing = _u(rng, rm.peak_spacing)
+    rel = np.arange(n) / max(n - 1, 1)
+    steps = np.clip(spacing * (1 + 0.04 * rel) + rng.normal(0, 0.6, n), 0.5 * spacing, None)
+    pos = rng.uniform(12, 25) + np.cumsum(steps)
+    sig = spacing * 0.2 * (1 + 0.8 * np.exp(-np.arange(n) / 15) + 0.9 * rel**2)
+    scale = rng.uniform(60, 150) if failed else rng.uniform(700, 1800)
+    amp = scale * (1 - 0.55 * rel) * (1 - 0.7 * np.exp(-np.arange(n) / 8)) * rng.lognormal(0, 0.3, n)
+    p_err = 10.0 ** (-q / 10.0)
+    # secondary peaks: a miscalled base has a comparable peak of the called letter; elsewhere a
+    # shoulder grows as quality drops, so the trace looks as good as its PHRED says
+    sec_amp = np.where(is_sub | is_n, rng.uniform(0.7, 1.1, n), np.clip(2 * p_err, 0, 0.8) * rng.uniform(0.3, 1, n))
+    ins_idx = np.nonzero(is_ins)[0]
+    ins_base = rng.integers(0, 4, len(ins_idx))
+    ins_pos = pos[ins_idx] + steps[np.minimum(ins_idx + 1, n - 1)] / 2
+    n_points = int(np.ceil(pos[-1] + 25))
+    signal = _peaks(
+        np.concatenate([pos, pos, ins_pos]),
+        np.concatenate([amp, amp * sec_amp, amp[ins_idx] * rng.uniform(0.5, 0.9, len(ins_idx))]),
+        np.concatenate([sig, sig, sig[ins_idx]]),
+        np.concatenate([code, other, ins_base]),
+        n_points,
+    )
+    noise_sd = scale * (0.25 if failed else 0.012)
+    signal += np.abs(rng.normal(0, noise_sd, signal.shape))
+    analysed = np.clip(np.rint(signal), 0, 32767).astype(np.int16)
+    # raw data: before dye-crosstalk correction and baseline subtraction
+    mix = np.eye(4) * 0.8 + 0.05 + np.diag(np.full(3, 0.15), 1)
+    drift = 300 + 200 * np.exp(-np.arange(n_points) / 1500.0)
+    raw = (mix @ signal + drift)[:, :: rm.raw_step]
+    raw = np.clip(np.rint(raw + rng.normal(0, 8, raw.shape)), 0, 32767).astype(np.int16)
+
+    keep = np.nonzero(~is_del)[0]
+    keys = np.concatenate([keep.astype(float), ins_idx + 0.5])
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    seq = "".join(np.concatenate([called[keep], letters[ins_base]])[order])
+    qual = np.concatenate([q[keep], q[ins_idx]])[order]
+    ploc = np.rint(np.concatenate([pos[keep], ins_pos])[order]).astype(np.int16)
+    a, b = insert
+    span = (0, 0)
+    if b > a and a < n:
+        first = int(np.searchsorted(keys, a)) + 1
+        last = int(np.searchsorted(keys, min(b, n) - 1, side="right"))
+        span = (first, last) if last >= first else (0, 0)
+    snr = tuple(int(min(max(amp.mean() / max(noise_sd, 1), 1), 2000)) for _ in range(4))
+    return _Sequenced(seq, qual, ploc, analysed, raw, spacing, snr, span)
+
+
+@dataclass(frozen=True, eq=False)
+class _Planned:
+    """One read to write: its molecule (None for an empty vector), fault and orientation."""
+
+    condition: int
+    fault: str
+    molecule: Optional[_Molecule]
+    orientation: str
+    source: int = -1  # for a duplicate: index of the source read
+
+
+def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list[_Planned], list[str]]:
+    rm = design.reads
+    n_cpgs = len(amp.cpgs)
+    planned: list[_Planned] = []
+    skipped: list[str] = []
+
+    def orient() -> str:
+        return "+" if rng.random() < rm.plus_orientation else "-"
+
+    for ci, cond in enumerate(design.conditions):
+        probs = cond.probabilities(n_cpgs)
+        for _ in range(cond.n_clones):
+            planned.append(_Planned(ci, "", _make_molecule(amp, probs, cond, cond.conversion, rng), orient()))
+    for kind, ci in design.fault_plan():
+        cond = design.conditions[ci]
+        probs = cond.probabilities(n_cpgs)
+        if kind == "empty_vector":
+            planned.append(_Planned(ci, kind, None, ""))
+        elif kind in ("poor_conversion", "failed_read"):
+            conv = _u(rng, rm.poor_conversion) if kind == "poor_conversion" else cond.conversion
+            planned.append(_Planned(ci, kind, _make_molecule(amp, probs, cond, conv, rng), orient()))
+        else:
+            taken = {p.source for p in planned if p.fault == "duplicate"}
+            sources = [i for i, p in enumerate(planned) if p.condition == ci and not p.fault
+                       and p.molecule.marks >= DUPLICATE_MIN_MARKS and i not in taken]
+            if not sources:
+                skipped.append(f"duplicate in {cond.sample}: no clone with >= {DUPLICATE_MIN_MARKS} marks "
+                               "(methylated CpGs + unconverted CpH) to duplicate detectably")
+                continue
+            src = sources[int(rng.integers(len(sources)))]
+            planned.append(_Planned(ci, kind, planned[src].molecule, orient(), src))
+    return planned, skipped
+
+
+def _write_text(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8", newline="")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    w.writerow(header)
+    w.writerows([["" if v is None else str(v) for v in r] for r in rows])
+    return buf.getvalue()
+
+
+def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed: int = 1,
+             command: str = "") -> SimulationResult:
+    """Simulate ``design`` for ``amplicon`` into ``out_dir`` (created if needed).  Same seed, same files."""
+    out = Path(out_dir)
+    rm = design.reads
+    rng = np.random.default_rng(seed)
+    planned, skipped = _plan(design, amplicon, rng)
+
+    # ids: clones and faults of a condition shuffled together (so names give nothing away),
+    # a duplicate always after its source, as the second read of one molecule would be
+    ids: dict[int, str] = {}
+    order: list[int] = []
+    for ci, cond in enumerate(design.conditions):
+        mine = [i for i, p in enumerate(planned) if p.condition == ci]
+        mine = [mine[k] for k in rng.permutation(len(mine))]
+        for i in mine:
+            if planned[i].fault == "duplicate":
+                a, b = mine.index(planned[i].source), mine.index(i)
+                if b < a:
+                    mine[a], mine[b] = mine[b], mine[a]
+        width = max(2, len(str(len(mine))))
+        for k, i in enumerate(mine):
+            ids[i] = f"{cond.sample}_{k + 1:0{width}d}"
+        order += mine
+
+    columns: list[str] = []
+    for cond in design.conditions:
+        columns += [c for c in cond.columns if c not in columns]
+    traces, sheet, truth_reads, truth_cpgs = [], [], [], []
+    for plate_i, i in enumerate(order):
+        p = planned[i]
+        cond = design.conditions[p.condition]
+        rid = ids[i]
+        insert = "" if p.molecule is None else (p.molecule.seq if p.orientation == "+" else revcomp(p.molecule.seq))
+        start = int(rng.integers(int(rm.start_offset[0]), int(rm.start_offset[1]) + 1))
+        length_range = rm.failed_length if p.fault == "failed_read" else rm.read_length
+        length = int(rng.integers(int(length_range[0]), int(length_range[1]) + 1))
+        left = M13R_FLANK[start:]
+        template = (left + insert + M13F_FLANK + READTHROUGH)[:length]
+        read = _sequence(template, (len(left), len(left) + len(insert)), rm, rng, p.fault == "failed_read")
+        rel = f"{cond.sample}/{rid}.ab1"
+        path = out / cond.sample / f"{rid}.ab1"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        well = plate_i % 96
+        write_abif(path, AbifRecord(
+            sample=rid, seq=read.seq, qual=read.qual, peaks=read.peaks, analysed=read.analysed, raw=read.raw,
+            base_order=_BASE_ORDER, spacing=round(read.spacing, 2), signal_to_noise=read.snr,
+            tube=f"{'ABCDEFGH'[well % 8]}{well // 8 + 1:02d}", lane=plate_i % 48 + 1,
+            comment=f"simulated by bsmeth (seed {seed}); not a real trace",
+        ))
+        traces.append(path)
+        colvals = [cond.columns.get(c, "") for c in columns]
+        sheet.append([rel, cond.sample, *colvals])
+        m = p.molecule
+        truth_reads.append([
+            rid, rel, cond.sample, *colvals, p.orientation, p.fault, EXPECTED_REASON[p.fault],
+            ids[p.source] if p.fault == "duplicate" else "", "" if m is None else f"{m.conversion:.4f}",
+            "" if m is None else m.snp_allele, read.insert[0] or "", read.insert[1] or "", len(read.seq),
+            "" if m is None else m.seq,
+        ])
+        if m is not None:
+            for cpg, state in zip(amplicon.cpgs, m.states):
+                truth_cpgs.append([rid, cond.sample, cpg.number, cpg.ref_pos + 1, state,
+                                   "yes" if cpg.under_primer else "no"])
+
+    sheet_path = _write_text(out / "samples.csv", _table(["file", "sample", *columns], sheet, ","))
+    reads_path = _write_text(out / "truth_reads.tsv", _table(
+        ["read", "file", "sample", *columns, "orientation", "fault", "expected_reason", "duplicate_of",
+         "conversion", "snp_allele", "insert_start", "insert_end", "length", "molecule"], truth_reads))
+    cpgs_path = _write_text(out / "truth_cpgs.tsv", _table(
+        ["read", "sample", "cpg", "pos", "truth", "under_primer"], truth_cpgs))
+    counts = {k: sum(p.fault == k for p in planned) for k in FAULT_KINDS}
+    readme = _write_text(out / "README.md", _readme(design, amplicon, seed, command, len(planned), counts, skipped))
+    return SimulationResult(out, tuple(traces), sheet_path, reads_path, cpgs_path, readme, len(planned),
+                            counts, tuple(skipped))
+
+
+def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, counts: dict, skipped: list) -> str:
+    from . import __version__
+
+    lines = [
+        "# SIMULATED data: not real sequencing",
+        "",
+        f"Generated by bsmeth {__version__} (`bsmeth.simulate`), seed {seed}."
+        + (f" Command: `{command}`." if command else ""),
+        "Every .ab1 file here is synthetic: clones of a bisulfite PCR product in pCR4-TOPO read with M13 reverse.",
+        "The vector read-through beyond the known pCR4-TOPO flanks is a fixed pseudo-random (synthetic) sequence.",
+        "",
+        f"Amplicon: {amp.name} ({amp.length} bp, {len(amp.cpgs)} CpGs, {amp.strand.value} strand), from {amp.source}.",
+        f"Reads: {n} in {len(design.conditions)} samples; faults: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".",
+        *(f"Skipped: {s}." for s in skipped),
+        "",
+        "- `samples.csv`: the sample sheet for `bsmeth call`.",
+        "- `truth_reads.tsv`: per read the orientation, fault, the `reason` bsmeth should give (`expected_reason`),",
+        "  duplicate source, conversion efficiency, SNP allele, insert position in the read (1-based) and the",
+        "  error-free PCR molecule (amplified strand).",
+        "- `truth_cpgs.tsv`: per read and CpG the true state (`M`, `U`, `A` = SNP allele, no CpG);",
+        "  CpGs under a primer are never observable (the product carries the primer).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,495 @@
+"""The ``compare`` stage: condition comparisons with the clone as the unit of analysis.
+
+Pipeline position: after ``call``; reads only the call directory (through
+``tables``) and writes ``stats.tsv`` into it.  See docs/statistics.md for
+which test answers which question and why.
+
+CpGs of one clone come from one DNA molecule and are not independent
+(methylation is spatially correlated), so the primary tests work on per-clone
+methylation fractions; tests on pooled CpG counts are reported for reference
+and for comparison with QUMA/BiQ Analyzer.  The first half of this module is
+plain numerical functions (numpy/scipy) tested against scipy and hand
+computations; the second half builds the tidy table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054  # two-sided 95 % normal quantile
+AUTO = "auto"
+STATS_COLUMNS = ("test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high", "n",
+                 "note")
+BOOTSTRAP_REPS = 4000
+
+
+# =============================================================================================
+# numerical building blocks (no pandas)
+
+
+def bh_adjust(pvalues: Sequence[Optional[float]]) -> list[Optional[float]]:
+    """Benjamini-Hochberg adjusted p-values (step-up, monotone, capped at 1); None/NaN entries stay None
+    and do not count towards the number of tests."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]
+    out: list[Optional[float]] = [None] * len(pvalues)
+    m = len(idx)
+    if not m:
+        return out
+    order = sorted(idx, key=lambda i: pvalues[i])
+    running = 1.0
+    # walk from the largest p down: adj_(k) = min_{j>=k} p_(j) * m / j
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, pvalues[i] * m / rank)
+        out[i] = min(1.0, running)
+    return out
+
+
+def wilson_ci(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (fractions); (nan, nan) when n == 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def newcombe_diff_ci(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float, float]:
+    """Difference p2 - p1 with Newcombe's hybrid score interval (method 10, from two Wilson intervals)."""
+    if n1 <= 0 or n2 <= 0:
+        return (math.nan, math.nan, math.nan)
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_ci(k1, n1, z)
+    l2, u2 = wilson_ci(k2, n2, z)
+    d = p2 - p1
+    low = d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    high = d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return (d, max(-1.0, low), min(1.0, high))
+
+
+def fisher_2x2(m1: int, u1: int, m2: int, u2: int) -> tuple[float, float]:
+    """scipy's Fisher exact test on [[m2, u2], [m1, u1]]: (sample odds ratio of group 2 vs 1, two-sided p).
+
+    Two-sided = scipy's definition: the sum of the probabilities of all tables (same margins) that are
+    no more likely than the observed one.  QUMA doubles/sums tails differently, so its p differs.
+    """
+    from scipy.stats import fisher_exact
+
+    res = fisher_exact([[m2, u2], [m1, u1]], alternative="two-sided")
+    return float(res.statistic), float(res.pvalue)
+
+
+def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Two-sided Mann-Whitney U (scipy, method 'auto'): (U of x, p)."""
+    from scipy.stats import mannwhitneyu
+
+    res = mannwhitneyu(np.asarray(x, float), np.asarray(y, float), alternative="two-sided", method="auto")
+    return float(res.statistic), float(res.pvalue)
+
+
+def kruskal(groups: Sequence[Sequence[float]]) -> tuple[float, float]:
+    """Kruskal-Wallis H (tie-corrected, scipy): (H, p)."""
+    from scipy.stats import kruskal as _kw
+
+    res = _kw(*[np.asarray(g, float) for g in groups])
+    return float(res.statistic), float(res.pvalue)
+
+
+def bootstrap_mean_diff_ci(x: Sequence[float], y: Sequence[float], rng: np.random.Generator,
+                           reps: int = BOOTSTRAP_REPS, level: float = 0.95) -> tuple[float, float, float]:
+    """mean(y) - mean(x) with a percentile bootstrap CI, resampling clones within each group."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    d = float(y.mean() - x.mean())
+    if len(x) < 2 or len(y) < 2:
+        return (d, math.nan, math.nan)
+    bx = x[rng.integers(0, len(x), size=(reps, len(x)))].mean(axis=1)
+    by = y[rng.integers(0, len(y), size=(reps, len(y)))].mean(axis=1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(by - bx, [a, 1 - a])
+    return (d, float(lo), float(hi))
+
+
+def jonckheere_terpstra(values: Sequence[float], groups: Sequence[float]) -> tuple[float, float, float]:
+    """Jonckheere-Terpstra test for an ordered alternative (groups ordered by their number, e.g. dose).
+
+    JT = sum over group pairs i < j of #(x_i < x_j) + 0.5 #(x_i == x_j): the sum of the pairwise
+    Mann-Whitney U statistics.  Normal approximation with the exact permutation variance given ties
+    (Hollander & Wolfe).  Returns (JT, z, two-sided p).
+    """
+    from scipy.stats import norm
+
+    v = np.asarray(values, float)
+    g = np.asarray(groups, float)
+    levels = np.unique(g)
+    jt = 0.0
+    for a in range(len(levels)):
+        xa = v[g == levels[a]]
+        for b in range(a + 1, len(levels)):
+            xb = v[g == levels[b]]
+            diff = xb[None, :] - xa[:, None]
+            jt += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+    n = len(v)
+    ni = np.array([(g == lv).sum() for lv in levels], float)
+    _, tj = np.unique(v, return_counts=True)
+    tj = tj.astype(float)
+    mean = (n * n - (ni ** 2).sum()) / 4.0
+    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum() - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
+    if n > 2:
+        var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
+    if n > 1:
+        var += (ni * (ni - 1)).sum() * (tj * (tj - 1)).sum() / (8.0 * n * (n - 1))
+    if var <= 0:
+        return (jt, math.nan, math.nan)
+    z = (jt - mean) / math.sqrt(var)
+    return (jt, z, float(2 * norm.sf(abs(z))))
+
+
+def cochran_armitage(successes: Sequence[int], totals: Sequence[int], scores: Sequence[float]) -> tuple[float, float, float]:
+    """Cochran-Armitage test for a linear trend in proportions: (z, two-sided p, slope).
+
+    T = sum x_i (s_i - s_bar), Var = p_bar (1 - p_bar) sum n_i (s_i - s_bar)^2 with s_bar the
+    n-weighted mean score (the N, not N - 1, version; z^2 = N r^2).  ``slope`` is the least-squares
+    slope of the proportion on the score (fraction per score unit).
+    """
+    from scipy.stats import norm
+
+    x = np.asarray(successes, float)
+    n = np.asarray(totals, float)
+    s = np.asarray(scores, float)
+    big_n = n.sum()
+    if big_n <= 0:
+        return (math.nan, math.nan, math.nan)
+    p_bar = x.sum() / big_n
+    s_bar = (n * s).sum() / big_n
+    ss = (n * (s - s_bar) ** 2).sum()
+    t = (x * (s - s_bar)).sum()
+    var = p_bar * (1 - p_bar) * ss
+    slope = t / ss if ss > 0 else math.nan
+    if var <= 0:
+        return (math.nan, math.nan, slope)
+    z = t / math.sqrt(var)
+    return (z, float(2 * norm.sf(abs(z))), slope)
+
+
+@dataclass(frozen=True)
+class OLSResult:
+    coef: np.ndarray
+    cov: np.ndarray  # HC3 covariance
+    df_resid: int
+    n: int
+    leverage_one: int  # observations with leverage 1 (their HC3 term is set to 0)
+
+
+def ols_hc3(X: np.ndarray, y: np.ndarray) -> OLSResult:
+    """Least squares with the HC3 heteroscedasticity-consistent covariance (MacKinnon & White 1985):
+    (X'X)^-1 X' diag(e_i^2 / (1 - h_ii)^2) X (X'X)^-1.  Robust to unequal variances between groups,
+    which per-clone fractions have (binomial variance depends on the level and on the CpG count)."""
+    X = np.asarray(X, float)
+    y = np.asarray(y, float)
+    n, k = X.shape
+    xtx_inv = np.linalg.pinv(X.T @ X)
+    coef = xtx_inv @ X.T @ y
+    e = y - X @ coef
+    h = np.einsum("ij,jk,ik->i", X, xtx_inv, X)
+    one = h > 1 - 1e-10
+    w = np.where(one, 0.0, e ** 2 / np.where(one, 1.0, 1 - h) ** 2)
+    meat = (X * w[:, None]).T @ X
+    cov = xtx_inv @ meat @ xtx_inv
+    return OLSResult(coef, cov, n - k, n, int(one.sum()))
+
+
+def wald_test(res: OLSResult, idx: Sequence[int]) -> tuple[float, float]:
+    """Wald F (joint test that coef[idx] == 0) with an F(q, n - k) reference: (F, p)."""
+    from scipy.stats import f as f_dist
+
+    b = res.coef[list(idx)]
+    v = res.cov[np.ix_(list(idx), list(idx))]
+    q = len(idx)
+    try:
+        stat = float(b @ np.linalg.solve(v, b)) / q
+    except np.linalg.LinAlgError:
+        return (math.nan, math.nan)
+    if res.df_resid <= 0 or not math.isfinite(stat):
+        return (math.nan, math.nan)
+    return (stat, float(f_dist.sf(stat, q, res.df_resid)))
+
+
+def interaction_design(dose: Sequence[float], line_index: Sequence[int], n_lines: int) -> tuple[np.ndarray, list[int]]:
+    """Design matrix [1, dose, line_2..line_K, dose*line_2..dose*line_K]; returns it and the interaction columns."""
+    d = np.asarray(dose, float)
+    li = np.asarray(line_index, int)
+    cols = [np.ones_like(d), d]
+    ind = [(li == k).astype(float) for k in range(1, n_lines)]
+    cols += ind
+    cols += [d * c for c in ind]
+    X = np.column_stack(cols)
+    return X, list(range(2 + len(ind), 2 + 2 * len(ind)))
+
+
+# =============================================================================================
+# the compare stage
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Options of ``bsmeth compare``.  ``"auto"``: ``by`` = cell_line if the sheet has it (else the first sheet
+    column, else sample); ``within`` = dose when it exists and is not ``by``; ``dose``/``cell_line`` = the
+    columns of that name when present.  ``None`` switches a role off."""
+
+    by: Optional[str] = AUTO
+    within: Optional[str] = AUTO
+    dose: Optional[str] = AUTO
+    cell_line: Optional[str] = AUTO
+    seed: int = 1
+    bootstrap_reps: int = BOOTSTRAP_REPS
+
+
+@dataclass(frozen=True)
+class Roles:
+    by: Optional[str]
+    within: Optional[str]
+    dose: Optional[str]
+    cell_line: Optional[str]
+
+
+def resolve_roles(columns: Sequence[str], config: CompareConfig) -> Roles:
+    """Turn 'auto' into column names (or None) and check that named columns exist."""
+    from .errors import InputError
+
+    cols = ["sample", *columns]
+
+    def check(value, option):
+        if value is not None and value not in cols:
+            raise InputError(f"{option} {value!r}: no such sample column; available: {', '.join(cols)}")
+        return value
+
+    dose = ("dose" if "dose" in cols else None) if config.dose == AUTO else check(config.dose, "--dose")
+    line = ("cell_line" if "cell_line" in cols else None) if config.cell_line == AUTO else check(config.cell_line, "--cell-line")
+    if config.by == AUTO:
+        others = [c for c in columns if c != dose]
+        by = line or (others[0] if others else (dose or "sample"))
+    else:
+        by = check(config.by, "--by")
+    if config.within == AUTO:
+        within = dose if dose and dose != by else None
+    else:
+        within = check(config.within, "--within")
+    if by is None:
+        raise InputError("--by: a grouping column is needed")
+    return Roles(by, within, dose, line)
+
+
+def _row(test, scope, groups="", cpg="all", statistic=None, p=None, effect=None, ci=(None, None), n=None, note=""):
+    return {"test": test, "scope": scope, "groups": groups, "cpg": cpg, "statistic": statistic, "p": p,
+            "p_adj": None, "effect": effect, "ci_low": ci[0], "ci_high": ci[1], "n": n, "note": note}
+
+
+def _pct(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * x
+
+
+def _two_group_rows(clones, calls, cpgs, by, scope, levels, rng, reps) -> list[dict]:
+    """Fisher per CpG, Fisher pooled, Mann-Whitney on clone fractions, with effects group2 - group1."""
+    g1, g2 = levels
+    label = f"{by}={g2} - {by}={g1}"
+    c1, c2 = clones[clones[by] == g1], clones[clones[by] == g2]
+    rows = []
+    k1, n1, k2, n2 = int(c1["m"].sum()), int(c1["n"].sum()), int(c2["m"].sum()), int(c2["n"].sum())
+    reads1, reads2 = set(c1["read"]), set(c2["read"])
+    for _, cg in cpgs.iterrows():
+        if cg["note"] == "under_primer":
+            continue  # never assessable: the primer sequence is copied into the product
+        at = calls[calls["cpg"] == cg["cpg"]]
+        a = at[at["read"].isin(reads1)]["call"]
+        b = at[at["read"].isin(reads2)]["call"]
+        m1, u1, m2, u2 = int((a == "M").sum()), int((a == "U").sum()), int((b == "M").sum()), int((b == "U").sum())
+        note = cg["note"]
+        if m1 + u1 == 0 or m2 + u2 == 0:
+            rows.append(_row("fisher_cpg", scope, label, int(cg["cpg"]), n=m1 + u1 + m2 + u2,
+                             note="; ".join(x for x in (note, "no calls in one group") if x)))
+            continue
+        orr, p = fisher_2x2(m1, u1, m2, u2)
+        d, lo, hi = newcombe_diff_ci(m1, m1 + u1, m2, m2 + u2)
+        rows.append(_row("fisher_cpg", scope, label, int(cg["cpg"]), orr, p, _pct(d), (_pct(lo), _pct(hi)),
+                         m1 + u1 + m2 + u2, "; ".join(x for x in (note, f"{m2}/{m2 + u2} vs {m1}/{m1 + u1}") if x)))
+    orr, p = fisher_2x2(k1, n1 - k1, k2, n2 - k2)
+    d, lo, hi = newcombe_diff_ci(k1, n1, k2, n2)
+    rows.append(_row("fisher_pooled", scope, label, "all", orr, p, _pct(d), (_pct(lo), _pct(hi)), n1 + n2,
+                     f"CpG calls {k2}/{n2} vs {k1}/{n1}; reference only: treats CpGs of a clone as independent"))
+    x, y = c1["fraction"].to_numpy(), c2["fraction"].to_numpy()
+    u, p = mann_whitney(y, x)
+    d, lo, hi = bootstrap_mean_diff_ci(x, y, rng, reps)
+    rows.append(_row("mannwhitney_clones", scope, label, "all", u, p, _pct(d), (_pct(lo), _pct(hi)), len(x) + len(y),
+                     f"clones {len(y)} vs {len(x)}; U of {by}={g2}; effect = difference of mean per-clone %, "
+                     f"bootstrap CI ({reps} resamples of clones)"))
+    return rows
+
+
+def _trend_rows(clones, dose, scope, rng, reps) -> list[dict]:
+    from .tables import is_numeric_levels, order_levels
+
+    levels = order_levels(clones[dose])
+    if len(levels) < 2:
+        return [_row("trend_jt_clones", scope, note=f"skipped: needs at least two {dose} levels, found {len(levels)}")]
+    numeric = is_numeric_levels(levels)
+    score = {lv: (float(lv) if numeric else float(i)) for i, lv in enumerate(levels)}
+    s = clones[dose].map(score).to_numpy(float)
+    f = clones["fraction"].to_numpy(float)
+    groups = " < ".join(f"{dose}={lv}" for lv in levels)
+    scale = "" if numeric else f"; {dose} is not numeric: levels scored 0..{len(levels) - 1} in order"
+    jt, z, p = jonckheere_terpstra(f, s)
+    # effect: OLS slope of per-clone % on dose, CI by resampling clones within dose levels
+    slope = _slope(s, 100 * f)
+    boot = []
+    idx_by = [np.flatnonzero(s == score[lv]) for lv in levels]
+    for _ in range(reps):
+        pick = np.concatenate([ix[rng.integers(0, len(ix), len(ix))] for ix in idx_by])
+        boot.append(_slope(s[pick], 100 * f[pick]))
+    lo, hi = (np.nanquantile(boot, [0.025, 0.975]) if len(f) > 2 else (math.nan, math.nan))
+    rows = [_row("trend_jt_clones", scope, groups, "all", jt, p, slope, (float(lo), float(hi)), len(f),
+                 f"z = {z:.4g}; clones per level {', '.join(str(len(ix)) for ix in idx_by)}; effect = OLS slope of "
+                 f"per-clone % per {dose} unit, bootstrap CI{scale}")]
+    x = clones.groupby(clones[dose].map(score))["m"].sum()
+    n = clones.groupby(clones[dose].map(score))["n"].sum()
+    zc, pc, sl = cochran_armitage(x.to_numpy(), n.to_numpy(), x.index.to_numpy(float))
+    rows.append(_row("trend_cochran_armitage_pooled", scope, groups, "all", zc, pc, _pct(sl), n=int(n.sum()),
+                     note="reference only: anti-conservative, CpGs within a clone are correlated; statistic = z; "
+                          f"effect = slope of pooled % per {dose} unit{scale}"))
+    return rows
+
+
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    xc = x - x.mean()
+    ss = float((xc ** 2).sum())
+    return float((xc * (y - y.mean())).sum() / ss) if ss > 0 else math.nan
+
+
+def _interaction_rows(clones, dose, line) -> list[dict]:
+    from scipy.stats import t as t_dist
+
+    from .tables import is_numeric_levels, order_levels
+
+    lines = order_levels(clones[line])
+    doses = order_levels(clones[dose])
+    test = "interaction_ols_hc3"
+    if len(lines) < 2:
+        return [_row(test, "all", note=f"skipped: needs at least two {line} levels, found {len(lines)}")]
+    if len(doses) < 2:
+        return [_row(test, "all", note=f"skipped: needs at least two {dose} levels, found {len(doses)}")]
+    numeric = is_numeric_levels(doses)
+    score = {lv: (float(lv) if numeric else float(i)) for i, lv in enumerate(doses)}
+    d = clones[dose].map(score).to_numpy(float)
+    li = clones[line].map({lv: i for i, lv in enumerate(lines)}).to_numpy(int)
+    X, inter = interaction_design(d, li, len(lines))
+    y = 100 * clones["fraction"].to_numpy(float)
+    res = ols_hc3(X, y)
+    if res.df_resid <= 0:
+        return [_row(test, "all", note="skipped: too few clones for the model")]
+    note = (f"model: per-clone % ~ {dose} * {line} (OLS, HC3 SE); effect = difference of slopes (% per {dose} unit)")
+    if res.leverage_one:
+        note += f"; {res.leverage_one} clone(s) with leverage 1 (alone in their cell)"
+    if not numeric:
+        note += f"; {dose} not numeric: scored 0..{len(doses) - 1}"
+    if len(inter) == 1:
+        b = float(res.coef[inter[0]])
+        se = math.sqrt(max(0.0, float(res.cov[inter[0], inter[0]])))
+        if se == 0:
+            return [_row(test, "all", note="skipped: zero standard error (no variation)")]
+        t = b / se
+        p = float(2 * t_dist.sf(abs(t), res.df_resid))
+        q = float(t_dist.ppf(0.975, res.df_resid))
+        label = f"slope {line}={lines[1]} - slope {line}={lines[0]}"
+        return [_row(test, "all", label, "all", t, p, b, (b - q * se, b + q * se), res.n, note + "; statistic = t")]
+    fstat, p = wald_test(res, inter)
+    label = " vs ".join(f"{line}={lv}" for lv in lines)
+    return [_row(test, "all", label, "all", fstat, p, n=res.n, note=note + "; statistic = Wald F (joint)")]
+
+
+def compare_rows(data, config: CompareConfig) -> list[dict]:
+    """Every comparison of the call directory as tidy rows (STATS_COLUMNS), BH-adjusted per (test, scope)."""
+    from .tables import clone_table, cpg_table, order_levels
+
+    roles = resolve_roles(data.sample_columns, config)
+    rng = np.random.default_rng(config.seed)
+    reps = config.bootstrap_reps
+    clones = clone_table(data)
+    calls = data.cpg_calls[data.cpg_calls["status"] == "pass"]
+    cpgs = cpg_table(data)
+    rows: list[dict] = []
+    by = roles.by
+    scopes = [("all", clones)]
+    if roles.within:
+        scopes = [(f"{roles.within}={lv}", clones[clones[roles.within] == lv]) for lv in order_levels(clones[roles.within])]
+        if not scopes:
+            scopes = [("all", clones)]
+    for scope, sub in scopes:
+        sub = sub[sub[by] != ""]
+        levels = order_levels(sub[by])
+        if len(levels) == 2:
+            rows += _two_group_rows(sub, calls, cpgs, by, scope, levels, rng, reps)
+        elif len(levels) > 2:
+            groups = [sub[sub[by] == lv]["fraction"].to_numpy() for lv in levels]
+            h, p = kruskal(groups)
+            rows.append(_row("kruskal_clones", scope, " vs ".join(f"{by}={lv}" for lv in levels), "all", h, p,
+                             n=len(sub), note=f"clones per group {', '.join(str(len(g)) for g in groups)}; "
+                                              "two-group tests need exactly two groups"))
+        else:
+            rows.append(_row("mannwhitney_clones", scope, note=f"skipped: needs two {by} groups, found {len(levels)}"))
+    if roles.dose:
+        if roles.cell_line and roles.cell_line != roles.dose:
+            for lv in order_levels(clones[roles.cell_line]):
+                rows += _trend_rows(clones[clones[roles.cell_line] == lv], roles.dose, f"{roles.cell_line}={lv}", rng, reps)
+            rows += _interaction_rows(clones, roles.dose, roles.cell_line)
+        else:
+            rows += _trend_rows(clones, roles.dose, "all", rng, reps)
+    # BH families: one per (test, scope), e.g. the per-CpG Fisher tests of one dose
+    families: dict = {}
+    for i, r in enumerate(rows):
+        families.setdefault((r["test"], r["scope"]), []).append(i)
+    for idx in families.values():
+        adj = bh_adjust([rows[i]["p"] for i in idx])
+        for i, a in zip(idx, adj):
+            rows[i]["p_adj"] = a
+    return rows
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return str(x)
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if math.isnan(x):
+            return ""
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return f"{x:.6g}"
+    # free text: tabs/newlines would break the table
+    return str(x).replace("\t", " ").replace("\n", " ")
+
+
+def rows_to_tsv(rows: list[dict]) -> str:
+    lines = ["\t".join(STATS_COLUMNS)]
+    lines += ["\t".join(_fmt(r[c]) for c in STATS_COLUMNS) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(call_dir: str | os.PathLike, config: CompareConfig = CompareConfig()) -> "os.PathLike":
+    """Entry point of ``bsmeth compare``: read the call directory, write ``<call_dir>/stats.tsv``, return its path."""
+    from pathlib import Path
+
+    from .tables import load_call_dir, write_text_atomic
+
+    data = load_call_dir(call_dir)
+    rows = compare_rows(data, config)
+    return write_text_atomic(Path(call_dir) / "stats.tsv", rows_to_tsv(rows))
