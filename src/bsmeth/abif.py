@@ -161,10 +161,9 @@ def abif_bytes(rec: AbifRecord) -> bytes:
     return e.to_bytes()
 
 
-def write_abif(path: str | Path, rec: AbifRecord) -> Path:
-    """Write ``rec`` to ``path`` atomically (temporary name in the same directory, then rename)."""
+def atomic_write(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` under a temporary name in the same directory, then rename: never a half-written file."""
     path = Path(path)
-    data = abif_bytes(rec)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         tmp.write_bytes(data)
@@ -173,3 +172,8 @@ def write_abif(path: str | Path, rec: AbifRecord) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def write_abif(path: str | Path, rec: AbifRecord) -> Path:
+    """Write ``rec`` to ``path`` atomically."""
+    return atomic_write(path, abif_bytes(rec))

@@ -24,7 +24,7 @@ from .reference import revcomp
 
 MATCH, MISMATCH, UNCONVERTED = 5.0, -4.0, 2.0
 GAP_OPEN, GAP_EXTEND = -10.0, -1.0
-K = 10
+K = 12
 _READ_MAP = str.maketrans({c: "N" for c in "RYKMSWBDHVU"})
 ALPHABET = "ACGTNZ"  # Z = CpG C in the target (C or T both match)
 
@@ -75,39 +75,71 @@ def clean_read(seq: str) -> str:
     return seq.upper().translate(_READ_MAP)
 
 
-def orient(amp: Amplicon, seq: str) -> tuple[list[str], int, int]:
-    """Orientations to try, best first, with the k-mer votes (forward, reverse)."""
+def _hits(seq: str, tk: frozenset[str]) -> list[int]:
+    s = seq.replace("C", "T")
+    return [i for i in range(len(s) - K + 1) if s[i : i + K] in tk]
+
+
+def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, int]]:
+    """Orientations to try, best first: (orientation, oriented read, number of k-mer hits).
+
+    The k-mers are taken in a 3-letter alphabet (C read as T), so methylation
+    cannot sway the vote.
+    """
     tk = _target_kmers(amp.target)
-    fwd = len(_kmers(seq) & tk)
-    rev = len(_kmers(revcomp(seq)) & tk)
-    if fwd >= 3 * max(rev, 1) or rev >= 3 * max(fwd, 1):
-        return (["+"] if fwd > rev else ["-"]), fwd, rev
-    return (["+", "-"] if fwd >= rev else ["-", "+"]), fwd, rev
+    fwd, rc = seq, revcomp(seq)
+    hf, hr = _hits(fwd, tk), _hits(rc, tk)
+    cands = [("+", fwd, hf), ("-", rc, hr)]
+    cands.sort(key=lambda c: -len(c[2]))
+    if len(cands[0][2]) >= 3 * max(len(cands[1][2]), 1):
+        cands = cands[:1]
+    return [(o, q, h) for o, q, h in cands]
+
+
+def _window(q: str, hits: list[int], n_target: int) -> tuple[int, int]:
+    """The part of the read that can hold the amplicon.
+
+    The densest run of k-mer hits over one amplicon length (chance hits in
+    T-rich vector sequence are scattered), widened by a margin for indels and
+    for ends the k-mers miss.
+    """
+    if not hits:
+        return 0, len(q)
+    best_i, best_n, j = 0, 0, 0
+    for i in range(len(hits)):
+        while hits[i] - hits[j] > n_target:
+            j += 1
+        if i - j + 1 > best_n:
+            best_n, best_i = i - j + 1, i
+    end = hits[best_i] + K
+    start = end - n_target - K
+    margin = n_target // 4 + 40
+    return max(0, start - margin), min(len(q), end + margin)
 
 
 def align(amp: Amplicon, seq: str, qual: np.ndarray | None, tcode: str | None = None) -> AlignedRead | None:
     """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
     al = _aligner()
     tcode = tcode or target_code(amp)
-    s = clean_read(seq)
-    candidates = orient(amp, s)[0]
     best = None
-    for o in candidates:
-        q = s if o == "+" else revcomp(s)
-        score = al.score(tcode, q)
+    for o, q, hits in orient(amp, clean_read(seq)):
+        lo, hi = _window(q, hits, amp.length)
+        score = al.score(tcode, q[lo:hi])
         if best is None or score > best[1]:
-            best = (o, score, q)
+            best = (o, score, q, lo, hi)
     if best is None or best[1] <= 0:
         return None
-    o, score, q = best
-    aln = al.align(tcode, q)[0]
+    o, score, q, lo, hi = best
+    aln = al.align(tcode, q[lo:hi])[0]
     quals = None
     if qual is not None:
         quals = qual if o == "+" else qual[::-1]
-    return _project(amp, aln, o, float(score), q, quals)
+    return _project(amp, aln, o, float(score), q, quals, lo)
 
 
-def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: np.ndarray | None) -> AlignedRead:
+def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: np.ndarray | None,
+             offset: int) -> AlignedRead:
+    """Per-target-position read bases, qualities and read positions from the aligned blocks."""
     n = amp.length
     bases = np.full(n, " ", dtype="U1")
     quals = np.zeros(n, dtype=np.uint8)
@@ -116,6 +148,7 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
     insertions = 0
     t_lines, m_lines, r_lines = [], [], []
     prev_t = prev_q = None
+    qblocks = qblocks + offset
     for (t0, t1), (q0, q1) in zip(tblocks, qblocks):
         if prev_t is not None:
             if t0 > prev_t:  # deletion in the read

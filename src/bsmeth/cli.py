@@ -116,7 +116,11 @@ def reference_show(reference, forward, reverse, strand, snps):
     for c in amp.cpgs:
         click.echo(f"{c.number}\t{c.ref_pos + 1}\t{c.target_pos + 1}\t{'yes' if c.under_primer else 'no'}\t"
                    f"{c.snp.name if c.snp else ''}")
-    for w in amp.warnings:
+    n_primer = len(amp.cpgs) - n_ok
+    warnings = list(amp.warnings)
+    if n_primer:
+        warnings.append(f"{n_primer} CpG(s) overlap a primer site: not assessable (the primer is copied into the product)")
+    for w in warnings:
         click.echo(f"warning: {w}", err=True)
 
 

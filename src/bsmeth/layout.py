@@ -35,7 +35,7 @@ STRIP_HEIGHT = 0.42  # per-CpG percent strip under each panel
 STRIP_GAP = 0.06
 PANEL_TOP = 0.50  # title (2 lines) + CpG number ticks above the clone rows
 PANEL_BOTTOM = 0.14  # ticks under the strip
-POSITION_LABELS = 0.42  # rotated CpG positions under the bottom grid row
+MIN_FIGURE_WIDTH = 3.4  # room for the legend under a single small panel
 PANEL_LEFT = 0.42  # strip y tick labels
 PANEL_RIGHT = 0.12
 ROW_HEADER = 0.30  # grid row labels (e.g. cell line), rotated, left of everything
@@ -227,7 +227,13 @@ class FigureLayout:
     legend_box: tuple[float, float, float, float]
 
 
-def figure_layout(grid: Grid, geom: PanelGeometry, clones: dict, legend_height: float = 0.9) -> FigureLayout:
+def position_labels_height(digits: int, fontsize: float = FONT) -> float:
+    """Room under the bottom grid row: rotated position labels (digits tall), tick, axis label."""
+    return (digits * 0.62 + 0.4) * fontsize / POINTS_PER_INCH + 0.05 + 1.5 * fontsize / POINTS_PER_INCH
+
+
+def figure_layout(grid: Grid, geom: PanelGeometry, clones: dict, legend_height: float = 0.9,
+                  position_digits: int = 4, min_width: float = MIN_FIGURE_WIDTH) -> FigureLayout:
     """Place panels: every grid column is one panel wide, every grid row as tall as its tallest panel.
 
     Clone rows are top-aligned in their cell and the strip sits right under a panel's own clones, so a
@@ -240,10 +246,10 @@ def figure_layout(grid: Grid, geom: PanelGeometry, clones: dict, legend_height: 
     row_h = []
     for r in range(grid.n_rows):
         tallest = max([geom.panel_height(clones.get(s, 0)) for s in grid.samples_in_row(r)] + [geom.panel_height(1)])
-        bottom_extra = POSITION_LABELS if r == grid.n_rows - 1 else 0.0
+        bottom_extra = position_labels_height(position_digits) if r == grid.n_rows - 1 else 0.0
         row_h.append(PANEL_TOP + tallest + PANEL_BOTTOM + bottom_extra)
     top_extra = COL_HEADER if has_cols else 0.0
-    width = left0 + grid.n_cols * cell_w + 0.05
+    width = max(min_width, left0 + grid.n_cols * cell_w + 0.05)
     height = top_extra + sum(row_h) + legend_height
     panels, strips = {}, {}
     row_centres = []
@@ -259,7 +265,7 @@ def figure_layout(grid: Grid, geom: PanelGeometry, clones: dict, legend_height: 
         row_centres.append(y_top - row_h[r] / 2)
         y_top -= row_h[r]
     col_centres = tuple(left0 + c * cell_w + PANEL_LEFT + geom.data_width / 2 for c in range(grid.n_cols))
-    legend = (left0, 0.0, max(width - left0, 2.0), legend_height)
+    legend = (left0, 0.0, width - left0, legend_height)
     return FigureLayout(width, height, panels, strips, tuple(row_centres), col_centres,
                         height - top_extra / 2 if has_cols else height, legend)
 

@@ -17,6 +17,9 @@ from .calling import snp_target
 from .models import AlignedRead, Amplicon, Call, CallConfig, Read, ReadQC, ReadResult, Reason, Status
 
 NO_QUAL = 99  # the quality given to sequence that came without qualities
+# Below this identity the "alignment" is what unrelated sequence gets by chance
+# against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.
+JUNK_IDENTITY = 0.65
 
 
 def hq_bases(read: Read, config: CallConfig) -> int:
@@ -84,6 +87,9 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
     if aln is None or qc is None or aln.target_end - aln.target_start < config.min_aligned or aln.score < 3 * config.min_aligned:
         got = 0 if aln is None else aln.target_end - aln.target_start
         return Reason.NO_AMPLICON, f"no alignment to the amplicon ({got} bases aligned; empty vector or wrong product?)"
+    if qc.identity < JUNK_IDENTITY:
+        return Reason.NO_AMPLICON, (f"identity {_pct(qc.identity)} is what unrelated sequence reaches by chance "
+                                    "(wrong product or vector only)")
     if qc.identity < config.min_identity:
         return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(config.min_identity)}"
     if config.max_mismatches is not None and qc.mismatches > config.max_mismatches:

@@ -250,9 +250,6 @@ def build_amplicon(
     used_snps = tuple(s for s in snps if start <= s.pos < end)
     if not cpgs:
         warnings.append("the target region has no CpG: nothing to call")
-    n_primer = sum(c.under_primer for c in cpgs)
-    if n_primer:
-        warnings.append(f"{n_primer} CpG(s) under a primer: not assessable (the primer sequence is copied into the product)")
     del gc
     return Amplicon(**{**amp.__dict__, "cpgs": tuple(cpgs), "snps": used_snps, "warnings": tuple(warnings)})
 

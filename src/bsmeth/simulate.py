@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 
-from .abif import AbifRecord, write_abif
+from .abif import AbifRecord, atomic_write, write_abif
 from .models import Amplicon, Strand
 from .reference import _IUPAC_SETS, revcomp
 
@@ -86,14 +86,12 @@ class Condition:
         object.__setattr__(self, "columns", dict(self.columns))
 
     def probabilities(self, n_cpgs: int) -> np.ndarray:
-        if isinstance(self.methylation, tuple):
-            if len(self.methylation) != n_cpgs:
-                raise ValueError(
-                    f"condition {self.sample}: {len(self.methylation)} methylation probabilities "
-                    f"for an amplicon with {n_cpgs} CpGs"
-                )
-            return np.asarray(self.methylation)
-        return np.full(n_cpgs, float(self.methylation))
+        if not isinstance(self.methylation, tuple):
+            return np.full(n_cpgs, float(self.methylation))
+        if len(self.methylation) != n_cpgs:
+            raise ValueError(f"condition {self.sample}: {len(self.methylation)} methylation probabilities "
+                             f"for an amplicon with {n_cpgs} CpGs")
+        return np.asarray(self.methylation)
 
 
 @dataclass(frozen=True)
@@ -116,8 +114,12 @@ class ReadModel:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, list):
+            if isinstance(v, (list, tuple)):
                 object.__setattr__(self, f.name, tuple(v))
+                if len(v) != 2 or v[0] > v[1]:
+                    raise ValueError(f"reads.{f.name}: give a range [low, high], not {v!r}")
+        if self.raw_step < 1 or self.read_length[0] < 1 or self.failed_length[0] < 1:
+            raise ValueError("reads: raw_step, read_length and failed_length must be positive")
 
 
 @dataclass(frozen=True)
@@ -148,19 +150,18 @@ class Design:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Design":
-        unknown = set(data) - {"conditions", "faults", "reads"}
-        if unknown:
-            raise ValueError(f"design: unknown key(s) {sorted(unknown)}; expected conditions, faults, reads")
+        """Inverse of ``to_dict`` (a parsed design.json); only ``conditions[].sample`` is required."""
+
+        def only(d: dict, allowed: set, where: str) -> dict:
+            if set(d) - allowed:
+                raise ValueError(f"{where}: unknown key(s) {sorted(set(d) - allowed)}; expected {sorted(allowed)}")
+            return d
+
+        only(data, {"conditions", "faults", "reads"}, "design")
         ckeys = {f.name for f in fields(Condition)}
-        conds = []
-        for c in data.get("conditions", []):
-            if set(c) - ckeys:
-                raise ValueError(f"design condition: unknown key(s) {sorted(set(c) - ckeys)}; expected {sorted(ckeys)}")
-            conds.append(Condition(**c))
-        rkeys = {f.name for f in fields(ReadModel)}
-        if set(data.get("reads", {})) - rkeys:
-            raise ValueError(f"design reads: unknown key(s) {sorted(set(data['reads']) - rkeys)}")
-        return cls(conditions=tuple(conds), faults=dict(data.get("faults", {})), reads=ReadModel(**data.get("reads", {})))
+        conds = tuple(Condition(**only(c, ckeys, "design condition")) for c in data.get("conditions", []))
+        reads = only(data.get("reads", {}), {f.name for f in fields(ReadModel)}, "design reads")
+        return cls(conds, dict(data.get("faults", {})), ReadModel(**reads))
 
     def fault_plan(self) -> list[tuple[str, int]]:
         """(kind, condition index) of every faulty read: round-robin over conditions, kinds in FAULT_KINDS order."""
@@ -175,6 +176,7 @@ class SimulationResult:
     sample_sheet: Path
     truth_reads: Path
     truth_cpgs: Path
+    design: Path
     readme: Path
     n_reads: int
     faults: dict  # kind -> reads actually simulated
@@ -182,7 +184,7 @@ class SimulationResult:
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return (*self.traces, self.sample_sheet, self.truth_reads, self.truth_cpgs, self.readme)
+        return (*self.traces, self.sample_sheet, self.truth_reads, self.truth_cpgs, self.design, self.readme)
 
 
 def _mean_matched(mean: float, effect: np.ndarray) -> np.ndarray:
@@ -271,7 +273,8 @@ def _qualities(n: int, rm: ReadModel, rng: np.random.Generator, failed: bool) ->
     i = np.arange(n)
     plateau, ramp, tail = _u(rng, rm.plateau), _u(rng, rm.low_start), _u(rng, rm.tail)
     q = np.full(n, plateau)
-    q = np.minimum(q, 4 + (plateau - 4) * np.clip(i / ramp, 0, 1) ** 2)
+    # the first ``ramp`` bases stay below ~15, then quality climbs to the plateau within ~8 bases
+    q = np.minimum(q, 4 + 10 * np.clip(i / ramp, 0, 1) + (plateau - 14) * np.clip((i - ramp) / 8, 0, 1))
     end_q = rng.uniform(4, 10)
     q = np.minimum(q, end_q + (plateau - end_q) * np.clip((n - 1 - i) / tail, 0, 1) ** 1.5)
     q += rng.normal(0, 3, n)
@@ -311,7 +314,8 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
     code = np.select([tb == b for b in _BASE_ORDER], range(4), -1)
     code = np.where(code < 0, rng.integers(0, 4, n), code)  # IUPAC letters in the template: any channel
     q = _qualities(n, rm, rng, failed)
-    err = rng.random(n) < 10.0 ** (-q / 10.0)
+    p_err = 10.0 ** (-q.astype(float) / 10.0)
+    err = rng.random(n) < p_err
     u = rng.random(n)
     low = err & (q < 15)
     is_n = low & (u < rm.n_share)
@@ -333,7 +337,6 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
     sig = spacing * 0.2 * (1 + 0.8 * np.exp(-np.arange(n) / 15) + 0.9 * rel**2)
     scale = rng.uniform(60, 150) if failed else rng.uniform(700, 1800)
     amp = scale * (1 - 0.55 * rel) * (1 - 0.7 * np.exp(-np.arange(n) / 8)) * rng.lognormal(0, 0.3, n)
-    p_err = 10.0 ** (-q / 10.0)
     # secondary peaks: a miscalled base has a comparable peak of the called letter; elsewhere a
     # shoulder grows as quality drops, so the trace looks as good as its PHRED says
     sec_amp = np.where(is_sub | is_n, rng.uniform(0.7, 1.1, n), np.clip(2 * p_err, 0, 0.8) * rng.uniform(0.3, 1, n))
@@ -419,17 +422,6 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
     return planned, skipped
 
 
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
@@ -503,16 +495,19 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
                 truth_cpgs.append([rid, cond.sample, cpg.number, cpg.ref_pos + 1, state,
                                    "yes" if cpg.under_primer else "no"])
 
-    sheet_path = _write_text(out / "samples.csv", _table(["file", "sample", *columns], sheet, ","))
-    reads_path = _write_text(out / "truth_reads.tsv", _table(
+    def text(name: str, content: str) -> Path:
+        return atomic_write(out / name, content.encode("utf-8"))
+
+    sheet_path = text("samples.csv", _table(["file", "sample", *columns], sheet, ","))
+    reads_path = text("truth_reads.tsv", _table(
         ["read", "file", "sample", *columns, "orientation", "fault", "expected_reason", "duplicate_of",
          "conversion", "snp_allele", "insert_start", "insert_end", "length", "molecule"], truth_reads))
-    cpgs_path = _write_text(out / "truth_cpgs.tsv", _table(
-        ["read", "sample", "cpg", "pos", "truth", "under_primer"], truth_cpgs))
+    cpgs_path = text("truth_cpgs.tsv", _table(["read", "sample", "cpg", "pos", "truth", "under_primer"], truth_cpgs))
+    design_path = text("design.json", json.dumps(design.to_dict(), indent=1) + "\n")
     counts = {k: sum(p.fault == k for p in planned) for k in FAULT_KINDS}
-    readme = _write_text(out / "README.md", _readme(design, amplicon, seed, command, len(planned), counts, skipped))
-    return SimulationResult(out, tuple(traces), sheet_path, reads_path, cpgs_path, readme, len(planned),
-                            counts, tuple(skipped))
+    readme = text("README.md", _readme(design, amplicon, seed, command, len(planned), counts, skipped))
+    return SimulationResult(out, tuple(traces), sheet_path, reads_path, cpgs_path, design_path, readme,
+                            len(planned), counts, tuple(skipped))
 
 
 def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, counts: dict, skipped: list) -> str:
@@ -521,7 +516,7 @@ def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, coun
     lines = [
         "# SIMULATED data: not real sequencing",
         "",
-        f"Generated by bsmeth {__version__} (`bsmeth.simulate`), seed {seed}."
+        f"Generated by bsmeth {__version__} (`bsmeth.simulate`), seed {seed}, design in `design.json`."
         + (f" Command: `{command}`." if command else ""),
         "Every .ab1 file here is synthetic: clones of a bisulfite PCR product in pCR4-TOPO read with M13 reverse.",
         "The vector read-through beyond the known pCR4-TOPO flanks is a fixed pseudo-random (synthetic) sequence.",

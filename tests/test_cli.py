@@ -1,0 +1,149 @@
+"""The command line: click runner for options and errors, plus real subprocess runs of the installed command."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bsmeth.cli import cli, main
+
+
+def bsmeth_cmd() -> list[str]:
+    exe = shutil.which("bsmeth") or str(Path(sys.executable).with_name("bsmeth"))
+    return [exe]
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_help_lists_commands():
+    r = CliRunner().invoke(cli, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("call", "reference"):
+        assert cmd in r.output
+
+
+def test_reference_show_default_amplicon():
+    r = CliRunner().invoke(cli, ["reference", "show"])
+    assert r.exit_code == 0, r.output
+    assert "226 bp" in r.output
+    assert "27 in the amplicon, 25 assessable" in r.output
+    lines = [ln.split("\t") for ln in r.output.splitlines() if ln[:1].isdigit()]
+    assert len(lines) == 27
+    assert lines[0][:4] == ["1", "37", "1", "yes"]  # the CpG under the forward primer's 5' base
+    assert lines[5][4] == "rs2854744"
+
+
+def test_reference_show_whole_record(biq):
+    r = CliRunner().invoke(cli, ["reference", "show", "--reference", str(biq["reference"])])
+    assert r.exit_code == 0
+    assert "whole record" in r.output and "35 in the amplicon, 35 assessable" in r.output
+
+
+def test_reference_primer_not_binding_is_one_line(biq, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["reference", "show", "--reference", str(biq["reference"]), "--forward", "ACGTACGTACGTACGTAC",
+              "--reverse", "GGGGGGGGGGGGGGGGGG"])
+    assert e.value.code == 3
+    err = capsys.readouterr().err
+    assert err.startswith("bsmeth: error: forward primer") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_call_biq(tmp_path, biq):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["call", str(biq["reads"]), "--reference", str(biq["reference"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "10 reads in 1 samples: 5 pass" in r.output
+    for name in ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json"):
+        assert (out / name).is_file()
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["counts"] == {"reads": 10, "pass": 5, "fail": 5,
+                              "by_reason": {"duplicate": 1, "low_conversion": 2, "low_identity": 2}}
+    assert meta["parameters"]["min_conversion"] == 0.95
+    assert len(rows(out / "cpg_calls.tsv")) == 10 * 35  # every read aligned (some then fail QC) x 35 CpGs
+    assert not list(out.glob(".*tmp"))
+
+
+def test_call_refuses_to_overwrite_without_force(tmp_path, biq):
+    out = tmp_path / "out"
+    args = ["call", str(biq["reads"]), "--reference", str(biq["reference"]), "--out", str(out)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 4
+    with pytest.raises(SystemExit) as e:
+        main(["-q"] + args + ["--force"])
+    assert e.value.code in (0, None)
+
+
+def test_thresholds_are_options(tmp_path, biq):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["call", str(biq["reads"]), "--reference", str(biq["reference"]), "--out", str(out),
+                                 "--min-conversion", "85", "--min-identity", "70", "--keep-duplicates"])
+    assert r.exit_code == 0
+    status = {x["read"]: x["status"] for x in rows(out / "reads.tsv")}
+    assert all(v == "pass" for v in status.values())
+
+
+def test_installed_command_subprocess(tmp_path, gm9):
+    out = tmp_path / "gm9"
+    p = subprocess.run(bsmeth_cmd() + ["call", str(gm9["j1"]), str(gm9["ko"]), "--reference", str(gm9["reference"]),
+                                       "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    samples = {r["sample"]: r for r in rows(out / "samples.tsv")}
+    assert float(samples["Gm9_J1_multi_fasta"]["methylation"]) > 60
+    assert float(samples["Gm9_16aabb_multi_fasta"]["methylation"]) < 35
+
+
+def test_missing_input_subprocess_no_traceback(tmp_path):
+    p = subprocess.run(bsmeth_cmd() + ["call", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3
+    assert p.stderr.startswith("bsmeth: error:") and "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_debug_shows_traceback(tmp_path):
+    p = subprocess.run(bsmeth_cmd() + ["--debug", "call", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "Traceback" in p.stderr
+
+
+def _many_reads(path: Path, biq_reads: Path, copies: int) -> None:
+    text = biq_reads.read_text()
+    with open(path, "w") as fh:
+        for i in range(copies):
+            fh.write(text.replace(">", f">c{i}_"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_previous_outputs_intact(tmp_path, biq, sig):
+    out = tmp_path / "out"
+    first = subprocess.run(bsmeth_cmd() + ["call", str(biq["reads"]), "--reference", str(biq["reference"]),
+                                           "--out", str(out)], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    big = tmp_path / "big.fasta"
+    _many_reads(big, biq["reads"], 2000)  # 20,000 reads: many seconds of alignment
+    proc = subprocess.Popen(bsmeth_cmd() + ["call", str(big), "--reference", str(biq["reference"]), "--out",
+                                            str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(2.5)
+    assert proc.poll() is None, "the run ended before the signal: make the input larger"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after == before  # the previous complete outputs, untouched; no temp files
