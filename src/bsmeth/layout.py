@@ -75,13 +75,39 @@ def cpg_x_positions(positions: Sequence[float], mode: str = "equal", min_gap: fl
     return out
 
 
-def tick_stride(n_cpgs: int, cpg_pitch: float, fontsize: float = FONT, max_chars: int = 2) -> int:
-    """Label every k-th CpG so that horizontal number labels do not touch (1, 2, 5, 10, ...)."""
-    label_width = (max_chars * 0.62 + 0.5) * fontsize / POINTS_PER_INCH  # digit ~0.62 em, plus a gap
+def tick_stride(n_cpgs: int, cpg_pitch: float, fontsize: float = FONT, max_chars: int = 2,
+                label_width_in: Optional[float] = None) -> int:
+    """Label every k-th CpG (k in 1, 2, 5, 10, ...) so that equally spaced labels do not touch."""
+    need = label_width_in if label_width_in is not None else label_width(max_chars, fontsize)
     for k in (1, 2, 5, 10, 20, 50, 100):
-        if k * cpg_pitch >= label_width or k >= n_cpgs:
+        if k * cpg_pitch >= need or k >= n_cpgs:
             return k
     return 100
+
+
+def label_width(max_chars: int, fontsize: float = FONT) -> float:
+    """Inches a horizontal label of ``max_chars`` digits needs, with a small gap."""
+    return (max_chars * 0.62 + 0.5) * fontsize / POINTS_PER_INCH
+
+
+def label_indices(xs: Sequence[float], pitch: float, width: float) -> list[int]:
+    """Which CpGs get a text label so that labels ``width`` inches wide never touch.
+
+    Equal spacing: every k-th CpG with k from 1, 2, 5, 10, ... (regular, easy to read).  Proportional
+    spacing: greedy left to right, a CpG is labelled when it is at least ``width`` from the last label.
+    """
+    n = len(xs)
+    if n == 0:
+        return []
+    steps = [b - a for a, b in zip(xs, xs[1:])]
+    if all(abs(d - 1.0) < 1e-9 for d in steps):
+        k = tick_stride(n, pitch, label_width_in=width)
+        return list(range(0, n, k))
+    out = [0]
+    for i in range(1, n):
+        if (xs[i] - xs[out[-1]]) * pitch >= width:
+            out.append(i)
+    return out
 
 
 @dataclass(frozen=True)

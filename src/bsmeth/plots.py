@@ -163,10 +163,10 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
         return (b[0] / W, b[1] / H, b[2] / W, b[3] / H)
 
     summary = data.summary
-    stride = L.tick_stride(len(numbers), geom.cpg_pitch, L.FONT, max(len(str(n)) for n in numbers) if numbers else 1)
-    pstride = L.tick_stride(len(numbers), geom.cpg_pitch, L.FONT, 1)  # rotated labels: one line height apart
-    tick_idx = [i for i in range(len(numbers)) if i % stride == 0]
-    ptick_idx = [i for i in range(len(numbers)) if i % pstride == 0]
+    digits = max([len(str(n)) for n in numbers] + [1])
+    tick_idx = L.label_indices(xs, geom.cpg_pitch, L.label_width(digits))
+    # rotated position labels only need one line height between them
+    ptick_idx = L.label_indices(xs, geom.cpg_pitch, 1.15 * L.FONT / L.POINTS_PER_INCH)
     used_gids: set = set()
     for s in samples:
         if s not in fl.panels:

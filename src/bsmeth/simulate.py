@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -294,21 +294,13 @@ def _peaks(pos, amp, sig, ch, n_points: int) -> np.ndarray:
     return out.reshape(4, n_points)
 
 
-@dataclass(frozen=True, eq=False)
-class _Sequenced:
-    seq: str
-    qual: np.ndarray
-    peaks: np.ndarray
-    analysed: np.ndarray
-    raw: np.ndarray
-    spacing: float
-    snr: tuple[int, int, int, int]
-    insert: tuple[int, int]  # 1-based inclusive read positions of the insert (0, 0) if none
-
-
 def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.random.Generator,
-              failed: bool) -> _Sequenced:
-    """Sequence ``template``: qualities, base-call errors drawn from them, the chromatogram."""
+              failed: bool) -> tuple[AbifRecord, tuple[int, int]]:
+    """Sequence ``template``: qualities, base-call errors drawn from them, the chromatogram.
+
+    Returns the trace (sample name still empty) and the 1-based inclusive read positions of
+    ``insert`` (template coordinates, half-open), (0, 0) when the read does not reach it.
+    """
     n = len(template)
     tb = np.array(list(template), dtype="U1")
     code = np.select([tb == b for b in _BASE_ORDER], range(4), -1)
@@ -366,15 +358,16 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
     keys = keys[order]
     seq = "".join(np.concatenate([called[keep], letters[ins_base]])[order])
     qual = np.concatenate([q[keep], q[ins_idx]])[order]
-    ploc = np.rint(np.concatenate([pos[keep], ins_pos])[order]).astype(np.int16)
+    ploc = np.rint(np.concatenate([pos[keep], ins_pos])[order]).astype(np.int64)
     a, b = insert
     span = (0, 0)
     if b > a and a < n:
         first = int(np.searchsorted(keys, a)) + 1
         last = int(np.searchsorted(keys, min(b, n) - 1, side="right"))
         span = (first, last) if last >= first else (0, 0)
-    snr = tuple(int(min(max(amp.mean() / max(noise_sd, 1), 1), 2000)) for _ in range(4))
-    return _Sequenced(seq, qual, ploc, analysed, raw, spacing, snr, span)
+    snr = int(min(max(amp.mean() / max(noise_sd, 1), 1), 2000))
+    return AbifRecord("", seq, qual, ploc, analysed, raw, _BASE_ORDER, spacing=round(spacing, 2),
+                      signal_to_noise=(snr,) * 4), span
 
 
 @dataclass(frozen=True, eq=False)
@@ -469,17 +462,13 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
         length = int(rng.integers(int(length_range[0]), int(length_range[1]) + 1))
         left = M13R_FLANK[start:]
         template = (left + insert + M13F_FLANK + READTHROUGH)[:length]
-        read = _sequence(template, (len(left), len(left) + len(insert)), rm, rng, p.fault == "failed_read")
+        read, span = _sequence(template, (len(left), len(left) + len(insert)), rm, rng, p.fault == "failed_read")
         rel = f"{cond.sample}/{rid}.ab1"
         path = out / cond.sample / f"{rid}.ab1"
         path.parent.mkdir(parents=True, exist_ok=True)
-        well = plate_i % 96
-        write_abif(path, AbifRecord(
-            sample=rid, seq=read.seq, qual=read.qual, peaks=read.peaks, analysed=read.analysed, raw=read.raw,
-            base_order=_BASE_ORDER, spacing=round(read.spacing, 2), signal_to_noise=read.snr,
-            tube=f"{'ABCDEFGH'[well % 8]}{well // 8 + 1:02d}", lane=plate_i % 48 + 1,
-            comment=f"simulated by bsmeth (seed {seed}); not a real trace",
-        ))
+        well = plate_i % 96  # plate position, column-major as a 96-well plate is loaded
+        write_abif(path, replace(read, sample=rid, tube=f"{'ABCDEFGH'[well % 8]}{well // 8 + 1:02d}",
+                                 lane=plate_i % 48 + 1, comment=f"simulated by bsmeth (seed {seed}); not a real trace"))
         traces.append(path)
         colvals = [cond.columns.get(c, "") for c in columns]
         sheet.append([rel, cond.sample, *colvals])
@@ -487,7 +476,7 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
         truth_reads.append([
             rid, rel, cond.sample, *colvals, p.orientation, p.fault, EXPECTED_REASON[p.fault],
             ids[p.source] if p.fault == "duplicate" else "", "" if m is None else f"{m.conversion:.4f}",
-            "" if m is None else m.snp_allele, read.insert[0] or "", read.insert[1] or "", len(read.seq),
+            "" if m is None else m.snp_allele, span[0] or "", span[1] or "", len(read.seq),
             "" if m is None else m.seq,
         ])
         if m is not None:
