@@ -270,7 +270,7 @@ def test_truth_is_consistent_for_any_seed_and_strand(tmp_path, seed, p, alt, str
     _check_molecules(amp, reads, _tsv(out / "truth_cpgs.tsv"))
     for r in reads.values():
         rec = SeqIO.read(out / r["file"], "abi")
-        assert len(rec.seq) == int(r["length"]) and len(rec.seq) >= 300
+        assert len(rec.seq) == int(r["length"]) and len(rec.seq) >= 290  # template 300-400, minus rare deletions
         mol = r["molecule"] if r["orientation"] == "+" else revcomp(r["molecule"])
         insert = str(rec.seq)[int(r["insert_start"]) - 1: int(r["insert_end"])]
         assert abs(len(insert) - len(mol)) <= 10

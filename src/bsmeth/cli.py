@@ -45,13 +45,35 @@ def _amplicon(reference, forward, reverse, strand, snps):
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="bsmeth")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors (no progress bar, no summary).")
+@click.option("--verbose", "-v", is_flag=True, help="Log every excluded read and why.")
 @click.pass_context
-def cli(ctx, debug, quiet):
+def cli(ctx, debug, quiet, verbose):
     """Methylation of cloned bisulfite PCR products from Sanger reads."""
     ctx.ensure_object(dict)
     ctx.obj.update(debug=debug, quiet=quiet)
-    logging.basicConfig(level=logging.WARNING, format="bsmeth: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="bsmeth: %(message)s")
+
+
+class Progress:
+    """A one-line progress bar on stderr, shown only on a terminal and only for runs longer than a second."""
+
+    def __init__(self, label: str, enabled: bool):
+        import time
+
+        self.label, self.enabled, self.t0, self.shown = label, enabled and sys.stderr.isatty(), time.monotonic(), False
+        self._time = time.monotonic
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or (not self.shown and self._time() - self.t0 < 1.0):
+            return
+        self.shown = True
+        width = 30
+        fill = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
 
 @cli.command(context_settings=CONTEXT)
@@ -69,22 +91,25 @@ def cli(ctx, debug, quiet):
 @click.option("--min-hq-bases", default=40, show_default=True, help="Reads with fewer high-quality bases fail as low_quality.")
 @click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported).")
 @click.option("--nome", is_flag=True, help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called.")
+@click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Worker processes for reading and aligning.")
 @click.pass_context
 def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, min_qual, min_conversion,
-         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, nome):
+         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, nome, threads):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
     from .models import CallConfig
     from .pipeline import run_call
 
     config = CallConfig(min_qual=min_qual, min_conversion=min_conversion / 100, min_identity=min_identity / 100,
                         max_unconverted=max_unconverted, max_mismatches=max_mismatches, min_hq_bases=min_hq_bases,
-                        keep_duplicates=keep_duplicates, nome=nome)
+                        keep_duplicates=keep_duplicates, nome=nome, threads=threads)
     amp = _amplicon(reference, forward, reverse, strand, snps)
     quiet = ctx.obj["quiet"]
     for w in amp.warnings:
         if not quiet:
             click.echo(f"bsmeth: warning: {w}", err=True)
-    run = run_call(inputs, amp, Path(out), config, sheet, command=sys.argv, force=force)
+    run = run_call(inputs, amp, Path(out), config, sheet, command=sys.argv, force=force,
+                   progress=Progress("aligning files", not quiet))
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "

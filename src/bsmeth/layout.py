@@ -25,7 +25,7 @@ POINTS_PER_INCH = 72.0
 
 # --- sizes (inches) -------------------------------------------------------------------------
 MAX_DATA_WIDTH = 4.2  # a panel's CpG axis never grows past this ...
-MIN_CPG_PITCH = 0.14  # ... unless the CpGs would come closer than this
+MIN_CPG_PITCH = 0.10  # ... unless the CpGs would come closer than this
 MAX_CPG_PITCH = 0.30
 MAX_CLONES_HEIGHT = 3.8  # height of the clone rows of the tallest panel
 MIN_CLONE_PITCH = 0.085
@@ -43,13 +43,18 @@ COL_HEADER = 0.26  # grid column labels (e.g. dose) above the top row
 CPG_MARGIN = 0.6  # cell units of empty axis left of the first and right of the last CpG
 
 
+PROPORTIONAL_WIDTH = 1.5  # a proportional axis is this many times as wide as an equal one
+
+
 def cpg_x_positions(positions: Sequence[float], mode: str = "equal", min_gap: float = 1.0) -> list[float]:
     """x of each CpG in cell units, first CpG at 0.
 
-    ``equal``: 0, 1, 2, ...  ``proportional``: proportional to the amplicon position, scaled so that the
-    median CpG distance is about two cells, then pushed apart left to right so that no two centres are
-    closer than ``min_gap`` (circles never overlap; distances in dense clusters are stretched, the order
-    never changes).  ``positions`` must be increasing (CpGs in FASTA order).
+    ``equal``: 0, 1, 2, ...  ``proportional``: distances proportional to the amplicon positions, but no two
+    centres closer than ``min_gap`` (circles never overlap), and the whole axis ``PROPORTIONAL_WIDTH`` times
+    the equal-spacing width.  This is "push apart, then rescale" solved exactly: gap_i = max(min_gap, s * d_i)
+    with the scale ``s`` found by bisection so the gaps add up to the target width.  Dense clusters end up at
+    ``min_gap``, all other distances stay proportional to each other; the order never changes.
+    ``positions`` must be increasing (CpGs in FASTA order).
     """
     n = len(positions)
     if n == 0:
@@ -59,19 +64,26 @@ def cpg_x_positions(positions: Sequence[float], mode: str = "equal", min_gap: fl
     if mode != "proportional":
         raise ValueError(f"layout must be 'equal' or 'proportional', not {mode!r}")
     pos = [float(p) for p in positions]
-    if any(b < a for a, b in zip(pos, pos[1:])):
+    d = [b - a for a, b in zip(pos, pos[1:])]
+    if any(g < 0 for g in d):
         raise ValueError("CpG positions must be in increasing order")
-    span = pos[-1] - pos[0]
-    if span <= 0:
+    if sum(d) <= 0:
         return [float(i) for i in range(n)]
-    gaps = sorted(b - a for a, b in zip(pos, pos[1:]))
-    median_gap = gaps[len(gaps) // 2] or span / (n - 1)
-    # scale: a typical gap becomes 2 cells, but never more than 2.5 x the equal-spacing width
-    scale = min(2.0 / median_gap, 2.5 * (n - 1) / span)
-    xs = [(p - pos[0]) * scale for p in pos]
-    out = [xs[0]]
-    for x in xs[1:]:
-        out.append(max(x, out[-1] + min_gap))
+    target = PROPORTIONAL_WIDTH * (n - 1) * min_gap
+
+    def total(scale: float) -> float:
+        return sum(max(min_gap, scale * g) for g in d)
+
+    lo, hi = 0.0, target / min(g for g in d if g > 0)  # at hi every gap is >= target: total(hi) >= target
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if total(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    out = [0.0]
+    for g in d:
+        out.append(out[-1] + max(min_gap, hi * g))
     return out
 
 

@@ -11,7 +11,7 @@ import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -77,17 +77,41 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, tcod
     return result
 
 
-def _unique_ids(items: list) -> list:
-    """Read ids are made unique (``id#2``...) so every table row can be joined on (read, sample)."""
-    seen: dict[str, int] = {}
-    out = []
-    for read, f, sample in items:
-        n = seen.get(read.id, 0) + 1
-        seen[read.id] = n
-        if n > 1:
-            read = replace(read, id=f"{read.id}#{n}")
-        out.append((read, f, sample))
-    return out
+def process_file(path: Path, sample: str, amp: Amplicon, tcode: str, config: CallConfig) -> list[ReadResult]:
+    """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
+    return [replace(process_read(read, sample, amp, tcode, config), file=str(path)) for read in read_file(path)]
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(amp: Amplicon, tcode: str, config: CallConfig) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
+    _WORKER.update(amp=amp, tcode=tcode, config=config)
+
+
+def _work(job: tuple[Path, str]) -> list[ReadResult]:
+    return process_file(job[0], job[1], _WORKER["amp"], _WORKER["tcode"], _WORKER["config"])
+
+
+def _results(jobs: list[tuple[Path, str]], amp: Amplicon, tcode: str, config: CallConfig) -> Iterator[list[ReadResult]]:
+    """Results file by file, in input order, on ``config.threads`` processes."""
+    if config.threads <= 1 or len(jobs) < 2:
+        for path, sample in jobs:
+            yield process_file(path, sample, amp, tcode, config)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, tcode, config)) as pool:
+        try:
+            yield from pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
+        except BaseException:
+            pool.terminate()
+            raise
 
 
 def prepare_out(out: Path, force: bool) -> None:
@@ -124,21 +148,22 @@ def run_call(
     prepare_out(out, force)
 
     conditions: dict[str, dict] = {}
-    items = []
     for f, sample, values in assigned:
         conditions.setdefault(sample, values)
-        for read in read_file(f.path):
-            items.append((read, f, sample))
-    items = _unique_ids(items)
+    jobs = [(f.path, sample) for f, sample, _ in assigned]
     tcode = target_code(amplicon)
-    results = []
-    for i, (read, f, sample) in enumerate(items):
-        r = process_read(read, sample, amplicon, tcode, config)
-        results.append(replace(r, file=str(f.path)))
+    results: list[ReadResult] = []
+    seen: dict[str, int] = {}
+    for i, batch in enumerate(_results(jobs, amplicon, tcode, config)):
+        for r in batch:
+            # read ids are made unique (id#2...) so every table can be joined on the read column
+            n = seen.get(r.read_id, 0) + 1
+            seen[r.read_id] = n
+            results.append(r if n == 1 else replace(r, read_id=f"{r.read_id}#{n}"))
         if progress:
-            progress(i + 1, len(items))
+            progress(i + 1, len(jobs))
     results = mark_duplicates(amplicon, results, config)
-    samples = tuple(dict.fromkeys(s for _, _, s in items)) or tuple(dict.fromkeys(s for _, s, _ in assigned))
+    samples = tuple(dict.fromkeys(s for _, s, _ in assigned))
     columns = tuple(sheet.columns) if sheet else ()
     for r in results:
         if r.status is Status.FAIL:
