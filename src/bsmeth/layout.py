@@ -102,11 +102,12 @@ def label_width(max_chars: int, fontsize: float = FONT) -> float:
     return (max_chars * 0.62 + 0.5) * fontsize / POINTS_PER_INCH
 
 
-def label_indices(xs: Sequence[float], pitch: float, width: float) -> list[int]:
+def label_indices(xs: Sequence[float], pitch: float, width: float, must: Sequence[int] = ()) -> list[int]:
     """Which CpGs get a text label so that labels ``width`` inches wide never touch.
 
-    Equal spacing: every k-th CpG with k from 1, 2, 5, 10, ... (regular, easy to read).  Proportional
-    spacing: greedy left to right, a CpG is labelled when it is at least ``width`` from the last label.
+    ``must`` (e.g. SNP CpGs) are labelled first.  Equal spacing: every k-th CpG with k from 1, 2, 5, 10, ...
+    (regular, easy to read).  Proportional spacing: greedy left to right.  Either way a label that would
+    touch an already placed one is dropped.
     """
     n = len(xs)
     if n == 0:
@@ -114,12 +115,14 @@ def label_indices(xs: Sequence[float], pitch: float, width: float) -> list[int]:
     steps = [b - a for a, b in zip(xs, xs[1:])]
     if all(abs(d - 1.0) < 1e-9 for d in steps):
         k = tick_stride(n, pitch, label_width_in=width)
-        return list(range(0, n, k))
-    out = [0]
-    for i in range(1, n):
-        if (xs[i] - xs[out[-1]]) * pitch >= width:
-            out.append(i)
-    return out
+        candidates = list(range(0, n, k))
+    else:
+        candidates = list(range(n))
+    placed = sorted(set(i for i in must if 0 <= i < n))
+    for i in candidates:
+        if all(abs(xs[i] - xs[j]) * pitch >= width for j in placed):
+            placed.append(i)
+    return sorted(set(placed))
 
 
 @dataclass(frozen=True)

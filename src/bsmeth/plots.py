@@ -164,7 +164,8 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
 
     summary = data.summary
     digits = max([len(str(n)) for n in numbers] + [1])
-    tick_idx = L.label_indices(xs, geom.cpg_pitch, L.label_width(digits))
+    snp_idx = [i for i, n in enumerate(numbers) if n in snp_cpgs]
+    tick_idx = L.label_indices(xs, geom.cpg_pitch, L.label_width(digits), must=snp_idx)
     # rotated position labels only need one line height between them
     ptick_idx = L.label_indices(xs, geom.cpg_pitch, 1.15 * L.FONT / L.POINTS_PER_INCH)
     used_gids: set = set()
