@@ -93,9 +93,10 @@ class Progress:
 @click.option("--nome", is_flag=True, help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called.")
 @click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Worker processes for reading and aligning.")
+@click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors.")
 @click.pass_context
 def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, min_qual, min_conversion,
-         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, nome, threads):
+         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, nome, threads, quiet_here):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
     from .models import CallConfig
     from .pipeline import run_call
@@ -104,7 +105,7 @@ def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, for
                         max_unconverted=max_unconverted, max_mismatches=max_mismatches, min_hq_bases=min_hq_bases,
                         keep_duplicates=keep_duplicates, nome=nome, threads=threads)
     amp = _amplicon(reference, forward, reverse, strand, snps)
-    quiet = ctx.obj["quiet"]
+    quiet = ctx.obj["quiet"] or quiet_here
     for w in amp.warnings:
         if not quiet:
             click.echo(f"bsmeth: warning: {w}", err=True)

@@ -190,11 +190,18 @@ class ReadQC:
     converted: int  # non-CpG C read as T
     unconverted: int  # non-CpG C read as C
     hq_bases: int
+    hch_converted: int = 0  # the same counts over HCH only (C not preceded by G): NOMe-safe
+    hch_unconverted: int = 0
 
     @property
     def conversion(self) -> Optional[float]:
         n = self.converted + self.unconverted
         return self.converted / n if n else None
+
+    @property
+    def hch_conversion(self) -> Optional[float]:
+        n = self.hch_converted + self.hch_unconverted
+        return self.hch_converted / n if n else None
 
 
 @dataclass(frozen=True)

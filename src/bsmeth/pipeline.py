@@ -168,6 +168,10 @@ def run_call(
     for r in results:
         if r.status is Status.FAIL:
             log.info("%s (%s): %s%s", r.read_id, r.file, r.reason.value, f": {r.detail}" if r.detail else "")
+    nome_like = sum("NOMe data?" in r.detail for r in results)
+    if nome_like >= 3 and nome_like >= sum(r.reason is Reason.LOW_CONVERSION for r in results) / 2:
+        log.warning("%d reads fail conversion only at GpC sites: GpC-methylase (NOMe) treated? "
+                    "rerun with --nome to count conversion over HCH only", nome_like)
     run = CallRun(out, amplicon, tuple(results), samples)
     write_outputs(run, conditions, columns, config, command, sheet_path)
     return run

@@ -322,8 +322,9 @@ def dose_response_table(data, dose: str, line: Optional[str]):
                 half = math.nan
             k, tot = int(g["m"].sum()), int(g["n"].sum())
             lo, hi = wilson_ci(k, tot)
-            rows.append({"cell_line": lv, "dose": d, "clones": n, "mean": mean, "mean_low": mean - half,
-                         "mean_high": mean + half, "pooled": 100 * k / tot if tot else math.nan,
+            # a t interval can leave [0, 100] with few clones; percentages cannot
+            rows.append({"cell_line": lv, "dose": d, "clones": n, "mean": mean, "mean_low": max(0.0, mean - half),
+                         "mean_high": min(100.0, mean + half), "pooled": 100 * k / tot if tot else math.nan,
                          "pooled_low": 100 * lo, "pooled_high": 100 * hi, "values": list(f)})
     return pd.DataFrame(rows)
 
@@ -347,12 +348,15 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
     numeric = is_numeric_levels(levels)
     xval = {lv: (float(lv) if numeric else float(i)) for i, lv in enumerate(levels)}
     fig = _new_figure(5.6, 4.2)
-    ax = fig.add_axes((0.12, 0.30, 0.60, 0.62), label="dose_response")
+    ax = fig.add_axes((0.12, 0.25, 0.60, 0.68), label="dose_response")
     ax.set_gid("dose-response")
     pos = sorted(v for v in xval.values() if v > 0)
-    if numeric and pos and max(xval.values()) / pos[0] >= 20:
-        # doses such as 0, 0.1, 1, 10 crowd on a linear axis; symlog keeps 0 and spreads the rest
+    if numeric and pos and max(xval.values()) / pos[0] >= 10:
+        # doses such as 0, 1, 3, 10 crowd on a linear axis; symlog keeps 0 and spreads the rest
         ax.set_xscale("symlog", linthresh=pos[0], linscale=0.6)
+    # artists below are drawn with offset transforms, which autoscaling ignores: anchor the limits here
+    ax.plot(list(xval.values()), [50] * len(xval), alpha=0)
+    ax.margins(x=0.1)
     rng = np.random.default_rng(0)  # deterministic jitter of the clone dots
     lines = list(dict.fromkeys(table["cell_line"]))
     n_lines = len(lines)

@@ -33,7 +33,7 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig) -> 
     """Identity, mismatches and conversion over the aligned target outside the primer sites."""
     target = amp.target
     snp_pos = {snp_target(amp, s)[0] for s in amp.snps}
-    matches = mism = conv = unconv = aligned = 0
+    matches = mism = conv = unconv = aligned = hch_conv = hch_unconv = 0
     for t in range(aln.target_start, aln.target_end):
         if amp.in_primer(t):
             continue
@@ -53,13 +53,18 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig) -> 
             matches += 1
             if cpg:
                 continue
-            if config.nome and t > 0 and target[t - 1] == "G":
+            if aln.quals[t] < config.min_qual:
+                continue
+            gpc = t > 0 and target[t - 1] == "G"
+            if not gpc:
+                hch_conv += b == "T"
+                hch_unconv += b == "C"
+            if config.nome and gpc:
                 continue  # GpC: protected by the methylase in NOMe experiments
-            if aln.quals[t] >= config.min_qual:
-                if b == "T":
-                    conv += 1
-                else:
-                    unconv += 1
+            if b == "T":
+                conv += 1
+            else:
+                unconv += 1
         elif b == g:
             matches += 1
         else:
@@ -73,6 +78,8 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig) -> 
         converted=conv,
         unconverted=unconv,
         hq_bases=hq_bases(read, config),
+        hch_converted=hch_conv,
+        hch_unconverted=hch_unconv,
     )
 
 
@@ -98,7 +105,11 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
     if conv is None:
         return Reason.NO_CPH, "no high-quality non-CpG C aligned: conversion cannot be checked"
     if conv < config.min_conversion:
-        return Reason.LOW_CONVERSION, f"conversion {_pct(conv)} < {_pct(config.min_conversion)} ({qc.unconverted} unconverted C)"
+        detail = f"conversion {_pct(conv)} < {_pct(config.min_conversion)} ({qc.unconverted} unconverted C)"
+        hch = qc.hch_conversion
+        if not config.nome and hch is not None and hch >= config.min_conversion:
+            detail += f"; over HCH only {_pct(hch)}: unconverted C are at GpC, NOMe data? see --nome"
+        return Reason.LOW_CONVERSION, detail
     if config.max_unconverted is not None and qc.unconverted > config.max_unconverted:
         return Reason.LOW_CONVERSION, f"{qc.unconverted} unconverted non-CpG C > {config.max_unconverted}"
     return None, ""

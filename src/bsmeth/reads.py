@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import gzip
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Union
@@ -25,7 +26,8 @@ TRACE_EXT = {".ab1", ".abi", ".ab", ".scf"}
 SEQ_EXT = {".fa", ".fasta", ".fas", ".fna", ".seq", ".fq", ".fastq", ".txt"}
 # a folder may hold notes and sheets next to reads: only these are taken from folders
 FOLDER_EXT = (TRACE_EXT | SEQ_EXT) - {".txt"}
-_SEQ_LETTERS = re.compile(r"[^A-Za-z]")
+# removed silently from sequence lines: layout (spaces, line numbers) and gap/stop symbols of aligned FASTA
+_SEQ_LAYOUT = re.compile(r"[\s\d\-.*]")
 _IUPAC = set("ACGTURYKMSWBDHVN")
 
 
@@ -62,19 +64,26 @@ def collect(inputs: list[str]) -> list[InputFile]:
             out.append(InputFile(p, given, sample))
 
     for arg in inputs:
+        if not str(arg).strip():
+            raise InputError("an input path is empty; give files, folders or patterns")
         p = Path(arg)
         if p.is_dir():
-            files = sorted(
+            # hidden files and folders (.git, .ipynb_checkpoints, macOS ._ forks) are never reads
+            found = sorted(
                 f for f in p.rglob("*")
-                if f.is_file() and _suffix(f) in FOLDER_EXT and not f.name.startswith(".")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
+            files = [f for f in found if _suffix(f) in FOLDER_EXT]
             for f in files:
                 rel_parent = f.parent.relative_to(p)
                 sample = p.resolve().name if rel_parent == Path(".") else rel_parent.parts[0]
                 add(f, arg, sample)
             if not files:
+                others = ", ".join(f.name for f in found[:3]) + (" ..." if len(found) > 3 else "")
+                holds = f"it holds only {others}" if found else "it is empty"
                 raise InputError(
-                    f"{arg}: folder has no read files ({', '.join(sorted(FOLDER_EXT))}); give the folder of traces or FASTA files"
+                    f"{arg}: folder has no read files ({holds}); read files end in "
+                    f"{', '.join(sorted(FOLDER_EXT))} (optionally .gz)"
                 )
         elif p.exists():
             add(p, arg, _stem(p))
@@ -109,16 +118,30 @@ def _records_fasta(text: str, path: Path) -> Iterator[tuple[str, str, int]]:
         yield rid, "".join(parts), line_no
 
 
+def _shown(chars) -> str:
+    """Characters for a message: printable ones as they are, others as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in chars)
+
+
 def _clean(seq: str) -> tuple[str, str]:
-    """Upper-case DNA with digits/spaces removed; IUPAC kept.  Returns (seq, problem)."""
-    s = _SEQ_LETTERS.sub("", seq).upper().replace("U", "T")
-    bad = sorted(set(s) - _IUPAC)
+    """Upper-case DNA with digits, spaces and gap symbols removed; IUPAC kept.  Returns (seq, problem)."""
+    s = _SEQ_LAYOUT.sub("", seq)
+    # checked before upper-casing: str.upper() maps some non-ASCII letters to ASCII ones ('ß' -> 'SS')
+    bad = sorted({c for c in s if not (c.isascii() and c.upper() in _IUPAC)})
+    s = s.upper().replace("U", "T")
     if bad:
-        return s, f"non-DNA letter(s) {''.join(bad)}"
+        more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
+        return s, f"non-DNA letter(s) {_shown(bad[:12])}{more}"
     return s, ""
 
 
+def _fastq_start(lines: list[str], i: int) -> bool:
+    """Does a 4-line FASTQ record plausibly start at line ``i``?"""
+    return lines[i].startswith("@") and i + 2 < len(lines) and lines[i + 2].startswith("+")
+
+
 def _fastq(text: str, path: Path) -> Iterator[Union[Read, Unreadable]]:
+    """4-line FASTQ records.  A malformed stretch gives one ``Unreadable`` and reading resumes at the next record."""
     lines = text.splitlines()
     i = 0
     while i < len(lines):
@@ -126,62 +149,116 @@ def _fastq(text: str, path: Path) -> Iterator[Union[Read, Unreadable]]:
             i += 1
             continue
         head = lines[i]
-        if not head.startswith("@") or i + 2 >= len(lines):
-            yield Unreadable(_stem(path), str(path), f"{path}, line {i + 1}: malformed FASTQ record")
-            return
+        if not _fastq_start(lines, i):
+            start = i
+            i += 1
+            while i < len(lines) and not _fastq_start(lines, i):
+                i += 1
+            rid = head[1:].split()[0] if head.startswith("@") and head[1:].strip() else f"record_at_line_{start + 1}"
+            span = f"line {start + 1}" if i - start == 1 else f"lines {start + 1}-{i}"
+            yield Unreadable(rid, str(path), f"{path}, line {start + 1}: malformed FASTQ record "
+                                             f"(expected '@id', sequence, '+', qualities; {span} skipped)")
+            continue
         rid = head[1:].split()[0] if head[1:].strip() else f"record_at_line_{i + 1}"
-        seq, plus, qs = lines[i + 1].strip(), lines[i + 2], lines[i + 3].strip() if i + 3 < len(lines) else ""
+        seq = lines[i + 1].strip()
+        qs = lines[i + 3].strip() if i + 3 < len(lines) else ""
         i += 4
-        if not plus.startswith("+") or len(qs) != len(seq):
-            yield Unreadable(rid, str(path), f"{path}, record {rid}: sequence and quality lengths differ")
+        if len(qs) != len(seq):
+            yield Unreadable(rid, str(path), f"{path}, record {rid}: sequence and quality lengths differ "
+                                             f"({len(seq)} and {len(qs)})")
             continue
         clean, problem = _clean(seq)
         if problem or not clean:
             yield Unreadable(rid, str(path), f"{path}, record {rid}: {problem or 'empty sequence'}")
             continue
+        if len(clean) != len(seq):
+            yield Unreadable(rid, str(path), f"{path}, record {rid}: sequence has gap or space characters "
+                                             "that have no quality; remove them")
+            continue
         q = np.frombuffer(qs.encode("ascii", "replace"), dtype=np.uint8).astype(np.int16) - 33
         yield Read(rid, str(path), clean, np.clip(q, 0, 93).astype(np.uint8), "fastq")
 
 
+# magic bytes of files people drop into a folder of reads by mistake
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive (or .xlsx/.docx): unpack it, or export the sequence as FASTA"),
+    (b"%PDF", "a PDF document: export the sequence as FASTA"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"{\\rtf", "an RTF document: save the sequence as plain text or FASTA"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office document: export the sequence as FASTA"),
+)
+
+
+def _decode(data: bytes) -> str | None:
+    """Text of a sequence file: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252; None if binary."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    # an old Windows editor: the sequence letters are ASCII anyway, only headers/comments differ
+    text = data.decode("cp1252", errors="replace")
+    controls = sum(1 for c in text if ord(c) < 32 and c not in "\t\r\n\f\v")
+    return None if controls else text
+
+
 def read_file(path: Path) -> list[Union[Read, Unreadable]]:
-    """All reads of one file; a file that cannot be used at all gives one ``Unreadable``."""
+    """All reads of one file; a file that cannot be used at all gives one ``Unreadable``.
+
+    Never raises for bad content: whatever the bytes, the result has at least one item.
+    """
     from .traces import read_abif
 
     path = Path(path)
+    stem = _stem(path)
+
+    def unreadable(why: str) -> list[Union[Read, Unreadable]]:
+        return [Unreadable(stem, str(path), f"{path}: {why}")]
+
     try:
         data = path.read_bytes()
     except OSError as e:
-        return [Unreadable(_stem(path), str(path), f"{path}: cannot open ({e.strerror})")]
+        return unreadable(f"cannot open ({e.strerror or e})")
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
-            return [Unreadable(_stem(path), str(path), f"{path}: corrupt gzip file ({e})")]
+        except (OSError, EOFError, zlib.error) as e:
+            return unreadable(f"corrupt gzip file ({e})")
     if not data.strip():
-        return [Unreadable(_stem(path), str(path), f"{path}: empty file")]
+        return unreadable("empty file")
     if data[:4] == b"ABIF":
         try:
             return [read_abif(path, data)]
         except ReadFormatError as e:
-            return [Unreadable(_stem(path), str(path), str(e))]
+            return [Unreadable(stem, str(path), str(e))]
     if data[:4] == b".scf":
-        return [Unreadable(_stem(path), str(path), f"{path}: SCF traces are not read yet; convert to ABIF or FASTA")]
+        return unreadable("SCF traces are not read yet; convert to ABIF or FASTA")
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            return unreadable(f"not a sequence file: {what}")
     if _suffix(path) in TRACE_EXT:
         head = data[:4].decode("latin-1")
-        return [Unreadable(_stem(path), str(path), f"{path}: not an ABIF trace (starts with {head!r}, not 'ABIF')")]
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return [Unreadable(_stem(path), str(path), f"{path}: binary file, neither a trace nor a text sequence")]
+        return unreadable(f"not an ABIF trace (starts with {head!r}, not 'ABIF')")
+    text = _decode(data)
+    if text is None:
+        return unreadable("binary file, neither a trace nor a text sequence")
     if text.lstrip().startswith("@"):
-        return list(_fastq(text, path))
-    out: list[Union[Read, Unreadable]] = []
-    for rid, raw, line_no in _records_fasta(text, path):
-        seq, problem = _clean(raw)
-        if problem or not seq:
-            out.append(Unreadable(rid, str(path), f"{path}, record {rid} (line {line_no}): {problem or 'empty record'}"))
-        else:
-            out.append(Read(rid, str(path), seq, None, "fasta"))
+        out = list(_fastq(text, path))
+    else:
+        out = []
+        for rid, raw, line_no in _records_fasta(text, path):
+            seq, problem = _clean(raw)
+            if problem or not seq:
+                out.append(Unreadable(rid, str(path), f"{path}, record {rid} (line {line_no}): {problem or 'empty record'}"))
+            else:
+                out.append(Read(rid, str(path), seq, None, "fasta"))
     if not out:
-        out.append(Unreadable(_stem(path), str(path), f"{path}: no sequence found"))
+        out = unreadable("no sequence found")
     return out

@@ -1,0 +1,79 @@
+"""run_call end to end on real reads: sample assignment, NOMe hint, threads, streaming."""
+
+import csv
+import shutil
+from pathlib import Path
+
+from bsmeth.models import CallConfig, Reason, Status
+from bsmeth.pipeline import run_call
+from bsmeth.reference import load_amplicon
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_folder_is_one_sample_and_subfolders_are_samples(tmp_path, data):
+    src = data / "nomeplot" / "Oct4"
+    for i, f in enumerate(sorted(src.glob("*.seq"))):
+        sub = tmp_path / "in" / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, sub)
+    amp = load_amplicon(src / "Oct4-Reference-Genomic.txt")
+    run = run_call([str(tmp_path / "in")], amp, tmp_path / "out", CallConfig(nome=True))
+    assert run.samples == ("a", "b")
+    assert len(run.results) == 16
+
+
+def test_nome_hint_and_nome_mode(tmp_path, data, caplog):
+    src = data / "nomeplot" / "Oct4"
+    amp = load_amplicon(src / "Oct4-Reference-Genomic.txt")
+    reads = [str(src)]
+    plain = run_call(reads, amp, tmp_path / "plain", CallConfig())
+    assert plain.n_pass == 0  # QUMA-style conversion over all CpH excludes every NOMe-treated clone...
+    assert sum("NOMe data?" in r.detail for r in plain.results) >= 12  # ...but says why
+    assert "--nome" in caplog.text
+    nome = run_call(reads, amp, tmp_path / "nome", CallConfig(nome=True))
+    assert nome.n_pass >= 12
+    # Oct4 is an active promoter in ES cells: essentially unmethylated (NOMePlot authors)
+    called = [c for r in nome.results if r.status is Status.PASS for c in r.calls if c.call.value != "-"]
+    assert sum(c.call.value == "M" for c in called) / len(called) < 0.1
+
+
+def test_threads_give_identical_outputs(tmp_path, gm9):
+    amp = load_amplicon(gm9["reference"])
+    inputs = [str(gm9["j1"]), str(gm9["ko"])]
+    run_call(inputs, amp, tmp_path / "one", CallConfig(threads=1))
+    run_call(inputs, amp, tmp_path / "two", CallConfig(threads=2))
+    for name in ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "alignments.txt"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_sheet_alone_gives_the_inputs(tmp_path, gm9):
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(f"file,sample,genotype\n{gm9['j1']},J1,wt\n{gm9['ko']},KO,Dnmt3a/3b-/-\n")
+    amp = load_amplicon(gm9["reference"])
+    run = run_call([], amp, tmp_path / "out", CallConfig(), sheet_path=str(sheet))
+    assert run.samples == ("J1", "KO")
+    reads = rows(tmp_path / "out" / "reads.tsv")
+    assert list(reads[0])[:4] == ["read", "file", "sample", "genotype"]
+    assert {r["genotype"] for r in reads} == {"wt", "Dnmt3a/3b-/-"}
+    samples = {r["sample"]: r for r in rows(tmp_path / "out" / "samples.tsv")}
+    # wild type heavily methylated, the Dnmt3a/3b double knockout much less (QUMA sample's biology)
+    assert float(samples["J1"]["methylation"]) > 60 > 35 > float(samples["KO"]["methylation"])
+
+
+def test_gm9_vector_trimmed_and_junk_excluded(tmp_path, gm9):
+    amp = load_amplicon(gm9["reference"])
+    run = run_call([str(gm9["j1"]), str(gm9["ko"])], amp, tmp_path / "out", CallConfig())
+    by_id = {r.read_id: r for r in run.results}
+    assert by_id["Gm9_J1_seq_15"].reason is Reason.LOW_CONVERSION
+    assert by_id["Gm9_16aabb_seq_16"].aligned.orientation == "-"
+    for r in run.results:
+        if r.status is Status.PASS:
+            # the read starts with ~30-50 nt of pGEM-T-Easy vector: the alignment begins after it
+            assert r.aligned.read_start >= 20 if r.aligned.orientation == "+" else True
+            assert r.qc.identity >= 0.9
+    junk = [r.read_id for r in run.results if r.reason is Reason.NO_AMPLICON]
+    assert len(junk) >= 4
