@@ -52,13 +52,13 @@ def test_threads_give_identical_outputs(tmp_path, gm9):
 
 def test_sheet_alone_gives_the_inputs(tmp_path, gm9):
     sheet = tmp_path / "s.csv"
-    sheet.write_text(f"file,sample,genotype\n{gm9['j1']},J1,wt\n{gm9['ko']},KO,Dnmt3a/3b-/-\n")
+    sheet.write_text(f"file,sample,cells\n{gm9['j1']},J1,wt\n{gm9['ko']},KO,Dnmt3a/3b-/-\n")
     amp = load_amplicon(gm9["reference"])
     run = run_call([], amp, tmp_path / "out", CallConfig(), sheet_path=str(sheet))
     assert run.samples == ("J1", "KO")
     reads = rows(tmp_path / "out" / "reads.tsv")
-    assert list(reads[0])[:4] == ["read", "file", "sample", "genotype"]
-    assert {r["genotype"] for r in reads} == {"wt", "Dnmt3a/3b-/-"}
+    assert list(reads[0])[:4] == ["read", "file", "sample", "cells"]
+    assert {r["cells"] for r in reads} == {"wt", "Dnmt3a/3b-/-"}
     samples = {r["sample"]: r for r in rows(tmp_path / "out" / "samples.tsv")}
     # wild type heavily methylated, the Dnmt3a/3b double knockout much less (QUMA sample's biology)
     assert float(samples["J1"]["methylation"]) > 60 > 35 > float(samples["KO"]["methylation"])
