@@ -1,8 +1,13 @@
 """Shared test fixtures: paths to the real data in tests/data (nothing reads ../shared)."""
 
+import os
+import tempfile
 from pathlib import Path
 
-import pytest
+# Tests write nothing into the source tree: Hypothesis keeps its example database elsewhere.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "bsmeth-hypothesis"))
+
+import pytest  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,6 +9,10 @@ CpG gets ``-``/``snp``: a genotype, not a methylation state.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Optional
+
+from .evidence import PeakSignal
 from .models import AlignedRead, Amplicon, Call, CallConfig, CpG, CpGCall, Strand, Why
 from .reference import revcomp
 
@@ -20,7 +24,20 @@ def snp_target(amp: Amplicon, snp) -> tuple[int, str]:
     return amp.end - 1 - snp.pos, revcomp(snp.alt)
 
 
-def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig) -> CpGCall:
+def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
+             signal: Optional[PeakSignal] = None) -> CpGCall:
+    """The call of one CpG, with the trace evidence attached when there is a trace."""
+    c = _call(amp, cpg, aln, config, signal)
+    if signal is None or c.why in (Why.NOT_COVERED, Why.GAP):
+        return c
+    c = replace(c, c_signal=round(signal.c, 1), t_signal=round(signal.t, 1))
+    f = signal.c_frac
+    if f is not None and ((c.call is Call.METHYLATED and f < 0.5) or (c.call is Call.UNMETHYLATED and f > 0.5)):
+        c = replace(c, contradicted=True)
+    return c
+
+
+def _call(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig, signal: Optional[PeakSignal]) -> CpGCall:
     t = cpg.target_pos
     base = str(aln.bases[t])
     qual = int(aln.quals[t]) if base not in (" ", "-") and aln.quals[t] != 99 else None
@@ -35,6 +52,8 @@ def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig) -> C
         ts, alt = snp_target(amp, cpg.snp)
         if 0 <= ts < amp.length and aln.bases[ts] == alt:
             return CpGCall(cpg, Call.NOT_DETERMINED, Why.SNP, shown, qual)
+    if signal is not None and signal.mixed and base in "CTN":
+        return CpGCall(cpg, Call.NOT_DETERMINED, Why.MIXED, shown, qual)
     if qual is not None and qual < config.min_qual:
         return CpGCall(cpg, Call.NOT_DETERMINED, Why.LOW_QUALITY, shown, qual)
     if config.nome and t > 0 and amp.target[t - 1] == "G":
@@ -49,8 +68,10 @@ def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig) -> C
     return CpGCall(cpg, Call.NOT_DETERMINED, Why.OTHER_BASE, shown, qual)
 
 
-def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig) -> tuple[CpGCall, ...]:
-    return tuple(call_cpg(amp, c, aln, config) for c in amp.cpgs)
+def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig,
+              signals: Optional[dict[int, PeakSignal]] = None) -> tuple[CpGCall, ...]:
+    signals = signals or {}
+    return tuple(call_cpg(amp, c, aln, config, signals.get(c.target_pos)) for c in amp.cpgs)
 
 
 def genotype(amp: Amplicon, aln: AlignedRead) -> str:

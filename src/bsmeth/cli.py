@@ -90,20 +90,25 @@ class Progress:
 @click.option("--max-mismatches", type=int, default=None, help="Exclude reads with more mismatches (QUMA: 10). Off by default.")
 @click.option("--min-hq-bases", default=40, show_default=True, help="Reads with fewer high-quality bases fail as low_quality.")
 @click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported).")
+@click.option("--duplicate-evidence", default=5.0, show_default=True,
+              help="Call two matching reads duplicates when an independent clone would match by chance "
+                   "with probability below 10^-X.")
+@click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged in detail).")
 @click.option("--nome", is_flag=True, help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called.")
 @click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Worker processes for reading and aligning.")
 @click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors.")
 @click.pass_context
 def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, min_qual, min_conversion,
-         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, nome, threads, quiet_here):
+         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, duplicate_evidence, keep_mixed, nome, threads, quiet_here):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
     from .models import CallConfig
     from .pipeline import run_call
 
     config = CallConfig(min_qual=min_qual, min_conversion=min_conversion / 100, min_identity=min_identity / 100,
                         max_unconverted=max_unconverted, max_mismatches=max_mismatches, min_hq_bases=min_hq_bases,
-                        keep_duplicates=keep_duplicates, nome=nome, threads=threads)
+                        keep_duplicates=keep_duplicates, nome=nome, threads=threads,
+                        duplicate_min_evidence=duplicate_evidence, keep_mixed=keep_mixed)
     amp = _amplicon(reference, forward, reverse, strand, snps)
     quiet = ctx.obj["quiet"] or quiet_here
     for w in amp.warnings:
@@ -116,6 +121,40 @@ def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, for
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "
                    f"{len(run.results) - run.n_pass} fail ({reasons})")
         click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt, run.json)")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--design", type=click.Path(dir_okay=False, exists=True), metavar="JSON",
+              help="Design file (see docs/simulate.md). Default: the seed study, BT474/rBT474 x dose 0,1,3,10.")
+@click.option("--seed", default=1, show_default=True, help="Random seed: the same seed gives the same files.")
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@_reference_options
+def simulate(out, design, seed, force, reference, forward, reverse, strand, snps):
+    """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
+    import json
+
+    from .errors import InputError, OutputError
+    from .simulate import Design, seed_study_design
+    from .simulate import simulate as run_simulate
+
+    out_p = Path(out)
+    if out_p.exists() and any(out_p.iterdir()) and not force:
+        raise OutputError(f"--out {out}: folder is not empty; add --force or choose another folder")
+    if design:
+        try:
+            d = Design.from_dict(json.loads(Path(design).read_text()))
+        except (ValueError, TypeError, KeyError) as e:
+            raise InputError(f"--design {design}: {e}") from None
+    else:
+        d = seed_study_design()
+    amp = _amplicon(reference, forward, reverse, strand, snps)
+    res = run_simulate(d, amp, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
+    faults = ", ".join(f"{k} {v}" for k, v in res.faults.items()) or "none"
+    click.echo(f"{res.n_reads} simulated traces in {out_p}/ (faults: {faults}); "
+               f"sample sheet {res.sample_sheet.name}, truth in {res.truth_reads.name} and {res.truth_cpgs.name}")
+    for note in res.skipped:
+        click.echo(f"bsmeth: note: {note}", err=True)
 
 
 @cli.group(context_settings=CONTEXT)

@@ -45,6 +45,7 @@ class Why(str, enum.Enum):
     UNDER_PRIMER = "under_primer"  # the primer sequence is copied into the product
     SNP = "snp"  # the read carries the SNP allele that destroys this CpG (a genotype)
     GCG = "gcg"  # --nome: a GCG site, where GpC methylase also protects the C
+    MIXED = "mixed"  # the trace has strong C and T peaks: two templates
 
 
 class Status(str, enum.Enum):
@@ -60,6 +61,7 @@ class Reason(str, enum.Enum):
     NO_AMPLICON = "no_amplicon"
     LOW_IDENTITY = "low_identity"
     TOO_MANY_MISMATCHES = "too_many_mismatches"
+    MIXED_TRACE = "mixed_trace"
     NO_CPH = "no_cph"
     LOW_CONVERSION = "low_conversion"
     DUPLICATE = "duplicate"
@@ -178,6 +180,15 @@ class CpGCall:
     why: Optional[Why] = None
     base: str = ""
     qual: Optional[int] = None
+    c_signal: Optional[float] = None  # trace evidence (reads with a chromatogram only)
+    t_signal: Optional[float] = None
+    contradicted: bool = False  # the base call disagrees with the larger of the C/T peaks
+
+    @property
+    def c_frac(self) -> Optional[float]:
+        if self.c_signal is None or self.t_signal is None or self.c_signal + self.t_signal <= 0:
+            return None
+        return self.c_signal / (self.c_signal + self.t_signal)
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,10 @@ class ReadQC:
     hq_bases: int
     hch_converted: int = 0  # the same counts over HCH only (C not preceded by G): NOMe-safe
     hch_unconverted: int = 0
+    mixed_cpgs: int = 0  # trace evidence: CpGs / non-CpG Cs with two strong peaks, and how many were looked at
+    traced_cpgs: int = 0
+    mixed_cph: int = 0
+    traced_cph: int = 0
 
     @property
     def conversion(self) -> Optional[float]:
@@ -245,8 +260,12 @@ class CallConfig:
     min_hq_bases: int = 40  # fewer high-quality bases in the whole read -> low_quality
     min_aligned: int = 30  # fewer target bases aligned -> no_amplicon
     keep_duplicates: bool = False
-    duplicate_min_evidence: float = 6.0  # -log10 chance that an independent clone matches (see qc)
+    duplicate_min_evidence: float = 5.0  # -log10 chance that an independent clone matches (see qc)
+    duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule
     nome: bool = False  # GpC-methylase treated: conversion over HCH only, GCG CpGs ambiguous
+    keep_mixed: bool = False  # keep reads whose trace looks mixed (flagged in detail)
+    mixed_min_sites: int = 3  # a read is mixed_trace with at least this many mixed CpGs...
+    mixed_fraction: float = 0.2  # ...making up at least this fraction of the CpGs looked at (or CpH: 5 / 10 %)
     threads: int = 1
 
     def as_dict(self) -> dict:

@@ -20,9 +20,10 @@ from .models import Amplicon, Call, ReadResult, Status
 READ_COLUMNS = (
     "read", "file", "sample", "status", "reason", "orientation", "conversion", "identity", "cpgs_called",
     "methylation", "duplicate_of", "detail", "length", "aligned_start", "aligned_end", "mismatches",
-    "converted", "unconverted", "mean_qual", "genotype",
+    "converted", "unconverted", "mean_qual", "genotype", "mixed_sites",
 )
-CALL_COLUMNS = ("read", "sample", "cpg", "pos", "call", "why", "status", "base", "qual")
+CALL_COLUMNS = ("read", "sample", "cpg", "pos", "call", "why", "status", "base", "qual",
+                "c_signal", "t_signal", "c_frac", "confidence", "trace_flag")
 SUMMARY_COLUMNS = ("sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent", "note")
 
 
@@ -69,7 +70,8 @@ def reads_table(results: Sequence[ReadResult], conditions: dict, sheet_columns: 
              r.duplicate_of, r.detail, r.length,
              aln.target_start + 1 if aln else None, aln.target_end if aln else None,
              qc.mismatches if qc else None, qc.converted if qc else None, qc.unconverted if qc else None,
-             r.mean_qual, r.genotype]
+             r.mean_qual, r.genotype,
+             f"{qc.mixed_cpgs}/{qc.traced_cpgs} CpG, {qc.mixed_cph}/{qc.traced_cph} CpH" if qc and qc.traced_cpgs + qc.traced_cph else ""]
         )
     return _table(cols, rows)
 
@@ -78,8 +80,11 @@ def calls_table(results: Sequence[ReadResult]) -> str:
     rows = []
     for r in results:
         for c in r.calls:
+            f = c.c_frac
             rows.append([r.read_id, r.sample, c.cpg.number, c.cpg.ref_pos + 1, c.call.value,
-                         c.why.value if c.why else "", r.status.value, c.base, c.qual])
+                         c.why.value if c.why else "", r.status.value, c.base, c.qual,
+                         c.c_signal, c.t_signal, f, abs(2 * f - 1) if f is not None else None,
+                         "contradicted" if c.contradicted else ""])
     return _table(CALL_COLUMNS, rows)
 
 

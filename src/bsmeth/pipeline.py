@@ -22,7 +22,8 @@ from .errors import InputError, OutputError
 from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unreadable
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
-from .qc import hq_bases, mark_duplicates, measure, verdict
+from .evidence import signals_at
+from .qc import c_positions, hq_bases, mark_duplicates, measure, verdict
 from .reads import InputFile, collect, read_file
 from .samples import SampleSheet, assign, read_sheet
 
@@ -63,11 +64,12 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, tcod
         reason, detail = verdict(None, None, hq, config)
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
     aln = align(amp, read.seq, read.qual, tcode)
-    qc = measure(amp, aln, read, config) if aln is not None else None
+    signals = signals_at(read, aln, c_positions(amp, aln)) if aln is not None and read.trace is not None else {}
+    qc = measure(amp, aln, read, config, signals) if aln is not None else None
     reason, detail = verdict(aln, qc, hq, config)
     if reason is Reason.NO_AMPLICON:
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
-    calls = call_read(amp, aln, config)
+    calls = call_read(amp, aln, config, signals)
     result = ReadResult(status=Status.PASS if reason is None else Status.FAIL, reason=reason, detail=detail,
                         aligned=aln, qc=qc, calls=calls, genotype=genotype(amp, aln), **base)
     assessable = any(not c.under_primer for c in amp.cpgs)

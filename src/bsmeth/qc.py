@@ -29,7 +29,35 @@ def hq_bases(read: Read, config: CallConfig) -> int:
     return int(np.count_nonzero(read.qual >= config.min_qual))
 
 
-def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig) -> ReadQC:
+def c_positions(amp: Amplicon, aln: AlignedRead) -> list[int]:
+    """Target positions of every C (CpG or not) inside the aligned part, outside primers."""
+    return [t for t in range(aln.target_start, aln.target_end) if amp.target[t] == "C" and not amp.in_primer(t)]
+
+
+def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallConfig) -> tuple[int, int, int, int]:
+    """Mixed peaks at CpG and non-CpG C, counted only where the read around them is good.
+
+    The ends of a trace have broad, overlapping peaks that look mixed without
+    being so: a site counts only when the median PHRED of the 11 bases around it
+    reaches the threshold (a mixed peak itself lowers its own quality).
+    """
+    m_cpg = n_cpg = m_cph = n_cph = 0
+    target = amp.target
+    for t, sig in signals.items():
+        lo, hi = max(aln.target_start, t - 5), min(aln.target_end, t + 6)
+        if np.median(aln.quals[lo:hi]) < config.min_qual:
+            continue
+        cpg = t + 1 < len(target) and target[t + 1] == "G"
+        if cpg:
+            n_cpg += 1
+            m_cpg += sig.mixed
+        else:
+            n_cph += 1
+            m_cph += sig.mixed
+    return m_cpg, n_cpg, m_cph, n_cph
+
+
+def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals: Optional[dict] = None) -> ReadQC:
     """Identity, mismatches and conversion over the aligned target outside the primer sites."""
     target = amp.target
     snp_pos = {snp_target(amp, s)[0] for s in amp.snps}
@@ -80,6 +108,8 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig) -> 
         hq_bases=hq_bases(read, config),
         hch_converted=hch_conv,
         hch_unconverted=hch_unconv,
+        **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
+                   _mixed_counts(amp, aln, signals, config) if signals else (0, 0, 0, 0))),
     )
 
 
@@ -101,6 +131,16 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
         return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(config.min_identity)}"
     if config.max_mismatches is not None and qc.mismatches > config.max_mismatches:
         return Reason.TOO_MANY_MISMATCHES, f"{qc.mismatches} mismatches > {config.max_mismatches}"
+    mixed_cpg = qc.mixed_cpgs >= config.mixed_min_sites and qc.mixed_cpgs >= config.mixed_fraction * qc.traced_cpgs
+    mixed_cph = qc.mixed_cph >= 5 and qc.mixed_cph >= 0.1 * qc.traced_cph
+    if mixed_cpg or mixed_cph:
+        detail = (f"two peaks at {qc.mixed_cpgs} of {qc.traced_cpgs} CpGs and {qc.mixed_cph} of {qc.traced_cph} "
+                  "non-CpG C: two colonies picked together or a mixed template")
+        if not config.keep_mixed:
+            return Reason.MIXED_TRACE, detail
+        mixed_note = "kept with --keep-mixed: " + detail
+    else:
+        mixed_note = ""
     conv = qc.conversion
     if conv is None:
         return Reason.NO_CPH, "no high-quality non-CpG C aligned: conversion cannot be checked"
@@ -112,7 +152,7 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
         return Reason.LOW_CONVERSION, detail
     if config.max_unconverted is not None and qc.unconverted > config.max_unconverted:
         return Reason.LOW_CONVERSION, f"{qc.unconverted} unconverted non-CpG C > {config.max_unconverted}"
-    return None, ""
+    return None, mixed_note
 
 
 def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
@@ -135,18 +175,27 @@ def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
     return s
 
 
-def chance_match(a: np.ndarray, b: np.ndarray, freq: np.ndarray) -> tuple[bool, float, int]:
+def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarray,
+                 max_diff: int = 0) -> tuple[bool, float, int]:
     """Do two state vectors agree wherever both are determined, and how likely is that by chance?
 
     Returns (agree, log10 probability that an independent clone of the sample
-    matches ``a`` at every shared site, number of shared sites).  ``freq`` is the
-    per-site frequency of state 1 (C) in the sample.
+    matches ``a`` at every shared agreeing site, number of shared sites).
+    ``ones``/``known`` count, per site, the sample's reads showing C and showing
+    anything; the pair itself is left out of these frequencies, else a
+    duplicate would dilute its own evidence.  Up to ``max_diff`` disagreeing
+    sites are tolerated (a base-call error in one read of the same molecule);
+    they add no evidence.
     """
     both = (a >= 0) & (b >= 0)
     n = int(np.count_nonzero(both))
-    if n == 0 or np.any(a[both] != b[both]):
+    same = both & (a == b)
+    if n == 0 or n - int(np.count_nonzero(same)) > max_diff:
         return False, 0.0, n
-    p = np.where(a[both] == 1, freq[both], 1.0 - freq[both])
+    others_ones = ones[same] - (a[same] == 1) - (b[same] == 1)
+    others_known = known[same] - 2
+    freq = (others_ones + 0.5) / (others_known + 1.0)  # Jeffreys-like pseudocount keeps 0 and 1 away
+    p = np.where(a[same] == 1, freq, 1.0 - freq)
     return True, float(np.sum(np.log10(p))), n
 
 
@@ -154,7 +203,8 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     """Flag clonal duplicates (one molecule picked twice) among passing reads of the same sample.
 
     Two reads are duplicates when their CpG and non-CpG conversion states agree
-    at every C both determine (N, gaps and low quality are wildcards) AND such an
+    at every C both determine but ``duplicate_max_diff`` (one, by default: a
+    base-call error) (N, gaps and low quality are wildcards) AND such an
     agreement is unlikely by chance: the probability that an independent clone
     of the same sample matches at all shared sites, from the sample's per-site
     frequencies, is below ``10**-duplicate_min_evidence``.  Fully converted,
@@ -174,13 +224,12 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
         mat = np.stack([states[i] for i in idx])
         ones = np.count_nonzero(mat == 1, axis=0)
         known = np.count_nonzero(mat >= 0, axis=0)
-        freq = (ones + 0.5) / (known + 1.0)  # Jeffreys-like pseudocount keeps 0 and 1 away
         order = sorted(idx, key=lambda i: (-out[i].n_called, -(out[i].qc.hq_bases if out[i].qc else 0), i))
         kept: list[int] = []
         for i in order:
             dup_of = None
             for j in kept:
-                agree, log_p, _ = chance_match(states[i], states[j], freq)
+                agree, log_p, _ = chance_match(states[i], states[j], ones, known, config.duplicate_max_diff)
                 if agree and log_p <= -config.duplicate_min_evidence:
                     dup_of = j
                     break

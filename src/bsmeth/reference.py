@@ -20,7 +20,7 @@ _COMP = str.maketrans("ACGTUNRYKMSWBDHVacgtunrykmswbdhv-", "TGCAANYRMKSWVHDBtgca
 DNA = set("ACGTN")
 IUPAC = set("ACGTURYKMSWBDHVN")
 # what each IUPAC letter of a primer stands for
-_IUPAC_SETS = {
+IUPAC_SETS = {
     "A": "A", "C": "C", "G": "G", "T": "T", "U": "T", "R": "AG", "Y": "CT", "K": "GT",
     "M": "AC", "S": "CG", "W": "AT", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT",
 }
@@ -120,7 +120,7 @@ def _clean_primer(primer: str, label: str) -> str:
     p = re.sub(r"\s", "", primer).upper().replace("U", "T")
     if not p:
         raise PrimerError(f"{label} primer is empty; give it 5'->3' in converted form")
-    bad = sorted(set(p) - set(_IUPAC_SETS))
+    bad = sorted(set(p) - set(IUPAC_SETS))
     if bad:
         raise PrimerError(f"{label} primer {primer!r}: non-DNA letter(s) {''.join(bad)}; give it 5'->3' in converted form")
     return p
@@ -134,7 +134,7 @@ def _primer_hits(primer: str, strand_seq: str, max_mismatches: int) -> list[tupl
     """
     hits = []
     n, m = len(strand_seq), len(primer)
-    allowed = [set(_IUPAC_SETS[b]) for b in primer]
+    allowed = [set(IUPAC_SETS[b]) for b in primer]
     for i in range(n - m + 1):
         mism = 0
         for j in range(m):

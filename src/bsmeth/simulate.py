@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit
 
 from .abif import AbifRecord, atomic_write, write_abif
-from .models import Amplicon, Strand
-from .reference import _IUPAC_SETS, revcomp
+from .models import Amplicon, CallConfig, Reason, Strand
+from .reference import IUPAC_SETS, revcomp
 
 # pCR4-TOPO on the strand read from M13 reverse, from just after the M13R primer
 # site to the TOPO site (...CCCTT) where the insert starts.  Source:
@@ -48,11 +50,10 @@ M13F_FLANK = (
 READTHROUGH = "".join(np.random.default_rng(4242).choice(list("ACGT"), 800))
 
 FAULT_KINDS = ("poor_conversion", "empty_vector", "failed_read", "duplicate")
-EXPECTED_REASON = {
-    "": "", "poor_conversion": "low_conversion", "empty_vector": "no_amplicon",
-    "failed_read": "low_quality", "duplicate": "duplicate",
-}
+EXPECTED_REASON = {"": "", "poor_conversion": "low_conversion", "empty_vector": "no_amplicon",
+                   "failed_read": "low_quality", "duplicate": "duplicate"}
 DUPLICATE_MIN_MARKS = 3  # methylated CpGs + unconverted CpH a duplicate's source must carry
+_MIN_CONVERSION = CallConfig().min_conversion  # below it ``bsmeth call`` excludes a read, fault or not
 _BASE_ORDER = "GATC"
 _RESERVED = {"read", "file", "sample", "orientation", "fault", "expected_reason", "duplicate_of",
              "conversion", "snp_allele", "insert_start", "insert_end", "length", "molecule"}
@@ -143,8 +144,8 @@ class Design:
             raise ValueError(f"faults: kinds must be among {', '.join(FAULT_KINDS)} with counts >= 0")
 
     def to_dict(self) -> dict:
-        conds = [{**asdict(c), "methylation": list(c.methylation) if isinstance(c.methylation, tuple) else c.methylation}
-                 for c in self.conditions]
+        conds = [{**asdict(c), "methylation": list(c.methylation) if isinstance(c.methylation, tuple)
+                  else c.methylation} for c in self.conditions]
         reads = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.reads).items()}
         return {"conditions": conds, "faults": dict(self.faults), "reads": reads}
 
@@ -188,15 +189,8 @@ class SimulationResult:
 
 
 def _mean_matched(mean: float, effect: np.ndarray) -> np.ndarray:
-    """Probabilities logistic(b + effect) with b chosen (bisection) so they average ``mean``."""
-    lo, hi = -20.0, 20.0
-    for _ in range(60):
-        b = (lo + hi) / 2
-        if (1 / (1 + np.exp(-(b + effect)))).mean() < mean:
-            lo = b
-        else:
-            hi = b
-    return 1 / (1 + np.exp(-(lo + effect)))
+    """Probabilities logistic(b + effect), b chosen so that they average ``mean``."""
+    return expit(brentq(lambda b: expit(b + effect).mean() - mean, -30, 30) + effect)
 
 
 def seed_study_design(seed: int = 20240115, n_cpgs: Optional[int] = None) -> Design:
@@ -224,7 +218,7 @@ def seed_study_design(seed: int = 20240115, n_cpgs: Optional[int] = None) -> Des
 class _Molecule:
     seq: str  # the PCR product, amplified strand 5'->3'
     states: tuple[str, ...]  # per amplicon CpG: M / U / A (SNP allele, no CpG)
-    conversion: float
+    conversion: Optional[float]  # realised: fraction of non-CpG C outside primers converted
     marks: int  # methylated CpGs + unconverted CpH outside primers: what makes a duplicate detectable
     snp_allele: str
 
@@ -258,9 +252,22 @@ def _make_molecule(amp: Amplicon, probs: np.ndarray, cond: Condition, conversion
         if b > a and primer:
             in_primer[a:b] = True
             # the product carries the primer; a degenerate letter copies whichever base fits
-            out[a:b] = [g if g in _IUPAC_SETS.get(p, p) else _IUPAC_SETS.get(p, p)[0] for p, g in zip(primer, out[a:b])]
-    marks = int((states[~under] == "M").sum() + (unconverted & ~in_primer).sum())
-    return _Molecule("".join(out), tuple(states.tolist()), conversion, marks, ";".join(alleles))
+            out[a:b] = [g if g in IUPAC_SETS.get(p, p) else IUPAC_SETS.get(p, p)[0] for p, g in zip(primer, out[a:b])]
+    n_unconv, n_cph = int((unconverted & ~in_primer).sum()), int((cph & ~in_primer).sum())
+    marks = int((states[~under] == "M").sum()) + n_unconv
+    realised = 1 - n_unconv / n_cph if n_cph else None
+    return _Molecule("".join(out), tuple(states.tolist()), realised, marks, ";".join(alleles))
+
+
+def _expected_reason(fault: str, m: Optional[_Molecule]) -> str:
+    """The reason ``bsmeth call`` (default thresholds) should give: the first that applies, in its order.
+
+    A clean clone can fail conversion by chance (a few unconverted C are possible at 99.5 %).
+    """
+    reasons = {EXPECTED_REASON[fault]}
+    if m is not None and m.conversion is not None and m.conversion < _MIN_CONVERSION:
+        reasons.add("low_conversion")
+    return next((r.value for r in Reason if r.value in reasons), "")
 
 
 def _u(rng: np.random.Generator, r: Range) -> float:
@@ -404,8 +411,8 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
             planned.append(_Planned(ci, kind, _make_molecule(amp, probs, cond, conv, rng), orient()))
         else:
             taken = {p.source for p in planned if p.fault == "duplicate"}
-            sources = [i for i, p in enumerate(planned) if p.condition == ci and not p.fault
-                       and p.molecule.marks >= DUPLICATE_MIN_MARKS and i not in taken]
+            sources = [i for i, p in enumerate(planned) if p.condition == ci and not p.fault and i not in taken
+                       and p.molecule.marks >= DUPLICATE_MIN_MARKS and _expected_reason("", p.molecule) == ""]
             if not sources:
                 skipped.append(f"duplicate in {cond.sample}: no clone with >= {DUPLICATE_MIN_MARKS} marks "
                                "(methylated CpGs + unconverted CpH) to duplicate detectably")
@@ -417,9 +424,7 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
 
 def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
-    w.writerow(header)
-    w.writerows([["" if v is None else str(v) for v in r] for r in rows])
+    csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows([header, *rows])
     return buf.getvalue()
 
 
@@ -438,11 +443,9 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
     for ci, cond in enumerate(design.conditions):
         mine = [i for i, p in enumerate(planned) if p.condition == ci]
         mine = [mine[k] for k in rng.permutation(len(mine))]
-        for i in mine:
-            if planned[i].fault == "duplicate":
-                a, b = mine.index(planned[i].source), mine.index(i)
-                if b < a:
-                    mine[a], mine[b] = mine[b], mine[a]
+        for i in [j for j in mine if planned[j].fault == "duplicate"]:
+            a, b = sorted((mine.index(planned[i].source), mine.index(i)))
+            mine[a], mine[b] = planned[i].source, i
         width = max(2, len(str(len(mine))))
         for k, i in enumerate(mine):
             ids[i] = f"{cond.sample}_{k + 1:0{width}d}"
@@ -473,11 +476,11 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
         colvals = [cond.columns.get(c, "") for c in columns]
         sheet.append([rel, cond.sample, *colvals])
         m = p.molecule
+        conv = "" if m is None or m.conversion is None else f"{m.conversion:.4f}"
         truth_reads.append([
-            rid, rel, cond.sample, *colvals, p.orientation, p.fault, EXPECTED_REASON[p.fault],
-            ids[p.source] if p.fault == "duplicate" else "", "" if m is None else f"{m.conversion:.4f}",
-            "" if m is None else m.snp_allele, span[0] or "", span[1] or "", len(read.seq),
-            "" if m is None else m.seq,
+            rid, rel, cond.sample, *colvals, p.orientation, p.fault, _expected_reason(p.fault, m),
+            ids[p.source] if p.fault == "duplicate" else "", conv, "" if m is None else m.snp_allele,
+            span[0] or "", span[1] or "", len(read.seq), "" if m is None else m.seq,
         ])
         if m is not None:
             for cpg, state in zip(amplicon.cpgs, m.states):
@@ -517,8 +520,8 @@ def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, coun
         "",
         "- `samples.csv`: the sample sheet for `bsmeth call`.",
         "- `truth_reads.tsv`: per read the orientation, fault, the `reason` bsmeth should give (`expected_reason`),",
-        "  duplicate source, conversion efficiency, SNP allele, insert position in the read (1-based) and the",
-        "  error-free PCR molecule (amplified strand).",
+        "  duplicate source, realised conversion (non-CpG C outside primers), SNP allele, insert position in",
+        "  the read (1-based), read length and the error-free PCR molecule (amplified strand).",
         "- `truth_cpgs.tsv`: per read and CpG the true state (`M`, `U`, `A` = SNP allele, no CpG);",
         "  CpGs under a primer are never observable (the product carries the primer).",
         "",
