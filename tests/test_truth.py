@@ -55,13 +55,20 @@ def test_every_planted_fault_gets_its_reason(simulated):
     assert len(got) == len(truth)  # nothing dropped
     faults = [t for t in truth if t["fault"]]
     assert {t["fault"] for t in faults} == {"poor_conversion", "empty_vector", "failed_read", "duplicate"}
+    swapped = set()
     for t in faults:
-        assert got[t["read"]]["reason"] == t["expected_reason"], (t["read"], t["fault"], got[t["read"]]["detail"])
         if t["fault"] == "duplicate":
-            assert got[t["read"]]["duplicate_of"] == t["duplicate_of"]
+            # one molecule read twice: either read may be the one kept (the one with more CpGs called)
+            dup, src = got[t["read"]], got[t["duplicate_of"]]
+            assert (dup["reason"] == "duplicate" and dup["duplicate_of"] == src["read"]) or (
+                src["reason"] == "duplicate" and src["duplicate_of"] == dup["read"]), (t["read"], t["duplicate_of"])
+            if src["reason"] == "duplicate":
+                swapped.add(src["read"])
+            continue
+        assert got[t["read"]]["reason"] == t["expected_reason"], (t["read"], t["fault"], got[t["read"]]["detail"])
     # clean clones: all as expected, but for the measured chance of calling two distinct clones duplicates
     # (benchmarks/duplicates.py: 2 of 13,738 pairs over 30 designs)
-    off = [(t["read"], got[t["read"]]["reason"]) for t in truth if not t["fault"]
+    off = [(t["read"], got[t["read"]]["reason"]) for t in truth if not t["fault"] and t["read"] not in swapped
            and got[t["read"]]["reason"] != t["expected_reason"]]
     assert len(off) <= 1 and all(reason == "duplicate" for _, reason in off), off
 
