@@ -10,7 +10,6 @@ of planted duplicates and of pairs of distinct clones.
 from __future__ import annotations
 
 import csv
-import itertools
 import sys
 import tempfile
 from pathlib import Path
@@ -25,21 +24,16 @@ from bsmeth.reference import load_amplicon
 from bsmeth.simulate import seed_study_design, simulate
 
 
-def pair_scores(amp, folder: Path, cfg: CallConfig):
+def scores_of(amp, folder: Path, cfg: CallConfig):
+    """(evidence, is a planted duplicate) for every pair of passing reads within each sample."""
     tc = target_code(amp)
     truth = {r["read"]: r["duplicate_of"] for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
     out = []
     for sample_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         rs = [r for f in sorted(sample_dir.glob("*.ab1")) for r in process_file(f, sample_dir.name, amp, tc, cfg)]
         rs = [r for r in rs if r.status is Status.PASS]
-        st = {r.read_id: qc._states(amp, r, cfg) for r in rs}
-        if len(st) < 3:
-            continue
-        mat = np.stack(list(st.values()))
-        ones, known = np.count_nonzero(mat == 1, axis=0), np.count_nonzero(mat >= 0, axis=0)
-        for a, b in itertools.combinations(st, 2):
-            agree, log_p, _ = qc.chance_match(st[a], st[b], ones, known, cfg.duplicate_max_diff)
-            out.append((-log_p if agree else 0.0, truth.get(a) == b or truth.get(b) == a))
+        for a, b, evidence in qc.pair_scores(amp, rs, cfg):
+            out.append((evidence, truth.get(a) == b or truth.get(b) == a))
     return out
 
 
@@ -50,7 +44,7 @@ def main(n_seeds: int = 20) -> None:
         for seed in range(1, n_seeds + 1):
             d = Path(tmp) / str(seed)
             simulate(seed_study_design(), amp, d, seed=seed)
-            scores += pair_scores(amp, d, cfg)
+            scores += scores_of(amp, d, cfg)
     dup = sorted(s for s, is_dup in scores if is_dup)
     non = sorted((s for s, is_dup in scores if not is_dup), reverse=True)
     print(f"designs: {n_seeds}; pairs of distinct clones: {len(non)}; planted duplicates: {len(dup)}")

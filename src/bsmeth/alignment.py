@@ -121,16 +121,21 @@ def align(amp: Amplicon, seq: str, qual: np.ndarray | None, tcode: str | None = 
     """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
     al = _aligner()
     tcode = tcode or target_code(amp)
+    cands = orient(amp, clean_read(seq))
     best = None
-    for o, q, hits in orient(amp, clean_read(seq)):
+    for o, q, hits in cands:
         lo, hi = _window(q, hits, amp.length)
-        score = al.score(tcode, q[lo:hi])
+        # with one clear orientation the score pass is skipped: the alignment carries its score
+        score = al.score(tcode, q[lo:hi]) if len(cands) > 1 else 1.0
         if best is None or score > best[1]:
             best = (o, score, q, lo, hi)
     if best is None or best[1] <= 0:
         return None
-    o, score, q, lo, hi = best
+    o, _, q, lo, hi = best
     aln = al.align(tcode, q[lo:hi])[0]
+    score = aln.score
+    if score <= 0:
+        return None
     quals = None
     if qual is not None:
         quals = qual if o == "+" else qual[::-1]

@@ -9,7 +9,6 @@ CpG gets ``-``/``snp``: a genotype, not a methylation state.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Optional
 
 from .evidence import PeakSignal
@@ -30,11 +29,10 @@ def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
     c = _call(amp, cpg, aln, config, signal)
     if signal is None or c.why in (Why.NOT_COVERED, Why.GAP):
         return c
-    c = replace(c, c_signal=round(signal.c, 1), t_signal=round(signal.t, 1))
     f = signal.c_frac
-    if f is not None and ((c.call is Call.METHYLATED and f < 0.5) or (c.call is Call.UNMETHYLATED and f > 0.5)):
-        c = replace(c, contradicted=True)
-    return c
+    contradicted = f is not None and (
+        (c.call is Call.METHYLATED and f < 0.5) or (c.call is Call.UNMETHYLATED and f > 0.5))
+    return CpGCall(c.cpg, c.call, c.why, c.base, c.qual, round(signal.c, 1), round(signal.t, 1), contradicted)
 
 
 def _call(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig, signal: Optional[PeakSignal]) -> CpGCall:

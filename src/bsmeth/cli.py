@@ -42,7 +42,20 @@ def _amplicon(reference, forward, reverse, strand, snps):
                          tuple(parse_snp(s) for s in snps))
 
 
-@click.group(context_settings=CONTEXT)
+class BsmethGroup(click.Group):
+    """Turns unusable input into one line on stderr and its exit code, for every way the CLI is invoked."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BsmethError as e:
+            if (ctx.obj or {}).get("debug"):
+                raise
+            click.echo(f"bsmeth: error: {e}", err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=BsmethGroup, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="bsmeth")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (no progress bar, no summary).")
@@ -81,7 +94,7 @@ class Progress:
 @click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
               help="Sample sheet: columns file, sample and any conditions (cell_line, dose...).")
 @_reference_options
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
 @click.option("--force", is_flag=True, help="Overwrite results already in --out.")
 @click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined.")
 @click.option("--min-conversion", default=95.0, show_default=True, help="Exclude reads below this % non-CpG C conversion.")
@@ -90,7 +103,7 @@ class Progress:
 @click.option("--max-mismatches", type=int, default=None, help="Exclude reads with more mismatches (QUMA: 10). Off by default.")
 @click.option("--min-hq-bases", default=40, show_default=True, help="Reads with fewer high-quality bases fail as low_quality.")
 @click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported).")
-@click.option("--duplicate-evidence", default=5.0, show_default=True,
+@click.option("--duplicate-evidence", default=4.0, show_default=True,
               help="Call two matching reads duplicates when an independent clone would match by chance "
                    "with probability below 10^-X.")
 @click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged in detail).")
@@ -199,7 +212,9 @@ def main(argv=None) -> None:
     debug = "--debug" in args
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(args=args, prog_name="bsmeth", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="bsmeth", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except click.exceptions.Abort:
         click.echo("bsmeth: interrupted; no partial output was written", err=True)
         sys.exit(130)

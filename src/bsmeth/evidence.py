@@ -20,7 +20,6 @@ import numpy as np
 from .models import AlignedRead, Read
 
 MIXED_RATIO = 0.35  # minor / major peak above this: two templates
-_COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
 
 
 @dataclass(frozen=True)
@@ -50,50 +49,41 @@ class PeakSignal:
         return None if f is None else abs(2 * f - 1)
 
 
-class TraceView:
-    """The chromatogram of one read, indexed by base call, in amplified-strand letters."""
+def _peak_heights(channel: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
+    """Signal at each peak position: the local maximum minus the channel's local minimum (its baseline)."""
+    from numpy.lib.stride_tricks import sliding_window_view
 
-    def __init__(self, read: Read, orientation: str):
-        tr = read.trace
-        self.ok = tr is not None and len(tr.peaks) == len(read.seq) and all(b in tr.channels for b in "ACGT")
-        if not self.ok:
-            return
-        self.orientation = orientation
-        self.peaks = tr.peaks
-        self.channels = tr.channels
-        n = len(next(iter(tr.channels.values())))
-        spacing = np.median(np.diff(tr.peaks)) if len(tr.peaks) > 1 else 12
-        self.half = max(2, int(round(spacing / 2)))
-        self.window = max(4, int(round(spacing * 1.5)))
-        self.n = n
-
-    def _height(self, base: str, x: int) -> float:
-        ch = self.channels[base]
-        lo, hi = max(0, x - self.half // 2), min(self.n, x + self.half // 2 + 1)
-        bl, bh = max(0, x - self.window), min(self.n, x + self.window + 1)
-        peak = float(ch[lo:hi].max()) if hi > lo else 0.0
-        base_line = float(ch[bl:bh].min()) if bh > bl else 0.0
-        return max(peak - base_line, 0.0)
-
-    def signal(self, read_index: int) -> Optional[PeakSignal]:
-        """C and T signal (amplified-strand letters) at one base call of the read as given."""
-        if not self.ok or read_index < 0 or read_index >= len(self.peaks):
-            return None
-        x = int(self.peaks[read_index])
-        if not 0 <= x < self.n:
-            return None
-        c_base, t_base = ("C", "T") if self.orientation == "+" else (_COMP["C"], _COMP["T"])
-        return PeakSignal(self._height(c_base, x), self._height(t_base, x))
+    ch = np.asarray(channel, dtype=np.float64)
+    pad_hi = np.pad(ch, half, mode="edge")
+    pad_lo = np.pad(ch, window, mode="edge")
+    peak = sliding_window_view(pad_hi, 2 * half + 1)[xs].max(axis=1)
+    base = sliding_window_view(pad_lo, 2 * window + 1)[xs].min(axis=1)
+    return np.maximum(peak - base, 0.0)
 
 
 def signals_at(read: Read, aln: AlignedRead, targets) -> dict[int, PeakSignal]:
-    """Peak signals at the given target positions (those that map to a base call of the read)."""
-    view = TraceView(read, aln.orientation)
-    out: dict[int, PeakSignal] = {}
-    if not view.ok:
-        return out
-    for t in targets:
-        s = view.signal(int(aln.read_pos[t]))
-        if s is not None:
-            out[t] = s
-    return out
+    """Peak signals (amplified-strand C and T) at the given target positions that map to a base call.
+
+    On a read showing the reverse complement of the amplified strand, the C/T
+    information is in the G/A channels.
+    """
+    tr = read.trace
+    if tr is None or len(tr.peaks) != len(read.seq) or any(b not in tr.channels for b in "ACGT"):
+        return {}
+    targets = np.asarray(list(targets), dtype=np.int64)
+    if targets.size == 0:
+        return {}
+    idx = aln.read_pos[targets]
+    n = len(tr.channels["A"])
+    ok = idx >= 0
+    xs = np.full(targets.shape, -1, dtype=np.int64)
+    xs[ok] = tr.peaks[idx[ok]]
+    ok &= (xs >= 0) & (xs < n)
+    if not ok.any():
+        return {}
+    spacing = float(np.median(np.diff(tr.peaks))) if len(tr.peaks) > 1 else 12.0
+    half, window = max(1, int(round(spacing / 4))), max(4, int(round(spacing * 1.5)))
+    c_base, t_base = ("C", "T") if aln.orientation == "+" else ("G", "A")
+    c = _peak_heights(tr.channels[c_base], xs[ok], half, window)
+    t = _peak_heights(tr.channels[t_base], xs[ok], half, window)
+    return {int(tp): PeakSignal(float(ci), float(ti)) for tp, ci, ti in zip(targets[ok], c, t)}

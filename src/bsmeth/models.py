@@ -229,7 +229,7 @@ class ReadResult:
     status: Status
     reason: Optional[Reason] = None
     detail: str = ""
-    length: int = 0
+    length: Optional[int] = None  # unknown for unreadable files
     aligned: Optional[AlignedRead] = None
     qc: Optional[ReadQC] = None
     calls: tuple[CpGCall, ...] = ()
@@ -260,7 +260,7 @@ class CallConfig:
     min_hq_bases: int = 40  # fewer high-quality bases in the whole read -> low_quality
     min_aligned: int = 30  # fewer target bases aligned -> no_amplicon
     keep_duplicates: bool = False
-    duplicate_min_evidence: float = 5.0  # -log10 chance that an independent clone matches (see qc)
+    duplicate_min_evidence: float = 4.0  # -log10 chance that an independent clone matches (see qc)
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule
     nome: bool = False  # GpC-methylase treated: conversion over HCH only, GCG CpGs ambiguous
     keep_mixed: bool = False  # keep reads whose trace looks mixed (flagged in detail)

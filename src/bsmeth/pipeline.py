@@ -116,6 +116,12 @@ def _results(jobs: list[tuple[Path, str]], amp: Amplicon, tcode: str, config: Ca
             raise
 
 
+def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
+    """Length thresholds no read of a short region could meet are scaled to half the region."""
+    half = max(amp.length // 2, 1)
+    return replace(config, min_hq_bases=min(config.min_hq_bases, half), min_aligned=min(config.min_aligned, half))
+
+
 def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: exists and is not a folder")
@@ -149,6 +155,7 @@ def run_call(
     assigned = assign(files, sheet)
     prepare_out(out, force)
 
+    config = fit_to_amplicon(config, amplicon)
     conditions: dict[str, dict] = {}
     for f, sample, values in assigned:
         conditions.setdefault(sample, values)

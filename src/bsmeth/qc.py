@@ -41,11 +41,16 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
     being so: a site counts only when the median PHRED of the 11 bases around it
     reaches the threshold (a mixed peak itself lowers its own quality).
     """
+    from numpy.lib.stride_tricks import sliding_window_view
+
     m_cpg = n_cpg = m_cph = n_cph = 0
     target = amp.target
+    q = aln.quals[aln.target_start:aln.target_end].astype(np.float64)
+    if q.size == 0:
+        return 0, 0, 0, 0
+    local = np.median(sliding_window_view(np.pad(q, 5, mode="edge"), 11), axis=1)
     for t, sig in signals.items():
-        lo, hi = max(aln.target_start, t - 5), min(aln.target_end, t + 6)
-        if np.median(aln.quals[lo:hi]) < config.min_qual:
+        if local[t - aln.target_start] < config.min_qual:
             continue
         cpg = t + 1 < len(target) and target[t + 1] == "G"
         if cpg:
@@ -57,57 +62,51 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
     return m_cpg, n_cpg, m_cph, n_cph
 
 
+def _masks(amp: Amplicon) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per target position: the genomic letter, is a CpG C, is a non-CpG C after G (GpC), is in a primer."""
+    tgt = np.frombuffer(amp.target.encode("ascii"), dtype="S1").astype("U1")
+    nxt = np.append(tgt[1:], "")
+    prv = np.insert(tgt[:-1], 0, "")
+    cpg = (tgt == "C") & (nxt == "G")
+    gpc = (tgt == "C") & ~cpg & (prv == "G")
+    primer = np.zeros(amp.length, dtype=bool)
+    primer[slice(*amp.forward_span)] = True
+    primer[slice(*amp.reverse_span)] = True
+    return tgt, cpg, gpc, primer
+
+
 def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals: Optional[dict] = None) -> ReadQC:
     """Identity, mismatches and conversion over the aligned target outside the primer sites."""
-    target = amp.target
-    snp_pos = {snp_target(amp, s)[0] for s in amp.snps}
-    matches = mism = conv = unconv = aligned = hch_conv = hch_unconv = 0
-    for t in range(aln.target_start, aln.target_end):
-        if amp.in_primer(t):
-            continue
-        b = aln.bases[t]
-        g = target[t]
-        aligned += 1
-        if b == "-":
-            mism += 1
-            continue
-        if b == "N" or t in snp_pos:
-            continue
-        if g == "C":
-            cpg = t + 1 < len(target) and target[t + 1] == "G"
-            if b not in "CT":
-                mism += 1
-                continue
-            matches += 1
-            if cpg:
-                continue
-            if aln.quals[t] < config.min_qual:
-                continue
-            gpc = t > 0 and target[t - 1] == "G"
-            if not gpc:
-                hch_conv += b == "T"
-                hch_unconv += b == "C"
-            if config.nome and gpc:
-                continue  # GpC: protected by the methylase in NOMe experiments
-            if b == "T":
-                conv += 1
-            else:
-                unconv += 1
-        elif b == g:
-            matches += 1
-        else:
-            mism += 1
-    mism += aln.insertions
+    tgt, cpg, gpc, primer = _masks(amp)
+    span = np.zeros(amp.length, dtype=bool)
+    span[aln.target_start:aln.target_end] = True
+    span &= ~primer
+    b = aln.bases
+    snp = np.zeros(amp.length, dtype=bool)
+    for s in amp.snps:
+        t = snp_target(amp, s)[0]
+        if 0 <= t < amp.length:
+            snp[t] = True
+    gap = span & (b == "-")
+    known = span & ~gap & (b != "N") & ~snp
+    is_c = tgt == "C"
+    c_ok = is_c & ((b == "C") | (b == "T"))
+    match = known & (c_ok | (~is_c & (b == tgt)))
+    mism = int(np.count_nonzero(gap) + np.count_nonzero(known & ~match)) + aln.insertions
+    matches = int(np.count_nonzero(match))
+    hq = known & (aln.quals >= config.min_qual) & is_c & ~cpg
+    hch = hq & ~gpc
+    counted = hch if config.nome else hq  # NOMe: GpC C are protected by the methylase
     total = matches + mism
     return ReadQC(
-        aligned_bases=aligned,
+        aligned_bases=int(np.count_nonzero(span)),
         identity=matches / total if total else 0.0,
         mismatches=mism,
-        converted=conv,
-        unconverted=unconv,
+        converted=int(np.count_nonzero(counted & (b == "T"))),
+        unconverted=int(np.count_nonzero(counted & (b == "C"))),
         hq_bases=hq_bases(read, config),
-        hch_converted=hch_conv,
-        hch_unconverted=hch_unconv,
+        hch_converted=int(np.count_nonzero(hch & (b == "T"))),
+        hch_unconverted=int(np.count_nonzero(hch & (b == "C"))),
         **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
                    _mixed_counts(amp, aln, signals, config) if signals else (0, 0, 0, 0))),
     )
@@ -176,27 +175,79 @@ def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
 
 
 def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarray,
-                 max_diff: int = 0) -> tuple[bool, float, int]:
+                 max_diff: int = 0, prior: Optional[np.ndarray] = None) -> tuple[bool, float, int]:
     """Do two state vectors agree wherever both are determined, and how likely is that by chance?
 
-    Returns (agree, log10 probability that an independent clone of the sample
-    matches ``a`` at every shared agreeing site, number of shared sites).
-    ``ones``/``known`` count, per site, the sample's reads showing C and showing
-    anything; the pair itself is left out of these frequencies, else a
-    duplicate would dilute its own evidence.  Up to ``max_diff`` disagreeing
-    sites are tolerated (a base-call error in one read of the same molecule);
-    they add no evidence.
+    Returns (agree, log10 probability that an independent clone matches ``a``
+    at every shared agreeing site, number of shared sites).  ``ones``/``known``
+    count, per site, the *other* reads (the pair left out) showing C and showing
+    anything; ``prior`` (per site, the expected rate of C) is worth two reads,
+    so that with few other reads agreeing on the common state proves nothing.
+    Up to ``max_diff`` disagreeing sites are tolerated (a base-call error in one
+    read of the same molecule); they add no evidence.
     """
     both = (a >= 0) & (b >= 0)
     n = int(np.count_nonzero(both))
     same = both & (a == b)
     if n == 0 or n - int(np.count_nonzero(same)) > max_diff:
         return False, 0.0, n
-    others_ones = ones[same] - (a[same] == 1) - (b[same] == 1)
-    others_known = known[same] - 2
-    freq = (others_ones + 0.5) / (others_known + 1.0)  # Jeffreys-like pseudocount keeps 0 and 1 away
+    r = np.full(int(np.count_nonzero(same)), 0.5) if prior is None else prior[same]
+    freq = (ones[same] + 2.0 * r) / (known[same] + 2.0)
     p = np.where(a[same] == 1, freq, 1.0 - freq)
     return True, float(np.sum(np.log10(p))), n
+
+
+SIMILAR_LEVEL = 0.2  # reads within this methylation level of a pair model its CpG pattern
+
+
+def _pair_evidence(i: int, j: int, mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate: float,
+                   max_diff: int) -> tuple[bool, float]:
+    """Evidence that reads i and j are one molecule.
+
+    Non-CpG C: every other read of the sample gives the site's non-conversion
+    rate (prior: the sample's pooled rate).  CpG: methylation patterns are
+    structured (alleles, epialleles, imprinting), so the site frequencies come
+    only from the other reads whose overall methylation is close to the pair's,
+    with the pair's own level as prior: two fully unmethylated (or fully
+    methylated) clones among others like them prove nothing.
+    """
+    others = np.ones(len(mat), dtype=bool)
+    others[[i, j]] = False
+    pair_level = (level[i] + level[j]) / 2
+    similar = others & (np.abs(level - pair_level) <= SIMILAR_LEVEL)
+    sub_cpg, sub_all = mat[similar], mat[others]
+    ones = np.where(cpg, np.count_nonzero(sub_cpg == 1, axis=0), np.count_nonzero(sub_all == 1, axis=0))
+    known = np.where(cpg, np.count_nonzero(sub_cpg >= 0, axis=0), np.count_nonzero(sub_all >= 0, axis=0))
+    prior = np.where(cpg, min(max(pair_level, 0.01), 0.99), cph_rate)
+    agree, log_p, _ = chance_match(mat[i], mat[j], ones, known, max_diff, prior)
+    return agree, log_p
+
+
+def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
+    """State matrix, per-read CpG methylation level and pooled CpH non-conversion rate of one sample."""
+    _, cpg, _, _ = _masks(amp)
+    mat = np.stack([_states(amp, r, config) for r in rows])
+    m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
+    n_cpg = np.count_nonzero((mat >= 0) & cpg, axis=1)
+    level = np.where(n_cpg > 0, m_cpg / np.maximum(n_cpg, 1), 0.5)
+    cph_rate = (np.count_nonzero((mat == 1) & ~cpg) + 0.5) / (np.count_nonzero((mat >= 0) & ~cpg) + 1.0)
+    return mat, level, cpg, cph_rate
+
+
+def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> list[tuple[str, str, float]]:
+    """Evidence (-log10 chance match; 0 when they disagree) of every pair of reads of one sample.
+
+    For calibration (benchmarks/duplicates.py): the same figures ``mark_duplicates`` thresholds.
+    """
+    if len(rows) < 2:
+        return []
+    mat, level, cpg, cph_rate = _sample_model(amp, rows, config)
+    out = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            agree, log_p = _pair_evidence(i, j, mat, level, cpg, cph_rate, config.duplicate_max_diff)
+            out.append((rows[i].read_id, rows[j].read_id, -log_p if agree else 0.0))
+    return out
 
 
 def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallConfig) -> list[ReadResult]:
@@ -206,10 +257,10 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     at every C both determine but ``duplicate_max_diff`` (one, by default: a
     base-call error) (N, gaps and low quality are wildcards) AND such an
     agreement is unlikely by chance: the probability that an independent clone
-    of the same sample matches at all shared sites, from the sample's per-site
-    frequencies, is below ``10**-duplicate_min_evidence``.  Fully converted,
-    unmethylated clones agree everywhere yet carry no evidence of being one
-    molecule, so they are never called duplicates.  The read kept is the one
+    of the same sample matches at all shared sites (see ``_pair_evidence``) is
+    below ``10**-duplicate_min_evidence``.  Clones that agree on the common
+    pattern of their kind (fully unmethylated and converted, or an epiallele
+    shared by other reads) carry no evidence of being one molecule.  The read kept is the one
     with most CpGs called, then most high-quality bases, then input order.
     """
     out = list(results)
@@ -220,19 +271,25 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     for idx in by_sample.values():
         if len(idx) < 2:
             continue
-        states = {i: _states(amp, out[i], config) for i in idx}
-        mat = np.stack([states[i] for i in idx])
-        ones = np.count_nonzero(mat == 1, axis=0)
-        known = np.count_nonzero(mat >= 0, axis=0)
+        mat, level, cpg, cph_rate = _sample_model(amp, [out[i] for i in idx], config)
+        row = {i: k for k, i in enumerate(idx)}
         order = sorted(idx, key=lambda i: (-out[i].n_called, -(out[i].qc.hq_bases if out[i].qc else 0), i))
         kept: list[int] = []
         for i in order:
+            a = mat[row[i]]
             dup_of = None
-            for j in kept:
-                agree, log_p, _ = chance_match(states[i], states[j], ones, known, config.duplicate_max_diff)
-                if agree and log_p <= -config.duplicate_min_evidence:
-                    dup_of = j
-                    break
+            if kept:
+                # cheap vectorised filter: only reps that disagree at <= max_diff shared sites are scored
+                reps = mat[[row[j] for j in kept]]
+                both = (a >= 0) & (reps >= 0)
+                diff = np.count_nonzero(both & (reps != a), axis=1)
+                for k in np.nonzero((diff <= config.duplicate_max_diff) & both.any(axis=1))[0]:
+                    j = kept[int(k)]
+                    agree, log_p = _pair_evidence(row[i], row[j], mat, level, cpg, cph_rate,
+                                                  config.duplicate_max_diff)
+                    if agree and log_p <= -config.duplicate_min_evidence:
+                        dup_of = j
+                        break
             if dup_of is None:
                 kept.append(i)
                 continue

@@ -31,6 +31,7 @@ DEFAULT_REVERSE = "AAAACCAAAATAACCCAAAACAC"
 # rs2854744 (-202 A/C): the C of the CpG at reference index 88 reads A with the A allele
 DEFAULT_SNPS = (SNP(pos=88, ref="C", alt="A", name="rs2854744"),)
 MIN_TARGET = 20
+SHORT_TARGET = 40  # below twice this, the read-level length thresholds are scaled to the region (see qc)
 
 
 def revcomp(seq: str) -> str:
@@ -235,6 +236,8 @@ def build_amplicon(
         forward, reverse = fwd, rev
     if len(target) < MIN_TARGET:
         warnings.append(f"the target region is only {len(target)} bp: too short for a reliable alignment")
+    elif len(target) < 2 * SHORT_TARGET:
+        warnings.append(f"the target region is only {len(target)} bp: read thresholds are scaled down to half of it")
     amp = Amplicon(
         name=name, reference=seq, strand=st, start=start, end=end, target=target,
         forward=forward, reverse=reverse, forward_span=fspan, reverse_span=rspan, source=source,
@@ -263,6 +266,11 @@ def load_amplicon(
 ) -> Amplicon:
     """The amplicon for a run.  No path: the embedded IGFBP3 reference with the seed study's primers and SNP."""
     name, seq, source = read_reference(path)
+    for s in snps:
+        if not 0 <= s.pos < len(seq) or seq[s.pos] != s.ref:
+            found = seq[s.pos] if 0 <= s.pos < len(seq) else "nothing (outside the reference)"
+            raise PrimerError(f"--snp {s.name}: the reference has {found} at position {s.pos + 1}, not {s.ref}; "
+                              "give the position (1-based) and letter of the FASTA as written")
     if path is None:
         if forward is None and reverse is None:
             forward, reverse = DEFAULT_FORWARD, DEFAULT_REVERSE
@@ -274,6 +282,6 @@ def load_amplicon(
 def parse_snp(text: str) -> SNP:
     """Parse ``POS:REF>ALT`` (1-based reference position), e.g. ``89:C>A``."""
     m = re.fullmatch(r"\s*(\d+)\s*:\s*([ACGT])\s*>\s*([ACGT])\s*", text.upper())
-    if not m:
+    if not m or int(m.group(1)) < 1:
         raise PrimerError(f"--snp {text!r}: expected POS:REF>ALT with a 1-based position, e.g. 89:C>A")
     return SNP(pos=int(m.group(1)) - 1, ref=m.group(2), alt=m.group(3), name=f"{m.group(1)}:{m.group(2)}>{m.group(3)}")

@@ -1,0 +1,330 @@
+"""Tests of bsmeth.alignment: orientation, vector trimming, partial reads, read positions and qualities."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bsmeth.alignment import align, clean_read, target_code
+from bsmeth.models import Strand
+from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
+
+DATA = Path(__file__).parent / "data"
+COMP = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
+
+
+def fasta_records(path: Path) -> dict[str, str]:
+    """A minimal FASTA reader for the test data (record id -> sequence as written)."""
+    out: dict[str, list[str]] = {}
+    name = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith(">"):
+            name = line[1:].split()[0]
+            out[name] = []
+        elif line and name is not None:
+            out[name].append(line)
+    return {k: "".join(v) for k, v in out.items()}
+
+
+def clone(amp, methylated) -> str:
+    """The amplified strand of one clone as sequenced: C kept at methylated CpGs, every other C read as T."""
+    read = list(convert(amp.target))
+    for cpg, m in zip(amp.cpgs, methylated):
+        if m:
+            read[cpg.target_pos] = "C"
+    return "".join(read)
+
+
+def bs_identity(amp, aln) -> float:
+    """Bisulfite-aware identity over the covered part (gaps and insertions count, N does not),
+    computed here independently of qc."""
+    ok, n = 0, aln.insertions
+    for t in range(aln.target_start, aln.target_end):
+        b, g = aln.bases[t], amp.target[t]
+        if b == "N":
+            continue
+        n += 1
+        ok += b == g or (g == "C" and b == "T")
+    return ok / n if n else 0.0
+
+
+def check_read_pos(seq: str, aln) -> None:
+    """For every aligned t, the read base at read_pos[t] (complemented for '-') is bases[t]."""
+    s = clean_read(seq)
+    for t in range(len(aln.bases)):
+        b = aln.bases[t]
+        p = int(aln.read_pos[t])
+        if b in (" ", "-"):
+            assert p == -1
+            continue
+        assert 0 <= p < len(s)
+        assert (s[p] if aln.orientation == "+" else COMP[s[p]]) == b
+
+
+@pytest.fixture(scope="module")
+def igfbp3():
+    return load_amplicon()
+
+
+@pytest.fixture(scope="module")
+def biq_amp():
+    return load_amplicon(DATA / "biq_demo/Master_Sequence.txt")
+
+
+@pytest.fixture(scope="module")
+def biq_reads():
+    return fasta_records(DATA / "biq_demo/multiFASTA.fasta")
+
+
+@pytest.fixture(scope="module")
+def vector():
+    """Real pCR4-TOPO flanks around the TA-cloning site, from the A07 clone read (insert removed)."""
+    read = fasta_records(DATA / "pcr4topo/456484801_1_1_M13F_A07.seq.fasta")["456484801_1_1_M13F_A07.seq"]
+    left = read[: read.index("GAATTCGCCCTT") + len("GAATTCGCCCTT")]
+    right = read[read.index("AAGGGCGAATTCGTTTAAACC"):]
+    assert 40 < len(left) < 60 and len(right) > 700
+    return left, right
+
+
+# --------------------------------------------------------------------------- orientation
+
+@pytest.mark.parametrize("rid", ["seq_B", "seq_C", "seq_E", "seq_G", "seq_H", "seq_I"])
+def test_orientation_of_biq_reads_and_their_reverse_complements(biq_amp, biq_reads, rid):
+    seq = biq_reads[rid]
+    fwd = align(biq_amp, seq, None)
+    rev = align(biq_amp, revcomp(seq), None)
+    expected = "-" if rid == "seq_C" else "+"  # seq_C is the reverse complement of the converted strand
+    assert fwd.orientation == expected
+    assert rev.orientation == {"+": "-", "-": "+"}[expected]
+    assert (fwd.target_start, fwd.target_end) == (0, biq_amp.length) == (rev.target_start, rev.target_end)
+    assert list(fwd.bases) == list(rev.bases)
+    assert fwd.score == rev.score
+    check_read_pos(seq, fwd)
+    check_read_pos(revcomp(seq), rev)
+
+
+def test_orientation_is_not_swayed_by_methylation(igfbp3):
+    """Fully methylated and fully unmethylated clones are found in both orientations."""
+    for meth in (True, False):
+        read = clone(igfbp3, [meth] * len(igfbp3.cpgs))
+        assert align(igfbp3, read, None).orientation == "+"
+        assert align(igfbp3, revcomp(read), None).orientation == "-"
+
+
+def test_bottom_strand_amplicon_reads(igfbp3, tmp_path):
+    """With a reverse-complemented FASTA the amplified strand, hence the alignment, is unchanged."""
+    seq = revcomp(igfbp3.reference)
+    amp = build_amplicon("rc", seq, igfbp3.forward, igfbp3.reverse)
+    assert amp.strand is Strand.BOTTOM
+    read = clone(amp, [True, False] * 14)
+    aln = align(amp, read, None)
+    assert aln.orientation == "+"
+    assert "".join(aln.bases) == read
+
+
+# --------------------------------------------------------------------------- vector trimming
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_vector_flanks_are_trimmed(igfbp3, vector, orientation):
+    left, right = vector
+    insert = clone(igfbp3, [i % 3 == 0 for i in range(len(igfbp3.cpgs))])
+    construct = left + insert + right
+    given = construct if orientation == "+" else revcomp(construct)
+    aln = align(igfbp3, given, None)
+    assert aln.orientation == orientation
+    assert (aln.target_start, aln.target_end) == (0, igfbp3.length)
+    # read_start/read_end are in the oriented read (= construct): the vector is outside
+    assert (aln.read_start, aln.read_end) == (len(left), len(left) + len(insert))
+    assert "".join(aln.bases) == insert
+    assert aln.insertions == 0
+    check_read_pos(given, aln)
+    if orientation == "+":
+        assert aln.read_pos[0] == len(left) and aln.read_pos[-1] == len(left) + len(insert) - 1
+    else:
+        assert aln.read_pos[0] == len(right) + len(insert) - 1 and aln.read_pos[-1] == len(right)
+
+
+def test_vector_only_read_does_not_align_well(igfbp3, vector):
+    left, right = vector
+    aln = align(igfbp3, left + right, None)
+    perfect = align(igfbp3, convert(igfbp3.target), None)
+    assert aln is None or (aln.score < 0.5 * perfect.score and bs_identity(igfbp3, aln) < 0.7)
+
+
+# --------------------------------------------------------------------------- partial reads
+
+def test_partial_read_is_aligned_over_what_it_covers(igfbp3):
+    full = clone(igfbp3, [True] * len(igfbp3.cpgs))
+    part = full[60:170]
+    aln = align(igfbp3, part, None)
+    assert (aln.target_start, aln.target_end) == (60, 170)
+    assert (aln.read_start, aln.read_end) == (0, 110)
+    assert "".join(aln.bases[60:170]) == part
+    assert set(aln.bases[:60]) == {" "} and set(aln.bases[170:]) == {" "}
+    assert (aln.read_pos[:60] == -1).all() and (aln.read_pos[170:] == -1).all()
+    assert (aln.quals[:60] == 0).all()
+    check_read_pos(part, aln)
+
+
+def test_deletion_in_read_gives_gap(igfbp3):
+    full = clone(igfbp3, [False] * len(igfbp3.cpgs))
+    read = full[:100] + full[103:]  # three bases deleted
+    aln = align(igfbp3, read, None)
+    assert (aln.target_start, aln.target_end) == (0, igfbp3.length)
+    gaps = [t for t in range(igfbp3.length) if aln.bases[t] == "-"]
+    assert len(gaps) == 3 and gaps[-1] - gaps[0] == 2
+    assert aln.insertions == 0
+    check_read_pos(read, aln)
+
+
+def test_insertion_in_read_is_counted(igfbp3):
+    full = clone(igfbp3, [False] * len(igfbp3.cpgs))
+    read = full[:120] + "GGAG" + full[120:]
+    aln = align(igfbp3, read, None)
+    assert aln.insertions == 4
+    assert "".join(aln.bases) == full
+    assert "-" in aln.lines[0]  # the target line shows the inserted read bases against gaps
+    check_read_pos(read, aln)
+
+
+# --------------------------------------------------------------------------- qualities, IUPAC, case
+
+def test_qualities_follow_the_orientation(igfbp3):
+    read = clone(igfbp3, [True, False] * 14)
+    qual = (np.arange(len(read)) % 50 + 5).astype(np.uint8)
+    fwd = align(igfbp3, read, qual)
+    rev = align(igfbp3, revcomp(read), qual[::-1].copy())
+    assert fwd.orientation == "+" and rev.orientation == "-"
+    assert (fwd.quals == qual).all()
+    assert (rev.quals == fwd.quals).all()
+    for aln, q in ((fwd, qual), (rev, qual[::-1])):
+        for t in range(igfbp3.length):
+            assert aln.quals[t] == q[aln.read_pos[t]]
+
+
+def test_sequence_without_qualities_gets_99(igfbp3):
+    aln = align(igfbp3, convert(igfbp3.target), None)
+    assert (aln.quals == 99).all()
+
+
+def test_iupac_letters_become_n_and_case_is_ignored(igfbp3):
+    read = list(clone(igfbp3, [True] * len(igfbp3.cpgs)).lower())
+    for i, code in ((40, "r"), (90, "Y"), (150, "k"), (151, "S")):
+        read[i] = code
+    read = "".join(read)
+    aln = align(igfbp3, read, None)
+    assert (aln.target_start, aln.target_end) == (0, igfbp3.length)
+    assert [t for t in range(igfbp3.length) if aln.bases[t] == "N"] == [40, 90, 150, 151]
+    assert set("".join(aln.bases)) <= set("ACGTN")
+    check_read_pos(read, aln)
+
+
+def test_clean_read():
+    assert clean_read("acgtRYKMSWBDHVUn") == "ACGT" + "N" * 12
+
+
+def test_alignment_lines_and_marks(igfbp3):
+    target = igfbp3.target
+    read = clone(igfbp3, [True] * len(igfbp3.cpgs))
+    i = next(t for t in range(30, 200) if target[t] == "C" and target[t + 1] != "G")
+    read = read[:i] + "C" + read[i + 1:]  # one unconverted non-CpG C
+    aln = align(igfbp3, read, None)
+    tline, marks, rline = aln.lines
+    assert tline == target and rline == read
+    assert len(marks) == len(tline) and marks[i] == "!"
+    for t, (g, m, r) in enumerate(zip(tline, marks, rline)):
+        if g == "C" and t + 1 < len(tline) and tline[t + 1] == "G":
+            assert m == "*"
+        elif g == "C":
+            assert m == ("." if r == "T" else "!")
+        else:
+            assert m == "|"
+
+
+# --------------------------------------------------------------------------- random reads
+
+@pytest.mark.parametrize("seed", range(5))
+def test_random_read_gives_a_poor_or_no_alignment(igfbp3, seed):
+    rng = random.Random(seed)
+    perfect = align(igfbp3, convert(igfbp3.target), None)
+    for alphabet in ("ACGT", "AGTTT"):  # uniform, and T-rich like converted sequence
+        seq = "".join(rng.choice(alphabet) for _ in range(400))
+        aln = align(igfbp3, seq, None)
+        assert aln is None or (aln.score < 0.5 * perfect.score and bs_identity(igfbp3, aln) < 0.7)
+
+
+# --------------------------------------------------------------------------- properties
+
+AMPLICONS = {}
+
+
+def _amp(name):
+    if name not in AMPLICONS:
+        AMPLICONS[name] = load_amplicon() if name == "igfbp3" else load_amplicon(DATA / "biq_demo/Master_Sequence.txt")
+    return AMPLICONS[name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_simulated_clones_are_recovered_exactly(data):
+    """A converted clone with random methylation, in random orientation, between random lengths of real
+    vector, aligns over the whole amplicon with every base recovered and no gap."""
+    amp = _amp(data.draw(st.sampled_from(["igfbp3", "biq"]), label="amplicon"))
+    meth = data.draw(st.lists(st.booleans(), min_size=len(amp.cpgs), max_size=len(amp.cpgs)), label="methylation")
+    orientation = data.draw(st.sampled_from("+-"), label="orientation")
+    left_full = fasta_records(DATA / "pcr4topo/456484801_1_1_M13F_A07.seq.fasta")["456484801_1_1_M13F_A07.seq"]
+    cut = left_full.index("GAATTCGCCCTT") + 12
+    n_left = data.draw(st.integers(0, 40), label="left flank")
+    n_right = data.draw(st.integers(0, 300), label="right flank")
+    left = left_full[cut - n_left:cut]
+    right = left_full[left_full.index("AAGGGCGAATTCGTTTAAACC"):][:n_right]
+    insert = clone(amp, meth)
+    construct = left + insert + right
+    given_seq = construct if orientation == "+" else revcomp(construct)
+    qual = (np.arange(len(given_seq)) * 7 % 61).astype(np.uint8)
+    aln = align(amp, given_seq, qual, target_code(amp))
+    assert aln.orientation == orientation
+    assert (aln.target_start, aln.target_end) == (0, amp.length)
+    assert (aln.read_start, aln.read_end) == (len(left), len(left) + len(insert))
+    assert "".join(aln.bases) == insert
+    assert aln.insertions == 0
+    check_read_pos(given_seq, aln)
+    for t in range(amp.length):
+        assert aln.quals[t] == qual[aln.read_pos[t]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_read_pos_maps_back_for_noisy_partial_reads(data):
+    """Property: whatever the alignment does with a mutated partial read, read_pos points at the read
+    base shown in ``bases`` (complemented for '-')."""
+    amp = _amp("igfbp3")
+    meth = [data.draw(st.booleans()) for _ in amp.cpgs]
+    read = list(clone(amp, meth))
+    a = data.draw(st.integers(0, 80), label="start")
+    b = data.draw(st.integers(a + 100, amp.length), label="end")
+    read = read[a:b]
+    for _ in range(data.draw(st.integers(0, 6), label="n edits")):
+        i = data.draw(st.integers(0, len(read) - 1))
+        op = data.draw(st.sampled_from(["sub", "del", "ins", "N"]))
+        if op == "sub":
+            read[i] = data.draw(st.sampled_from("ACGT"))
+        elif op == "del" and len(read) > 90:
+            del read[i]
+        elif op == "ins":
+            read.insert(i, data.draw(st.sampled_from("ACGT")))
+        else:
+            read[i] = "N"
+    seq = "".join(read)
+    if data.draw(st.booleans(), label="reverse"):
+        seq = revcomp(seq)
+    aln = align(amp, seq, None)
+    assert aln is not None
+    check_read_pos(seq, aln)
+    assert aln.target_start >= a - 3 and aln.target_end <= b + 3
