@@ -245,7 +245,10 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
             return unreadable(f"not a sequence file: {what}")
     if _suffix(path) in TRACE_EXT:
         head = data[:4].decode("latin-1")
-        return unreadable(f"not an ABIF trace (starts with {head!r}, not 'ABIF')")
+        start = data[:200].decode("utf-8", "ignore").lstrip()
+        hint = ("; it looks like a FASTA file: rename it .fasta" if start.startswith(">")
+                else "; it looks like a FASTQ file: rename it .fastq" if start.startswith("@") else "")
+        return unreadable(f"not an ABIF trace (starts with {head!r}, not 'ABIF'){hint}")
     text = _decode(data)
     if text is None:
         return unreadable("binary file, neither a trace nor a text sequence")

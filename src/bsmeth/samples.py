@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import SampleSheetError
+from .output import READ_COLUMNS
 from .reads import InputFile
 
 
@@ -25,34 +26,81 @@ class SampleSheet:
     order: tuple[Path, ...] = field(default=())
 
 
-def read_sheet(path: str | Path) -> SampleSheet:
-    p = Path(path)
+# columns that bsmeth writes itself next to the sheet columns (reads.tsv, samples.tsv): a sheet column
+# with one of these names would make two columns of the same name
+RESERVED = frozenset(READ_COLUMNS) | {"reads", "pass", "cpgs_called", "methylation"}
+
+
+def _text(p: Path) -> str:
     try:
-        text = p.read_bytes().decode("utf-8-sig")
+        raw = p.read_bytes()
     except OSError as e:
-        raise SampleSheetError(f"sample sheet {p}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise SampleSheetError(f"sample sheet {p}: not a text (UTF-8) CSV file") from None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        raise SampleSheetError(f"sample sheet {p}: cannot read ({e.strerror or e})") from None
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # "Unicode text" from Excel / Notepad
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    elif b"\x00" not in raw:
+        try:
+            return raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            # Excel's "CSV (Comma delimited)" on Windows is Windows-1252 (e.g. a dose written '10 \xb5M')
+            try:
+                return raw.decode("cp1252")
+            except UnicodeDecodeError:
+                pass
+    raise SampleSheetError(f"sample sheet {p}: not a text CSV file (UTF-8 or Windows-1252); save it as CSV")
+
+
+def _trim(fields: list[str]) -> list[str]:
+    """Drop trailing empty fields (spreadsheets export empty columns as trailing separators)."""
+    while fields and not fields[-1].strip():
+        fields = fields[:-1]
+    return fields
+
+
+def read_sheet(path: str | Path) -> SampleSheet:
+    """Read and check a sample sheet; every error names the sheet and the line (1-based, as in an editor)."""
+    p = Path(path)
+    if p.is_dir():
+        raise SampleSheetError(f"sample sheet {p}: is a folder; give the CSV file")
+    text = _text(p)
+    # (line number in the file, line), without blank and comment lines
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise SampleSheetError(f"sample sheet {p}: empty; expected a header line with columns file,sample")
-    delim = max(",\t;", key=lines[0].count)
-    reader = csv.reader(lines, delimiter=delim)
-    header = [h.strip() for h in next(reader)]
+    head_no, head_line = lines[0]
+    delim = max(",\t;", key=head_line.count)
+    try:
+        parsed = [(n, next(csv.reader([ln], delimiter=delim), [])) for n, ln in lines]
+    except csv.Error as e:
+        raise SampleSheetError(f"sample sheet {p}: not a valid CSV file ({e})") from None
+    header = [h.strip() for h in _trim(parsed[0][1])]
     low = [h.lower() for h in header]
     missing = [c for c in ("file", "sample") if c not in low]
     if missing:
         raise SampleSheetError(
-            f"sample sheet {p}, line 1: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
+            f"sample sheet {p}, line {head_no}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
             "the header must name 'file' and 'sample'"
         )
+    if "" in header:
+        raise SampleSheetError(f"sample sheet {p}, line {head_no}: column {header.index('') + 1} of the header has no name")
     if len(set(low)) != len(low):
-        raise SampleSheetError(f"sample sheet {p}, line 1: repeated column name in {', '.join(header)}")
+        raise SampleSheetError(f"sample sheet {p}, line {head_no}: repeated column name in {', '.join(header)}")
+    clash = [h for h in header if h.lower() in RESERVED and h.lower() not in ("file", "sample")]
+    if clash:
+        raise SampleSheetError(
+            f"sample sheet {p}, line {head_no}: column name(s) {', '.join(clash)} are bsmeth output columns; rename them"
+        )
     fi, si = low.index("file"), low.index("sample")
     extra = [(i, header[i]) for i in range(len(header)) if i not in (fi, si)]
     rows: dict = {}
+    line_of: dict = {}
     order: list[Path] = []
-    for n, row in enumerate(reader, start=2):
+    for n, row in parsed[1:]:
+        if len(row) > len(header):
+            row = row[: len(header)] + _trim(row[len(header):])
         if len(row) != len(header):
             raise SampleSheetError(f"sample sheet {p}, line {n}: {len(row)} fields, the header has {len(header)}")
         f, sample = row[fi].strip(), row[si].strip()
@@ -64,18 +112,29 @@ def read_sheet(path: str | Path) -> SampleSheet:
         if key in rows:
             if rows[key] == (sample, values):
                 continue  # an exact repeated row is harmless
-            raise SampleSheetError(f"sample sheet {p}, line {n}: file {f} is listed twice with different samples")
+            raise SampleSheetError(
+                f"sample sheet {p}, line {n}: file {f} is listed again with different values "
+                f"(first on line {line_of[key]}); keep one row per file"
+            )
         if not fp.exists():
             raise SampleSheetError(f"sample sheet {p}, line {n}: file {f} does not exist (looked for {fp})")
+        if fp.is_dir():
+            raise SampleSheetError(f"sample sheet {p}, line {n}: {f} is a folder; list the read files, one per row")
         rows[key] = (sample, values)
+        line_of[key] = n
         order.append(fp)
     if not rows:
         raise SampleSheetError(f"sample sheet {p}: no rows after the header")
     # one sample must have one set of conditions
     seen: dict = {}
-    for sample, values in rows.values():
-        if seen.setdefault(sample, values) != values:
-            raise SampleSheetError(f"sample sheet {p}: sample {sample} has different condition values on different rows")
+    for key, (sample, values) in rows.items():
+        first = seen.setdefault(sample, (values, line_of[key]))
+        if first[0] != values:
+            diff = ", ".join(f"{c}={first[0][c]!r} vs {values[c]!r}" for c in values if first[0][c] != values[c])
+            raise SampleSheetError(
+                f"sample sheet {p}, line {line_of[key]}: sample {sample} has other condition values than on "
+                f"line {first[1]} ({diff}); one sample has one set of conditions"
+            )
     return SampleSheet(str(p), tuple(name for _, name in extra), rows, tuple(order))
 
 
