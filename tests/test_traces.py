@@ -165,3 +165,26 @@ def test_bad_channel_order_gives_no_trace_but_a_read(ab3100):
     at = _entry_at(ab3100, b"FWO_", 1)
     r = read_abif(Path("c.ab1"), ab3100[: at + 20] + b"GGTC" + ab3100[at + 24 :])
     assert isinstance(r, Read) and len(r.seq) == 795 and r.trace is None
+
+
+@pytest.mark.parametrize("name", ["310.ab1", "3100.ab1", "A_forward.ab1", "teal_sample.abi", "no_smpl1.ab1",
+                                  "empty.ab1"])
+def test_own_reader_agrees_with_biopython(data, name):
+    """bsmeth reads the few tags it needs straight from the bytes; Biopython's full parser is the oracle."""
+    import warnings
+
+    from Bio import SeqIO
+
+    path = data / "traces" / name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rec = SeqIO.read(path, "abi")
+    ours = read_abif(path)
+    assert ours.seq == str(rec.seq).upper()
+    q = rec.letter_annotations["phred_quality"]
+    assert (ours.qual is None and not any(q)) or list(ours.qual) == list(q)
+    raw = rec.annotations["abif_raw"]
+    order = raw["FWO_1"].decode() if isinstance(raw["FWO_1"], bytes) else raw["FWO_1"]
+    for base, tag in zip(order[:4], ("DATA9", "DATA10", "DATA11", "DATA12")):
+        assert list(ours.trace.channels[base]) == list(raw[tag])
+    assert list(ours.trace.peaks) == list(raw["PLOC2"])

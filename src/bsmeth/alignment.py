@@ -113,7 +113,7 @@ def _window(q: str, hits: list[int], n_target: int) -> tuple[int, int]:
             best_n, best_i = i - j + 1, i
     end = hits[best_i] + K
     start = end - n_target - K
-    margin = n_target // 4 + 40
+    margin = n_target // 10 + 30  # room for indels the k-mers do not see and for noisy insert ends
     return max(0, start - margin), min(len(q), end + margin)
 
 
@@ -185,17 +185,15 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
 
 
 def _marks(target: str, t0: int, seg: str) -> str:
-    out = []
-    for i, r in enumerate(seg):
-        t = t0 + i
-        g = target[t]
-        cpg = g == "C" and t + 1 < len(target) and target[t + 1] == "G"
-        if r == "N":
-            out.append(" ")
-        elif cpg:
-            out.append("*")
-        elif g == "C":
-            out.append("." if r == "T" else ("!" if r == "C" else "x"))
-        else:
-            out.append("|" if r == g else "x")
-    return "".join(out)
+    """The mark line under one gap-free block: | match, . converted C, ! unconverted C, * CpG, x mismatch."""
+    n = len(seg)
+    g = np.frombuffer(target[t0:t0 + n].encode("ascii"), dtype="S1")
+    nxt = np.frombuffer(target[t0 + 1:t0 + n + 1].ljust(n).encode("ascii"), dtype="S1")
+    r = np.frombuffer(seg.encode("ascii"), dtype="S1")
+    out = np.where(r == g, b"|", b"x").astype("S1")
+    is_c = g == b"C"
+    out[is_c & (r == b"T")] = b"."
+    out[is_c & (r == b"C")] = b"!"
+    out[is_c & (nxt == b"G")] = b"*"
+    out[r == b"N"] = b" "
+    return out.tobytes().decode("ascii")
