@@ -53,7 +53,8 @@ def write_call_dir(
     d.mkdir(parents=True, exist_ok=True)
     n_cpg = len(positions)
     reads, calls, summary, srows, align = [], [], [], [], []
-    counts = {"reads": 0, "pass": 0, "fail": 0}
+    by_reason: dict = {}
+    counts = {"reads": 0, "pass": 0, "fail": 0, "by_reason": by_reason}
     for s in samples:
         name = s["sample"]
         sheet = {c: s.get(c, "") for c in sheet_columns}
@@ -67,7 +68,7 @@ def write_call_dir(
             status = "pass" if failed is None else "fail"
             counts[status] += 1
             if failed is not None:
-                counts[failed[0]] = counts.get(failed[0], 0) + 1
+                by_reason[failed[0]] = by_reason.get(failed[0], 0) + 1
                 clone = "U" * n_cpg if failed[0] not in ("unreadable", "no_amplicon") else None
             row = {"read": rid, "file": f"reads/{rid}.ab1", "sample": name, **sheet, "status": status,
                    "reason": "" if failed is None else failed[0], "detail": "" if failed is None else failed[1],
@@ -100,12 +101,13 @@ def write_call_dir(
                     n_pass += 1
                     called_total += m + u
                     meth_total += m
-                align.append(f">{rid} sample={name} status={status} reason={row['reason']} orientation=+ "
-                             f"identity=0.9700 conversion=0.9900")
-                align.append("TTGGGTATATTTCGGTTTTTG")
-                align.append("||||||||||||*||||||||")
-                align.append("TTGGGTATATTTCGGTTTTTG")
-                align.append("            " + clone[0])
+                reason = f" reason={row['reason']}" if row["reason"] else ""
+                align.append(f">{rid} sample={name} status={status}{reason} orientation=+ identity=97.0% "
+                             f"conversion=99.0% file={row['file']}")
+                align.append("    1 TTGGGTATATTTCGGTTTTTG")
+                align.append("      ||||||||||||*||||||||")
+                align.append("      TTGGGTATATTTCGGTTTTTG")
+                align.append("                  " + clone[0])
                 align.append("")
             reads.append(row)
         for i in range(n_cpg):
@@ -119,13 +121,17 @@ def write_call_dir(
                       "methylation": f"{100 * meth_total / called_total:.2f}" if called_total else ""})
     read_cols = ["read", "file", "sample", *sheet_columns, "status", "reason", "orientation", "conversion",
                  "identity", "cpgs_called", "methylation", "duplicate_of", "detail", "length", "aligned_start",
-                 "aligned_end", "mismatches", "converted", "unconverted", "mean_qual", "genotype"]
+                 "aligned_end", "mismatches", "converted", "unconverted", "mean_qual", "genotype", "mixed_sites"]
     _tsv(d / "reads.tsv", read_cols, reads)
-    _tsv(d / "cpg_calls.tsv", ["read", "sample", "cpg", "pos", "call", "why", "status", "base", "qual"], calls)
+    _tsv(d / "cpg_calls.tsv", ["read", "sample", "cpg", "pos", "call", "why", "status", "base", "qual", "c_signal",
+                               "t_signal", "c_frac", "confidence", "trace_flag"], calls)
     _tsv(d / "summary.tsv", ["sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent",
                              "note"], summary)
     _tsv(d / "samples.tsv", ["sample", *sheet_columns, "reads", "pass", "cpgs_called", "methylation"], srows)
-    (d / "alignments.txt").write_text("\n".join(align) + "\n", encoding="utf-8")
+    preamble = ["# bsmeth alignments against IGFBP3_promoter (top strand, amplified strand shown 5'->3')",
+                "# marks: | match, . converted C, ! unconverted non-CpG C, * CpG, x mismatch; call line: M/U/- at CpGs",
+                ""]
+    (d / "alignments.txt").write_text("\n".join(preamble + align) + "\n", encoding="utf-8")
     run = {
         "version": "0.1.0",
         "command": ["bsmeth", "call", "--sheet", "sheet.tsv", "reads/", "-o", str(d)],
@@ -133,8 +139,9 @@ def write_call_dir(
         "reference": {"name": "IGFBP3_promoter", "source": "embedded default", "length": 400},
         "amplicon": {
             "strand": "top", "start": 21, "end": 220, "length": 200,
-            "primers": {"forward": "TGGGTATATTTTGGTTTTTGTAGA", "reverse": "AAAACCAAAATAACCCAAAACAC"},
-            "cpgs": [{"number": i + 1, "pos": p, "under_primer": (i + 1) in under_primer,
+            "forward": "TGGGTATATTTTGGTTTTTGTAGA", "reverse": "AAAACCAAAATAACCCAAAACAC", "warnings": [],
+            "snps": [{"name": snp_name, "pos": positions[snp_cpg - 1], "ref": "C", "alt": "A"}] if snp_cpg else [],
+            "cpgs": [{"cpg": i + 1, "pos": p, "under_primer": (i + 1) in under_primer,
                       "snp": snp_name if (i + 1) == snp_cpg else None} for i, p in enumerate(positions)],
         },
         "samples": [s["sample"] for s in samples],

@@ -197,7 +197,6 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
         for sp in ax.spines.values():
             sp.set_visible(False)
         n_used = len(clones.get(s, []))
-        k = sum(int(c.fraction is not None) for c in clones.get(s, []))
         m_tot = sum(sum(1 for v in c.calls.values() if v[0] == "M") for c in clones.get(s, []))
         n_tot = sum(sum(1 for v in c.calls.values() if v[0] in "MU") for c in clones.get(s, []))
         pct = f"{100 * m_tot / n_tot:.1f}% methylated" if n_tot else "no CpG called"
@@ -206,8 +205,6 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
         if n_used == 0:
             ax.text(0.5, 0.5, "no clone passed QC", transform=ax.transAxes, ha="center", va="center",
                     fontsize=L.FONT, color=ND_COLOUR)
-        elif k == 0:
-            pass
         sx.set_xticks([xs[i] for i in ptick_idx])
         if r == grid.n_rows - 1:
             sx.set_xticklabels([str(int(positions[i])) for i in ptick_idx], rotation=90, fontsize=L.FONT)
@@ -242,12 +239,11 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
     if snp_cpgs:
         handles.insert(3, Line2D([], [], marker="^", ls="", mfc=SNP_COLOUR, mec=SNP_COLOUR, ms=ms * 0.8,
                                  label="SNP allele (CpG destroyed)"))
-    leg = lx.legend(handles=handles, loc="upper left", ncol=ncol, fontsize=L.FONT, frameon=False,
+    lx.legend(handles=handles, loc="upper left", ncol=ncol, fontsize=L.FONT, frameon=False,
                     bbox_to_anchor=(0, 1), borderaxespad=0.2, handletextpad=0.4, columnspacing=1.2)
     rows_h = 0.15 + math.ceil(n_items / ncol) * 0.2
     lx.text(0.0, 1 - rows_h / fl.legend_box[3], "\n".join(wrapped), transform=lx.transAxes, va="top", ha="left",
             fontsize=L.FONT, color="#333333", linespacing=1.25)
-    del leg
     return fig
 
 
@@ -298,6 +294,10 @@ def _draw_strip(sx, summary, numbers: list, x_of: dict, geom) -> None:
 # dose-response
 
 
+def _clip(x: float) -> float:
+    return x if math.isnan(x) else min(100.0, max(0.0, x))
+
+
 def dose_response_table(data, dose: str, line: Optional[str]):
     """Per (cell line, dose): clones, mean per-clone % with 95 % t CI, pooled % with Wilson 95 % CI."""
     import pandas as pd
@@ -323,10 +323,20 @@ def dose_response_table(data, dose: str, line: Optional[str]):
             k, tot = int(g["m"].sum()), int(g["n"].sum())
             lo, hi = wilson_ci(k, tot)
             # a t interval can leave [0, 100] with few clones; percentages cannot
-            rows.append({"cell_line": lv, "dose": d, "clones": n, "mean": mean, "mean_low": max(0.0, mean - half),
-                         "mean_high": min(100.0, mean + half), "pooled": 100 * k / tot if tot else math.nan,
+            rows.append({"cell_line": lv, "dose": d, "clones": n, "mean": mean, "mean_low": _clip(mean - half),
+                         "mean_high": _clip(mean + half), "pooled": 100 * k / tot if tot else math.nan,
                          "pooled_low": 100 * lo, "pooled_high": 100 * hi, "values": list(f)})
     return pd.DataFrame(rows)
+
+
+def _shift_points(ax, fig, xs, points):
+    """Data x of ``xs`` moved by ``points`` (typographic points) on screen; the axes limits must be fixed."""
+    import numpy as np
+
+    xs = np.asarray(xs, float)
+    disp = ax.transData.transform(np.column_stack([xs, np.zeros_like(xs)]))
+    disp[:, 0] += np.asarray(points, float) * fig.dpi / 72.0
+    return ax.transData.inverted().transform(disp)[:, 0]
 
 
 def dose_response_figure(data, config: PlotConfig = PlotConfig()):
@@ -357,6 +367,7 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
     # artists below are drawn with offset transforms, which autoscaling ignores: anchor the limits here
     ax.plot(list(xval.values()), [50] * len(xval), alpha=0)
     ax.margins(x=0.1)
+    ax.set_xlim(*ax.get_xlim())  # freeze: the clone dots are placed in display space below
     rng = np.random.default_rng(0)  # deterministic jitter of the clone dots
     lines = list(dict.fromkeys(table["cell_line"]))
     n_lines = len(lines)
@@ -368,10 +379,12 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
         trp = offset_copy(ax.transData, fig=fig, x=shift + 3.5, y=0, units="points")
         x = [xval[d] for d in g["dose"]]
         for xv, vals in zip(x, g["values"]):
-            jit = rng.uniform(-1.5, 1.5, len(vals))
-            for v, dj in zip(vals, jit):
-                ax.plot([xv], [v], "o", ms=2.2, color=colour, alpha=0.35, mec="none",
-                        transform=offset_copy(ax.transData, fig=fig, x=shift - 3.5 + dj, y=0, units="points"))
+            if not vals:
+                continue
+            # jitter in points (not dose units) so that it looks the same on linear and symlog axes
+            jit = shift - 3.5 + rng.uniform(-1.5, 1.5, len(vals))
+            ax.scatter(_shift_points(ax, fig, [xv] * len(vals), jit), vals, s=5, color=colour, alpha=0.35,
+                       linewidths=0)
         yerr = np.array([g["mean"] - g["mean_low"], g["mean_high"] - g["mean"]])
         ax.errorbar(x, g["mean"], yerr=np.nan_to_num(yerr), transform=tr, color=colour, marker="o", ms=5,
                     lw=1.4, capsize=2.5, label=(str(lv) if lv != "" else "all clones"))
@@ -385,9 +398,8 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
     ax.tick_params(labelsize=8)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    leg = ax.legend(title=line or None, fontsize=8, title_fontsize=8, frameon=False, loc="upper left",
+    ax.legend(title=line or None, fontsize=8, title_fontsize=8, frameon=False, loc="upper left",
                     bbox_to_anchor=(1.02, 1.0))
-    del leg
     caption = ("Filled circles and lines: mean of per-clone % methylation, 95 % t CI (clone = unit). "
                "Open squares: pooled CpG calls, Wilson 95 % CI. Faint dots: single clones.")
     fig.text(0.12, 0.04, textwrap.fill(caption, 90), fontsize=7, va="bottom", ha="left", color="#333333")
@@ -416,7 +428,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS) 
         if fmt == "png":
             kwargs["dpi"] = PNG_DPI
         # fixed hash salt: SVG clip-path ids are otherwise random, and outputs must be deterministic
-        with matplotlib.rc_context({"svg.hashsalt": "bsmeth", "svg.fonttype": "path", "pdf.fonttype": 42}):
+        with matplotlib.rc_context({"svg.hashsalt": "bsmeth", "svg.fonttype": "none", "pdf.fonttype": 42}):
             write_with_atomic(path, lambda fh: fig.savefig(fh, **kwargs))
         out.append(path)
     return out

@@ -460,7 +460,8 @@ def compare_rows(data, config: CompareConfig) -> list[dict]:
     return rows
 
 
-def _fmt(x) -> str:
+def format_value(x) -> str:
+    """One value as written in stats.tsv (6 significant digits, empty for missing)."""
     if x is None:
         return ""
     if isinstance(x, (bool, np.bool_)):
@@ -480,7 +481,7 @@ def _fmt(x) -> str:
 
 def rows_to_tsv(rows: list[dict]) -> str:
     lines = ["\t".join(STATS_COLUMNS)]
-    lines += ["\t".join(_fmt(r[c]) for c in STATS_COLUMNS) for r in rows]
+    lines += ["\t".join(format_value(r[c]) for c in STATS_COLUMNS) for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -151,18 +151,6 @@ def order_levels(values: Iterable) -> list:
     return ordered_levels([v for v in values if str(v) != ""])
 
 
-def level_number(value) -> float:
-    """The numeric value of a level (raises InputError when it is not a number)."""
-    x = _as_number(value)
-    if x is None:
-        raise InputError(f"value {value!r} is not a number")
-    return x
-
-
-def format_level(value) -> str:
-    return str(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # derived tables
 
@@ -201,10 +189,13 @@ def cpg_table(data: CallData) -> pd.DataFrame:
         out["note"] = ""
     # CpGs in run.json but seen in no table (e.g. no read aligned) still belong on the axis
     extra = []
+    known = set(out["cpg"])
     for c in (data.run.get("amplicon") or {}).get("cpgs", []) or []:
-        if isinstance(c, dict) and "number" in c and float(c["number"]) not in set(out["cpg"]):
-            note = "under_primer" if c.get("under_primer") else ""
-            extra.append({"cpg": float(c["number"]), "pos": float(c.get("pos", float("nan"))), "note": note})
+        number = c.get("cpg", c.get("number")) if isinstance(c, dict) else None
+        if number is None or float(number) in known:
+            continue
+        note = "under_primer" if c.get("under_primer") else (f"snp:{c['snp']}" if c.get("snp") else "")
+        extra.append({"cpg": float(number), "pos": float(c.get("pos", float("nan"))), "note": note})
     if extra:
         out = pd.concat([out, pd.DataFrame(extra)], ignore_index=True).sort_values("cpg", kind="stable")
     out["cpg"] = out["cpg"].astype(int)
