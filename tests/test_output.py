@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import bsmeth.atomic as atomic_mod
+
 from bsmeth import output
 from bsmeth.models import CallConfig, Reason, Why
 from bsmeth.output import CALL_COLUMNS, READ_COLUMNS, SUMMARY_COLUMNS, atomic_write
@@ -228,7 +230,7 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch, exc):
             self.fh.flush()
             raise exc
 
-    monkeypatch.setattr(output.os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
+    monkeypatch.setattr(atomic_mod.os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
     with pytest.raises(type(exc)):
         atomic_write(target, "new table that never completes\n" * 100)
     assert target.read_text() == "old complete table\n"
@@ -242,7 +244,7 @@ def test_atomic_write_failure_on_rename_keeps_the_old_file(tmp_path, monkeypatch
     def boom(*a, **k):
         raise OSError("rename failed")
 
-    monkeypatch.setattr(output.os, "replace", boom)
+    monkeypatch.setattr(atomic_mod.os, "replace", boom)
     with pytest.raises(OSError):
         atomic_write(target, "new\n")
     assert target.read_text() == "old\n"

@@ -25,6 +25,8 @@ from typing import Optional
 
 import numpy as np
 
+from .atomic import write_bytes
+
 VERSION = 101
 HEADER_SIZE = 128
 _DIR_FMT = ">4sIHHIIII"  # name, number, elementtype, elementsize, numelements, datasize, dataoffset, datahandle
@@ -161,19 +163,6 @@ def abif_bytes(rec: AbifRecord) -> bytes:
     return e.to_bytes()
 
 
-def atomic_write(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` under a temporary name in the same directory, then rename: never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_abif(path: str | Path, rec: AbifRecord) -> Path:
     """Write ``rec`` to ``path`` atomically."""
-    return atomic_write(path, abif_bytes(rec))
+    return write_bytes(path, abif_bytes(rec))

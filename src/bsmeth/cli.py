@@ -89,51 +89,176 @@ class Progress:
         sys.stderr.flush()
 
 
-@cli.command(context_settings=CONTEXT)
-@click.argument("inputs", nargs=-1)
-@click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
-              help="Sample sheet: columns file, sample and any conditions (cell_line, dose...).")
-@_reference_options
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
-@click.option("--force", is_flag=True, help="Overwrite results already in --out.")
-@click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined.")
-@click.option("--min-conversion", default=95.0, show_default=True, help="Exclude reads below this % non-CpG C conversion.")
-@click.option("--min-identity", default=90.0, show_default=True, help="Exclude reads below this % identity.")
-@click.option("--max-unconverted", type=int, default=None, help="Exclude reads with more unconverted non-CpG C (QUMA: 5). Off by default.")
-@click.option("--max-mismatches", type=int, default=None, help="Exclude reads with more mismatches (QUMA: 10). Off by default.")
-@click.option("--min-hq-bases", default=40, show_default=True, help="Reads with fewer high-quality bases fail as low_quality.")
-@click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported).")
-@click.option("--duplicate-evidence", default=4.0, show_default=True,
-              help="Call two matching reads duplicates when an independent clone would match by chance "
-                   "with probability below 10^-X.")
-@click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged in detail).")
-@click.option("--nome", is_flag=True, help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called.")
-@click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
-              help="Worker processes for reading and aligning.")
-@click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors.")
-@click.pass_context
-def call(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, min_qual, min_conversion,
-         min_identity, max_unconverted, max_mismatches, min_hq_bases, keep_duplicates, duplicate_evidence, keep_mixed, nome, threads, quiet_here):
-    """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
+def _call_options(f):
+    """The options shared by ``call`` and ``run``: inputs, sheet, reference, thresholds."""
+    opts = [
+        click.argument("inputs", nargs=-1),
+        click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
+                     help="Sample sheet: columns file, sample and any conditions (cell_line, dose...)."),
+        _reference_options,
+        click.option("--out", "-o", required=True, type=click.Path(), help="Output folder."),
+        click.option("--force", is_flag=True, help="Overwrite results already in --out."),
+        click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined."),
+        click.option("--min-conversion", default=95.0, show_default=True,
+                     help="Exclude reads below this % non-CpG C conversion."),
+        click.option("--min-identity", default=90.0, show_default=True, help="Exclude reads below this % identity."),
+        click.option("--max-unconverted", type=int, default=None,
+                     help="Exclude reads with more unconverted non-CpG C (QUMA: 5). Off by default."),
+        click.option("--max-mismatches", type=int, default=None,
+                     help="Exclude reads with more mismatches (QUMA: 10). Off by default."),
+        click.option("--min-hq-bases", default=40, show_default=True,
+                     help="Reads with fewer high-quality bases fail as low_quality."),
+        click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported)."),
+        click.option("--duplicate-evidence", default=4.0, show_default=True,
+                     help="Call two matching reads duplicates when an independent clone would match by chance "
+                          "with probability below 10^-X."),
+        click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged)."),
+        click.option("--nome", is_flag=True,
+                     help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called."),
+        click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
+                     help="Worker processes for reading and aligning."),
+        click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _call_config(kw: dict):
     from .models import CallConfig
+
+    return CallConfig(
+        min_qual=kw["min_qual"], min_conversion=kw["min_conversion"] / 100, min_identity=kw["min_identity"] / 100,
+        max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
+        min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
+        threads=kw["threads"], duplicate_min_evidence=kw["duplicate_evidence"], keep_mixed=kw["keep_mixed"])
+
+
+def _do_call(ctx, kw: dict):
+    """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun."""
     from .pipeline import run_call
 
-    config = CallConfig(min_qual=min_qual, min_conversion=min_conversion / 100, min_identity=min_identity / 100,
-                        max_unconverted=max_unconverted, max_mismatches=max_mismatches, min_hq_bases=min_hq_bases,
-                        keep_duplicates=keep_duplicates, nome=nome, threads=threads,
-                        duplicate_min_evidence=duplicate_evidence, keep_mixed=keep_mixed)
-    amp = _amplicon(reference, forward, reverse, strand, snps)
-    quiet = ctx.obj["quiet"] or quiet_here
+    amp = _amplicon(kw["reference"], kw["forward"], kw["reverse"], kw["strand"], kw["snps"])
+    quiet = ctx.obj["quiet"] or kw["quiet_here"]
     for w in amp.warnings:
         if not quiet:
             click.echo(f"bsmeth: warning: {w}", err=True)
-    run = run_call(inputs, amp, Path(out), config, sheet, command=sys.argv, force=force,
-                   progress=Progress("aligning files", not quiet))
+    run = run_call(kw["inputs"], amp, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
+                   force=kw["force"], progress=Progress("aligning files", not quiet))
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "
                    f"{len(run.results) - run.n_pass} fail ({reasons})")
+    return run
+
+
+@cli.command(context_settings=CONTEXT)
+@_call_options
+@click.pass_context
+def call(ctx, **kw):
+    """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
+    run = _do_call(ctx, kw)
+    if not (ctx.obj["quiet"] or kw["quiet_here"]):
         click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt, run.json)")
+
+
+def _role(value):
+    """'auto' keeps automatic choice, 'none' switches a role off."""
+    if value is None:
+        return "auto"
+    return None if value.lower() == "none" else value
+
+
+def _plot_options(f):
+    opts = [
+        click.option("--rows", default=None, metavar="COLUMN",
+                     help="Sample-sheet column whose levels make the grid rows (default: cell_line; 'none')."),
+        click.option("--cols", default=None, metavar="COLUMN",
+                     help="Column whose levels make the grid columns, numeric order (default: dose; 'none')."),
+        click.option("--layout", type=click.Choice(["equal", "proportional"]), default="equal", show_default=True,
+                     help="CpG spacing: equal, or proportional to the position in the amplicon."),
+        click.option("--sort-clones", is_flag=True, help="Most methylated clone on top."),
+        click.option("--formats", default="svg,png,pdf", show_default=True, help="Figure formats."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _plot_config(kw: dict):
+    from .plots import PlotConfig
+
+    formats = tuple(x.strip().lower() for x in kw["formats"].split(",") if x.strip())
+    return PlotConfig(rows=_role(kw["rows"]), cols=_role(kw["cols"]), layout=kw["layout"],
+                      sort_clones=kw["sort_clones"], formats=formats)
+
+
+def _compare_options(f):
+    opts = [
+        click.option("--by", default=None, metavar="COLUMN",
+                     help="Column defining the groups compared (default: cell_line)."),
+        click.option("--within", default=None, metavar="COLUMN",
+                     help="Also compare within each level of this column (default: dose; 'none')."),
+        click.option("--dose", "dose_col", default=None, metavar="COLUMN", help="Numeric dose column (default: dose)."),
+        click.option("--seed", default=1, show_default=True, help="Seed of the bootstrap intervals."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _compare_config(kw: dict):
+    from .stats import CompareConfig
+
+    return CompareConfig(by=_role(kw["by"]), within=_role(kw["within"]), dose=_role(kw["dose_col"]), seed=kw["seed"])
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
+@_plot_options
+def plot(call_dir, **kw):
+    """Lollipop grid and dose-response figure from a call folder."""
+    from .plots import run_plot
+
+    for p in run_plot(call_dir, _plot_config(kw)):
+        click.echo(str(p))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
+@_compare_options
+def compare(call_dir, **kw):
+    """Statistics between conditions (clone-level tests first) into CALL_DIR/stats.tsv."""
+    from .stats import run_compare
+
+    click.echo(str(run_compare(call_dir, _compare_config(kw))))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
+@_plot_options
+@_compare_options
+def report(call_dir, **kw):
+    """Self-contained HTML report (CALL_DIR/report.html) from a call folder."""
+    from .report import write_report
+
+    click.echo(str(write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))))
+
+
+@cli.command(context_settings=CONTEXT)
+@_call_options
+@_plot_options
+@_compare_options
+@click.pass_context
+def run(ctx, **kw):
+    """The whole job: call + plot + compare + report.html, in one folder."""
+    from .pipeline import run_downstream
+
+    call_run = _do_call(ctx, kw)
+    outputs = run_downstream(call_run.out, _plot_config(kw), _compare_config(kw))
+    if not (ctx.obj["quiet"] or kw["quiet_here"]):
+        names = ", ".join(sorted({p.name for p in outputs}))
+        click.echo(f"results in {call_run.out}/: tables, {names}")
 
 
 @cli.command(context_settings=CONTEXT)

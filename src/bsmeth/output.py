@@ -10,11 +10,10 @@ here.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .atomic import write_text
 from .models import Amplicon, Call, ReadResult, Status
 
 READ_COLUMNS = (
@@ -28,25 +27,7 @@ SUMMARY_COLUMNS = ("sample", "cpg", "pos", "methylated", "unmethylated", "not_de
 
 
 def atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the file a plain open()'s mode
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_text(path, text)
 
 
 def _fmt(x) -> str:

@@ -224,3 +224,17 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     for name, text in texts.items():
         atomic_write(out / name, text)
     write_json(out / "run.json", meta)
+
+
+def run_downstream(call_dir: Path, plot_config, compare_config) -> list[Path]:
+    """After ``call``: figures, statistics and the HTML report, all into the call folder."""
+    from .plots import run_plot
+    from .report import write_report
+    from .stats import run_compare
+
+    figures = run_plot(call_dir, plot_config)
+    stats = Path(run_compare(call_dir, compare_config))
+    # the report embeds the PNGs just drawn rather than drawing the same figures again
+    pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}
+    report = write_report(call_dir, plot_config=plot_config, compare_config=compare_config, pngs=pngs)
+    return [*figures, stats, report]

@@ -418,13 +418,16 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS) 
     from .tables import write_with_atomic
 
     out = []
+    bbox = None
     for fmt in formats:
         fmt = fmt.lower().lstrip(".")
         if fmt not in FORMATS:
             raise InputError(f"format {fmt!r}: choose from {', '.join(FORMATS)}")
         path = Path(f"{stem}.{fmt}")
         meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}[fmt]
-        kwargs = dict(format=fmt, bbox_inches="tight", pad_inches=0.06, metadata=meta)
+        if bbox is None:  # the tight box costs a full draw: measure it once for every format
+            bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.06)
+        kwargs = dict(format=fmt, bbox_inches=bbox, metadata=meta)
         if fmt == "png":
             kwargs["dpi"] = PNG_DPI
         # fixed hash salt: SVG clip-path ids are otherwise random, and outputs must be deterministic

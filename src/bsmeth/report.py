@@ -258,9 +258,12 @@ def _alignment_section(data) -> str:
 
 
 def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
-                 dpi: int = 130) -> str:
-    """The report as one HTML string."""
+                 dpi: int = 130, pngs: Optional[dict] = None) -> str:
+    """The report as one HTML string.  ``pngs`` ({"lollipop": bytes, "dose_response": bytes}) are figures
+    already rendered with the same options (``bsmeth run``); missing ones are drawn here."""
     from .plots import dose_response_figure, figure_png_bytes, lollipop_figure
+
+    pngs = pngs or {}
 
     title = f"bsmeth report: {data.directory.name}"
     parts = [
@@ -274,7 +277,8 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
         '<h2 id="run">Run</h2>', _run_section(data),
         '<h2 id="qc">Quality control</h2>', _qc_section(data),
         '<h2 id="lollipop">Lollipop diagrams</h2>',
-        _img(figure_png_bytes(lollipop_figure(data, plot_config), dpi), "lollipop diagrams, one panel per sample"),
+        _img(pngs.get("lollipop") or figure_png_bytes(lollipop_figure(data, plot_config), dpi),
+             "lollipop diagrams, one panel per sample"),
         '<h2 id="cpg">Per-CpG methylation</h2>', _cpg_section(data),
     ]
     cols, rows, source = _stats_rows(data, compare_config)
@@ -283,18 +287,22 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
               "(*_clones); pooled-CpG tests are for reference. Effects are percentage points (group after the "
               "minus sign first); p_adj: Benjamini-Hochberg within each test and scope.</p>",
               f'<div class="scroll">{html_table(cols, rows, table_id="stats", numeric_text=True)}</div>']
-    fig = dose_response_figure(data, plot_config)
-    if fig is not None:
-        parts += ['<h2 id="dose">Dose response</h2>', _img(figure_png_bytes(fig, dpi), "percent methylation vs dose")]
+    dose_png = pngs.get("dose_response")
+    if dose_png is None:
+        fig = dose_response_figure(data, plot_config)
+        dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
+    if dose_png is not None:
+        parts += ['<h2 id="dose">Dose response</h2>', _img(dose_png, "percent methylation vs dose")]
     parts += ['<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
 def write_report(call_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None,
-                 plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig()) -> Path:
+                 plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
+                 pngs: Optional[dict] = None) -> Path:
     """Entry point of ``bsmeth report``: write ``<call_dir>/report.html`` (or ``out``) and return its path."""
     from .tables import load_call_dir, write_text_atomic
 
     data = load_call_dir(call_dir)
     path = Path(out) if out is not None else Path(call_dir) / "report.html"
-    return write_text_atomic(path, build_report(data, plot_config, compare_config))
+    return write_text_atomic(path, build_report(data, plot_config, compare_config, pngs=pngs))

@@ -29,7 +29,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from .abif import AbifRecord, atomic_write, write_abif
+from .abif import AbifRecord, write_abif
+from .atomic import write_bytes as atomic_write
 from .models import Amplicon, CallConfig, Reason, Strand
 from .reference import IUPAC_SETS, revcomp
 

@@ -16,14 +16,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-from .errors import InputError, OutputError
+from .atomic import write_bytes as write_bytes_atomic  # re-exported for plots and report
+from .atomic import write_text as write_text_atomic
+from .atomic import write_with as write_with_atomic
+from .errors import InputError
 
 READS_REQUIRED = ("read", "file", "sample", "status", "reason")
 READS_NUMERIC = (
@@ -212,41 +214,3 @@ def require_column(data: CallData, column: str, option: str) -> str:
     if column not in cols:
         raise InputError(f"{option} {column!r}: no such sample column; available: {', '.join(cols)}")
     return column
-
-
-# ---------------------------------------------------------------------------------------------
-# atomic writes
-
-
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"{path.parent}: cannot write ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        # a crash or Ctrl-C must not leave the temp file behind
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    return _atomic(Path(path), lambda fh: fh.write(text.encode("utf-8")))
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    return _atomic(Path(path), lambda fh: fh.write(data))
-
-
-def write_with_atomic(path: str | os.PathLike, writer) -> Path:
-    """``writer(fh)`` writes into a binary file handle; the result appears at ``path`` only when complete."""
-    return _atomic(Path(path), writer)
