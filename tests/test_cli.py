@@ -146,3 +146,58 @@ def test_interrupt_leaves_previous_outputs_intact(tmp_path, biq, sig):
     assert "interrupted" in err and "Traceback" not in err
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert after == before  # the previous complete outputs, untouched; no temp files
+
+
+def test_help_imports_no_heavy_library():
+    """`bsmeth --help` must be instant: pandas, matplotlib, scipy and Biopython load only where used."""
+    code = ("import sys; from bsmeth.cli import cli; "
+            "print(','.join(m for m in ('pandas', 'matplotlib', 'scipy', 'Bio') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "", p.stdout
+
+
+def test_readme_main_command_on_example_reads(tmp_path):
+    """The README's first command (after its install step), on the committed example reads."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "results"
+    p = subprocess.run(bsmeth_cmd() + ["run", str(root / "example_reads"), "--samples",
+                                       str(root / "example_reads" / "samples.csv"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    for name in ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "run.json", "stats.tsv", "report.html",
+                 "lollipop.svg", "lollipop.png", "lollipop.pdf", "dose_response.png"):
+        assert (out / name).stat().st_size > 0, name
+    reads = rows(out / "reads.tsv")
+    assert len(reads) == 96
+    samples = {r["sample"]: float(r["methylation"]) for r in rows(out / "samples.tsv")}
+    # resistant cells more methylated, rising with dose; sensitive cells low
+    assert samples["rBT474_d0"] < samples["rBT474_d1"] < samples["rBT474_d3"] < samples["rBT474_d10"]
+    assert max(v for k, v in samples.items() if k.startswith("BT474")) < 15
+    stats = rows(out / "stats.tsv")
+    trend = {r["scope"]: float(r["p"]) for r in stats if r["test"].startswith("trend_jt")}
+    assert any(p < 0.001 for s, p in trend.items() if "rBT474" in s)
+
+
+def test_plot_compare_report_on_a_call_folder(tmp_path, biq):
+    out = tmp_path / "out"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["call", str(biq["dir"] / "Demo_data"), "--reference", str(biq["reference"]),
+                               "--out", str(out)]).exit_code == 0
+    r = runner.invoke(cli, ["plot", str(out), "--formats", "png", "--layout", "proportional"])
+    assert r.exit_code == 0, r.output
+    assert (out / "lollipop.png").is_file() and not (out / "lollipop.svg").exists()
+    r = runner.invoke(cli, ["compare", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "stats.tsv").is_file()
+    r = runner.invoke(cli, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text()
+    assert "seq_B" in html and "<img" in html
+
+
+def test_plot_unknown_column_is_one_line(tmp_path, biq):
+    out = tmp_path / "out"
+    CliRunner().invoke(cli, ["call", str(biq["reads"]), "--reference", str(biq["reference"]), "--out", str(out)])
+    r = CliRunner().invoke(cli, ["plot", str(out), "--rows", "nonexistent"])
+    assert r.exit_code == 3
+    assert "bsmeth: error:" in r.output and "nonexistent" in r.output
