@@ -126,18 +126,19 @@ def _many_reads(path: Path, biq_reads: Path, copies: int) -> None:
             fh.write(text.replace(">", f">c{i}_"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_leaves_previous_outputs_intact(tmp_path, biq, sig):
+@pytest.mark.parametrize("sig,threads", [(signal.SIGINT, "1"), (signal.SIGTERM, "1"), (signal.SIGINT, "2"),
+                                         (signal.SIGTERM, "2")])
+def test_interrupt_leaves_previous_outputs_intact(tmp_path, biq, sig, threads):
     out = tmp_path / "out"
     first = subprocess.run(bsmeth_cmd() + ["call", str(biq["reads"]), "--reference", str(biq["reference"]),
                                            "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert first.returncode == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    big = tmp_path / "big.fasta"
-    _many_reads(big, biq["reads"], 2000)  # 20,000 reads: many seconds of alignment
-    proc = subprocess.Popen(bsmeth_cmd() + ["call", str(big), "--reference", str(biq["reference"]), "--out",
-                                            str(out), "--force"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    for i in range(40):  # 40 files x 5,000 reads: many seconds of alignment, spread over the workers
+        _many_reads(tmp_path / f"big{i}.fasta", biq["reads"], 500)
+    proc = subprocess.Popen(bsmeth_cmd() + ["call", *map(str, sorted(tmp_path.glob("big*.fasta"))), "--reference",
+                                            str(biq["reference"]), "--out", str(out), "--force", "-j", threads],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.5)
     assert proc.poll() is None, "the run ended before the signal: make the input larger"
     proc.send_signal(sig)
