@@ -34,7 +34,10 @@ def documented_columns() -> dict[str, list[str]]:
     sections = re.split(r"^## ", text, flags=re.M)[1:]
     out = {}
     for sec in sections:
-        name = re.match(r"`([^`]+)`", sec).group(1)
+        m = re.match(r"`([^`]+)`", sec)
+        if not m:  # e.g. "Files added by plot, compare, report": not a table's column list
+            continue
+        name = m.group(1)
         cols: list[str] = []
         for line in sec.splitlines():
             if not line.startswith("| ") or line.startswith("| column") or line.startswith("| ---"):

@@ -31,9 +31,14 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def _fmt(x) -> str:
+    t = type(x)
+    if t is str:
+        return x.replace("\t", " ").replace("\n", " ") if ("\t" in x or "\n" in x) else x
+    if t is int:
+        return str(x)
     if x is None:
         return ""
-    if isinstance(x, float):
+    if isinstance(x, float):  # numpy floats too
         return f"{x:.4f}"
     return str(x).replace("\t", " ").replace("\n", " ")
 
