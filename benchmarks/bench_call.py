@@ -79,6 +79,7 @@ def main() -> None:
             wall, rss = whole_process(tmp / "r96", tmp / "o96", threads)
             print(f"  whole process, --threads {threads}: {wall:.2f} s wall, peak RSS {rss:.0f} MiB")
         if args.scale:
+            peaks = {}
             for size in (500, args.scale):
                 clones = max(1, (size - 8) // 8)
                 folder = tmp / f"r{size}"
@@ -88,7 +89,14 @@ def main() -> None:
                     wall, rss = whole_process(folder, tmp / f"o{size}_{threads}", threads)
                     print(f"  --threads {threads}: {wall:.2f} s wall, {1000 * wall / n:.2f} ms/read overall, "
                           f"peak RSS {rss:.0f} MiB")
+                    walls = peaks.setdefault(n, {})
+                    walls[threads] = (wall, rss)
+                print(f"  2-process speed-up: {walls[1][0] / walls[2][0]:.2f}x")
                 shutil.rmtree(folder)
+            (n1, a), (n2, b) = sorted(peaks.items())
+            slope = (b[1][1] - a[1][1]) * 1024 / (n2 - n1)
+            print(f"peak RSS grows {slope:.1f} KiB per read from {n1} to {n2} traces: the per-read results kept "
+                  "for the tables (alignment, calls, QC), not the traces (read, used and dropped file by file)")
 
 
 if __name__ == "__main__":
