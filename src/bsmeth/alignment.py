@@ -60,14 +60,29 @@ def _aligner():
     return al
 
 
-def _kmers(seq: str) -> set[str]:
-    s = seq.replace("C", "T")
-    return {s[i : i + K] for i in range(len(s) - K + 1)}
+_CODE = np.full(256, 3, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest are 3
+for _b, _v in (("A", 0), ("G", 1), ("T", 2), ("C", 2)):
+    _CODE[ord(_b)] = _v
+_WEIGHTS = 4 ** np.arange(K, dtype=np.int64)
+
+
+def _kmer_codes(seq: str) -> np.ndarray:
+    """Integer code of every k-mer of ``seq`` in the 3-letter alphabet; -1 for k-mers holding an N."""
+    if len(seq) < K:
+        return np.zeros(0, dtype=np.int64)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    codes = _CODE[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
+    win = sliding_window_view(codes, K)
+    out = win @ _WEIGHTS
+    out[(win == 3).any(axis=1)] = -1
+    return out
 
 
 @lru_cache(maxsize=8)
-def _target_kmers(target: str) -> frozenset[str]:
-    return frozenset(_kmers(target))
+def _target_kmers(target: str) -> np.ndarray:
+    codes = _kmer_codes(target)
+    return np.unique(codes[codes >= 0])
 
 
 def clean_read(seq: str) -> str:
@@ -75,12 +90,16 @@ def clean_read(seq: str) -> str:
     return seq.upper().translate(_READ_MAP)
 
 
-def _hits(seq: str, tk: frozenset[str]) -> list[int]:
-    s = seq.replace("C", "T")
-    return [i for i in range(len(s) - K + 1) if s[i : i + K] in tk]
+def _hits(seq: str, tk: np.ndarray) -> list[int]:
+    """Positions of the read's k-mers that occur in the target (3-letter alphabet)."""
+    codes = _kmer_codes(seq)
+    if codes.size == 0 or tk.size == 0:
+        return []
+    i = np.minimum(np.searchsorted(tk, codes), tk.size - 1)  # tk is sorted and unique
+    return np.nonzero(tk[i] == codes)[0].tolist()
 
 
-def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, int]]:
+def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, list[int]]]:
     """Orientations to try, best first: (orientation, oriented read, number of k-mer hits).
 
     The k-mers are taken in a 3-letter alphabet (C read as T), so methylation

@@ -30,9 +30,11 @@ def hq_bases(read: Read, config: CallConfig) -> int:
     return int(np.count_nonzero(read.qual >= config.min_qual))
 
 
-def c_positions(amp: Amplicon, aln: AlignedRead) -> list[int]:
+def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
     """Target positions of every C (CpG or not) inside the aligned part, outside primers."""
-    return [t for t in range(aln.target_start, aln.target_end) if amp.target[t] == "C" and not amp.in_primer(t)]
+    tgt, _, _, primer = _masks(amp)
+    idx = np.nonzero((tgt == "C") & ~primer)[0]
+    return idx[(idx >= aln.target_start) & (idx < aln.target_end)]
 
 
 def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallConfig) -> tuple[int, int, int, int]:
