@@ -161,6 +161,23 @@ def align(amp: Amplicon, seq: str, qual: np.ndarray | None, tcode: str | None = 
     return _project(amp, aln, o, float(score), q, quals, lo)
 
 
+MIN_END_BLOCK = 10
+
+
+def _clip_ends(tblocks: np.ndarray, qblocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop short gap-free blocks stranded at either end behind a gap.
+
+    A local alignment gains score from a handful of chance matches on the far
+    side of a gap (4 matches pay for a 6-base gap); such a tail is noise, and a
+    CpG in it would be called from noise.
+    """
+    while len(tblocks) > 1 and tblocks[0][1] - tblocks[0][0] < MIN_END_BLOCK:
+        tblocks, qblocks = tblocks[1:], qblocks[1:]
+    while len(tblocks) > 1 and tblocks[-1][1] - tblocks[-1][0] < MIN_END_BLOCK:
+        tblocks, qblocks = tblocks[:-1], qblocks[:-1]
+    return tblocks, qblocks
+
+
 def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: np.ndarray | None,
              offset: int) -> AlignedRead:
     """Per-target-position read bases, qualities and read positions from the aligned blocks."""
@@ -168,7 +185,7 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
     bases = np.full(n, " ", dtype="U1")
     quals = np.zeros(n, dtype=np.uint8)
     read_pos = np.full(n, -1, dtype=np.int32)
-    tblocks, qblocks = aln.aligned
+    tblocks, qblocks = _clip_ends(*aln.aligned)
     insertions = 0
     t_lines, m_lines, r_lines = [], [], []
     prev_t = prev_q = None
