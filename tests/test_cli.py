@@ -202,3 +202,49 @@ def test_plot_unknown_column_is_one_line(tmp_path, biq):
     r = CliRunner().invoke(cli, ["plot", str(out), "--rows", "nonexistent"])
     assert r.exit_code == 3
     assert "bsmeth: error:" in r.output and "nonexistent" in r.output
+
+
+class _FakeTTY:
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+
+@pytest.mark.parametrize("tty,enabled,shown", [(True, True, True), (False, True, False), (True, False, False)])
+def test_progress_bar_only_on_a_terminal_and_not_quiet(monkeypatch, tty, enabled, shown):
+    from bsmeth import cli as cli_mod
+
+    fake = _FakeTTY(tty)
+    monkeypatch.setattr(cli_mod.sys, "stderr", fake)
+    bar = cli_mod.Progress("aligning files", enabled)
+    bar.t0 -= 5  # the run has lasted more than a second
+    bar(3, 10)
+    bar(10, 10)
+    assert ("aligning files" in fake.text and "10/10" in fake.text) == shown
+
+
+def test_progress_bar_hidden_for_short_runs(monkeypatch):
+    from bsmeth import cli as cli_mod
+
+    fake = _FakeTTY(True)
+    monkeypatch.setattr(cli_mod.sys, "stderr", fake)
+    bar = cli_mod.Progress("aligning files", True)
+    bar(1, 2)  # well under a second since it started
+    assert fake.text == ""
+
+
+def test_verbose_logs_every_excluded_read(tmp_path, biq):
+    p = subprocess.run(bsmeth_cmd() + ["-v", "call", str(biq["reads"]), "--reference", str(biq["reference"]),
+                                       "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0
+    logged = [ln for ln in p.stderr.splitlines() if ln.startswith("bsmeth: ")]
+    for read, reason in (("seqA", "low_identity"), ("seq_D", "low_conversion"), ("seq_G", "duplicate")):
+        assert any(read in ln and reason in ln for ln in logged), (read, p.stderr)
