@@ -173,3 +173,55 @@ def test_report_renders_in_headless_chromium(call_dir, tmp_path):
     assert not [l for l in page if "Uncaught" in l or "ERROR:CONSOLE" in l], page
     assert not [l for l in stderr.splitlines() if "Uncaught" in l]
     assert not [l for l in stderr.splitlines() if "net::ERR" in l and "report" in l]
+
+
+# --- trace snippets ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def traced_call_dir(tmp_path):
+    """A real call folder over simulated traces (small: 1 sample, 4 clones)."""
+    from bsmeth.models import CallConfig
+    from bsmeth.pipeline import run_call
+    from bsmeth.reference import load_amplicon
+    from bsmeth.simulate import Condition, Design, simulate
+
+    reads = tmp_path / "reads"
+    simulate(Design((Condition("s", {"dose": 0}, 4, 0.5),)), load_amplicon(), reads, seed=5)
+    out = tmp_path / "call"
+    run_call([str(reads)], load_amplicon(), out, CallConfig(), str(reads / "samples.csv"))
+    return out, reads
+
+
+def test_report_shows_the_trace_around_each_cpg(traced_call_dir):
+    out, reads = traced_call_dir
+    data = load_call_dir(out)
+    picked = R._snippet_read(data)
+    assert not isinstance(picked, str), picked
+    rid, path, read, cols, orient = picked
+    first = data.reads[data.reads["status"] == "pass"]["read"].iloc[0]
+    assert rid == first and path.is_file() and read.trace is not None
+    # every covered CpG, its read position on the called C/T (G/A on a '-' read)
+    calls = data.cpg_calls[data.cpg_calls["read"] == rid]
+    covered = calls[calls["why"] != "not_covered"]
+    assert sorted(c for c, _, _ in cols) == sorted(int(c) for c in covered["cpg"])
+    call_of = dict(zip(covered["cpg"].astype(int), covered["call"]))
+    for cpg, i, call in cols:
+        assert call == call_of[cpg]
+        if call in "MU":
+            want = {"+": {"M": "C", "U": "T"}, "-": {"M": "G", "U": "A"}}[orient][call]
+            assert read.seq[i] == want, (cpg, i)
+    text = R.write_report(out).read_text()
+    section = text.split('<h2 id="traces">')[1].split("<h2")[0]
+    assert rid in section and section.count('src="data:image/png;base64,') == 1
+    assert not re.search(r"https?://", text)
+
+
+def test_report_says_when_the_trace_file_is_missing(traced_call_dir):
+    out, reads = traced_call_dir
+    import shutil
+
+    shutil.move(str(reads), str(reads.with_name("moved")))
+    text = R.write_report(out).read_text()
+    section = text.split('<h2 id="traces">')[1].split("<h2")[0]
+    assert "were not found" in section and "<img" not in section

@@ -288,3 +288,104 @@ def test_truth_is_consistent_for_any_seed_and_strand(tmp_path, seed, p, alt, str
         insert = str(rec.seq)[int(r["insert_start"]) - 1: int(r["insert_end"])]
         assert abs(len(insert) - len(mol)) <= 10
     assert result.n_reads == 4
+
+
+# ---------------------------------------------------------------------------------------------- mixed clones
+
+
+@pytest.fixture(scope="module")
+def mixed_study(tmp_path_factory):
+    from bsmeth.simulate import TRACE_FAULT_KINDS  # noqa: F401  (the kind exists)
+
+    out = tmp_path_factory.mktemp("mixed")
+    design = Design((Condition("m50", {"group": "x"}, 6, 0.5), Condition("m20", {"group": "y"}, 6, 0.2)),
+                    {"mixed_clone": 6, "duplicate": 1})
+    result = simulate(design, AMP, out, seed=3)
+    reads = {r["read"]: r for r in _tsv(out / "truth_reads.tsv")}
+    mixed = {r["read"]: r for r in _tsv(out / "truth_mixed.tsv")}
+    return out, result, reads, mixed
+
+
+def test_mixed_clones_are_planted_with_their_truth(mixed_study):
+    from bsmeth.simulate import MIXED_FRACTION, MIXED_MIN_DIFF, mixed_differences
+
+    out, result, reads, mixed = mixed_study
+    assert result.faults == {**{k: 0 for k in FAULT_KINDS}, "duplicate": 1, "mixed_clone": 6}
+    assert result.truth_mixed == out / "truth_mixed.tsv" and result.truth_mixed in result.paths
+    planted = [r for r in reads.values() if r["fault"] == "mixed_clone"]
+    assert len(planted) == 6 == len(mixed) and {r["read"] for r in planted} == set(mixed)
+    assert all(r["expected_reason"] == "mixed_trace" for r in planted)
+    for r in planted:
+        m = mixed[r["read"]]
+        assert MIXED_FRACTION[0] <= float(m["minor_fraction"]) <= 0.5  # the minor molecule, by definition
+        assert r["molecule"] == m["major_molecule"] != m["minor_molecule"]
+        cpgs, cph = mixed_differences(AMP, m["major_molecule"], m["minor_molecule"])
+        assert len(cpgs) + cph >= MIXED_MIN_DIFF
+        assert m["differing_cpgs"] == " ".join(map(str, cpgs)) and int(m["differing_cph"]) == cph
+    assert "truth_mixed.tsv" in result.readme.read_text()
+
+
+def test_mixed_clone_traces_carry_both_molecules(mixed_study):
+    """At the CpGs where the two molecules differ the trace has two strong peaks, elsewhere one."""
+    from bsmeth.alignment import align, target_code
+    from bsmeth.evidence import signals_at
+    from bsmeth.reads import read_file
+
+    out, _, reads, mixed = mixed_study
+    tcode = target_code(AMP)
+    by_number = {c.number: c for c in AMP.cpgs}
+    for rid, m in mixed.items():
+        read = read_file(out / reads[rid]["file"])[0]
+        aln = align(AMP, read.seq, read.qual, tcode)
+        assert aln is not None and aln.orientation == reads[rid]["orientation"]
+        differ = {int(x) for x in m["differing_cpgs"].split()}
+        sig = signals_at(read, aln, [c.target_pos for c in AMP.cpgs if not c.under_primer])
+        frac = float(m["minor_fraction"])
+        for number, c in by_number.items():
+            s = sig.get(c.target_pos)
+            if s is None or c.snp is not None:
+                continue
+            ratio = min(s.c, s.t) / max(s.c, s.t)
+            if number in differ:
+                assert ratio == pytest.approx(frac / (1 - frac), abs=0.25), (rid, number)
+                q = int(aln.quals[c.target_pos])
+                assert q <= 22  # the base caller's quality drops where the peaks mix
+            else:
+                assert ratio < 0.2, (rid, number)
+
+
+def test_mixed_clones_are_excluded_by_call(mixed_study):
+    from bsmeth.alignment import target_code
+    from bsmeth.models import CallConfig
+    from bsmeth.pipeline import process_file
+
+    out, _, reads, mixed = mixed_study
+    tcode = target_code(AMP)
+    for r in reads.values():
+        if r["fault"] not in ("", "mixed_clone"):
+            continue
+        (res,) = process_file(out / r["file"], r["sample"], AMP, tcode, CallConfig())
+        got = res.reason.value if res.reason else ""
+        assert got == r["expected_reason"], (r["read"], r["fault"], res.detail)
+
+
+def test_old_designs_unchanged_by_the_new_fault_kind(tmp_path):
+    """Designs without mixed clones draw the same numbers and write the same files as before the kind existed."""
+    design = _small_design()
+    assert all(kind != "mixed_clone" for kind, _ in design.fault_plan())
+    result = simulate(design, AMP, tmp_path, seed=3)
+    assert result.truth_mixed is None and not (tmp_path / "truth_mixed.tsv").exists()
+    assert set(result.faults) == set(FAULT_KINDS)
+    with pytest.raises(ValueError, match="mixed_clone"):
+        Design((Condition("s"),), {"mixed_clones": 1})
+
+
+def test_mixed_clone_impossible_without_differences(tmp_path):
+    design = Design((Condition("flat", {}, 2, 0.0, conversion=1.0),), {"mixed_clone": 1})
+    result = simulate(design, AMP, tmp_path, seed=1)
+    assert result.faults["mixed_clone"] == 0 and len(result.skipped) == 1 and "identical" in result.skipped[0]
+
+
+def test_design_json_with_mixed_clones_round_trips(tmp_path):
+    design = Design((Condition("s", {}, 2, 0.5),), {"mixed_clone": 2})
+    assert Design.from_dict(json.loads(json.dumps(design.to_dict()))).faults == {"mixed_clone": 2}

@@ -327,6 +327,40 @@ def reference_show(reference, forward, reverse, strand, snps):
         click.echo(f"warning: {w}", err=True)
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1)
+@click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
+              help="Sample sheet: columns file, sample and any conditions (cell_line, dose...).")
+@_reference_options
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output folder.")
+@click.option("--force", is_flag=True, help="Overwrite quantify results already in --out.")
+@click.option("--standard0", multiple=True, metavar="PATH",
+              help="Reads of 0 % methylated product (file, folder or pattern; repeatable). With --standard100: "
+                   "per-CpG dye calibration.")
+@click.option("--standard100", multiple=True, metavar="PATH",
+              help="Reads of 100 % methylated product (repeatable). Alone: one dye ratio for all CpGs.")
+@click.option("--min-signal", default=0.25, show_default=True,
+              help="C + T peaks below this fraction of a full peak there: no estimate (low_signal).")
+@click.option("--formats", default="svg,png,pdf", show_default=True, help="Plot formats.")
+@click.pass_context
+def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, standard0, standard100,
+             min_signal, formats):
+    """Percent methylation per CpG from direct reads of uncloned bisulfite PCR product (not clones)."""
+    from .quantify import QuantifyConfig, run_quantify
+
+    amp = _amplicon(reference, forward, reverse, strand, snps)
+    quiet = ctx.obj["quiet"]
+    for w in amp.warnings:
+        if not quiet:
+            click.echo(f"bsmeth: warning: {w}", err=True)
+    fmts = tuple(x.strip().lower() for x in formats.split(",") if x.strip())
+    config = QuantifyConfig(standard0=tuple(standard0), standard100=tuple(standard100), min_signal=min_signal,
+                            formats=fmts, force=force)
+    table = run_quantify(inputs, amp, Path(out), config, sheet, command=sys.argv)
+    if not quiet:
+        click.echo(f"results in {table.parent}/ (quantify.tsv, quantify.json, quantify.{{{','.join(fmts)}}})")
+
+
 def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 

@@ -264,8 +264,14 @@ class CallConfig:
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule
     nome: bool = False  # GpC-methylase treated: conversion over HCH only, GCG CpGs ambiguous
     keep_mixed: bool = False  # keep reads whose trace looks mixed (flagged in detail)
-    mixed_min_sites: int = 3  # a read is mixed_trace with at least this many mixed CpGs...
-    mixed_fraction: float = 0.2  # ...making up at least this fraction of the CpGs looked at (or CpH: 5 / 10 %)
+    # a read is mixed_trace with at least mixed_min_sites mixed CpGs making up at least mixed_fraction of the
+    # CpGs looked at, or at least mixed_any_min_sites mixed C of any kind (CpG or not) making up at least
+    # mixed_any_fraction of all C looked at (docs/trace_evidence.md: measured)
+    mixed_min_sites: int = 2
+    mixed_fraction: float = 0.05
+    mixed_any_min_sites: int = 3
+    mixed_any_fraction: float = 0.03
+    mixed_min_local_qual: int = 30  # sites count only where the median PHRED of the 11 bases around reaches this
     threads: int = 1
 
     def as_dict(self) -> dict:

@@ -42,7 +42,12 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
 
     The ends of a trace have broad, overlapping peaks that look mixed without
     being so: a site counts only when the median PHRED of the 11 bases around it
-    reaches the threshold (a mixed peak itself lowers its own quality).
+    reaches ``config.mixed_min_local_qual`` (a mixed peak lowers its own quality,
+    not the median of its neighbourhood).  On real traces, two strong peaks at
+    clean positions are 0.55 % of the sites with a local median of 20 or more,
+    0.07 % at 30 or more (docs/trace_evidence.md).  What
+    makes one site mixed (both peaks strong, the smaller a real peak) is
+    ``evidence.PeakSignal.mixed``.
     """
     from numpy.lib.stride_tricks import sliding_window_view
 
@@ -53,7 +58,7 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
         return 0, 0, 0, 0
     local = np.partition(sliding_window_view(np.pad(q, 5, mode="edge"), 11), 5, axis=1)[:, 5]  # median of 11
     for t, sig in signals.items():
-        if local[t - aln.target_start] < config.min_qual:
+        if local[t - aln.target_start] < config.mixed_min_local_qual:
             continue
         cpg = t + 1 < len(target) and target[t + 1] == "G"
         if cpg:
@@ -141,8 +146,12 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
         return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(config.min_identity)}"
     if config.max_mismatches is not None and qc.mismatches > config.max_mismatches:
         return Reason.TOO_MANY_MISMATCHES, f"{qc.mismatches} mismatches > {config.max_mismatches}"
+    # two strong peaks at two CpGs, or at three C of any kind: clean real traces show them at 0.1 % of the sites
+    # looked at, a mixed clone at nearly every C where its two molecules differ (docs/trace_evidence.md)
     mixed_cpg = qc.mixed_cpgs >= config.mixed_min_sites and qc.mixed_cpgs >= config.mixed_fraction * qc.traced_cpgs
-    mixed_cph = qc.mixed_cph >= 5 and qc.mixed_cph >= 0.1 * qc.traced_cph
+    any_c = qc.mixed_cpgs + qc.mixed_cph
+    mixed_cph = (any_c >= config.mixed_any_min_sites
+                 and any_c >= config.mixed_any_fraction * (qc.traced_cpgs + qc.traced_cph))
     if mixed_cpg or mixed_cph:
         detail = (f"two peaks at {qc.mixed_cpgs} of {qc.traced_cpgs} CpGs and {qc.mixed_cph} of {qc.traced_cph} "
                   "non-CpG C: two colonies picked together or a mixed template")
@@ -211,7 +220,38 @@ def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarr
 SIMILAR_LEVEL = 0.2  # reads within this methylation level of a pair model its CpG pattern
 
 
-def _pair_evidence(i: int, j: int, mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate: float,
+class _SampleCounts:
+    """Per-site counts of C and of determined states over a sample's reads, queryable by methylation level.
+
+    Reads are sorted by their CpG methylation level and the counts are prefix
+    sums, so the counts over "the other reads within 0.2 of a level" cost one
+    subtraction per site instead of a pass over the whole sample (a 250-clone
+    sample has tens of thousands of candidate pairs).
+    """
+
+    def __init__(self, mat: np.ndarray, level: np.ndarray):
+        self.mat, self.level = mat, level
+        self.order = np.argsort(level, kind="stable")
+        self.sorted_level = level[self.order]
+        m = mat[self.order]
+        zeros = np.zeros((1, mat.shape[1]), dtype=np.int32)
+        self.cum_ones = np.vstack([zeros, np.cumsum(m == 1, axis=0, dtype=np.int32)])
+        self.cum_known = np.vstack([zeros, np.cumsum(m >= 0, axis=0, dtype=np.int32)])
+
+    def others(self, pair: tuple[int, int], lo_level: float = -1.0, hi_level: float = 2.0):
+        """(C counts, determined counts) per site over reads with level in [lo, hi], the pair left out."""
+        lo = np.searchsorted(self.sorted_level, lo_level - 1e-12, side="left")
+        hi = np.searchsorted(self.sorted_level, hi_level + 1e-12, side="right")
+        ones = self.cum_ones[hi] - self.cum_ones[lo]
+        known = self.cum_known[hi] - self.cum_known[lo]
+        for i in pair:
+            if lo_level - 1e-12 <= self.level[i] <= hi_level + 1e-12:
+                ones = ones - (self.mat[i] == 1)
+                known = known - (self.mat[i] >= 0)
+        return ones, known
+
+
+def _pair_evidence(i: int, j: int, counts: _SampleCounts, cpg: np.ndarray, cph_rate: float,
                    max_diff: int) -> tuple[bool, float]:
     """Evidence that reads i and j are one molecule.
 
@@ -222,15 +262,14 @@ def _pair_evidence(i: int, j: int, mat: np.ndarray, level: np.ndarray, cpg: np.n
     with the pair's own level as prior: two fully unmethylated (or fully
     methylated) clones among others like them prove nothing.
     """
-    others = np.ones(len(mat), dtype=bool)
-    others[[i, j]] = False
+    level = counts.level
     pair_level = (level[i] + level[j]) / 2
-    similar = others & (np.abs(level - pair_level) <= SIMILAR_LEVEL)
-    sub_cpg, sub_all = mat[similar], mat[others]
-    ones = np.where(cpg, np.count_nonzero(sub_cpg == 1, axis=0), np.count_nonzero(sub_all == 1, axis=0))
-    known = np.where(cpg, np.count_nonzero(sub_cpg >= 0, axis=0), np.count_nonzero(sub_all >= 0, axis=0))
+    ones_all, known_all = counts.others((i, j))
+    ones_sim, known_sim = counts.others((i, j), pair_level - SIMILAR_LEVEL, pair_level + SIMILAR_LEVEL)
+    ones = np.where(cpg, ones_sim, ones_all)
+    known = np.where(cpg, known_sim, known_all)
     prior = np.where(cpg, min(max(pair_level, 0.01), 0.99), cph_rate)
-    agree, log_p, _ = chance_match(mat[i], mat[j], ones, known, max_diff, prior)
+    agree, log_p, _ = chance_match(counts.mat[i], counts.mat[j], ones, known, max_diff, prior)
     return agree, log_p
 
 
@@ -253,10 +292,11 @@ def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> li
     if len(rows) < 2:
         return []
     mat, level, cpg, cph_rate = _sample_model(amp, rows, config)
+    counts = _SampleCounts(mat, level)
     out = []
     for i in range(len(rows)):
         for j in range(i + 1, len(rows)):
-            agree, log_p = _pair_evidence(i, j, mat, level, cpg, cph_rate, config.duplicate_max_diff)
+            agree, log_p = _pair_evidence(i, j, counts, cpg, cph_rate, config.duplicate_max_diff)
             out.append((rows[i].read_id, rows[j].read_id, -log_p if agree else 0.0))
     return out
 
@@ -283,6 +323,7 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
         if len(idx) < 2:
             continue
         mat, level, cpg, cph_rate = _sample_model(amp, [out[i] for i in idx], config)
+        counts = _SampleCounts(mat, level)
         row = {i: k for k, i in enumerate(idx)}
         order = sorted(idx, key=lambda i: (-out[i].n_called, -(out[i].qc.hq_bases if out[i].qc else 0), i))
         kept: list[int] = []
@@ -296,7 +337,7 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
                 diff = np.count_nonzero(both & (reps != a), axis=1)
                 for k in np.nonzero((diff <= config.duplicate_max_diff) & both.any(axis=1))[0]:
                     j = kept[int(k)]
-                    agree, log_p = _pair_evidence(row[i], row[j], mat, level, cpg, cph_rate,
+                    agree, log_p = _pair_evidence(row[i], row[j], counts, cpg, cph_rate,
                                                   config.duplicate_max_diff)
                     if agree and log_p <= -config.duplicate_min_evidence:
                         dup_of = j

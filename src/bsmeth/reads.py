@@ -214,7 +214,7 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
 
     Never raises for bad content: whatever the bytes, the result has at least one item.
     """
-    from .traces import read_abif
+    from .traces import read_abif, read_scf
 
     path = Path(path)
     stem = _stem(path)
@@ -239,7 +239,10 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
         except ReadFormatError as e:
             return [Unreadable(stem, str(path), str(e))]
     if data[:4] == b".scf":
-        return unreadable("SCF traces are not read yet; convert to ABIF or FASTA")
+        try:
+            return [read_scf(path, data)]
+        except ReadFormatError as e:
+            return [Unreadable(stem, str(path), str(e))]
     for magic, what in _MAGIC:
         if data.startswith(magic):
             return unreadable(f"not a sequence file: {what}")

@@ -19,6 +19,8 @@ import shlex
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
+
 from .plots import PlotConfig
 from .stats import CompareConfig
 
@@ -255,6 +257,171 @@ def _alignment_section(data) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# trace snippets: the chromatogram around each CpG of one read
+
+TRACE_COLOURS = {"A": "#009E73", "C": "#0072B2", "G": "#000000", "T": "#D55E00"}  # Sanger convention
+SNIPPET_BASES = 5  # bases shown each side of the CpG
+MAX_TRIED = 200  # pass reads whose trace file is looked for
+
+
+def _trace_file(data, name: str) -> Optional[Path]:
+    """The trace file named in reads.tsv: as written (relative to the working folder), else next to the call folder."""
+    if not name:
+        return None
+    p = Path(name)
+    for cand in (p,) if p.is_absolute() else (p, data.directory / p, data.directory.parent / p):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def cpg_columns(block: str, oriented: str, run: dict) -> list[tuple[int, int, str]]:
+    """(CpG number, index in the oriented read, call) for each CpG of one read's block of alignments.txt.
+
+    The block's lines come in fours (amplified strand with its 1-based start, marks, read, calls); the
+    aligned read without gaps is found in the oriented read to anchor the read positions.
+    """
+    lines = block.splitlines()[1:]
+    tgt, rd, calls, start = [], [], [], None
+    for i in range(0, len(lines) - 3, 5):
+        head = lines[i]
+        if start is None and head[:6].strip().isdigit():
+            start = int(head[:6]) - 1
+        tgt.append(head[6:])
+        rd.append(lines[i + 2][6:])
+        calls.append(lines[i + 3][6:].ljust(len(head) - 6))
+    tline, rline, cline = "".join(tgt), "".join(rd), "".join(calls)
+    aligned = rline.replace("-", "").replace(" ", "")
+    offset = oriented.find(aligned) if aligned else -1
+    if start is None or offset < 0:
+        return []
+    amp = run.get("amplicon") or {}
+    a0, a1, top = int(amp.get("start", 1)) - 1, int(amp.get("end", 0)), amp.get("strand", "top") == "top"
+    number_at = {int(c["pos"]): int(c["cpg"]) for c in amp.get("cpgs", []) or []}
+    out, t, r = [], start, offset
+    for tc, rc, cc in zip(tline, rline, cline):
+        if tc != "-" and rc not in "- " and cc in "MU-":
+            ref1 = (a0 + t if top else a1 - 1 - t) + 1
+            if ref1 in number_at:
+                out.append((number_at[ref1], r, cc))
+        if tc != "-":
+            t += 1
+        if rc not in "- ":
+            r += 1
+    return out
+
+
+def _snippet_read(data):
+    """(read id, path, Read, [(cpg, read index as given, call)], orientation) of the first passing read with a
+    trace, or a message saying why there is none."""
+    from .models import Read
+    from .reads import read_file
+    from .reference import revcomp
+
+    reads = data.reads
+    if "file" not in reads.columns:
+        return "reads.tsv has no file column: no trace to show."
+    passing = reads[reads["status"] == "pass"]
+    if passing.empty:
+        return "No read passed: no trace to show."
+    blocks = None
+    missing = []
+    for rid, name, orient in list(zip(passing["read"], passing["file"], passing["orientation"]))[:MAX_TRIED]:
+        path = _trace_file(data, name)
+        if path is None:
+            missing.append(name)
+            continue
+        items = [x for x in read_file(path) if isinstance(x, Read) and x.trace is not None]
+        if not items:
+            continue
+        read = items[0]
+        if blocks is None:
+            blocks = dict(split_alignments(data.alignments_path.read_text(encoding="utf-8", errors="replace"),
+                                           reads)) if data.alignments_path else {}
+        oriented = read.seq if orient == "+" else revcomp(read.seq)
+        cols = cpg_columns(blocks.get(rid, ""), oriented, data.run)
+        if not cols:
+            continue
+        n = len(read.seq)
+        cols = [(c, i if orient == "+" else n - 1 - i, call) for c, i, call in cols]
+        return rid, path, read, cols, orient
+    if missing:
+        return (f"The trace files named in reads.tsv were not found (e.g. {missing[0]}; looked in the working "
+                "folder and next to the call folder): no trace snippet.")
+    return "No passing read came with a chromatogram (FASTA/FASTQ input): no trace snippet."
+
+
+def trace_snippet_figure(read, cols, orient: str, title: str):
+    """The four channels around each CpG's peak, one cell per CpG (six a row), the CpG's peak shaded.
+
+    One axes for all cells (each cell scaled to its own highest peak): a figure of 25 axes took seconds.
+    """
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Rectangle
+
+    from .plots import _new_figure
+
+    tr = read.trace
+    ncol = 6
+    nrow = max(1, math.ceil(len(cols) / ncol))
+    fig = _new_figure(1.9 * ncol, 1.3 * nrow + 0.4)
+    ax = fig.add_axes((0.005, 0.01, 0.99, 1 - 0.4 / (1.3 * nrow + 0.4)))
+    c_base, t_base = ("C", "T") if orient == "+" else ("G", "A")
+    n_points = len(tr.channels["A"])
+    segs: dict = {b: [] for b in "ACGT"}
+    gap, cell_h = 0.08, 1.45  # cell width 1 (+ gap), height: trace 1 + letters + title
+    for k, (cpg, i, call) in enumerate(cols):
+        x_off, y_off = (k % ncol) * (1 + gap), -(k // ncol) * cell_h
+        lo_i, hi_i = max(i - SNIPPET_BASES, 0), min(i + SNIPPET_BASES, len(tr.peaks) - 1)
+        x0 = max(int(tr.peaks[lo_i]) - 4, 0)
+        x1 = min(int(tr.peaks[hi_i]) + 5, n_points)
+        if x1 - x0 < 2:
+            continue
+        xs = np.arange(x0, x1)
+        top = max(1.0, *(float(np.max(tr.channels[b][x0:x1])) for b in "ACGT"))
+        sx = lambda x: x_off + (np.asarray(x, dtype=float) - x0) / (x1 - 1 - x0)  # noqa: E731
+        for b in "ACGT":
+            segs[b].append(np.column_stack([sx(xs), y_off + tr.channels[b][x0:x1] / top]))
+        p = int(tr.peaks[i])
+        half = max(2.0, (int(tr.peaks[min(i + 1, len(tr.peaks) - 1)]) - int(tr.peaks[max(i - 1, 0)])) / 4)
+        left, right = sx(p - half), sx(p + half)
+        ax.add_patch(Rectangle((float(left), y_off - 0.14), float(right - left), 1.14, color="#F0E442", alpha=0.45,
+                               linewidth=0, zorder=0))
+        ax.plot([x_off, x_off + 1], [y_off - 0.005, y_off - 0.005], color="#999999", linewidth=0.5)
+        for j in range(lo_i, hi_i + 1):
+            ax.text(float(sx(int(tr.peaks[j]))), y_off - 0.03, read.seq[j], ha="center", va="top", fontsize=5.5,
+                    color=TRACE_COLOURS.get(read.seq[j], "#777777"), fontweight="bold" if j == i else "normal")
+        ax.text(x_off + 0.5, y_off + 1.05, f"CpG {cpg}: {call}", ha="center", va="bottom", fontsize=7)
+    for b in "ACGT":
+        strong = b in (c_base, t_base)
+        ax.add_collection(LineCollection(segs[b], colors=TRACE_COLOURS[b], linewidths=0.9 if strong else 0.6,
+                                         alpha=1.0 if strong else 0.55))
+    ax.set_xlim(-0.02, ncol * (1 + gap) - gap + 0.02)
+    ax.set_ylim(-(nrow - 1) * cell_h - 0.2, 1.3)
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=8, y=0.995)
+    return fig
+
+
+def _trace_section(data, dpi: int = 110) -> str:
+    from .plots import figure_png_bytes
+
+    picked = _snippet_read(data)
+    if isinstance(picked, str):
+        return f'<p class="note">{_e(picked)}</p>'
+    rid, path, read, cols, orient = picked
+    where = ("the read shows the amplified strand: C and T are the blue and red channels" if orient == "+" else
+             "the read shows the reverse complement of the amplified strand: the CpG's C/T are read as G/A "
+             "(black and green), in read order")
+    legend = " ".join(f'<span style="color:{c};font-weight:600">{b}</span>' for b, c in TRACE_COLOURS.items())
+    title = f"{rid} ({path.name}), orientation {orient}"
+    png = figure_png_bytes(trace_snippet_figure(read, cols, orient, title), dpi)
+    return (f'<p class="note">Chromatogram of {_e(rid)} (the first passing read with a trace; file {_e(str(path))}) '
+            f"around each CpG it covers, {SNIPPET_BASES} bases each side; the CpG's peak is shaded, its call above. "
+            f"Channels {legend}; {_e(where)}.</p>" + _img(png, f"trace snippets of {rid} around each CpG"))
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
@@ -293,7 +460,8 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
         dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
     if dose_png is not None:
         parts += ['<h2 id="dose">Dose response</h2>', _img(dose_png, "percent methylation vs dose")]
-    parts += ['<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
+    parts += ['<h2 id="traces">Trace at the CpGs</h2>', _trace_section(data, dpi),
+              '<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
     return "\n".join(parts) + "\n"
 
 

@@ -14,6 +14,11 @@ carrying the primer sequences at its ends, in either orientation.  Base-call
 errors follow the PHRED of each position; the chromatogram has one Gaussian
 peak per template base plus a peak for each miscalled base.  Everything is
 drawn from one numpy Generator seeded by ``seed``: same seed, same bytes.
+
+Fault ``mixed_clone`` (two colonies picked together): the trace is the sum of
+two molecules of the sample, the minor one 30-50 % of the signal; the base
+caller calls the larger peak with a lowered PHRED (``_mix``).  Direct reads of
+uncloned product are simulated by ``simulate_direct``.
 """
 
 from __future__ import annotations
@@ -51,9 +56,20 @@ M13F_FLANK = (
 READTHROUGH = "".join(np.random.default_rng(4242).choice(list("ACGT"), 800))
 
 FAULT_KINDS = ("poor_conversion", "empty_vector", "failed_read", "duplicate")
+# faults only the chromatogram shows; kept apart so that FAULT_KINDS (the seed study's faults) stays as it was
+TRACE_FAULT_KINDS = ("mixed_clone",)
+ALL_FAULT_KINDS = FAULT_KINDS + TRACE_FAULT_KINDS
 EXPECTED_REASON = {"": "", "poor_conversion": "low_conversion", "empty_vector": "no_amplicon",
-                   "failed_read": "low_quality", "duplicate": "duplicate"}
+                   "failed_read": "low_quality", "duplicate": "duplicate", "mixed_clone": "mixed_trace"}
 DUPLICATE_MIN_MARKS = 3  # methylated CpGs + unconverted CpH a duplicate's source must carry
+# A mixed clone (two colonies picked together) is the sum of two molecules of one sample; the second
+# molecule's share of the template is drawn from MIXED_FRACTION.  The pair must differ at
+# MIXED_MIN_DIFF or more C outside primers (CpG or not) where one has C and the other T: two molecules
+# that agree everywhere make a trace no method can tell from a clean clone (and that does no harm).  Up to
+# MIXED_TRIES partners are drawn; docs/trace_evidence.md.
+MIXED_FRACTION = (0.3, 0.7)
+MIXED_MIN_DIFF = 3
+MIXED_TRIES = 50
 _MIN_CONVERSION = CallConfig().min_conversion  # below it ``bsmeth call`` excludes a read, fault or not
 _BASE_ORDER = "GATC"
 _RESERVED = {"read", "file", "sample", "orientation", "fault", "expected_reason", "duplicate_of",
@@ -140,9 +156,9 @@ class Design:
         names = [c.sample for c in self.conditions]
         if len(set(names)) != len(names):
             raise ValueError("sample names must be unique")
-        bad = set(self.faults) - set(FAULT_KINDS)
+        bad = set(self.faults) - set(ALL_FAULT_KINDS)
         if bad or any(v < 0 for v in self.faults.values()):
-            raise ValueError(f"faults: kinds must be among {', '.join(FAULT_KINDS)} with counts >= 0")
+            raise ValueError(f"faults: kinds must be among {', '.join(ALL_FAULT_KINDS)} with counts >= 0")
 
     def to_dict(self) -> dict:
         conds = [{**asdict(c), "methylation": list(c.methylation) if isinstance(c.methylation, tuple)
@@ -166,8 +182,8 @@ class Design:
         return cls(conds, dict(data.get("faults", {})), ReadModel(**reads))
 
     def fault_plan(self) -> list[tuple[str, int]]:
-        """(kind, condition index) of every faulty read: round-robin over conditions, kinds in FAULT_KINDS order."""
-        kinds = [k for k in FAULT_KINDS for _ in range(self.faults.get(k, 0))]
+        """(kind, condition index) of every faulty read: round-robin over conditions, kinds in ALL_FAULT_KINDS order."""
+        kinds = [k for k in ALL_FAULT_KINDS for _ in range(self.faults.get(k, 0))]
         return [(k, i % len(self.conditions)) for i, k in enumerate(kinds)]
 
 
@@ -183,10 +199,12 @@ class SimulationResult:
     n_reads: int
     faults: dict  # kind -> reads actually simulated
     skipped: tuple[str, ...]  # faults that could not be simulated, with why
+    truth_mixed: Optional[Path] = None  # only when the design has mixed clones
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        return (*self.traces, self.sample_sheet, self.truth_reads, self.truth_cpgs, self.design, self.readme)
+        extra = (self.truth_mixed,) if self.truth_mixed is not None else ()
+        return (*self.traces, self.sample_sheet, self.truth_reads, self.truth_cpgs, self.design, self.readme, *extra)
 
 
 def _mean_matched(mean: float, effect: np.ndarray) -> np.ndarray:
@@ -303,11 +321,13 @@ def _peaks(pos, amp, sig, ch, n_points: int) -> np.ndarray:
 
 
 def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.random.Generator,
-              failed: bool) -> tuple[AbifRecord, tuple[int, int]]:
+              failed: bool, minor: Optional[tuple[str, float]] = None) -> tuple[AbifRecord, tuple[int, int]]:
     """Sequence ``template``: qualities, base-call errors drawn from them, the chromatogram.
 
     Returns the trace (sample name still empty) and the 1-based inclusive read positions of
     ``insert`` (template coordinates, half-open), (0, 0) when the read does not reach it.
+    ``minor`` = (second template of the same length, its share of the signal, < 0.5): a mixed
+    clone, see ``_mix``.
     """
     n = len(template)
     tb = np.array(list(template), dtype="U1")
@@ -329,6 +349,12 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
     called = tb.copy()
     called[is_sub] = letters[other[is_sub]]
     called[is_n] = "N"
+    mix = None
+    if minor is not None:
+        mix = _mix(tb, code, minor, q, rng)
+        diff = mix[0]
+        is_del[diff] = is_ins[diff] = is_sub[diff] = is_n[diff] = False
+        called[diff] = mix[4]
 
     spacing = _u(rng, rm.peak_spacing)
     rel = np.arange(n) / max(n - 1, 1)
@@ -344,11 +370,18 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
     ins_base = rng.integers(0, 4, len(ins_idx))
     ins_pos = pos[ins_idx] + steps[np.minimum(ins_idx + 1, n - 1)] / 2
     n_points = int(np.ceil(pos[-1] + 25))
+    main = amp
+    extra: list[tuple] = []
+    if mix is not None:  # where the molecules differ the signal splits between the two letters
+        diff, code_b, share_a, share_b, _ = mix
+        main = amp.copy()
+        main[diff] = amp[diff] * share_a
+        extra = [(pos[diff], amp[diff] * share_b, sig[diff], code_b[diff])]
     signal = _peaks(
-        np.concatenate([pos, pos, ins_pos]),
-        np.concatenate([amp, amp * sec_amp, amp[ins_idx] * rng.uniform(0.5, 0.9, len(ins_idx))]),
-        np.concatenate([sig, sig, sig[ins_idx]]),
-        np.concatenate([code, other, ins_base]),
+        np.concatenate([pos, pos, ins_pos, *(e[0] for e in extra)]),
+        np.concatenate([main, amp * sec_amp, amp[ins_idx] * rng.uniform(0.5, 0.9, len(ins_idx)), *(e[1] for e in extra)]),
+        np.concatenate([sig, sig, sig[ins_idx], *(e[2] for e in extra)]),
+        np.concatenate([code, other, ins_base, *(e[3] for e in extra)]),
         n_points,
     )
     noise_sd = scale * (0.25 if failed else 0.012)
@@ -378,6 +411,28 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
                       signal_to_noise=(snr,) * 4), span
 
 
+def _mix(tb: np.ndarray, code: np.ndarray, minor: tuple[str, float], q: np.ndarray, rng: np.random.Generator):
+    """Where a second template differs: its channel, each template's share of the peak, the base call.
+
+    Each molecule's peak is its share of the template times a little independent noise (10 %: the two
+    peaks share the sequence context, so most of the height variation is common).  The base caller
+    calls the larger peak (N when the two are within 10 %) and lowers PHRED with the ratio of the two
+    peaks (KB-like: about 15 at a 0.43 ratio, 5 at 1); ``q`` is lowered in place.
+    """
+    seq_b, frac = minor
+    tb_b = np.array(list(seq_b[: len(tb)].ljust(len(tb), "N")), dtype="U1")
+    code_b = np.select([tb_b == b for b in _BASE_ORDER], range(4), -1)
+    diff = (code_b >= 0) & (code >= 0) & (code_b != code)
+    k = int(diff.sum())
+    share_a = (1 - frac) * rng.lognormal(0, 0.1, k)
+    share_b = frac * rng.lognormal(0, 0.1, k)
+    ratio = np.minimum(share_a, share_b) / np.maximum(share_a, share_b)
+    called = np.where(share_a >= share_b, tb[diff], tb_b[diff])
+    called[ratio > 0.9] = "N"
+    q[diff] = np.minimum(q[diff], np.clip(np.rint(24 - 19 * ratio + rng.normal(0, 2, k)), 3, 20)).astype(np.uint8)
+    return diff, code_b, share_a, share_b, called
+
+
 @dataclass(frozen=True, eq=False)
 class _Planned:
     """One read to write: its molecule (None for an empty vector), fault and orientation."""
@@ -387,6 +442,8 @@ class _Planned:
     molecule: Optional[_Molecule]
     orientation: str
     source: int = -1  # for a duplicate: index of the source read
+    partner: Optional[_Molecule] = None  # for a mixed clone: the minor molecule...
+    fraction: float = 0.0  # ...and its share of the signal (< 0.5)
 
 
 def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list[_Planned], list[str]]:
@@ -410,7 +467,7 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
         elif kind in ("poor_conversion", "failed_read"):
             conv = _u(rng, rm.poor_conversion) if kind == "poor_conversion" else cond.conversion
             planned.append(_Planned(ci, kind, _make_molecule(amp, probs, cond, conv, rng), orient()))
-        else:
+        elif kind == "duplicate":
             taken = {p.source for p in planned if p.fault == "duplicate"}
             sources = [i for i, p in enumerate(planned) if p.condition == ci and not p.fault and i not in taken
                        and p.molecule.marks >= DUPLICATE_MIN_MARKS and _expected_reason("", p.molecule) == ""]
@@ -420,7 +477,44 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
                 continue
             src = sources[int(rng.integers(len(sources)))]
             planned.append(_Planned(ci, kind, planned[src].molecule, orient(), src))
+        elif kind == "mixed_clone":
+            mixed = _plan_mixed(amp, probs, cond, rng)
+            if mixed is None:
+                skipped.append(f"mixed_clone in {cond.sample}: no two molecules differing at >= {MIXED_MIN_DIFF} C "
+                               f"in {MIXED_TRIES} draws (a mixture of identical molecules is invisible)")
+                continue
+            a, b, frac = mixed
+            planned.append(_Planned(ci, kind, a, orient(), partner=b, fraction=frac))
     return planned, skipped
+
+
+def mixed_differences(amp: Amplicon, a: str, b: str) -> tuple[list[int], int]:
+    """CpG numbers (assessable ones) and the number of non-CpG C where one molecule has C and the other T.
+
+    A SNP allele on a CpG (A against C/T) is a genotype difference, not one the C/T peaks can show.
+    """
+    cpg_t = {c.target_pos: c for c in amp.cpgs}
+    cpgs, cph = [], 0
+    for t, g in enumerate(amp.target):
+        if g != "C" or amp.in_primer(t) or a[t] == b[t] or {a[t], b[t]} != {"C", "T"}:
+            continue
+        if t in cpg_t:
+            cpgs.append(cpg_t[t].number)
+        else:
+            cph += 1
+    return cpgs, cph
+
+
+def _plan_mixed(amp: Amplicon, probs: np.ndarray, cond: Condition, rng: np.random.Generator):
+    """(major molecule, minor molecule, minor share) of a mixed clone, or None when no pair differs enough."""
+    a = _make_molecule(amp, probs, cond, cond.conversion, rng)
+    frac = _u(rng, MIXED_FRACTION)
+    for _ in range(MIXED_TRIES):
+        b = _make_molecule(amp, probs, cond, cond.conversion, rng)
+        cpgs, cph = mixed_differences(amp, a.seq, b.seq)
+        if len(cpgs) + cph >= MIXED_MIN_DIFF:
+            return (a, b, frac) if frac <= 0.5 else (b, a, 1 - frac)
+    return None
 
 
 def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
@@ -455,7 +549,7 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
     columns: list[str] = []
     for cond in design.conditions:
         columns += [c for c in cond.columns if c not in columns]
-    traces, sheet, truth_reads, truth_cpgs = [], [], [], []
+    traces, sheet, truth_reads, truth_cpgs, truth_mixed = [], [], [], [], []
     for plate_i, i in enumerate(order):
         p = planned[i]
         cond = design.conditions[p.condition]
@@ -466,7 +560,15 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
         length = int(rng.integers(int(length_range[0]), int(length_range[1]) + 1))
         left = M13R_FLANK[start:]
         template = (left + insert + M13F_FLANK + READTHROUGH)[:length]
-        read, span = _sequence(template, (len(left), len(left) + len(insert)), rm, rng, p.fault == "failed_read")
+        minor = None
+        if p.partner is not None:
+            other = p.partner.seq if p.orientation == "+" else revcomp(p.partner.seq)
+            minor = ((left + other + M13F_FLANK + READTHROUGH)[:length], p.fraction)
+            cpgs, cph = mixed_differences(amplicon, p.molecule.seq, p.partner.seq)
+            truth_mixed.append([rid, cond.sample, f"{p.fraction:.3f}", " ".join(map(str, cpgs)), cph,
+                                p.molecule.seq, p.partner.seq])
+        read, span = _sequence(template, (len(left), len(left) + len(insert)), rm, rng, p.fault == "failed_read",
+                               minor)
         rel = f"{cond.sample}/{rid}.ab1"
         path = out / cond.sample / f"{rid}.ab1"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -497,10 +599,16 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
          "conversion", "snp_allele", "insert_start", "insert_end", "length", "molecule"], truth_reads))
     cpgs_path = text("truth_cpgs.tsv", _table(["read", "sample", "cpg", "pos", "truth", "under_primer"], truth_cpgs))
     design_path = text("design.json", json.dumps(design.to_dict(), indent=1) + "\n")
-    counts = {k: sum(p.fault == k for p in planned) for k in FAULT_KINDS}
+    kinds = FAULT_KINDS + tuple(k for k in TRACE_FAULT_KINDS if k in design.faults)
+    counts = {k: sum(p.fault == k for p in planned) for k in kinds}
+    mixed_path = None
+    if "mixed_clone" in design.faults:
+        mixed_path = text("truth_mixed.tsv", _table(
+            ["read", "sample", "minor_fraction", "differing_cpgs", "differing_cph", "major_molecule",
+             "minor_molecule"], truth_mixed))
     readme = text("README.md", _readme(design, amplicon, seed, command, len(planned), counts, skipped))
     return SimulationResult(out, tuple(traces), sheet_path, reads_path, cpgs_path, design_path, readme,
-                            len(planned), counts, tuple(skipped))
+                            len(planned), counts, tuple(skipped), mixed_path)
 
 
 def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, counts: dict, skipped: list) -> str:
@@ -527,4 +635,10 @@ def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, coun
         "  CpGs under a primer are never observable (the product carries the primer).",
         "",
     ]
+    if "mixed_clone" in design.faults:
+        lines[-1:-1] = [
+            "- `truth_mixed.tsv`: per mixed clone (two molecules of the sample in one trace) the minor molecule's share",
+            "  of the signal, the CpG numbers and the count of non-CpG C where the two differ, and both molecules;",
+            "  `truth_cpgs.tsv` and `molecule` give the major molecule (the base calls follow the larger peak).",
+        ]
     return "\n".join(lines)

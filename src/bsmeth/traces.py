@@ -1,7 +1,7 @@
-"""Reading ABIF chromatograms (.ab1/.abi) into ``Read`` objects.
+"""Reading chromatograms (ABIF .ab1/.abi and SCF v2/v3) into ``Read`` objects.
 
 Pipeline position: input stage, called by ``reads`` for files that start with
-the ABIF magic.  Base calls and PHRED qualities come from PBAS2/PCON2 (the
+the ABIF (or SCF) magic.  Base calls and PHRED qualities come from PBAS2/PCON2 (the
 basecaller's edited calls; PBAS1/PCON1 when those are missing); the four
 analysed dye channels (DATA9-12) are kept in the channel order given by FWO_
 (not always GATC), with the peak positions PLOC2, for the trace evidence.
@@ -13,6 +13,15 @@ a hang.  The few tags bsmeth needs are then read straight from the bytes with
 numpy (zero-copy for the channels): Biopython's full parser decodes every tag
 into Python tuples and cost more than the whole alignment.  The tests check
 this reader against Biopython's on every real trace in tests/data.
+
+SCF files (magic ``.scf``; Staden's Standard Chromatogram Format, versions 2
+and 3) are read with the same numpy approach by ``read_scf``: the header, the
+four channels (v2: interleaved per sample point; v3: one channel after the
+other, delta-delta encoded), and the bases with their peak index and per-base
+probabilities (v2: one 12-byte record per base; v3: grouped field by field).
+The tests check that the BioPerl v2 and v3 copies of one trace read
+identically and that sangerseqR's heterozygous trace reads the same as ABIF
+and as SCF.
 """
 
 from __future__ import annotations
@@ -150,3 +159,118 @@ def read_abif(path: Path, data: bytes | None = None) -> Read:
         if not q.any():
             q = None  # instruments such as the ABI 310 store all-zero qualities: treat as no qualities
     return Read(id=_stem(path), file=str(path), seq=seq, qual=q, fmt="ab1", trace=_trace(data, tags))
+
+
+# ---------------------------------------------------------------------------------------------- SCF
+# Standard Chromatogram Format (Dear & Staden 1992; io_lib's scf.h), big-endian.  Header: magic '.scf',
+# then samples, samples_offset, bases, bases_left_clip, bases_right_clip, bases_offset, comments_size,
+# comments_offset (uint32 each), version (4 chars, '2.00' / '3.00'), sample_size (1 or 2 bytes),
+# code_set, private_size, private_offset, 18 spare words: 128 bytes.
+_SCF_HEADER = struct.Struct(">4s8I4s4I")
+_SCF_ORDER = "ACGT"  # SCF stores the channels and the per-base probabilities in this order, always
+# v2 and earlier: one 12-byte record per base (peak index, prob A/C/G/T, base, 3 spare bytes)
+_SCF_BASE_V2 = np.dtype([("peak", ">u4"), ("prob", "u1", (4,)), ("base", "S1"), ("spare", "V3")])
+
+
+def _scf_samples(data: bytes, n: int, offset: int, size: int, v3: bool) -> dict[str, np.ndarray] | None:
+    """The four channels.  v2: interleaved per sample point (A, C, G, T); v3: per channel, delta-delta coded.
+
+    None when the decoded samples are not a chromatogram: 16-bit samples are the instrument's signed
+    analysed data, so a few small negatives (a baseline just below zero) are clipped to 0, but when more
+    than 5 % are negative the samples were written in another encoding (bioperl's 13-pilE-F.scf decodes
+    to noise over the whole 16-bit range): the base calls stay usable, the trace is dropped.
+    """
+    dtype = np.dtype(">u2" if size == 2 else "u1")
+    work = np.frombuffer(data, dtype=dtype, count=4 * n, offset=offset).astype(dtype.newbyteorder("="))
+    if not v3:
+        arr = work.reshape(n, 4).T
+    else:
+        # io_lib's scf_delta_samples: two running sums, in the sample width's modular arithmetic
+        work = work.reshape(4, n)
+        arr = np.cumsum(np.cumsum(work, axis=1, dtype=work.dtype), axis=1, dtype=work.dtype)
+    if size == 2:
+        arr = arr.view(np.int16)
+        if n and np.count_nonzero(arr < 0) > 0.05 * arr.size:
+            return None
+        arr = np.maximum(arr, 0)
+    return {b: np.ascontiguousarray(arr[i]) for i, b in enumerate(_SCF_ORDER)}
+
+
+def _scf_bases(data: bytes, n: int, offset: int, v3: bool) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """Peak indexes, (n, 4) probabilities (A, C, G, T) and the base letters."""
+    if not v3:
+        rec = np.frombuffer(data, dtype=_SCF_BASE_V2, count=n, offset=offset)
+        return rec["peak"].astype(np.int64), rec["prob"], rec["base"].tobytes()
+    # v3 groups the fields: all peak indexes, then all prob_A, prob_C, prob_G, prob_T, then the bases
+    peaks = np.frombuffer(data, dtype=">u4", count=n, offset=offset).astype(np.int64)
+    probs = np.frombuffer(data, dtype=np.uint8, count=4 * n, offset=offset + 4 * n).reshape(4, n).T
+    return peaks, probs, data[offset + 8 * n: offset + 9 * n]
+
+
+def scf_comments(data: bytes) -> dict[str, str]:
+    """The comment block (``NAME=...`` lines) of an SCF file; {} when it has none or it is unreadable."""
+    if len(data) < _SCF_HEADER.size:
+        return {}
+    h = _SCF_HEADER.unpack_from(data)
+    size, offset = h[7], h[8]
+    text = data[offset: offset + size].split(b"\0", 1)[0].decode("latin-1")
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            out.setdefault(key.strip(), value.strip())
+    return out
+
+
+def read_scf(path: Path, data: bytes | None = None) -> Read:
+    """One SCF (v2 or v3) trace -> one ``Read`` (id = file stem).  Raises ``ReadFormatError`` if unusable.
+
+    Quality of a base: the SCF probability of its own letter (the PHRED value that phred and the ABI
+    converters store there); for an N or IUPAC call the largest of the four.  All zero, or values
+    above 100 (a 0-255 probability scale, not PHRED): no qualities.  The channels are in A, C, G, T
+    order (SCF's fixed order, ``base_order`` 'ACGT').
+    """
+    path = Path(path)
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ReadFormatError(f"{path}: cannot open ({e.strerror})") from None
+    n_bytes = len(data)
+    if data[:4] != b".scf":
+        raise ReadFormatError(f"{path}: not an SCF trace (starts with {data[:4].decode('latin-1')!r}, not '.scf')")
+    if n_bytes < HEADER_SIZE:  # 56 bytes of fields + 18 spare words
+        raise ReadFormatError(f"{path}: truncated SCF trace: {n_bytes} bytes, shorter than the 128-byte header; {_CUT}")
+    (_, n_samples, s_off, n_bases, _, _, b_off, _, _, version, s_size, _, _, _) = _SCF_HEADER.unpack_from(data)
+    try:
+        ver = float(version.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise ReadFormatError(f"{path}: corrupt SCF trace: version {version!r} is not a number") from None
+    if s_size not in (1, 2):
+        raise ReadFormatError(f"{path}: corrupt SCF trace: sample size {s_size} bytes (expected 1 or 2)")
+    if n_bases == 0:
+        raise ReadFormatError(f"{path}: SCF trace has no base calls")
+    v3 = ver >= 3.0
+    for what, start, size in (("samples", s_off, 4 * n_samples * s_size), ("bases", b_off, 12 * n_bases)):
+        if start + size > n_bytes:
+            raise ReadFormatError(
+                f"{path}: truncated or corrupt SCF trace: its {what} (bytes {start}-{start + size}) run past "
+                f"the end of the file ({n_bytes} bytes); {_CUT}")
+    peaks, probs, letters = _scf_bases(data, n_bases, b_off, v3)
+    # '-' is how some base callers (and makeSCF) write a base they could not call: an N
+    seq = letters.decode("latin-1").upper().replace("-", "N")
+    bad = sorted(set(seq) - _IUPAC)
+    if bad:
+        shown = "".join(b if b.isprintable() and not b.isspace() else "?" for b in bad[:10])
+        raise ReadFormatError(f"{path}: corrupt SCF trace: the base calls contain non-DNA characters ({shown!r})")
+    own = np.frombuffer(seq.encode("ascii"), dtype="S1")
+    col = np.select([own == b.encode() for b in _SCF_ORDER], range(4), -1)
+    q = np.where(col >= 0, probs[np.arange(n_bases), np.maximum(col, 0)], probs.max(axis=1)).astype(np.uint8)
+    # all zero: the writer stored none (ABI's converters).  Values above 100 are no PHRED scale but a
+    # 0-255 probability (bioperl's 13-pilE-F.scf): neither gives a usable PHRED, so no qualities
+    qual = q if q.any() and q.max() <= 100 else None
+    trace = None
+    channels = _scf_samples(data, n_samples, s_off, s_size, v3) if n_samples > 0 else None
+    if channels is not None and peaks.max() < n_samples:
+        trace = Trace(channels=channels, peaks=peaks.astype(np.int32), base_order=_SCF_ORDER)
+    return Read(id=_stem(path), file=str(path), seq=seq, qual=qual, fmt="scf", trace=trace)

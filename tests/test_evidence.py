@@ -1,0 +1,189 @@
+"""Trace evidence (bsmeth.evidence) on synthetic chromatograms with known peaks, in both read orientations;
+the mixed flag, the contradicted flag, and the read-level mixed_trace verdict (qc)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bsmeth.alignment import align, target_code
+from bsmeth.calling import call_read
+from bsmeth.evidence import MIXED_MIN_LEVEL, MIXED_RATIO, PeakSignal, peak_heights, signals_at
+from bsmeth.models import Call, CallConfig, Read, ReadQC, Reason, Trace, Why
+from bsmeth.qc import c_positions, measure, verdict
+from bsmeth.reference import load_amplicon, revcomp
+
+AMP = load_amplicon()
+TCODE = target_code(AMP)
+CPG = {c.number: c for c in AMP.cpgs}
+COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
+SPACING, SIGMA, HEIGHT = 12, 2.5, 1000.0
+
+
+def molecule(methylated=(), mixed=None) -> tuple[str, dict]:
+    """The converted amplified strand (CpGs in ``methylated`` kept C) and, per target position, a second
+    letter and its share of the signal (``mixed``: CpG number -> share of the C)."""
+    t = list(AMP.target)
+    cpg_t = {c.target_pos: c.number for c in AMP.cpgs}
+    for i, b in enumerate(t):
+        if b == "C":
+            t[i] = "C" if cpg_t.get(i) in methylated else "T"
+    second = {}
+    for number, c_share in (mixed or {}).items():
+        pos = CPG[number].target_pos
+        major = "C" if c_share >= 0.5 else "T"
+        t[pos] = major
+        second[pos] = ("T" if major == "C" else "C", min(c_share, 1 - c_share))
+    return "".join(t), second
+
+
+def trace_read(seq: str, second: dict, orientation: str = "+", calls: str | None = None,
+               extra: tuple = ()) -> Read:
+    """A Read whose trace has one Gaussian peak per base (a share of it in a second channel where given).
+
+    ``orientation`` '-': the read is the reverse complement of ``seq`` (its channels complemented).
+    ``extra``: (read index, letter, height, offset in points) peaks added anywhere.
+    """
+    n = len(seq)
+    read_seq = seq if orientation == "+" else revcomp(seq)
+    # second letters in read coordinates
+    sec = {}
+    for t, (letter, share) in second.items():
+        i, b = (t, letter) if orientation == "+" else (n - 1 - t, COMP[letter])
+        sec[i] = (b, share)
+    peaks = 20 + SPACING * np.arange(n)
+    x = np.arange(int(peaks[-1]) + 30)
+    ch = {b: np.zeros(len(x)) for b in "ACGT"}
+
+    def add(b, pos, h, sigma=SIGMA):
+        ch[b] += h * np.exp(-0.5 * ((x - pos) / sigma) ** 2)
+
+    for i, b in enumerate(read_seq):
+        minor = sec.get(i)
+        add(b, peaks[i], HEIGHT * (1 - minor[1]) if minor else HEIGHT)
+        if minor:
+            add(minor[0], peaks[i], HEIGHT * minor[1])
+    for i, b, h, off, *sigma in extra:
+        add(b, peaks[i] + off, h, *sigma)
+    channels = {b: np.rint(v + 5).astype(np.int16) for b, v in ch.items()}  # a flat baseline of 5
+    called = calls if calls is not None else read_seq
+    return Read("syn", "syn.ab1", called, np.full(n, 40, np.uint8), "ab1", Trace(channels, peaks.astype(np.int32), "GATC"))
+
+
+def aligned(read: Read):
+    aln = align(AMP, read.seq, read.qual, TCODE)
+    assert aln is not None
+    return aln
+
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_signals_at_known_peaks(orientation):
+    seq, second = molecule(methylated={3, 9}, mixed={12: 0.6, 15: 0.3})
+    read = trace_read(seq, second, orientation)
+    aln = aligned(read)
+    assert aln.orientation == orientation
+    sig = signals_at(read, aln, c_positions(AMP, aln))
+    at = lambda n: sig[CPG[n].target_pos]  # noqa: E731
+    assert at(3).c == pytest.approx(HEIGHT, rel=0.01) and at(3).t == pytest.approx(0, abs=5)
+    assert at(4).t == pytest.approx(HEIGHT, rel=0.01) and at(4).c == pytest.approx(0, abs=5)
+    assert at(12).c_frac == pytest.approx(0.6, abs=0.01) and at(15).c_frac == pytest.approx(0.3, abs=0.01)
+    assert at(12).mixed and at(15).mixed and not at(3).mixed and not at(4).mixed
+    assert at(3).confidence == pytest.approx(1, abs=0.01) and at(12).confidence == pytest.approx(0.2, abs=0.02)
+    # a full peak nearby: the reference height of the absolute check
+    assert at(4).ref == pytest.approx(HEIGHT, rel=0.05)
+    # non-CpG C are measured too: converted, so all T
+    cph = [t for t in sig if AMP.target[t + 1] != "G"]
+    assert len(cph) > 40 and all(sig[t].c_frac < 0.02 for t in cph)
+
+
+def test_mixed_rule():
+    assert PeakSignal(1000, 1000 * MIXED_RATIO).mixed
+    assert not PeakSignal(1000, 1000 * MIXED_RATIO * 0.95).mixed
+    # two small peaks at a position showing another base (an A allele, a G): background, not two templates
+    assert not PeakSignal(30, 25, ref=1000).mixed
+    assert PeakSignal(30, 25).mixed  # without a reference height (ref 0) only the ratio is checked
+    assert PeakSignal(400, 300, ref=1000).mixed
+    assert not PeakSignal(400, 1000 * MIXED_MIN_LEVEL * 0.9, ref=1000).mixed
+    assert not PeakSignal(0, 0).mixed and PeakSignal(0, 0).c_frac is None
+
+
+def test_flank_of_a_neighbour_is_not_a_peak():
+    """A T right after the CpG's C, broad and close: its flank rises across the C's peak window."""
+    ch = np.zeros(200)
+    x = np.arange(200)
+    t = 1000 * np.exp(-0.5 * ((x - 108) / 5.0) ** 2)  # the neighbour, 8 points on
+    c = 1000 * np.exp(-0.5 * ((x - 100) / 2.5) ** 2)
+    h_t = peak_heights(t + ch, np.array([100]), half=2, window=18)[0]
+    h_c = peak_heights(c, np.array([100]), half=2, window=18)[0]
+    assert h_t == pytest.approx(1000 * np.exp(-0.5 * (8 / 5) ** 2), rel=0.01)  # the value at the peak, 278
+    assert not PeakSignal(h_c, h_t).mixed  # the window maximum (487) would have made it "mixed"
+    # a genuine minor peak at the same place is still found
+    h_t2 = peak_heights(t + 400 * np.exp(-0.5 * ((x - 100) / 2.5) ** 2), np.array([100]), half=2, window=18)[0]
+    assert h_t2 > 600
+
+
+def test_no_trace_or_mismatched_peaks_give_no_signals():
+    seq, second = molecule()
+    read = trace_read(seq, second)
+    aln = aligned(read)
+    plain = Read("p", "p.fa", read.seq, read.qual, "fasta", None)
+    assert signals_at(plain, aln, c_positions(AMP, aln)) == {}
+    cut = Read("c", "c.ab1", read.seq, read.qual, "ab1", Trace(read.trace.channels, read.trace.peaks[:-3], "GATC"))
+    assert signals_at(cut, aln, c_positions(AMP, aln)) == {}
+
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_calls_mixed_and_contradicted(orientation):
+    seq, second = molecule(methylated={5}, mixed={12: 0.55})
+    n = len(seq)
+    read_seq = seq if orientation == "+" else revcomp(seq)
+    # the base caller wrote T at CpG 5 although the trace has a clean C peak there
+    t5 = CPG[5].target_pos
+    i5 = t5 if orientation == "+" else n - 1 - t5
+    calls = read_seq[:i5] + ("T" if orientation == "+" else "A") + read_seq[i5 + 1:]
+    read = trace_read(seq, second, orientation, calls=calls)
+    aln = aligned(read)
+    sig = signals_at(read, aln, c_positions(AMP, aln))
+    got = {c.cpg.number: c for c in call_read(AMP, aln, CallConfig(), sig)}
+    assert got[5].call is Call.UNMETHYLATED and got[5].contradicted
+    assert got[12].call is Call.NOT_DETERMINED and got[12].why is Why.MIXED
+    assert got[3].call is Call.UNMETHYLATED and not got[3].contradicted
+    assert got[3].c_signal is not None and got[3].c_frac < 0.05
+
+
+def _qc(mixed_cpgs, traced_cpgs, mixed_cph=0, traced_cph=54) -> ReadQC:
+    return ReadQC(aligned_bases=180, identity=1.0, mismatches=0, converted=54, unconverted=0, hq_bases=500,
+                  mixed_cpgs=mixed_cpgs, traced_cpgs=traced_cpgs, mixed_cph=mixed_cph, traced_cph=traced_cph)
+
+
+@pytest.mark.parametrize("counts, mixed", [
+    ((2, 25), True),  # two CpGs with two strong peaks: two templates
+    ((1, 25), False),  # one is what a clean read may show now and then
+    ((2, 60), False),  # a long amplicon: 3 are needed (5 %)
+    ((3, 60), True),
+    ((1, 25, 1, 54), False),  # two C of any kind: not enough
+    ((1, 25, 2, 54), True),  # three C of any kind (>= 3 % of 79)
+    ((0, 80, 3, 160), False),  # three of 240 is under 3 %
+])
+def test_read_level_mixed_rule(counts, mixed):
+    seq, second = molecule()
+    aln = aligned(trace_read(seq, second))
+    reason, detail = verdict(aln, _qc(*counts), 500, CallConfig())
+    assert (reason is Reason.MIXED_TRACE) == mixed
+    reason, detail = verdict(aln, _qc(*counts), 500, CallConfig(keep_mixed=True))
+    assert reason is None and (detail.startswith("kept with --keep-mixed") == mixed)
+
+
+def test_mixed_trace_end_to_end():
+    """Two molecules in one trace: measure() counts the mixed CpGs, verdict() excludes the read."""
+    seq, second = molecule(mixed={n: 0.4 for n in (4, 9, 16)})
+    read = trace_read(seq, second)
+    aln = aligned(read)
+    sig = signals_at(read, aln, c_positions(AMP, aln))
+    qc = measure(AMP, aln, read, CallConfig(), sig)
+    assert qc.mixed_cpgs == 3 and qc.traced_cpgs == 25 and qc.mixed_cph == 0
+    assert verdict(aln, qc, 500, CallConfig())[0] is Reason.MIXED_TRACE
+    clean = trace_read(*molecule(methylated={4, 9, 16}))
+    aln = aligned(clean)
+    qc = measure(AMP, aln, clean, CallConfig(), signals_at(clean, aln, c_positions(AMP, aln)))
+    assert qc.mixed_cpgs == 0 and verdict(aln, qc, 500, CallConfig())[0] is None
