@@ -1,9 +1,7 @@
 """`bsmeth report` (bsmeth.report) and the call-directory loader it shares with plot/compare (bsmeth.tables)."""
 
-import json
 import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
 

@@ -17,7 +17,6 @@ stored left-justified in the offset field itself, as the specification demands
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path

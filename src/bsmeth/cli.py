@@ -267,8 +267,11 @@ def run(ctx, **kw):
               help="Design file (see docs/simulate.md). Default: the seed study, BT474/rBT474 x dose 0,1,3,10.")
 @click.option("--seed", default=1, show_default=True, help="Random seed: the same seed gives the same files.")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+@click.option("--direct", is_flag=True,
+              help="Direct sequencing of uncloned PCR product instead of clones: reads at 0, 10, 25, 50, 75, 90 "
+                   "and 100 % methylation, for `bsmeth quantify`.")
 @_reference_options
-def simulate(out, design, seed, force, reference, forward, reverse, strand, snps):
+def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps):
     """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
     import json
 
@@ -279,6 +282,14 @@ def simulate(out, design, seed, force, reference, forward, reverse, strand, snps
     out_p = Path(out)
     if out_p.exists() and any(out_p.iterdir()) and not force:
         raise OutputError(f"--out {out}: folder is not empty; add --force or choose another folder")
+    if direct:
+        from .simulate_direct import simulate_direct
+
+        amp = _amplicon(reference, forward, reverse, strand, snps)
+        res = simulate_direct(amp, out_p, seed=seed)
+        click.echo(f"{len(res.traces)} simulated direct-sequencing traces in {out_p}/; sample sheet samples.csv, "
+                   "truth in truth_direct.tsv")
+        return
     if design:
         try:
             d = Design.from_dict(json.loads(Path(design).read_text()))

@@ -13,7 +13,7 @@ Two coordinate systems exist for an amplicon:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np

@@ -7,7 +7,6 @@ Pipeline position: between ``cli`` (which only parses options) and the stages
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,14 +17,14 @@ import numpy as np
 from . import __version__
 from .alignment import align, target_code
 from .calling import call_read, genotype
-from .errors import InputError, OutputError
+from .errors import OutputError
 from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unreadable
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
 from .evidence import signals_at
 from .qc import c_positions, hq_bases, mark_duplicates, measure, verdict
-from .reads import InputFile, collect, read_file
-from .samples import SampleSheet, assign, read_sheet
+from .reads import read_file
+from .samples import resolve_inputs
 
 log = logging.getLogger("bsmeth")
 OUTPUTS = ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json")
@@ -145,14 +144,7 @@ def run_call(
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``."""
     out = Path(out)
-    sheet: Optional[SampleSheet] = read_sheet(sheet_path) if sheet_path else None
-    if not inputs:
-        if sheet is None:
-            raise InputError("no input reads: give files, folders or patterns, or a --samples sheet")
-        files = [InputFile(p, str(p), p.stem) for p in sheet.order]
-    else:
-        files = collect(list(inputs))
-    assigned = assign(files, sheet)
+    sheet, assigned = resolve_inputs(inputs, sheet_path)
     prepare_out(out, force)
 
     config = fit_to_amplicon(config, amplicon)

@@ -415,7 +415,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS) 
     import matplotlib
 
     from .errors import InputError
-    from .tables import write_with_atomic
+    from .atomic import write_with as write_with_atomic
 
     out = []
     bbox = None

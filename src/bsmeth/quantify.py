@@ -603,21 +603,14 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
                  sheet_path: Optional[str] = None, command: Sequence[str] = ()) -> Path:
     """Quantify every read of ``inputs``; write quantify.tsv, quantify.json and the plot.  Returns quantify.tsv."""
     from .plots import FORMATS, save_figure
-    from .reads import InputFile, collect, read_file
-    from .samples import assign, read_sheet
+    from .reads import collect, read_file
+    from .samples import resolve_inputs
 
     out = Path(out_dir)
     bad = [f for f in config.formats if f not in FORMATS]
     if bad:
         raise InputError(f"format {bad[0]!r}: choose from {', '.join(FORMATS)}")
-    sheet = read_sheet(sheet_path) if sheet_path else None
-    if not inputs:
-        if sheet is None:
-            raise InputError("no input reads: give files, folders or patterns, or a --samples sheet")
-        files = [InputFile(p, str(p), p.stem) for p in sheet.order]
-    else:
-        files = collect(list(inputs))
-    assigned = assign(files, sheet)
+    sheet, assigned = resolve_inputs(inputs, sheet_path)
     columns = tuple(sheet.columns) if sheet else ()
     clash = [c for c in columns if c in QUANTIFY_COLUMNS]
     if clash:

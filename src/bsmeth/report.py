@@ -469,7 +469,8 @@ def write_report(call_dir: str | os.PathLike, out: Optional[str | os.PathLike] =
                  plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
                  pngs: Optional[dict] = None) -> Path:
     """Entry point of ``bsmeth report``: write ``<call_dir>/report.html`` (or ``out``) and return its path."""
-    from .tables import load_call_dir, write_text_atomic
+    from .atomic import write_text as write_text_atomic
+    from .tables import load_call_dir
 
     data = load_call_dir(call_dir)
     path = Path(out) if out is not None else Path(call_dir) / "report.html"

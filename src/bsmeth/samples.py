@@ -156,3 +156,18 @@ def assign(files: list[InputFile], sheet: Optional[SampleSheet]) -> list[tuple[I
             "add them to the sheet or leave them out of the inputs"
         )
     return out
+
+
+def resolve_inputs(inputs, sheet_path: Optional[str]) -> tuple[Optional[SampleSheet], list[tuple[InputFile, str, dict]]]:
+    """The sheet (if any) and (file, sample, condition values) for every input; the sheet's files without inputs."""
+    from .errors import InputError
+    from .reads import collect
+
+    sheet = read_sheet(sheet_path) if sheet_path else None
+    if not inputs:
+        if sheet is None:
+            raise InputError("no input reads: give files, folders or patterns, or a --samples sheet")
+        files = [InputFile(p, str(p), p.stem) for p in sheet.order]
+    else:
+        files = collect(list(inputs))
+    return sheet, assign(files, sheet)

@@ -489,7 +489,8 @@ def run_compare(call_dir: str | os.PathLike, config: CompareConfig = CompareConf
     """Entry point of ``bsmeth compare``: read the call directory, write ``<call_dir>/stats.tsv``, return its path."""
     from pathlib import Path
 
-    from .tables import load_call_dir, write_text_atomic
+    from .atomic import write_text as write_text_atomic
+    from .tables import load_call_dir
 
     data = load_call_dir(call_dir)
     rows = compare_rows(data, config)

@@ -7,8 +7,7 @@ between calling and everything downstream.  pandas is imported here, never at
 ``bsmeth`` package import (``bsmeth --help`` must stay instant).
 
 Also holds the small shared helpers of the downstream stages: level ordering
-(numeric when every value is a number, e.g. dose 0, 1, 3, 10) and atomic file
-writes (temp name in the same directory, then ``os.replace``).
+(numeric when every value is a number, e.g. dose 0, 1, 3, 10).
 """
 
 from __future__ import annotations
@@ -22,9 +21,6 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-from .atomic import write_bytes as write_bytes_atomic  # re-exported for plots and report
-from .atomic import write_text as write_text_atomic
-from .atomic import write_with as write_with_atomic
 from .errors import InputError
 
 READS_REQUIRED = ("read", "file", "sample", "status", "reason")

@@ -131,14 +131,19 @@ def _trace(data: bytes, tags: dict) -> Trace | None:
     return Trace(channels=dict(zip(order, arrays)), peaks=peaks.astype(np.int32), base_order=order)
 
 
+def _bytes_of(path: Path, data: bytes | None) -> bytes:
+    if data is not None:
+        return data
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ReadFormatError(f"{path}: cannot open ({e.strerror})") from None
+
+
 def read_abif(path: Path, data: bytes | None = None) -> Read:
     """One trace file -> one ``Read`` (id = file stem).  Raises ``ReadFormatError`` if unusable."""
     path = Path(path)
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ReadFormatError(f"{path}: cannot open ({e.strerror})") from None
+    data = _bytes_of(path, data)
     tags = check_abif(data, path)
     calls = _raw(data, tags, "PBAS2")
     if calls is None:
@@ -231,11 +236,7 @@ def read_scf(path: Path, data: bytes | None = None) -> Read:
     order (SCF's fixed order, ``base_order`` 'ACGT').
     """
     path = Path(path)
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise ReadFormatError(f"{path}: cannot open ({e.strerror})") from None
+    data = _bytes_of(path, data)
     n_bytes = len(data)
     if data[:4] != b".scf":
         raise ReadFormatError(f"{path}: not an SCF trace (starts with {data[:4].decode('latin-1')!r}, not '.scf')")
