@@ -247,3 +247,29 @@ def test_verbose_logs_every_excluded_read(tmp_path, biq):
     logged = [ln for ln in p.stderr.splitlines() if ln.startswith("bsmeth: ")]
     for read, reason in (("seqA", "low_identity"), ("seq_D", "low_conversion"), ("seq_G", "duplicate")):
         assert any(read in ln and reason in ln for ln in logged), (read, p.stderr)
+
+
+def test_simulate_direct_then_quantify(tmp_path):
+    """The direct-sequencing path from the command line: simulated uncloned product at known levels."""
+    runner = CliRunner()
+    r = runner.invoke(cli, ["simulate", "--direct", "--out", str(tmp_path / "d"), "--seed", "5"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / "truth_direct.tsv").is_file()
+    r = runner.invoke(cli, ["quantify", str(tmp_path / "d"), "--samples", str(tmp_path / "d" / "samples.csv"),
+                            "--out", str(tmp_path / "q"), "--formats", "png"])
+    assert r.exit_code == 0, r.output
+    est: dict[str, list[float]] = {}
+    for row in rows(tmp_path / "q" / "quantify.tsv"):
+        if row["percent"]:
+            est.setdefault(row["sample"], []).append(float(row["percent"]))
+    mean = {s: sum(v) / len(v) for s, v in est.items()}
+    assert mean["direct_000"] < 10
+    assert 40 < mean["direct_050"] < 60
+    assert mean["direct_100"] > 90
+
+
+def test_simulate_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.txt").write_text("x")
+    r = CliRunner().invoke(cli, ["simulate", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 4 and "--force" in r.output
