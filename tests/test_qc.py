@@ -411,3 +411,24 @@ def test_quma_easy_example_matches_quma_with_thresholds_for_20_bp(tmp_path):
     # reads 2, 3 and 5 have one mismatch (the G of CpG 9 reads A): 95 % identity as in QUMA
     assert {r.read_id: round(100 * r.qc.identity, 1) for r in results} == {
         rid: (95.0 if rid in ("bisulfite2", "bisulfite3", "bisulfite5") else 100.0) for rid in QUMA_EASY}
+
+
+@pytest.mark.parametrize("table", [(5, 14, 1, 34), (13, 27, 1, 89), (0, 10, 0, 20), (3, 3, 0, 40), (7, 0, 2, 1)])
+def test_gpc_enrichment_p_equals_scipy_one_sided_fisher(table):
+    from scipy.stats import fisher_exact
+
+    from bsmeth.qc import gpc_enrichment_p
+
+    a, b, c, d = table
+    expected = fisher_exact([[a, b], [c, d]], alternative="greater")[1]
+    assert gpc_enrichment_p(a, b, c, d) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_poorly_converted_clone_is_not_taken_for_nome(tmp_path):
+    """A randomly poorly converted clone of a GC-rich amplicon keeps C mostly at GpC by chance (most C are
+    there): no NOMe hint for it, unlike the NOMe-treated Oct4 reads (test_pipeline)."""
+    root = DATA.parent.parent
+    sheet = root / "example_reads" / "samples.csv"
+    run = run_call([str(root / "example_reads")], load_amplicon(), tmp_path / "o", CallConfig(), sheet_path=str(sheet))
+    low = [r for r in run.results if r.reason is Reason.LOW_CONVERSION]
+    assert low and not any("NOMe" in r.detail for r in low)

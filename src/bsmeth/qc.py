@@ -132,6 +132,17 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def gpc_enrichment_p(gpc_kept: int, gpc_converted: int, other_kept: int, other_converted: int) -> float:
+    """One-sided Fisher exact p that C at GpC are kept (unconverted) more often than the other C."""
+    from math import comb
+
+    n_kept = gpc_kept + other_kept
+    n_gpc = gpc_kept + gpc_converted
+    total = n_gpc + other_kept + other_converted
+    denom = comb(total, n_kept)
+    return sum(comb(n_gpc, k) * comb(total - n_gpc, n_kept - k) for k in range(gpc_kept, min(n_gpc, n_kept) + 1)) / denom
+
+
 def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig) -> tuple[Optional[Reason], str]:
     """The first failing check, in the documented order, with a readable detail."""
     if hq < config.min_hq_bases:
@@ -166,8 +177,15 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
     if conv < config.min_conversion:
         detail = f"conversion {_pct(conv)} < {_pct(config.min_conversion)} ({qc.unconverted} unconverted C)"
         hch = qc.hch_conversion
-        if not config.nome and hch is not None and hch >= config.min_conversion:
-            detail += f"; over HCH only {_pct(hch)}: unconverted C are at GpC, NOMe data? see --nome"
+        gch_conv = qc.converted - qc.hch_converted
+        gch_unconv = qc.unconverted - qc.hch_unconverted
+        gch = gch_conv / (gch_conv + gch_unconv) if gch_conv + gch_unconv else None
+        # a GpC methylase footprint, not poor conversion: GpC C kept more often than the other C beyond
+        # chance (in a GC-rich amplicon most C sit at GpC, so randomly kept C land there often too)
+        if (not config.nome and hch is not None and gch is not None and hch >= config.min_conversion
+                and gpc_enrichment_p(gch_unconv, gch_conv, qc.hch_unconverted, qc.hch_converted) < 0.001):
+            detail += (f"; over HCH only {_pct(hch)}, at GpC {_pct(gch)}: unconverted C are at GpC, "
+                       "NOMe data? see --nome")
         return Reason.LOW_CONVERSION, detail
     if config.max_unconverted is not None and qc.unconverted > config.max_unconverted:
         return Reason.LOW_CONVERSION, f"{qc.unconverted} unconverted non-CpG C > {config.max_unconverted}"
