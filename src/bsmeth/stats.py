@@ -347,12 +347,16 @@ def _trend_rows(clones, dose, scope, rng, reps) -> list[dict]:
     jt, z, p = jonckheere_terpstra(f, s)
     # effect: OLS slope of per-clone % on dose, CI by resampling clones within dose levels
     slope = _slope(s, 100 * f)
-    boot = []
     idx_by = [np.flatnonzero(s == score[lv]) for lv in levels]
-    for _ in range(reps):
-        pick = np.concatenate([ix[rng.integers(0, len(ix), len(ix))] for ix in idx_by])
-        boot.append(_slope(s[pick], 100 * f[pick]))
-    lo, hi = (np.nanquantile(boot, [0.025, 0.975]) if len(f) > 2 else (math.nan, math.nan))
+    # all resamples at once (reps x clones), clones resampled within their dose level
+    pick = np.concatenate([ix[rng.integers(0, len(ix), size=(reps, len(ix)))] for ix in idx_by], axis=1)
+    xs, ys = s[pick], 100 * f[pick]
+    xc = xs - xs.mean(axis=1, keepdims=True)
+    ss = (xc ** 2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = np.where(ss > 0, (xc * (ys - ys.mean(axis=1, keepdims=True))).sum(axis=1) / ss, np.nan)
+    lo, hi = (np.nanquantile(boot, [0.025, 0.975]) if len(f) > 2 and not np.isnan(boot).all()
+              else (math.nan, math.nan))
     rows = [_row("trend_jt_clones", scope, groups, "all", jt, p, slope, (float(lo), float(hi)), len(f),
                  f"z = {z:.4g}; clones per level {', '.join(str(len(ix)) for ix in idx_by)}; effect = OLS slope of "
                  f"per-clone % per {dose} unit, bootstrap CI{scale}")]
