@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .models import AlignedRead, Amplicon
+from .models import NO_QUAL, AlignedRead, Amplicon
 from .reference import revcomp
 
 MATCH, MISMATCH, UNCONVERTED = 5.0, -4.0, 2.0
@@ -204,7 +204,7 @@ def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: n
                 r_lines.append(q[prev_q:q0].lower())
         seg = q[q0:q1]
         bases[t0:t1] = list(seg)
-        quals[t0:t1] = qual[q0:q1] if qual is not None else 99
+        quals[t0:t1] = qual[q0:q1] if qual is not None else NO_QUAL
         idx = np.arange(q0, q1, dtype=np.int32)
         read_pos[t0:t1] = idx if orientation == "+" else len(q) - 1 - idx
         t_lines.append(amp.target[t0:t1])

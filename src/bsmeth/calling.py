@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .evidence import PeakSignal
-from .models import AlignedRead, Amplicon, Call, CallConfig, CpG, CpGCall, Strand, Why
+from .models import NO_QUAL, AlignedRead, Amplicon, Call, CallConfig, CpG, CpGCall, Strand, Why
 from .reference import revcomp
 
 
@@ -38,7 +38,7 @@ def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
 def _call(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig, signal: Optional[PeakSignal]) -> CpGCall:
     t = cpg.target_pos
     base = str(aln.bases[t])
-    qual = int(aln.quals[t]) if base not in (" ", "-") and aln.quals[t] != 99 else None
+    qual = int(aln.quals[t]) if base not in (" ", "-") and aln.quals[t] != NO_QUAL else None
     shown = base.strip()
     if cpg.under_primer:
         return CpGCall(cpg, Call.NOT_DETERMINED, Why.UNDER_PRIMER, shown, qual)

@@ -151,13 +151,16 @@ class Unreadable:
     message: str
 
 
+NO_QUAL = 99  # the PHRED given to bases of sequence that came without qualities (FASTA, plain text)
+
+
 @dataclass(frozen=True, eq=False)
 class AlignedRead:
     """A read projected onto the target strand.
 
     ``bases[t]`` is the read base aligned to target position ``t`` ('-' for a
     deletion in the read, ' ' when outside the aligned part); ``quals[t]`` its
-    PHRED (0 where none; 99 for sequence without qualities).
+    PHRED (0 where none; ``NO_QUAL`` for sequence without qualities).
     """
 
     orientation: str  # '+' read as given matches the target strand, '-' its reverse complement

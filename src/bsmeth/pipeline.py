@@ -22,7 +22,7 @@ from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unre
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
 from .evidence import signals_at
-from .qc import c_positions, hq_bases, mark_duplicates, measure, verdict
+from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, verdict
 from .reads import read_file
 from .samples import resolve_inputs
 
@@ -169,7 +169,7 @@ def run_call(
     for r in results:
         if r.status is Status.FAIL:
             log.info("%s (%s): %s%s", r.read_id, r.file, r.reason.value, f": {r.detail}" if r.detail else "")
-    nome_like = sum("NOMe data?" in r.detail for r in results)
+    nome_like = sum(r.reason is Reason.LOW_CONVERSION and looks_like_nome(r.qc, config) for r in results)
     if nome_like >= 3 and nome_like >= sum(r.reason is Reason.LOW_CONVERSION for r in results) / 2:
         log.warning("%d reads fail conversion only at GpC sites: GpC-methylase (NOMe) treated? "
                     "rerun with --nome to count conversion over HCH only", nome_like)

@@ -1,7 +1,7 @@
 """Read-level quality control: conversion, identity, quality, clonal duplicates.
 
 Pipeline position: after ``calling``.  Every check returns data (figures and a
-``Reason``), never an exception; ``assess`` applies the thresholds of a
+``Reason``), never an exception; ``verdict`` applies the thresholds of a
 ``CallConfig`` in the documented order of precedence, and
 ``mark_duplicates`` groups clonal duplicates among the reads that pass.
 """
@@ -17,7 +17,6 @@ import numpy as np
 from .calling import snp_target
 from .models import AlignedRead, Amplicon, Call, CallConfig, Read, ReadQC, ReadResult, Reason, Status
 
-NO_QUAL = 99  # the quality given to sequence that came without qualities
 # Below this identity the "alignment" is what unrelated sequence gets by chance
 # against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.
 JUNK_IDENTITY = 0.65
@@ -52,7 +51,7 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
     from numpy.lib.stride_tricks import sliding_window_view
 
     m_cpg = n_cpg = m_cph = n_cph = 0
-    target = amp.target
+    _, cpg_mask, _, _ = _masks(amp)
     q = aln.quals[aln.target_start:aln.target_end].astype(np.float64)
     if q.size == 0:
         return 0, 0, 0, 0
@@ -60,8 +59,7 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
     for t, sig in signals.items():
         if local[t - aln.target_start] < config.mixed_min_local_qual:
             continue
-        cpg = t + 1 < len(target) and target[t + 1] == "G"
-        if cpg:
+        if cpg_mask[t]:
             n_cpg += 1
             m_cpg += sig.mixed
         else:
@@ -143,6 +141,16 @@ def gpc_enrichment_p(gpc_kept: int, gpc_converted: int, other_kept: int, other_c
     return sum(comb(n_gpc, k) * comb(total - n_gpc, n_kept - k) for k in range(gpc_kept, min(n_gpc, n_kept) + 1)) / denom
 
 
+def looks_like_nome(qc: ReadQC, config: CallConfig) -> bool:
+    """A GpC methylase footprint, not poor conversion: the C other than GpC are converted, and the GpC C are
+    kept more often than those beyond chance (in a GC-rich amplicon most C sit at GpC, so randomly kept C land
+    there often too).  Never in --nome mode, where GpC C are not counted."""
+    hch = qc.hch_conversion
+    gch_conv, gch_unconv = qc.converted - qc.hch_converted, qc.unconverted - qc.hch_unconverted
+    return (not config.nome and hch is not None and gch_conv + gch_unconv > 0 and hch >= config.min_conversion
+            and gpc_enrichment_p(gch_unconv, gch_conv, qc.hch_unconverted, qc.hch_converted) < 0.001)
+
+
 def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig) -> tuple[Optional[Reason], str]:
     """The first failing check, in the documented order, with a readable detail."""
     if hq < config.min_hq_bases:
@@ -176,16 +184,10 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
         return Reason.NO_CPH, "no high-quality non-CpG C aligned: conversion cannot be checked"
     if conv < config.min_conversion:
         detail = f"conversion {_pct(conv)} < {_pct(config.min_conversion)} ({qc.unconverted} unconverted C)"
-        hch = qc.hch_conversion
-        gch_conv = qc.converted - qc.hch_converted
-        gch_unconv = qc.unconverted - qc.hch_unconverted
-        gch = gch_conv / (gch_conv + gch_unconv) if gch_conv + gch_unconv else None
-        # a GpC methylase footprint, not poor conversion: GpC C kept more often than the other C beyond
-        # chance (in a GC-rich amplicon most C sit at GpC, so randomly kept C land there often too)
-        if (not config.nome and hch is not None and gch is not None and hch >= config.min_conversion
-                and gpc_enrichment_p(gch_unconv, gch_conv, qc.hch_unconverted, qc.hch_converted) < 0.001):
-            detail += (f"; over HCH only {_pct(hch)}, at GpC {_pct(gch)}: unconverted C are at GpC, "
-                       "NOMe data? see --nome")
+        if looks_like_nome(qc, config):
+            gch_conv, gch_unconv = qc.converted - qc.hch_converted, qc.unconverted - qc.hch_unconverted
+            detail += (f"; over HCH only {_pct(qc.hch_conversion)}, at GpC {_pct(gch_conv / (gch_conv + gch_unconv))}: "
+                       "unconverted C are at GpC, NOMe data? see --nome")
         return Reason.LOW_CONVERSION, detail
     if config.max_unconverted is not None and qc.unconverted > config.max_unconverted:
         return Reason.LOW_CONVERSION, f"{qc.unconverted} unconverted non-CpG C > {config.max_unconverted}"

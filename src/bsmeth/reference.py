@@ -9,6 +9,7 @@ record is the target (QUMA's mode).  All coordinates are 0-based, half-open.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
@@ -31,7 +32,7 @@ DEFAULT_REVERSE = "AAAACCAAAATAACCCAAAACAC"
 # rs2854744 (-202 A/C): the C of the CpG at reference index 88 reads A with the A allele
 DEFAULT_SNPS = (SNP(pos=88, ref="C", alt="A", name="rs2854744"),)
 MIN_TARGET = 20
-SHORT_TARGET = 40  # below twice this, the read-level length thresholds are scaled to the region (see qc)
+SHORT_TARGET = 40  # below twice this the default read-length thresholds are scaled (pipeline.fit_to_amplicon)
 
 
 def revcomp(seq: str) -> str:
@@ -185,7 +186,6 @@ def build_amplicon(
     """Derive the amplicon (target strand, span, CpGs) from a reference and optional primers."""
     warnings: list[str] = []
     seq = seq.upper()
-    gc = (seq.count("C") + seq.count("G")) / max(len(seq), 1)
     if len(seq) >= 50 and (seq.count("C") / len(seq) < 0.02 or seq.count("G") / len(seq) < 0.02):
         warnings.append(
             "the reference has almost no C (or no G): it looks already bisulfite-converted; "
@@ -253,8 +253,7 @@ def build_amplicon(
     used_snps = tuple(s for s in snps if start <= s.pos < end)
     if not cpgs:
         warnings.append("the target region has no CpG: nothing to call")
-    del gc
-    return Amplicon(**{**amp.__dict__, "cpgs": tuple(cpgs), "snps": used_snps, "warnings": tuple(warnings)})
+    return replace(amp, cpgs=tuple(cpgs), snps=used_snps, warnings=tuple(warnings))
 
 
 def load_amplicon(
