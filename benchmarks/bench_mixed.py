@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bsmeth.alignment import target_code
 from bsmeth.evidence import PeakSignal, geometry, peak_heights, reference_heights, usable
 from bsmeth.models import CallConfig, Read
 from bsmeth.pipeline import process_file
@@ -62,7 +61,6 @@ OLD = replace(CallConfig(), mixed_min_sites=3, mixed_fraction=0.2, mixed_any_min
 
 def simulated(n_seeds: int, cfg: CallConfig = CallConfig()) -> list[dict]:
     amp = load_amplicon()
-    tc = target_code(amp)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, n_seeds + 1):
@@ -74,7 +72,7 @@ def simulated(n_seeds: int, cfg: CallConfig = CallConfig()) -> list[dict]:
                 for t in truth:
                     if t["fault"] not in ("", "mixed_clone"):
                         continue
-                    (res,) = process_file(out / t["file"], t["sample"], amp, tc, cfg)
+                    (res,) = process_file(out / t["file"], t["sample"], amp, cfg)
                     qc = res.qc
                     counts = (qc.mixed_cpgs, qc.traced_cpgs, qc.mixed_cph, qc.traced_cph) if qc else (0, 0, 0, 0)
                     m = mixed.get(t["read"])

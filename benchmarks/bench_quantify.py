@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bsmeth.alignment import target_code
 from bsmeth.quantify import QuantifyConfig, quantify_reads
 from bsmeth.reads import read_file
 from bsmeth.reference import load_amplicon
@@ -51,7 +50,6 @@ def _score(estimates, truth) -> list[tuple[float, float, float, bool]]:
 
 def run(n_reads: int, n_contexts: int) -> dict:
     amp = load_amplicon()
-    tc = target_code(amp)
     cfg = QuantifyConfig()
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,10 +61,10 @@ def run(n_reads: int, n_contexts: int) -> dict:
                 truth = {(r["read"], int(r["cpg"])): float(r["true_fraction"])
                          for r in csv.DictReader(open(res.truth), delimiter="\t")}
                 items = [(read_file(p)[0], p.parent.name) for p in res.traces]
-                batch, _ = quantify_reads(amp, items, cfg, tcode=tc)
-                single = [quantify_reads(amp, [it], cfg, tcode=tc)[0][0] for it in items]
+                batch, _ = quantify_reads(amp, items, cfg)
+                single = [quantify_reads(amp, [it], cfg)[0][0] for it in items]
                 mid = [it for it in items if it[1] == "direct_050"]
-                standards, _ = quantify_reads(amp, mid, cfg, [read_file(p)[0] for p in std.traces], tc)
+                standards, _ = quantify_reads(amp, mid, cfg, [read_file(p)[0] for p in std.traces])
                 for mode, est in (("batch", batch), ("single", single), ("one level + standards", standards)):
                     results.setdefault((name, mode), []).extend(_score(est, truth))
     return results

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from bsmeth import qc
-from bsmeth.alignment import target_code
 from bsmeth.models import CallConfig, Status
 from bsmeth.pipeline import process_file
 from bsmeth.reference import load_amplicon
@@ -26,11 +25,10 @@ from bsmeth.simulate import seed_study_design, simulate
 
 def scores_of(amp, folder: Path, cfg: CallConfig):
     """(evidence, is a planted duplicate) for every pair of passing reads within each sample."""
-    tc = target_code(amp)
     truth = {r["read"]: r["duplicate_of"] for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
     out = []
     for sample_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        rs = [r for f in sorted(sample_dir.glob("*.ab1")) for r in process_file(f, sample_dir.name, amp, tc, cfg)]
+        rs = [r for f in sorted(sample_dir.glob("*.ab1")) for r in process_file(f, sample_dir.name, amp, cfg)]
         rs = [r for r in rs if r.status is Status.PASS]
         for a, b, evidence in qc.pair_scores(amp, rs, cfg):
             out.append((evidence, truth.get(a) == b or truth.get(b) == a))

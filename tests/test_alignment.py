@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth.alignment import align, clean_read, target_code
+from bsmeth.alignment import align, clean_read
 from bsmeth.models import Strand
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
 
@@ -288,7 +288,7 @@ def test_simulated_clones_are_recovered_exactly(data):
     construct = left + insert + right
     given_seq = construct if orientation == "+" else revcomp(construct)
     qual = (np.arange(len(given_seq)) * 7 % 61).astype(np.uint8)
-    aln = align(amp, given_seq, qual, target_code(amp))
+    aln = align(amp, given_seq, qual)
     assert aln.orientation == orientation
     assert (aln.target_start, aln.target_end) == (0, amp.length)
     assert (aln.read_start, aln.read_end) == (len(left), len(left) + len(insert))

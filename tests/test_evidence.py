@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bsmeth.alignment import align, target_code
+from bsmeth.alignment import align
 from bsmeth.calling import call_read
 from bsmeth.evidence import MIXED_MIN_LEVEL, MIXED_RATIO, PeakSignal, peak_heights, signals_at
 from bsmeth.models import Call, CallConfig, Read, ReadQC, Reason, Trace, Why
@@ -14,7 +14,6 @@ from bsmeth.qc import c_positions, measure, verdict
 from bsmeth.reference import load_amplicon, revcomp
 
 AMP = load_amplicon()
-TCODE = target_code(AMP)
 CPG = {c.number: c for c in AMP.cpgs}
 COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
 SPACING, SIGMA, HEIGHT = 12, 2.5, 1000.0
@@ -71,7 +70,7 @@ def trace_read(seq: str, second: dict, orientation: str = "+", calls: str | None
 
 
 def aligned(read: Read):
-    aln = align(AMP, read.seq, read.qual, TCODE)
+    aln = align(AMP, read.seq, read.qual)
     assert aln is not None
     return aln
 

@@ -327,16 +327,15 @@ def test_mixed_clones_are_planted_with_their_truth(mixed_study):
 
 def test_mixed_clone_traces_carry_both_molecules(mixed_study):
     """At the CpGs where the two molecules differ the trace has two strong peaks, elsewhere one."""
-    from bsmeth.alignment import align, target_code
+    from bsmeth.alignment import align
     from bsmeth.evidence import signals_at
     from bsmeth.reads import read_file
 
     out, _, reads, mixed = mixed_study
-    tcode = target_code(AMP)
     by_number = {c.number: c for c in AMP.cpgs}
     for rid, m in mixed.items():
         read = read_file(out / reads[rid]["file"])[0]
-        aln = align(AMP, read.seq, read.qual, tcode)
+        aln = align(AMP, read.seq, read.qual)
         assert aln is not None and aln.orientation == reads[rid]["orientation"]
         differ = {int(x) for x in m["differing_cpgs"].split()}
         sig = signals_at(read, aln, [c.target_pos for c in AMP.cpgs if not c.under_primer])
@@ -355,16 +354,14 @@ def test_mixed_clone_traces_carry_both_molecules(mixed_study):
 
 
 def test_mixed_clones_are_excluded_by_call(mixed_study):
-    from bsmeth.alignment import target_code
     from bsmeth.models import CallConfig
     from bsmeth.pipeline import process_file
 
     out, _, reads, mixed = mixed_study
-    tcode = target_code(AMP)
     for r in reads.values():
         if r["fault"] not in ("", "mixed_clone"):
             continue
-        (res,) = process_file(out / r["file"], r["sample"], AMP, tcode, CallConfig())
+        (res,) = process_file(out / r["file"], r["sample"], AMP, CallConfig())
         got = res.reason.value if res.reason else ""
         assert got == r["expected_reason"], (r["read"], r["fault"], res.detail)
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from .models import NO_QUAL, AlignedRead, Amplicon
-from .reference import revcomp
+from .reference import cpg_sites, revcomp
 
 MATCH, MISMATCH, UNCONVERTED = 5.0, -4.0, 2.0
 GAP_OPEN, GAP_EXTEND = -10.0, -1.0
@@ -30,11 +30,15 @@ ALPHABET = "ACGTNZ"  # Z = CpG C in the target (C or T both match)
 
 
 def target_code(amp: Amplicon) -> str:
-    """The target with each CpG C written as Z (a C that may read C or T)."""
-    t = list(amp.target)
-    for i in range(len(t) - 1):
-        if t[i] == "C" and t[i + 1] == "G":
-            t[i] = "Z"
+    """The target with each CpG C written as Z (a C that may read C or T); derived once per amplicon."""
+    return _target_code(amp.target)
+
+
+@lru_cache(maxsize=8)
+def _target_code(target: str) -> str:
+    t = list(target)
+    for i in cpg_sites(target):
+        t[i] = "Z"
     return "".join(t)
 
 
@@ -100,7 +104,7 @@ def _hits(seq: str, tk: np.ndarray) -> list[int]:
 
 
 def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, list[int]]]:
-    """Orientations to try, best first: (orientation, oriented read, number of k-mer hits).
+    """Orientations to try, best first: (orientation, oriented read, positions of its k-mer hits).
 
     The k-mers are taken in a 3-letter alphabet (C read as T), so methylation
     cannot sway the vote.
@@ -112,7 +116,7 @@ def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, list[int]]]:
     cands.sort(key=lambda c: -len(c[2]))
     if len(cands[0][2]) >= 3 * max(len(cands[1][2]), 1):
         cands = cands[:1]
-    return [(o, q, h) for o, q, h in cands]
+    return cands
 
 
 def _window(q: str, hits: list[int], n_target: int) -> tuple[int, int]:
@@ -136,10 +140,10 @@ def _window(q: str, hits: list[int], n_target: int) -> tuple[int, int]:
     return max(0, start - margin), min(len(q), end + margin)
 
 
-def align(amp: Amplicon, seq: str, qual: np.ndarray | None, tcode: str | None = None) -> AlignedRead | None:
+def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | None:
     """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
     al = _aligner()
-    tcode = tcode or target_code(amp)
+    tcode = target_code(amp)
     cands = orient(amp, clean_read(seq))
     best = None
     for o, q, hits in cands:

@@ -15,7 +15,7 @@ from typing import Iterator, Optional, Sequence, Union
 import numpy as np
 
 from . import __version__
-from .alignment import align, target_code
+from .alignment import align
 from .calling import call_read, genotype
 from .errors import OutputError
 from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unreadable
@@ -51,7 +51,7 @@ class CallRun:
         return dict(sorted(counts.items()))
 
 
-def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, tcode: str, config: CallConfig) -> ReadResult:
+def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
     """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
     if isinstance(read, Unreadable):
         return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
@@ -62,7 +62,7 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, tcod
     if hq < config.min_hq_bases:
         reason, detail = verdict(None, None, hq, config)
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
-    aln = align(amp, read.seq, read.qual, tcode)
+    aln = align(amp, read.seq, read.qual)
     signals = signals_at(read, aln, c_positions(amp, aln)) if aln is not None and read.trace is not None else {}
     qc = measure(amp, aln, read, config, signals) if aln is not None else None
     reason, detail = verdict(aln, qc, hq, config)
@@ -78,36 +78,36 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, tcod
     return result
 
 
-def process_file(path: Path, sample: str, amp: Amplicon, tcode: str, config: CallConfig) -> list[ReadResult]:
+def process_file(path: Path, sample: str, amp: Amplicon, config: CallConfig) -> list[ReadResult]:
     """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
-    return [replace(process_read(read, sample, amp, tcode, config), file=str(path)) for read in read_file(path)]
+    return [replace(process_read(read, sample, amp, config), file=str(path)) for read in read_file(path)]
 
 
 _WORKER: dict = {}
 
 
-def _init_worker(amp: Amplicon, tcode: str, config: CallConfig) -> None:
+def _init_worker(amp: Amplicon, config: CallConfig) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
-    _WORKER.update(amp=amp, tcode=tcode, config=config)
+    _WORKER.update(amp=amp, config=config)
 
 
 def _work(job: tuple[Path, str]) -> list[ReadResult]:
-    return process_file(job[0], job[1], _WORKER["amp"], _WORKER["tcode"], _WORKER["config"])
+    return process_file(job[0], job[1], _WORKER["amp"], _WORKER["config"])
 
 
-def _results(jobs: list[tuple[Path, str]], amp: Amplicon, tcode: str, config: CallConfig) -> Iterator[list[ReadResult]]:
+def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig) -> Iterator[list[ReadResult]]:
     """Results file by file, in input order, on ``config.threads`` processes."""
     if config.threads <= 1 or len(jobs) < 2:
         for path, sample in jobs:
-            yield process_file(path, sample, amp, tcode, config)
+            yield process_file(path, sample, amp, config)
         return
     import multiprocessing as mp
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, tcode, config)) as pool:
+    with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
         try:
             yield from pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
         except BaseException:
@@ -152,10 +152,9 @@ def run_call(
     for f, sample, values in assigned:
         conditions.setdefault(sample, values)
     jobs = [(f.path, sample) for f, sample, _ in assigned]
-    tcode = target_code(amplicon)
     results: list[ReadResult] = []
     seen: dict[str, int] = {}
-    for i, batch in enumerate(_results(jobs, amplicon, tcode, config)):
+    for i, batch in enumerate(_results(jobs, amplicon, config)):
         for r in batch:
             # read ids are made unique (id#2...) so every table can be joined on the read column
             n = seen.get(r.read_id, 0) + 1

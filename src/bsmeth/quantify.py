@@ -67,7 +67,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import __version__
-from .alignment import align, target_code
+from .alignment import align
 from .atomic import write_text
 from .errors import InputError, OutputError
 from .evidence import channel_of, geometry, peak_heights, usable
@@ -245,11 +245,11 @@ class Measured:
         return hts.h["C"] / (hts.envelope * d_t), hts.h["T"] / (hts.envelope * d_t), self.cpg_i, self.cph_i
 
 
-def measure_read(amp: Amplicon, item: Union[Read, Unreadable], sample: str, tcode: str, config: QuantifyConfig,
+def measure_read(amp: Amplicon, item: Union[Read, Unreadable], sample: str, config: QuantifyConfig,
                  file: str = "") -> Measured:
     """First pass over one read: alignment and peak heights (nothing is dropped: failures carry a note)."""
     file = file or item.file
-    aln, note = _aligned(amp, item, tcode, config)
+    aln, note = _aligned(amp, item, config)
     if aln is None:
         detail = item.message if isinstance(item, Unreadable) else ""
         return Measured(item.id, file, sample, note=note, detail=detail)
@@ -464,7 +464,7 @@ def estimate(amp: Amplicon, m: Measured, config: QuantifyConfig,
 # ---------------------------------------------------------------------------------------------- reads
 
 
-def _aligned(amp: Amplicon, item: Union[Read, Unreadable], tcode: str,
+def _aligned(amp: Amplicon, item: Union[Read, Unreadable],
              config: QuantifyConfig) -> tuple[Optional[AlignedRead], str]:
     """The read's alignment, or None and the read-level note (unreadable, no_trace, no_amplicon, low_identity).
 
@@ -478,7 +478,7 @@ def _aligned(amp: Amplicon, item: Union[Read, Unreadable], tcode: str,
         return None, "unreadable"
     if not usable(item):
         return None, "no_trace"
-    aln = align(amp, item.seq, item.qual, tcode)
+    aln = align(amp, item.seq, item.qual)
     min_aligned = min(config.min_aligned, amp.length // 2)
     if aln is None or aln.target_end - aln.target_start < min_aligned or aln.score < 3 * min_aligned:
         return None, "no_amplicon"
@@ -492,14 +492,13 @@ def _aligned(amp: Amplicon, item: Union[Read, Unreadable], tcode: str,
 
 def quantify_reads(amp: Amplicon, items: Iterable[tuple[Union[Read, Unreadable], str]],
                    config: QuantifyConfig = QuantifyConfig(), standards: Iterable[Union[Read, Unreadable]] = (),
-                   tcode: Optional[str] = None) -> tuple[list[ReadEstimate], dict]:
+                   ) -> tuple[list[ReadEstimate], dict]:
     """(read, sample) pairs -> estimates in input order, and the batch calibration used (per orientation).
 
     ``standards``: reads of 0 % / 100 % methylated product; they join the calibration, not the output.
     """
-    tcode = tcode or target_code(amp)
-    measured = [measure_read(amp, item, sample, tcode, config) for item, sample in items]
-    extra = [measure_read(amp, item, "standard", tcode, config) for item in standards]
+    measured = [measure_read(amp, item, sample, config) for item, sample in items]
+    extra = [measure_read(amp, item, "standard", config) for item in standards]
     for m in extra:
         if m.hts is None:
             log.warning("standard %s: %s; not used", m.file, m.note)
