@@ -21,17 +21,27 @@ from .errors import BsmethError
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _reference_options(f):
-    f = click.option("--snp", "snps", multiple=True, metavar="POS:REF>ALT",
-                     help="Known SNP that can destroy a CpG, 1-based FASTA position (e.g. 89:C>A). Repeatable.")(f)
-    f = click.option("--strand", type=click.Choice(["top", "bottom"]), default=None,
-                     help="Amplified strand when no primers are given (default: top = FASTA as written).")(f)
-    f = click.option("--reverse", metavar="SEQ", help="Reverse primer, 5'->3', converted form.")(f)
-    f = click.option("--forward", metavar="SEQ", help="Forward primer, 5'->3', converted form.")(f)
-    f = click.option("--reference", "-r", type=click.Path(dir_okay=False), metavar="FASTA",
-                     help="Reference FASTA (genomic, unconverted). Default: the embedded IGFBP3 promoter "
-                          "with the seed study's primers. Without primers the whole record is called.")(f)
-    return f
+def _options(*opts):
+    """A decorator applying a group of click options, listed in the order ``--help`` shows them."""
+    def apply(f):
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return apply
+
+
+_reference_options = _options(
+    click.option("--reference", "-r", type=click.Path(dir_okay=False), metavar="FASTA",
+                 help="Reference FASTA (genomic, unconverted). Default: the embedded IGFBP3 promoter "
+                      "with the seed study's primers. Without primers the whole record is called."),
+    click.option("--forward", metavar="SEQ", help="Forward primer, 5'->3', converted form."),
+    click.option("--reverse", metavar="SEQ", help="Reverse primer, 5'->3', converted form."),
+    click.option("--strand", type=click.Choice(["top", "bottom"]), default=None,
+                 help="Amplified strand when no primers are given (default: top = FASTA as written)."),
+    click.option("--snp", "snps", multiple=True, metavar="POS:REF>ALT",
+                 help="Known SNP that can destroy a CpG, 1-based FASTA position (e.g. 89:C>A). Repeatable."),
+)
 
 
 def _amplicon(reference, forward, reverse, strand, snps):
@@ -89,39 +99,35 @@ class Progress:
         sys.stderr.flush()
 
 
-def _call_options(f):
-    """The options shared by ``call`` and ``run``: inputs, sheet, reference, thresholds."""
-    opts = [
-        click.argument("inputs", nargs=-1),
-        click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
-                     help="Sample sheet: columns file, sample and any conditions (cell_line, dose...)."),
-        _reference_options,
-        click.option("--out", "-o", required=True, type=click.Path(), help="Output folder."),
-        click.option("--force", is_flag=True, help="Overwrite results already in --out."),
-        click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined."),
-        click.option("--min-conversion", default=95.0, show_default=True,
-                     help="Exclude reads below this % non-CpG C conversion."),
-        click.option("--min-identity", default=90.0, show_default=True, help="Exclude reads below this % identity."),
-        click.option("--max-unconverted", type=int, default=None,
-                     help="Exclude reads with more unconverted non-CpG C (QUMA: 5). Off by default."),
-        click.option("--max-mismatches", type=int, default=None,
-                     help="Exclude reads with more mismatches (QUMA: 10). Off by default."),
-        click.option("--min-hq-bases", default=40, show_default=True,
-                     help="Reads with fewer high-quality bases fail as low_quality."),
-        click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported)."),
-        click.option("--duplicate-evidence", default=4.0, show_default=True,
-                     help="Call two matching reads duplicates when an independent clone would match by chance "
-                          "with probability below 10^-X."),
-        click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged)."),
-        click.option("--nome", is_flag=True,
-                     help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called."),
-        click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
-                     help="Worker processes for reading and aligning."),
-        click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+# The options shared by ``call`` and ``run``: inputs, sheet, reference, thresholds.
+_call_options = _options(
+    click.argument("inputs", nargs=-1),
+    click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
+                 help="Sample sheet: columns file, sample and any conditions (cell_line, dose...)."),
+    _reference_options,
+    click.option("--out", "-o", required=True, type=click.Path(), help="Output folder."),
+    click.option("--force", is_flag=True, help="Overwrite results already in --out."),
+    click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined."),
+    click.option("--min-conversion", default=95.0, show_default=True,
+                 help="Exclude reads below this % non-CpG C conversion."),
+    click.option("--min-identity", default=90.0, show_default=True, help="Exclude reads below this % identity."),
+    click.option("--max-unconverted", type=int, default=None,
+                 help="Exclude reads with more unconverted non-CpG C (QUMA: 5). Off by default."),
+    click.option("--max-mismatches", type=int, default=None,
+                 help="Exclude reads with more mismatches (QUMA: 10). Off by default."),
+    click.option("--min-hq-bases", default=40, show_default=True,
+                 help="Reads with fewer high-quality bases fail as low_quality."),
+    click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported)."),
+    click.option("--duplicate-evidence", default=4.0, show_default=True,
+                 help="Call two matching reads duplicates when an independent clone would match by chance "
+                      "with probability below 10^-X."),
+    click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged)."),
+    click.option("--nome", is_flag=True,
+                 help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called."),
+    click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
+                 help="Worker processes for reading and aligning."),
+    click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors."),
+)
 
 
 def _call_config(kw: dict):
@@ -169,20 +175,16 @@ def _role(value):
     return None if value.lower() == "none" else value
 
 
-def _plot_options(f):
-    opts = [
-        click.option("--rows", default=None, metavar="COLUMN",
-                     help="Sample-sheet column whose levels make the grid rows (default: cell_line; 'none')."),
-        click.option("--cols", default=None, metavar="COLUMN",
-                     help="Column whose levels make the grid columns, numeric order (default: dose; 'none')."),
-        click.option("--layout", type=click.Choice(["equal", "proportional"]), default="equal", show_default=True,
-                     help="CpG spacing: equal, or proportional to the position in the amplicon."),
-        click.option("--sort-clones", is_flag=True, help="Most methylated clone on top."),
-        click.option("--formats", default="svg,png,pdf", show_default=True, help="Figure formats."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+_plot_options = _options(
+    click.option("--rows", default=None, metavar="COLUMN",
+                 help="Sample-sheet column whose levels make the grid rows (default: cell_line; 'none')."),
+    click.option("--cols", default=None, metavar="COLUMN",
+                 help="Column whose levels make the grid columns, numeric order (default: dose; 'none')."),
+    click.option("--layout", type=click.Choice(["equal", "proportional"]), default="equal", show_default=True,
+                 help="CpG spacing: equal, or proportional to the position in the amplicon."),
+    click.option("--sort-clones", is_flag=True, help="Most methylated clone on top."),
+    click.option("--formats", default="svg,png,pdf", show_default=True, help="Figure formats."),
+)
 
 
 def _plot_config(kw: dict):
@@ -193,18 +195,14 @@ def _plot_config(kw: dict):
                       sort_clones=kw["sort_clones"], formats=formats)
 
 
-def _compare_options(f):
-    opts = [
-        click.option("--by", default=None, metavar="COLUMN",
-                     help="Column defining the groups compared (default: cell_line)."),
-        click.option("--within", default=None, metavar="COLUMN",
-                     help="Also compare within each level of this column (default: dose; 'none')."),
-        click.option("--dose", "dose_col", default=None, metavar="COLUMN", help="Numeric dose column (default: dose)."),
-        click.option("--seed", default=1, show_default=True, help="Seed of the bootstrap intervals."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+_compare_options = _options(
+    click.option("--by", default=None, metavar="COLUMN",
+                 help="Column defining the groups compared (default: cell_line)."),
+    click.option("--within", default=None, metavar="COLUMN",
+                 help="Also compare within each level of this column (default: dose; 'none')."),
+    click.option("--dose", "dose_col", default=None, metavar="COLUMN", help="Numeric dose column (default: dose)."),
+    click.option("--seed", default=1, show_default=True, help="Seed of the bootstrap intervals."),
+)
 
 
 def _compare_config(kw: dict):

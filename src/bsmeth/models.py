@@ -193,6 +193,12 @@ class CpGCall:
             return None
         return self.c_signal / (self.c_signal + self.t_signal)
 
+    @property
+    def confidence(self) -> Optional[float]:
+        """0 when the C and T peaks are equal, 1 when one channel carries all the signal."""
+        f = self.c_frac
+        return None if f is None else abs(2 * f - 1)
+
 
 @dataclass(frozen=True)
 class ReadQC:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .atomic import write_text
+from .atomic import write_text as atomic_write  # the writer of every table here
 from .models import Amplicon, Call, ReadResult, Status
 
 READ_COLUMNS = (
@@ -24,10 +24,6 @@ READ_COLUMNS = (
 CALL_COLUMNS = ("read", "sample", "cpg", "pos", "call", "why", "status", "base", "qual",
                 "c_signal", "t_signal", "c_frac", "confidence", "trace_flag")
 SUMMARY_COLUMNS = ("sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent", "note")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    write_text(path, text)
 
 
 def _fmt(x) -> str:
@@ -73,10 +69,9 @@ def calls_table(results: Sequence[ReadResult]) -> str:
     rows = []
     for r in results:
         for c in r.calls:
-            f = c.c_frac
             rows.append([r.read_id, r.sample, c.cpg.number, c.cpg.ref_pos + 1, c.call.value,
                          c.why.value if c.why else "", r.status.value, c.base, c.qual,
-                         c.c_signal, c.t_signal, f, abs(2 * f - 1) if f is not None else None,
+                         c.c_signal, c.t_signal, c.c_frac, c.confidence,
                          "contradicted" if c.contradicted else ""])
     return _table(CALL_COLUMNS, rows)
 
