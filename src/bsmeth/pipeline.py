@@ -22,7 +22,7 @@ from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unre
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
 from .evidence import signals_at
-from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, verdict
+from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import read_file
 from .samples import resolve_inputs
 
@@ -117,8 +117,8 @@ def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig) ->
 
 def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
     """Length thresholds no read of a short region could meet are scaled to half the region."""
-    half = max(amp.length // 2, 1)
-    return replace(config, min_hq_bases=min(config.min_hq_bases, half), min_aligned=min(config.min_aligned, half))
+    return replace(config, min_hq_bases=region_limit(config.min_hq_bases, amp),
+                   min_aligned=region_limit(config.min_aligned, amp))
 
 
 def prepare_out(out: Path, force: bool) -> None:

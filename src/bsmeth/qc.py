@@ -151,18 +151,35 @@ def looks_like_nome(qc: ReadQC, config: CallConfig) -> bool:
             and gpc_enrichment_p(gch_unconv, gch_conv, qc.hch_unconverted, qc.hch_converted) < 0.001)
 
 
-def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig) -> tuple[Optional[Reason], str]:
-    """The first failing check, in the documented order, with a readable detail."""
-    if hq < config.min_hq_bases:
-        return Reason.LOW_QUALITY, f"{hq} high-quality bases < {config.min_hq_bases}"
-    if aln is None or qc is None or aln.target_end - aln.target_start < config.min_aligned or aln.score < 3 * config.min_aligned:
+def region_limit(value: int, amp: Amplicon) -> int:
+    """A read-length threshold no read of a short region could meet, scaled down to half the region."""
+    return min(value, max(amp.length // 2, 1))
+
+
+def amplicon_check(aln: Optional[AlignedRead], qc: Optional[ReadQC], min_aligned: int,
+                   min_identity: float) -> tuple[Optional[Reason], str]:
+    """Is this read the amplicon at all (``no_amplicon``), and a faithful copy of it (``low_identity``)?
+
+    Shared by ``call`` (``verdict``) and ``quantify``.
+    """
+    if aln is None or qc is None or aln.target_end - aln.target_start < min_aligned or aln.score < 3 * min_aligned:
         got = 0 if aln is None else aln.target_end - aln.target_start
         return Reason.NO_AMPLICON, f"no alignment to the amplicon ({got} bases aligned; empty vector or wrong product?)"
     if qc.identity < JUNK_IDENTITY:
         return Reason.NO_AMPLICON, (f"identity {_pct(qc.identity)} is what unrelated sequence reaches by chance "
                                     "(wrong product or vector only)")
-    if qc.identity < config.min_identity:
-        return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(config.min_identity)}"
+    if qc.identity < min_identity:
+        return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(min_identity)}"
+    return None, ""
+
+
+def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig) -> tuple[Optional[Reason], str]:
+    """The first failing check, in the documented order, with a readable detail."""
+    if hq < config.min_hq_bases:
+        return Reason.LOW_QUALITY, f"{hq} high-quality bases < {config.min_hq_bases}"
+    reason, detail = amplicon_check(aln, qc, config.min_aligned, config.min_identity)
+    if reason is not None:
+        return reason, detail
     if config.max_mismatches is not None and qc.mismatches > config.max_mismatches:
         return Reason.TOO_MANY_MISMATCHES, f"{qc.mismatches} mismatches > {config.max_mismatches}"
     # two strong peaks at two CpGs, or at three C of any kind: clean real traces show them at 0.1 % of the sites

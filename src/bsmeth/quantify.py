@@ -468,25 +468,21 @@ def _aligned(amp: Amplicon, item: Union[Read, Unreadable],
              config: QuantifyConfig) -> tuple[Optional[AlignedRead], str]:
     """The read's alignment, or None and the read-level note (unreadable, no_trace, no_amplicon, low_identity).
 
-    The same checks as ``call``'s: too short or too weak an alignment, or an identity that unrelated
-    sequence reaches by chance (``qc.JUNK_IDENTITY``), is no amplicon; below ``min_identity``, low identity.
+    The same checks as ``call``'s (``qc.amplicon_check``): too short or too weak an alignment, or an
+    identity that unrelated sequence reaches by chance, is no amplicon; below ``min_identity``, low identity.
     """
     from .models import CallConfig
-    from .qc import JUNK_IDENTITY, measure as qc_measure
+    from .qc import amplicon_check, measure as qc_measure, region_limit
 
     if isinstance(item, Unreadable):
         return None, "unreadable"
     if not usable(item):
         return None, "no_trace"
     aln = align(amp, item.seq, item.qual)
-    min_aligned = min(config.min_aligned, amp.length // 2)
-    if aln is None or aln.target_end - aln.target_start < min_aligned or aln.score < 3 * min_aligned:
-        return None, "no_amplicon"
-    identity = qc_measure(amp, aln, item, CallConfig(min_identity=config.min_identity)).identity
-    if identity < JUNK_IDENTITY:
-        return None, "no_amplicon"
-    if identity < config.min_identity:
-        return None, "low_identity"
+    qc = qc_measure(amp, aln, item, CallConfig(min_identity=config.min_identity)) if aln is not None else None
+    reason, _ = amplicon_check(aln, qc, region_limit(config.min_aligned, amp), config.min_identity)
+    if reason is not None:
+        return None, reason.value
     return aln, ""
 
 
