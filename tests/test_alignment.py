@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from bsmeth.alignment import align, clean_read
 from bsmeth.models import Strand
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
+from readfixtures import clone
 
 DATA = Path(__file__).parent / "data"
 COMP = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}
@@ -30,15 +31,6 @@ def fasta_records(path: Path) -> dict[str, str]:
         elif line and name is not None:
             out[name].append(line)
     return {k: "".join(v) for k, v in out.items()}
-
-
-def clone(amp, methylated) -> str:
-    """The amplified strand of one clone as sequenced: C kept at methylated CpGs, every other C read as T."""
-    read = list(convert(amp.target))
-    for cpg, m in zip(amp.cpgs, methylated):
-        if m:
-            read[cpg.target_pos] = "C"
-    return "".join(read)
 
 
 def bs_identity(amp, aln) -> float:

@@ -16,6 +16,7 @@ from bsmeth.models import AlignedRead, CallConfig, Read, ReadQC, ReadResult, Rea
 from bsmeth.pipeline import run_call
 from bsmeth.qc import chance_match, hq_bases, mark_duplicates, measure, verdict
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
+from readfixtures import clone
 
 DATA = Path(__file__).parent / "data"
 CFG = CallConfig()
@@ -198,14 +199,6 @@ def biq_amp():
     return load_amplicon(DATA / "biq_demo/Master_Sequence.txt")
 
 
-def clone_seq(amp, meth) -> str:
-    s = list(convert(amp.target))
-    for c, m in zip(amp.cpgs, meth):
-        if m:
-            s[c.target_pos] = "C"
-    return "".join(s)
-
-
 def result(amp, rid, seq, sample="s", qual=None, config=CFG) -> ReadResult:
     """One read through alignment, calling and measure (what the pipeline does before duplicates)."""
     read = Read(rid, f"{rid}.fa", seq, qual)
@@ -217,7 +210,7 @@ def result(amp, rid, seq, sample="s", qual=None, config=CFG) -> ReadResult:
 
 def background(amp, n=6, seed=3):
     rng = random.Random(seed)
-    return [clone_seq(amp, [rng.random() < 0.5 for _ in amp.cpgs]) for _ in range(n)]
+    return [clone(amp, [rng.random() < 0.5 for _ in amp.cpgs]) for _ in range(n)]
 
 
 def _status(results):
@@ -225,7 +218,7 @@ def _status(results):
 
 
 def test_identical_clones_are_grouped_and_the_best_called_is_kept(biq_amp):
-    x = clone_seq(biq_amp, [i % 3 == 0 for i in range(len(biq_amp.cpgs))])
+    x = clone(biq_amp, [i % 3 == 0 for i in range(len(biq_amp.cpgs))])
     with_n = put(x, {c.target_pos: "N" for c in biq_amp.cpgs[:4]})  # fewer CpGs called, first in input order
     rs = [result(biq_amp, f"bg{i}", s) for i, s in enumerate(background(biq_amp))]
     rs = [result(biq_amp, "x_n", with_n)] + rs + [result(biq_amp, "x", x)]
@@ -236,7 +229,7 @@ def test_identical_clones_are_grouped_and_the_best_called_is_kept(biq_amp):
 
 
 def test_n_and_low_quality_are_wildcards(biq_amp):
-    x = clone_seq(biq_amp, [i % 2 == 0 for i in range(len(biq_amp.cpgs))])
+    x = clone(biq_amp, [i % 2 == 0 for i in range(len(biq_amp.cpgs))])
     t0 = biq_amp.cpgs[0].target_pos
     assert x[t0] == "C"
     flipped = put(x, {t0: "T"})  # disagrees at CpG 1 ...
@@ -255,7 +248,7 @@ def test_n_and_low_quality_are_wildcards(biq_amp):
 
 
 def test_duplicates_kept_with_keep_duplicates(biq_amp):
-    x = clone_seq(biq_amp, [i % 3 == 1 for i in range(len(biq_amp.cpgs))])
+    x = clone(biq_amp, [i % 3 == 1 for i in range(len(biq_amp.cpgs))])
     rs = [result(biq_amp, f"bg{i}", s) for i, s in enumerate(background(biq_amp))]
     rs += [result(biq_amp, "x", x), result(biq_amp, "x2", x)]
     out = _status(mark_duplicates(biq_amp, rs, CallConfig(keep_duplicates=True)))
@@ -264,7 +257,7 @@ def test_duplicates_kept_with_keep_duplicates(biq_amp):
 
 
 def test_duplicates_only_within_a_sample_and_among_passing_reads(biq_amp):
-    x = clone_seq(biq_amp, [i % 3 == 1 for i in range(len(biq_amp.cpgs))])
+    x = clone(biq_amp, [i % 3 == 1 for i in range(len(biq_amp.cpgs))])
     bg = background(biq_amp)
     rs = [result(biq_amp, f"a{i}", s, "A") for i, s in enumerate(bg)] + [result(biq_amp, f"b{i}", s, "B") for i, s in enumerate(bg)]
     rs += [result(biq_amp, "xa", x, "A"), result(biq_amp, "xb", x, "B")]
@@ -280,7 +273,7 @@ def test_duplicates_only_within_a_sample_and_among_passing_reads(biq_amp):
 def test_identical_unmethylated_fully_converted_reads_are_not_duplicates(biq_amp, n_unmeth, n_background):
     """README: identical, fully converted, unmethylated clones carry no evidence of being one molecule and are
     never called duplicates."""
-    u = clone_seq(biq_amp, [False] * len(biq_amp.cpgs))
+    u = clone(biq_amp, [False] * len(biq_amp.cpgs))
     rs = [result(biq_amp, f"bg{i}", s) for i, s in enumerate(background(biq_amp, n_background, seed=1))]
     rs += [result(biq_amp, f"u{i}", u) for i in range(n_unmeth)]
     out = mark_duplicates(biq_amp, rs, CFG)
@@ -288,7 +281,7 @@ def test_identical_unmethylated_fully_converted_reads_are_not_duplicates(biq_amp
 
 
 def test_many_identical_unmethylated_reads_are_not_duplicates(biq_amp):
-    u = clone_seq(biq_amp, [False] * len(biq_amp.cpgs))
+    u = clone(biq_amp, [False] * len(biq_amp.cpgs))
     out = mark_duplicates(biq_amp, [result(biq_amp, f"u{i}", u) for i in range(12)], CFG)
     assert [r.read_id for r in out if r.duplicate_of] == []
 
