@@ -77,3 +77,41 @@ def test_gm9_vector_trimmed_and_junk_excluded(tmp_path, gm9):
             assert r.qc.identity >= 0.9
     junk = [r.read_id for r in run.results if r.reason is Reason.NO_AMPLICON]
     assert len(junk) >= 4
+
+
+def _downstream_dir(tmp_path: Path, name: str) -> Path:
+    from callfixtures import dose_design
+
+    effect = {("BT474", d): 0.1 for d in (0, 1, 3, 10)} | {("rBT474", d): 0.2 + 0.06 * d for d in (0, 1, 3, 10)}
+    return dose_design(tmp_path / name / "call", effect, n_clones=8, under_primer=(1,), snp_cpg=6)
+
+
+def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
+    """`run` draws the lollipop grid while a forked worker makes statistics, dose-response figure and trace
+    section: the files must not depend on that split."""
+    from bsmeth.pipeline import run_downstream
+    from bsmeth.plots import PlotConfig
+    from bsmeth.stats import CompareConfig
+
+    one, two = _downstream_dir(tmp_path, "one"), _downstream_dir(tmp_path, "two")
+    out1 = run_downstream(one, PlotConfig(), CompareConfig(), processes=1)
+    out2 = run_downstream(two, PlotConfig(), CompareConfig(), processes=2)
+    assert [p.name for p in out1] == [p.name for p in out2]
+    assert {"lollipop.png", "dose_response.pdf", "stats.tsv", "report.html"} <= {p.name for p in out1}
+    for a, b in zip(out1, out2):
+        # the report quotes run.json's command, which names the fixture's folder
+        assert a.read_bytes().replace(b"/one/", b"/two/") == b.read_bytes(), a.name
+    assert not [p for p in two.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_downstream_worker_errors_reach_the_caller(tmp_path):
+    import pytest
+
+    from bsmeth.errors import InputError
+    from bsmeth.pipeline import run_downstream
+    from bsmeth.plots import PlotConfig
+    from bsmeth.stats import CompareConfig
+
+    d = _downstream_dir(tmp_path, "bad")
+    with pytest.raises(InputError, match="treatment"):  # raised in the forked worker by `compare`
+        run_downstream(d, PlotConfig(), CompareConfig(by="treatment"), processes=2)

@@ -2,11 +2,13 @@
 
 import itertools
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats as ss
+from hypothesis import given, settings, strategies as st
 
 from bsmeth import stats as S
 from bsmeth.errors import InputError
@@ -56,6 +58,63 @@ def test_mann_whitney_and_kruskal_match_scipy():
     h, p = S.kruskal([x, y, z])
     ref = ss.kruskal(x, y, z)
     assert abs(h - ref.statistic) < 1e-9 and abs(p - ref.pvalue) < 1e-9
+
+
+# fisher_2x2, mann_whitney and kruskal are computed without scipy.stats (its import is slow): held to it here
+_counts = st.integers(0, 60) | st.integers(0, 600)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_counts, _counts, _counts, _counts)
+def test_fisher_matches_scipy_on_any_table(m1, u1, m2, u2):
+    orr, p = S.fisher_2x2(m1, u1, m2, u2)
+    ref = ss.fisher_exact([[m2, u2], [m1, u1]], alternative="two-sided")
+    assert abs(p - ref.pvalue) < 1e-9
+    assert (math.isnan(orr) and math.isnan(ref.statistic)) or orr == pytest.approx(ref.statistic, rel=1e-12)
+
+
+_fractions = st.lists(st.integers(0, 10).map(lambda k: k / 10), min_size=1, max_size=25)  # per-clone: ties
+_distinct = st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12, unique=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.tuples(_fractions, _fractions),
+                 _distinct.flatmap(lambda v: st.integers(0, len(v)).map(lambda k: (v[:k], v[k:])))))
+def test_mann_whitney_matches_scipy(xy):
+    x, y = xy
+    u, p = S.mann_whitney(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = ss.mannwhitneyu(x, y, alternative="two-sided", method="auto") if x and y else None
+    if ref is None:
+        assert math.isnan(u) and math.isnan(p)
+        return
+    assert abs(u - ref.statistic) < 1e-9
+    assert (math.isnan(p) and math.isnan(ref.pvalue)) or abs(p - ref.pvalue) < 1e-9
+
+
+def test_mann_whitney_exact_branch_on_small_distinct_samples():
+    x, y = [0.11, 0.52, 0.33], [0.91, 0.74, 0.66, 0.85]
+    u, p = S.mann_whitney(x, y)
+    assert (u, p) == (0.0, pytest.approx(2 / math.comb(7, 3), abs=1e-15))  # the single most extreme split, twice
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_fractions, min_size=2, max_size=5))
+def test_kruskal_matches_scipy(groups):
+    h, p = S.kruskal(groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = ss.kruskal(*groups)
+    if math.isnan(ref.statistic):
+        assert math.isnan(h) and math.isnan(p)
+    else:
+        assert h == pytest.approx(ref.statistic, rel=1e-9, abs=1e-12) and abs(p - ref.pvalue) < 1e-9
+
+
+@given(st.lists(st.integers(0, 5), max_size=30))
+def test_average_ranks_match_scipy(values):
+    assert np.allclose(S.rank_average(values), ss.rankdata(values), rtol=0, atol=1e-12)
 
 
 def test_bh_against_hand_computation():

@@ -9,6 +9,7 @@ a traceback is shown only with ``--debug``.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -124,10 +125,19 @@ _call_options = _options(
     click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged)."),
     click.option("--nome", is_flag=True,
                  help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called."),
-    click.option("--threads", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
-                 help="Worker processes for reading and aligning."),
+    click.option("--threads", "-j", default=0, type=click.IntRange(0, 256),
+                 help="Worker processes (reading and aligning; figures beside statistics in `run`). "
+                      "Default 0: one per available CPU, at most 8."),
     click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors."),
 )
+
+
+def _available_cpus(cap: int = 8) -> int:
+    try:
+        n = len(os.sched_getaffinity(0))  # the CPUs this process may use, not all the machine has
+    except AttributeError:  # macOS, Windows
+        n = os.cpu_count() or 1
+    return max(1, min(cap, n))
 
 
 def _call_config(kw: dict):
@@ -137,7 +147,7 @@ def _call_config(kw: dict):
         min_qual=kw["min_qual"], min_conversion=kw["min_conversion"] / 100, min_identity=kw["min_identity"] / 100,
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
         min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
-        threads=kw["threads"], duplicate_min_evidence=kw["duplicate_evidence"], keep_mixed=kw["keep_mixed"])
+        threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"], keep_mixed=kw["keep_mixed"])
 
 
 def _do_call(ctx, kw: dict):
@@ -253,7 +263,7 @@ def run(ctx, **kw):
     from .pipeline import run_downstream
 
     call_run = _do_call(ctx, kw)
-    outputs = run_downstream(call_run.out, _plot_config(kw), _compare_config(kw))
+    outputs = run_downstream(call_run.out, _plot_config(kw), _compare_config(kw), _call_config(kw).threads)
     if not (ctx.obj["quiet"] or kw["quiet_here"]):
         names = ", ".join(sorted({p.name for p in outputs}))
         click.echo(f"results in {call_run.out}/: tables, {names}")
@@ -374,6 +384,18 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+def _caused_by_interrupt(e: BaseException) -> bool:
+    """Python wraps some exceptions (e.g. a Ctrl-C/SIGTERM landing in ``__set_name__`` while a library is
+    imported, as RuntimeError): an interrupt then arrives as the cause of another exception."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def main(argv=None) -> None:
     """Entry point: turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -400,6 +422,9 @@ def main(argv=None) -> None:
         click.echo("bsmeth: interrupted; no partial output was written", err=True)
         sys.exit(130)
     except Exception as e:  # a bug: say so in one line unless --debug
+        if _caused_by_interrupt(e):
+            click.echo("bsmeth: interrupted; no partial output was written", err=True)
+            sys.exit(130)
         if debug:
             raise
         click.echo(f"bsmeth: internal error: {type(e).__name__}: {e} (rerun with --debug and report it)", err=True)

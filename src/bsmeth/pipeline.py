@@ -7,6 +7,7 @@ Pipeline position: between ``cli`` (which only parses options) and the stages
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -104,8 +105,6 @@ def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig) ->
         for path, sample in jobs:
             yield process_file(path, sample, amp, config)
         return
-    import multiprocessing as mp
-
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
         try:
@@ -217,15 +216,52 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(out / "run.json", meta)
 
 
-def run_downstream(call_dir: Path, plot_config, compare_config) -> list[Path]:
-    """After ``call``: figures, statistics and the HTML report, all into the call folder."""
-    from .plots import run_plot
-    from .report import write_report
+def _side_outputs(call_dir: Path, plot_config, compare_config) -> tuple[Path, list[Path], str]:
+    """All of ``run_downstream`` but the lollipop grid: statistics, dose-response figure, trace snippet."""
+    from .plots import plot_dose_response
+    from .report import trace_section
     from .stats import run_compare
+    from .tables import load_call_dir
 
-    figures = run_plot(call_dir, plot_config)
     stats = Path(run_compare(call_dir, compare_config))
+    data = load_call_dir(call_dir)
+    return stats, plot_dose_response(data, plot_config), trace_section(data)
+
+
+def _side_worker_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+
+
+def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1) -> list[Path]:
+    """After ``call``: figures, statistics and the HTML report, all into the call folder.
+
+    The lollipop grid (the slowest part: one draw per format) is drawn here; with ``processes`` > 1 a
+    forked process makes the rest meanwhile.  The fork comes after the grid is built, so the worker shares
+    the pandas and matplotlib this process has already imported (a second import cost a second).  The
+    report is put together last from both halves.
+    """
+    from .plots import check_config, lollipop_figure, plot_lollipop
+    from .report import write_report
+    from .tables import load_call_dir
+
+    check_config(plot_config)
+    data = load_call_dir(call_dir)
+    fig = lollipop_figure(data, plot_config)
+    if processes > 1 and "fork" in mp.get_all_start_methods():
+        with mp.get_context("fork").Pool(1, initializer=_side_worker_signals) as pool:
+            pending = pool.apply_async(_side_outputs, (call_dir, plot_config, compare_config))
+            lollipop = plot_lollipop(data, plot_config, fig)
+            stats, dose, traces = pending.get()
+    else:
+        lollipop = plot_lollipop(data, plot_config, fig)
+        stats, dose, traces = _side_outputs(call_dir, plot_config, compare_config)
+    figures = lollipop + dose
     # the report embeds the PNGs just drawn rather than drawing the same figures again
     pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}
-    report = write_report(call_dir, plot_config=plot_config, compare_config=compare_config, pngs=pngs)
+    report = write_report(call_dir, plot_config=plot_config, compare_config=compare_config, pngs=pngs,
+                          traces=traces)
     return [*figures, stats, report]

@@ -354,7 +354,7 @@ def _clip(x: float) -> float:
 def dose_response_table(data, dose: str, line: Optional[str]):
     """Per (cell line, dose): clones, mean per-clone % with 95 % t CI, pooled % with Wilson 95 % CI."""
     import pandas as pd
-    from scipy.stats import t as t_dist
+    from scipy.special import stdtrit
 
     from .stats import wilson_ci
     from .tables import clone_table, order_levels
@@ -370,7 +370,7 @@ def dose_response_table(data, dose: str, line: Optional[str]):
             n = len(f)
             mean = float(f.mean()) if n else math.nan
             if n > 1:
-                half = float(t_dist.ppf(0.975, n - 1) * f.std(ddof=1) / math.sqrt(n))
+                half = float(stdtrit(n - 1, 0.975) * f.std(ddof=1) / math.sqrt(n))
             else:
                 half = math.nan
             k, tot = int(g["m"].sum()), int(g["n"].sum())
@@ -463,8 +463,12 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
 # saving
 
 
-def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write ``<stem>.<fmt>`` for every format, atomically and byte-for-byte reproducibly."""
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, tight: bool = True) -> list[Path]:
+    """Write ``<stem>.<fmt>`` for every format, atomically and byte-for-byte reproducibly.
+
+    ``tight``: crop to the drawn content (costs one extra draw); off for figures whose layout already
+    fits their content exactly (the lollipop grid: its overlap test checks that every text lies inside).
+    """
     import matplotlib
 
     from .errors import InputError
@@ -478,7 +482,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS) 
             raise InputError(f"format {fmt!r}: choose from {', '.join(FORMATS)}")
         path = Path(f"{stem}.{fmt}")
         meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}[fmt]
-        if bbox is None:  # the tight box costs a full draw: measure it once for every format
+        if bbox is None and tight:  # the tight box costs a full draw: measure it once for every format
             bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.06)
         kwargs = dict(format=fmt, bbox_inches=bbox, metadata=meta)
         if fmt == "png":
@@ -490,12 +494,43 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS) 
     return out
 
 
-def figure_png_bytes(fig, dpi: int = 110) -> bytes:
+def figure_png_bytes(fig, dpi: int = 110, tight: bool = True) -> bytes:
+    """PNG of ``fig``; ``tight=False`` for figures laid out edge to edge (saves a draw)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.06, metadata={"Software": None})
+    kwargs = dict(bbox_inches="tight", pad_inches=0.06) if tight else {}
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, **kwargs)
     return buf.getvalue()
+
+
+def _prefix(call_dir, config: PlotConfig) -> str:
+    return config.out_prefix if config.out_prefix is not None else str(Path(call_dir)) + os.sep
+
+
+def plot_lollipop(data, config: PlotConfig = PlotConfig(), fig=None) -> list[Path]:
+    """Write the lollipop grid (``fig``, or built here) in every format of ``config``; returns the paths."""
+    fig = lollipop_figure(data, config) if fig is None else fig
+    return save_figure(fig, f"{_prefix(data.directory, config)}lollipop", config.formats, tight=False)
+
+
+def plot_dose_response(data, config: PlotConfig = PlotConfig()) -> list[Path]:
+    """Write the dose-response figure in every format; no files when there is no dose column."""
+    fig = dose_response_figure(data, config)
+    if fig is None:
+        return []
+    return save_figure(fig, f"{_prefix(data.directory, config)}dose_response", config.formats)
+
+
+def check_config(config: PlotConfig) -> None:
+    """Options that are wrong whatever the data: raised before any work."""
+    from .errors import InputError
+
+    if config.layout not in ("equal", "proportional"):
+        raise InputError(f"layout {config.layout!r}: choose equal or proportional")
+    for fmt in config.formats:
+        if fmt.lower().lstrip(".") not in FORMATS:
+            raise InputError(f"format {fmt!r}: choose from {', '.join(FORMATS)}")
 
 
 def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig()) -> list[Path]:
@@ -503,15 +538,8 @@ def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig()) -> 
 
     Returns the written paths.
     """
-    from .errors import InputError
     from .tables import load_call_dir
 
-    if config.layout not in ("equal", "proportional"):
-        raise InputError(f"layout {config.layout!r}: choose equal or proportional")
+    check_config(config)
     data = load_call_dir(call_dir)
-    prefix = config.out_prefix if config.out_prefix is not None else str(Path(call_dir)) + os.sep
-    paths = save_figure(lollipop_figure(data, config), f"{prefix}lollipop", config.formats)
-    fig = dose_response_figure(data, config)
-    if fig is not None:
-        paths += save_figure(fig, f"{prefix}dose_response", config.formats)
-    return paths
+    return plot_lollipop(data, config) + plot_dose_response(data, config)

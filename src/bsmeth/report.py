@@ -24,6 +24,8 @@ import numpy as np
 from .plots import PlotConfig
 from .stats import CompareConfig
 
+DPI = 130  # figures drawn for the report itself (run embeds its 200 dpi PNGs instead)
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1300px;
 padding:0 1em;color:#222;line-height:1.4}
@@ -403,7 +405,8 @@ def trace_snippet_figure(read, cols, orient: str, title: str):
     return fig
 
 
-def _trace_section(data, dpi: int = 110) -> str:
+def trace_section(data, dpi: int = DPI) -> str:
+    """The report's chromatogram section (HTML): the slow part of the report, so ``run`` makes it beside the figures."""
     from .plots import figure_png_bytes
 
     picked = _snippet_read(data)
@@ -415,7 +418,7 @@ def _trace_section(data, dpi: int = 110) -> str:
              "(black and green), in read order")
     legend = " ".join(f'<span style="color:{c};font-weight:600">{b}</span>' for b, c in TRACE_COLOURS.items())
     title = f"{rid} ({path.name}), orientation {orient}"
-    png = figure_png_bytes(trace_snippet_figure(read, cols, orient, title), dpi)
+    png = figure_png_bytes(trace_snippet_figure(read, cols, orient, title), dpi, tight=False)
     return (f'<p class="note">Chromatogram of {_e(rid)} (the first passing read with a trace; file {_e(str(path))}) '
             f"around each CpG it covers, {SNIPPET_BASES} bases each side; the CpG's peak is shaded, its call above. "
             f"Channels {legend}; {_e(where)}.</p>" + _img(png, f"trace snippets of {rid} around each CpG"))
@@ -425,9 +428,10 @@ def _trace_section(data, dpi: int = 110) -> str:
 
 
 def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
-                 dpi: int = 130, pngs: Optional[dict] = None) -> str:
+                 dpi: int = DPI, pngs: Optional[dict] = None, traces: Optional[str] = None) -> str:
     """The report as one HTML string.  ``pngs`` ({"lollipop": bytes, "dose_response": bytes}) are figures
-    already rendered with the same options (``bsmeth run``); missing ones are drawn here."""
+    already rendered with the same options (``bsmeth run``); missing ones are drawn here.  ``traces``: the
+    chromatogram section, already made by ``trace_section``."""
     from .plots import dose_response_figure, figure_png_bytes, lollipop_figure
 
     pngs = pngs or {}
@@ -460,18 +464,18 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
         dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
     if dose_png is not None:
         parts += ['<h2 id="dose">Dose response</h2>', _img(dose_png, "percent methylation vs dose")]
-    parts += ['<h2 id="traces">Trace at the CpGs</h2>', _trace_section(data, dpi),
+    parts += ['<h2 id="traces">Trace at the CpGs</h2>', traces if traces is not None else trace_section(data, dpi),
               '<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
 def write_report(call_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None,
                  plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
-                 pngs: Optional[dict] = None) -> Path:
+                 pngs: Optional[dict] = None, traces: Optional[str] = None) -> Path:
     """Entry point of ``bsmeth report``: write ``<call_dir>/report.html`` (or ``out``) and return its path."""
     from .atomic import write_text as write_text_atomic
     from .tables import load_call_dir
 
     data = load_call_dir(call_dir)
     path = Path(out) if out is not None else Path(call_dir) / "report.html"
-    return write_text_atomic(path, build_report(data, plot_config, compare_config, pngs=pngs))
+    return write_text_atomic(path, build_report(data, plot_config, compare_config, pngs=pngs, traces=traces))
