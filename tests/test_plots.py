@@ -102,7 +102,7 @@ def _texts_of(ax):
 
 def overlaps(fig):
     """(text, axes) pairs where a text of one axes (or of the figure) runs into another axes' area,
-    and pairs of texts of different axes that overlap each other."""
+    and pairs of texts that overlap each other (of any axes, the same one included)."""
     renderer = fig.canvas.get_renderer()
     fig.draw(renderer)
     axes = fig.axes
@@ -118,7 +118,7 @@ def overlaps(fig):
                 bad.append((t.get_text(), ax.get_label()))
     for i in range(len(owned)):
         for j in range(i + 1, len(owned)):
-            (o1, t1, b1), (o2, t2, b2) = owned[i], owned[j]
+            (_, t1, b1), (_, t2, b2) = owned[i], owned[j]
             if b1.overlaps(b2):  # also within one axes: neighbouring CpG labels must not touch
                 bad.append((t1.get_text(), t2.get_text()))
     return bad
