@@ -150,7 +150,7 @@ def _call_config(kw: dict):
         threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"], keep_mixed=kw["keep_mixed"])
 
 
-def _do_call(ctx, kw: dict):
+def _do_call(ctx, kw: dict, meanwhile=None):
     """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun."""
     from .pipeline import run_call
 
@@ -160,7 +160,7 @@ def _do_call(ctx, kw: dict):
         if not quiet:
             click.echo(f"bsmeth: warning: {w}", err=True)
     run = run_call(kw["inputs"], amp, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
-                   force=kw["force"], progress=Progress("aligning files", not quiet))
+                   force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile)
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "
@@ -260,9 +260,9 @@ def report(call_dir, **kw):
 @click.pass_context
 def run(ctx, **kw):
     """The whole job: call + plot + compare + report.html, in one folder."""
-    from .pipeline import run_downstream
+    from .pipeline import import_downstream_libraries, run_downstream
 
-    call_run = _do_call(ctx, kw)
+    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries)
     outputs = run_downstream(call_run.out, _plot_config(kw), _compare_config(kw), _call_config(kw).threads)
     if not (ctx.obj["quiet"] or kw["quiet_here"]):
         names = ", ".join(sorted({p.name for p in outputs}))

@@ -11,7 +11,7 @@ import multiprocessing as mp
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -99,16 +99,23 @@ def _work(job: tuple[Path, str]) -> list[ReadResult]:
     return process_file(job[0], job[1], _WORKER["amp"], _WORKER["config"])
 
 
-def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig) -> Iterator[list[ReadResult]]:
-    """Results file by file, in input order, on ``config.threads`` processes."""
+def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig,
+             meanwhile: Optional[Callable[[], object]] = None) -> Iterator[list[ReadResult]]:
+    """Results file by file, in input order, on ``config.threads`` processes.  ``meanwhile()`` runs in
+    this process while the workers start aligning (or first, with one process)."""
     if config.threads <= 1 or len(jobs) < 2:
+        if meanwhile:
+            meanwhile()
         for path, sample in jobs:
             yield process_file(path, sample, amp, config)
         return
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
         try:
-            yield from pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
+            results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
+            if meanwhile:
+                meanwhile()
+            yield from results
         except BaseException:
             pool.terminate()
             raise
@@ -140,8 +147,13 @@ def run_call(
     command: Sequence[str] = (),
     force: bool = False,
     progress=None,
+    meanwhile: Optional[Callable[[], object]] = None,
 ) -> CallRun:
-    """Call every CpG of every read in ``inputs`` and write the result files into ``out``."""
+    """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
+
+    ``meanwhile()``: work for this process while worker processes align (``run`` imports the plotting
+    libraries then, instead of after the call, where it would wait for them alone).
+    """
     out = Path(out)
     sheet, assigned = resolve_inputs(inputs, sheet_path)
     prepare_out(out, force)
@@ -153,7 +165,7 @@ def run_call(
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []
     seen: dict[str, int] = {}
-    for i, batch in enumerate(_results(jobs, amplicon, config)):
+    for i, batch in enumerate(_results(jobs, amplicon, config, meanwhile)):
         for r in batch:
             # read ids are made unique (id#2...) so every table can be joined on the read column
             n = seen.get(r.read_id, 0) + 1
@@ -216,49 +228,77 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(out / "run.json", meta)
 
 
-def _side_outputs(call_dir: Path, plot_config, compare_config) -> tuple[Path, list[Path], str]:
-    """All of ``run_downstream`` but the lollipop grid: statistics, dose-response figure, trace snippet."""
-    from .plots import plot_dose_response
-    from .report import trace_section
+# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): the worker makes the
+# statistics and the dose-response figure and saves the lollipop PDF (font embedding makes it the slowest
+# save); this process saves the other lollipop formats and makes the report's trace section.
+WORKER_FORMATS = ("pdf",)
+_SIDE: dict = {}
+
+
+def _worker_half(call_dir: Path, plot_config, compare_config, fig, lollipop_formats: tuple[str, ...]
+                 ) -> tuple[Path, list[Path], list[Path]]:
+    """stats.tsv, the dose-response figure, and the lollipop grid ``fig`` in ``lollipop_formats``."""
+    from .plots import plot_dose_response, plot_lollipop
     from .stats import run_compare
     from .tables import load_call_dir
 
     stats = Path(run_compare(call_dir, compare_config))
     data = load_call_dir(call_dir)
-    return stats, plot_dose_response(data, plot_config), trace_section(data)
+    dose = plot_dose_response(data, plot_config)
+    lollipop = plot_lollipop(data, replace(plot_config, formats=lollipop_formats), fig) if lollipop_formats else []
+    return stats, dose, lollipop
 
 
-def _side_worker_signals() -> None:
+def _init_side_worker(fig) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    _SIDE["fig"] = fig  # forked: the figure is inherited, not pickled
+
+
+def _side_job(call_dir: Path, plot_config, compare_config, lollipop_formats):
+    return _worker_half(call_dir, plot_config, compare_config, _SIDE["fig"], lollipop_formats)
+
+
+def import_downstream_libraries() -> None:
+    """pandas and matplotlib (seconds of imports), for ``run_call(meanwhile=...)``."""
+    import importlib
+
+    for name in ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg", "scipy.special"):
+        importlib.import_module(name)
 
 
 def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1) -> list[Path]:
     """After ``call``: figures, statistics and the HTML report, all into the call folder.
 
-    The lollipop grid (the slowest part: one draw per format) is drawn here; with ``processes`` > 1 a
-    forked process makes the rest meanwhile.  The fork comes after the grid is built, so the worker shares
-    the pandas and matplotlib this process has already imported (a second import cost a second).  The
-    report is put together last from both halves.
+    With ``processes`` > 1 the work is split in two halves run at once by this process and a forked worker
+    (see WORKER_FORMATS).  The fork comes after the lollipop grid is built, so the worker shares the figure
+    and the pandas and matplotlib this process has already imported.  The report is put together last.
     """
     from .plots import check_config, lollipop_figure, plot_lollipop
-    from .report import write_report
+    from .report import trace_section, write_report
     from .tables import load_call_dir
 
     check_config(plot_config)
     data = load_call_dir(call_dir)
     fig = lollipop_figure(data, plot_config)
+    formats = tuple(f.lower().lstrip(".") for f in plot_config.formats)
     if processes > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(1, initializer=_side_worker_signals) as pool:
-            pending = pool.apply_async(_side_outputs, (call_dir, plot_config, compare_config))
-            lollipop = plot_lollipop(data, plot_config, fig)
-            stats, dose, traces = pending.get()
+        theirs = tuple(f for f in formats if f in WORKER_FORMATS)
+        mine = tuple(f for f in formats if f not in theirs)
+        with mp.get_context("fork").Pool(1, initializer=_init_side_worker, initargs=(fig,)) as pool:
+            pending = pool.apply_async(_side_job, (call_dir, plot_config, compare_config, theirs))
+            lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
+            traces = trace_section(data)
+            stats, dose, lollipop_theirs = pending.get()
+        lollipop += lollipop_theirs
     else:
         lollipop = plot_lollipop(data, plot_config, fig)
-        stats, dose, traces = _side_outputs(call_dir, plot_config, compare_config)
+        traces = trace_section(data)
+        stats, dose, _ = _worker_half(call_dir, plot_config, compare_config, fig, ())
+    lollipop.sort(key=lambda p: formats.index(p.suffix[1:]))
     figures = lollipop + dose
     # the report embeds the PNGs just drawn rather than drawing the same figures again
     pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}
