@@ -115,3 +115,21 @@ def test_downstream_worker_errors_reach_the_caller(tmp_path):
     d = _downstream_dir(tmp_path, "bad")
     with pytest.raises(InputError, match="treatment"):  # raised in the forked worker by `compare`
         run_downstream(d, PlotConfig(), CompareConfig(by="treatment"), processes=2)
+
+
+def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    import pytest
+
+    from bsmeth import pipeline
+    from bsmeth.plots import PlotConfig
+    from bsmeth.stats import CompareConfig
+
+    d = _downstream_dir(tmp_path, "dies")
+    # inherited by the forked worker, which then dies as if killed by the system
+    monkeypatch.setattr(pipeline, "_worker_half", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(BrokenProcessPool):
+        pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)

@@ -288,11 +288,21 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     if processes > 1 and "fork" in mp.get_all_start_methods():
         theirs = tuple(f for f in formats if f in WORKER_FORMATS)
         mine = tuple(f for f in formats if f not in theirs)
-        with mp.get_context("fork").Pool(1, initializer=_init_side_worker, initargs=(fig,)) as pool:
-            pending = pool.apply_async(_side_job, (call_dir, plot_config, compare_config, theirs))
-            lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
-            traces = trace_section(data)
-            stats, dose, lollipop_theirs = pending.get()
+        from concurrent.futures import ProcessPoolExecutor
+
+        # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
+        # waiting forever
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
+                                 initargs=(fig,)) as pool:
+            try:
+                pending = pool.submit(_side_job, call_dir, plot_config, compare_config, theirs)
+                lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
+                traces = trace_section(data)
+                stats, dose, lollipop_theirs = pending.result()
+            except BaseException:
+                for child in mp.active_children():  # the worker only: the call's pool is gone
+                    child.terminate()
+                raise
         lollipop += lollipop_theirs
     else:
         lollipop = plot_lollipop(data, plot_config, fig)
