@@ -4,6 +4,8 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bsmeth.models import CallConfig, Reason, Status
 from bsmeth.pipeline import run_call
 from bsmeth.reference import load_amplicon
@@ -41,7 +43,11 @@ def test_nome_hint_and_nome_mode(tmp_path, data, caplog):
     assert sum(c.call.value == "M" for c in called) / len(called) < 0.1
 
 
-def test_threads_give_identical_outputs(tmp_path, gm9):
+@pytest.mark.parametrize("fork", [True, False])  # Linux forks its workers; macOS and Windows spawn them
+def test_threads_give_identical_outputs(tmp_path, gm9, monkeypatch, fork):
+    from bsmeth import pipeline
+
+    monkeypatch.setattr(pipeline, "FORK_IS_SAFE", fork)
     amp = load_amplicon(gm9["reference"])
     inputs = [str(gm9["j1"]), str(gm9["ko"])]
     run_call(inputs, amp, tmp_path / "one", CallConfig(threads=1))
@@ -105,8 +111,6 @@ def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
 
 
 def test_downstream_worker_errors_reach_the_caller(tmp_path):
-    import pytest
-
     from bsmeth.errors import InputError
     from bsmeth.pipeline import run_downstream
     from bsmeth.plots import PlotConfig
@@ -121,8 +125,6 @@ def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
     import os
     import signal
     from concurrent.futures.process import BrokenProcessPool
-
-    import pytest
 
     from bsmeth import pipeline
     from bsmeth.plots import PlotConfig

@@ -87,6 +87,11 @@ def process_file(path: Path, sample: str, amp: Amplicon, config: CallConfig) -> 
 _WORKER: dict = {}
 
 
+# fork starts workers at once, with everything already imported; Python calls it unsafe on macOS (system
+# libraries may hold threads), so other systems spawn
+FORK_IS_SAFE = sys.platform.startswith("linux")
+
+
 def _init_worker(amp: Amplicon, config: CallConfig) -> None:
     import signal
 
@@ -109,7 +114,7 @@ def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig,
         for path, sample in jobs:
             yield process_file(path, sample, amp, config)
         return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
     with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
         try:
             results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
@@ -285,7 +290,7 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     data = load_call_dir(call_dir)
     fig = lollipop_figure(data, plot_config)
     formats = tuple(f.lower().lstrip(".") for f in plot_config.formats)
-    if processes > 1 and "fork" in mp.get_all_start_methods():
+    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker needs the figure by fork
         theirs = tuple(f for f in formats if f in WORKER_FORMATS)
         mine = tuple(f for f in formats if f not in theirs)
         from concurrent.futures import ProcessPoolExecutor
