@@ -147,7 +147,8 @@ def _call_config(kw: dict):
         min_qual=kw["min_qual"], min_conversion=kw["min_conversion"] / 100, min_identity=kw["min_identity"] / 100,
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
         min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
-        threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"], keep_mixed=kw["keep_mixed"])
+        threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"],
+        keep_mixed=kw["keep_mixed"])
 
 
 def _do_call(ctx, kw: dict, meanwhile=None):

@@ -325,14 +325,14 @@ def _draw_clones(ax, clones: list, numbers: list, x_of: dict, geom, sort: bool, 
 
 
 def _draw_strip(sx, summary, numbers: list, x_of: dict, geom) -> None:
+    from matplotlib.collections import PolyCollection
+
     pct = {int(c): p for c, p in zip(summary["cpg"], summary["percent"])}
     xs = [x_of[n] for n in numbers if n in pct and not math.isnan(pct[n])]
     hs = [pct[n] for n in numbers if n in pct and not math.isnan(pct[n])]
-    from matplotlib.collections import PolyCollection
-
     # one collection, not a Rectangle artist per bar: drawing hundreds of patches cost a tenth of a second
-    sx.add_collection(PolyCollection([[(x - 0.4, 0), (x + 0.4, 0), (x + 0.4, h), (x - 0.4, h)] for x, h in zip(xs, hs)],
-                                     facecolors="#7F7F7F", edgecolors="none", linewidths=0))
+    bars = [[(x - 0.4, 0), (x + 0.4, 0), (x + 0.4, h), (x - 0.4, h)] for x, h in zip(xs, hs)]
+    sx.add_collection(PolyCollection(bars, facecolors="#7F7F7F", edgecolors="none", linewidths=0))
     sx.set_ylim(0, 100)
     sx.xaxis.set_visible(False)
     sx.yaxis.set_visible(False)
