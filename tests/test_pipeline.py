@@ -70,6 +70,19 @@ def test_sheet_alone_gives_the_inputs(tmp_path, gm9):
     assert float(samples["J1"]["methylation"]) > 60 > 35 > float(samples["KO"]["methylation"])
 
 
+def test_samples_come_in_the_sheets_order(tmp_path, gm9):
+    """Inputs are read in sorted path order; samples.tsv and summary.tsv follow the sheet."""
+    inputs = sorted([str(gm9["j1"]), str(gm9["ko"])])
+    first, second = ("J1", "KO") if inputs[0] == str(gm9["ko"]) else ("KO", "J1")  # the sheet reverses the files
+    name = {"J1": gm9["j1"], "KO": gm9["ko"]}
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(f"file,sample\n{name[first]},{first}\n{name[second]},{second}\n")
+    run = run_call(inputs, load_amplicon(gm9["reference"]), tmp_path / "out", CallConfig(), sheet_path=str(sheet))
+    assert run.samples == (first, second)
+    assert [r["sample"] for r in rows(tmp_path / "out" / "samples.tsv")] == [first, second]
+    assert list(dict.fromkeys(r["sample"] for r in rows(tmp_path / "out" / "summary.tsv"))) == [first, second]
+
+
 def test_gm9_vector_trimmed_and_junk_excluded(tmp_path, gm9):
     amp = load_amplicon(gm9["reference"])
     run = run_call([str(gm9["j1"]), str(gm9["ko"])], amp, tmp_path / "out", CallConfig())

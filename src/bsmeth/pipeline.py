@@ -180,6 +180,9 @@ def run_call(
             progress(i + 1, len(jobs))
     results = mark_duplicates(amplicon, results, config)
     samples = tuple(dict.fromkeys(s for _, s, _ in assigned))
+    if sheet:  # the user's order (BT474_d3 before BT474_d10), not the files' sorted paths
+        rank = {name: i for i, name in enumerate(dict.fromkeys(name for name, _ in sheet.rows.values()))}
+        samples = tuple(sorted(samples, key=rank.__getitem__))
     columns = tuple(sheet.columns) if sheet else ()
     for r in results:
         if r.status is Status.FAIL:
