@@ -243,31 +243,29 @@ WORKER_FORMATS = ("pdf",)
 _SIDE: dict = {}
 
 
-def _worker_half(call_dir: Path, plot_config, compare_config, fig, lollipop_formats: tuple[str, ...]
+def _worker_half(data, plot_config, compare_config, fig, lollipop_formats: tuple[str, ...]
                  ) -> tuple[Path, list[Path], list[Path]]:
     """stats.tsv, the dose-response figure, and the lollipop grid ``fig`` in ``lollipop_formats``."""
     from .plots import plot_dose_response, plot_lollipop
-    from .stats import run_compare
-    from .tables import load_call_dir
+    from .stats import write_stats
 
-    stats = Path(run_compare(call_dir, compare_config))
-    data = load_call_dir(call_dir)
+    stats = Path(write_stats(data, compare_config))
     dose = plot_dose_response(data, plot_config)
     lollipop = plot_lollipop(data, replace(plot_config, formats=lollipop_formats), fig) if lollipop_formats else []
     return stats, dose, lollipop
 
 
-def _init_side_worker(fig) -> None:
+def _init_side_worker(data, fig) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    _SIDE["fig"] = fig  # forked: the figure is inherited, not pickled
+    _SIDE.update(data=data, fig=fig)  # forked: the loaded tables and the figure are inherited, not pickled
 
 
-def _side_job(call_dir: Path, plot_config, compare_config, lollipop_formats):
-    return _worker_half(call_dir, plot_config, compare_config, _SIDE["fig"], lollipop_formats)
+def _side_job(plot_config, compare_config, lollipop_formats):
+    return _worker_half(_SIDE["data"], plot_config, compare_config, _SIDE["fig"], lollipop_formats)
 
 
 def import_downstream_libraries() -> None:
@@ -285,14 +283,14 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     (see WORKER_FORMATS).  The fork comes after the lollipop grid is built, so the worker shares the figure
     and the pandas and matplotlib this process has already imported.  The report is put together last.
     """
-    from .plots import check_config, lollipop_figure, plot_lollipop
-    from .report import trace_section, write_report
+    from .plots import check_config, format_names, lollipop_figure, plot_lollipop
+    from .report import save_report, trace_section
     from .tables import load_call_dir
 
     check_config(plot_config)
-    data = load_call_dir(call_dir)
+    data = load_call_dir(call_dir)  # once: both halves and the report use these tables
     fig = lollipop_figure(data, plot_config)
-    formats = tuple(f.lower().lstrip(".") for f in plot_config.formats)
+    formats = format_names(plot_config.formats)
     if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker needs the figure by fork
         theirs = tuple(f for f in formats if f in WORKER_FORMATS)
         mine = tuple(f for f in formats if f not in theirs)
@@ -301,9 +299,9 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
         with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(fig,)) as pool:
+                                 initargs=(data, fig)) as pool:
             try:
-                pending = pool.submit(_side_job, call_dir, plot_config, compare_config, theirs)
+                pending = pool.submit(_side_job, plot_config, compare_config, theirs)
                 lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
                 traces = trace_section(data)
                 stats, dose, lollipop_theirs = pending.result()
@@ -315,11 +313,10 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     else:
         lollipop = plot_lollipop(data, plot_config, fig)
         traces = trace_section(data)
-        stats, dose, _ = _worker_half(call_dir, plot_config, compare_config, fig, ())
+        stats, dose, _ = _worker_half(data, plot_config, compare_config, fig, ())
     lollipop.sort(key=lambda p: formats.index(p.suffix[1:]))
     figures = lollipop + dose
     # the report embeds the PNGs just drawn rather than drawing the same figures again
     pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}
-    report = write_report(call_dir, plot_config=plot_config, compare_config=compare_config, pngs=pngs,
-                          traces=traces)
+    report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
     return [*figures, stats, report]

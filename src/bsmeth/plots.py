@@ -240,9 +240,8 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
         ax.set_xlim(geom.x_min, geom.x_max)
         sx.set_xlim(geom.x_min, geom.x_max)
         ax.set_axis_off()
-        top = [(xs[i], str(numbers[i]), numbers[i] in snp_cpgs) for i in tick_idx]
-        _x_ticks(ax, [t[0] for t in top], [t[1] for t in top], "top",
-                 highlight=[t[2] for t in top], label=LABEL_CPG_NUMBER)
+        _x_ticks(ax, [xs[i] for i in tick_idx], [str(numbers[i]) for i in tick_idx], "top",
+                 highlight=[numbers[i] in snp_cpgs for i in tick_idx], label=LABEL_CPG_NUMBER)
         n_used = len(clones.get(s, []))
         m_tot = sum(sum(1 for v in c.calls.values() if v[0] == "M") for c in clones.get(s, []))
         n_tot = sum(sum(1 for v in c.calls.values() if v[0] in "MU") for c in clones.get(s, []))
@@ -463,6 +462,17 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
 # saving
 
 
+def format_names(formats: Sequence[str]) -> tuple[str, ...]:
+    """``formats`` as bsmeth names them ("PNG", ".png" -> "png"); an unknown one raises ``InputError``."""
+    from .errors import InputError
+
+    names = tuple(f.lower().lstrip(".") for f in formats)
+    for given, name in zip(formats, names):
+        if name not in FORMATS:
+            raise InputError(f"format {given!r}: choose from {', '.join(FORMATS)}")
+    return names
+
+
 def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, tight: bool = True) -> list[Path]:
     """Write ``<stem>.<fmt>`` for every format, atomically and byte-for-byte reproducibly.
 
@@ -471,15 +481,11 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, 
     """
     import matplotlib
 
-    from .errors import InputError
     from .atomic import write_with as write_with_atomic
 
     out = []
     bbox = None
-    for fmt in formats:
-        fmt = fmt.lower().lstrip(".")
-        if fmt not in FORMATS:
-            raise InputError(f"format {fmt!r}: choose from {', '.join(FORMATS)}")
+    for fmt in format_names(formats):
         path = Path(f"{stem}.{fmt}")
         meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}[fmt]
         if bbox is None and tight:  # the tight box costs a full draw: measure it once for every format
@@ -528,9 +534,7 @@ def check_config(config: PlotConfig) -> None:
 
     if config.layout not in ("equal", "proportional"):
         raise InputError(f"layout {config.layout!r}: choose equal or proportional")
-    for fmt in config.formats:
-        if fmt.lower().lstrip(".") not in FORMATS:
-            raise InputError(f"format {fmt!r}: choose from {', '.join(FORMATS)}")
+    format_names(config.formats)
 
 
 def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig()) -> list[Path]:

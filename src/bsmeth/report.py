@@ -469,13 +469,19 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
     return "\n".join(parts) + "\n"
 
 
-def write_report(call_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None,
-                 plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
-                 pngs: Optional[dict] = None, traces: Optional[str] = None) -> Path:
-    """Entry point of ``bsmeth report``: write ``<call_dir>/report.html`` (or ``out``) and return its path."""
+def save_report(data, out: Optional[str | os.PathLike] = None, plot_config: PlotConfig = PlotConfig(),
+                compare_config: CompareConfig = CompareConfig(), pngs: Optional[dict] = None,
+                traces: Optional[str] = None) -> Path:
+    """Write the report of the loaded call directory ``data`` to ``<directory>/report.html`` (or ``out``)."""
     from .atomic import write_text as write_text_atomic
+
+    path = Path(out) if out is not None else data.directory / "report.html"
+    return write_text_atomic(path, build_report(data, plot_config, compare_config, pngs=pngs, traces=traces))
+
+
+def write_report(call_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None,
+                 plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig()) -> Path:
+    """Entry point of ``bsmeth report``: write ``<call_dir>/report.html`` (or ``out``) and return its path."""
     from .tables import load_call_dir
 
-    data = load_call_dir(call_dir)
-    path = Path(out) if out is not None else Path(call_dir) / "report.html"
-    return write_text_atomic(path, build_report(data, plot_config, compare_config, pngs=pngs, traces=traces))
+    return save_report(load_call_dir(call_dir), out, plot_config, compare_config)

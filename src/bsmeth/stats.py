@@ -143,10 +143,11 @@ def mann_whitney(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     n1, n2 = len(x), len(y)
     if n1 == 0 or n2 == 0:
         return (math.nan, math.nan)
-    ranks = rank_average(np.concatenate([x, y]))
+    both = np.concatenate([x, y])
+    ranks = rank_average(both)
     u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2)
     u = max(u1, n1 * n2 - u1)
-    ties = _tie_sizes(np.concatenate([x, y]))
+    ties = _tie_sizes(both)
     if (n1 > 8 and n2 > 8) or (ties > 1).any():
         n = n1 + n2
         sd = np.sqrt(n1 * n2 / 12 * ((n + 1) - float((ties ** 3 - ties).sum()) / (n * (n - 1))))
@@ -568,13 +569,15 @@ def rows_to_tsv(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_stats(data, config: CompareConfig = CompareConfig()) -> "os.PathLike":
+    """Write ``stats.tsv`` into the loaded call directory ``data``; return its path."""
+    from .atomic import write_text as write_text_atomic
+
+    return write_text_atomic(data.directory / "stats.tsv", rows_to_tsv(compare_rows(data, config)))
+
+
 def run_compare(call_dir: str | os.PathLike, config: CompareConfig = CompareConfig()) -> "os.PathLike":
     """Entry point of ``bsmeth compare``: read the call directory, write ``<call_dir>/stats.tsv``, return its path."""
-    from pathlib import Path
-
-    from .atomic import write_text as write_text_atomic
     from .tables import load_call_dir
 
-    data = load_call_dir(call_dir)
-    rows = compare_rows(data, config)
-    return write_text_atomic(Path(call_dir) / "stats.tsv", rows_to_tsv(rows))
+    return write_stats(load_call_dir(call_dir), config)
