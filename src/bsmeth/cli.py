@@ -397,6 +397,11 @@ def _caused_by_interrupt(e: BaseException) -> bool:
     return False
 
 
+def _exit_interrupted() -> None:
+    click.echo("bsmeth: interrupted; no partial output was written", err=True)
+    sys.exit(130)
+
+
 def main(argv=None) -> None:
     """Entry point: turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -406,9 +411,8 @@ def main(argv=None) -> None:
         rv = cli.main(args=args, prog_name="bsmeth", standalone_mode=False)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
-    except click.exceptions.Abort:
-        click.echo("bsmeth: interrupted; no partial output was written", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _exit_interrupted()
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
@@ -419,13 +423,9 @@ def main(argv=None) -> None:
             raise
         click.echo(f"bsmeth: error: {e}", err=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("bsmeth: interrupted; no partial output was written", err=True)
-        sys.exit(130)
     except Exception as e:  # a bug: say so in one line unless --debug
         if _caused_by_interrupt(e):
-            click.echo("bsmeth: interrupted; no partial output was written", err=True)
-            sys.exit(130)
+            _exit_interrupted()
         if debug:
             raise
         click.echo(f"bsmeth: internal error: {type(e).__name__}: {e} (rerun with --debug and report it)", err=True)
