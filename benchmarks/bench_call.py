@@ -47,10 +47,15 @@ def per_read_ms(folder: Path, repeats: int = 3) -> tuple[float, float]:
     return wall * 1000, cpu * 1000
 
 
+def bsmeth_exe() -> str:
+    """The console script of this interpreter's environment, else the one on PATH."""
+    exe = Path(sys.executable).with_name("bsmeth")
+    return str(exe) if exe.is_file() else (shutil.which("bsmeth") or str(exe))
+
+
 def whole_process(folder: Path, out: Path, threads: int) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one ``bsmeth call`` run in a child process."""
-    exe = shutil.which("bsmeth") or str(Path(sys.executable).with_name("bsmeth"))
-    cmd = [exe, "-q", "call", str(folder), "--samples", str(folder / "samples.csv"), "--out", str(out),
+    cmd = [bsmeth_exe(), "-q", "call", str(folder), "--samples", str(folder / "samples.csv"), "--out", str(out),
            "--force", "--threads", str(threads)]
     t = time.perf_counter()
     pid = os.fork()

@@ -22,12 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_call import bsmeth_exe  # benchmarks/ is this script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def bsmeth_cmd() -> list[str]:
-    exe = shutil.which("bsmeth", path=os.path.dirname(sys.executable)) or shutil.which("bsmeth")
-    return [exe] if exe else [sys.executable, "-m", "bsmeth.cli"]
 
 
 def whole_run(out: Path, threads: int) -> tuple[float, float]:
@@ -35,7 +32,7 @@ def whole_run(out: Path, threads: int) -> tuple[float, float]:
     shutil.rmtree(out, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(bsmeth_cmd() + ["run", "example_reads", "--samples", "example_reads/samples.csv", "--out",
+    subprocess.run([bsmeth_exe(), "run", "example_reads", "--samples", "example_reads/samples.csv", "--out",
                                    str(out), "-j", str(threads), "-q"], cwd=ROOT, check=True)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

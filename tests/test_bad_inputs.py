@@ -27,6 +27,8 @@ from click.testing import CliRunner
 from bsmeth import pipeline
 from bsmeth.cli import cli, main
 
+from command import bsmeth_cmd
+
 DATA = Path(__file__).parent / "data"
 BAD = DATA / "bad"
 READS = BAD / "reads"
@@ -118,17 +120,6 @@ def run_main(args: list, capsys) -> tuple[int, str, str]:
         code = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def bsmeth_cmd() -> list[str]:
-    """The installed console script (no ``python -m bsmeth`` is needed)."""
-    exe = Path(sys.executable).with_name("bsmeth")
-    if exe.is_file():
-        return [str(exe)]
-    found = shutil.which("bsmeth")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from bsmeth.cli import main; sys.exit(main())"]
 
 
 def run_cmd(args: list, cwd: Path) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,10 +13,7 @@ from click.testing import CliRunner
 
 from bsmeth.cli import cli, main
 
-
-def bsmeth_cmd() -> list[str]:
-    exe = shutil.which("bsmeth") or str(Path(sys.executable).with_name("bsmeth"))
-    return [exe]
+from command import bsmeth_cmd
 
 
 def rows(path: Path) -> list[dict]:
