@@ -46,6 +46,18 @@ def bs_identity(amp, aln) -> float:
     return ok / n if n else 0.0
 
 
+def check_insert_found(aln, amp, given: str, orientation: str, left: str, insert: str) -> None:
+    """A clone ``insert`` between vector (``left`` before it in the oriented read) aligned over the whole
+    amplicon, every base recovered, no gap, read positions right."""
+    assert aln.orientation == orientation
+    assert (aln.target_start, aln.target_end) == (0, amp.length)
+    # read_start/read_end are in the oriented read (= construct): the vector is outside
+    assert (aln.read_start, aln.read_end) == (len(left), len(left) + len(insert))
+    assert "".join(aln.bases) == insert
+    assert aln.insertions == 0
+    check_read_pos(given, aln)
+
+
 def check_read_pos(seq: str, aln) -> None:
     """For every aligned t, the read base at read_pos[t] (complemented for '-') is bases[t]."""
     s = clean_read(seq)
@@ -129,13 +141,7 @@ def test_vector_flanks_are_trimmed(igfbp3, vector, orientation):
     construct = left + insert + right
     given = construct if orientation == "+" else revcomp(construct)
     aln = align(igfbp3, given, None)
-    assert aln.orientation == orientation
-    assert (aln.target_start, aln.target_end) == (0, igfbp3.length)
-    # read_start/read_end are in the oriented read (= construct): the vector is outside
-    assert (aln.read_start, aln.read_end) == (len(left), len(left) + len(insert))
-    assert "".join(aln.bases) == insert
-    assert aln.insertions == 0
-    check_read_pos(given, aln)
+    check_insert_found(aln, igfbp3, given, orientation, left, insert)
     if orientation == "+":
         assert aln.read_pos[0] == len(left) and aln.read_pos[-1] == len(left) + len(insert) - 1
     else:
@@ -281,12 +287,7 @@ def test_simulated_clones_are_recovered_exactly(data):
     given_seq = construct if orientation == "+" else revcomp(construct)
     qual = (np.arange(len(given_seq)) * 7 % 61).astype(np.uint8)
     aln = align(amp, given_seq, qual)
-    assert aln.orientation == orientation
-    assert (aln.target_start, aln.target_end) == (0, amp.length)
-    assert (aln.read_start, aln.read_end) == (len(left), len(left) + len(insert))
-    assert "".join(aln.bases) == insert
-    assert aln.insertions == 0
-    check_read_pos(given_seq, aln)
+    check_insert_found(aln, amp, given_seq, orientation, left, insert)
     for t in range(amp.length):
         assert aln.quals[t] == qual[aln.read_pos[t]]
 
