@@ -46,9 +46,12 @@ def write_call_dir(
     snp_cpg: Optional[int] = None,
     snp_name: str = "rs2854744",
     run_sample_columns: bool = True,
+    amplicon: str = "IGFBP3_promoter",
+    legacy: bool = False,
 ) -> Path:
     """``samples``: dicts with ``sample``, the sheet columns, ``clones`` (strings) and optional
-    ``failed`` (list of (reason, detail)).  Returns ``directory``."""
+    ``failed`` (list of (reason, detail)).  Returns ``directory``.  ``legacy``: the layout of bsmeth 0.1
+    (no amplicon column, run.json without ``amplicons``)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     n_cpg = len(positions)
@@ -70,7 +73,8 @@ def write_call_dir(
             if failed is not None:
                 by_reason[failed[0]] = by_reason.get(failed[0], 0) + 1
                 clone = "U" * n_cpg if failed[0] not in ("unreadable", "no_amplicon") else None
-            row = {"read": rid, "file": f"reads/{rid}.ab1", "sample": name, **sheet, "status": status,
+            row = {"read": rid, "file": f"reads/{rid}.ab1", "sample": name, **sheet, "amplicon": amplicon,
+                   "status": status,
                    "reason": "" if failed is None else failed[0], "detail": "" if failed is None else failed[1],
                    "length": 420}
             if clone is not None:
@@ -86,7 +90,8 @@ def write_call_dir(
                     m += call == "M"
                     u += call == "U"
                     base = {"M": "C", "U": "T", "-": "N", ".": "", "s": "A"}[ch]
-                    calls.append({"read": rid, "sample": name, "cpg": number, "pos": positions[i], "call": call,
+                    calls.append({"read": rid, "sample": name, "amplicon": amplicon, "cpg": number,
+                                  "pos": positions[i], "call": call,
                                   "why": why, "status": status, "base": base,
                                   "qual": "" if ch == "." else (12 if ch == "-" else 40)})
                     if status == "pass":
@@ -114,20 +119,24 @@ def write_call_dir(
             mm, uu, nd = tallies[i]
             number = i + 1
             note = "under_primer" if number in under_primer else (f"snp:{snp_name}" if number == snp_cpg else "")
-            summary.append({"sample": name, "cpg": number, "pos": positions[i], "methylated": mm,
+            summary.append({"sample": name, "amplicon": amplicon, "cpg": number, "pos": positions[i],
+                            "methylated": mm,
                             "unmethylated": uu, "not_determined": nd,
                             "percent": f"{100 * mm / (mm + uu):.2f}" if mm + uu else "", "note": note})
-        srows.append({"sample": name, **sheet, "reads": n_reads, "pass": n_pass, "cpgs_called": called_total,
+        srows.append({"sample": name, **sheet, "amplicon": amplicon, "reads": n_reads, "pass": n_pass,
+                      "cpgs_called": called_total,
                       "methylation": f"{100 * meth_total / called_total:.2f}" if called_total else ""})
-    read_cols = ["read", "file", "sample", *sheet_columns, "status", "reason", "orientation", "conversion",
+    amp_col = [] if legacy else ["amplicon"]
+    read_cols = ["read", "file", "sample", *sheet_columns, *amp_col, "status", "reason", "orientation", "conversion",
                  "identity", "cpgs_called", "methylation", "duplicate_of", "detail", "length", "aligned_start",
                  "aligned_end", "mismatches", "converted", "unconverted", "mean_qual", "genotype", "mixed_sites"]
     _tsv(d / "reads.tsv", read_cols, reads)
-    _tsv(d / "cpg_calls.tsv", ["read", "sample", "cpg", "pos", "call", "why", "status", "base", "qual", "c_signal",
-                               "t_signal", "c_frac", "confidence", "trace_flag"], calls)
-    _tsv(d / "summary.tsv", ["sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent",
-                             "note"], summary)
-    _tsv(d / "samples.tsv", ["sample", *sheet_columns, "reads", "pass", "cpgs_called", "methylation"], srows)
+    _tsv(d / "cpg_calls.tsv", ["read", "sample", *amp_col, "cpg", "pos", "call", "why", "status", "base", "qual",
+                               "c_signal", "t_signal", "c_frac", "confidence", "trace_flag"], calls)
+    _tsv(d / "summary.tsv", ["sample", *amp_col, "cpg", "pos", "methylated", "unmethylated", "not_determined",
+                             "percent", "note"], summary)
+    _tsv(d / "samples.tsv", ["sample", *sheet_columns, *amp_col, "reads", "pass", "cpgs_called", "methylation"],
+         srows)
     preamble = ["# bsmeth alignments against IGFBP3_promoter (top strand, amplified strand shown 5'->3')",
                 "# marks: | match, . converted C, ! unconverted non-CpG C, * CpG, x mismatch; call line: M/U/- at CpGs",
                 ""]
@@ -138,7 +147,7 @@ def write_call_dir(
         "parameters": {"min_qual": 20, "min_conversion": 0.95, "min_identity": 0.9},
         "reference": {"name": "IGFBP3_promoter", "source": "embedded default", "length": 400},
         "amplicon": {
-            "strand": "top", "start": 21, "end": 220, "length": 200,
+            "name": amplicon, "strand": "top", "start": 21, "end": 220, "length": 200,
             "forward": "TGGGTATATTTTGGTTTTTGTAGA", "reverse": "AAAACCAAAATAACCCAAAACAC", "warnings": [],
             "snps": [{"name": snp_name, "pos": positions[snp_cpg - 1], "ref": "C", "alt": "A"}] if snp_cpg else [],
             "cpgs": [{"cpg": i + 1, "pos": p, "under_primer": (i + 1) in under_primer,
@@ -148,6 +157,8 @@ def write_call_dir(
         "counts": counts,
         "outputs": ["reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json"],
     }
+    if not legacy:
+        run["amplicons"] = [run["amplicon"]]
     if run_sample_columns:
         run["sample_columns"] = list(sheet_columns)
     (d / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")

@@ -35,8 +35,10 @@ def test_reference_show_default_amplicon():
     assert "27 in the amplicon, 25 assessable" in r.output
     lines = [ln.split("\t") for ln in r.output.splitlines() if ln[:1].isdigit()]
     assert len(lines) == 27
-    assert lines[0][:4] == ["1", "37", "1", "yes"]  # the CpG under the forward primer's 5' base
-    assert lines[5][4] == "rs2854744"
+    # the CpG under the forward primer's 5' base; hg19 minus-strand C (SOURCE.md: index 36 = chr7:45,961,127)
+    assert lines[0] == ["1", "37", "1", "chr7", "45961127", "-", "yes", ""]
+    assert lines[5][7] == "rs2854744"
+    assert "hg19 chr7:45960902-45961127" in r.output
 
 
 def test_reference_show_whole_record(biq):

@@ -85,7 +85,7 @@ def test_sheet_and_summary_columns_equal_docs():
     docs = documented_columns()
     assert docs["summary.tsv"] == list(SUMMARY_COLUMNS)
     assert docs["reads.tsv"][:4] == ["read", "file", "sample", SHEET_MARK]
-    assert docs["samples.tsv"] == ["sample", SHEET_MARK, "reads", "pass", "cpgs_called", "methylation"]
+    assert docs["samples.tsv"] == ["sample", SHEET_MARK, "amplicon", "reads", "pass", "cpgs_called", "methylation"]
 
 
 def test_reason_and_why_tokens_equal_docs():

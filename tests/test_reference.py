@@ -85,7 +85,7 @@ def test_default_cpgs(default, default_seq):
     for c in cpgs:
         assert default_seq[c.ref_pos:c.ref_pos + 2] == "CG"
         assert default.target[c.target_pos] == "C"
-        assert default.to_ref(c.target_pos) == c.ref_pos
+        assert default.frame.ref_of(c.target_pos) == c.ref_pos
     by_pos = {c.ref_pos: c for c in cpgs}
     assert by_pos[36].under_primer and by_pos[36].target_pos == 0  # under the forward primer's 5' base
     assert by_pos[255].under_primer  # inside the reverse primer site
@@ -130,7 +130,7 @@ def test_bottom_strand_amplicon_from_reverse_complemented_fasta(tmp_path, defaul
         # pos is the C of the top-strand CG of the FASTA as written
         assert rc[c.ref_pos:c.ref_pos + 2] == "CG"
         # the amplified strand reads that CpG's C at the complement of the G
-        assert amp.to_ref(c.target_pos) == c.ref_pos + 1
+        assert amp.frame.ref_of(c.target_pos) == c.ref_pos + 1
         assert amp.target[c.target_pos] == "C"
     top = {c.target_pos: c for c in default.cpgs}
     bottom = {c.target_pos: c for c in amp.cpgs}
@@ -235,8 +235,8 @@ def test_lower_case_any_line_length(tmp_path, default, default_seq, width):
     amp = load_amplicon(path, DEFAULT_FORWARD, DEFAULT_REVERSE)
     assert amp.reference == default_seq
     assert (amp.start, amp.end, amp.target) == (default.start, default.end, default.target)
-    # a reference given as a file carries no default SNP; everything else about the CpGs is the same
-    assert amp.cpgs == tuple(replace(c, snp=None) for c in default.cpgs)
+    # a reference given as a file carries no default SNP nor genome anchor; everything else about the CpGs is the same
+    assert amp.cpgs == tuple(replace(c, snp=None, genome_pos=None) for c in default.cpgs)
 
 
 def test_header_less_reference_and_crlf(tmp_path, default_seq):
@@ -298,7 +298,7 @@ def test_whole_reference_mode_bottom_strand(default_seq):
     assert [c.ref_pos for c in amp.cpgs] == cpg_sites(default_seq)
     for c in amp.cpgs:
         assert amp.target[c.target_pos] == "C"
-        assert amp.to_ref(c.target_pos) == c.ref_pos + 1
+        assert amp.frame.ref_of(c.target_pos) == c.ref_pos + 1
 
 
 def test_snps_outside_the_amplicon_are_dropped(default_seq):
@@ -385,14 +385,14 @@ def test_converted_strands_relations(seq):
 def _check_to_ref(amp):
     ref = amp.reference
     for t in range(amp.length):
-        r = amp.to_ref(t)
+        r = amp.frame.ref_of(t)
         assert 0 <= r < len(ref)
         expected = ref[r] if amp.strand is Strand.TOP else COMP[ref[r]]
         assert amp.target[t] == expected
     for c in amp.cpgs:
         assert ref[c.ref_pos:c.ref_pos + 2] == "CG"
         assert amp.target[c.target_pos] == "C"
-        assert amp.to_ref(c.target_pos) == c.ref_pos + (0 if amp.strand is Strand.TOP else 1)
+        assert amp.frame.ref_of(c.target_pos) == c.ref_pos + (0 if amp.strand is Strand.TOP else 1)
 
 
 @given(st.text(alphabet="ACGT", min_size=1, max_size=150), st.sampled_from([Strand.TOP, Strand.BOTTOM]))

@@ -282,7 +282,7 @@ def test_two_groups_agree_with_scipy_on_counts(tmp_path):
     out = S.run_compare(d, S.CompareConfig(seed=1))
     assert out == d / "stats.tsv"
     header = out.read_text().split("\n")[0].split("\t")
-    assert header == ["test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high",
+    assert header == ["amplicon", "test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high",
                       "n", "note"]
     rows = _read_stats(out)
     data = load_call_dir(d)

@@ -12,15 +12,14 @@ from __future__ import annotations
 from typing import Optional
 
 from .evidence import PeakSignal
-from .models import NO_QUAL, AlignedRead, Amplicon, Call, CallConfig, CpG, CpGCall, Strand, Why
-from .reference import revcomp
+from .coords import one_based
+from .models import NO_QUAL, AlignedRead, Amplicon, Call, CallConfig, CpG, CpGCall, Why
 
 
 def snp_target(amp: Amplicon, snp) -> tuple[int, str]:
     """Target coordinate and amplified-strand letter of a SNP's alternative allele."""
-    if amp.strand is Strand.TOP:
-        return snp.pos - amp.start, snp.alt
-    return amp.end - 1 - snp.pos, revcomp(snp.alt)
+    frame = amp.frame
+    return frame.target_of(snp.pos), frame.allele_on_target(snp.alt)
 
 
 def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
@@ -80,8 +79,8 @@ def genotype(amp: Amplicon, aln: AlignedRead) -> str:
         b = str(aln.bases[ts]) if 0 <= ts < amp.length else " "
         if b in (" ", "-", "N"):
             continue
-        name = snp.name or f"{snp.pos + 1}"
-        ref = snp.ref if amp.strand is Strand.TOP else revcomp(snp.ref)
+        name = snp.name or str(one_based(snp.pos))
+        ref = amp.frame.allele_on_target(snp.ref)
         if b == alt:
             out.append(f"{name}:{snp.alt}")
         elif b == ref or (ref == "C" and b == "T"):  # a converted C is still the C allele

@@ -42,15 +42,46 @@ _reference_options = _options(
                  help="Amplified strand when no primers are given (default: top = FASTA as written)."),
     click.option("--snp", "snps", multiple=True, metavar="POS:REF>ALT",
                  help="Known SNP that can destroy a CpG, 1-based FASTA position (e.g. 89:C>A). Repeatable."),
+    click.option("--anchor", metavar="ASSEMBLY:CHROM:START-END:STRAND",
+                 help="Where the reference lies on a genome, 1-based inclusive as genome browsers show it, and "
+                      "the genome strand the FASTA is written on, e.g. hg19:chr7:45960822-45961163:-. "
+                      "Default for the embedded reference: that one."),
 )
 
+_panel_option = click.option(
+    "--panel", type=click.Path(dir_okay=False), metavar="TSV",
+    help="Several amplicons in one run: a CSV/TSV with columns amplicon, reference, forward, reverse and optional "
+         "assembly, chrom, start, strand, snps (or MethAmplicons2's amplicon table); see docs/panels.md. "
+         "Replaces --reference/--forward/--reverse/--snp/--anchor.")
 
-def _amplicon(reference, forward, reverse, strand, snps):
+
+def _amplicon(reference, forward, reverse, strand, snps, anchor=None):
+    from .coords import parse_anchor
     from .models import Strand
     from .reference import load_amplicon, parse_snp
 
+    try:
+        genome = parse_anchor(anchor) if anchor else None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--anchor") from None
     return load_amplicon(reference, forward, reverse, Strand(strand) if strand else None,
-                         tuple(parse_snp(s) for s in snps))
+                         tuple(parse_snp(s) for s in snps), genome)
+
+
+def _panel(kw: dict):
+    """The run's panel: ``--panel``, or the one-amplicon form as a panel of one."""
+    from .models import Panel
+
+    if kw.get("panel"):
+        given = [f"--{k}" for k in ("reference", "forward", "reverse", "strand", "anchor") if kw.get(k)]
+        given += ["--snp"] if kw.get("snps") else []
+        if given:
+            raise click.UsageError(f"--panel names every amplicon's reference and primers: leave out {', '.join(given)}")
+        from .panel import load_panel
+
+        return load_panel(kw["panel"])
+    return Panel((_amplicon(kw["reference"], kw["forward"], kw["reverse"], kw["strand"], kw["snps"],
+                            kw.get("anchor")),))
 
 
 class BsmethGroup(click.Group):
@@ -106,6 +137,7 @@ _call_options = _options(
     click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
                  help="Sample sheet: columns file, sample and any conditions (cell_line, dose...)."),
     _reference_options,
+    _panel_option,
     click.option("--out", "-o", required=True, type=click.Path(), help="Output folder."),
     click.option("--force", is_flag=True, help="Overwrite results already in --out."),
     click.option("--min-qual", default=20, show_default=True, help="PHRED below this at a CpG: not determined."),
@@ -155,12 +187,14 @@ def _do_call(ctx, kw: dict, meanwhile=None):
     """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun."""
     from .pipeline import run_call
 
-    amp = _amplicon(kw["reference"], kw["forward"], kw["reverse"], kw["strand"], kw["snps"])
+    panel = _panel(kw)
     quiet = ctx.obj["quiet"] or kw["quiet_here"]
-    for w in amp.warnings:
-        if not quiet:
-            click.echo(f"bsmeth: warning: {w}", err=True)
-    run = run_call(kw["inputs"], amp, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
+    for amp in panel:
+        for w in amp.warnings:
+            if not quiet:
+                click.echo(f"bsmeth: warning: {w}" if len(panel) == 1 else f"bsmeth: warning: {amp.name}: {w}",
+                           err=True)
+    run = run_call(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
                    force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile)
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
@@ -280,7 +314,7 @@ def run(ctx, **kw):
               help="Direct sequencing of uncloned PCR product instead of clones: reads at 0, 10, 25, 50, 75, 90 "
                    "and 100 % methylation, for `bsmeth quantify`.")
 @_reference_options
-def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps):
+def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps, anchor):
     """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
     import json
 
@@ -294,7 +328,7 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
     if direct:
         from .simulate_direct import simulate_direct
 
-        amp = _amplicon(reference, forward, reverse, strand, snps)
+        amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
         res = simulate_direct(amp, out_p, seed=seed)
         click.echo(f"{len(res.traces)} simulated direct-sequencing traces in {out_p}/; sample sheet samples.csv, "
                    "truth in truth_direct.tsv")
@@ -306,7 +340,7 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
             raise InputError(f"--design {design}: {e}") from None
     else:
         d = seed_study_design()
-    amp = _amplicon(reference, forward, reverse, strand, snps)
+    amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
     res = run_simulate(d, amp, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
     faults = ", ".join(f"{k} {v}" for k, v in res.faults.items()) or "none"
     click.echo(f"{res.n_reads} simulated traces in {out_p}/ (faults: {faults}); "
@@ -322,29 +356,48 @@ def reference():
 
 @reference.command("show", context_settings=CONTEXT)
 @_reference_options
-def reference_show(reference, forward, reverse, strand, snps):
-    """Print the amplicon, its strand, CpG table and warnings."""
-    amp = _amplicon(reference, forward, reverse, strand, snps)
-    click.echo(f"reference  {amp.name}  ({len(amp.reference)} bp)  from {amp.source}")
-    if amp.forward:
-        click.echo(f"primers    forward {amp.forward}  reverse {amp.reverse}")
-    else:
-        click.echo("primers    none: the whole record is the target region")
-    click.echo(f"amplicon   {amp.start + 1}-{amp.end} (1-based, inclusive)  {amp.length} bp  "
-               f"amplified strand: {amp.strand.value}{' (FASTA as written)' if amp.strand.value == 'top' else ' (reverse complement of the FASTA)'}")
-    n_ok = sum(not c.under_primer for c in amp.cpgs)
-    click.echo(f"CpGs       {len(amp.cpgs)} in the amplicon, {n_ok} assessable")
-    click.echo("")
-    click.echo("cpg\tpos\tamplicon_pos\tunder_primer\tsnp")
-    for c in amp.cpgs:
-        click.echo(f"{c.number}\t{c.ref_pos + 1}\t{c.target_pos + 1}\t{'yes' if c.under_primer else 'no'}\t"
-                   f"{c.snp.name if c.snp else ''}")
-    n_primer = len(amp.cpgs) - n_ok
-    warnings = list(amp.warnings)
-    if n_primer:
-        warnings.append(f"{n_primer} CpG(s) overlap a primer site: not assessable (the primer is copied into the product)")
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
+@_panel_option
+def reference_show(reference, forward, reverse, strand, snps, anchor, panel):
+    """Print each amplicon: span, strand, genome position, CpG table and warnings."""
+    from .coords import one_based
+
+    kw = dict(reference=reference, forward=forward, reverse=reverse, strand=strand, snps=snps, anchor=anchor,
+              panel=panel)
+    for k, amp in enumerate(_panel(kw)):
+        if k:
+            click.echo("")
+        click.echo(f"reference  {amp.name}  ({len(amp.reference)} bp)  from {amp.source}")
+        if amp.forward:
+            click.echo(f"primers    forward {amp.forward}  reverse {amp.reverse}")
+        else:
+            click.echo("primers    none: the whole record is the target region")
+        written = " (FASTA as written)" if amp.strand.value == "top" else " (reverse complement of the FASTA)"
+        click.echo(f"amplicon   {one_based(amp.start)}-{amp.end} (1-based, inclusive)  {amp.length} bp  "
+                   f"amplified strand: {amp.strand.value}{written}")
+        frame = amp.frame
+        if frame.anchor is not None:
+            g0, g1 = frame.genome_span()
+            click.echo(f"genome     {frame.anchor.assembly} {frame.anchor.chrom}:{one_based(g0)}-{g1}  "
+                       f"amplified strand on the genome: {frame.genome_strand}")
+        else:
+            click.echo("genome     no anchor (give --anchor or a panel with assembly, chrom, start, strand)")
+        n_ok = sum(not c.under_primer for c in amp.cpgs)
+        click.echo(f"CpGs       {len(amp.cpgs)} in the amplicon, {n_ok} assessable")
+        click.echo("")
+        click.echo("cpg\tpos\tamplicon_pos\tchrom\tgenome_pos\tstrand\tunder_primer\tsnp")
+        chrom, gstrand = (frame.anchor.chrom, frame.genome_strand) if frame.anchor else ("", "")
+        for c in amp.cpgs:
+            gpos = one_based(c.genome_pos)
+            click.echo(f"{c.number}\t{one_based(c.ref_pos)}\t{one_based(c.target_pos)}\t{chrom}\t"
+                       f"{'' if gpos is None else gpos}\t{gstrand}\t{'yes' if c.under_primer else 'no'}\t"
+                       f"{c.snp.name if c.snp else ''}")
+        n_primer = len(amp.cpgs) - n_ok
+        warnings = list(amp.warnings)
+        if n_primer:
+            warnings.append(f"{n_primer} CpG(s) overlap a primer site: not assessable (the primer is copied into "
+                            "the product)")
+        for w in warnings:
+            click.echo(f"warning: {amp.name}: {w}", err=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -363,12 +416,12 @@ def reference_show(reference, forward, reverse, strand, snps):
               help="C + T peaks below this fraction of a full peak there: no estimate (low_signal).")
 @click.option("--formats", default="svg,png,pdf", show_default=True, help="Plot formats.")
 @click.pass_context
-def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, out, force, standard0, standard100,
+def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, anchor, out, force, standard0, standard100,
              min_signal, formats):
     """Percent methylation per CpG from direct reads of uncloned bisulfite PCR product (not clones)."""
     from .quantify import QuantifyConfig, run_quantify
 
-    amp = _amplicon(reference, forward, reverse, strand, snps)
+    amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
     quiet = ctx.obj["quiet"]
     for w in amp.warnings:
         if not quiet:

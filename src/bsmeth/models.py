@@ -1,13 +1,8 @@
 """Plain result types shared by every stage: frozen dataclasses and enums.
 
-Bottom of the import graph (next to ``errors``).  Coordinates are 0-based and
-half-open everywhere inside bsmeth; only the writers in ``output`` add 1.
-
-Two coordinate systems exist for an amplicon:
-* *reference* coordinates: index into the reference FASTA record as written;
-* *target* coordinates: index along the amplified (bisulfite-converted) strand,
-  5'->3', starting at the first base of the forward primer.  For a top-strand
-  amplicon ``ref = start + t``; for a bottom-strand one ``ref = end - 1 - t``.
+Bottom of the import graph (next to ``errors`` and ``coords``).  Coordinates
+are 0-based and half-open everywhere inside bsmeth; the frames (target,
+reference, genome, read) and every conversion between them are in ``coords``.
 """
 
 from __future__ import annotations
@@ -18,12 +13,8 @@ from typing import Optional
 
 import numpy as np
 
+from .coords import Frame, GenomeAnchor, Strand
 
-class Strand(str, enum.Enum):
-    """Which converted strand the PCR amplifies, relative to the FASTA as written."""
-
-    TOP = "top"
-    BOTTOM = "bottom"
 
 
 class Call(str, enum.Enum):
@@ -59,6 +50,7 @@ class Reason(str, enum.Enum):
     UNREADABLE = "unreadable"
     LOW_QUALITY = "low_quality"
     NO_AMPLICON = "no_amplicon"
+    AMBIGUOUS_AMPLICON = "ambiguous_amplicon"
     LOW_IDENTITY = "low_identity"
     TOO_MANY_MISMATCHES = "too_many_mismatches"
     MIXED_TRACE = "mixed_trace"
@@ -86,6 +78,7 @@ class CpG:
     target_pos: int  # 0-based target coordinate of the C read on the amplified strand
     under_primer: bool
     snp: Optional[SNP] = None
+    genome_pos: Optional[int] = None  # 0-based genome position of the assayed C (None without an anchor)
 
 
 @dataclass(frozen=True)
@@ -106,19 +99,52 @@ class Amplicon:
     snps: tuple[SNP, ...] = ()
     warnings: tuple[str, ...] = ()
     source: str = ""  # where the reference came from (path or 'embedded default')
+    anchor: Optional[GenomeAnchor] = None  # where the reference record lies on a genome
 
     @property
     def length(self) -> int:
         return self.end - self.start
 
-    def to_ref(self, t: int) -> int:
-        """Map a target coordinate to a reference coordinate."""
-        return self.start + t if self.strand is Strand.TOP else self.end - 1 - t
+    @property
+    def frame(self) -> Frame:
+        """The amplicon's coordinate frame: every position conversion goes through it (see ``coords``)."""
+        return Frame(self.strand, self.start, self.end, self.anchor)
 
     def in_primer(self, t: int) -> bool:
         f0, f1 = self.forward_span
         r0, r1 = self.reverse_span
         return f0 <= t < f1 or r0 <= t < r1
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The amplicons of a run (one for ``--reference``/``--forward``/``--reverse``), names unique."""
+
+    amplicons: tuple[Amplicon, ...]
+    source: str = ""  # the panel file, or '' for the one-amplicon form
+
+    def __post_init__(self) -> None:
+        if not self.amplicons:
+            raise ValueError("a panel needs at least one amplicon")
+        names = [a.name for a in self.amplicons]
+        if len(set(names)) != len(names):
+            raise ValueError(f"amplicon names must be unique: {names}")
+
+    def __iter__(self):
+        return iter(self.amplicons)
+
+    def __len__(self) -> int:
+        return len(self.amplicons)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.amplicons)
+
+    def get(self, name: str) -> Amplicon:
+        for a in self.amplicons:
+            if a.name == name:
+                return a
+        raise KeyError(name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,6 +271,7 @@ class ReadResult:
     duplicate_of: str = ""
     genotype: str = ""
     mean_qual: Optional[float] = None
+    amplicon: str = ""  # the panel amplicon the read was assigned to; '' when none could be
 
     @property
     def n_called(self) -> int:

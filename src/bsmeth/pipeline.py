@@ -17,9 +17,11 @@ import numpy as np
 
 from . import __version__
 from .alignment import align
+from .assign import assign
 from .calling import call_read, genotype
+from .coords import one_based
 from .errors import OutputError
-from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unreadable
+from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
 from .evidence import signals_at
@@ -36,9 +38,14 @@ class CallRun:
     """What ``run_call`` did, for the CLI to print."""
 
     out: Path
-    amplicon: Amplicon
+    panel: Panel
     results: tuple[ReadResult, ...]
     samples: tuple[str, ...]
+
+    @property
+    def amplicon(self) -> Amplicon:
+        """The first (in the one-amplicon form, the only) amplicon."""
+        return self.panel.amplicons[0]
 
     @property
     def n_pass(self) -> int:
@@ -79,9 +86,37 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, conf
     return result
 
 
-def process_file(path: Path, sample: str, amp: Amplicon, config: CallConfig) -> list[ReadResult]:
+def process_panel_read(read: Union[Read, Unreadable], sample: str, panel: Panel,
+                       configs: Sequence[CallConfig]) -> ReadResult:
+    """One read: assigned to an amplicon of the panel (``assign``), then through ``process_read``."""
+    if isinstance(read, Unreadable) or len(panel) == 1:
+        return replace(process_read(read, sample, panel.amplicons[0], configs[0]), amplicon=panel.amplicons[0].name)
+    config = configs[0]
+    hq = hq_bases(read, config)
+    if hq >= config.min_hq_bases:
+        a = assign(panel, read.seq, read.qual)
+        if a.index is None:
+            mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
+            return ReadResult(read.id, read.file, sample, Status.FAIL, a.reason, a.detail, length=len(read.seq),
+                              mean_qual=round(mean_q, 2) if mean_q is not None else None)
+        i = a.index
+    else:
+        i = 0  # fails low_quality before any alignment: no amplicon is named
+    r = process_read(read, sample, panel.amplicons[i], configs[i])
+    return replace(r, amplicon=panel.amplicons[i].name if r.aligned is not None else "")
+
+
+def process_file(path: Path, sample: str, panel: Union[Panel, Amplicon],
+                 config: Union[CallConfig, Sequence[CallConfig]]) -> list[ReadResult]:
     """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
-    return [replace(process_read(read, sample, amp, config), file=str(path)) for read in read_file(path)]
+    panel = as_panel(panel)
+    configs = [config] * len(panel) if isinstance(config, CallConfig) else list(config)
+    return [replace(process_panel_read(read, sample, panel, configs), file=str(path)) for read in read_file(path)]
+
+
+def as_panel(x: Union[Panel, Amplicon]) -> Panel:
+    """The one-amplicon form as a panel of one."""
+    return x if isinstance(x, Panel) else Panel((x,))
 
 
 _WORKER: dict = {}
@@ -92,32 +127,33 @@ _WORKER: dict = {}
 FORK_IS_SAFE = sys.platform.startswith("linux")
 
 
-def _init_worker(amp: Amplicon, config: CallConfig) -> None:
+def _init_worker(panel: Panel, configs: list[CallConfig]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
-    _WORKER.update(amp=amp, config=config)
+    _WORKER.update(panel=panel, configs=configs)
 
 
 def _work(job: tuple[Path, str]) -> list[ReadResult]:
-    return process_file(job[0], job[1], _WORKER["amp"], _WORKER["config"])
+    return process_file(job[0], job[1], _WORKER["panel"], _WORKER["configs"])
 
 
-def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig,
+def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfig],
              meanwhile: Optional[Callable[[], object]] = None) -> Iterator[list[ReadResult]]:
-    """Results file by file, in input order, on ``config.threads`` processes.  ``meanwhile()`` runs in
+    """Results file by file, in input order, on ``configs[0].threads`` processes.  ``meanwhile()`` runs in
     this process while the workers start aligning (or first, with one process)."""
-    if config.threads <= 1 or len(jobs) < 2:
+    threads = configs[0].threads
+    if threads <= 1 or len(jobs) < 2:
         if meanwhile:
             meanwhile()
         for path, sample in jobs:
-            yield process_file(path, sample, amp, config)
+            yield process_file(path, sample, panel, configs)
         return
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-    with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
+    with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs)) as pool:
         try:
-            results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
+            results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * threads))))
             if meanwhile:
                 meanwhile()
             yield from results
@@ -143,9 +179,42 @@ def prepare_out(out: Path, force: bool) -> None:
         raise OutputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
 
 
+def unique_ids(results: Sequence[ReadResult]) -> list[ReadResult]:
+    """Read ids made unique, so every table can be joined on the read column.
+
+    The first read of an id keeps it; a later one becomes ``id#k`` with the smallest k >= 2 that is no
+    read's own id and not given yet (a real read named ``x#2`` keeps its name).
+    """
+    taken = {r.read_id for r in results}
+    seen: set[str] = set()
+    out = []
+    for r in results:
+        rid = r.read_id
+        if rid in seen:
+            k = 2
+            while f"{rid}#{k}" in taken:
+                k += 1
+            rid = f"{rid}#{k}"
+            taken.add(rid)
+            r = replace(r, read_id=rid)
+        seen.add(rid)
+        out.append(r)
+    return out
+
+
+def mark_panel_duplicates(panel: Panel, results: list[ReadResult], configs: Sequence[CallConfig]) -> list[ReadResult]:
+    """Clonal duplicates, looked for among the reads of each amplicon (a molecule is of one amplicon)."""
+    out = list(results)
+    for amp, config in zip(panel, configs):
+        idx = [i for i, r in enumerate(out) if r.amplicon == amp.name]
+        for i, r in zip(idx, mark_duplicates(amp, [out[i] for i in idx], config)):
+            out[i] = r
+    return out
+
+
 def run_call(
     inputs: Sequence[str],
-    amplicon: Amplicon,
+    amplicon: Union[Panel, Amplicon],
     out: Path,
     config: CallConfig,
     sheet_path: Optional[str] = None,
@@ -160,25 +229,21 @@ def run_call(
     libraries then, instead of after the call, where it would wait for them alone).
     """
     out = Path(out)
+    panel = as_panel(amplicon)
     sheet, assigned = resolve_inputs(inputs, sheet_path)
     prepare_out(out, force)
 
-    config = fit_to_amplicon(config, amplicon)
+    configs = [fit_to_amplicon(config, amp) for amp in panel]
     conditions: dict[str, dict] = {}
     for f, sample, values in assigned:
         conditions.setdefault(sample, values)
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []
-    seen: dict[str, int] = {}
-    for i, batch in enumerate(_results(jobs, amplicon, config, meanwhile)):
-        for r in batch:
-            # read ids are made unique (id#2...) so every table can be joined on the read column
-            n = seen.get(r.read_id, 0) + 1
-            seen[r.read_id] = n
-            results.append(r if n == 1 else replace(r, read_id=f"{r.read_id}#{n}"))
+    for i, batch in enumerate(_results(jobs, panel, configs, meanwhile)):
+        results.extend(batch)
         if progress:
             progress(i + 1, len(jobs))
-    results = mark_duplicates(amplicon, results, config)
+    results = mark_panel_duplicates(panel, unique_ids(results), configs)
     samples = tuple(dict.fromkeys(s for _, s, _ in assigned))
     if sheet:  # the user's order (BT474_d3 before BT474_d10), not the files' sorted paths
         rank = {name: i for i, name in enumerate(dict.fromkeys(name for name, _ in sheet.rows.values()))}
@@ -191,38 +256,54 @@ def run_call(
     if nome_like >= 3 and nome_like >= sum(r.reason is Reason.LOW_CONVERSION for r in results) / 2:
         log.warning("%d reads fail conversion only at GpC sites: GpC-methylase (NOMe) treated? "
                     "rerun with --nome to count conversion over HCH only", nome_like)
-    run = CallRun(out, amplicon, tuple(results), samples)
+    run = CallRun(out, panel, tuple(results), samples)
     write_outputs(run, conditions, columns, config, command, sheet_path)
     return run
+
+
+def anchor_dict(amp: Amplicon) -> Optional[dict]:
+    """The genome anchor as written in run.json: 1-based, inclusive start (as genome browsers show it)."""
+    a = amp.anchor
+    if a is None:
+        return None
+    span = amp.frame.genome_span()
+    return {"assembly": a.assembly, "chrom": a.chrom, "start": one_based(a.start), "end": a.end,
+            "strand": a.strand, "amplicon_start": one_based(span[0]), "amplicon_end": span[1],
+            "amplified_strand": amp.frame.genome_strand}
 
 
 def amplicon_dict(amp: Amplicon) -> dict:
     return {
         "name": amp.name, "source": amp.source, "reference_length": len(amp.reference),
-        "strand": amp.strand.value, "start": amp.start + 1, "end": amp.end, "length": amp.length,
+        "strand": amp.strand.value, "start": one_based(amp.start), "end": amp.end, "length": amp.length,
         "forward": amp.forward, "reverse": amp.reverse, "warnings": list(amp.warnings),
-        "cpgs": [{"cpg": c.number, "pos": c.ref_pos + 1, "under_primer": c.under_primer,
-                  "snp": c.snp.name if c.snp else None} for c in amp.cpgs],
-        "snps": [{"name": s.name, "pos": s.pos + 1, "ref": s.ref, "alt": s.alt} for s in amp.snps],
+        "genome": anchor_dict(amp),
+        "cpgs": [{"cpg": c.number, "pos": one_based(c.ref_pos), "genome_pos": one_based(c.genome_pos),
+                  "under_primer": c.under_primer, "snp": c.snp.name if c.snp else None} for c in amp.cpgs],
+        "snps": [{"name": s.name, "pos": one_based(s.pos), "ref": s.ref, "alt": s.alt} for s in amp.snps],
     }
 
 
 def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path) -> None:
-    out, amp, results = run.out, run.amplicon, run.results
+    out, panel, results = run.out, run.panel, run.results
     texts = {
         "reads.tsv": reads_table(results, conditions, columns),
-        "cpg_calls.tsv": calls_table(results),
-        "summary.tsv": summary_table(amp, results, run.samples),
-        "samples.tsv": samples_table(results, run.samples, conditions, columns),
-        "alignments.txt": alignments_text(amp, results),
+        "cpg_calls.tsv": calls_table(panel, results),
+        "summary.tsv": summary_table(panel, results, run.samples),
+        "samples.tsv": samples_table(panel, results, run.samples, conditions, columns),
+        "alignments.txt": alignments_text(panel, results),
     }
+    amplicons = [amplicon_dict(a) for a in panel]
     meta = {
         "version": __version__,
         "command": list(command) or sys.argv,
         "parameters": config.as_dict(),
         "sample_sheet": sheet_path,
-        "reference": {"name": amp.name, "source": amp.source, "length": len(amp.reference)},
-        "amplicon": amplicon_dict(amp),
+        "panel": panel.source or None,
+        "reference": {"name": panel.amplicons[0].name, "source": panel.amplicons[0].source,
+                      "length": len(panel.amplicons[0].reference)},
+        **({"amplicon": amplicons[0]} if len(panel) == 1 else {}),
+        "amplicons": amplicons,
         "sample_columns": list(columns),
         "samples": list(run.samples),
         "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,
@@ -237,35 +318,40 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
 
 
 # run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): the worker makes the
-# statistics and the dose-response figure and saves the lollipop PDF (font embedding makes it the slowest
-# save); this process saves the other lollipop formats and makes the report's trace section.
+# statistics and the dose-response figures and saves the lollipop PDFs (font embedding makes it the slowest
+# save); this process saves the other lollipop formats and makes the report's trace sections.
 WORKER_FORMATS = ("pdf",)
 _SIDE: dict = {}
 
 
-def _worker_half(data, plot_config, compare_config, fig, lollipop_formats: tuple[str, ...]
+def _worker_half(data, plot_config, compare_config, figs: list, lollipop_formats: tuple[str, ...]
                  ) -> tuple[Path, list[Path], list[Path]]:
-    """stats.tsv, the dose-response figure, and the lollipop grid ``fig`` in ``lollipop_formats``."""
+    """stats.tsv, the dose-response figures, and the lollipop grids ``figs`` (one per amplicon, with its
+    tables) in ``lollipop_formats``."""
     from .plots import plot_dose_response, plot_lollipop
     from .stats import write_stats
 
     stats = Path(write_stats(data, compare_config))
-    dose = plot_dose_response(data, plot_config)
-    lollipop = plot_lollipop(data, replace(plot_config, formats=lollipop_formats), fig) if lollipop_formats else []
+    dose: list[Path] = []
+    lollipop: list[Path] = []
+    for sub, fig in figs:
+        dose += plot_dose_response(sub, plot_config)
+        if lollipop_formats:
+            lollipop += plot_lollipop(sub, replace(plot_config, formats=lollipop_formats), fig)
     return stats, dose, lollipop
 
 
-def _init_side_worker(data, fig) -> None:
+def _init_side_worker(data, figs) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    _SIDE.update(data=data, fig=fig)  # forked: the loaded tables and the figure are inherited, not pickled
+    _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and the figures are inherited, not pickled
 
 
 def _side_job(plot_config, compare_config, lollipop_formats):
-    return _worker_half(_SIDE["data"], plot_config, compare_config, _SIDE["fig"], lollipop_formats)
+    return _worker_half(_SIDE["data"], plot_config, compare_config, _SIDE["figs"], lollipop_formats)
 
 
 def import_downstream_libraries() -> None:
@@ -277,10 +363,10 @@ def import_downstream_libraries() -> None:
 
 
 def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1) -> list[Path]:
-    """After ``call``: figures, statistics and the HTML report, all into the call folder.
+    """After ``call``: figures (per amplicon), statistics and the HTML report, all into the call folder.
 
     With ``processes`` > 1 the work is split in two halves run at once by this process and a forked worker
-    (see WORKER_FORMATS).  The fork comes after the lollipop grid is built, so the worker shares the figure
+    (see WORKER_FORMATS).  The fork comes after the lollipop grids are built, so the worker shares the figures
     and the pandas and matplotlib this process has already imported.  The report is put together last.
     """
     from .plots import check_config, format_names, lollipop_figure, plot_lollipop
@@ -289,9 +375,17 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
 
     check_config(plot_config)
     data = load_call_dir(call_dir)  # once: both halves and the report use these tables
-    fig = lollipop_figure(data, plot_config)
+    figs = [(sub, lollipop_figure(sub, plot_config)) for _, sub in data.by_amplicon()]
     formats = format_names(plot_config.formats)
-    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker needs the figure by fork
+
+    def my_half(fmts: tuple[str, ...]) -> tuple[list[Path], dict]:
+        lollipop = []
+        for sub, fig in figs:
+            if fmts:
+                lollipop += plot_lollipop(sub, replace(plot_config, formats=fmts), fig)
+        return lollipop, {sub.run["amplicon"]["name"]: trace_section(sub) for sub, _ in figs}
+
+    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker needs the figures by fork
         theirs = tuple(f for f in formats if f in WORKER_FORMATS)
         mine = tuple(f for f in formats if f not in theirs)
         from concurrent.futures import ProcessPoolExecutor
@@ -299,11 +393,10 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
         with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(data, fig)) as pool:
+                                 initargs=(data, figs)) as pool:
             try:
                 pending = pool.submit(_side_job, plot_config, compare_config, theirs)
-                lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
-                traces = trace_section(data)
+                lollipop, traces = my_half(mine)
                 stats, dose, lollipop_theirs = pending.result()
             except BaseException:
                 for child in mp.active_children():  # the worker only: the call's pool is gone
@@ -311,10 +404,9 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
                 raise
         lollipop += lollipop_theirs
     else:
-        lollipop = plot_lollipop(data, plot_config, fig)
-        traces = trace_section(data)
-        stats, dose, _ = _worker_half(data, plot_config, compare_config, fig, ())
-    lollipop.sort(key=lambda p: formats.index(p.suffix[1:]))
+        lollipop, traces = my_half(formats)
+        stats, dose, _ = _worker_half(data, plot_config, compare_config, figs, ())
+    lollipop.sort(key=lambda p: (p.stem, formats.index(p.suffix[1:])))
     figures = lollipop + dose
     # the report embeds the PNGs just drawn rather than drawing the same figures again
     pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}

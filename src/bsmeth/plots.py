@@ -514,18 +514,27 @@ def _prefix(call_dir, config: PlotConfig) -> str:
     return config.out_prefix if config.out_prefix is not None else str(Path(call_dir)) + os.sep
 
 
+def figure_name(data, base: str) -> str:
+    """A figure's file stem: ``base`` for a run of one amplicon, ``base_<amplicon>`` for one amplicon of a panel
+    (``data``: the tables of that amplicon, ``CallData.subset``)."""
+    if len(data.run.get("amplicons", [])) <= 1:
+        return base
+    return f"{base}_{_slug(str((data.run.get('amplicon') or {}).get('name', 'amplicon')))}"
+
+
 def plot_lollipop(data, config: PlotConfig = PlotConfig(), fig=None) -> list[Path]:
-    """Write the lollipop grid (``fig``, or built here) in every format of ``config``; returns the paths."""
+    """Write the lollipop grid of one amplicon's tables (``fig``, or built here) in every format of ``config``."""
     fig = lollipop_figure(data, config) if fig is None else fig
-    return save_figure(fig, f"{_prefix(data.directory, config)}lollipop", config.formats, tight=False)
+    return save_figure(fig, f"{_prefix(data.directory, config)}{figure_name(data, 'lollipop')}", config.formats,
+                       tight=False)
 
 
 def plot_dose_response(data, config: PlotConfig = PlotConfig()) -> list[Path]:
-    """Write the dose-response figure in every format; no files when there is no dose column."""
+    """Write one amplicon's dose-response figure in every format; no files when there is no dose column."""
     fig = dose_response_figure(data, config)
     if fig is None:
         return []
-    return save_figure(fig, f"{_prefix(data.directory, config)}dose_response", config.formats)
+    return save_figure(fig, f"{_prefix(data.directory, config)}{figure_name(data, 'dose_response')}", config.formats)
 
 
 def check_config(config: PlotConfig) -> None:
@@ -545,5 +554,7 @@ def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig()) -> 
     from .tables import load_call_dir
 
     check_config(config)
-    data = load_call_dir(call_dir)
-    return plot_lollipop(data, config) + plot_dose_response(data, config)
+    paths: list[Path] = []
+    for _, data in load_call_dir(call_dir).by_amplicon():
+        paths += plot_lollipop(data, config) + plot_dose_response(data, config)
+    return paths

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .coords import Frame, GenomeAnchor, one_based, revcomp
 from .errors import PrimerError, ReferenceFileError
 from .models import SNP, Amplicon, CpG, Strand
 
-_COMP = str.maketrans("ACGTUNRYKMSWBDHVacgtunrykmswbdhv-", "TGCAANYRMKSWVHDBtgcaanyrmkswvhdb-")
 DNA = set("ACGTN")
 IUPAC = set("ACGTURYKMSWBDHVN")
 # what each IUPAC letter of a primer stands for
@@ -31,13 +31,10 @@ DEFAULT_FORWARD = "TGGGTATATTTTGGTTTTTGTAGA"
 DEFAULT_REVERSE = "AAAACCAAAATAACCCAAAACAC"
 # rs2854744 (-202 A/C): the C of the CpG at reference index 88 reads A with the A allele
 DEFAULT_SNPS = (SNP(pos=88, ref="C", alt="A", name="rs2854744"),)
+# the embedded record is hg19 chr7:45,960,822-45,961,163 written on the minus strand (reference/SOURCE.md)
+DEFAULT_ANCHOR = GenomeAnchor("hg19", "chr7", 45960821, 45961163, "-")
 MIN_TARGET = 20
 SHORT_TARGET = 40  # below twice this the default read-length thresholds are scaled (pipeline.fit_to_amplicon)
-
-
-def revcomp(seq: str) -> str:
-    """Reverse complement, IUPAC-aware, case preserved."""
-    return seq.translate(_COMP)[::-1]
 
 
 def cpg_sites(seq: str) -> list[int]:
@@ -113,7 +110,7 @@ def read_reference(path: Optional[str | Path] = None) -> tuple[str, str, str]:
     if bad:
         i = min(seq.index(b) for b in bad)
         raise ReferenceFileError(
-            f"reference {source}, record {name}: non-DNA letter {seq[i]!r} at position {i + 1}; fix the FASTA"
+            f"reference {source}, record {name}: non-DNA letter {seq[i]!r} at position {one_based(i)}; fix the FASTA"
         )
     return name, seq, source
 
@@ -162,7 +159,7 @@ def _locate(primer: str, strands: dict[Strand, str], label: str) -> tuple[Strand
             best = min(mm for _, _, mm in hits)
             hits = [h for h in hits if h[2] == best]
             if len(hits) > 1:
-                where = ", ".join(f"{s.value} strand at {i + 1}" for s, i, _ in hits)
+                where = ", ".join(f"{s.value} strand at {one_based(i)}" for s, i, _ in hits)
                 raise PrimerError(
                     f"{label} primer {primer} binds the converted reference more than once ({where}); "
                     "give a more specific primer or a shorter reference"
@@ -182,10 +179,17 @@ def build_amplicon(
     strand: Optional[Strand] = None,
     snps: Iterable[SNP] = (),
     source: str = "",
+    anchor: Optional[GenomeAnchor] = None,
 ) -> Amplicon:
-    """Derive the amplicon (target strand, span, CpGs) from a reference and optional primers."""
+    """Derive the amplicon (target strand, span, CpGs) from a reference and optional primers.
+
+    ``anchor``: where the reference record lies on a genome (its length must be the record's).
+    """
     warnings: list[str] = []
     seq = seq.upper()
+    if anchor is not None and anchor.length != len(seq):
+        raise PrimerError(f"reference {name}: {len(seq)} bp, but its genome anchor {anchor.region()} spans "
+                          f"{anchor.length} bp; give the genome interval the FASTA record covers")
     if len(seq) >= 50 and (seq.count("C") / len(seq) < 0.02 or seq.count("G") / len(seq) < 0.02):
         warnings.append(
             "the reference has almost no C (or no G): it looks already bisulfite-converted; "
@@ -223,7 +227,7 @@ def build_amplicon(
         if tend <= fstart + len(fwd):
             raise PrimerError(
                 f"the reverse primer binds at or before the forward primer on the {st.value} strand "
-                f"(forward at {fstart + 1}, reverse ends at {tend}); check the primer pair"
+                f"(forward at {one_based(fstart)}, reverse ends at {tend}); check the primer pair"
             )
         strand_seq = strands[st]
         target = strand_seq[fstart:tend]
@@ -240,16 +244,17 @@ def build_amplicon(
         warnings.append(f"the target region is only {len(target)} bp: read thresholds are scaled down to half of it")
     amp = Amplicon(
         name=name, reference=seq, strand=st, start=start, end=end, target=target,
-        forward=forward, reverse=reverse, forward_span=fspan, reverse_span=rspan, source=source,
+        forward=forward, reverse=reverse, forward_span=fspan, reverse_span=rspan, source=source, anchor=anchor,
     )
+    frame: Frame = amp.frame
     snp_by_pos = {s.pos: s for s in snps}
     cpgs = []
     for p in cpg_sites(seq[start:end]):
         ref_c = start + p  # C of the top-strand CG
-        # on the bottom strand the CpG's C is the complement of the top-strand G
-        t = ref_c - start if st is Strand.TOP else end - 1 - (ref_c + 1)
+        t = frame.cpg_target(ref_c)
         snp = snp_by_pos.get(ref_c) or snp_by_pos.get(ref_c + 1)
-        cpgs.append(CpG(number=len(cpgs) + 1, ref_pos=ref_c, target_pos=t, under_primer=amp.in_primer(t), snp=snp))
+        cpgs.append(CpG(number=len(cpgs) + 1, ref_pos=ref_c, target_pos=t, under_primer=amp.in_primer(t), snp=snp,
+                        genome_pos=frame.genome_of(frame.cpg_c_ref(ref_c))))
     used_snps = tuple(s for s in snps if start <= s.pos < end)
     if not cpgs:
         warnings.append("the target region has no CpG: nothing to call")
@@ -262,20 +267,23 @@ def load_amplicon(
     reverse: Optional[str] = None,
     strand: Optional[Strand] = None,
     snps: Iterable[SNP] = (),
+    anchor: Optional[GenomeAnchor] = None,
 ) -> Amplicon:
-    """The amplicon for a run.  No path: the embedded IGFBP3 reference with the seed study's primers and SNP."""
+    """The amplicon for a run.  No path: the embedded IGFBP3 reference with the seed study's primers, SNP and
+    genome anchor."""
     name, seq, source = read_reference(path)
     for s in snps:
         if not 0 <= s.pos < len(seq) or seq[s.pos] != s.ref:
             found = seq[s.pos] if 0 <= s.pos < len(seq) else "nothing (outside the reference)"
-            raise PrimerError(f"--snp {s.name}: the reference has {found} at position {s.pos + 1}, not {s.ref}; "
+            raise PrimerError(f"--snp {s.name}: the reference has {found} at position {one_based(s.pos)}, not {s.ref}; "
                               "give the position (1-based) and letter of the FASTA as written")
     if path is None:
         if forward is None and reverse is None:
             forward, reverse = DEFAULT_FORWARD, DEFAULT_REVERSE
         snps = tuple(snps) or DEFAULT_SNPS
         name = DEFAULT_NAME
-    return build_amplicon(name, seq, forward, reverse, strand, snps, source)
+        anchor = anchor or DEFAULT_ANCHOR
+    return build_amplicon(name, seq, forward, reverse, strand, snps, source, anchor)
 
 
 def parse_snp(text: str) -> SNP:

@@ -40,7 +40,7 @@ overflow-x:auto}details{margin:.2em 0}summary{cursor:pointer}.note{color:#555;fo
 dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}dt{font-weight:600}dd{margin:0}
 """
 
-QC_COLUMNS = ("read", "sample", "status", "reason", "detail", "orientation", "conversion", "identity",
+QC_COLUMNS = ("read", "sample", "amplicon", "status", "reason", "detail", "orientation", "conversion", "identity",
               "cpgs_called", "methylation", "duplicate_of", "genotype")
 
 
@@ -114,26 +114,36 @@ def _snps(snps) -> str:
     return "; ".join(out)
 
 
+def _amplicon_items(amp: dict, one: bool) -> list[tuple[str, object]]:
+    """The description lines of one amplicon of run.json."""
+    label = "" if one else f" {amp.get('name', '')}"
+    genome = amp.get("genome") or {}
+    where = (f"{genome.get('assembly', '')} {genome.get('chrom', '')}:{genome.get('amplicon_start', '?')}-"
+             f"{genome.get('amplicon_end', '?')} ({genome.get('amplified_strand', '?')} strand)") if genome else \
+        "no genome anchor"
+    items = [
+        (f"reference{label}", f"{amp.get('name', '')} ({amp.get('reference_length', '?')} bp; {amp.get('source', '')})"),
+        (f"amplicon{label}", f"{amp.get('strand', '')} strand, {amp.get('start', '?')}-{amp.get('end', '?')} "
+                             f"({amp.get('length', '?')} bp); genome: {where}"),
+        (f"primers{label}", _primers(amp.get("primers") or {k: amp.get(k) for k in ("forward", "reverse")})),
+        (f"CpGs{label}", len(amp.get("cpgs", []) or [])),
+        (f"SNPs{label}", _snps(amp.get("snps"))),
+    ]
+    return items + [(f"warning{label}", w) for w in amp.get("warnings") or []]
+
+
 def _run_section(data) -> str:
     run = data.run
-    amp = run.get("amplicon") or {}
-    ref = run.get("reference") or {}
+    amplicons = [a for a in run.get("amplicons", []) if isinstance(a, dict)]
     cmd = run.get("command")
     cmd_text = shlex.join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd or "")
-    items = [
-        ("bsmeth version", run.get("version", "")),
-        ("command", cmd_text),
-        ("reference", f"{ref.get('name', '')} ({ref.get('length', '?')} bp; {ref.get('source', '')})"),
-        ("amplicon", f"{amp.get('strand', '')} strand, {amp.get('start', '?')}-{amp.get('end', '?')} "
-                     f"({amp.get('length', '?')} bp)"),
-        ("primers", _primers(amp.get("primers") or {k: amp.get(k) for k in ("forward", "reverse")})),
-        ("CpGs", len(amp.get("cpgs", []) or [])),
-        ("SNPs", _snps(amp.get("snps"))),
-        ("sample sheet", run.get("sample_sheet") or "(none)"),
-        ("sample columns", ", ".join(data.sample_columns) or "(none)"),
-    ]
-    warnings = amp.get("warnings") or []
-    items += [("warning", w) for w in warnings]
+    items: list[tuple[str, object]] = [("bsmeth version", run.get("version", "")), ("command", cmd_text)]
+    if run.get("panel"):
+        items.append(("panel", f"{run['panel']} ({len(amplicons)} amplicons)"))
+    for amp in amplicons:
+        items += _amplicon_items(amp, len(amplicons) == 1)
+    items += [("sample sheet", run.get("sample_sheet") or "(none)"),
+              ("sample columns", ", ".join(data.sample_columns) or "(none)")]
     out = ["<dl>"] + [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items] + ["</dl>"]
     params = run.get("parameters") or {}
     if isinstance(params, dict) and params:
@@ -159,7 +169,7 @@ def _qc_section(data) -> str:
     out.append("<h3>Reads per sample and reason</h3>")
     out.append(html_table(["sample", *seen, "reads"], rows, table_id="qc-counts"))
     out.append("<h3>Samples</h3>")
-    cols = ["sample", *data.sample_columns, "reads", "pass", "cpgs_called", "methylation"]
+    cols = ["sample", *data.sample_columns, "amplicon", "reads", "pass", "cpgs_called", "methylation"]
     out.append(html_table([c if c != "methylation" else "methylation %" for c in cols], _df_rows(data.samples, cols),
                           table_id="samples"))
     out.append("<h3>Every read</h3>")
@@ -187,17 +197,25 @@ def _cpg_section(data) -> str:
 
 
 def _stats_rows(data, config: CompareConfig) -> tuple[list[str], list[list], str]:
-    from .stats import STATS_COLUMNS, compare_rows, format_value
+    from .stats import STATS_COLUMNS, amplicon_rows, format_value
 
+    from .tsv import TableError, read_table
+
+    name = (data.run.get("amplicon") or {}).get("name")
+    cols = [c for c in STATS_COLUMNS if c != "amplicon"]
     path = data.directory / "stats.tsv"
     if path.is_file():
-        import pandas as pd
-
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        cols = [c for c in STATS_COLUMNS if c in df.columns]
-        return cols, df[cols].values.tolist(), "from stats.tsv (bsmeth compare)"
-    rows = compare_rows(data, config)
-    return list(STATS_COLUMNS), [[format_value(r[c]) for c in STATS_COLUMNS] for r in rows], \
+        try:
+            header, rows = read_table(path)
+        except TableError:
+            header, rows = [], []
+        if "test" in header:
+            at = {c: header.index(c) for c in cols if c in header}
+            amp_i = header.index("amplicon") if "amplicon" in header else None
+            picked = [[r[at[c]] for c in at] for r in rows if amp_i is None or r[amp_i] == name]
+            return list(at), picked, "from stats.tsv (bsmeth compare)"
+    rows = amplicon_rows(data, config)
+    return cols, [[format_value(r[c]) for c in cols] for r in rows], \
         "computed for this report with default options (run bsmeth compare to write stats.tsv)"
 
 
@@ -268,49 +286,30 @@ MAX_TRIED = 200  # pass reads whose trace file is looked for
 
 def _trace_file(data, name: str) -> Optional[Path]:
     """The trace file named in reads.tsv: as written (relative to the working folder), else next to the call folder."""
+    from .tsv import undo_byte_escapes
+
     if not name:
         return None
-    p = Path(name)
-    for cand in (p,) if p.is_absolute() else (p, data.directory / p, data.directory.parent / p):
-        if cand.is_file():
-            return cand
+    for text in (name, undo_byte_escapes(name)):
+        if text is None:
+            continue
+        p = Path(text)
+        for cand in (p,) if p.is_absolute() else (p, data.directory / p, data.directory.parent / p):
+            if cand.is_file():
+                return cand
     return None
 
 
-def cpg_columns(block: str, oriented: str, run: dict) -> list[tuple[int, int, str]]:
-    """(CpG number, index in the oriented read, call) for each CpG of one read's block of alignments.txt.
+def read_cpg_columns(data, rid: str) -> list[tuple[int, int, str]]:
+    """(CpG number, 0-based index in the read as given, call) of each CpG of a read whose base was read,
+    from cpg_calls.tsv's ``read_pos`` (the aligner's own map; on either strand, in either orientation)."""
+    from .coords import from_one_based
 
-    The block's lines come in fours (amplified strand with its 1-based start, marks, read, calls); the
-    aligned read without gaps is found in the oriented read to anchor the read positions.
-    """
-    lines = block.splitlines()[1:]
-    tgt, rd, calls, start = [], [], [], None
-    for i in range(0, len(lines) - 3, 5):
-        head = lines[i]
-        if start is None and head[:6].strip().isdigit():
-            start = int(head[:6]) - 1
-        tgt.append(head[6:])
-        rd.append(lines[i + 2][6:])
-        calls.append(lines[i + 3][6:].ljust(len(head) - 6))
-    tline, rline, cline = "".join(tgt), "".join(rd), "".join(calls)
-    aligned = rline.replace("-", "").replace(" ", "")
-    offset = oriented.find(aligned) if aligned else -1
-    if start is None or offset < 0:
+    calls = data.cpg_calls
+    if "read_pos" not in calls.columns:
         return []
-    amp = run.get("amplicon") or {}
-    a0, a1, top = int(amp.get("start", 1)) - 1, int(amp.get("end", 0)), amp.get("strand", "top") == "top"
-    number_at = {int(c["pos"]): int(c["cpg"]) for c in amp.get("cpgs", []) or []}
-    out, t, r = [], start, offset
-    for tc, rc, cc in zip(tline, rline, cline):
-        if tc != "-" and rc not in "- " and cc in "MU-":
-            ref1 = (a0 + t if top else a1 - 1 - t) + 1
-            if ref1 in number_at:
-                out.append((number_at[ref1], r, cc))
-        if tc != "-":
-            t += 1
-        if rc not in "- ":
-            r += 1
-    return out
+    rows = calls[(calls["read"] == rid) & calls["read_pos"].notna()]
+    return [(int(c), from_one_based(int(q)), str(call)) for c, q, call in zip(rows["cpg"], rows["read_pos"], rows["call"])]
 
 
 def _snippet_read(data):
@@ -318,7 +317,6 @@ def _snippet_read(data):
     trace, or a message saying why there is none."""
     from .models import Read
     from .reads import read_file
-    from .reference import revcomp
 
     reads = data.reads
     if "file" not in reads.columns:
@@ -326,7 +324,8 @@ def _snippet_read(data):
     passing = reads[reads["status"] == "pass"]
     if passing.empty:
         return "No read passed: no trace to show."
-    blocks = None
+    if "read_pos" not in data.cpg_calls.columns:
+        return "cpg_calls.tsv has no read_pos column (written by an older bsmeth): rerun call for trace snippets."
     missing = []
     for rid, name, orient in list(zip(passing["read"], passing["file"], passing["orientation"]))[:MAX_TRIED]:
         path = _trace_file(data, name)
@@ -336,17 +335,10 @@ def _snippet_read(data):
         items = [x for x in read_file(path) if isinstance(x, Read) and x.trace is not None]
         if not items:
             continue
-        read = items[0]
-        if blocks is None:
-            blocks = dict(split_alignments(data.alignments_path.read_text(encoding="utf-8", errors="replace"),
-                                           reads)) if data.alignments_path else {}
-        oriented = read.seq if orient == "+" else revcomp(read.seq)
-        cols = cpg_columns(blocks.get(rid, ""), oriented, data.run)
+        cols = read_cpg_columns(data, rid)
         if not cols:
             continue
-        n = len(read.seq)
-        cols = [(c, i if orient == "+" else n - 1 - i, call) for c, i, call in cols]
-        return rid, path, read, cols, orient
+        return rid, path, items[0], cols, orient
     if missing:
         return (f"The trace files named in reads.tsv were not found (e.g. {missing[0]}; looked in the working "
                 "folder and next to the call folder): no trace snippet.")
@@ -427,15 +419,41 @@ def trace_section(data, dpi: int = DPI) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareConfig, dpi: int, pngs: dict,
+                       traces: Optional[str], heading: str, anchor: str) -> list[str]:
+    """Figures, per-CpG table, statistics and trace snippets of one amplicon (``data``: its tables)."""
+    from .plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
+
+    h = "h3" if heading else "h2"
+    parts = [f'<h2 id="{anchor}">{_e(heading)}</h2>'] if heading else []
+    lollipop = pngs.get(figure_name(data, "lollipop")) or figure_png_bytes(lollipop_figure(data, plot_config), dpi)
+    parts += [f'<{h} id="{anchor}lollipop">Lollipop diagrams</{h}>',
+              _img(lollipop, "lollipop diagrams, one panel per sample"),
+              f'<{h} id="{anchor}cpg">Per-CpG methylation</{h}>', _cpg_section(data)]
+    cols, rows, source = _stats_rows(data, compare_config)
+    parts += [f'<{h} id="{anchor}stats">Statistics</{h}>',
+              f'<p class="note">Statistics {_e(source)}. The clone is the unit of the primary tests '
+              "(*_clones); pooled-CpG tests are for reference. Effects are percentage points (group after the "
+              "minus sign first); p_adj: Benjamini-Hochberg within each test and scope.</p>",
+              f'<div class="scroll">{html_table(cols, rows, table_id=anchor + "stats", numeric_text=True)}</div>']
+    dose_png = pngs.get(figure_name(data, "dose_response"))
+    if dose_png is None:
+        fig = dose_response_figure(data, plot_config)
+        dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
+    if dose_png is not None:
+        parts += [f'<{h} id="{anchor}dose">Dose response</{h}>', _img(dose_png, "percent methylation vs dose")]
+    parts += [f'<{h} id="{anchor}traces">Trace at the CpGs</{h}>',
+              traces if traces is not None else trace_section(data, dpi)]
+    return parts
+
+
 def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
-                 dpi: int = DPI, pngs: Optional[dict] = None, traces: Optional[str] = None) -> str:
-    """The report as one HTML string.  ``pngs`` ({"lollipop": bytes, "dose_response": bytes}) are figures
-    already rendered with the same options (``bsmeth run``); missing ones are drawn here.  ``traces``: the
-    chromatogram section, already made by ``trace_section``."""
-    from .plots import dose_response_figure, figure_png_bytes, lollipop_figure
-
+                 dpi: int = DPI, pngs: Optional[dict] = None, traces: Optional[dict] = None) -> str:
+    """The report as one HTML string.  ``pngs`` (figure file stem -> PNG bytes) are figures already rendered
+    with the same options (``bsmeth run``); missing ones are drawn here.  ``traces`` (amplicon name -> HTML):
+    the chromatogram sections, already made by ``trace_section``.  A panel gets a section per amplicon."""
     pngs = pngs or {}
-
+    traces = traces or {}
     title = f"bsmeth report: {data.directory.name}"
     parts = [
         "<!DOCTYPE html>",
@@ -447,31 +465,18 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
         "run.json, alignments.txt). Self-contained: no network resources.</p>",
         '<h2 id="run">Run</h2>', _run_section(data),
         '<h2 id="qc">Quality control</h2>', _qc_section(data),
-        '<h2 id="lollipop">Lollipop diagrams</h2>',
-        _img(pngs.get("lollipop") or figure_png_bytes(lollipop_figure(data, plot_config), dpi),
-             "lollipop diagrams, one panel per sample"),
-        '<h2 id="cpg">Per-CpG methylation</h2>', _cpg_section(data),
     ]
-    cols, rows, source = _stats_rows(data, compare_config)
-    parts += ['<h2 id="stats">Statistics</h2>',
-              f'<p class="note">Statistics {_e(source)}. The clone is the unit of the primary tests '
-              "(*_clones); pooled-CpG tests are for reference. Effects are percentage points (group after the "
-              "minus sign first); p_adj: Benjamini-Hochberg within each test and scope.</p>",
-              f'<div class="scroll">{html_table(cols, rows, table_id="stats", numeric_text=True)}</div>']
-    dose_png = pngs.get("dose_response")
-    if dose_png is None:
-        fig = dose_response_figure(data, plot_config)
-        dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
-    if dose_png is not None:
-        parts += ['<h2 id="dose">Dose response</h2>', _img(dose_png, "percent methylation vs dose")]
-    parts += ['<h2 id="traces">Trace at the CpGs</h2>', traces if traces is not None else trace_section(data, dpi),
-              '<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
+    panel = len(data.amplicons) > 1
+    for k, (name, sub) in enumerate(data.by_amplicon()):
+        parts += _amplicon_sections(sub, plot_config, compare_config, dpi, pngs, traces.get(name),
+                                    f"Amplicon {name}" if panel else "", f"a{k + 1}-" if panel else "")
+    parts += ['<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
 def save_report(data, out: Optional[str | os.PathLike] = None, plot_config: PlotConfig = PlotConfig(),
                 compare_config: CompareConfig = CompareConfig(), pngs: Optional[dict] = None,
-                traces: Optional[str] = None) -> Path:
+                traces: Optional[dict] = None) -> Path:
     """Write the report of the loaded call directory ``data`` to ``<directory>/report.html`` (or ``out``)."""
     from .atomic import write_text as write_text_atomic
 

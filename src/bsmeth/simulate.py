@@ -36,7 +36,9 @@ from scipy.special import expit
 
 from .abif import AbifRecord, write_abif
 from .atomic import write_bytes as atomic_write
-from .models import Amplicon, CallConfig, Reason, Strand
+from .calling import snp_target
+from .coords import one_based
+from .models import Amplicon, CallConfig, Reason
 from .reference import IUPAC_SETS, revcomp
 
 # pCR4-TOPO on the strand read from M13 reverse, from just after the M13R primer
@@ -249,11 +251,11 @@ def _make_molecule(amp: Amplicon, probs: np.ndarray, cond: Condition, conversion
     alleles = []
     for snp in amp.snps:
         alt = bool(rng.random() < cond.snp_alt_fraction)
-        alleles.append(f"{snp.name or snp.pos + 1}:{snp.alt if alt else snp.ref}")
+        alleles.append(f"{snp.name or one_based(snp.pos)}:{snp.alt if alt else snp.ref}")
         if alt:
             alt_snps.add(snp)
-            top = amp.strand is Strand.TOP
-            t[snp.pos - amp.start if top else amp.end - 1 - snp.pos] = snp.alt if top else revcomp(snp.alt)
+            ts, letter = snp_target(amp, snp)
+            t[ts] = letter
     cpg_t = np.array([c.target_pos for c in amp.cpgs], dtype=int)
     states = np.where(rng.random(len(cpg_t)) < probs, "M", "U")
     states[[i for i, c in enumerate(amp.cpgs) if c.snp in alt_snps]] = "A"
@@ -403,7 +405,7 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
     a, b = insert
     span = (0, 0)
     if b > a and a < n:
-        first = int(np.searchsorted(keys, a)) + 1
+        first = one_based(int(np.searchsorted(keys, a)))
         last = int(np.searchsorted(keys, min(b, n) - 1, side="right"))
         span = (first, last) if last >= first else (0, 0)
     snr = int(min(max(amp.mean() / max(noise_sd, 1), 1), 2000))

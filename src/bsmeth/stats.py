@@ -23,8 +23,8 @@ import numpy as np
 
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 AUTO = "auto"
-STATS_COLUMNS = ("test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high", "n",
-                 "note")
+STATS_COLUMNS = ("amplicon", "test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low",
+                 "ci_high", "n", "note")
 BOOTSTRAP_REPS = 4000
 
 
@@ -497,7 +497,15 @@ def _interaction_rows(clones, dose, line) -> list[dict]:
 
 
 def compare_rows(data, config: CompareConfig) -> list[dict]:
-    """Every comparison of the call directory as tidy rows (STATS_COLUMNS), BH-adjusted per (test, scope)."""
+    """Every comparison of the call directory as tidy rows (STATS_COLUMNS), amplicon by amplicon."""
+    rows: list[dict] = []
+    for name, sub in data.by_amplicon():
+        rows += [{"amplicon": name, **r} for r in amplicon_rows(sub, config)]
+    return rows
+
+
+def amplicon_rows(data, config: CompareConfig) -> list[dict]:
+    """The comparisons of one amplicon's tables, BH-adjusted per (test, scope)."""
     from .tables import clone_table, cpg_table, order_levels
 
     roles = resolve_roles(data.sample_columns, config)
@@ -559,14 +567,17 @@ def format_value(x) -> str:
         if math.isinf(x):
             return "inf" if x > 0 else "-inf"
         return f"{x:.6g}"
-    # free text: tabs/newlines would break the table
-    return str(x).replace("\t", " ").replace("\n", " ")
+    return str(x)
 
 
 def rows_to_tsv(rows: list[dict]) -> str:
-    lines = ["\t".join(STATS_COLUMNS)]
-    lines += ["\t".join(format_value(r[c]) for c in STATS_COLUMNS) for r in rows]
-    return "\n".join(lines) + "\n"
+    """stats.tsv: numbers as ``format_value`` writes them, text through the table writer (quoting, formula-safe)."""
+    from .tsv import table_text, text_cell
+
+    def cell(x) -> str:
+        return text_cell(x) if isinstance(x, str) else format_value(x)
+
+    return table_text(STATS_COLUMNS, ["\t".join(cell(r[c]) for c in STATS_COLUMNS) for r in rows])
 
 
 def write_stats(data, config: CompareConfig = CompareConfig()) -> "os.PathLike":

@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import pandas as pd
 
 from .errors import InputError
+from .tsv import TableError, read_table
 
 READS_REQUIRED = ("read", "file", "sample", "status", "reason")
 READS_NUMERIC = (
@@ -29,13 +30,13 @@ READS_NUMERIC = (
     "aligned_end", "mismatches", "converted", "unconverted", "mean_qual",
 )
 CALLS_REQUIRED = ("read", "sample", "cpg", "pos", "call", "why", "status")
-CALLS_NUMERIC = ("cpg", "pos", "qual")
+CALLS_NUMERIC = ("cpg", "pos", "genome_pos", "qual", "read_pos")
 SUMMARY_REQUIRED = ("sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent", "note")
-SUMMARY_NUMERIC = ("cpg", "pos", "methylated", "unmethylated", "not_determined", "percent")
+SUMMARY_NUMERIC = ("cpg", "pos", "genome_pos", "methylated", "unmethylated", "not_determined", "percent")
 SAMPLES_REQUIRED = ("sample", "reads", "pass", "cpgs_called", "methylation")
 SAMPLES_NUMERIC = ("reads", "pass", "cpgs_called", "methylation")
 # the columns of samples.tsv that bsmeth adds after the sheet columns
-_SAMPLES_OWN = ("sample",) + SAMPLES_REQUIRED[1:]
+_SAMPLES_OWN = ("sample", "amplicon") + SAMPLES_REQUIRED[1:]
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +60,29 @@ class CallData:
         """Samples in the order of samples.tsv (the call's deterministic order)."""
         return list(dict.fromkeys(self.samples["sample"]))
 
+    @property
+    def amplicons(self) -> tuple[str, ...]:
+        """The run's amplicon names, in panel order (run.json's ``amplicons``)."""
+        return tuple(str(a.get("name", "")) for a in self.run.get("amplicons", []) if isinstance(a, dict))
+
+    def subset(self, amplicon: str) -> "CallData":
+        """The tables of one amplicon, with run.json's ``amplicon`` set to its entry: what ``plot``,
+        ``compare`` and ``report`` draw, test and describe, one amplicon at a time."""
+        entry = next((a for a in self.run.get("amplicons", []) if a.get("name") == amplicon), None)
+        if entry is None:
+            raise InputError(f"{self.directory}: no amplicon {amplicon!r}; the run has {', '.join(self.amplicons)}")
+
+        def only(df: pd.DataFrame) -> pd.DataFrame:
+            return df[df["amplicon"] == amplicon].reset_index(drop=True)
+
+        return replace(self, reads=only(self.reads), cpg_calls=only(self.cpg_calls), summary=only(self.summary),
+                       samples=only(self.samples), run={**self.run, "amplicon": entry})
+
+    def by_amplicon(self) -> Iterator[tuple[str, "CallData"]]:
+        """(amplicon name, its tables) for each amplicon of the run, in panel order."""
+        for name in self.amplicons:
+            yield name, self.subset(name)
+
 
 def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
     if not path.is_file():
@@ -67,11 +91,15 @@ def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd
             "(expected reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, run.json)"
         )
     try:
-        # dtype=str + keep_default_na=False: read ids such as '001', the call '-' and
-        # sample names such as 'NA' must survive unchanged.
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a tab-separated table ({exc})") from exc
+        # every cell a string: read ids such as '001', the call '-' and sample names such as 'NA' survive
+        header, rows = read_table(path)
+    except TableError as exc:
+        raise InputError(f"{path}: not a table written by bsmeth ({exc})") from None
+    if not header:
+        raise InputError(f"{path}: empty; expected a header line (see docs/outputs.md)")
+    if len(set(header)) != len(header):
+        raise InputError(f"{path}: repeated column name in the header {header}")
+    df = pd.DataFrame(rows, columns=header, dtype=str) if rows else pd.DataFrame({c: pd.Series(dtype=str) for c in header})
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise InputError(
@@ -106,6 +134,14 @@ def load_call_dir(directory: str | os.PathLike) -> CallData:
     calls = _read_tsv(d / "cpg_calls.tsv", CALLS_REQUIRED, CALLS_NUMERIC)
     summary = _read_tsv(d / "summary.tsv", SUMMARY_REQUIRED, SUMMARY_NUMERIC)
     samples = _read_tsv(d / "samples.tsv", SAMPLES_REQUIRED, SAMPLES_NUMERIC)
+    if not isinstance(run.get("amplicons"), list):
+        # a folder of bsmeth 0.1 (one amplicon, no amplicon column): every row is of run.json's amplicon
+        amp = run.get("amplicon") if isinstance(run.get("amplicon"), dict) else {}
+        amp = {**amp, "name": str(amp.get("name") or (run.get("reference") or {}).get("name") or "amplicon")}
+        run = {**run, "amplicon": amp, "amplicons": [amp]}
+        for df in (reads, calls, summary, samples):
+            if "amplicon" not in df.columns:
+                df["amplicon"] = str(amp.get("name", ""))
     cols = run.get("sample_columns")
     if not isinstance(cols, list):
         # run.json without the list: the sheet columns are whatever samples.tsv has besides ours

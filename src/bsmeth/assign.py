@@ -1,0 +1,65 @@
+"""Which amplicon of a panel a read comes from.
+
+Pipeline position: after ``reads``, before ``alignment``.  The vote is
+bisulfite-aware: each amplicon counts the read's k-mers (in the 3-letter
+alphabet, C read as T, so methylation cannot sway it) that occur in it, in the
+read's better orientation (``alignment.orient``).  The amplicon with most hits
+wins.  When the runner-up comes close (``NEAR_TIE`` of the winner's hits), both
+are aligned and the alignment scores decide; scores within ``SCORE_TIE`` of
+each other leave the read ``ambiguous_amplicon`` (overlapping amplicons, or a
+read of the region both share).  A read with no hit in any amplicon of a panel
+of several is ``no_amplicon`` without alignment.  A panel of one amplicon skips
+the vote: every read is aligned to it, as in the one-amplicon form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .alignment import align, orient
+from .models import Panel, Reason
+
+NEAR_TIE = 0.8  # runner-up k-mer hits at least this share of the winner's: decide by alignment score
+SCORE_TIE = 0.1  # alignment scores closer than this share of the better one: ambiguous_amplicon
+MIN_HITS = 1  # fewer k-mer hits in every amplicon of a panel: no_amplicon
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The outcome of the vote: an amplicon index, or a reason and detail why none."""
+
+    index: Optional[int]
+    reason: Optional[Reason] = None
+    detail: str = ""
+
+
+def votes(panel: Panel, seq: str) -> list[int]:
+    """Per amplicon, the read's k-mer hits in its better orientation."""
+    return [max((len(hits) for _, _, hits in orient(amp, seq)), default=0) for amp in panel]
+
+
+def assign(panel: Panel, seq: str, qual=None) -> Assignment:
+    """The amplicon a read belongs to (see the module docstring for the rule)."""
+    if len(panel) == 1:
+        return Assignment(0)
+    v = votes(panel, seq)
+    order = sorted(range(len(v)), key=lambda i: (-v[i], i))
+    best, second = order[0], order[1]
+    if v[best] < MIN_HITS:
+        return Assignment(None, Reason.NO_AMPLICON,
+                          f"no 12-mer (C/T merged) of any of the {len(panel)} panel amplicons in the read")
+    if v[second] < NEAR_TIE * v[best]:
+        return Assignment(best)
+    names = panel.names
+    scored = [(i, align(panel.amplicons[i], seq, qual)) for i in order[:2]]
+    scores = [(i, a.score if a is not None else 0.0, a) for i, a in scored]
+    scores.sort(key=lambda x: -x[1])
+    (i1, s1, _), (i2, s2, _) = scores
+    if s1 <= 0:
+        return Assignment(None, Reason.NO_AMPLICON, "no alignment to any panel amplicon")
+    if s1 - s2 < SCORE_TIE * s1:
+        return Assignment(None, Reason.AMBIGUOUS_AMPLICON,
+                          f"matches {names[i1]} and {names[i2]} equally well (alignment scores {s1:.0f} and "
+                          f"{s2:.0f}; k-mer votes {v[i1]} and {v[i2]}): overlapping amplicons?")
+    return Assignment(i1)
