@@ -5,9 +5,11 @@ bisulfite-aware: each amplicon counts the read's k-mers (in the 3-letter
 alphabet, C read as T, so methylation cannot sway it) that occur in it, in the
 read's better orientation (``alignment.orient``).  The amplicon with most hits
 wins.  When the runner-up comes close (``NEAR_TIE`` of the winner's hits), both
-are aligned and the alignment scores decide; scores within ``SCORE_TIE`` of
-each other leave the read ``ambiguous_amplicon`` (overlapping amplicons, or a
-read of the region both share).  A read with no hit in any amplicon of a panel
+are aligned and the alignment scores decide.  Scores within ``SCORE_TIE`` of
+each other (nested or overlapping amplicons: a read of the part both share)
+are decided by coverage: an amplicon the alignment covers whole (``WHOLE``)
+wins over one it covers in part (the short product of a nested pair, read
+through from primer to primer); otherwise the read is ``ambiguous_amplicon``.  A read with no hit in any amplicon of a panel
 of several is ``no_amplicon`` without alignment.  A panel of one amplicon skips
 the vote: every read is aligned to it, as in the one-amplicon form.
 """
@@ -21,7 +23,8 @@ from .alignment import align, orient
 from .models import Panel, Reason
 
 NEAR_TIE = 0.8  # runner-up k-mer hits at least this share of the winner's: decide by alignment score
-SCORE_TIE = 0.1  # alignment scores closer than this share of the better one: ambiguous_amplicon
+SCORE_TIE = 0.1  # alignment scores closer than this share of the better one: decided by coverage
+WHOLE = 0.95  # share of an amplicon's length an alignment must cover to count as the whole product
 MIN_HITS = 1  # fewer k-mer hits in every amplicon of a panel: no_amplicon
 
 
@@ -55,10 +58,14 @@ def assign(panel: Panel, seq: str, qual=None) -> Assignment:
     scored = [(i, align(panel.amplicons[i], seq, qual)) for i in order[:2]]
     scores = [(i, a.score if a is not None else 0.0, a) for i, a in scored]
     scores.sort(key=lambda x: -x[1])
-    (i1, s1, _), (i2, s2, _) = scores
+    (i1, s1, a1), (i2, s2, a2) = scores
     if s1 <= 0:
         return Assignment(None, Reason.NO_AMPLICON, "no alignment to any panel amplicon")
     if s1 - s2 < SCORE_TIE * s1:
+        whole = [i for i, a in ((i1, a1), (i2, a2))
+                 if a is not None and a.target_end - a.target_start >= WHOLE * panel.amplicons[i].length]
+        if len(whole) == 1:
+            return Assignment(whole[0])
         return Assignment(None, Reason.AMBIGUOUS_AMPLICON,
                           f"matches {names[i1]} and {names[i2]} equally well (alignment scores {s1:.0f} and "
                           f"{s2:.0f}; k-mer votes {v[i1]} and {v[i2]}): overlapping amplicons?")

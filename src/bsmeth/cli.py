@@ -314,7 +314,8 @@ def run(ctx, **kw):
               help="Direct sequencing of uncloned PCR product instead of clones: reads at 0, 10, 25, 50, 75, 90 "
                    "and 100 % methylation, for `bsmeth quantify`.")
 @_reference_options
-def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps, anchor):
+@_panel_option
+def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps, anchor, panel):
     """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
     import json
 
@@ -339,8 +340,21 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
         except (ValueError, TypeError, KeyError) as e:
             raise InputError(f"--design {design}: {e}") from None
     else:
-        d = seed_study_design()
+        d = None  # the seed study's design, made for the amplicon's CpGs
+    if panel:
+        if direct:
+            raise click.UsageError("--direct simulates one amplicon: leave out --panel")
+        from .simulate_panel import simulate_panel
+
+        kw = dict(reference=reference, forward=forward, reverse=reverse, strand=strand, snps=snps, anchor=anchor,
+                  panel=panel)
+        sim = simulate_panel(d, _panel(kw), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
+        click.echo(f"{sim.n_reads} simulated traces of {len(sim.per_amplicon)} amplicons in {out_p}/ (one folder per "
+                   f"amplicon); sample sheet {sim.sample_sheet.name}, truth in {sim.truth_reads.name} and "
+                   f"{sim.truth_cpgs.name}")
+        return
     amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
+    d = d or seed_study_design(n_cpgs=len(amp.cpgs))
     res = run_simulate(d, amp, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
     faults = ", ".join(f"{k} {v}" for k, v in res.faults.items()) or "none"
     click.echo(f"{res.n_reads} simulated traces in {out_p}/ (faults: {faults}); "

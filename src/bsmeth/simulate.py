@@ -526,8 +526,11 @@ def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
 
 
 def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed: int = 1,
-             command: str = "") -> SimulationResult:
-    """Simulate ``design`` for ``amplicon`` into ``out_dir`` (created if needed).  Same seed, same files."""
+             command: str = "", id_prefix: str = "") -> SimulationResult:
+    """Simulate ``design`` for ``amplicon`` into ``out_dir`` (created if needed).  Same seed, same files.
+
+    ``id_prefix`` starts every read id (and trace file name): reads of several amplicons stay distinct.
+    """
     out = Path(out_dir)
     rm = design.reads
     rng = np.random.default_rng(seed)
@@ -545,7 +548,7 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
             mine[a], mine[b] = planned[i].source, i
         width = max(2, len(str(len(mine))))
         for k, i in enumerate(mine):
-            ids[i] = f"{cond.sample}_{k + 1:0{width}d}"
+            ids[i] = f"{id_prefix}{cond.sample}_{k + 1:0{width}d}"
         order += mine
 
     columns: list[str] = []
