@@ -69,6 +69,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import __version__
 from .alignment import align
 from .atomic import write_text
+from .coords import one_based
 from .errors import InputError, OutputError
 from .evidence import channel_of, geometry, peak_heights, usable
 from .models import Amplicon, AlignedRead, Read, Unreadable
@@ -377,7 +378,7 @@ def estimate(amp: Amplicon, m: Measured, config: QuantifyConfig,
              calibration: Optional[SiteCalibration] = None) -> ReadEstimate:
     """Second pass: per-CpG estimates of one measured read (batch calibration if given, else its own)."""
     if m.hts is None:
-        sites = tuple(SiteEstimate(c.number, c.ref_pos + 1, note="under_primer" if c.under_primer else m.note)
+        sites = tuple(SiteEstimate(c.number, one_based(c.ref_pos), note="under_primer" if c.under_primer else m.note)
                       for c in amp.cpgs)
         return ReadEstimate(m.read_id, m.file, m.sample, sites, m.orientation,
                             note=m.note + (f": {m.detail}" if m.detail else ""))
@@ -425,7 +426,7 @@ def estimate(amp: Amplicon, m: Measured, config: QuantifyConfig,
     pos_of = {int(t): i for i, t in enumerate(hts.targets)}
     out = []
     for c in amp.cpgs:
-        base = dict(cpg=c.number, pos=c.ref_pos + 1)
+        base = dict(cpg=c.number, pos=one_based(c.ref_pos))
         if c.under_primer:
             out.append(SiteEstimate(**base, note="under_primer"))
             continue
@@ -447,7 +448,7 @@ def estimate(amp: Amplicon, m: Measured, config: QuantifyConfig,
         se = math.sqrt(var) / (1 - b)
         notes = []
         if c.snp is not None:
-            notes.append(f"snp:{c.snp.name or c.snp.pos + 1}")
+            notes.append(f"snp:{c.snp.name or one_based(c.snp.pos)}")
         if source == "prior":
             notes.append("dye_ratio_prior")
         clip = lambda x: min(max(x, 0.0), 1.0)  # noqa: E731
@@ -510,16 +511,20 @@ def _pct(x: Optional[float]) -> str:
 
 
 def quantify_table(estimates: Sequence[ReadEstimate], conditions: dict, columns: Sequence[str]) -> str:
+    """quantify.tsv through the one table writer (text quoted and formula-safe; numbers as formatted here)."""
+    from .tsv import table_text, text_cell
+
     head = ["read", "sample", *columns, *QUANTIFY_COLUMNS[2:]]
-    lines = ["\t".join(head)]
+    lines = []
     for e in estimates:
-        cond = [str(conditions.get(e.sample, {}).get(c, "")) for c in columns]
+        cond = [text_cell(str(conditions.get(e.sample, {}).get(c, ""))) for c in columns]
         for s in e.sites:
             num = lambda x: "" if x is None else f"{x:.1f}"  # noqa: E731
             bg = "" if s.background is None else f"{s.background:.4f}"
-            lines.append("\t".join([e.read_id, e.sample, *cond, str(s.cpg), str(s.pos), _pct(s.fraction), _pct(s.low),
-                                    _pct(s.high), num(s.c_signal), num(s.t_signal), bg, s.note]))
-    return "\n".join(lines) + "\n"
+            lines.append("\t".join([text_cell(e.read_id), text_cell(e.sample), *cond, str(s.cpg), str(s.pos),
+                                    _pct(s.fraction), _pct(s.low), _pct(s.high), num(s.c_signal), num(s.t_signal),
+                                    bg, text_cell(s.note)]))
+    return table_text(head, lines)
 
 
 def sample_summary(estimates: Sequence[ReadEstimate], samples: Sequence[str]) -> dict:
@@ -648,7 +653,7 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
     meta = {
         "version": __version__, "command": list(command) or sys.argv, "parameters": config.as_dict(),
         "sample_sheet": sheet_path, "amplicon": {"name": amplicon.name, "strand": amplicon.strand.value,
-                                                  "start": amplicon.start + 1, "end": amplicon.end,
+                                                  "start": one_based(amplicon.start), "end": amplicon.end,
                                                   "cpgs": len(amplicon.cpgs)},
         "sample_columns": list(columns), "samples": list(samples),
         "calibration": {o: {"reads": c.n_reads, "dye_ratio": round(1 / c.beta_pool, 4),

@@ -520,6 +520,11 @@ def _plan_mixed(amp: Amplicon, probs: np.ndarray, cond: Condition, rng: np.rando
 
 
 def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
+    """Truth tables through the one table writer (``tsv``); the sample sheet (``,``) as a plain CSV."""
+    if delimiter == "\t":
+        from .tsv import line, table_text
+
+        return table_text(header, [line(str(v) for v in r) for r in rows])
     buf = io.StringIO()
     csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows([header, *rows])
     return buf.getvalue()
@@ -592,7 +597,7 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
         ])
         if m is not None:
             for cpg, state in zip(amplicon.cpgs, m.states):
-                truth_cpgs.append([rid, cond.sample, cpg.number, cpg.ref_pos + 1, state,
+                truth_cpgs.append([rid, cond.sample, cpg.number, one_based(cpg.ref_pos), state,
                                    "yes" if cpg.under_primer else "no"])
 
     def text(name: str, content: str) -> Path:

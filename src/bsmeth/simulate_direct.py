@@ -48,6 +48,7 @@ import numpy as np
 
 from .abif import AbifRecord, write_abif
 from .atomic import write_text
+from .coords import one_based
 from .models import Amplicon
 from .reference import IUPAC_SETS, revcomp
 
@@ -207,7 +208,7 @@ def simulate_direct(amplicon: Amplicon, out_dir: Union[str, Path],
             sheet.append([f"{sample}/{rid}.ab1", sample, int(round(100 * level))])
             t_share = share if orient == "+" else share[:, _COMP_COL][::-1]
             for cpg, fi in zip(amplicon.cpgs, f):
-                truth.append([rid, sample, orient, f"{conv:.4f}", cpg.number, cpg.ref_pos + 1, f"{fi:.4f}",
+                truth.append([rid, sample, orient, f"{conv:.4f}", cpg.number, one_based(cpg.ref_pos), f"{fi:.4f}",
                               f"{t_share[cpg.target_pos, _COL['C']]:.4f}", "yes" if cpg.under_primer else "no"])
     sheet_path = write_text(out / "samples.csv", _table(["file", "sample", "fraction"], sheet, ","))
     truth_path = write_text(out / "truth_direct.tsv", _table(
