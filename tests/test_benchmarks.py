@@ -3,8 +3,8 @@
 Each script runs as a user runs it (``python benchmarks/X.py --smoke``, a fresh process of this interpreter,
 so the installed ``bsmeth`` beside it) in a temporary working folder, without writing bytecode into the
 source tree.  A test fails when its script exits non-zero or a figure line it prints is missing or malformed.
-The scripts of the selected tests start together when the first of them runs, two at a time, so the file
-costs about half the sum of the scripts.  ``bench_quma`` times QUMA's engine only where EMBOSS ``needle`` is
+The scripts of the selected tests start when the first of them runs, the longest first, two at a time (or
+one per CPU, up to four), so the file costs about half the sum of the scripts.  ``bench_quma`` times QUMA's engine only where EMBOSS ``needle`` is
 installed (CI installs it); without it the script must say so and still time ``bsmeth call``.
 """
 
@@ -25,13 +25,8 @@ NUM = r"\d+(\.\d+)?"
 HAS_NEEDLE = shutil.which("needle") is not None
 
 # script -> (arguments, {OUT} is a file path in the test's folder; regular expressions, each one must match a line)
+# (the longest first: they start in this order)
 SMOKE: dict[str, tuple[list[str], list[str]]] = {
-    "bench_call": (["--smoke"], [
-        r"^16 traces \(seed-study design, 1 clones",
-        rf"^  per-read path .*: {NUM} ms/read wall, {NUM} ms/read CPU$",
-        rf"^  whole process, --threads 1: {NUM} s wall, peak RSS \d+ MiB$",
-        rf"^  whole process, --threads 2: {NUM} s wall, peak RSS \d+ MiB$",
-    ]),
     "bench_run": (["--smoke"], [
         r"^bsmeth run reads \(4 traces, formats png\)",
         rf"^  -j 1: wall {NUM} s \(median {NUM}\), CPU {NUM} s$",
@@ -39,6 +34,12 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         rf"^  lollipop: save png +{NUM}$",
         rf"^  report: the rest +{NUM}$",
         rf"^  total +{NUM}$",
+    ]),
+    "bench_call": (["--smoke"], [
+        r"^16 traces \(seed-study design, 1 clones",
+        rf"^  per-read path .*: {NUM} ms/read wall, {NUM} ms/read CPU$",
+        rf"^  whole process, --threads 1: {NUM} s wall, peak RSS \d+ MiB$",
+        rf"^  whole process, --threads 2: {NUM} s wall, peak RSS \d+ MiB$",
     ]),
     "bench_quma": (["--smoke"], [
         r"^8 simulated traces \(8 with base calls\); reference: \S+, \d+ bp, \d+ CpGs$",
@@ -92,11 +93,12 @@ def _run(name: str, folder: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def smoke_runs(request, tmp_path_factory):
-    """The smoke runs of the selected tests, started together on first use (two processes at a time)."""
+    """The smoke runs of the selected tests, started on first use in SMOKE's order, a few processes at a time."""
     here = Path(__file__).resolve()
-    names = [item.callspec.params["name"] for item in request.session.items
-             if Path(item.path).resolve() == here and hasattr(item, "callspec")]
-    pool = ThreadPoolExecutor(max_workers=2)
+    selected = {item.callspec.params["name"] for item in request.session.items
+                if Path(item.path).resolve() == here and hasattr(item, "callspec")}
+    names = [n for n in SMOKE if n in selected]
+    pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
     runs: dict[str, Future] = {n: pool.submit(_run, n, tmp_path_factory.mktemp(n)) for n in names}
     yield runs
     pool.shutdown(wait=True)
