@@ -12,8 +12,9 @@ The reads are the seed study simulated with seed 1 (``bsmeth simulate --seed 1``
 primers included), which is what a QUMA user pastes as the genomic sequence.
 
 QUMA side: the engine of QUMA 1.1.16 (GitHub ``holrock/QUMA``, commit 41632f73fbb78430e0c379f2f0b021f7145e3337,
-GPLv3; its files were read at commit 961fa15042e4e4b9a8fe8ef294d8831c15b7e104 of the same repository), as ``cgi-bin/makeBisulfiteData.cgi`` drives ``BFUtils::execNeedle`` with the default conversion
-direction (C=>T, the genomic sequence as given).  Per read it writes the read and its reverse complement as
+GPLv3; its files were read at commit 961fa15042e4e4b9a8fe8ef294d8831c15b7e104 of the same repository), as
+``cgi-bin/makeBisulfiteData.cgi`` drives ``BFUtils::execNeedle`` with the default conversion direction (C=>T,
+the genomic sequence as given).  Per read it writes the read and its reverse complement as
 FASTA files (60 bases a line) and runs, for each of the two,
 
     needle <read.fa> <genome.fa> -stdout -auto -gapopen 10.0 -gapextend 0.5 -aformat markx3 -datafile EDNA_CPG
@@ -58,10 +59,10 @@ from bsmeth.reads import read_file
 from bsmeth.reference import load_amplicon, revcomp
 from bsmeth.simulate import seed_study_design, simulate
 
-# QUMA's cgi-bin/EDNA_CPG (holrock/QUMA; the text below was read at commit 961fa15042e4e4b9a8fe8ef294d8831c15b7e104,
-# the only version of the file that could be read; the same is true of BFSetting.pm, BFUtils.pm and
-# makeBisulfiteData.cgi quoted above): rows are the first sequence (the read), columns the second (the genome).  It differs from
-# EMBOSS 6.6.0's EDNAFULL only at row T, column C (+5 instead of -4).
+# QUMA's cgi-bin/EDNA_CPG (holrock/QUMA; read at commit 961fa15042e4e4b9a8fe8ef294d8831c15b7e104, the only
+# version of the file that could be read, as for BFSetting.pm, BFUtils.pm and makeBisulfiteData.cgi above):
+# rows are the first sequence (the read), columns the second (the genome).  It differs from EMBOSS 6.6.0's
+# EDNAFULL only at row T, column C (+5 instead of -4).
 EDNA_CPG = """\
     A   T   G   C   S   W   R   Y   K   M   B   V   H   D   N   U
 A   5  -4  -4  -4  -4   1   1  -4  -4   1  -4  -1  -1  -1  -2  -4
