@@ -4,8 +4,9 @@ Each script runs as a user runs it (``python benchmarks/X.py --smoke``, a fresh 
 so the installed ``bsmeth`` beside it) in a temporary working folder, without writing bytecode into the
 source tree.  A test fails when its script exits non-zero or a figure line it prints is missing or malformed.
 The scripts of the selected tests start when the first of them runs, the longest first, two at a time (or
-one per CPU, up to four), so the file costs about half the sum of the scripts.  ``bench_quma`` times QUMA's engine only where EMBOSS ``needle`` is
-installed (CI installs it); without it the script must say so and still time ``bsmeth call``.
+one per CPU, up to four), so the file costs about half the sum of the scripts.  ``bench_quma`` times QUMA's
+engine only where EMBOSS ``needle`` is installed (CI installs it); without it the script must say so and
+still time ``bsmeth call``.
 """
 
 from __future__ import annotations
