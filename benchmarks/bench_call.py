@@ -2,6 +2,7 @@
 
     python benchmarks/bench_call.py                # 96 traces (the seed-study design)
     python benchmarks/bench_call.py --scale 2000   # also 500 and 2000 traces, peak RSS, 1 vs 2 threads
+    python benchmarks/bench_call.py --smoke        # 16 traces (CI: checks the script runs)
 
 Per-read time is measured in-process over the per-read path (read file,
 align, call, QC); whole-process time runs the installed ``bsmeth`` command in
@@ -71,12 +72,14 @@ def whole_process(folder: Path, out: Path, threads: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=0, help="also run 500 and this many traces (e.g. 2000)")
+    ap.add_argument("--smoke", action="store_true", help="1 clone a sample instead of 11 (CI)")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        n = make_traces(tmp / "r96", 11)
-        print(f"{n} traces (seed-study design, 11 clones x 8 conditions + 8 faults)")
+        clones = 1 if args.smoke else 11
+        n = make_traces(tmp / "r96", clones)
+        print(f"{n} traces (seed-study design, {clones} clones x 8 conditions + 8 faults)")
         wall_ms, cpu_ms = per_read_ms(tmp / "r96")
         print(f"  per-read path (read ab1 + align + call + QC, best of 3): {wall_ms:.2f} ms/read wall, "
               f"{cpu_ms:.2f} ms/read CPU")

@@ -1,6 +1,7 @@
 """Validate the mixed-trace rule: detection of mixed clones, false alarms on clean clones (figures printed).
 
     python benchmarks/bench_mixed.py [--seeds 5] [--real DIR ...]
+    python benchmarks/bench_mixed.py --smoke    # one seed, 2 clones a sample, 4 mixed a design (CI: checks it runs)
 
 1. Simulated designs with ``mixed_clone`` faults (two molecules of one sample in one trace, the minor one
    30-50 % of the signal): every clean clone and mixed clone goes through ``bsmeth call``'s per-read path
@@ -36,15 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 PAIR = {"C": "T", "T": "C", "G": "A", "A": "G"}
 
 
-def designs(n_mixed: int = 16):
+def designs(smoke: bool = False):
+    """The designs (name, Design); ``smoke``: the same designs with 2 clean clones a sample and 4 mixed clones."""
+    n_mixed, n = (4, 2) if smoke else (16, 40)
     d = seed_study_design()
+    if smoke:
+        d = replace(d, conditions=tuple(replace(c, n_clones=n) for c in d.conditions), faults={})
     yield "seed study", replace(d, faults={**d.faults, "mixed_clone": n_mixed})
-    yield "50 % / 20 %", Design((Condition("h50", {}, 40, 0.5), Condition("h20", {}, 40, 0.2)),
+    yield "50 % / 20 %", Design((Condition("h50", {}, n, 0.5), Condition("h20", {}, n, 0.2)),
                                 {"mixed_clone": n_mixed})
-    yield "5 % / 10 % (98.5 % conv.)", Design((Condition("l05", {}, 40, 0.05),
-                                               Condition("l10", {}, 40, 0.10, conversion=0.985)),
+    yield "5 % / 10 % (98.5 % conv.)", Design((Condition("l05", {}, n, 0.05),
+                                               Condition("l10", {}, n, 0.10, conversion=0.985)),
                                               {"mixed_clone": n_mixed})
-    yield "90 %", Design((Condition("h90", {}, 40, 0.9),), {"mixed_clone": n_mixed})
+    yield "90 %", Design((Condition("h90", {}, n, 0.9),), {"mixed_clone": n_mixed})
 
 
 def rule(cfg: CallConfig, m_cpg, n_cpg, m_cph, n_cph) -> bool:
@@ -59,12 +64,12 @@ def rule(cfg: CallConfig, m_cpg, n_cpg, m_cph, n_cph) -> bool:
 OLD = replace(CallConfig(), mixed_min_sites=3, mixed_fraction=0.2, mixed_any_min_sites=10**6, mixed_min_local_qual=20)
 
 
-def simulated(n_seeds: int, cfg: CallConfig = CallConfig()) -> list[dict]:
+def simulated(n_seeds: int, cfg: CallConfig = CallConfig(), smoke: bool = False) -> list[dict]:
     amp = load_amplicon()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(1, n_seeds + 1):
-            for name, design in designs():
+            for name, design in designs(smoke):
                 out = Path(tmp) / f"{seed}_{len(rows)}"
                 simulate(design, amp, out, seed=seed)
                 truth = list(csv.DictReader(open(out / "truth_reads.tsv"), delimiter="\t"))
@@ -133,13 +138,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--real", nargs="*", default=[], help="more folders of real traces")
+    ap.add_argument("--smoke", action="store_true", help="one seed, small designs: checks the script runs (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.seeds = 1
     cfg = CallConfig()
     print(f"rule: >= {cfg.mixed_min_sites} mixed CpGs and >= {100 * cfg.mixed_fraction:g} % of those looked at, or "
           f">= {cfg.mixed_any_min_sites} mixed C (CpG or not) and >= {100 * cfg.mixed_any_fraction:g} %; sites with a "
           f"local median PHRED >= {cfg.mixed_min_local_qual}")
 
-    rows = simulated(args.seeds)
+    rows = simulated(args.seeds, smoke=args.smoke)
     mixed = [r for r in rows if r["fault"] == "mixed_clone"]
     clean = [r for r in rows if r["fault"] == ""]
     det = np.array([r["reason"] == "mixed_trace" for r in mixed])
@@ -192,7 +200,7 @@ def main() -> None:
           "measure):")
     sites_old = real_sites(folders, OLD.mixed_min_local_qual)
     pr_old = np.concatenate(list(pseudo_reads(sites_old, OLD).values()))
-    old_rows = simulated(args.seeds, OLD)
+    old_rows = simulated(args.seeds, OLD, smoke=args.smoke)
     d_old = np.array([rule(OLD, *r["counts"]) for r in old_rows if r["fault"] == "mixed_clone"])
     f_old = np.array([rule(OLD, *r["counts"]) for r in old_rows if r["fault"] == ""])
     print(f"   detected {100 * d_old.mean():.1f} %, false alarms simulated {100 * f_old.mean():.2f} %, "

@@ -1,6 +1,7 @@
 """Accuracy of ``bsmeth quantify`` on simulated direct reads (figures printed, calibration plot written).
 
     python benchmarks/bench_quantify.py [--reads 8] [--contexts 3] [--plot docs/images/quantify_calibration.png]
+    python benchmarks/bench_quantify.py --smoke [--plot OUT.png]   # 1 read, 1 context; no plot unless --plot
 
 For each context draw (the amplicon's sequence-context effects, ``DirectModel.context_seed``) and each peak
 model (``default``: the simulator's documented model; ``harsh``: context sd 0.4, dye-specific context sd
@@ -126,8 +127,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reads", type=int, default=8, help="reads per level and context draw")
     ap.add_argument("--contexts", type=int, default=3, help="context draws (amplicon sequence effects)")
-    ap.add_argument("--plot", default=str(ROOT / "docs" / "images" / "quantify_calibration.png"))
+    ap.add_argument("--plot", help="calibration plot to write (default docs/images/quantify_calibration.png; "
+                                   "'' for none)")
+    ap.add_argument("--smoke", action="store_true", help="1 read per level, 1 context draw, no plot unless --plot: "
+                                                         "checks the script runs (CI)")
     args = ap.parse_args()
+    if args.smoke:
+        args.reads, args.contexts = 1, 1
+    if args.plot is None:
+        args.plot = "" if args.smoke else str(ROOT / "docs" / "images" / "quantify_calibration.png")
     results = run(args.reads, args.contexts)
     print(f"{args.reads} reads per level x {args.contexts} context draws per model; per-CpG estimates\n")
     table(results)

@@ -3,6 +3,7 @@
     python benchmarks/fuzz_readers.py             # 5 minutes
     python benchmarks/fuzz_readers.py 60          # an hour
     python benchmarks/fuzz_readers.py 2 --save failures/   # keep the bytes of failing inputs there
+    python benchmarks/fuzz_readers.py --smoke     # one derandomized round of 30 inputs (CI: checks it runs)
 
 The properties are those of tests/test_fuzz.py (whose strategies are reused): ``read_file`` never
 raises, returns at least one item, a ``Read`` has a non-empty upper-case IUPAC sequence and no or
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=500, help="examples per Hypothesis run (default 500)")
     ap.add_argument("--slow", type=float, default=10.0, help="seconds after which one input counts as a hang")
     ap.add_argument("--save", type=Path, help="folder to write the bytes of failing inputs into")
+    ap.add_argument("--smoke", action="store_true",
+                    help="one round of 30 derandomized inputs, whatever the time: checks the script runs (CI)")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.batch = 30
 
     real = seeds()
     strategy = st.one_of(
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, on_alarm)
     workdir = Path(tempfile.mkdtemp(prefix="bsmeth-fuzz-"))
 
-    @settings(max_examples=args.batch, deadline=None, database=None, derandomize=False,
+    @settings(max_examples=args.batch, deadline=None, database=None, derandomize=args.smoke,
               phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def prop(case):
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     end = start + 60 * args.minutes
     rounds = 0
     try:
-        while time.monotonic() < end:
+        while rounds == 0 if args.smoke else time.monotonic() < end:
             rounds += 1
             found.clear()
             try:

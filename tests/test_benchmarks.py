@@ -1,0 +1,114 @@
+"""Every script in benchmarks/ runs at its smallest size and prints its figures (a smoke run: no timing asserted).
+
+Each script runs as a user runs it (``python benchmarks/X.py --smoke``, a fresh process of this interpreter,
+so the installed ``bsmeth`` beside it) in a temporary working folder, without writing bytecode into the
+source tree.  A test fails when its script exits non-zero or a figure line it prints is missing or malformed.
+The scripts of the selected tests start when the first of them runs, the longest first, two at a time (or
+one per CPU, up to four), so the file costs about half the sum of the scripts.  ``bench_quma`` times QUMA's
+engine only where EMBOSS ``needle`` is installed (CI installs it); without it the script must say so and
+still time ``bsmeth call``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+NUM = r"\d+(\.\d+)?"
+HAS_NEEDLE = shutil.which("needle") is not None
+
+# script -> (arguments, {OUT} is a file path in the test's folder; regular expressions, each one must match a line)
+# (the longest first: they start in this order)
+SMOKE: dict[str, tuple[list[str], list[str]]] = {
+    "bench_run": (["--smoke"], [
+        r"^bsmeth run reads \(4 traces, formats png\)",
+        rf"^  -j 1: wall {NUM} s \(median {NUM}\), CPU {NUM} s$",
+        rf"^  call \(1 process\) +{NUM}$",
+        rf"^  lollipop: save png +{NUM}$",
+        rf"^  report: the rest +{NUM}$",
+        rf"^  total +{NUM}$",
+    ]),
+    "bench_call": (["--smoke"], [
+        r"^16 traces \(seed-study design, 1 clones",
+        rf"^  per-read path .*: {NUM} ms/read wall, {NUM} ms/read CPU$",
+        rf"^  whole process, --threads 1: {NUM} s wall, peak RSS \d+ MiB$",
+        rf"^  whole process, --threads 2: {NUM} s wall, peak RSS \d+ MiB$",
+    ]),
+    "bench_quma": (["--smoke"], [
+        r"^8 simulated traces \(8 with base calls\); reference: \S+, \d+ bp, \d+ CpGs$",
+        rf"^bsmeth call --threads 1 \(whole process\): wall {NUM} s, CPU {NUM} s$",
+        rf"^bsmeth call, default threads \(\d+ processes\): wall {NUM} s, CPU {NUM} s$",
+        *([rf"^QUMA engine \(needle x 2 per read, 16 runs\): wall {NUM} s, CPU {NUM} s$",
+           rf"^ratio QUMA engine / bsmeth call --threads 1: {NUM}x wall, {NUM}x CPU$",
+           rf"^ratio QUMA engine / bsmeth call, default threads: {NUM}x wall, {NUM}x CPU$",
+           # both engines read every clean simulated read the same way round: they did the same job
+           r"^orientation: needle \(QUMA's rule\) and bsmeth agree on 8 of the 8 reads bsmeth aligned$"]
+          if HAS_NEEDLE else
+          [r"^note: EMBOSS needle is not installed, so QUMA's engine is skipped; install it with: apt-get install",
+           r"^ratio: not measured \(no needle\)$"]),
+    ]),
+    "bench_mixed": (["--smoke"], [
+        r"^1\. simulated \(1 seeds x 4 designs\)$",
+        rf"^   mixed clones detected: \d+/16 = {NUM} % \(target >= 95 %\)$",
+        rf"^   false alarms on clean clones: \d+/\d+ = {NUM} % \(target < 2 %\)$",
+        r"^2\. real traces \(\d+ distinct traces with qualities, \d+ C/T/G/A calls",
+        rf"^   pseudo-reads flagged mixed_trace: {NUM} % of \d+",
+        rf"^   detected {NUM} %, false alarms simulated {NUM} %, real pseudo-reads {NUM} %$",
+    ]),
+    "bench_quantify": (["--smoke", "--plot", "{OUT}/calibration.png"], [
+        r"^1 reads per level x 1 context draws per model",
+        rf"^default  batch( +{NUM} +[+-]{NUM} +\d+%){{7}}$",
+        rf"^harsh    single( +{NUM} +[+-]{NUM} +\d+%){{7}}$",
+        rf"^worst MAE of a level, batch mode: {NUM} points \(target <= 10\)$",
+        r"^calibration plot: .*calibration\.png$",
+    ]),
+    "duplicates": (["1"], [  # its argument is the number of simulated designs; 1 is its smallest run
+        r"^designs: 1; pairs of distinct clones: \d+; planted duplicates: 2$",
+        rf"^planted duplicates, evidence \(-log10 chance match\): min {NUM}, median {NUM}$",
+        r"^threshold 4\.0: planted found \d/2, distinct pairs flagged \d+/\d+$",
+    ]),
+    "fuzz_readers": (["--smoke"], [
+        r"^done: 30 inputs in 1 rounds over 0\.\d min; 0 distinct failure\(s\)$",
+    ]),
+}
+
+
+def test_every_benchmark_has_a_smoke_run():
+    assert sorted(p.stem for p in BENCH.glob("*.py")) == sorted(SMOKE)
+
+
+def _run(name: str, folder: Path) -> subprocess.CompletedProcess:
+    args = [a.replace("{OUT}", str(folder)) for a in SMOKE[name][0]]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, str(BENCH / f"{name}.py"), *args], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request, tmp_path_factory):
+    """The smoke runs of the selected tests, started on first use in SMOKE's order, a few processes at a time."""
+    here = Path(__file__).resolve()
+    selected = {item.callspec.params["name"] for item in request.session.items
+                if Path(item.path).resolve() == here and hasattr(item, "callspec")}
+    names = [n for n in SMOKE if n in selected]
+    pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1)))
+    runs: dict[str, Future] = {n: pool.submit(_run, n, tmp_path_factory.mktemp(n)) for n in names}
+    yield runs
+    pool.shutdown(wait=True)
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_smoke_run(name, smoke_runs):
+    done = smoke_runs[name].result()
+    assert done.returncode == 0, f"{name} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    lines = done.stdout.splitlines()
+    missing = [p for p in SMOKE[name][1] if not any(re.search(p, line) for line in lines)]
+    assert not missing, f"{name} did not print lines matching {missing}:\n{done.stdout}"
