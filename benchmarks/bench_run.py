@@ -97,7 +97,7 @@ def breakdown(reads: Path, out: Path, formats: tuple[str, ...]) -> list[tuple[st
     sw("compare (stats.tsv)", stats.run_compare, out)
     sw(f"dose-response: build and save {len(formats)} format(s)", plots.plot_dose_response, data,
        plots.PlotConfig(formats=formats))
-    traces = sw("report: trace section", report.trace_section, data)
+    traces = {data.amplicons[0]: sw("report: trace section", report.trace_section, data)}
     pngs = {p: (out / f"{p}.png").read_bytes() for p in ("lollipop", "dose_response")}
     sw("report: the rest", report.save_report, data, pngs=pngs, traces=traces)
     return sw.rows
