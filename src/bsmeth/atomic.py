@@ -8,6 +8,7 @@ temporary file and leaves any previous version intact.
 
 from __future__ import annotations
 
+import codecs
 import os
 import tempfile
 from pathlib import Path
@@ -48,6 +49,27 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return write_with(path, lambda fh: fh.write(data))
 
 
+def _byte_escapes(err: UnicodeError) -> tuple[str, int]:
+    """Encoding error handler ``bsmeth-bytes``: text that is not valid Unicode (a file name in a legacy encoding
+    reaches Python as surrogate escapes) is written as ``\\xNN`` per undecodable byte, so every output file stays
+    valid UTF-8 and shows the name the same way (``tsv.undo_byte_escapes`` reverses it)."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    out = []
+    for ch in err.object[err.start:err.end]:
+        code = ord(ch)
+        out.append(f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}")
+    return "".join(out), err.end
+
+
+codecs.register_error("bsmeth-bytes", _byte_escapes)
+
+
+def encode(text: str) -> bytes:
+    """UTF-8 bytes of text that may hold surrogate escapes (see ``_byte_escapes``)."""
+    return text.encode("utf-8", "bsmeth-bytes")
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """UTF-8 text with the line ends as given (``\\n``)."""
-    return write_bytes(path, text.encode("utf-8"))
+    """UTF-8 text with the line ends as given (``\\n``); undecodable bytes of names as ``\\xNN``."""
+    return write_bytes(path, encode(text))

@@ -34,7 +34,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .atomic import write_text
+from .atomic import encode, write_text
 
 FORMULA_START = frozenset("=+-@\t\r")
 _SPECIAL = ("\t", "\n", "\r", '"')
@@ -57,7 +57,7 @@ def text_cell(s: str) -> str:
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: bytes of a name in another encoding
-        s = os.fsencode(s).decode("utf-8", "backslashreplace")
+        s = encode(s).decode("utf-8")
     if any(c in s for c in _SPECIAL):
         return '"' + s.replace('"', '""') + '"'
     return s
