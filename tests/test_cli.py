@@ -53,7 +53,8 @@ def test_reference_primer_not_binding_is_one_line(biq, capsys):
               "--reverse", "GGGGGGGGGGGGGGGGGG"])
     assert e.value.code == 3
     err = capsys.readouterr().err
-    assert err.startswith("bsmeth: error: forward primer") and err.count("\n") == 1
+    assert err.startswith("bsmeth: error: the primer pair does not amplify this reference: forward primer "
+                          "'ACGTACGTACGTACGTAC'") and err.count("\n") == 1
     assert "Traceback" not in err
 
 

@@ -160,10 +160,38 @@ def test_swapped_primers_warn_and_give_the_same_amplicon(default):
 
 def test_primer_that_does_not_bind(tmp_path, default_seq):
     path = write_fasta(tmp_path / "ref.fa", default_seq)
-    with pytest.raises(PrimerError, match=r"forward primer .* does not bind"):
+    # the message quotes what the user typed and says which of the two binds, and where
+    with pytest.raises(PrimerError, match=r"forward primer 'GATGATGATGATGATGATGATGAT': binds in no reading.*"
+                                          r"reverse primer 'AAAACCAAAATAACCCAAAACAC': as given .* binds the "
+                                          r"converted top strand"):
         load_amplicon(path, "GATGATGATGATGATGATGATGAT", DEFAULT_REVERSE)
-    with pytest.raises(PrimerError, match=r"reverse primer .* does not bind"):
+    with pytest.raises(PrimerError, match=r"reverse primer 'CATCATCATCATCATCATCATCA': binds in no reading"):
         load_amplicon(path, DEFAULT_FORWARD, "CATCATCATCATCATCATCATCA")
+
+
+@pytest.mark.parametrize("forward,reverse,note", [
+    (DEFAULT_FORWARD, revcomp(DEFAULT_REVERSE), "as written on the reference"),
+    # the primers' genomic (unconverted) sequences, as a user may copy them from the reference
+    ("CGGGCACACCTTGGTTCTTGTAGA", DEFAULT_REVERSE, "forward primer 'CGGGCACACCTTGGTTCTTGTAGA' read as genomic"),
+    (revcomp(DEFAULT_REVERSE), DEFAULT_FORWARD, "other order"),
+])
+def test_primers_typed_other_ways_bind_with_a_note(default, forward, reverse, note):
+    amp = build_amplicon("r", default.reference, forward, reverse)
+    assert (amp.start, amp.end, amp.strand, amp.target) == (default.start, default.end, default.strand,
+                                                            default.target)
+    assert (amp.forward, amp.reverse) == (DEFAULT_FORWARD, DEFAULT_REVERSE)
+    assert any(note in w for w in amp.warnings), amp.warnings
+
+
+def test_oct4_reverse_primer_in_both_orientations(data):
+    """methylcircleplot's example: the reverse primer as the real primer, or as it reads on the reference."""
+    ref = data / "oct4" / "reference_as_published.fa"
+    real = load_amplicon(ref, "TGGGTTGAAATATTGGGTTTATTT", "CTAAAACCAAATATCCAACCATA")
+    typed = load_amplicon(ref, "TGGGTTGAAATATTGGGTTTATTT", "TATGGTTGGATATTTGGTTTTAG")
+    assert (real.start, real.end, real.target) == (typed.start, typed.end, typed.target)
+    assert typed.reverse == "CTAAAACCAAATATCCAACCATA"
+    assert not [w for w in real.warnings if "read as" in w]
+    assert [w for w in typed.warnings if "reverse primer 'TATGGTTGGATATTTGGTTTTAG' read as written" in w]
 
 
 def test_primer_that_binds_twice(tmp_path, default_seq):

@@ -171,6 +171,98 @@ def _locate(primer: str, strands: dict[Strand, str], label: str) -> tuple[Strand
     )
 
 
+# How a primer may have been typed, and the primer (5'->3', converted) that reading gives.  Forward: as the
+# converted primer, or as the genomic (unconverted) sequence.  Reverse: as the converted primer, as written on
+# the amplified (reference) strand (a common habit: methylcircleplot takes it that way), or either of these
+# unconverted.  The first reading of each is the documented form; the others are tried only if it fails.
+def _forward_readings(p: str) -> list[tuple[str, str]]:
+    return _distinct([("as given", p), ("as genomic (unconverted) sequence, converted", p.replace("C", "T"))])
+
+
+def _reverse_readings(p: str) -> list[tuple[str, str]]:
+    rc = revcomp(p)
+    out = [("as given", p),
+           ("as written on the reference (amplified) strand, reverse-complemented", rc),
+           ("as genomic (unconverted) sequence, converted", p.replace("G", "A")),
+           ("as written unconverted on the reference strand, reverse-complemented and converted",
+            revcomp(rc.replace("C", "T")))]
+    return _distinct(out)
+
+
+def _distinct(readings: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Readings in order, each primer sequence once (the first label that gives it)."""
+    seen: set[str] = set()
+    out = []
+    for label, seq in readings:
+        if seq not in seen:
+            seen.add(seq)
+            out.append((label, seq))
+    return out
+
+
+def _pair(fwd: str, rev: str, strands: dict[Strand, str]) -> tuple[Strand, int, int, int, int]:
+    """(strand, forward start, mismatches, reverse site start, mismatches) of a primer pair, or PrimerError."""
+    st, fstart, fmm = _locate(fwd, strands, "forward")
+    _, rstart, rmm = _locate(revcomp(rev), {st: strands[st]}, "reverse")
+    if rstart + len(rev) <= fstart + len(fwd):
+        raise PrimerError(
+            f"the reverse primer binds at or before the forward primer on the {st.value} strand "
+            f"(forward at {one_based(fstart)}, reverse ends at {rstart + len(rev)}); check the primer pair"
+        )
+    return st, fstart, fmm, rstart, rmm
+
+
+def place_primers(forward: str, reverse: str, strands: dict[Strand, str]):
+    """Where a primer pair binds, trying the ways users type primers.
+
+    Returns (strand, forward start, forward mm, reverse start, reverse mm, forward primer, reverse primer, notes):
+    the primers as used (5'->3', converted) and a note for every reading other than the documented one.
+    """
+    fwd_r, rev_r = _forward_readings(forward), _reverse_readings(reverse)
+    first_error = None
+    for swap in (False, True):
+        for fi, (flabel, f) in enumerate(fwd_r if not swap else _forward_readings(reverse)):
+            for ri, (rlabel, r) in enumerate(rev_r if not swap else _reverse_readings(forward)):
+                try:
+                    st, fs, fmm, rs, rmm = _pair(f, r, strands)
+                except PrimerError as e:
+                    first_error = first_error or e
+                    continue
+                notes = []
+                if swap:
+                    notes.append("the primers bind in the other order; --forward and --reverse were swapped")
+                given_f, given_r = (reverse, forward) if swap else (forward, reverse)
+                if fi:
+                    notes.append(f"forward primer {given_f!r} read {flabel}: {f}")
+                if ri:
+                    notes.append(f"reverse primer {given_r!r} read {rlabel}: {r} (the reverse primer is written "
+                                 "5'->3' as ordered, converted)")
+                return st, fs, fmm, rs, rmm, f, r, notes
+    raise PrimerError(_binding_report(forward, reverse, strands, first_error)) from None
+
+
+def _binding_report(forward: str, reverse: str, strands: dict[Strand, str], first: PrimerError) -> str:
+    """Why a pair does not work: each primer as the user typed it, and the readings that do bind, if any."""
+    parts = []
+    for role, typed, readings, rc in (("forward", forward, _forward_readings(forward), False),
+                                      ("reverse", reverse, _reverse_readings(reverse), True)):
+        found = []
+        for label, seq in readings:
+            try:
+                st, i, _ = _locate(revcomp(seq) if rc else seq, strands, role)
+            except PrimerError:
+                continue
+            found.append(f"{label} ({seq}) binds the converted {st.value} strand at {one_based(i)}")
+        parts.append(f"{role} primer {typed!r}: " + ("; ".join(found) if found else
+                                                      "binds in no reading (as given, reverse-complemented, "
+                                                      "unconverted; up to 2 mismatches)"))
+    if "more than once" in str(first):
+        return f"{first} ({'; '.join(parts)})"
+    return ("the primer pair does not amplify this reference: " + "; ".join(parts) + ". Give both primers 5'->3' "
+            "as ordered, in converted form (the reverse primer as the reverse complement of the amplified strand), "
+            "from the same converted strand, the forward upstream of the reverse")
+
+
 def build_amplicon(
     name: str,
     seq: str,
@@ -208,27 +300,12 @@ def build_amplicon(
         strands = {Strand.TOP: seq, Strand.BOTTOM: revcomp(seq)}
         if strand is not None:
             strands = {strand: strands[strand]}
-        try:
-            st, fstart, fmm = _locate(fwd, strands, "forward")
-            st_r, rstart, rmm = _locate(revcomp(rev), {st: strands[st]}, "reverse")
-        except PrimerError as first:
-            # primers given in the other order?
-            try:
-                st, fstart, fmm = _locate(rev, strands, "reverse")
-                st_r, rstart, rmm = _locate(revcomp(fwd), {st: strands[st]}, "forward")
-                fwd, rev = rev, fwd
-                warnings.append("the primers bind in the other order; --forward and --reverse were swapped")
-            except PrimerError:
-                raise first from None
+        st, fstart, fmm, rstart, rmm, fwd, rev, notes = place_primers(fwd, rev, strands)
+        warnings += notes
         for label, mm in (("forward", fmm), ("reverse", rmm)):
             if mm:
                 warnings.append(f"{label} primer binds with {mm} mismatch(es)")
-        tend = rstart + len(rev)
-        if tend <= fstart + len(fwd):
-            raise PrimerError(
-                f"the reverse primer binds at or before the forward primer on the {st.value} strand "
-                f"(forward at {one_based(fstart)}, reverse ends at {tend}); check the primer pair"
-            )
+        tend = rstart + len(rev)  # _pair checked that the reverse site ends downstream of the forward primer
         strand_seq = strands[st]
         target = strand_seq[fstart:tend]
         if st is Strand.TOP:
