@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +42,7 @@ class CallRun:
     panel: Panel
     results: tuple[ReadResult, ...]
     samples: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # run-level hints, also printed and written into run.json
 
     @property
     def amplicon(self) -> Amplicon:
@@ -252,13 +254,55 @@ def run_call(
     for r in results:
         if r.status is Status.FAIL:
             log.info("%s (%s): %s%s", r.read_id, r.file, r.reason.value, f": {r.detail}" if r.detail else "")
-    nome_like = sum(r.reason is Reason.LOW_CONVERSION and looks_like_nome(r.qc, config) for r in results)
-    if nome_like >= 3 and nome_like >= sum(r.reason is Reason.LOW_CONVERSION for r in results) / 2:
-        log.warning("%d reads fail conversion only at GpC sites: GpC-methylase (NOMe) treated? "
-                    "rerun with --nome to count conversion over HCH only", nome_like)
-    run = CallRun(out, panel, tuple(results), samples)
+    warnings = run_warnings(results, samples, assigned, config)
+    for w in warnings:
+        log.warning("warning: %s", w)
+    run = CallRun(out, panel, tuple(results), samples, tuple(warnings))
     write_outputs(run, conditions, columns, config, command, sheet_path)
     return run
+
+
+NO_MATCH_SHARE = 0.5  # this share of the reads failing no_amplicon (at least 3) suggests the wrong amplicon
+
+
+def run_warnings(results: Sequence[ReadResult], samples: Sequence[str], assigned, config: CallConfig) -> list[str]:
+    """Hints about the run as a whole: things that look like a wrong setting rather than bad reads."""
+    out = []
+    n = len(results)
+    no_match = sum(r.reason is Reason.NO_AMPLICON for r in results)
+    if no_match >= 3 and no_match >= NO_MATCH_SHARE * n:
+        out.append(f"{no_match} of {n} reads fail no_amplicon (no alignment to the amplicon): check --reference and "
+                   "the primers (or --panel); are these reads of this region?")
+    per_sample: dict[str, int] = {}
+    for r in results:
+        per_sample[r.sample] = per_sample.get(r.sample, 0) + 1
+    files = {f.path for f, _, _ in assigned}
+    if len(samples) > 1 and all(v == 1 for v in per_sample.values()) and len(files) == len(samples):
+        out.append(f"every sample holds a single read ({len(samples)} samples of one read each): without a sample "
+                   "sheet each input file is a sample; give --samples sheet.csv, or one folder per sample "
+                   "(statistics need several clones per group, and duplicates can only be found within a sample)")
+    nome_like = sum(r.reason is Reason.LOW_CONVERSION and looks_like_nome(r.qc, config) for r in results)
+    if nome_like >= 3 and nome_like >= sum(r.reason is Reason.LOW_CONVERSION for r in results) / 2:
+        out.append(f"{nome_like} reads fail conversion only at GpC sites: GpC-methylase (NOMe) treated? "
+                   "rerun with --nome to count conversion over HCH only")
+    return out
+
+
+def results_relative(results: Sequence[ReadResult], out: Path) -> list[ReadResult]:
+    """Input paths as written into reads.tsv: relative to the result folder, so that a folder moved or copied
+    together with its reads still finds them (run.json keeps the folder's absolute path for the other case)."""
+    base = os.path.abspath(out)
+    cache: dict[str, str] = {}
+
+    def rel(f: str) -> str:
+        if f not in cache:
+            try:
+                cache[f] = os.path.relpath(os.path.abspath(f), base) if f else f
+            except ValueError:  # another drive (Windows)
+                cache[f] = os.path.abspath(f)
+        return cache[f]
+
+    return [replace(r, file=rel(r.file)) for r in results]
 
 
 def anchor_dict(amp: Amplicon) -> Optional[dict]:
@@ -285,7 +329,8 @@ def amplicon_dict(amp: Amplicon) -> dict:
 
 
 def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path) -> None:
-    out, panel, results = run.out, run.panel, run.results
+    out, panel = run.out, run.panel
+    results = results_relative(run.results, out)
     texts = {
         "reads.tsv": reads_table(results, conditions, columns),
         "cpg_calls.tsv": calls_table(panel, results),
@@ -304,6 +349,8 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
                       "length": len(panel.amplicons[0].reference)},
         **({"amplicon": amplicons[0]} if len(panel) == 1 else {}),
         "amplicons": amplicons,
+        "results_dir": os.path.abspath(out),  # where the input paths of reads.tsv are relative to, at run time
+        "warnings": list(run.warnings),
         "sample_columns": list(columns),
         "samples": list(run.samples),
         "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,

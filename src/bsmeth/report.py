@@ -144,6 +144,7 @@ def _run_section(data) -> str:
         items += _amplicon_items(amp, len(amplicons) == 1)
     items += [("sample sheet", run.get("sample_sheet") or "(none)"),
               ("sample columns", ", ".join(data.sample_columns) or "(none)")]
+    items += [("warning", w) for w in run.get("warnings") or []]
     out = ["<dl>"] + [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items] + ["</dl>"]
     params = run.get("parameters") or {}
     if isinstance(params, dict) and params:
@@ -285,16 +286,20 @@ MAX_TRIED = 200  # pass reads whose trace file is looked for
 
 
 def _trace_file(data, name: str) -> Optional[Path]:
-    """The trace file named in reads.tsv: as written (relative to the working folder), else next to the call folder."""
+    """The trace file named in reads.tsv (relative to the result folder): found from where the folder is now
+    (moved or copied together with its reads), else from where it was at run time (moved alone), else as
+    bsmeth 0.1 wrote it (relative to the working folder)."""
     from .tsv import undo_byte_escapes
 
     if not name:
         return None
+    at_run = data.run.get("results_dir")
     for text in (name, undo_byte_escapes(name)):
         if text is None:
             continue
         p = Path(text)
-        for cand in (p,) if p.is_absolute() else (p, data.directory / p, data.directory.parent / p):
+        bases = [data.directory, *([Path(at_run)] if at_run else []), Path("."), data.directory.parent]
+        for cand in (p,) if p.is_absolute() else tuple(b / p for b in bases):
             if cand.is_file():
                 return cand
     return None

@@ -1,0 +1,96 @@
+"""What a new user types in the first hour, through the installed command: globs, a wrong reference, a result
+folder moved or copied elsewhere."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from command import bsmeth_cmd
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "example_reads"
+BIQ = Path(__file__).parent / "data" / "biq_demo"
+
+
+def bsmeth(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*bsmeth_cmd(), *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_glob_of_files_warns_that_every_sample_is_one_read(tmp_path):
+    """`bsmeth call example_reads/BT474_d0/*.ab1 example_reads/rBT474_d0/*.ab1` (the shell expands the globs):
+    each file becomes a sample of one read; bsmeth says so and what to do."""
+    files = sorted((EXAMPLE / "BT474_d0").glob("*.ab1"))[:3] + sorted((EXAMPLE / "rBT474_d0").glob("*.ab1"))[:3]
+    r = bsmeth("call", *files, "--out", tmp_path / "x", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    assert "every sample holds a single read (6 samples of one read each)" in r.stderr
+    assert "--samples" in r.stderr
+    run = json.loads((tmp_path / "x" / "run.json").read_text())
+    assert any("single read" in w for w in run["warnings"])
+    # the same files as folders: one sample each, no warning
+    r = bsmeth("call", EXAMPLE / "BT474_d0", "--out", tmp_path / "y", "-j", "1")
+    assert r.returncode == 0 and "single read" not in r.stderr
+
+
+def test_glob_pattern_given_to_bsmeth_itself(tmp_path):
+    """A pattern bsmeth expands (quoted on the command line) behaves the same."""
+    r = bsmeth("call", str(EXAMPLE / "BT474_d0" / "BT474_d0_0*.ab1"), "--out", tmp_path / "x", "-j", "1")
+    assert r.returncode == 0 and "every sample holds a single read" in r.stderr
+
+
+def test_reads_of_another_region_get_a_hint(tmp_path):
+    """IGFBP3 clones called against the BiQ demo reference: nothing matches; exit 0 with a run-level hint."""
+    files = sorted((EXAMPLE / "rBT474_d3").glob("*.ab1"))[:5]
+    r = bsmeth("call", *files, "--reference", BIQ / "Master_Sequence.txt", "--out", tmp_path / "x", "-j", "1")
+    assert r.returncode == 0, r.stderr
+    assert "5 of 5 reads fail no_amplicon" in r.stderr and "check --reference" in r.stderr
+    run = json.loads((tmp_path / "x" / "run.json").read_text())
+    assert run["counts"]["pass"] == 0 and any("no_amplicon" in w for w in run["warnings"])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project folder: its reads and a result folder beside them."""
+    root = tmp_path_factory.mktemp("project")
+    reads = root / "reads"
+    for sample in ("BT474_d0", "rBT474_d10"):
+        (reads / sample).mkdir(parents=True)
+        for f in sorted((EXAMPLE / sample).glob("*.ab1"))[:4]:
+            shutil.copy(f, reads / sample)
+    r = bsmeth("run", "reads", "--out", "results", "-j", "1", "--formats", "png", cwd=root)
+    assert r.returncode == 0, r.stderr
+    return root
+
+
+def test_reads_tsv_paths_are_relative_to_the_results(project):
+    rows = list(csv.DictReader(open(project / "results" / "reads.tsv", newline=""), delimiter="\t"))
+    assert rows and all(r["file"].startswith("../reads/") for r in rows)
+    assert all((project / "results" / r["file"]).is_file() for r in rows)
+
+
+def _report_has_trace(results: Path) -> bool:
+    r = bsmeth("report", results, "--formats", "png")
+    assert r.returncode == 0, r.stderr
+    html = (results / "report.html").read_text()
+    return "trace snippets of" in html
+
+
+def test_results_moved_alone_still_find_the_traces(project, tmp_path):
+    moved = tmp_path / "elsewhere" / "results"
+    shutil.copytree(project / "results", moved)
+    assert _report_has_trace(moved)
+
+
+def test_project_copied_with_its_reads_finds_the_traces_there(project, tmp_path):
+    """Copied together (to another machine, say): the copy's own reads are used, not the original ones."""
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    run = json.loads((copy / "results" / "run.json").read_text())
+    run["results_dir"] = "/nonexistent/results"  # as on another machine: the original place is gone
+    (copy / "results" / "run.json").write_text(json.dumps(run))
+    assert _report_has_trace(copy / "results")
