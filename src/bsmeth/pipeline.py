@@ -105,22 +105,31 @@ def _work(job: tuple[Path, str]) -> list[ReadResult]:
 
 
 def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig,
-             meanwhile: Optional[Callable[[], object]] = None) -> Iterator[list[ReadResult]]:
-    """Results file by file, in input order, on ``config.threads`` processes.  ``meanwhile()`` runs in
-    this process while the workers start aligning (or first, with one process)."""
+             meanwhile: Sequence[Callable[[], object]] = ()) -> Iterator[list[ReadResult]]:
+    """Results file by file, in input order, on ``config.threads`` processes.
+
+    ``meanwhile``: steps of work for this process while the workers align (``run`` imports the libraries
+    of its later stages).  One step runs after each batch of results arrives, so the caller's progress bar
+    keeps advancing between steps instead of waiting for all of them; with one process they run first.
+    """
+    steps = list(meanwhile)
     if config.threads <= 1 or len(jobs) < 2:
-        if meanwhile:
-            meanwhile()
+        for step in steps:
+            step()
         for path, sample in jobs:
             yield process_file(path, sample, amp, config)
         return
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
     with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
         try:
-            results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
-            if meanwhile:
-                meanwhile()
-            yield from results
+            # small chunks: results (and the progress bar) arrive steadily
+            results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * config.threads))))
+            for batch in results:
+                yield batch
+                if steps:
+                    steps.pop(0)()
+            for step in steps:
+                step()
         except BaseException:
             pool.terminate()
             raise
@@ -152,12 +161,13 @@ def run_call(
     command: Sequence[str] = (),
     force: bool = False,
     progress=None,
-    meanwhile: Optional[Callable[[], object]] = None,
+    meanwhile: Union[Callable[[], object], Sequence[Callable[[], object]], None] = None,
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
 
-    ``meanwhile()``: work for this process while worker processes align (``run`` imports the plotting
-    libraries then, instead of after the call, where it would wait for them alone).
+    ``meanwhile``: a callable, or steps of work, for this process while worker processes align (``run``
+    imports the libraries of its later stages then, instead of after the call, where it would wait for them
+    alone).
     """
     out = Path(out)
     sheet, assigned = resolve_inputs(inputs, sheet_path)
@@ -170,7 +180,8 @@ def run_call(
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []
     seen: dict[str, int] = {}
-    for i, batch in enumerate(_results(jobs, amplicon, config, meanwhile)):
+    steps = () if meanwhile is None else ((meanwhile,) if callable(meanwhile) else tuple(meanwhile))
+    for i, batch in enumerate(_results(jobs, amplicon, config, steps)):
         for r in batch:
             # read ids are made unique (id#2...) so every table can be joined on the read column
             n = seen.get(r.read_id, 0) + 1
@@ -236,87 +247,109 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(out / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): the worker makes the
-# statistics and the dose-response figure and saves the lollipop PDF (font embedding makes it the slowest
-# save); this process saves the other lollipop formats and makes the report's trace section.
-WORKER_FORMATS = ("pdf",)
+# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): a forked worker draws the
+# report's chromatogram snippets (the one figure still drawn with matplotlib, a second of import and drawing);
+# this process meanwhile writes the figures (drawn without matplotlib) and the statistics.
 _SIDE: dict = {}
 
 
-def _worker_half(data, plot_config, compare_config, fig, lollipop_formats: tuple[str, ...]
-                 ) -> tuple[Path, list[Path], list[Path]]:
-    """stats.tsv, the dose-response figure, and the lollipop grid ``fig`` in ``lollipop_formats``."""
-    from .plots import plot_dose_response, plot_lollipop
-    from .stats import write_stats
+def _worker_half(data) -> str:
+    """The report's trace section (HTML with an embedded PNG)."""
+    from .report import trace_section
 
-    stats = Path(write_stats(data, compare_config))
-    dose = plot_dose_response(data, plot_config)
-    lollipop = plot_lollipop(data, replace(plot_config, formats=lollipop_formats), fig) if lollipop_formats else []
-    return stats, dose, lollipop
+    return trace_section(data)
 
 
-def _init_side_worker(data, fig) -> None:
+def _init_side_worker(data) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    _SIDE.update(data=data, fig=fig)  # forked: the loaded tables and the figure are inherited, not pickled
+    _SIDE.update(data=data)  # forked: the loaded tables are inherited, not pickled
 
 
-def _side_job(plot_config, compare_config, lollipop_formats):
-    return _worker_half(_SIDE["data"], plot_config, compare_config, _SIDE["fig"], lollipop_formats)
+def _side_job():
+    return _worker_half(_SIDE["data"])
 
 
-def import_downstream_libraries() -> None:
-    """pandas and matplotlib (seconds of imports), for ``run_call(meanwhile=...)``."""
+DOWNSTREAM_IMPORTS = ("pandas", "scipy.special", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont", "fontTools.subset")
+
+
+def import_downstream_libraries() -> list[Callable[[], object]]:
+    """Steps importing what ``run_downstream`` needs (about a second of imports), for
+    ``run_call(meanwhile=...)``: one library a step."""
     import importlib
 
-    for name in ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg", "scipy.special"):
-        importlib.import_module(name)
+    return [lambda name=name: importlib.import_module(name) for name in DOWNSTREAM_IMPORTS]
 
 
-def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1) -> list[Path]:
-    """After ``call``: figures, statistics and the HTML report, all into the call folder.
+def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1,
+                   progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
+    """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder.
 
-    With ``processes`` > 1 the work is split in two halves run at once by this process and a forked worker
-    (see WORKER_FORMATS).  The fork comes after the lollipop grid is built, so the worker shares the figure
-    and the pandas and matplotlib this process has already imported.  The report is put together last.
+    With ``processes`` > 1 a forked worker draws the report's trace section while this process writes the
+    figures and statistics.  ``progress(done, total)`` after each file.  The report is put together last.
     """
-    from .plots import check_config, format_names, lollipop_figure, plot_lollipop
-    from .report import save_report, trace_section
+    from .plots import (check_config, dose_response_figure, figure_files, format_names, lollipop_figure, output_prefix,
+                        write_figure)
+    from .report import DPI as REPORT_DPI
+    from .report import save_report
+    from .stats import write_stats
     from .tables import load_call_dir
 
     check_config(plot_config)
-    data = load_call_dir(call_dir)  # once: both halves and the report use these tables
-    fig = lollipop_figure(data, plot_config)
-    formats = format_names(plot_config.formats)
-    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker needs the figure by fork
-        theirs = tuple(f for f in formats if f in WORKER_FORMATS)
-        mine = tuple(f for f in formats if f not in theirs)
+    data = load_call_dir(call_dir)  # once: figures, statistics and the report use these tables
+    pool = None
+    pending = None
+    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker gets the tables by fork
         from concurrent.futures import ProcessPoolExecutor
 
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
-        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(data, fig)) as pool:
-            try:
-                pending = pool.submit(_side_job, plot_config, compare_config, theirs)
-                lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
-                traces = trace_section(data)
-                stats, dose, lollipop_theirs = pending.result()
-            except BaseException:
-                for child in mp.active_children():  # the worker only: the call's pool is gone
-                    child.terminate()
-                raise
-        lollipop += lollipop_theirs
-    else:
-        lollipop = plot_lollipop(data, plot_config, fig)
-        traces = trace_section(data)
-        stats, dose, _ = _worker_half(data, plot_config, compare_config, fig, ())
-    lollipop.sort(key=lambda p: formats.index(p.suffix[1:]))
-    figures = lollipop + dose
-    # the report embeds the PNGs just drawn rather than drawing the same figures again
-    pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}
+        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
+                                   initargs=(data,))
+    try:
+        if pool is not None:
+            pending = pool.submit(_side_job)
+        figs = [f for f in (lollipop_figure(data, plot_config), dose_response_figure(data, plot_config)) if f]
+        formats = format_names(plot_config.formats)
+        n_files = sum(len(figure_files("x", fmt, len(f.pages))) for f in figs for fmt in formats)
+        total, done = n_files + len(figs) + 2, 0  # figure files, their TSVs, stats.tsv, report.html
+
+        def step(_name: str = "") -> None:
+            nonlocal done
+            done += 1
+            if progress:
+                progress(done, total)
+
+        figures: list[Path] = []
+        pngs: dict = {}
+        prefix = output_prefix(call_dir, plot_config)
+        for fig in figs:
+            paths = write_figure(fig, f"{prefix}{fig.name}", formats, plot_config.dpi, step)
+            step()  # the TSV
+            figures += paths
+            png = next((p for p in paths if p.suffix == ".png"), None)
+            # the report embeds the PNG just written (its first page) rather than drawing it again
+            pngs[fig.name] = png.read_bytes() if png is not None else None
+        stats = Path(write_stats(data, compare_config))
+        step()
+        traces = pending.result() if pending is not None else _worker_half(data)
+    except BaseException:
+        if pool is not None:
+            for child in mp.active_children():  # the worker only: the call's pool is gone
+                child.terminate()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if any(v is None for v in pngs.values()):
+        from .plots import figure_png_bytes
+
+        for fig in figs:
+            if pngs.get(fig.name) is None:
+                pngs[fig.name] = figure_png_bytes(fig, REPORT_DPI)
     report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
+    step()
     return [*figures, stats, report]
