@@ -1,11 +1,18 @@
 """Speed of ``bsmeth run`` on ``example_reads/`` (figures printed; never a timed test).
 
-    python benchmarks/bench_run.py              # 3 runs each with -j 1 and -j 2, then a stage breakdown
+    python benchmarks/bench_run.py                          # 3 runs each with -j 1 and -j 2, then stages
     python benchmarks/bench_run.py --repeats 5
+    git worktree add /tmp/bsmeth-old aa21066
+    python benchmarks/bench_run.py --baseline /tmp/bsmeth-old   # old and new code, runs interleaved
 
-Whole-process time runs the installed ``bsmeth`` command in a fresh process (imports included), as a
-user would, on the README's main command.  The stage breakdown runs the stages one after the other in
-this process, with the library imports timed separately, so the figures add up to the one-process run.
+Whole-process time runs ``bsmeth run`` in a fresh process (imports included), as a user would, on the
+README's main command.  With ``--baseline`` the same command runs on the source tree given (its ``src/`` put
+first on PYTHONPATH, with this environment's libraries) and on this tree, one after the other in each
+repeat, so both see the same state of a machine whose speed drifts.  Wall time and CPU time (the command and
+its worker processes) are printed; on a busy machine CPU time is the steadier figure.
+
+The stage breakdown runs the stages one after the other in this process, with the library imports timed
+separately, so the figures add up to the one-process run.
 """
 
 from __future__ import annotations
@@ -22,18 +29,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_call import bsmeth_exe  # benchmarks/ is this script's folder, first on sys.path
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def whole_run(out: Path, threads: int) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (this command and its worker processes) of one ``bsmeth run``."""
+def whole_run(out: Path, threads: int, src: Path = ROOT / "src") -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this command and its worker processes) of one ``bsmeth run`` of the code
+    in ``src``."""
     shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ, PYTHONPATH=str(src))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run([bsmeth_exe(), "run", "example_reads", "--samples", "example_reads/samples.csv", "--out",
-                                   str(out), "-j", str(threads), "-q"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", "from bsmeth.cli import main; main()", "run", "example_reads",
+                    "--samples", "example_reads/samples.csv", "--out", str(out), "-j", str(threads), "-q"],
+                   cwd=ROOT, check=True, env=env)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -56,6 +64,7 @@ def breakdown(out: Path) -> list[tuple[str, float]]:
     are timed first, explicitly)."""
     import importlib
 
+    sys.path.insert(0, str(ROOT / "src"))
     sw = Stopwatch()
     sw("import pipeline (numpy, Biopython)", importlib.import_module, "bsmeth.pipeline")
     from bsmeth.models import CallConfig
@@ -67,39 +76,59 @@ def breakdown(out: Path) -> list[tuple[str, float]]:
     sw("call (1 process)", run_call, ["example_reads"], load_amplicon(), out, CallConfig(),
        "example_reads/samples.csv")
     sw("import pandas", importlib.import_module, "pandas")
-    sw("import matplotlib (Figure, Agg)", importlib.import_module, "matplotlib.figure")
     sw("import scipy.special", importlib.import_module, "scipy.special")
+    sw("import Pillow", importlib.import_module, "PIL.ImageFont")
+    sw("import fontTools.subset", importlib.import_module, "fontTools.subset")
     from bsmeth import plots, report, stats
     from bsmeth.tables import load_call_dir
 
     data = sw("load call folder", load_call_dir, out)
     fig = sw("lollipop: build", plots.lollipop_figure, data)
-    for fmt in plots.FORMATS:  # the first save of a format also imports its backend
-        sw(f"lollipop: save {fmt}", plots.save_figure, fig, out / "lollipop", (fmt,), tight=False)
+    for fmt in plots.DEFAULT_FORMATS:
+        sw(f"lollipop: write {fmt}", plots.write_figure, fig, out / "lollipop", (fmt,))
+    dose = sw("dose-response: build", plots.dose_response_figure, data)
+    sw("dose-response: write svg, png, pdf", plots.write_figure, dose, out / "dose_response")
     sw("compare (stats.tsv)", stats.run_compare, out)
-    sw("dose-response: build and save 3 formats", plots.plot_dose_response, data)
-    traces = sw("report: trace section", report.trace_section, data)
+    sw("import matplotlib (Figure, Agg)", importlib.import_module, "matplotlib.figure")
+    traces = sw("report: trace section (matplotlib)", report.trace_section, data)
     pngs = {p: (out / f"{p}.png").read_bytes() for p in ("lollipop", "dose_response")}
-    sw("report: the rest", report.write_report, out, pngs=pngs, traces=traces)
+    sw("report: the rest", report.save_report, data, pngs=pngs, traces=traces)
     return sw.rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="source tree of the code to compare with (e.g. a git worktree of an older commit)")
+    ap.add_argument("--no-stages", action="store_true", help="whole runs only")
     args = ap.parse_args()
     print(f"bsmeth run example_reads (96 traces), {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    trees = [("this tree", ROOT / "src")]
+    if args.baseline is not None:
+        trees.insert(0, (f"baseline {args.baseline}", args.baseline.resolve() / "src"))
     with tempfile.TemporaryDirectory() as tmp:
         for threads in (1, 2):
-            runs = [whole_run(Path(tmp) / "out", threads) for _ in range(args.repeats)]
-            walls = [w for w, _ in runs]
-            print(f"  -j {threads}: wall {', '.join(f'{w:.2f}' for w in walls)} s (median "
-                  f"{statistics.median(walls):.2f}), CPU {statistics.median([c for _, c in runs]):.2f} s")
-        print("stage breakdown, one process, seconds:")
-        rows = breakdown(Path(tmp) / "stages")
-        for label, secs in rows:
-            print(f"  {label:45s} {secs:6.2f}")
-        print(f"  {'total':45s} {sum(s for _, s in rows):6.2f}")
+            runs: dict = {name: [] for name, _ in trees}
+            for _ in range(args.repeats):
+                for name, src in trees:  # interleaved: old and new see the same machine
+                    runs[name].append(whole_run(Path(tmp) / "out", threads, src))
+            medians = {}
+            for name, rs in runs.items():
+                walls, cpus = [w for w, _ in rs], [c for _, c in rs]
+                medians[name] = (statistics.median(walls), statistics.median(cpus))
+                print(f"  -j {threads} {name}: wall {', '.join(f'{w:.2f}' for w in walls)} s (median "
+                      f"{medians[name][0]:.2f}), CPU {', '.join(f'{c:.2f}' for c in cpus)} s (median "
+                      f"{medians[name][1]:.2f})")
+            if len(trees) == 2:
+                (old_w, old_c), (new_w, new_c) = medians[trees[0][0]], medians[trees[1][0]]
+                print(f"  -j {threads} new / old: wall {new_w / old_w:.2f}, CPU {new_c / old_c:.2f}")
+        if not args.no_stages:
+            print("stage breakdown, one process, seconds:")
+            rows = breakdown(Path(tmp) / "stages")
+            for label, secs in rows:
+                print(f"  {label:45s} {secs:6.2f}")
+            print(f"  {'total':45s} {sum(s for _, s in rows):6.2f}")
 
 
 if __name__ == "__main__":

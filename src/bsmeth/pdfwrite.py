@@ -133,7 +133,7 @@ def _subset_font(bold: bool, chars: set[str]) -> bytes:
     opts.name_IDs = ["*"]
     opts.layout_features = []
     opts.drop_tables += ["FFTM", "GPOS", "GSUB", "GDEF", "kern", "BASE", "JSTF", "DSIG", "MATH"]
-    font = TTFont(str(font_path(bold)), lazy=True)
+    font = TTFont(str(font_path(bold)), lazy=True, recalcTimestamp=False)  # no date: same bytes every run
     sub = subset.Subsetter(opts)
     sub.populate(text="".join(sorted(chars | {" "})))
     sub.subset(font)

@@ -247,30 +247,33 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(out / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): a forked worker draws the
-# report's chromatogram snippets (the one figure still drawn with matplotlib, a second of import and drawing);
-# this process meanwhile writes the figures (drawn without matplotlib) and the statistics.
+# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): a forked worker writes the
+# PDFs (font subsetting makes them the slowest format) and draws the report's chromatogram snippets; this
+# process meanwhile writes the other formats and the statistics.
+WORKER_FORMATS = ("pdf",)
 _SIDE: dict = {}
 
 
-def _worker_half(data) -> str:
-    """The report's trace section (HTML with an embedded PNG)."""
+def _worker_half(data, figs, formats: tuple[str, ...], prefix: str, dpi: int) -> tuple[str, list[Path]]:
+    """The report's trace section (HTML with an embedded PNG), and ``figs`` written in ``formats``."""
+    from .plots import write_figure
     from .report import trace_section
 
-    return trace_section(data)
+    paths = [p for fig in figs for p in write_figure(fig, f"{prefix}{fig.name}", formats, dpi, table=False)]
+    return trace_section(data), paths
 
 
-def _init_side_worker(data) -> None:
+def _init_side_worker(data, figs) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    _SIDE.update(data=data)  # forked: the loaded tables are inherited, not pickled
+    _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and built figures are inherited, not pickled
 
 
-def _side_job():
-    return _worker_half(_SIDE["data"])
+def _side_job(formats, prefix, dpi):
+    return _worker_half(_SIDE["data"], _SIDE["figs"], formats, prefix, dpi)
 
 
 DOWNSTREAM_IMPORTS = ("pandas", "scipy.special", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont", "fontTools.subset")
@@ -288,68 +291,73 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
                    progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
     """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder.
 
-    With ``processes`` > 1 a forked worker draws the report's trace section while this process writes the
-    figures and statistics.  ``progress(done, total)`` after each file.  The report is put together last.
+    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and the report's
+    trace section while this process writes the other formats and the statistics (see WORKER_FORMATS).
+    ``progress(done, total)`` after each file.  The report is put together last.  No plotting library is
+    imported: the figures are drawn by bsmeth's own writers (``scene``, ``raster``, ``pdfwrite``).
     """
-    from .plots import (check_config, dose_response_figure, figure_files, format_names, lollipop_figure, output_prefix,
-                        write_figure)
+    from .plots import (check_config, dose_response_figure, figure_files, figure_png_bytes, format_names,
+                        lollipop_figure, output_prefix, write_figure)
     from .report import DPI as REPORT_DPI
     from .report import save_report
     from .stats import write_stats
+
     from .tables import load_call_dir
 
     check_config(plot_config)
     data = load_call_dir(call_dir)  # once: figures, statistics and the report use these tables
-    pool = None
-    pending = None
-    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker gets the tables by fork
+    figs = [f for f in (lollipop_figure(data, plot_config), dose_response_figure(data, plot_config)) if f]
+    formats = format_names(plot_config.formats)
+    prefix, dpi = output_prefix(call_dir, plot_config), plot_config.dpi
+    parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the figures by fork
+    theirs = tuple(f for f in formats if f in WORKER_FORMATS) if parallel else ()
+    mine = tuple(f for f in formats if f not in theirs)
+    total = sum(len(figure_files("x", fmt, len(f.pages))) for f in figs for fmt in formats) + len(figs) + 2
+    done = 0
+
+    def step(_name: str = "", n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
+    def write_mine() -> tuple[list[Path], Path]:
+        paths = []
+        for fig in figs:
+            paths += write_figure(fig, f"{prefix}{fig.name}", mine, dpi, step)
+            step()  # its TSV
+        stats = Path(write_stats(data, compare_config))
+        step()
+        return paths, stats
+
+    if parallel:
         from concurrent.futures import ProcessPoolExecutor
 
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
-        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                   initargs=(data,))
-    try:
-        if pool is not None:
-            pending = pool.submit(_side_job)
-        figs = [f for f in (lollipop_figure(data, plot_config), dose_response_figure(data, plot_config)) if f]
-        formats = format_names(plot_config.formats)
-        n_files = sum(len(figure_files("x", fmt, len(f.pages))) for f in figs for fmt in formats)
-        total, done = n_files + len(figs) + 2, 0  # figure files, their TSVs, stats.tsv, report.html
-
-        def step(_name: str = "") -> None:
-            nonlocal done
-            done += 1
-            if progress:
-                progress(done, total)
-
-        figures: list[Path] = []
-        pngs: dict = {}
-        prefix = output_prefix(call_dir, plot_config)
-        for fig in figs:
-            paths = write_figure(fig, f"{prefix}{fig.name}", formats, plot_config.dpi, step)
-            step()  # the TSV
-            figures += paths
-            png = next((p for p in paths if p.suffix == ".png"), None)
-            # the report embeds the PNG just written (its first page) rather than drawing it again
-            pngs[fig.name] = png.read_bytes() if png is not None else None
-        stats = Path(write_stats(data, compare_config))
-        step()
-        traces = pending.result() if pending is not None else _worker_half(data)
-    except BaseException:
-        if pool is not None:
-            for child in mp.active_children():  # the worker only: the call's pool is gone
-                child.terminate()
-        raise
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    if any(v is None for v in pngs.values()):
-        from .plots import figure_png_bytes
-
-        for fig in figs:
-            if pngs.get(fig.name) is None:
-                pngs[fig.name] = figure_png_bytes(fig, REPORT_DPI)
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
+                                 initargs=(data, figs)) as pool:
+            try:
+                pending = pool.submit(_side_job, theirs, prefix, dpi)
+                figures, stats = write_mine()
+                traces, their_paths = pending.result()
+            except BaseException:
+                for child in mp.active_children():  # the worker only: the call's pool is gone
+                    child.terminate()
+                raise
+        step(n=len(their_paths))
+        figures += their_paths
+    else:
+        figures, stats = write_mine()
+        traces, _ = _worker_half(data, [], (), prefix, dpi)
+    order = {fmt: i for i, fmt in enumerate(formats)}
+    figures.sort(key=lambda p: (p.name.split(".")[0].split("_p")[0] != "lollipop", order.get(p.suffix[1:], 99),
+                                p.name))
+    # the report embeds the PNGs just written (first page) rather than drawing the same figures again
+    pngs = {}
+    for fig in figs:
+        png = Path(figure_files(f"{prefix}{fig.name}", "png", len(fig.pages))[0])
+        pngs[fig.name] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
     report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
     step()
     return [*figures, stats, report]

@@ -584,8 +584,9 @@ def render(fig: Figure, fmt: str, dpi: int = DPI) -> list[bytes]:
 
 
 def write_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_FORMATS, dpi: int = DPI,
-                 progress: Progress = None) -> list[Path]:
-    """Write ``fig`` in every format (atomically, byte-for-byte reproducibly) and its data as ``<stem>.tsv``."""
+                 progress: Progress = None, table: bool = True) -> list[Path]:
+    """Write ``fig`` in every format (atomically, byte-for-byte reproducibly) and, with ``table``, its data as
+    ``<stem>.tsv``."""
     from .atomic import write_bytes, write_text
 
     stem = str(stem)
@@ -596,7 +597,8 @@ def write_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = 
             out.append(write_bytes(path, data))
             if progress:
                 progress(path.name)
-    out.append(write_text(f"{stem}.tsv", fig.table))
+    if table:
+        out.append(write_text(f"{stem}.tsv", fig.table))
     return out
 
 
@@ -653,10 +655,10 @@ def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig(), pro
 def figure_png_bytes(fig, dpi: int = 110, tight: bool = True) -> bytes:
     """PNG of a bsmeth ``Figure`` (its first page) or of a matplotlib figure (``tight=False`` for figures laid out
     edge to edge: saves a draw)."""
-    if isinstance(fig, Figure):
+    if isinstance(fig, (Figure, Scene)):
         from .raster import png_bytes
 
-        return png_bytes(fig.pages[0], dpi)
+        return png_bytes(fig.pages[0] if isinstance(fig, Figure) else fig, dpi)
     import io
 
     buf = io.BytesIO()

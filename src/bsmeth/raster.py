@@ -51,13 +51,13 @@ class _Canvas:
         ix, iy = math.floor(x0), math.floor(y0)
         fx, fy = round((x0 - ix) * QUANT) / QUANT, round((y0 - iy) * QUANT) / QUANT
         full = (key, fx, fy)
-        mask = self.masks.get(full)
+        mask = self.masks.get(full) if key is not None else None
         if mask is None:
             mw, mh = math.ceil(w + fx) + 2, math.ceil(h + fy) + 2
             big = Image.new("L", (mw * SS, mh * SS), 0)
             paint(ImageDraw.Draw(big), (fx + 1) * SS, (fy + 1) * SS)
             mask = big.reduce(SS)
-            if len(self.masks) < 4096:
+            if key is not None and len(self.masks) < 4096:
                 self.masks[full] = mask
         return mask, (ix - 1, iy - 1)
 
@@ -105,6 +105,18 @@ class _Canvas:
     def polyline(self, pts, colour: str, lw: float) -> None:
         k = self.k
         w = lw * k
+        if len(pts) > 3:  # a curve (a trace): one mask for all its segments, smooth joins
+            px = [(x * k, y * k) for x, y in pts]
+            pad = w / 2 + 1
+            x0, y0 = min(p[0] for p in px) - pad, min(p[1] for p in px) - pad
+            x1, y1 = max(p[0] for p in px) + pad, max(p[1] for p in px) + pad
+
+            def paint_curve(d, ox, oy):
+                d.line([(ox + (x - x0) * SS, oy + (y - y0) * SS) for x, y in px], fill=255,
+                       width=max(1, round(w * SS)), joint="curve")
+            mask, at = self._stamp(None, x0, y0, x1 - x0, y1 - y0, paint_curve)
+            self._paste(colour, mask, at)
+            return
         for (xa, ya), (xb, yb) in zip(pts, pts[1:]):
             xa, ya, xb, yb = xa * k, ya * k, xb * k, yb * k
             if (xa == xb or ya == yb) and w >= 1.5:  # axis-aligned and at least 1.5 px: a rectangle is exact enough
