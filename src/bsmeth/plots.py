@@ -222,14 +222,22 @@ def lollipop_input(data, config: PlotConfig = PlotConfig()) -> LollipopInput:
                          tuple(_legend_notes(cpgs, set(numbers), config.layout)), _panel_data(data), strips)
 
 
-def _title(sample: str, clones: list, start: int, stop: int) -> list[str]:
+def _title(sample: str, clones: list, start: int, stop: int, room: float = math.inf) -> list[str]:
+    """A panel's title: the sample, then clones and pooled methylation, in the longest wording that fits
+    ``room`` points."""
     n = len(clones)
     m = sum(sum(1 for v in c.calls.values() if v[0] == "M") for c in clones)
     t = sum(sum(1 for v in c.calls.values() if v[0] in "MU") for c in clones)
-    pct = f"{100 * m / t:.1f}% methylated" if t else "no CpG called"
+    pct = f"{100 * m / t:.1f}%" if t else ""
     if (start, stop) != (0, n) and n:
-        return [sample, f"clones {start + 1}-{stop} of {n}, {pct}"]
-    return [sample, f"{n} clone{'s' if n != 1 else ''}, {pct}"]
+        options = [f"clones {start + 1}-{stop} of {n}, {pct} methylated", f"clones {start + 1}-{stop} of {n}",
+                   f"{start + 1}-{stop}/{n}"]
+    else:
+        s = "s" if n != 1 else ""
+        options = ([f"{n} clone{s}, {pct} methylated", f"{n} clone{s}, {pct} meth.", f"n={n}, {pct}"] if t else
+                   [f"{n} clone{s}, no CpG called", f"{n} clone{s}", f"n={n}"])
+    line = next((o for o in options if L.text_width(o, L.TITLE_FONT) <= room), options[-1])
+    return [L.fit_text(sample, room, L.TITLE_FONT), L.fit_text(line, room, L.TITLE_FONT)]
 
 
 def _marker(kind: str, x: float, y: float, d: float, edge: float) -> list:
@@ -312,13 +320,14 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
 
             right = left + geom.data_width
             # title and CpG numbers above the clone rows
-            title = _title(box.sample, clones, box.start, box.stop)
+            # centred over the cell (strip labels and data area), so that it can never leave it
             room = geom.data_width + L.strip_label_width()
+            title = _title(box.sample, clones, box.start, box.stop, room)
             y_numbers = top - L.TICK - L.TICK_PAD
             y_title = y_numbers - L.FONT * L.LINE_SPACING - 1.0 - L.DESCENT * L.TITLE_FONT
             for k, line in enumerate(reversed(title)):
-                g.items.append(Text((left + right) / 2, y_title - k * L.TITLE_FONT * L.LINE_SPACING,
-                                    L.fit_text(line, room, L.TITLE_FONT), L.TITLE_FONT, "center"))
+                g.items.append(Text(right - room / 2, y_title - k * L.TITLE_FONT * L.LINE_SPACING, line,
+                                    L.TITLE_FONT, "center"))
             for i in tick_idx:
                 x = X(xs[i])
                 g.items.append(Line(((x, top), (x, top - L.TICK)), "#000000", 0.5))
