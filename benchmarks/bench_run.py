@@ -89,8 +89,7 @@ def breakdown(out: Path) -> list[tuple[str, float]]:
     dose = sw("dose-response: build", plots.dose_response_figure, data)
     sw("dose-response: write svg, png, pdf", plots.write_figure, dose, out / "dose_response")
     sw("compare (stats.tsv)", stats.run_compare, out)
-    sw("import matplotlib (Figure, Agg)", importlib.import_module, "matplotlib.figure")
-    traces = sw("report: trace section (matplotlib)", report.trace_section, data)
+    traces = sw("report: trace section", report.trace_section, data)
     pngs = {p: (out / f"{p}.png").read_bytes() for p in ("lollipop", "dose_response")}
     sw("report: the rest", report.save_report, data, pngs=pngs, traces=traces)
     return sw.rows

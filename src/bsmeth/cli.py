@@ -41,7 +41,7 @@ _reference_options = _options(
     click.option("--reverse", metavar="SEQ", help="Reverse primer, 5'->3', converted form."),
     click.option("--strand", type=click.Choice(["top", "bottom"]), default=None,
                  help="Amplified strand when no primers are given (default: top = FASTA as written)."),
-    click.option("--snp", "snps", multiple=True, metavar="POS:REF>ALT",
+    click.option("--snp", "snps", multiple=True, metavar="'POS:REF>ALT'",
                  help="Known SNP that can destroy a CpG, 1-based FASTA position, e.g. --snp '89:C>A' (quote it: "
                       "in a shell > writes to a file). Repeatable."),
 )

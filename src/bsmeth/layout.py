@@ -392,7 +392,8 @@ PANEL_GAP_X = 6.0  # between neighbouring panels
 BAND_GAP = 6.0  # between bands (grid rows)
 MARGIN = 3.0  # around the page
 CPG_MARGIN = 0.6  # cell units of empty axis left of the first and right of the last CpG
-MIN_DATA_WIDTH = 40.0  # a panel's CpG axis is never narrower: more columns than fit wrap to another band
+MIN_DATA_WIDTH = 40.0  # a panel's CpG axis is never narrower (nor under MIN_CPG_PITCH a cell): more columns
+MIN_CPG_PITCH = 2.4  # than fit wrap to another band
 LEGEND_ITEM_GAP = 10.0
 
 
@@ -521,7 +522,7 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     """Pages of the lollipop grid, ``width`` points wide, none taller than ``max_height``.
 
     Every panel has the same CpG axis and circle size.  A grid row is a *band*; when the grid has more
-    columns than fit (each data area at least ``MIN_DATA_WIDTH``), a grid row wraps into several bands, each
+    columns than fit (each data area at least ``MIN_DATA_WIDTH`` and ``MIN_CPG_PITCH`` a cell), a grid row wraps into several bands, each
     with its own column headers.  Within a band every panel is as tall as the band's largest clone count,
     clone rows top-aligned, so strips line up.  A band taller than a page is sliced into clone ranges
     (the title says which clones; the strip comes with the last slice).  Bands fill pages top to bottom; each
@@ -534,7 +535,9 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     usable = width - left0 - MARGIN
     per_panel = strip_label_width() + PANEL_GAP_X
     n_cols = max(1, grid.n_cols)
-    fits = max(1, int((usable + PANEL_GAP_X) // (MIN_DATA_WIDTH + per_panel)))
+    units = ((xs[-1] - xs[0]) if len(xs) else 0.0) + 2 * CPG_MARGIN
+    min_data = max(MIN_DATA_WIDTH, units * MIN_CPG_PITCH)
+    fits = max(1, int((usable + PANEL_GAP_X) // (min_data + per_panel)))
     cols_per_band = min(n_cols, fits)
     cell_w = (usable + PANEL_GAP_X) / cols_per_band
     data_width = max(1.0, cell_w - per_panel)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zlib
+from functools import lru_cache
 from typing import Sequence
 
 from . import layout as L
@@ -122,7 +123,17 @@ class _Content:
             raise TypeError(f"not a shape: {item!r}")
 
 
-def _subset_font(bold: bool, chars: set[str]) -> bytes:
+ASCII = frozenset(chr(c) for c in range(32, 127))
+
+
+def _font_chars(used: set[str]) -> frozenset:
+    """The characters a PDF's font subset holds: printable ASCII, plus any other character used.  One set for
+    most figures, so that a process subsets each font once (``_subset_font`` is cached)."""
+    return ASCII | frozenset(used)
+
+
+@lru_cache(maxsize=8)
+def _subset_font(bold: bool, chars: frozenset) -> bytes:
     """The TrueType font reduced to ``chars`` (plus .notdef), hinting and layout tables dropped."""
     from fontTools import subset
     from fontTools.ttLib import TTFont
@@ -173,9 +184,10 @@ def pdf_bytes(scenes: Sequence[Scene], title: str = "") -> bytes:
     for bold in (False, True):
         if not used[bold]:
             continue
-        data = _subset_font(bold, used[bold])
+        chars = _font_chars(used[bold])
+        data = _subset_font(bold, chars)
         bbox = "-1069 -415 1975 1174" if bold else "-1021 -463 1793 1232"  # head table, per 1000 em
-        name = f"{_tag(used[bold], bold)}+DejaVuSans{'-Bold' if bold else ''}"
+        name = f"{_tag(chars, bold)}+DejaVuSans{'-Bold' if bold else ''}"
         file_id = add(stream(data, f" /Length1 {len(data)}"))
         desc = add((f"<< /Type /FontDescriptor /FontName /{name} /Flags 32 /FontBBox [{bbox}] "
                     f"/ItalicAngle 0 /Ascent {round(L.ASCENT * 1000)} /Descent {-round(L.DESCENT * 1000)} "
