@@ -28,7 +28,7 @@ from .scene import Circle, Group, Line, Poly, Rect, Scene, Text
 AUTO = "auto"
 DPI = 300  # PNG and TIFF, unless --dpi
 MIN_DPI, MAX_DPI = 50, 2400
-PNG_DPI = DPI  # the name matplotlib figures (quantify) save their PNG with
+PNG_DPI = 200  # PNG and TIFF of the figures other stages draw with matplotlib (quantify), as before
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies
 LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 SNP_COLOUR = "#B35806"
@@ -690,7 +690,7 @@ def _new_figure(width: float, height: float):
 
 
 def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_FORMATS, tight: bool = True,
-                dpi: int = DPI) -> list[Path]:
+                dpi: int = PNG_DPI) -> list[Path]:
     """Write a matplotlib figure as ``<stem>.<fmt>`` for every format, atomically and reproducibly."""
     import matplotlib
 
