@@ -388,3 +388,31 @@ def test_figures_are_drawn_without_matplotlib(dose_dir):
             f"out_prefix={str(dose_dir / 'q_')!r})); "
             "assert 'matplotlib' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_raster_puts_ink_where_the_scene_says(rotated):
+    """The PNG writer's geometry: a circle at its centre, a text (turned or not) inside the box the layout
+    reserves for it, and filling most of that box along the text."""
+    from PIL import ImageChops
+
+    from bsmeth import raster
+    from bsmeth.scene import Scene
+
+    k = 4  # pixels per point at 288 dpi
+    s = Scene(120, 120)
+    s.add(Circle(20, 20, 5, "#000000"))
+    # turned, 'left' is the bottom end: the text runs up from y=90
+    t = Text(70, 90, "Hello 100%", 10, "left" if rotated else "right", "middle", rotated=rotated)
+    s.add(t)
+    im = raster.render(s, 72 * k)
+    assert im.size == (480, 480)
+    assert im.getpixel((80, 80)) == (0, 0, 0) and im.getpixel((80 + 28, 80)) == (255, 255, 255)
+    im.paste((255, 255, 255), (0, 0, 26 * k, 26 * k))  # the circle's corner of the page
+    bbox = ImageChops.invert(im.convert("L")).getbbox()
+    x0, y0, x1, y1 = text_box(t)
+    assert bbox is not None
+    assert bbox[0] >= (x0 - 0.5) * k and bbox[1] >= (y0 - 0.5) * k
+    assert bbox[2] <= (x1 + 0.5) * k and bbox[3] <= (y1 + 0.5) * k
+    along = (bbox[3] - bbox[1]) if rotated else (bbox[2] - bbox[0])
+    assert along >= 0.9 * L.text_width(t.text, 10) * k

@@ -441,8 +441,8 @@ def dose_response_table(data, dose: str, line: Optional[str]):
     return pd.DataFrame(rows)
 
 
-DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with its 95 % t interval (the clone is "
-                "the unit). Open squares: all CpG calls pooled, Wilson 95 % interval. Small dots: single clones. "
+DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with its 95\u00a0% t interval (the clone is "
+                "the unit). Open squares: all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single clones. "
                 "Dose levels are equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as "
                 "a number on a linear scale.")
 
