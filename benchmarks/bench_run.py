@@ -1,13 +1,19 @@
 """Speed of ``bsmeth run`` on ``example_reads/`` (figures printed; never a timed test).
 
-    python benchmarks/bench_run.py              # 3 runs each with -j 1 and -j 2, then a stage breakdown
+    python benchmarks/bench_run.py                          # 3 runs each with -j 1 and -j 2, then stages
     python benchmarks/bench_run.py --repeats 5
-    python benchmarks/bench_run.py --smoke      # 4 simulated traces, PNG only, one run with -j 1 (CI: checks it runs)
+    git worktree add /tmp/bsmeth-old aa21066
+    python benchmarks/bench_run.py --baseline /tmp/bsmeth-old   # old and new code, runs interleaved
+    python benchmarks/bench_run.py --smoke                  # 4 simulated traces, PNG only, -j 1 (CI: it runs)
 
-Whole-process time runs the installed ``bsmeth`` command in a fresh process (imports included), as a
-user would, on the README's main command.  The stage breakdown runs the stages one after the other in
-a fresh interpreter of its own (this script with ``--stages``), with the library imports timed
-separately, so the figures add up to the one-process run.
+Whole-process time runs ``bsmeth run`` in a fresh process (imports included), as a user would, on the
+README's main command.  With ``--baseline`` the same command runs on the source tree given (its ``src/`` put
+first on PYTHONPATH, with this environment's libraries) and on this tree, one after the other in each
+repeat, so both see the same state of a machine whose speed drifts.  Wall time and CPU time (the command and
+its worker processes) are printed; on a busy machine CPU time is the steadier figure.
+
+The stage breakdown runs the stages one after the other in a fresh interpreter of its own (this script with
+``--stages``), with the library imports timed separately, so the figures add up to the one-process run.
 """
 
 from __future__ import annotations
@@ -41,16 +47,17 @@ def smoke_reads(folder: Path) -> Path:
     return folder
 
 
-def whole_run(reads: Path, out: Path, threads: int, formats: tuple[str, ...]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (this command and its worker processes) of one ``bsmeth run``."""
-    # imported here, not at the top: the --stages interpreter must start with nothing imported
-    from bench_call import bsmeth_exe
-
+def whole_run(reads: Path, out: Path, threads: int, formats: tuple[str, ...], src: Path = ROOT / "src"
+              ) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this command and its worker processes) of one ``bsmeth run`` of the code
+    in ``src``."""
     shutil.rmtree(out, ignore_errors=True)
+    env = dict(os.environ, PYTHONPATH=str(src))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run([bsmeth_exe(), "run", str(reads), "--samples", str(reads / "samples.csv"), "--out", str(out),
-                    "-j", str(threads), "--formats", ",".join(formats), "-q"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", "from bsmeth.cli import main; main()", "run", str(reads),
+                    "--samples", str(reads / "samples.csv"), "--out", str(out), "-j", str(threads),
+                    "--formats", ",".join(formats), "-q"], cwd=ROOT, check=True, env=env)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -76,27 +83,28 @@ def breakdown(reads: Path, out: Path, formats: tuple[str, ...]) -> list[tuple[st
     if "bsmeth" in sys.modules:
         raise SystemExit("the stage breakdown needs a fresh interpreter: run it with --stages")
     sw = Stopwatch()
-    sw("import pipeline (numpy, Biopython)", importlib.import_module, "bsmeth.pipeline")
+    sw("import pipeline (numpy, aligner)", importlib.import_module, "bsmeth.pipeline")
     from bsmeth.models import CallConfig
     from bsmeth.pipeline import run_call
     from bsmeth.reference import load_amplicon
 
     shutil.rmtree(out, ignore_errors=True)
-    os.chdir(ROOT)  # as the whole runs: the report finds the traces by the paths in reads.tsv
+    os.chdir(ROOT)
     sw("call (1 process)", run_call, [str(reads)], load_amplicon(), out, CallConfig(), str(reads / "samples.csv"))
     sw("import pandas", importlib.import_module, "pandas")
-    sw("import matplotlib (Figure, Agg)", importlib.import_module, "matplotlib.figure")
     sw("import scipy.special", importlib.import_module, "scipy.special")
+    sw("import Pillow", importlib.import_module, "PIL.ImageFont")
+    sw("import fontTools.subset", importlib.import_module, "fontTools.subset")
     from bsmeth import plots, report, stats
     from bsmeth.tables import load_call_dir
 
     data = sw("load call folder", load_call_dir, out)
     fig = sw("lollipop: build", plots.lollipop_figure, data)
-    for fmt in formats:  # the first save of a format also imports its backend
-        sw(f"lollipop: save {fmt}", plots.save_figure, fig, out / "lollipop", (fmt,), tight=False)
+    for fmt in formats:
+        sw(f"lollipop: write {fmt}", plots.write_figure, fig, out / "lollipop", (fmt,))
+    dose = sw("dose-response: build", plots.dose_response_figure, data)
+    sw(f"dose-response: write {', '.join(formats)}", plots.write_figure, dose, out / "dose_response", formats)
     sw("compare (stats.tsv)", stats.run_compare, out)
-    sw(f"dose-response: build and save {len(formats)} format(s)", plots.plot_dose_response, data,
-       plots.PlotConfig(formats=formats))
     traces = {data.amplicons[0]: sw("report: trace section", report.trace_section, data)}
     pngs = {p: (out / f"{p}.png").read_bytes() for p in ("lollipop", "dose_response")}
     sw("report: the rest", report.save_report, data, pngs=pngs, traces=traces)
@@ -114,7 +122,10 @@ def print_breakdown(reads: Path, out: Path, formats: tuple[str, ...]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="source tree of the code to compare with (e.g. a git worktree of an older commit)")
     ap.add_argument("--formats", default="svg,png,pdf", help="figure formats (default: run's, svg,png,pdf)")
+    ap.add_argument("--no-stages", action="store_true", help="whole runs only")
     ap.add_argument("--smoke", action="store_true", help="4 simulated traces, PNG only, one run with -j 1 (CI)")
     ap.add_argument("--stages", nargs=2, type=Path, metavar=("READS", "OUT"),
                     help="only the stage breakdown, in this (fresh) interpreter: used by the main run")
@@ -125,20 +136,34 @@ def main() -> None:
     if args.stages:
         print_breakdown(*args.stages, formats)
         return
+    trees = [("this tree", ROOT / "src")]
+    if args.baseline is not None and not args.smoke:
+        trees.insert(0, (f"baseline {args.baseline}", args.baseline.resolve() / "src"))
     with tempfile.TemporaryDirectory() as tmp:
         reads = smoke_reads(Path(tmp) / "reads") if args.smoke else EXAMPLE
         n = sum(1 for _ in reads.glob("*/*.ab1"))
         print(f"bsmeth run {reads.name} ({n} traces, formats {','.join(formats)}), {os.cpu_count()} CPUs, "
               f"Python {sys.version.split()[0]}")
         for threads in (1,) if args.smoke else (1, 2):
-            runs = [whole_run(reads, Path(tmp) / "out", threads, formats)
-                    for _ in range(1 if args.smoke else args.repeats)]
-            walls = [w for w, _ in runs]
-            print(f"  -j {threads}: wall {', '.join(f'{w:.2f}' for w in walls)} s (median "
-                  f"{statistics.median(walls):.2f}), CPU {statistics.median([c for _, c in runs]):.2f} s")
-        # a fresh interpreter: this one has imported bsmeth (bench_call) and, for --smoke, the simulator
-        subprocess.run([sys.executable, __file__, "--stages", str(reads), str(Path(tmp) / "stages"),
-                        "--formats", ",".join(formats)], check=True)
+            runs: dict = {name: [] for name, _ in trees}
+            for _ in range(1 if args.smoke else args.repeats):
+                for name, src in trees:  # interleaved: old and new see the same machine
+                    runs[name].append(whole_run(reads, Path(tmp) / "out", threads, formats, src))
+            medians = {}
+            for name, rs in runs.items():
+                walls, cpus = [w for w, _ in rs], [c for _, c in rs]
+                medians[name] = (statistics.median(walls), statistics.median(cpus))
+                print(f"  -j {threads} {name}: wall {', '.join(f'{w:.2f}' for w in walls)} s (median "
+                      f"{medians[name][0]:.2f}), CPU {', '.join(f'{c:.2f}' for c in cpus)} s (median "
+                      f"{medians[name][1]:.2f})")
+            if len(trees) == 2:
+                (old_w, old_c), (new_w, new_c) = medians[trees[0][0]], medians[trees[1][0]]
+                print(f"  -j {threads} new / old: wall {new_w / old_w:.2f}, CPU {new_c / old_c:.2f}")
+        if not args.no_stages:
+            # a fresh interpreter: this one has imported the simulator for --smoke
+            env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+            subprocess.run([sys.executable, __file__, "--stages", str(reads), str(Path(tmp) / "stages"),
+                            "--formats", ",".join(formats)], check=True, env=env)
 
 
 if __name__ == "__main__":

@@ -100,8 +100,13 @@ EXPECTED_TRACES = {
 
 # ---------------------------------------------------------------------------------------------- helpers
 def rows(path: Path) -> list[dict]:
+    """A table's rows; in reads.tsv the input paths (written relative to the result folder) made absolute."""
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
+        out = list(csv.DictReader(fh, delimiter="\t"))
+    if path.name == "reads.tsv":
+        for r in out:
+            r["file"] = os.path.normpath(path.parent / r["file"]) if r["file"] else r["file"]
+    return out
 
 
 def invoke(args: list[str]):
@@ -369,7 +374,7 @@ RUN_ERRORS = {
     "reference_not_dna": (["{good}", "-r", "{bad}/references/protein.fasta"], 3, ["protein.fasta", "non-DNA letter"]),
     "reference_empty": (["{good}", "-r", "{bad}/references/empty.fasta"], 3, ["empty.fasta", "no sequence"]),
     "primers_do_not_bind": (["{good}", "-r", "{master}", "--forward", "ACACACACACACACACACAC", "--reverse",
-                             "GTGTGTGTGTGTGTGTGTGT"], 3, ["ACACACACACACACACACAC", "does not bind"]),
+                             "GTGTGTGTGTGTGTGTGTGT"], 3, ["ACACACACACACACACACAC", "does not amplify"]),
     "primers_bind_twice": (["{good}", "-r", "{bad}/references/repeated_primer_site.fasta", "--forward", FORWARD,
                             "--reverse", REVERSE], 3, [FORWARD, "more than once"]),
     "primer_not_dna": (["{good}", "-r", "{master}", "--forward", "TTTGGGATTGJJJTTTTAGTAGGT", "--reverse", REVERSE], 3,

@@ -30,9 +30,9 @@ HAS_NEEDLE = shutil.which("needle") is not None
 SMOKE: dict[str, tuple[list[str], list[str]]] = {
     "bench_run": (["--smoke"], [
         r"^bsmeth run reads \(4 traces, formats png\)",
-        rf"^  -j 1: wall {NUM} s \(median {NUM}\), CPU {NUM} s$",
+        rf"^  -j 1 this tree: wall {NUM} s \(median {NUM}\), CPU {NUM} s \(median {NUM}\)$",
         rf"^  call \(1 process\) +{NUM}$",
-        rf"^  lollipop: save png +{NUM}$",
+        rf"^  lollipop: write png +{NUM}$",
         rf"^  report: the rest +{NUM}$",
         rf"^  total +{NUM}$",
     ]),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -285,7 +286,7 @@ def test_interrupt_during_figures_leaves_no_temp_files(tmp_path, sig):
     deadline = time.time() + 60
     while not (out / "run.json").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.8)  # into the figures: they take seconds after run.json
+    time.sleep(0.3)  # into the figures and statistics, about a second after run.json
     assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -293,3 +294,88 @@ def test_interrupt_during_figures_leaves_no_temp_files(tmp_path, sig):
     assert "interrupted" in err and "Traceback" not in err
     assert (out / "run.json").exists()  # the call's outputs stay
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temp file of a half-written figure
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*prefix, name))
+
+
+def test_every_help_shows_an_example():
+    runner = CliRunner()
+    names = [()] + [path for path, _ in _commands(cli)]
+    assert ("reference", "show") in names and ("run",) in names
+    for path in names:
+        r = runner.invoke(cli, [*path, "--help"])
+        assert r.exit_code == 0, path
+        assert "Examples:" in r.output, path
+        example = r.output.split("Examples:", 1)[1]
+        assert "bsmeth " + " ".join(path) in example, path
+
+
+def test_snp_is_quoted_wherever_it_is_shown():
+    """Unquoted, `--snp 89:C>A` makes the shell write a file named A."""
+    root = Path(__file__).resolve().parents[1]
+    r = CliRunner().invoke(cli, ["call", "--help"])
+    assert "'89:C>A'" in r.output
+    for text in (r.output, (root / "README.md").read_text(), (root / "docs" / "simulate.md").read_text()):
+        for m in re.finditer(r"--snp ([^\s`]+)", text):
+            value = m.group(1)
+            assert not (">" in value and not value.startswith(("'", '"'))), value
+
+
+def test_simulate_help_points_to_a_document_that_exists():
+    root = Path(__file__).resolve().parents[1]
+    r = CliRunner().invoke(cli, ["simulate", "--help"])
+    assert "docs/simulate.md" in r.output
+    doc = (root / "docs" / "simulate.md").read_text()
+    for key in ("conditions", "n_clones", "methylation", "faults", "poor_conversion", "read_length"):
+        assert key in doc
+
+
+def test_report_offers_only_options_that_change_the_report():
+    r = CliRunner().invoke(cli, ["report", "--help"])
+    assert "--formats" not in r.output and "--dpi" not in r.output
+    for opt in ("--rows", "--layout", "--width-mm", "--by", "stats.tsv"):
+        assert opt in r.output, opt
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_before_or_after_the_command(tmp_path, biq, where):
+    args = ["call", str(biq["reads"]), "--reference", str(biq["reference"]), "--out", str(tmp_path / "o")]
+    cmd = bsmeth_cmd() + (["-v", *args] if where == "before" else [*args, "-v"])
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert any("seq_D" in ln and "low_conversion" in ln for ln in p.stderr.splitlines())
+    r = CliRunner().invoke(cli, ["plot", str(tmp_path / "o"), "--formats", "svg", "-q"])
+    assert r.exit_code == 0 and r.output == ""
+    r = CliRunner().invoke(cli, ["plot", str(tmp_path / "o"), "--formats", "svg"])
+    assert "lollipop.svg" in r.output
+
+
+def test_debug_after_the_command_shows_the_traceback(tmp_path):
+    p = subprocess.run(bsmeth_cmd() + ["reference", "show", "--reference", str(tmp_path / "missing.fa"), "--debug"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "Traceback" in p.stderr
+    p = subprocess.run(bsmeth_cmd() + ["reference", "show", "--reference", str(tmp_path / "missing.fa")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3 and "Traceback" not in p.stderr
+
+
+def test_plot_width_and_format_options(tmp_path, biq):
+    out = tmp_path / "out"
+    runner = CliRunner()
+    runner.invoke(cli, ["call", str(biq["reads"]), "--reference", str(biq["reference"]), "--out", str(out)])
+    r = runner.invoke(cli, ["plot", str(out), "--width", "single", "--formats", "tiff,svg", "--dpi", "150",
+                            "--layout", "position"])
+    assert r.exit_code == 0, r.output
+    assert (out / "lollipop.tiff").is_file() and (out / "lollipop.svg").is_file() and (out / "lollipop.tsv").is_file()
+    assert 'width="252.28pt"' in (out / "lollipop.svg").read_text()  # 89 mm
+    r = runner.invoke(cli, ["plot", str(out), "--width-mm", "12"])
+    assert r.exit_code == 3 and "width" in r.output
+    r = runner.invoke(cli, ["plot", str(out), "--width-mm", "wide"])
+    assert r.exit_code == 3 and "single" in r.output

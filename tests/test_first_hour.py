@@ -74,7 +74,7 @@ def test_reads_tsv_paths_are_relative_to_the_results(project):
 
 
 def _report_has_trace(results: Path) -> bool:
-    r = bsmeth("report", results, "--formats", "png")
+    r = bsmeth("report", results)
     assert r.returncode == 0, r.stderr
     html = (results / "report.html").read_text()
     return "trace snippets of" in html

@@ -1,9 +1,11 @@
-"""Pure layout arithmetic of the lollipop figure (bsmeth.layout): no drawing involved."""
+"""Pure layout arithmetic of the figures (bsmeth.layout): no drawing involved."""
 
 import itertools
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bsmeth import layout as L
 
@@ -15,21 +17,24 @@ def test_equal_spacing():
     assert L.cpg_x_positions([10, 11, 500], "equal") == [0.0, 1.0, 2.0]
     assert L.cpg_x_positions([], "equal") == []
     assert L.cpg_x_positions([42], "proportional") == [0.0]
+    assert L.cpg_x_positions([42], "position") == [0.0]
 
 
+@pytest.mark.parametrize("mode", ["proportional", "position"])
 @pytest.mark.parametrize("positions", [
     [100, 101, 102, 150, 400],  # a dense cluster, then a long gap
     [35, 37, 39, 41, 43, 45, 47, 300],
     [1, 2],
     [10, 200, 201, 202, 203, 204, 205, 206, 207, 900],
 ])
-def test_proportional_never_overlaps_and_keeps_order(positions):
-    xs = L.cpg_x_positions(positions, "proportional")
+def test_spaced_layouts_never_overlap_and_keep_order(positions, mode):
+    xs = L.cpg_x_positions(positions, mode)
     gaps = [b - a for a, b in zip(xs, xs[1:])]
     assert min(gaps) >= 1.0 - 1e-9  # centre distance >= one cell: circles (diameter < 1 cell) never overlap
-    assert xs[0] == 0.0
-    n = len(positions)
-    assert xs[-1] == pytest.approx(max(L.PROPORTIONAL_WIDTH * (n - 1), n - 1), rel=1e-6)
+    if mode == "proportional":
+        assert xs[0] == 0.0
+        n = len(positions)
+        assert xs[-1] == pytest.approx(max(L.PROPORTIONAL_WIDTH * (n - 1), n - 1), rel=1e-6)
 
 
 def test_proportional_keeps_ratios_of_unclamped_gaps():
@@ -40,61 +45,103 @@ def test_proportional_keeps_ratios_of_unclamped_gaps():
     assert gaps[3] / gaps[2] == pytest.approx(200 / 98, rel=1e-6)
 
 
-def test_proportional_rejects_unsorted_and_bad_mode():
+def test_position_layout_keeps_the_bp_scale_where_circles_do_not_touch():
+    pos = [0, 100, 102, 300, 400]  # one tight pair; everything else far apart
+    xs = L.cpg_x_positions(pos, "position")
+    scale = L.PROPORTIONAL_WIDTH * 4 / 400  # cells per bp
+    assert xs[0] == pytest.approx(0.0) and xs[3] == pytest.approx(300 * scale) and xs[4] == pytest.approx(400 * scale)
+    # the pair is pushed apart symmetrically about its mean position
+    assert xs[2] - xs[1] == pytest.approx(1.0)
+    assert (xs[1] + xs[2]) / 2 == pytest.approx(101 * scale)
+    assert L.bp_per_cell(pos, xs) == pytest.approx(1 / scale)
+
+
+def test_nudge_apart_is_least_squares():
+    assert L.nudge_apart([0.0, 0.2, 5.0], 1.0) == pytest.approx([-0.4, 0.6, 5.0])
+    assert L.nudge_apart([0.0, 0.0, 0.0], 1.0) == pytest.approx([-1.0, 0.0, 1.0])
+    assert L.nudge_apart([], 1.0) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 1000, allow_nan=False), min_size=1, max_size=40), st.floats(0.1, 20))
+def test_nudge_apart_properties(values, gap):
+    targets = sorted(values)
+    xs = L.nudge_apart(targets, gap)
+    assert all(b - a >= gap - 1e-6 for a, b in zip(xs, xs[1:]))  # never closer than the gap
+    assert sum(xs) == pytest.approx(sum(targets), rel=1e-9, abs=1e-6)  # clusters move about their means
+    # nothing moves when nothing is too close
+    if all(b - a >= gap for a, b in zip(targets, targets[1:])):
+        assert xs == pytest.approx(targets)
+
+
+def test_bad_layout():
     with pytest.raises(ValueError):
         L.cpg_x_positions([5, 3], "proportional")
     with pytest.raises(ValueError):
         L.cpg_x_positions([1, 3], "log")
 
 
-def test_circles_fit_their_cells():
-    for n_cpg, n_clones in itertools.product([3, 12, 45, 80], [1, 5, 40, 120]):
-        xs = L.cpg_x_positions(list(range(0, 10 * n_cpg, 10)), "proportional")
-        g = L.panel_geometry(xs, n_clones)
-        assert g.circle_diameter < g.cpg_pitch * 1.0  # along a row (min gap is one cell)
-        assert g.circle_diameter < g.clone_pitch  # between clone rows
-        assert g.circle_diameter >= 0.05  # still visible (3.6 pt)
-
-
-def test_sizes_scale_with_clones_and_cpgs():
-    xs = [float(i) for i in range(12)]
-    five, forty = L.panel_geometry(xs, 5), L.panel_geometry(xs, 40)
-    # a 5-clone figure gets roomier rows and bigger circles than a 40-clone one ...
-    assert five.clone_pitch > forty.clone_pitch
-    assert five.circle_diameter >= forty.circle_diameter
-    # ... but the 40-clone panel is still taller, and within the height budget
-    assert forty.clones_height(40) > five.clones_height(5)
-    assert forty.clones_height(40) <= L.MAX_CLONES_HEIGHT + 1e-9
-    assert five.clone_pitch <= L.MAX_CLONE_PITCH
-    # in one figure (shared geometry) a 5-clone panel is shorter than a 40-clone one, same circle size
-    assert forty.clones_height(5) < forty.clones_height(40)
-    # more CpGs -> narrower cells, same width budget
-    many = L.panel_geometry([float(i) for i in range(40)], 5)
-    assert many.cpg_pitch < five.cpg_pitch
-    assert many.data_width <= L.MAX_DATA_WIDTH + 1e-9
-    assert five.marker_size == pytest.approx((five.circle_diameter * 72) ** 2)
-
-
 def test_label_indices_never_touch_and_keep_required():
     xs = L.cpg_x_positions([1, 2, 3, 4, 5, 6, 50, 51, 52, 200], "proportional")
-    pitch, width = 0.1, 0.2
+    pitch, width = 10.0, 20.0
     idx = L.label_indices(xs, pitch, width, must=[4])
     assert 4 in idx and 0 in idx
     for a, b in zip(idx, idx[1:]):
         assert (xs[b] - xs[a]) * pitch >= width - 1e-12
     eq = [float(i) for i in range(30)]
-    idx = L.label_indices(eq, 0.1, 0.15)
-    assert idx == list(range(0, 30, 2))  # regular stride for equal spacing
-    assert L.label_indices(eq, 0.3, 0.15) == list(range(30))
-
-
-# --- clone order --------------------------------------------------------------------------------
+    assert L.label_indices(eq, 10, 15) == list(range(0, 30, 2))  # regular stride for equal spacing
+    assert L.label_indices(eq, 30, 15) == list(range(30))
 
 
 def test_order_clones():
     f = [0.2, 0.9, None, 0.9, 0.5]
     assert L.order_clones(f, sort=False) == [0, 1, 2, 3, 4]
     assert L.order_clones(f, sort=True) == [1, 3, 4, 0, 2]  # ties keep input order, None last
+
+
+# --- text, headers, widths --------------------------------------------------------------------
+
+
+def test_text_width_uses_the_font_metrics():
+    assert L.text_width("000", 10) == pytest.approx(3 * 1303 / 2048 * 10)
+    assert L.text_width("W", 10, bold=True) > L.text_width("W", 10)
+    assert L.text_width("", 8) == 0
+    assert L.printable("a\u03bcM\tx") == "a?M?x" and L.printable("10 \u00b5M") == "10 \u00b5M"
+
+
+def test_wrap_and_fit():
+    lines = L.wrap("one two three four five six seven", 60, 7)
+    assert len(lines) > 1 and all(L.text_width(ln, 7) <= 60 for ln in lines)
+    assert " ".join(lines) == "one two three four five six seven"
+    short = L.fit_text("a_very_long_sample_name_indeed", 50, 7)
+    assert L.text_width(short, 7) <= 50 and "..." in short and short.startswith("a_v")
+    assert L.fit_text("short", 50, 7) == "short"
+
+
+@pytest.mark.parametrize("column, value, unit, expected", [
+    ("cell_line", "BT474", None, "BT474"),
+    ("dose", "10", None, "dose 10"),
+    ("dose", 0, None, "dose 0"),
+    ("dose", "10", "uM", "dose 10 uM"),
+    ("dose", "10 uM", None, "dose 10 uM"),
+    ("dose", "10uM", "nM", "dose 10 uM"),  # the value's own unit wins
+    ("time_h", "24", None, "time h 24"),
+    ("dose", "0.5", "\u00b5g/ml", "dose 0.5 \u00b5g/ml"),
+    ("", "x", None, "x"),
+    (None, "10", None, "10"),
+    ("condition", "treated 2x", None, "treated 2x"),
+])
+def test_header_text(column, value, unit, expected):
+    assert L.header_text(column, value, unit) == expected
+
+
+def test_parse_width():
+    assert L.parse_width("single") == 89 and L.parse_width("DOUBLE") == 183 and L.parse_width("onehalf") == 120
+    assert L.parse_width("180") == 180 and L.parse_width("180mm") == 180 and L.parse_width(120.5) == 120.5
+    assert L.parse_width(None) is None and L.parse_width("auto") is None
+    for bad in ("wide", "10", "5000", "nan"):
+        with pytest.raises(ValueError, match="width"):
+            L.parse_width(bad)
 
 
 # --- grid --------------------------------------------------------------------------------------
@@ -105,17 +152,19 @@ def test_grid_orders_numeric_levels_numerically():
     lines = ["A", "A", "B", "A", "B", "A"]
     doses = ["10", "1", "0", "0", "3", "3"]
     g = L.grid_layout(samples, lines, doses, "cell_line", "dose")
-    assert g.col_labels == ("dose=0", "dose=1", "dose=3", "dose=10")  # not '0','1','10','3'
-    assert g.row_labels == ("cell_line=A", "cell_line=B")  # first appearance
+    assert g.col_labels == ("dose 0", "dose 1", "dose 3", "dose 10")  # not '0','1','10','3'
+    assert g.row_labels == ("A", "B")  # first appearance
     assert g.cells["a0"] == (0, 0) and g.cells["a10"] == (0, 3) and g.cells["b3"] == (1, 2)
-    # missing combinations stay empty
     occupied = set(g.cells.values())
-    assert (1, 1) not in occupied and (1, 3) not in occupied
+    assert (1, 1) not in occupied and (1, 3) not in occupied  # missing combinations stay empty
     assert (g.n_rows, g.n_cols) == (2, 4)
+    g = L.grid_layout(samples, lines, doses, "cell_line", "dose", units={("dose", "10"): "nM"})
+    assert g.col_labels[-1] == "dose 10 nM"
 
 
-def test_grid_numeric_with_decimals_and_text():
+def test_grid_numeric_with_decimals_units_and_text():
     assert L.ordered_levels(["0.5", "10", "2", "0"]) == ["0", "0.5", "2", "10"]
+    assert L.ordered_levels(["10 uM", "1 uM", "0 uM"]) == ["0 uM", "1 uM", "10 uM"]
     assert L.ordered_levels(["high", "low", "high", "mid"]) == ["high", "low", "mid"]
     assert L.ordered_levels(["1", "x", "0"]) == ["1", "x", "0"]  # not all numbers: appearance order
 
@@ -123,43 +172,138 @@ def test_grid_numeric_with_decimals_and_text():
 def test_grid_replicates_get_adjacent_columns():
     g = L.grid_layout(["r1", "r2", "s"], None, ["0", "0", "5"], "", "dose")
     assert g.cells == {"r1": (0, 0), "r2": (0, 1), "s": (0, 2)}
-    assert g.col_labels == ("dose=0", "dose=0", "dose=5")
+    assert g.col_labels == ("dose 0", "dose 0", "dose 5")
 
 
-def test_grid_without_variables_is_one_row():
+def test_grid_without_variables_wraps():
     g = L.grid_layout(["x", "y", "z"])
     assert (g.n_rows, g.n_cols) == (1, 3)
-    assert [g.cells[s] for s in "xyz"] == [(0, 0), (0, 1), (0, 2)]
     g = L.grid_layout([f"s{i}" for i in range(8)], wrap=6)
     assert (g.n_rows, g.n_cols) == (2, 6)
 
 
+# --- pages -------------------------------------------------------------------------------------
+
+
 def _overlap(a, b):
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def test_figure_layout_panels_disjoint_and_inside():
-    samples = ["a0", "a1", "b0", "b1"]
-    g = L.grid_layout(samples, ["A", "A", "B", "B"], ["0", "1", "0", "1"], "cell_line", "dose")
-    geom = L.panel_geometry([float(i) for i in range(10)], 40)
-    fl = L.figure_layout(g, geom, {"a0": 5, "a1": 40, "b0": 12, "b1": 1})
-    boxes = list(fl.panels.values()) + list(fl.strips.values()) + [fl.legend_box]
-    for a, b in itertools.combinations(boxes, 2):
-        assert not _overlap(a, b)
-    for x, y, w, h in boxes:
-        assert x >= 0 and y >= -1e-9 and x + w <= fl.width + 1e-9 and y + h <= fl.height + 1e-9
-    # the strip sits right under its panel
-    for s in samples:
-        p, st = fl.panels[s], fl.strips[s]
-        assert st[1] + st[3] == pytest.approx(p[1] - L.STRIP_GAP)
-    # same circle size everywhere: panel heights proportional to clone counts
-    assert fl.panels["a1"][3] == pytest.approx(8 * fl.panels["a0"][3])
+def _boxes(lay, page):
+    g = lay.geometry
+    out = []
+    for p in page.panels:
+        bottom = (p.strip_top + L.STRIP_HEIGHT) if p.strip_top is not None else p.top + p.rows * g.clone_pitch
+        out.append((p.left, p.top, p.left + g.data_width, bottom))
+    return out
+
+
+def _titles(samples):
+    return {s: [s, "11 clones, 50.0% methylated"] for s in samples}
+
+
+@pytest.mark.parametrize("width_mm", [89, 120, 183, 300])
+def test_pages_are_the_width_asked_and_panels_disjoint(width_mm):
+    samples = [f"{c}{d}" for c in "ab" for d in (0, 1, 3, 10)]
+    g = L.grid_layout(samples, [s[0] for s in samples], [s[1:] for s in samples], "cell_line", "dose")
+    clones = {s: [None] * (5 + 7 * i) for i, s in enumerate(samples)}
+    lay = L.lollipop_layout(g, [float(i) for i in range(25)], clones, width_mm * L.MM, _titles(samples), 40.0)
+    assert lay.geometry.circle_diameter < lay.geometry.cpg_pitch and lay.geometry.circle_diameter < lay.geometry.clone_pitch
+    drawn = [p.sample for page in lay.pages for p in page.panels]
+    assert sorted(drawn) == sorted(samples)  # each once
+    for page in lay.pages:
+        assert page.width == pytest.approx(width_mm * L.MM)
+        assert page.height <= L.MAX_HEIGHT_MM * L.MM + 1e-6
+        boxes = _boxes(lay, page)
+        for a, b in itertools.combinations(boxes, 2):
+            assert not _overlap(a, b)
+        for x0, y0, x1, y1 in boxes:
+            assert x0 >= 0 and y0 >= 0 and x1 <= page.width + 1e-9 and y1 <= page.legend_top + 1e-9
+    # a narrow page wraps the 4 dose columns instead of squeezing them below the minimum panel width
+    assert lay.geometry.data_width >= L.MIN_DATA_WIDTH - 1e-9 or lay.cols_per_band == 1
+
+
+def test_panels_of_a_band_have_equal_geometry():
+    """A 10-clone panel next to 11-clone ones: same top, same strip height (the issue's odd strip)."""
+    samples = ["d0", "d1", "d3", "d10"]
+    g = L.grid_layout(samples, None, ["0", "1", "3", "10"], "", "dose")
+    clones = {"d0": [None] * 11, "d1": [None] * 10, "d3": [None] * 11, "d10": [None] * 3}
+    lay = L.lollipop_layout(g, [float(i) for i in range(25)], clones, 183 * L.MM, _titles(samples), 40.0)
+    (page,) = lay.pages
+    assert len({p.top for p in page.panels}) == 1
+    assert len({p.strip_top for p in page.panels}) == 1
+    assert {p.rows for p in page.panels} == {11}
+    assert [p.stop for p in page.panels] == [11, 10, 11, 3]
+    assert all(p.positions for p in page.panels)  # nothing below: every panel carries the position labels
+
+
+def test_1200_samples_paginate_instead_of_growing():
+    samples = [f"s{i:04d}" for i in range(1200)]
+    g = L.grid_layout(samples, wrap=6)
+    clones = {s: [None] * 12 for s in samples}
+    lay = L.lollipop_layout(g, [float(i) for i in range(25)], clones, 183 * L.MM, _titles(samples), 60.0)
+    assert len(lay.pages) > 10
+    for page in lay.pages:
+        assert page.height <= L.MAX_HEIGHT_MM * L.MM + 1e-6 and page.width == pytest.approx(183 * L.MM)
+    assert sorted(p.sample for page in lay.pages for p in page.panels) == samples
+
+
+def test_replicates_wrap_into_bands():
+    samples = [f"r{i}" for i in range(30)]  # 30 replicates of one condition: 30 grid columns
+    g = L.grid_layout(samples, None, ["0"] * 30, "", "dose")
+    assert g.n_cols == 30
+    lay = L.lollipop_layout(g, [float(i) for i in range(25)], {s: [None] * 4 for s in samples}, 183 * L.MM,
+                            _titles(samples), 40.0)
+    assert lay.cols_per_band < 30
+    assert lay.geometry.data_width >= L.MIN_DATA_WIDTH
+    assert sorted(p.sample for page in lay.pages for p in page.panels) == sorted(samples)
+    texts = [h.text for page in lay.pages for h in page.headers]
+    assert texts.count("dose 0") >= 30 // lay.cols_per_band  # every band carries its column header
+
+
+def test_a_panel_taller_than_a_page_is_sliced():
+    g = L.grid_layout(["big", "small"], None, ["0", "1"], "", "dose")
+    clones = {"big": [None] * 2000, "small": [None] * 7}
+    lay = L.lollipop_layout(g, [float(i) for i in range(25)], clones, 183 * L.MM, _titles(["big", "small"]), 40.0)
+    big = [p for page in lay.pages for p in page.panels if p.sample == "big"]
+    assert len(big) > 1
+    assert [(p.start, p.stop) for p in big] == sorted((p.start, p.stop) for p in big)
+    covered = [i for p in big for i in range(p.start, p.stop)]
+    assert covered == list(range(2000))  # every clone once
+    assert [p.strip_top is not None for p in big] == [False] * (len(big) - 1) + [True]  # strip on the last slice
+    for page in lay.pages:
+        assert page.height <= L.MAX_HEIGHT_MM * L.MM + 1e-6
+
+
+def test_legend_layout_fits_its_width():
+    labels = ["methylated (M)", "unmethylated (U)", "not determined", "clone", "% methylated per CpG"]
+    notes = ["A long note " * 20]
+    for width in (200, 500):
+        leg = L.legend_layout(labels, notes, width)
+        for (x, _), label in zip(leg.items, labels):
+            assert x + L.text_width(label, L.FONT) <= width + 20
+        assert all(L.text_width(line, L.FONT) <= width for line, _ in leg.notes)
+        assert leg.height > leg.notes[-1][1]
+
+
+def test_dose_helpers():
+    assert L.nice_ticks(0, 100, 5) == [0, 20, 40, 60, 80, 100]
+    assert L.nice_ticks(0, 1, 5) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert L.nice_ticks(3, 47, 4) == [20, 40]  # raw step 11 -> 20
+    assert L.categorical_positions(["10", "0", "3", "1"]) == {"0": 0.0, "1": 1.0, "3": 2.0, "10": 3.0}
+    j = L.jitter(50, 3.0)
+    assert j == L.jitter(50, 3.0) and all(-1.5 <= v <= 1.5 for v in j) and len(set(j)) == 50
+    assert L.side_by_side(2, 10) == [-5, 5] and L.side_by_side(1, 10) == [0]
+    lay = L.dose_layout(89 * L.MM, 4, ["BT474", "rBT474"], "caption " * 40, "cell line")
+    left, top, w, h = lay.plot
+    assert left > 0 and left + w < lay.legend_left < lay.width and lay.caption_top > top + h
+    assert all(L.text_width(line, L.FONT) <= lay.width for line in lay.caption)
 
 
 def test_layout_is_pure():
     import subprocess
 
     code = ("import sys, bsmeth.layout; "
-            "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'numpy') if m in sys.modules]; "
+            "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'numpy', 'PIL') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -76,7 +76,7 @@ def test_methamplicons2_table(tmp_path):
     ([["a", "IGFBP3_promoter_hg19.fa", "", "", "hg19", "chr7", "45.9M", "-"]], "whole numbers"),
     ([["a", "IGFBP3_promoter_hg19.fa", "", "", "hg19", "", "45960821", "-"]], "needs chrom and start"),
     ([["a", "IGFBP3_promoter_hg19.fa", "", "", "hg19", "chr7", "45960821", "up"]], "strand 'up'"),
-    ([["a", "IGFBP3_promoter_hg19.fa", DEFAULT_FORWARD, "ACGTACGTACGTACGTACGT"]], "does not bind"),
+    ([["a", "IGFBP3_promoter_hg19.fa", DEFAULT_FORWARD, "ACGTACGTACGTACGTACGT"]], "does not amplify"),
     ([["a", "IGFBP3_promoter_hg19.fa", "", "", "", "", "", "", "rs1=10:G>T"]], "snp rs1"),
 ])
 def test_bad_panels_name_file_line_and_fix(tmp_path, lines, message):

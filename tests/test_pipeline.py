@@ -106,7 +106,7 @@ def _downstream_dir(tmp_path: Path, name: str) -> Path:
 
 
 def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
-    """`run` draws the lollipop grid while a forked worker makes statistics, dose-response figure and trace
+    """`run` writes SVG, PNG and statistics while a forked worker writes the PDFs and the report's trace
     section: the files must not depend on that split."""
     from bsmeth.pipeline import run_downstream
     from bsmeth.plots import PlotConfig
@@ -116,22 +116,29 @@ def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
     out1 = run_downstream(one, PlotConfig(), CompareConfig(), processes=1)
     out2 = run_downstream(two, PlotConfig(), CompareConfig(), processes=2)
     assert [p.name for p in out1] == [p.name for p in out2]
-    assert {"lollipop.png", "dose_response.pdf", "stats.tsv", "report.html"} <= {p.name for p in out1}
+    assert {"lollipop.png", "dose_response.pdf", "lollipop.tsv", "stats.tsv", "report.html"} <= {p.name for p in out1}
     for a, b in zip(out1, out2):
         # the report quotes run.json's command, which names the fixture's folder
         assert a.read_bytes().replace(b"/one/", b"/two/") == b.read_bytes(), a.name
     assert not [p for p in two.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_downstream_worker_errors_reach_the_caller(tmp_path):
+def test_downstream_worker_errors_reach_the_caller(tmp_path, monkeypatch):
+    from bsmeth import pipeline
     from bsmeth.errors import InputError
-    from bsmeth.pipeline import run_downstream
     from bsmeth.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     d = _downstream_dir(tmp_path, "bad")
-    with pytest.raises(InputError, match="treatment"):  # raised in the forked worker by `compare`
-        run_downstream(d, PlotConfig(), CompareConfig(by="treatment"), processes=2)
+    with pytest.raises(InputError, match="treatment"):  # raised by `compare` in this process
+        pipeline.run_downstream(d, PlotConfig(), CompareConfig(by="treatment"), processes=2)
+
+    def fails(*args, **kwargs):
+        raise InputError("trace file unreadable")
+
+    monkeypatch.setattr(pipeline, "_worker_half", fails)  # inherited by the forked worker
+    with pytest.raises(InputError, match="trace file unreadable"):
+        pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
 
 
 def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
@@ -148,3 +155,32 @@ def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "_worker_half", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(BrokenProcessPool):
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
+
+
+def test_progress_advances_while_workers_align(tmp_path):
+    """`run` imports its later libraries while the call's workers align: one import a batch of results, so
+    the progress bar moves between them instead of staying blank, then jumping to the end."""
+    root = Path(__file__).resolve().parents[1]
+    events: list = []
+    steps = [lambda k=k: events.append(f"step{k}") for k in range(3)]
+    run_call([str(root / "example_reads")], load_amplicon(), tmp_path / "o", CallConfig(threads=2),
+             str(root / "example_reads" / "samples.csv"), progress=lambda done, total: events.append(done),
+             meanwhile=steps)
+    counts = [e for e in events if isinstance(e, int)]
+    assert counts == sorted(counts) and counts[-1] == 96
+    assert len(counts) >= 12  # small chunks: many updates, not one jump
+    assert [e for e in events if isinstance(e, str)] == ["step0", "step1", "step2"]
+    first_step = events.index("step0")
+    assert 0 < first_step and events.index("step2") < len(events) - 1  # interleaved with the results
+
+
+def test_downstream_reports_progress_to_the_end(tmp_path):
+    from bsmeth.pipeline import run_downstream
+    from bsmeth.plots import PlotConfig
+    from bsmeth.stats import CompareConfig
+
+    seen: list = []
+    out = run_downstream(_downstream_dir(tmp_path, "p"), PlotConfig(formats=("svg", "png")), CompareConfig(),
+                         processes=1, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] == len(out)  # 4 figure files, 2 TSVs, stats.tsv, report.html
+    assert [d for d, _ in seen] == list(range(1, len(out) + 1))

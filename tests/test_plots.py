@@ -1,5 +1,9 @@
-"""Figures of `bsmeth plot` (bsmeth.plots): files, one panel per sample, no clipped or overlapping text."""
+"""Figures of `bsmeth plot` (bsmeth.plots, scene, raster, pdfwrite): files, one panel per sample, text that is
+readable at print size and never overlaps, the data behind each figure, pages instead of unbounded growth."""
 
+import csv
+import io
+import itertools
 import random
 import re
 import subprocess
@@ -7,8 +11,10 @@ import sys
 
 import pytest
 
+from bsmeth import layout as L
 from bsmeth import plots as P
 from bsmeth.errors import InputError
+from bsmeth.scene import Circle, Text, text_box
 from bsmeth.tables import load_call_dir
 
 from callfixtures import dose_design, random_clones, write_call_dir
@@ -18,7 +24,7 @@ EFFECT = {("HCT116", 0): 0.8, ("HCT116", 1): 0.6, ("HCT116", 3): 0.4, ("HCT116",
 
 
 def _n(line, dose):
-    return {("HCT116", 0): 5, ("DKO", 10): 40}.get((line, dose), 12)
+    return {("HCT116", 0): 5, ("DKO", 10): 40, ("HCT116", 1): 11}.get((line, dose), 12)
 
 
 @pytest.fixture
@@ -44,35 +50,49 @@ def dense_dir(tmp_path):
                           positions=pos, sheet_columns=(), snp_cpg=10)
 
 
-def test_writes_svg_png_pdf(dose_dir, tmp_path):
-    paths = P.run_plot(dose_dir, P.PlotConfig(out_prefix=str(tmp_path / "figs" / "run1_")))
-    names = sorted(p.name for p in paths)
-    assert names == sorted(f"run1_{k}.{f}" for k in ("lollipop", "dose_response") for f in ("svg", "png", "pdf"))
-    for p in paths:
-        assert p.stat().st_size > 2000
-    assert (tmp_path / "figs" / "run1_lollipop.pdf").read_bytes().startswith(b"%PDF")
+def read_tsv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def test_writes_every_format_with_its_data(dose_dir, tmp_path):
     from PIL import Image
 
+    paths = P.run_plot(dose_dir, P.PlotConfig(formats=("svg", "png", "pdf", "tiff"), dpi=150,
+                                              out_prefix=str(tmp_path / "figs" / "run1_")))
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f"run1_{k}.{f}" for k in ("lollipop", "dose_response")
+                           for f in ("svg", "png", "pdf", "tiff", "tsv"))
+    for p in paths:
+        assert p.stat().st_size > 1000, p.name
+    assert (tmp_path / "figs" / "run1_lollipop.pdf").read_bytes().startswith(b"%PDF")
     with Image.open(tmp_path / "figs" / "run1_lollipop.png") as im:
-        dpi = im.info.get("dpi")
-        assert dpi and round(dpi[0]) == 200
+        assert round(im.info["dpi"][0]) == 150
+        assert im.width == round(183 / 25.4 * 150)  # the default width: a double column
+    with Image.open(tmp_path / "figs" / "run1_dose_response.tiff") as im:
+        assert im.info["compression"] == "tiff_lzw" and round(im.info["dpi"][0]) == 150
+        assert im.width == round(89 / 25.4 * 150)  # the dose-response plot: a single column
     assert not [p for p in (tmp_path / "figs").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_default_outputs_go_into_call_dir(dose_dir):
     paths = P.run_plot(dose_dir, P.PlotConfig(formats=("svg",)))
-    assert {p.name for p in paths} == {"lollipop.svg", "dose_response.svg"}
+    assert {p.name for p in paths} == {"lollipop.svg", "dose_response.svg", "lollipop.tsv", "dose_response.tsv"}
     assert all(p.parent == dose_dir for p in paths)
 
 
 def test_svg_has_one_panel_group_per_sample(dose_dir):
-    (svg,) = P.run_plot(dose_dir, P.PlotConfig(formats=("svg",), out_prefix=str(dose_dir / "x_")))[:1]
+    svg = P.run_plot(dose_dir, P.PlotConfig(formats=("svg",), out_prefix=str(dose_dir / "x_")))[0]
     text = svg.read_text()
     panels = re.findall(r'<g id="(panel-[^"]+)"', text)
     strips = re.findall(r'<g id="(strip-[^"]+)"', text)
     samples = load_call_dir(dose_dir).sample_order()
     assert sorted(panels) == sorted(f"panel-{s}" for s in samples)
     assert len(strips) == len(samples) == 7
+    assert re.search(r'<svg [^>]*width="518\.74pt"', text)  # 183 mm
 
 
 def test_outputs_are_deterministic(tmp_path):
@@ -80,71 +100,236 @@ def test_outputs_are_deterministic(tmp_path):
     small = write_call_dir(tmp_path / "small", [
         {"sample": f"s{d}", "dose": str(d), "clones": random_clones(rng, 4, 0.5, 5)} for d in (0, 5)],
         positions=(3, 9, 15, 30, 31), sheet_columns=("dose",))
-    a = P.run_plot(small, P.PlotConfig(formats=("svg", "pdf", "png"), out_prefix=str(tmp_path / "a_")))
-    b = P.run_plot(small, P.PlotConfig(formats=("svg", "pdf", "png"), out_prefix=str(tmp_path / "b_")))
-    assert len(a) == 6
+    cfg = dict(formats=("svg", "pdf", "png", "tiff"))
+    a = P.run_plot(small, P.PlotConfig(out_prefix=str(tmp_path / "a_"), **cfg))
+    b = P.run_plot(small, P.PlotConfig(out_prefix=str(tmp_path / "b_"), **cfg))
+    assert len(a) == 10
     for pa, pb in zip(a, b):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
 
 
-def _texts_of(ax):
-    out = [ax.title]
-    if ax.axison:  # an axes switched off draws no ticks or axis labels; nor does a hidden axis
-        for axis, labels in ((ax.xaxis, ax.get_xticklabels()), (ax.yaxis, ax.get_yticklabels())):
-            if axis.get_visible():
-                out += [axis.label] + labels
-    out += ax.texts
-    leg = ax.get_legend()
-    if leg is not None:
-        out += leg.get_texts()
-    return [t for t in out if t.get_visible() and t.get_text()]
+# --- print size: width and text in the PDF itself -------------------------------------------------
 
 
-def overlaps(fig):
-    """(text, axes) pairs where a text of one axes (or of the figure) runs into another axes' area,
-    and pairs of texts that overlap each other (of any axes, the same one included)."""
-    renderer = fig.canvas.get_renderer()
-    fig.draw(renderer)
-    axes = fig.axes
-    boxes = {id(ax): ax.get_window_extent(renderer) for ax in axes}
-    owned = [(ax, t, t.get_window_extent(renderer)) for ax in axes for t in _texts_of(ax)]
-    owned += [(None, t, t.get_window_extent(renderer)) for t in fig.texts if t.get_text()]
+def pdf_text(path):
+    """(page width, page height, [(character, size in points)]) for each page, read by pdfminer."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTChar
+
+    def walk(obj, chars):
+        if isinstance(obj, LTChar):
+            a, b = obj.matrix[0], obj.matrix[1]
+            # pdfminer's box is the font size tall across the baseline: height upright, width turned 90 degrees
+            chars.append((obj.get_text(), obj.height if abs(a) >= abs(b) else obj.width))
+        for child in getattr(obj, "_objs", ()):
+            walk(child, chars)
+        return chars
+
+    return [(page.width, page.height, walk(page, [])) for page in extract_pages(str(path))]
+
+
+def test_plot_width_mm_180_gives_a_180_mm_pdf_with_no_text_under_6_pt(dose_dir, tmp_path):
+    """The issue's check: `bsmeth plot --width-mm 180`, then the PDF measured, not the code's intentions."""
+    from command import bsmeth_cmd
+
+    subprocess.run([*bsmeth_cmd(), "plot", str(dose_dir), "--width-mm", "180", "--formats", "pdf"], check=True,
+                   capture_output=True)
+    for name in ("lollipop.pdf", "dose_response.pdf"):
+        ((w, h, chars),) = pdf_text(dose_dir / name)
+        assert w / L.MM == pytest.approx(180, abs=0.01), name
+        assert len(chars) > 100
+        sizes = [s for _, s in chars]
+        assert min(sizes) >= 6.0 - 1e-6, (name, min(sizes))
+        assert max(sizes) <= 9.0
+    text = "".join(c for c, _ in pdf_text(dose_dir / "lollipop.pdf")[0][2])
+    for expected in ("HCT116", "DKO", "dose10", "CpGposition", "methylated(M)"):
+        assert expected in text.replace(" ", ""), expected
+
+
+@pytest.mark.parametrize("width", ["single", "double", "300"])
+def test_pdf_fonts_are_embedded(dose_dir, tmp_path, width):
+    (path,) = [p for p in P.run_plot(dose_dir, P.PlotConfig(formats=("pdf",), width_mm=L.parse_width(width),
+                                                              out_prefix=str(tmp_path / "w_")))
+               if p.name == "w_lollipop.pdf"]
+    data = path.read_bytes()
+    assert data.count(b"/FontFile2") == 2 and b"+DejaVuSans" in data
+    for w, h, chars in pdf_text(path):
+        assert w / L.MM == pytest.approx(L.parse_width(width), abs=0.01) and h <= 240 * L.MM + 0.01
+        assert min(s for _, s in chars) >= 6.0 - 1e-6
+
+
+# --- geometry of what is drawn ----------------------------------------------------------------------
+
+
+def _all_texts(scene):
+    return [t for t in scene.texts() if t.text]
+
+
+def text_problems(scene):
+    """Texts smaller than 6 pt, outside the page, or overlapping another text."""
     bad = []
-    for owner, t, bb in owned:
-        for ax in axes:
-            if ax is owner:
-                continue
-            if bb.overlaps(boxes[id(ax)]):
-                bad.append((t.get_text(), ax.get_label()))
-    for i in range(len(owned)):
-        for j in range(i + 1, len(owned)):
-            (_, t1, b1), (_, t2, b2) = owned[i], owned[j]
-            if b1.overlaps(b2):  # also within one axes: neighbouring CpG labels must not touch
-                bad.append((t1.get_text(), t2.get_text()))
+    boxes = [(t, text_box(t)) for t in _all_texts(scene)]
+    for t, (x0, y0, x1, y1) in boxes:
+        if t.size < L.MIN_FONT:
+            bad.append(("small", t.text))
+        if x0 < -0.5 or y0 < -0.5 or x1 > scene.width + 0.5 or y1 > scene.height + 0.5:
+            bad.append(("outside", t.text))
+    for (t1, a), (t2, b) in itertools.combinations(boxes, 2):
+        if a[0] < b[2] - 0.3 and b[0] < a[2] - 0.3 and a[1] < b[3] - 0.3 and b[1] < a[3] - 0.3:
+            bad.append((t1.text, t2.text))
     return bad
 
 
-@pytest.mark.parametrize("layout", ["equal", "proportional"])
-def test_no_text_runs_into_another_panel(dose_dir, dense_dir, layout):
+@pytest.mark.parametrize("layout", ["equal", "proportional", "position"])
+@pytest.mark.parametrize("width", [89.0, 183.0])
+def test_no_text_overlaps_or_leaves_the_page(dose_dir, dense_dir, layout, width):
     for d in (dose_dir, dense_dir):
-        fig = P.lollipop_figure(load_call_dir(d), P.PlotConfig(layout=layout, sort_clones=True))
-        assert overlaps(fig) == []
-        # and every text lies inside the figure, so nothing is clipped even without bbox_inches='tight'
-        r = fig.canvas.get_renderer()
-        fb = fig.bbox
-        for ax in fig.axes:
-            for t in _texts_of(ax):
-                bb = t.get_window_extent(r)
-                assert bb.x0 >= fb.x0 - 1 and bb.x1 <= fb.x1 + 1 and bb.y0 >= fb.y0 - 1 and bb.y1 <= fb.y1 + 1, \
-                    t.get_text()
+        fig = P.lollipop_figure(load_call_dir(d), P.PlotConfig(layout=layout, sort_clones=True, width_mm=width))
+        for scene in fig.pages:
+            assert text_problems(scene) == []
+            assert scene.width == pytest.approx(width * L.MM)
 
 
-def test_dose_response_has_no_overlaps(dose_dir):
-    fig = P.dose_response_figure(load_call_dir(dose_dir), P.PlotConfig())
-    assert overlaps(fig) == []
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["HCT116", "DKO"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "3", "10"]
+def _panel_circles(scene):
+    return [c for g in scene.items if getattr(g, "gid", "").startswith("panel-") for c in g.items
+            if isinstance(c, Circle)]
+
+
+def test_circles_never_overlap(dense_dir):
+    for layout in L.LAYOUTS:
+        fig = P.lollipop_figure(load_call_dir(dense_dir), P.PlotConfig(layout=layout))
+        circles = _panel_circles(fig.pages[0])
+        rows: dict = {}
+        for c in circles:
+            rows.setdefault(round(c.y, 3), []).append(c)
+        for row in rows.values():
+            row.sort(key=lambda c: c.x)
+            for a, b in zip(row, row[1:]):
+                assert b.x - a.x >= a.r + b.r + a.lw / 2 + b.lw / 2 - 1e-6, layout
+        ys = sorted(rows)
+        r = max(c.r + c.lw / 2 for c in circles)
+        assert min(b - a for a, b in zip(ys, ys[1:])) >= 2 * r - 1e-6  # rows do not touch either
+
+
+def test_panels_of_a_row_line_up(dose_dir):
+    """The issue's 10-clone panel: its strip sits at its neighbours' height (here 11 vs 5 and 12 clones)."""
+    fig = P.lollipop_figure(load_call_dir(dose_dir), P.PlotConfig())
+    (scene,) = fig.pages
+    strip_tops = {}
+    for g in scene.items:
+        if getattr(g, "gid", "").startswith("strip-"):
+            tops = [t.y for t in g.items if isinstance(t, Text) and t.text == "100%"]
+            strip_tops[g.gid] = tops[0]
+    hct = {k: v for k, v in strip_tops.items() if "HCT116" in k}
+    dko = {k: v for k, v in strip_tops.items() if "DKO" in k}
+    assert len(hct) == 4 and len(set(hct.values())) == 1
+    assert len(dko) == 3 and len(set(dko.values())) == 1
+
+
+def test_headers_are_readable_and_units_come_from_the_sheet(tmp_path):
+    rng = random.Random(3)
+    d = write_call_dir(tmp_path / "u", [
+        {"sample": f"{c}_{x}", "cell_line": c, "dose": str(x), "dose_unit": "uM",
+         "clones": random_clones(rng, 3, 0.5, 5)} for c in ("BT474", "rBT474") for x in (0, 10)],
+        positions=(3, 9, 15, 30, 31), sheet_columns=("cell_line", "dose", "dose_unit"))
+    data = load_call_dir(d)
+    fig = P.lollipop_figure(data, P.PlotConfig())
+    headers = [t.text for t in fig.pages[0].texts() if t.bold and t.size == L.HEADER_FONT]
+    assert headers == ["dose 0 uM", "dose 10 uM", "BT474", "rBT474"]
+    dose = P.dose_response_figure(data, P.PlotConfig())
+    texts = [t.text for t in dose.pages[0].texts()]
+    assert "dose (uM): levels equally spaced" in texts  # the axis says what it is
+    assert ["0", "10"] == [t for t in texts if t in ("0", "10")][-2:]
+
+
+def test_swapped_grid_axes(dose_dir):
+    fig = P.lollipop_figure(load_call_dir(dose_dir), P.PlotConfig(rows="dose", cols="cell_line"))
+    headers = [t.text for page in fig.pages for t in page.texts() if t.bold and t.size == L.HEADER_FONT]
+    assert [h for h in headers if h.startswith("dose")] == ["dose 0", "dose 1", "dose 3", "dose 10"]
+    assert headers[:2] == ["HCT116", "DKO"]  # column headers first (again on every further page)
+
+
+def test_position_layout_draws_a_scale_bar(dense_dir):
+    fig = P.lollipop_figure(load_call_dir(dense_dir), P.PlotConfig(layout="position"))
+    texts = [t.text for t in fig.pages[0].texts()]
+    assert any(re.fullmatch(r"\d+ bp", t) for t in texts)
+    assert any("linear bp scale" in t for t in texts)  # the legend says what the spacing means
+    eq = [t.text for t in P.lollipop_figure(load_call_dir(dense_dir), P.PlotConfig()).pages[0].texts()]
+    assert not any(re.fullmatch(r"\d+ bp", t) for t in eq)
+
+
+def test_no_sheet_columns_gives_one_row_and_no_dose_figure(dense_dir):
+    data = load_call_dir(dense_dir)
+    assert P.dose_response_figure(data, P.PlotConfig()) is None
+    fig = P.lollipop_figure(data, P.PlotConfig())
+    texts = [t.text for t in fig.pages[0].texts()]
+    assert "five" in texts and "forty" in texts and "5 clones, " in " ".join(texts)
+    # the SNP CpG's number is labelled (bold, orange) even where labels are thinned out
+    assert any(t.text == "10" and t.bold and t.colour == P.SNP_COLOUR for t in fig.pages[0].texts())
+
+
+def test_same_circle_size_in_5_and_40_clone_panels(dense_dir):
+    fig = P.lollipop_figure(load_call_dir(dense_dir), P.PlotConfig())
+    sizes = {round(c.r, 6) for c in _panel_circles(fig.pages[0])}
+    assert len(sizes) == 1
+
+
+def test_1200_samples_paginate(tmp_path):
+    """1,200 samples: pages of bounded size (the old PNG was 5,708 x 54,659 px), every sample drawn once."""
+    clones = {f"s{i:04d}": [P.Clone(f"r{i}_{k}", 0.5, {c: ("M" if (i + k + c) % 2 else "U", "") for c in range(1, 6)})
+                            for k in range(4)] for i in range(1200)}
+    samples = tuple(clones)
+    inp = P.LollipopInput(samples, L.grid_layout(samples, wrap=6), (1, 2, 3, 4, 5), (10.0, 20.0, 30.0, 40.0, 50.0),
+                          frozenset(), ("note",), clones, {s: {1: 50.0} for s in samples})
+    pages, table = P.lollipop_pages(inp, P.PlotConfig())
+    assert len(pages) > 5
+    for scene in pages:
+        assert scene.width == pytest.approx(183 * L.MM) and scene.height <= 240 * L.MM + 1e-6
+    drawn = [g.gid for scene in pages for g in scene.items if getattr(g, "gid", "").startswith("panel-")]
+    assert sorted(drawn) == [f"panel-{s}" for s in samples]
+    rows = list(csv.DictReader(io.StringIO(table), delimiter="\t"))
+    assert len(rows) == 4800 and int(rows[-1]["page"]) == len(pages)
+    fig = P.Figure("lollipop", pages[:2], table)
+    paths = P.write_figure(fig, tmp_path / "big", ("png", "pdf"), dpi=72)
+    assert sorted(p.name for p in paths) == ["big.pdf", "big.tsv", "big_p1.png", "big_p2.png"]
+    assert len(pdf_text(tmp_path / "big.pdf")) == 2
+
+
+# --- the data behind each figure -----------------------------------------------------------------------
+
+
+def test_lollipop_tsv_is_the_drawn_matrix(dose_dir):
+    P.run_plot(dose_dir, P.PlotConfig(formats=("svg",), sort_clones=True))
+    rows = read_tsv(dose_dir / "lollipop.tsv")
+    calls = read_tsv(dose_dir / "cpg_calls.tsv")
+    reads = read_tsv(dose_dir / "reads.tsv")
+    assert len(rows) == sum(r["status"] == "pass" for r in reads)
+    assert [c for c in rows[0] if c.startswith("cpg_")] == [f"cpg_{i}" for i in range(2, 13)]  # CpG 1: primer
+    by = {(c["read"], c["cpg"]): c for c in calls}
+    for r in rows:
+        for i in range(2, 13):
+            c = by[(r["read"], str(i))]
+            expect = c["call"] if c["call"] in "MU" else ("S" if c["why"] == "snp" else "-")
+            assert r[f"cpg_{i}"] == expect
+    # sorted: the most methylated clone first within each sample
+    first = [r for r in rows if r["sample"] == "HCT116_d0"]
+    assert [int(r["row"]) for r in first] == list(range(1, 6))
+    meth = [float(r["methylation"]) for r in first]
+    assert meth == sorted(meth, reverse=True)
+
+
+def test_dose_response_tsv_has_clones_means_and_intervals(dose_dir):
+    P.run_plot(dose_dir, P.PlotConfig(formats=("svg",)))
+    rows = read_tsv(dose_dir / "dose_response.tsv")
+    clones = [r for r in rows if r["kind"] == "clone"]
+    assert len(clones) == sum(_n(line, dose) for line, dose in EFFECT)
+    for r in clones:
+        assert float(r["percent"]) == pytest.approx(100 * int(r["methylated"]) / int(r["called"]), abs=1e-3)
+        assert float(r["ci_low"]) <= float(r["percent"]) <= float(r["ci_high"])
+    mean = next(r for r in rows if r["kind"] == "mean" and r["cell_line"] == "DKO" and r["dose"] == "10")
+    vals = [float(r["percent"]) for r in clones if r["cell_line"] == "DKO" and r["dose"] == "10"]
+    assert int(mean["clones"]) == 40 and float(mean["percent"]) == pytest.approx(sum(vals) / 40, abs=1e-3)
+    assert float(mean["ci_low"]) < float(mean["percent"]) < float(mean["ci_high"])
 
 
 def test_dose_response_table_values(dose_dir):
@@ -162,28 +347,20 @@ def test_dose_response_table_values(dose_dir):
     assert 0 <= row["pooled_low"] < row["pooled"] < row["pooled_high"] <= 100
 
 
-def test_no_sheet_columns_gives_one_row_and_no_dose_figure(dense_dir):
-    data = load_call_dir(dense_dir)
-    assert P.dose_response_figure(data, P.PlotConfig()) is None
-    fig = P.lollipop_figure(data, P.PlotConfig())
-    panels = [ax for ax in fig.axes if ax.get_label().startswith("panel:")]
-    assert len(panels) == 2
-    tops = {round(ax.get_position().y1, 6) for ax in panels}
-    assert len(tops) == 1  # one panel row
-    titles = [t.get_text() for ax in panels for t in ax.texts if t.get_label() == P.LABEL_TITLE]
-    assert titles[0].startswith("five\n5 clones,") and titles[1].startswith("forty\n40 clones,")
-    # the SNP CpG's number is labelled even where labels are thinned out
-    assert "10" in [t.get_text() for t in panels[1].texts if t.get_label() == P.LABEL_CPG_NUMBER]
+def test_dose_axis_is_categorical_and_says_so(dose_dir):
+    fig = P.dose_response_figure(load_call_dir(dose_dir), P.PlotConfig())
+    (scene,) = fig.pages
+    assert text_problems(scene) == []
+    ticks = [t for t in scene.texts() if t.text in ("0", "1", "3", "10") and t.va == "top"]
+    xs = [t.x for t in sorted(ticks, key=lambda t: float(t.text))]
+    gaps = [b - a for a, b in zip(xs, xs[1:])]
+    assert len(xs) == 4 and max(gaps) - min(gaps) < 1e-6  # equally spaced, whatever the doses
+    texts = [t.text for t in scene.texts()]
+    assert "dose: levels equally spaced" in texts and "HCT116" in texts and "DKO" in texts
+    assert "not to scale" in " ".join(texts)
 
 
-def test_same_circle_size_in_5_and_40_clone_panels(dense_dir):
-    fig = P.lollipop_figure(load_call_dir(dense_dir), P.PlotConfig())
-    five, forty = [ax for ax in fig.axes if ax.get_label().startswith("panel:")]
-    h5, h40 = five.get_position().height, forty.get_position().height
-    assert h40 == pytest.approx(8 * h5, rel=1e-6)
-    s5 = {float(s) for c in five.collections for s in getattr(c, "get_sizes", lambda: [])()}
-    s40 = {float(s) for c in forty.collections for s in getattr(c, "get_sizes", lambda: [])()}
-    assert s5 == s40
+# --- options, imports ---------------------------------------------------------------------------
 
 
 def test_bad_options(dose_dir):
@@ -193,22 +370,49 @@ def test_bad_options(dose_dir):
         P.run_plot(dose_dir, P.PlotConfig(layout="log"))
     with pytest.raises(InputError, match="format"):
         P.run_plot(dose_dir, P.PlotConfig(formats=("jpg",)))
-
-
-def test_swapped_grid_axes(dose_dir):
-    fig = P.lollipop_figure(load_call_dir(dose_dir), P.PlotConfig(rows="dose", cols="cell_line"))
-    headers = [t.get_text() for t in fig.texts]
-    assert headers == ["dose=0", "dose=1", "dose=3", "dose=10", "cell_line=HCT116", "cell_line=DKO"]
+    with pytest.raises(InputError, match="dpi"):
+        P.run_plot(dose_dir, P.PlotConfig(dpi=10))
+    assert P.format_names(["PNG", ".tif", "tiff"]) == ("png", "tiff")
 
 
 def test_heavy_modules_not_imported_at_package_import():
-    code = ("import sys, bsmeth, bsmeth.plots, bsmeth.stats, bsmeth.report, bsmeth.layout; "
-            "bad = [m for m in ('matplotlib', 'pandas', 'scipy') if m in sys.modules]; assert not bad, bad")
+    code = ("import sys, bsmeth, bsmeth.plots, bsmeth.stats, bsmeth.report, bsmeth.layout, bsmeth.scene; "
+            "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'PIL', 'fontTools') if m in sys.modules]; "
+            "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_pyplot_is_never_used(dose_dir):
+def test_figures_are_drawn_without_matplotlib(dose_dir):
     code = ("import sys; from bsmeth.plots import run_plot, PlotConfig; "
-            f"run_plot({str(dose_dir)!r}, PlotConfig(formats=('png',), out_prefix={str(dose_dir / 'q_')!r})); "
-            "assert 'matplotlib.pyplot' not in sys.modules")
+            f"run_plot({str(dose_dir)!r}, PlotConfig(formats=('svg', 'png', 'pdf', 'tiff'), "
+            f"out_prefix={str(dose_dir / 'q_')!r})); "
+            "assert 'matplotlib' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("rotated", [False, True])
+def test_raster_puts_ink_where_the_scene_says(rotated):
+    """The PNG writer's geometry: a circle at its centre, a text (turned or not) inside the box the layout
+    reserves for it, and filling most of that box along the text."""
+    from PIL import ImageChops
+
+    from bsmeth import raster
+    from bsmeth.scene import Scene
+
+    k = 4  # pixels per point at 288 dpi
+    s = Scene(120, 120)
+    s.add(Circle(20, 20, 5, "#000000"))
+    # turned, 'left' is the bottom end: the text runs up from y=90
+    t = Text(70, 90, "Hello 100%", 10, "left" if rotated else "right", "middle", rotated=rotated)
+    s.add(t)
+    im = raster.render(s, 72 * k)
+    assert im.size == (480, 480)
+    assert im.getpixel((80, 80)) == (0, 0, 0) and im.getpixel((80 + 28, 80)) == (255, 255, 255)
+    im.paste((255, 255, 255), (0, 0, 26 * k, 26 * k))  # the circle's corner of the page
+    bbox = ImageChops.invert(im.convert("L")).getbbox()
+    x0, y0, x1, y1 = text_box(t)
+    assert bbox is not None
+    assert bbox[0] >= (x0 - 0.5) * k and bbox[1] >= (y0 - 0.5) * k
+    assert bbox[2] <= (x1 + 0.5) * k and bbox[3] <= (y1 + 0.5) * k
+    along = (bbox[3] - bbox[1]) if rotated else (bbox[2] - bbox[0])
+    assert along >= 0.9 * L.text_width(t.text, 10) * k

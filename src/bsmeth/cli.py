@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -40,8 +41,9 @@ _reference_options = _options(
     click.option("--reverse", metavar="SEQ", help="Reverse primer, 5'->3', converted form."),
     click.option("--strand", type=click.Choice(["top", "bottom"]), default=None,
                  help="Amplified strand when no primers are given (default: top = FASTA as written)."),
-    click.option("--snp", "snps", multiple=True, metavar="POS:REF>ALT",
-                 help="Known SNP that can destroy a CpG, 1-based FASTA position (e.g. 89:C>A). Repeatable."),
+    click.option("--snp", "snps", multiple=True, metavar="'POS:REF>ALT'",
+                 help="Known SNP that can destroy a CpG, 1-based FASTA position, e.g. --snp '89:C>A' (quote it: "
+                      "in a shell > writes to a file). Repeatable."),
     click.option("--anchor", metavar="ASSEMBLY:CHROM:START-END:STRAND",
                  help="Where the reference lies on a genome, 1-based inclusive as genome browsers show it, and "
                       "the genome strand the FASTA is written on, e.g. hg19:chr7:45960822-45961163:-. "
@@ -97,26 +99,70 @@ class BsmethGroup(click.Group):
             ctx.exit(e.exit_code)
 
 
-@click.group(cls=BsmethGroup, context_settings=CONTEXT)
+GLOBAL_HELP = {
+    "debug": "Show full tracebacks on errors.",
+    "quiet": "Print only errors (no progress bar, no summary).",
+    "verbose": "Log every excluded read and why.",
+}
+
+
+def _set_global(ctx, param, value):
+    """--debug, -q and -v given after the command: the same effect as before it."""
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj[param.name] = True
+        if param.name == "verbose":
+            logging.getLogger("bsmeth").setLevel(logging.INFO)
+    return value
+
+
+def _global_options(f):
+    """The group's options, accepted after the command too (``bsmeth call ... -v``)."""
+    for name, short in (("debug", None), ("quiet", "-q"), ("verbose", "-v")):
+        decls = [f"--{name}"] + ([short] if short else [])
+        f = click.option(*decls, name, is_flag=True, expose_value=False, is_eager=True, callback=_set_global,
+                         help=GLOBAL_HELP[name])(f)
+    return f
+
+
+def _quiet() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and (ctx.find_root().obj or {}).get("quiet"))
+
+
+def _example(*lines: str) -> str:
+    """A command's --help epilog: examples, kept as written (click's \\b marker)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {ln}" for ln in lines)
+
+
+@click.group(cls=BsmethGroup, context_settings=CONTEXT, epilog=_example(
+    "bsmeth run example_reads --samples example_reads/samples.csv --out results",
+    "bsmeth plot results --width double --formats pdf,tiff --dpi 600",
+    "bsmeth call --help        (every command has its own help)"))
 @click.version_option(__version__, prog_name="bsmeth")
-@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors (no progress bar, no summary).")
-@click.option("--verbose", "-v", is_flag=True, help="Log every excluded read and why.")
+@click.option("--debug", is_flag=True, help=GLOBAL_HELP["debug"] + " Also accepted after the command.")
+@click.option("--quiet", "-q", is_flag=True, help=GLOBAL_HELP["quiet"] + " Also accepted after the command.")
+@click.option("--verbose", "-v", is_flag=True, help=GLOBAL_HELP["verbose"] + " Also accepted after the command.")
 @click.pass_context
 def cli(ctx, debug, quiet, verbose):
     """Methylation of cloned bisulfite PCR products from Sanger reads."""
     ctx.ensure_object(dict)
-    ctx.obj.update(debug=debug, quiet=quiet)
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="bsmeth: %(message)s")
+    for key, value in (("debug", debug), ("quiet", quiet), ("verbose", verbose)):
+        ctx.obj[key] = ctx.obj.get(key, False) or value
+    logging.basicConfig(level=logging.WARNING, format="bsmeth: %(message)s")
+    logging.getLogger("bsmeth").setLevel(logging.INFO if verbose else logging.NOTSET)
 
 
 class Progress:
     """A one-line progress bar on stderr, shown only on a terminal and only for runs longer than a second."""
 
-    def __init__(self, label: str, enabled: bool):
+    def __init__(self, label: str, enabled: bool, since: Optional[float] = None):
+        """``since``: the ``time.monotonic()`` the one-second delay counts from (default: now)."""
         import time
 
-        self.label, self.enabled, self.t0, self.shown = label, enabled and sys.stderr.isatty(), time.monotonic(), False
+        self.label, self.enabled, self.shown = label, enabled and sys.stderr.isatty(), False
+        self.t0 = time.monotonic() if since is None else since
         self._time = time.monotonic
 
     def __call__(self, done: int, total: int) -> None:
@@ -160,7 +206,6 @@ _call_options = _options(
     click.option("--threads", "-j", default=0, type=click.IntRange(0, 256),
                  help="Worker processes (reading and aligning; figures beside statistics in `run`). "
                       "Default 0: one per available CPU, at most 8."),
-    click.option("--quiet", "-q", "quiet_here", is_flag=True, help="Print only errors."),
 )
 
 
@@ -188,7 +233,7 @@ def _do_call(ctx, kw: dict, meanwhile=None):
     from .pipeline import run_call
 
     panel = _panel(kw)
-    quiet = ctx.obj["quiet"] or kw["quiet_here"]
+    quiet = _quiet()
     for amp in panel:
         for w in amp.warnings:
             if not quiet:
@@ -203,13 +248,17 @@ def _do_call(ctx, kw: dict, meanwhile=None):
     return run
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth call example_reads --samples example_reads/samples.csv --out calls",
+    "bsmeth call reads/*.ab1 --reference my.fa --forward TTGTTTAGGGTTTTTG --reverse AACAAACCTCAAAC --out calls",
+    "bsmeth call reads/ --snp '89:C>A' --out calls -v      (quotes: > is a shell redirection)"))
 @_call_options
+@_global_options
 @click.pass_context
 def call(ctx, **kw):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
     run = _do_call(ctx, kw)
-    if not (ctx.obj["quiet"] or kw["quiet_here"]):
+    if not _quiet():
         click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt, run.json)")
 
 
@@ -220,24 +269,47 @@ def _role(value):
     return None if value.lower() == "none" else value
 
 
-_plot_options = _options(
+_figure_options = _options(
     click.option("--rows", default=None, metavar="COLUMN",
                  help="Sample-sheet column whose levels make the grid rows (default: cell_line; 'none')."),
     click.option("--cols", default=None, metavar="COLUMN",
                  help="Column whose levels make the grid columns, numeric order (default: dose; 'none')."),
-    click.option("--layout", type=click.Choice(["equal", "proportional"]), default="equal", show_default=True,
-                 help="CpG spacing: equal, or proportional to the position in the amplicon."),
+    click.option("--layout", type=click.Choice(["equal", "proportional", "position"]), default="equal",
+                 show_default=True,
+                 help="CpG spacing: equal; proportional to the positions (small gaps widened); or position "
+                      "(QUMA's: a linear bp scale, circles moved apart only where they would overlap)."),
     click.option("--sort-clones", is_flag=True, help="Most methylated clone on top."),
-    click.option("--formats", default="svg,png,pdf", show_default=True, help="Figure formats."),
+    click.option("--width-mm", "--width", "width", default=None, metavar="single|onehalf|double|MM",
+                 help="Figure width: a journal column (single 89 mm, onehalf 120 mm, double 183 mm) or "
+                      "millimetres. Text is set at 6-8 pt at that width. Default: lollipop grid double, "
+                      "dose-response single."),
+)
+
+_file_options = _options(
+    click.option("--formats", default="svg,png,pdf", show_default=True, metavar="LIST",
+                 help="Figure files to write, comma-separated: svg, png, pdf, tiff (LZW)."),
+    click.option("--dpi", default=300, show_default=True, type=click.IntRange(50, 2400),
+                 help="Resolution of PNG and TIFF."),
+    click.option("--max-height-mm", default=240.0, show_default=True, type=click.FloatRange(50, 5000),
+                 help="Taller figures continue on further pages (one PDF; fig_p1.png, fig_p2.png...)."),
 )
 
 
 def _plot_config(kw: dict):
+    from .errors import InputError
+    from .layout import parse_width
     from .plots import PlotConfig
 
-    formats = tuple(x.strip().lower() for x in kw["formats"].split(",") if x.strip())
+    try:
+        width = parse_width(kw["width"])
+    except ValueError as e:
+        raise InputError(f"--width-mm: {e}") from None
+    extra = {}
+    if "formats" in kw:
+        extra = dict(formats=tuple(x.strip().lower() for x in kw["formats"].split(",") if x.strip()),
+                     dpi=kw["dpi"], max_height_mm=kw["max_height_mm"])
     return PlotConfig(rows=_role(kw["rows"]), cols=_role(kw["cols"]), layout=kw["layout"],
-                      sort_clones=kw["sort_clones"], formats=formats)
+                      sort_clones=kw["sort_clones"], width_mm=width, **extra)
 
 
 _compare_options = _options(
@@ -256,58 +328,96 @@ def _compare_config(kw: dict):
     return CompareConfig(by=_role(kw["by"]), within=_role(kw["within"]), dose=_role(kw["dose_col"]), seed=kw["seed"])
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth plot results                                   (svg, png, pdf; grid 183 mm wide)",
+    "bsmeth plot results --width single --formats pdf,tiff --dpi 600",
+    "bsmeth plot results --width-mm 180 --layout position --sort-clones",
+    "bsmeth plot results --rows dose --cols cell_line"))
 @click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
-@_plot_options
+@_figure_options
+@_file_options
+@_global_options
 def plot(call_dir, **kw):
-    """Lollipop grid and dose-response figure from a call folder."""
+    """Lollipop grid and dose-response figure from a call folder, each with its data (lollipop.tsv,
+    dose_response.tsv)."""
     from .plots import run_plot
 
     for p in run_plot(call_dir, _plot_config(kw)):
-        click.echo(str(p))
+        if not _quiet():
+            click.echo(str(p))
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth compare results", "bsmeth compare results --by cell_line --within none --dose dose"))
 @click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
 @_compare_options
+@_global_options
 def compare(call_dir, **kw):
     """Statistics between conditions (clone-level tests first) into CALL_DIR/stats.tsv."""
     from .stats import run_compare
 
-    click.echo(str(run_compare(call_dir, _compare_config(kw))))
+    path = run_compare(call_dir, _compare_config(kw))
+    if not _quiet():
+        click.echo(str(path))
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth report results", "bsmeth report results --layout position --sort-clones"))
 @click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
-@_plot_options
+@_figure_options
 @_compare_options
+@_global_options
 def report(call_dir, **kw):
-    """Self-contained HTML report (CALL_DIR/report.html) from a call folder."""
+    """Self-contained HTML report (CALL_DIR/report.html) from a call folder.
+
+    The figure options change the figures drawn into the report (files: bsmeth plot). The statistics come
+    from CALL_DIR/stats.tsv when it exists (bsmeth compare); without it they are computed with the
+    statistics options.
+    """
     from .report import write_report
 
-    click.echo(str(write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))))
+    path = write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))
+    if not _quiet():
+        click.echo(str(path))
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth run example_reads --samples example_reads/samples.csv --out results",
+    "bsmeth run reads/ --samples sheet.csv --out results --formats svg,pdf,tiff --width single",
+    "bsmeth run reads/ --samples sheet.csv --snp '89:C>A' --out results -v"))
 @_call_options
-@_plot_options
+@_figure_options
+@_file_options
 @_compare_options
+@_global_options
 @click.pass_context
 def run(ctx, **kw):
     """The whole job: call + plot + compare + report.html, in one folder."""
+    import time
+
     from .pipeline import import_downstream_libraries, run_downstream
 
-    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries)
-    outputs = run_downstream(call_run.out, _plot_config(kw), _compare_config(kw), _call_config(kw).threads)
-    if not (ctx.obj["quiet"] or kw["quiet_here"]):
+    t0 = time.monotonic()
+    plot_config = _plot_config(kw)  # bad figure options fail before the call, not after it
+    from .plots import check_config
+
+    check_config(plot_config)
+    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries())
+    outputs = run_downstream(call_run.out, plot_config, _compare_config(kw), _call_config(kw).threads,
+                             progress=Progress("figures, statistics, report", not _quiet(), since=t0))
+    if not _quiet():
         names = ", ".join(sorted({p.name for p in outputs}))
         click.echo(f"results in {call_run.out}/: tables, {names}")
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth simulate --out sim --seed 1",
+    "bsmeth simulate --out sim --design design.json      (schema and an example: docs/simulate.md)",
+    "bsmeth simulate --out direct --direct               (uncloned product, for bsmeth quantify)"))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--design", type=click.Path(dir_okay=False, exists=True), metavar="JSON",
-              help="Design file (see docs/simulate.md). Default: the seed study, BT474/rBT474 x dose 0,1,3,10.")
+              help="Design file: samples, clones, methylation levels, faults (schema and example: "
+                   "docs/simulate.md). Default: the seed study, BT474/rBT474 x dose 0,1,3,10.")
 @click.option("--seed", default=1, show_default=True, help="Random seed: the same seed gives the same files.")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
 @click.option("--direct", is_flag=True,
@@ -315,6 +425,7 @@ def run(ctx, **kw):
                    "and 100 % methylation, for `bsmeth quantify`.")
 @_reference_options
 @_panel_option
+@_global_options
 def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps, anchor, panel):
     """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
     import json
@@ -363,14 +474,19 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
         click.echo(f"bsmeth: note: {note}", err=True)
 
 
-@cli.group(context_settings=CONTEXT)
+@cli.group(context_settings=CONTEXT, epilog=_example("bsmeth reference show",
+                                                   "bsmeth reference show --reference my.fa --snp '120:G>A'"))
 def reference():
     """Inspect the reference and amplicon."""
 
 
-@reference.command("show", context_settings=CONTEXT)
+@reference.command("show", context_settings=CONTEXT, epilog=_example(
+    "bsmeth reference show",
+    "bsmeth reference show --reference my.fa --forward TTGTTTAGGGTTTTTG --reverse AACAAACCTCAAAC",
+    "bsmeth reference show --snp '89:C>A'      (quotes: > is a shell redirection)"))
 @_reference_options
 @_panel_option
+@_global_options
 def reference_show(reference, forward, reverse, strand, snps, anchor, panel):
     """Print each amplicon: span, strand, genome position, CpG table and warnings."""
     from .coords import one_based
@@ -414,7 +530,9 @@ def reference_show(reference, forward, reverse, strand, snps, anchor, panel):
             click.echo(f"warning: {amp.name}: {w}", err=True)
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth quantify direct/ --samples direct/samples.csv --out q",
+    "bsmeth quantify reads/*.ab1 --standard0 std0/ --standard100 std100/ --out q --formats pdf"))
 @click.argument("inputs", nargs=-1)
 @click.option("--samples", "-s", "sheet", type=click.Path(dir_okay=False), metavar="CSV",
               help="Sample sheet: columns file, sample and any conditions (cell_line, dose...).")
@@ -428,7 +546,9 @@ def reference_show(reference, forward, reverse, strand, snps, anchor, panel):
               help="Reads of 100 % methylated product (repeatable). Alone: one dye ratio for all CpGs.")
 @click.option("--min-signal", default=0.25, show_default=True,
               help="C + T peaks below this fraction of a full peak there: no estimate (low_signal).")
-@click.option("--formats", default="svg,png,pdf", show_default=True, help="Plot formats.")
+@click.option("--formats", default="svg,png,pdf", show_default=True, metavar="LIST",
+              help="Plot files to write, comma-separated: svg, png, pdf, tiff.")
+@_global_options
 @click.pass_context
 def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, anchor, out, force, standard0, standard100,
              min_signal, formats):
@@ -436,7 +556,7 @@ def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, anch
     from .quantify import QuantifyConfig, run_quantify
 
     amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
-    quiet = ctx.obj["quiet"]
+    quiet = _quiet()
     for w in amp.warnings:
         if not quiet:
             click.echo(f"bsmeth: warning: {w}", err=True)

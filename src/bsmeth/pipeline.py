@@ -142,23 +142,32 @@ def _work(job: tuple[Path, str]) -> list[ReadResult]:
 
 
 def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfig],
-             meanwhile: Optional[Callable[[], object]] = None) -> Iterator[list[ReadResult]]:
-    """Results file by file, in input order, on ``configs[0].threads`` processes.  ``meanwhile()`` runs in
-    this process while the workers start aligning (or first, with one process)."""
+             meanwhile: Sequence[Callable[[], object]] = ()) -> Iterator[list[ReadResult]]:
+    """Results file by file, in input order, on ``configs[0].threads`` processes.
+
+    ``meanwhile``: steps of work for this process while the workers align (``run`` imports the libraries
+    of its later stages).  One step runs after each batch of results arrives, so the caller's progress bar
+    keeps advancing between steps instead of waiting for all of them; with one process they run first.
+    """
+    steps = list(meanwhile)
     threads = configs[0].threads
     if threads <= 1 or len(jobs) < 2:
-        if meanwhile:
-            meanwhile()
+        for step in steps:
+            step()
         for path, sample in jobs:
             yield process_file(path, sample, panel, configs)
         return
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
     with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs)) as pool:
         try:
-            results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * threads))))
-            if meanwhile:
-                meanwhile()
-            yield from results
+            # small chunks: results (and the progress bar) arrive steadily
+            results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * threads))))
+            for batch in results:
+                yield batch
+                if steps:
+                    steps.pop(0)()
+            for step in steps:
+                step()
         except BaseException:
             pool.terminate()
             raise
@@ -227,8 +236,9 @@ def run_call(
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
 
-    ``meanwhile()``: work for this process while worker processes align (``run`` imports the plotting
-    libraries then, instead of after the call, where it would wait for them alone).
+    ``meanwhile``: a callable, or steps of work, for this process while worker processes align (``run``
+    imports the libraries of its later stages then, instead of after the call, where it would wait for them
+    alone).
     """
     out = Path(out)
     panel = as_panel(amplicon)
@@ -241,7 +251,8 @@ def run_call(
         conditions.setdefault(sample, values)
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []
-    for i, batch in enumerate(_results(jobs, panel, configs, meanwhile)):
+    steps = () if meanwhile is None else ((meanwhile,) if callable(meanwhile) else tuple(meanwhile))
+    for i, batch in enumerate(_results(jobs, panel, configs, steps)):
         results.extend(batch)
         if progress:
             progress(i + 1, len(jobs))
@@ -364,28 +375,21 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(out / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): the worker makes the
-# statistics and the dose-response figures and saves the lollipop PDFs (font embedding makes it the slowest
-# save); this process saves the other lollipop formats and makes the report's trace sections.
+# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): a forked worker writes the
+# PDFs (font subsetting makes them the slowest format) and draws the report's chromatogram snippets; this
+# process meanwhile writes the other formats and the statistics.
 WORKER_FORMATS = ("pdf",)
 _SIDE: dict = {}
 
 
-def _worker_half(data, plot_config, compare_config, figs: list, lollipop_formats: tuple[str, ...]
-                 ) -> tuple[Path, list[Path], list[Path]]:
-    """stats.tsv, the dose-response figures, and the lollipop grids ``figs`` (one per amplicon, with its
-    tables) in ``lollipop_formats``."""
-    from .plots import plot_dose_response, plot_lollipop
-    from .stats import write_stats
+def _worker_half(data, figs, formats: tuple[str, ...], prefix: str, dpi: int) -> tuple[dict, list[Path]]:
+    """The report's trace sections (amplicon name -> HTML with an embedded PNG), and ``figs`` ((stem, figure)
+    pairs) written in ``formats``."""
+    from .plots import write_figure
+    from .report import trace_section
 
-    stats = Path(write_stats(data, compare_config))
-    dose: list[Path] = []
-    lollipop: list[Path] = []
-    for sub, fig in figs:
-        dose += plot_dose_response(sub, plot_config)
-        if lollipop_formats:
-            lollipop += plot_lollipop(sub, replace(plot_config, formats=lollipop_formats), fig)
-    return stats, dose, lollipop
+    paths = [p for stem, fig in figs for p in write_figure(fig, f"{prefix}{stem}", formats, dpi, table=False)]
+    return {name: trace_section(sub) for name, sub in data.by_amplicon()}, paths
 
 
 def _init_side_worker(data, figs) -> None:
@@ -394,47 +398,70 @@ def _init_side_worker(data, figs) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and the figures are inherited, not pickled
+    _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and built figures are inherited, not pickled
 
 
-def _side_job(plot_config, compare_config, lollipop_formats):
-    return _worker_half(_SIDE["data"], plot_config, compare_config, _SIDE["figs"], lollipop_formats)
+def _side_job(formats, prefix, dpi):
+    return _worker_half(_SIDE["data"], _SIDE["figs"], formats, prefix, dpi)
 
 
-def import_downstream_libraries() -> None:
-    """pandas and matplotlib (seconds of imports), for ``run_call(meanwhile=...)``."""
+DOWNSTREAM_IMPORTS = ("pandas", "scipy.special", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont", "fontTools.subset")
+
+
+def import_downstream_libraries() -> list[Callable[[], object]]:
+    """Steps importing what ``run_downstream`` needs (about a second of imports), for
+    ``run_call(meanwhile=...)``: one library a step."""
     import importlib
 
-    for name in ("pandas", "matplotlib.figure", "matplotlib.backends.backend_agg", "scipy.special"):
-        importlib.import_module(name)
+    return [lambda name=name: importlib.import_module(name) for name in DOWNSTREAM_IMPORTS]
 
 
-def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1) -> list[Path]:
-    """After ``call``: figures (per amplicon), statistics and the HTML report, all into the call folder.
+def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1,
+                   progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
+    """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder.
 
-    With ``processes`` > 1 the work is split in two halves run at once by this process and a forked worker
-    (see WORKER_FORMATS).  The fork comes after the lollipop grids are built, so the worker shares the figures
-    and the pandas and matplotlib this process has already imported.  The report is put together last.
+    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and the report's
+    trace section while this process writes the other formats and the statistics (see WORKER_FORMATS).
+    ``progress(done, total)`` after each file.  The report is put together last.  No plotting library is
+    imported: the figures are drawn by bsmeth's own writers (``scene``, ``raster``, ``pdfwrite``).
     """
-    from .plots import check_config, format_names, lollipop_figure, plot_lollipop
-    from .report import save_report, trace_section
+    from .plots import (check_config, dose_response_figure, figure_files, figure_name, figure_png_bytes,
+                        format_names, lollipop_figure, output_prefix, write_figure)
+    from .report import DPI as REPORT_DPI
+    from .report import save_report
+    from .stats import write_stats
+
     from .tables import load_call_dir
 
     check_config(plot_config)
-    data = load_call_dir(call_dir)  # once: both halves and the report use these tables
-    figs = [(sub, lollipop_figure(sub, plot_config)) for _, sub in data.by_amplicon()]
+    data = load_call_dir(call_dir)  # once: figures, statistics and the report use these tables
+    # (file stem, figure) of every amplicon: lollipop.* and dose_response.*, or lollipop_<amplicon>.* in a panel
+    figs = [(figure_name(sub, f.name), f) for _, sub in data.by_amplicon()
+            for f in (lollipop_figure(sub, plot_config), dose_response_figure(sub, plot_config)) if f]
     formats = format_names(plot_config.formats)
+    prefix, dpi = output_prefix(call_dir, plot_config), plot_config.dpi
+    parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the figures by fork
+    theirs = tuple(f for f in formats if f in WORKER_FORMATS) if parallel else ()
+    mine = tuple(f for f in formats if f not in theirs)
+    total = sum(len(figure_files("x", fmt, len(f.pages))) for _, f in figs for fmt in formats) + len(figs) + 2
+    done = 0
 
-    def my_half(fmts: tuple[str, ...]) -> tuple[list[Path], dict]:
-        lollipop = []
-        for sub, fig in figs:
-            if fmts:
-                lollipop += plot_lollipop(sub, replace(plot_config, formats=fmts), fig)
-        return lollipop, {sub.run["amplicon"]["name"]: trace_section(sub) for sub, _ in figs}
+    def step(_name: str = "", n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
 
-    if processes > 1 and FORK_IS_SAFE:  # elsewhere one process: the worker needs the figures by fork
-        theirs = tuple(f for f in formats if f in WORKER_FORMATS)
-        mine = tuple(f for f in formats if f not in theirs)
+    def write_mine() -> tuple[list[Path], Path]:
+        paths = []
+        for stem, fig in figs:
+            paths += write_figure(fig, f"{prefix}{stem}", mine, dpi, step)
+            step()  # its TSV
+        stats = Path(write_stats(data, compare_config))
+        step()
+        return paths, stats
+
+    if parallel:
         from concurrent.futures import ProcessPoolExecutor
 
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
@@ -442,20 +469,25 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
                                  initargs=(data, figs)) as pool:
             try:
-                pending = pool.submit(_side_job, plot_config, compare_config, theirs)
-                lollipop, traces = my_half(mine)
-                stats, dose, lollipop_theirs = pending.result()
+                pending = pool.submit(_side_job, theirs, prefix, dpi)
+                figures, stats = write_mine()
+                traces, their_paths = pending.result()
             except BaseException:
                 for child in mp.active_children():  # the worker only: the call's pool is gone
                     child.terminate()
                 raise
-        lollipop += lollipop_theirs
+        step(n=len(their_paths))
+        figures += their_paths
     else:
-        lollipop, traces = my_half(formats)
-        stats, dose, _ = _worker_half(data, plot_config, compare_config, figs, ())
-    lollipop.sort(key=lambda p: (p.stem, formats.index(p.suffix[1:])))
-    figures = lollipop + dose
-    # the report embeds the PNGs just drawn rather than drawing the same figures again
-    pngs = {p.stem: p.read_bytes() for p in figures if p.suffix == ".png"}
+        figures, stats = write_mine()
+        traces, _ = _worker_half(data, [], (), prefix, dpi)
+    order = {fmt: i for i, fmt in enumerate(formats)}
+    figures.sort(key=lambda p: (not p.name.startswith("lollipop"), order.get(p.suffix[1:], 99), p.name))
+    # the report embeds the PNGs just written (first page) rather than drawing the same figures again
+    pngs = {}
+    for stem, fig in figs:
+        png = Path(figure_files(f"{prefix}{stem}", "png", len(fig.pages))[0])
+        pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
     report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
+    step()
     return [*figures, stats, report]

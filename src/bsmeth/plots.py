@@ -1,11 +1,16 @@
 """The ``plot`` stage: lollipop grid and dose-response figure from a call directory.
 
 Pipeline position: after ``call``; reads only the call directory (through
-``tables``) and writes figures (SVG, PNG at 200 dpi, PDF).  ``report`` reuses
-the figure builders.  matplotlib's object API only (``Figure`` + Agg canvas),
-never ``pyplot``: no global figure state, safe in a library and in tests.
-Geometry comes from ``layout`` (pure functions), so circle size, spacing and
-panel placement are decided and tested without drawing.
+``tables``) and writes each figure as SVG, PNG, PDF and/or TIFF, with the data
+it shows in a TSV beside it.  A figure is built as ``scene`` pages (plain
+shapes and texts in points) from the pure geometry of ``layout``, then written
+by ``scene`` (SVG), ``raster`` (PNG, TIFF) and ``pdfwrite`` (PDF): no plotting
+library is imported to draw them, so ``bsmeth run`` spends milliseconds, not
+seconds, on its figures.  ``report`` reuses the builders.
+
+The matplotlib helpers at the end (``_new_figure``, ``save_figure``) serve the
+figures other stages still draw with matplotlib's object API (the report's
+trace snippets, ``quantify``'s plot); ``pyplot`` is never used.
 """
 
 from __future__ import annotations
@@ -13,20 +18,29 @@ from __future__ import annotations
 import math
 import os
 import re
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from . import layout as L
+from .scene import Circle, Group, Line, Poly, Rect, Scene, Text
 
 AUTO = "auto"
-PNG_DPI = 200
+DPI = 300  # PNG and TIFF, unless --dpi
+MIN_DPI, MAX_DPI = 50, 2400
+PNG_DPI = 200  # PNG and TIFF of the figures other stages draw with matplotlib (quantify), as before
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies
 LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 SNP_COLOUR = "#B35806"
 ND_COLOUR = "#8C8C8C"
-FORMATS = ("svg", "png", "pdf")
+BAR_COLOUR = "#7F7F7F"
+NOTE_COLOUR = "#333333"
+FORMATS = ("svg", "png", "pdf", "tiff")
+DEFAULT_FORMATS = ("svg", "png", "pdf")
+LOLLIPOP_WIDTH = "double"  # default widths when --width-mm is not given
+DOSE_WIDTH = "single"
+
+Progress = Optional[Callable[[str], None]]
 
 
 @dataclass(frozen=True)
@@ -34,33 +48,40 @@ class PlotConfig:
     """Options of ``bsmeth plot``.
 
     ``rows``/``cols``: sample columns whose levels make the grid rows / columns (``"auto"``: cell_line /
-    dose when the sheet has them; ``None``: not used; with neither, samples fill one row, wrapping after 6).
-    ``layout``: ``equal`` or ``proportional`` CpG spacing.  ``sort_clones``: most methylated clone on top
-    (else input order).  ``out_prefix``: output path prefix; files are ``<prefix>lollipop.<fmt>`` and
-    ``<prefix>dose_response.<fmt>`` (default: inside the call directory).
+    dose when the sheet has them; ``None``: not used; with neither, samples fill rows of 6).
+    ``layout``: ``equal``, ``proportional`` or ``position`` CpG spacing (see ``layout.cpg_x_positions``).
+    ``sort_clones``: most methylated clone on top (else input order).  ``out_prefix``: output path prefix;
+    files are ``<prefix>lollipop.<fmt>`` and ``<prefix>dose_response.<fmt>`` (default: inside the call
+    directory).  ``width_mm``: the width of every figure (None: the lollipop grid a double column, the
+    dose-response plot a single one).  ``dpi``: PNG and TIFF resolution.  ``max_height_mm``: taller figures
+    continue on further pages.
     """
 
     rows: Optional[str] = AUTO
     cols: Optional[str] = AUTO
     layout: str = "equal"
     sort_clones: bool = False
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     out_prefix: Optional[str] = None
     dose: Optional[str] = AUTO
     cell_line: Optional[str] = AUTO
+    width_mm: Optional[float] = None
+    dpi: int = DPI
+    max_height_mm: float = L.MAX_HEIGHT_MM
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure ready to write: its pages, and the data it shows as TSV text."""
+
+    name: str  # file stem: lollipop, dose_response
+    pages: tuple[Scene, ...]
+    table: str
+    title: str = ""
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", str(text)) or "_"
-
-
-def _new_figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)  # Agg canvas: renderer for text extents and PNG output, no GUI backend
-    return fig
 
 
 def _resolve(value: Optional[str], default: str, columns: Sequence[str], option: str) -> Optional[str]:
@@ -73,15 +94,67 @@ def _resolve(value: Optional[str], default: str, columns: Sequence[str], option:
     return value
 
 
+def _width_pt(config: PlotConfig, default: str) -> float:
+    mm = config.width_mm if config.width_mm is not None else L.parse_width(default)
+    return mm * L.MM
+
+
+def _units(data, columns: Sequence[Optional[str]]) -> dict:
+    """(column, level) -> unit, from a ``<column>_unit`` sheet column (e.g. dose_unit)."""
+    out: dict = {}
+    sheet = data.samples
+    for col in columns:
+        if not col or f"{col}_unit" not in sheet.columns or col not in sheet.columns:
+            continue
+        for level, unit in zip(sheet[col], sheet[f"{col}_unit"]):
+            if str(unit).strip():
+                out.setdefault((col, level), str(unit).strip())
+    return out
+
+
+def _tsv(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, float):
+            return f"{v:.4f}".rstrip("0").rstrip(".") if v % 1 else f"{v:.0f}"
+        return str(v).replace("\t", " ").replace("\n", " ")
+
+    return "".join("\t".join(cell(v) for v in r) + "\n" for r in [header, *rows])
+
+
 # =============================================================================================
 # lollipop grid
 
 
 @dataclass(frozen=True)
-class _Clone:
+class Clone:
     read: str
     fraction: Optional[float]
     calls: dict  # cpg number -> (call, why)
+
+    def symbol(self, cpg: int) -> str:
+        """What the figure shows at ``cpg``: M, U, - (not determined), S (SNP allele), '' (not covered)."""
+        call, why = self.calls.get(cpg, ("-", "not_covered"))
+        if why in ("not_covered", "under_primer"):
+            return ""
+        if call in ("M", "U"):
+            return call
+        return "S" if why == "snp" else "-"
+
+
+@dataclass(frozen=True)
+class LollipopInput:
+    """Everything the grid of one amplicon shows, extracted from the call tables (no pandas past here)."""
+
+    samples: tuple[str, ...]
+    grid: L.Grid
+    numbers: tuple[int, ...]  # CpGs shown (not under a primer), in order
+    positions: tuple[float, ...]  # their 1-based reference positions
+    snp_cpgs: frozenset
+    notes: tuple[str, ...]
+    clones: dict  # sample -> [Clone] in reads.tsv order
+    strips: dict  # sample -> {cpg: percent}
 
 
 def _panel_data(data) -> dict:
@@ -96,83 +169,30 @@ def _panel_data(data) -> dict:
         c = by_read.get(read, {})
         m = sum(1 for v in c.values() if v[0] == "M")
         u = sum(1 for v in c.values() if v[0] == "U")
-        out.setdefault(sample, []).append(_Clone(read, m / (m + u) if m + u else None, c))
+        out.setdefault(sample, []).append(Clone(read, m / (m + u) if m + u else None, c))
     return out
 
 
-def _legend_notes(cpgs, plotted) -> list[str]:
+def _legend_notes(cpgs, plotted, layout: str) -> list[str]:
     notes = ["Top: CpG number; bottom: CpG position (1-based, reference). Title: clones used, pooled % of "
              "called CpGs methylated. Strip: % methylated per CpG over the clones of the panel."]
+    if layout == "proportional":
+        notes.append("CpGs spaced by position, small gaps widened so that circles do not overlap (not to scale).")
+    elif layout == "position":
+        notes.append("CpGs at their positions on a linear bp scale (bar), moved apart only where circles would "
+                     "overlap.")
     hidden = [str(int(c)) for c, n in zip(cpgs["cpg"], cpgs["note"]) if n == "under_primer"]
     if hidden:
         notes.append(f"CpG {', '.join(hidden)} under a primer (not assessable): not shown.")
-    snps = [(int(c), n.split(":", 1)[1]) for c, n in zip(cpgs["cpg"], cpgs["note"]) if n.startswith("snp:")]
-    for c, name in snps:
-        if c in plotted:
-            notes.append(f"CpG {c} (number in orange) can be destroyed by SNP {name}: a triangle is a clone "
-                         "carrying that allele (a genotype, not a methylation state).")
+    for c, n in zip(cpgs["cpg"], cpgs["note"]):
+        if n.startswith("snp:") and int(c) in plotted:
+            notes.append(f"CpG {int(c)} (number in orange) can be destroyed by SNP {n.split(':', 1)[1]}: a triangle "
+                         "is a clone carrying that allele (a genotype, not a methylation state).")
     return notes
 
 
-# Panel decoration is drawn with plain artists, not matplotlib's tick machinery: Axis objects with
-# hundreds of Tick artists made up half of every draw, and a figure is drawn once per format.
-TICK_LENGTH = 2.0  # points
-TICK_PAD = 1.0
-DIGIT_EM = 0.64  # width of a digit in DejaVu Sans, in em
-LABEL_TITLE = "_title"  # artist labels (leading underscore: never in a legend) that tests look for
-LABEL_CPG_NUMBER = "_cpg_number"
-LABEL_CPG_POSITION = "_cpg_position"
-
-
-def _text_at(ax, x, y, offset_points, text, transform=None, **kwargs):
-    """``text`` at (x, y) in ``transform`` (default: axes fraction), moved by ``offset_points`` on the page."""
-    from matplotlib.transforms import ScaledTranslation
-
-    base = ax.transAxes if transform is None else transform
-    dx, dy = offset_points
-    shift = ScaledTranslation(dx / L.POINTS_PER_INCH, dy / L.POINTS_PER_INCH, ax.figure.dpi_scale_trans)
-    return ax.text(x, y, text, transform=base + shift, clip_on=False, **kwargs)
-
-
-def _x_ticks(ax, xs, labels, side: str, highlight=None, label: str = "_tick", fontsize: float = L.FONT):
-    """Tick marks at data ``xs`` on the top or bottom edge, with horizontal (top) or rotated (bottom) labels.
-
-    ``labels`` None: marks only.  ``highlight[i]``: label drawn bold in the SNP colour.
-    """
-    from matplotlib.lines import TICKDOWN, TICKUP, Line2D
-
-    top = side == "top"
-    y = 1.0 if top else 0.0
-    tr = ax.get_xaxis_transform()  # x in data, y in axes fraction
-    ax.add_line(Line2D(list(xs), [y] * len(xs), transform=tr, ls="none", marker=TICKUP if top else TICKDOWN,
-                       ms=TICK_LENGTH, mew=0.8, color="black", clip_on=False))
-    if labels is None:
-        return
-    off = (TICK_LENGTH + TICK_PAD) * (1 if top else -1)
-    for i, (x, text) in enumerate(zip(xs, labels)):
-        hi = bool(highlight[i]) if highlight is not None else False
-        _text_at(ax, x, y, (0, off), text, transform=tr, ha="center", va="bottom" if top else "top",
-                 rotation=0 if top else 90, fontsize=fontsize, color=SNP_COLOUR if hi else "black",
-                 fontweight="bold" if hi else "normal", label=label)
-
-
-def _y_ticks(ax, ys, labels, fontsize: float = L.FONT):
-    """Tick marks and labels at data ``ys`` on the left edge."""
-    from matplotlib.lines import TICKLEFT, Line2D
-
-    tr = ax.get_yaxis_transform()  # x in axes fraction, y in data
-    ax.add_line(Line2D([0.0] * len(ys), list(ys), transform=tr, ls="none", marker=TICKLEFT, ms=TICK_LENGTH,
-                       mew=0.8, color="black", clip_on=False))
-    for y, text in zip(ys, labels):
-        _text_at(ax, 0.0, y, (-(TICK_LENGTH + TICK_PAD), 0), text, transform=tr, ha="right", va="center_baseline",
-                 fontsize=fontsize, label="_ytick")
-
-
-def lollipop_figure(data, config: PlotConfig = PlotConfig()):
-    """The lollipop grid as a matplotlib ``Figure`` (not saved)."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
+def lollipop_input(data, config: PlotConfig = PlotConfig()) -> LollipopInput:
+    """The grid's content for one amplicon's call tables (``data``)."""
     from .tables import cpg_table, sheet_columns
 
     columns = sheet_columns(data)
@@ -186,160 +206,198 @@ def lollipop_figure(data, config: PlotConfig = PlotConfig()):
             return None
         return [s if col == "sample" else sheet.at[s, col] for s in samples]
 
-    grid = L.grid_layout(samples, values(rows_col), values(cols_col), rows_col or "", cols_col or "", wrap=6)
+    grid = L.grid_layout(samples, values(rows_col), values(cols_col), rows_col or "", cols_col or "", wrap=6,
+                         units=_units(data, (rows_col, cols_col)))
     cpgs = cpg_table(data)
     shown = cpgs[cpgs["note"] != "under_primer"].reset_index(drop=True)
-    numbers = [int(c) for c in shown["cpg"]]
-    positions = [float(p) for p in shown["pos"]]
-    xs = L.cpg_x_positions(positions, config.layout) if numbers else []
-    x_of = dict(zip(numbers, xs))
-    clones = _panel_data(data)
-    geom = L.panel_geometry(xs or [0.0], max([len(v) for v in clones.values()] + [1]))
-    pos_digits = max([len(str(int(p))) for p in positions if not math.isnan(p)] + [1])
-    snp_cpgs = {int(c) for c, n in zip(shown["cpg"], shown["note"]) if n.startswith("snp:")}
-    notes = _legend_notes(cpgs, set(numbers))
-
-    # legend height depends on the figure width (columns, wrapped notes): lay out twice
-    fl = L.figure_layout(grid, geom, {s: len(v) for s, v in clones.items()}, position_digits=pos_digits)
-    width = fl.width
-    n_items = 6 if snp_cpgs else 5
-    ncol = L.legend_columns(width - 0.2, n_items)
-    chars = max(30, int((width - 0.3) * L.POINTS_PER_INCH / (0.52 * L.FONT)))
-    wrapped = [textwrap.fill(n, chars) for n in notes]
-    note_lines = sum(w.count("\n") + 1 for w in wrapped)
-    legend_h = 0.15 + math.ceil(n_items / ncol) * 0.2 + note_lines * (L.FONT * 1.3 / L.POINTS_PER_INCH) + 0.1
-    fl = L.figure_layout(grid, geom, {s: len(v) for s, v in clones.items()}, legend_height=legend_h,
-                         position_digits=pos_digits)
-    fig = _new_figure(width, fl.height)
-    W, H = width, fl.height
-
-    def box(b):
-        return (b[0] / W, b[1] / H, b[2] / W, b[3] / H)
-
-    summary = data.summary
-    digits = max([len(str(n)) for n in numbers] + [1])
-    snp_idx = [i for i, n in enumerate(numbers) if n in snp_cpgs]
-    tick_idx = L.label_indices(xs, geom.cpg_pitch, L.label_width(digits), must=snp_idx)
-    # rotated position labels only need one line height between them
-    ptick_idx = L.label_indices(xs, geom.cpg_pitch, 1.15 * L.FONT / L.POINTS_PER_INCH)
-    used_gids: set = set()
-    for s in samples:
-        if s not in fl.panels:
-            continue
-        r, _ = grid.cells[s]
-        gid = f"panel-{_slug(s)}"
-        while gid in used_gids:
-            gid += "_"
-        used_gids.add(gid)
-        ax = fig.add_axes(box(fl.panels[s]), label=f"panel:{s}")
-        ax.set_gid(gid)
-        sx = fig.add_axes(box(fl.strips[s]), label=f"strip:{s}")
-        sx.set_gid("strip-" + gid[len("panel-"):])
-        _draw_clones(ax, clones.get(s, []), numbers, x_of, geom, config.sort_clones, snp_cpgs)
-        _draw_strip(sx, summary[summary["sample"] == s], numbers, x_of, geom)
-        ax.set_xlim(geom.x_min, geom.x_max)
-        sx.set_xlim(geom.x_min, geom.x_max)
-        ax.set_axis_off()
-        _x_ticks(ax, [xs[i] for i in tick_idx], [str(numbers[i]) for i in tick_idx], "top",
-                 highlight=[numbers[i] in snp_cpgs for i in tick_idx], label=LABEL_CPG_NUMBER)
-        n_used = len(clones.get(s, []))
-        m_tot = sum(sum(1 for v in c.calls.values() if v[0] == "M") for c in clones.get(s, []))
-        n_tot = sum(sum(1 for v in c.calls.values() if v[0] in "MU") for c in clones.get(s, []))
-        pct = f"{100 * m_tot / n_tot:.1f}% methylated" if n_tot else "no CpG called"
-        _text_at(ax, 0.5, 1, (0, TICK_LENGTH + TICK_PAD + L.FONT * 1.2 + 2), f"{s}\n{n_used} "
-                 f"clone{'s' if n_used != 1 else ''}, {pct}", ha="center", va="bottom", fontsize=L.TITLE_FONT,
-                 linespacing=1.15, label=LABEL_TITLE)
-        if n_used == 0:
-            ax.text(0.5, 0.5, "no clone passed QC", transform=ax.transAxes, ha="center", va="center",
-                    fontsize=L.FONT, color=ND_COLOUR)
-        last_row = r == grid.n_rows - 1
-        _x_ticks(sx, [xs[i] for i in ptick_idx], [str(int(positions[i])) for i in ptick_idx] if last_row else None,
-                 "bottom", label=LABEL_CPG_POSITION)
-        if last_row:
-            # under the rotated labels: they are as tall as the widest position is long
-            drop = TICK_LENGTH + TICK_PAD + pos_digits * DIGIT_EM * L.FONT + 2
-            _text_at(sx, 0.5, 0, (0, -drop), "CpG position", ha="center", va="top", fontsize=L.FONT)
-    for label, y in zip(grid.row_labels, fl.row_label_y):
-        if label:
-            fig.text(0.06 / W, y / H, label, rotation=90, ha="left", va="center", fontsize=L.LABEL_FONT,
-                     fontweight="bold")
-    seen_cols: set = set()
-    for c, (label, x) in enumerate(zip(grid.col_labels, fl.col_label_x)):
-        if label and label not in seen_cols:
-            # replicates share one header, centred over their columns
-            span = [xx for lab, xx in zip(grid.col_labels, fl.col_label_x) if lab == label]
-            seen_cols.add(label)
-            fig.text(sum(span) / len(span) / W, fl.col_label_top / H, label, ha="center", va="center",
-                     fontsize=L.LABEL_FONT, fontweight="bold")
-    # legend
-    lx = fig.add_axes(box(fl.legend_box), label="legend")
-    lx.set_gid("legend")
-    lx.set_axis_off()
-    ms = max(4.0, min(7.0, geom.circle_diameter * L.POINTS_PER_INCH))
-    handles = [
-        Line2D([], [], marker="o", ls="", mfc="black", mec="black", ms=ms, label="methylated (M)"),
-        Line2D([], [], marker="o", ls="", mfc="white", mec="black", ms=ms, label="unmethylated (U)"),
-        Line2D([], [], marker="x", ls="", color=ND_COLOUR, ms=ms * 0.7, label="not determined"),
-        Line2D([], [], color="black", lw=0.8, label="clone (blank: not covered)"),
-        Patch(facecolor="#7F7F7F", edgecolor="none", label="% methylated per CpG"),
-    ]
-    if snp_cpgs:
-        handles.insert(3, Line2D([], [], marker="^", ls="", mfc=SNP_COLOUR, mec=SNP_COLOUR, ms=ms * 0.8,
-                                 label="SNP allele (CpG destroyed)"))
-    lx.legend(handles=handles, loc="upper left", ncol=ncol, fontsize=L.FONT, frameon=False,
-                    bbox_to_anchor=(0, 1), borderaxespad=0.2, handletextpad=0.4, columnspacing=1.2)
-    rows_h = 0.15 + math.ceil(n_items / ncol) * 0.2
-    lx.text(0.0, 1 - rows_h / fl.legend_box[3], "\n".join(wrapped), transform=lx.transAxes, va="top", ha="left",
-            fontsize=L.FONT, color="#333333", linespacing=1.25)
-    return fig
+    numbers = tuple(int(c) for c in shown["cpg"])
+    positions = tuple(float(p) for p in shown["pos"])
+    snp = frozenset(int(c) for c, n in zip(shown["cpg"], shown["note"]) if n.startswith("snp:"))
+    strips: dict = {}
+    s = data.summary
+    for sample, cpg, pct in zip(s["sample"], s["cpg"], s["percent"]):
+        if not math.isnan(pct):
+            strips.setdefault(sample, {})[int(cpg)] = float(pct)
+    return LollipopInput(tuple(samples), grid, numbers, positions, snp,
+                         tuple(_legend_notes(cpgs, set(numbers), config.layout)), _panel_data(data), strips)
 
 
-def _draw_clones(ax, clones: list, numbers: list, x_of: dict, geom, sort: bool, snp_cpgs: set) -> None:
-    order = L.order_clones([c.fraction for c in clones], sort)
-    cat = {"M": ([], []), "U": ([], []), "-": ([], []), "snp": ([], [])}
-    segments = []
-    for row, i in enumerate(order):
-        c = clones[i]
-        covered = [x_of[n] for n in numbers if n in c.calls and c.calls[n][1] != "not_covered"]
-        if covered:
-            segments.append(((min(covered), row), (max(covered), row)))
-        for n in numbers:
-            call, why = c.calls.get(n, ("-", "not_covered"))
-            if why == "not_covered" or why == "under_primer":
-                continue
-            key = call if call in ("M", "U") else ("snp" if why == "snp" else "-")
-            cat[key][0].append(x_of[n])
-            cat[key][1].append(row)
-    from matplotlib.collections import LineCollection
-
-    lw = geom.line_width
-    ax.add_collection(LineCollection(segments, colors="black", linewidths=lw, zorder=1))
-    s = geom.marker_size
-    edge = max(0.4, min(0.9, lw))
-    ax.scatter(*cat["U"], s=s, facecolors="white", edgecolors="black", linewidths=edge, zorder=2)
-    ax.scatter(*cat["M"], s=s, facecolors="black", edgecolors="black", linewidths=edge, zorder=2)
-    ax.scatter(*cat["-"], s=s * 0.45, c=ND_COLOUR, marker="x", linewidths=edge, zorder=2)
-    ax.scatter(*cat["snp"], s=s * 0.8, c=SNP_COLOUR, marker="^", linewidths=0, zorder=2)
-    ax.set_ylim(max(1, len(clones)) - 0.5, -0.5)  # first clone on top
+def _title(sample: str, clones: list, start: int, stop: int, room: float = math.inf) -> list[str]:
+    """A panel's title: the sample, then clones and pooled methylation, in the longest wording that fits
+    ``room`` points."""
+    n = len(clones)
+    m = sum(sum(1 for v in c.calls.values() if v[0] == "M") for c in clones)
+    t = sum(sum(1 for v in c.calls.values() if v[0] in "MU") for c in clones)
+    pct = f"{100 * m / t:.1f}%" if t else ""
+    if (start, stop) != (0, n) and n:
+        options = [f"clones {start + 1}-{stop} of {n}, {pct} methylated", f"clones {start + 1}-{stop} of {n}",
+                   f"{start + 1}-{stop}/{n}"]
+    else:
+        s = "s" if n != 1 else ""
+        options = ([f"{n} clone{s}, {pct} methylated", f"{n} clone{s}, {pct} meth.", f"n={n}, {pct}"] if t else
+                   [f"{n} clone{s}, no CpG called", f"{n} clone{s}", f"n={n}"])
+    line = next((o for o in options if L.text_width(o, L.TITLE_FONT) <= room), options[-1])
+    return [L.fit_text(sample, room, L.TITLE_FONT), L.fit_text(line, room, L.TITLE_FONT)]
 
 
-def _draw_strip(sx, summary, numbers: list, x_of: dict, geom) -> None:
-    from matplotlib.collections import PolyCollection
+def _marker(kind: str, x: float, y: float, d: float, edge: float) -> list:
+    """The shape(s) of one CpG call, centred at (x, y), diameter ``d``."""
+    r = d / 2
+    if kind == "M":
+        return [Circle(x, y, r, "#000000", "#000000", edge)]
+    if kind == "U":
+        return [Circle(x, y, r, "#FFFFFF", "#000000", edge)]
+    if kind == "S":
+        h = r * 0.95
+        return [Poly(((x, y - h), (x + h, y + h * 0.8), (x - h, y + h * 0.8)), SNP_COLOUR)]
+    a = r * 0.6
+    return [Line(((x - a, y - a), (x + a, y + a)), ND_COLOUR, edge), Line(((x - a, y + a), (x + a, y - a)), ND_COLOUR,
+                                                                         edge)]
 
-    pct = {int(c): p for c, p in zip(summary["cpg"], summary["percent"])}
-    xs = [x_of[n] for n in numbers if n in pct and not math.isnan(pct[n])]
-    hs = [pct[n] for n in numbers if n in pct and not math.isnan(pct[n])]
-    # one collection, not a Rectangle artist per bar: drawing hundreds of patches cost a tenth of a second
-    bars = [[(x - 0.4, 0), (x + 0.4, 0), (x + 0.4, h), (x - 0.4, h)] for x, h in zip(xs, hs)]
-    sx.add_collection(PolyCollection(bars, facecolors="#7F7F7F", edgecolors="none", linewidths=0))
-    sx.set_ylim(0, 100)
-    sx.xaxis.set_visible(False)
-    sx.yaxis.set_visible(False)
-    _y_ticks(sx, [0, 100], ["0", "100%"])
-    for side in ("top", "right"):
-        sx.spines[side].set_visible(False)
-    for side in ("left", "bottom"):
-        sx.spines[side].set_linewidth(0.6)
+
+def _legend(scene: Scene, top: float, left: float, width: float, snp: bool, notes: Sequence[str]) -> None:
+    labels = ["methylated (M)", "unmethylated (U)", "not determined", *(["SNP allele (CpG destroyed)"] if snp else []),
+              "clone (blank: not covered)", "% methylated per CpG"]
+    kinds = ["M", "U", "-", *(["S"] if snp else []), "line", "bar"]
+    leg = L.legend_layout(labels, notes, width)
+    g = Group("legend")
+    for (x, y), label, kind in zip(leg.items, labels, kinds):
+        cx, cy = left + x, top + y - L.CAP_HEIGHT * L.FONT / 2
+        if kind == "line":
+            g.items.append(Line(((cx - 4, cy), (cx + 4, cy)), "#000000", 0.6))
+        elif kind == "bar":
+            g.items.append(Rect(cx - 3, cy - 3.5, 6, 7, BAR_COLOUR))
+        else:
+            g.items += _marker(kind, cx, cy, 6.0, 0.6)
+        g.items.append(Text(cx + 7.0, top + y, label))
+    for line, y in leg.notes:
+        g.items.append(Text(left, top + y, line, colour=NOTE_COLOUR))
+    scene.add(g)
+
+
+def legend_height(width: float, snp: bool, notes: Sequence[str]) -> float:
+    labels = ["methylated (M)", "unmethylated (U)", "not determined", *(["SNP allele (CpG destroyed)"] if snp else []),
+              "clone (blank: not covered)", "% methylated per CpG"]
+    return L.legend_layout(labels, notes, width).height
+
+
+def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tuple[tuple[Scene, ...], str]:
+    """The pages of the lollipop grid of one amplicon, and the matrix they show (TSV text)."""
+    width = _width_pt(config, LOLLIPOP_WIDTH)
+    xs = L.cpg_x_positions(inp.positions, config.layout) if inp.numbers else []
+    x_of = dict(zip(inp.numbers, xs))
+    pos_digits = max([len(str(int(p))) for p in inp.positions if not math.isnan(p)] + [1])
+    notes_w = width - 2 * L.MARGIN
+    leg_h = legend_height(notes_w, bool(inp.snp_cpgs), inp.notes)
+    scale_bar = config.layout == "position" and len(inp.numbers) > 1
+    titles = {s: _title(s, inp.clones.get(s, []), 0, len(inp.clones.get(s, []))) for s in inp.samples}
+    lay = L.lollipop_layout(inp.grid, xs, {s: inp.clones.get(s, []) for s in inp.samples}, width, titles, leg_h,
+                            pos_digits, scale_bar, config.max_height_mm * L.MM)
+    geom = lay.geometry
+    d, edge, lw = geom.circle_diameter, geom.edge_width, geom.line_width
+    digits = max([len(str(n)) for n in inp.numbers] + [1])
+    snp_idx = [i for i, n in enumerate(inp.numbers) if n in inp.snp_cpgs]
+    tick_idx = L.label_indices(xs, geom.cpg_pitch, L.text_width("0" * digits, L.FONT) + 2.0, must=snp_idx)
+    ptick_idx = L.label_indices(xs, geom.cpg_pitch, L.FONT * L.LINE_SPACING)  # rotated labels: one line tall
+    bp_cell = L.bp_per_cell(inp.positions, xs) if scale_bar else None
+    rows_out: list[list] = []
+    pages = []
+    for page_no, page in enumerate(lay.pages, start=1):
+        scene = Scene(page.width, page.height)
+        used: set = set()
+        for box in page.panels:
+            clones = inp.clones.get(box.sample, [])
+            order = L.order_clones([c.fraction for c in clones], config.sort_clones)[box.start:box.stop]
+            gid = f"panel-{_slug(box.sample)}"
+            while gid in used:
+                gid += "_"
+            used.add(gid)
+            g = Group(gid)
+            left, top = box.left, box.top
+
+            def X(cell: float) -> float:
+                return left + geom.x(cell)
+
+            right = left + geom.data_width
+            # title and CpG numbers above the clone rows
+            # centred over the cell (strip labels and data area), so that it can never leave it
+            room = geom.data_width + L.strip_label_width()
+            title = _title(box.sample, clones, box.start, box.stop, room)
+            y_numbers = top - L.TICK - L.TICK_PAD
+            y_title = y_numbers - L.FONT * L.LINE_SPACING - 1.0 - L.DESCENT * L.TITLE_FONT
+            for k, line in enumerate(reversed(title)):
+                g.items.append(Text(right - room / 2, y_title - k * L.TITLE_FONT * L.LINE_SPACING, line,
+                                    L.TITLE_FONT, "center"))
+            for i in tick_idx:
+                x = X(xs[i])
+                g.items.append(Line(((x, top), (x, top - L.TICK)), "#000000", 0.5))
+                hi = inp.numbers[i] in inp.snp_cpgs
+                g.items.append(Text(x, y_numbers - L.DESCENT * L.FONT, str(inp.numbers[i]), L.FONT, "center",
+                                    bold=hi, colour=SNP_COLOUR if hi else "#000000"))
+            # clones
+            if not clones:
+                g.items.append(Text((left + right) / 2, top + geom.clone_pitch / 2, "no clone passed QC", L.FONT,
+                                    "center", "middle", colour=ND_COLOUR))
+            for row, idx in enumerate(order):
+                c = clones[idx]
+                y = top + (row + 0.5) * geom.clone_pitch
+                covered = [x_of[n] for n in inp.numbers if c.symbol(n)]
+                if covered:
+                    g.items.append(Line(((X(min(covered)), y), (X(max(covered)), y)), "#000000", lw))
+                symbols = [c.symbol(n) for n in inp.numbers]
+                for n, sym in zip(inp.numbers, symbols):
+                    if sym:
+                        g.items += _marker(sym, X(x_of[n]), y, d, edge)
+                f = "" if c.fraction is None else round(100 * c.fraction, 1)
+                rows_out.append([page_no, box.sample, box.start + row + 1, c.read, f, *symbols])
+            scene.add(g)
+            # strip: per-CpG percent methylated
+            if box.strip_top is not None:
+                sg = Group("strip-" + gid[len("panel-"):])
+                st, sb = box.strip_top, box.strip_top + L.STRIP_HEIGHT
+                pct = inp.strips.get(box.sample, {})
+                half = 0.4 * min(1.0, min([b - a for a, b in zip(xs, xs[1:])] + [1.0]))
+                for n in inp.numbers:
+                    if n in pct:
+                        h = L.STRIP_HEIGHT * pct[n] / 100
+                        sg.items.append(Rect(X(x_of[n]) - half * geom.cpg_pitch, sb - h, 2 * half * geom.cpg_pitch, h,
+                                             BAR_COLOUR))
+                sg.items.append(Line(((left, st), (left, sb), (right, sb)), "#000000", 0.5))
+                for v, label in ((0.0, "0"), (100.0, "100%")):
+                    y = sb - L.STRIP_HEIGHT * v / 100
+                    sg.items.append(Line(((left, y), (left - L.TICK, y)), "#000000", 0.5))
+                    sg.items.append(Text(left - L.TICK - L.TICK_PAD, y, label, L.FONT, "right", "middle"))
+                if box.positions:
+                    for i in ptick_idx:
+                        x = X(xs[i])
+                        sg.items.append(Line(((x, sb), (x, sb + L.TICK)), "#000000", 0.5))
+                        sg.items.append(Text(x, sb + L.TICK + L.TICK_PAD, str(int(inp.positions[i])), L.FONT,
+                                             "right", "middle", rotated=True))
+                    y = sb + L.TICK + L.TICK_PAD + pos_digits * L.text_width("0", L.FONT) + 1.0 + L.FONT
+                    sg.items.append(Text((left + right) / 2, y, "CpG position", L.FONT, "center"))
+                    if bp_cell:
+                        bar_bp = L.nice_length(0.4 * geom.data_width / geom.cpg_pitch * bp_cell)
+                        bar_w = bar_bp / bp_cell * geom.cpg_pitch
+                        yb = y + L.FONT * L.LINE_SPACING
+                        sg.items.append(Line(((right - bar_w, yb - 2), (right - bar_w, yb), (right, yb),
+                                              (right, yb - 2)), "#000000", 0.6))
+                        sg.items.append(Text(right - bar_w - 3, yb, f"{bar_bp:g} bp", L.FONT, "right", "middle"))
+                scene.add(sg)
+        hg = Group("headers")
+        for h in page.headers:
+            hg.items.append(Text(h.x, h.y, h.text, L.HEADER_FONT, "center", "middle" if h.rotated else "baseline",
+                                 rotated=h.rotated, bold=True))
+        scene.add(hg)
+        _legend(scene, page.legend_top, L.MARGIN, notes_w, bool(inp.snp_cpgs), inp.notes)
+        pages.append(scene)
+    header = ["page", "sample", "row", "read", "methylation", *(f"cpg_{n}" for n in inp.numbers)]
+    return tuple(pages), _tsv(header, rows_out)
+
+
+def lollipop_figure(data, config: PlotConfig = PlotConfig()) -> Figure:
+    """The lollipop grid (not written): pages and the matrix behind them."""
+    pages, table = lollipop_pages(lollipop_input(data, config), config)
+    return Figure("lollipop", pages, table, "lollipop diagrams")
 
 
 # =============================================================================================
@@ -377,26 +435,22 @@ def dose_response_table(data, dose: str, line: Optional[str]):
             # a t interval can leave [0, 100] with few clones; percentages cannot
             rows.append({"cell_line": lv, "dose": d, "clones": n, "mean": mean, "mean_low": _clip(mean - half),
                          "mean_high": _clip(mean + half), "pooled": 100 * k / tot if tot else math.nan,
-                         "pooled_low": 100 * lo, "pooled_high": 100 * hi, "values": list(f)})
+                         "pooled_low": 100 * lo, "pooled_high": 100 * hi, "values": list(f),
+                         "samples": list(g["sample"]), "reads": list(g["read"]), "m": list(g["m"]),
+                         "n": list(g["n"])})
     return pd.DataFrame(rows)
 
 
-def _shift_points(ax, fig, xs, points):
-    """Data x of ``xs`` moved by ``points`` (typographic points) on screen; the axes limits must be fixed."""
-    import numpy as np
-
-    xs = np.asarray(xs, float)
-    disp = ax.transData.transform(np.column_stack([xs, np.zeros_like(xs)]))
-    disp[:, 0] += np.asarray(points, float) * fig.dpi / 72.0
-    return ax.transData.inverted().transform(disp)[:, 0]
+DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with its 95\u00a0% t interval (the clone is "
+                "the unit). Open squares: all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single clones. "
+                "Dose levels are equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as "
+                "a number on a linear scale.")
 
 
-def dose_response_figure(data, config: PlotConfig = PlotConfig()):
-    """Percent methylation vs dose, one line per cell line; ``None`` when there is no dose column."""
-    import numpy as np
-    from matplotlib.transforms import offset_copy
-
-    from .tables import is_numeric_levels, order_levels, sheet_columns
+def dose_response_figure(data, config: PlotConfig = PlotConfig()) -> Optional[Figure]:
+    """Percent methylation per dose level, one series per cell line; ``None`` when there is no dose column."""
+    from .stats import wilson_ci
+    from .tables import sheet_columns
 
     columns = sheet_columns(data)
     dose = _resolve(config.dose, "dose", columns, "--dose")
@@ -406,111 +460,159 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()):
     table = dose_response_table(data, dose, line)
     if table.empty:
         return None
-    levels = order_levels(table["dose"])
-    numeric = is_numeric_levels(levels)
-    xval = {lv: (float(lv) if numeric else float(i)) for i, lv in enumerate(levels)}
-    fig = _new_figure(5.6, 4.2)
-    ax = fig.add_axes((0.12, 0.25, 0.60, 0.68), label="dose_response")
-    ax.set_gid("dose-response")
-    pos = sorted(v for v in xval.values() if v > 0)
-    if numeric and pos and max(xval.values()) / pos[0] >= 10:
-        # doses such as 0, 1, 3, 10 crowd on a linear axis; symlog keeps 0 and spreads the rest
-        ax.set_xscale("symlog", linthresh=pos[0], linscale=0.6)
-    # artists below are drawn with offset transforms, which autoscaling ignores: anchor the limits here
-    ax.plot(list(xval.values()), [50] * len(xval), alpha=0)
-    ax.margins(x=0.1)
-    ax.set_xlim(*ax.get_xlim())  # freeze: the clone dots are placed in display space below
-    rng = np.random.default_rng(0)  # deterministic jitter of the clone dots
-    lines = list(dict.fromkeys(table["cell_line"]))
-    n_lines = len(lines)
-    for j, lv in enumerate(lines):
-        g = table[table["cell_line"] == lv]
+    units = _units(data, (dose,))
+    unit_set = {u for (c, _), u in units.items() if c == dose}
+    unit = next(iter(unit_set)) if len(unit_set) == 1 else None
+    levels = L.ordered_levels(list(table["dose"]))
+    xcat = L.categorical_positions(levels)
+    series = list(dict.fromkeys(table["cell_line"]))
+    labels = [str(s) if s != "" else "all clones" for s in series]
+    width = _width_pt(config, DOSE_WIDTH)
+    lay = L.dose_layout(width, len(levels), labels, DOSE_CAPTION, line or "")
+    px, py, pw, ph = lay.plot
+    scene = Scene(lay.width, lay.height)
+
+    def X(level) -> float:
+        return px + (xcat[level] + 0.5) * pw / len(levels)
+
+    def Y(v: float) -> float:
+        return py + ph * (1 - (v + 3) / 106)
+
+    axes = Group("axes")
+    axes.items.append(Line(((px, py), (px, py + ph), (px + pw, py + ph)), "#000000", 0.6))
+    for v in L.nice_ticks(0, 100, 5):
+        axes.items.append(Line(((px, Y(v)), (px - L.TICK, Y(v))), "#000000", 0.6))
+        axes.items.append(Text(px - L.TICK - L.TICK_PAD, Y(v), f"{v:g}", L.FONT, "right", "middle"))
+    for lv in levels:
+        axes.items.append(Line(((X(lv), py + ph), (X(lv), py + ph + L.TICK)), "#000000", 0.6))
+        axes.items.append(Text(X(lv), py + ph + L.TICK + L.TICK_PAD, L.fit_text(str(lv), pw / len(levels), L.FONT),
+                               L.FONT, "center", "top"))
+    xlabel = f"{L.axis_label(dose, unit)}: levels equally spaced"
+    axes.items.append(Text(px + pw / 2, py + ph + L.TICK + L.TICK_PAD + 2 * L.FONT * L.LINE_SPACING - 2, xlabel,
+                           L.FONT, "center"))
+    axes.items.append(Text(L.MARGIN, py + ph / 2, "% methylation", L.FONT, "center", "top", rotated=True))
+    scene.add(axes)
+    offsets = L.side_by_side(len(series), min(12.0, 0.6 * pw / len(levels) / max(1, len(series))))
+    rows_out: list[list] = []
+    for j, (s, label) in enumerate(zip(series, labels)):
         colour = LINE_COLOURS[j % len(LINE_COLOURS)]
-        shift = (j - (n_lines - 1) / 2) * 7.0  # points: side by side so the error bars do not hide each other
-        tr = offset_copy(ax.transData, fig=fig, x=shift, y=0, units="points")
-        trp = offset_copy(ax.transData, fig=fig, x=shift + 3.5, y=0, units="points")
-        x = [xval[d] for d in g["dose"]]
-        for xv, vals in zip(x, g["values"]):
-            if not vals:
-                continue
-            # jitter in points (not dose units) so that it looks the same on linear and symlog axes
-            jit = shift - 3.5 + rng.uniform(-1.5, 1.5, len(vals))
-            ax.scatter(_shift_points(ax, fig, [xv] * len(vals), jit), vals, s=5, color=colour, alpha=0.35,
-                       linewidths=0)
-        yerr = np.array([g["mean"] - g["mean_low"], g["mean_high"] - g["mean"]])
-        ax.errorbar(x, g["mean"], yerr=np.nan_to_num(yerr), transform=tr, color=colour, marker="o", ms=5,
-                    lw=1.4, capsize=2.5, label=(str(lv) if lv != "" else "all clones"))
-        perr = np.array([g["pooled"] - g["pooled_low"], g["pooled_high"] - g["pooled"]])
-        ax.errorbar(x, g["pooled"], yerr=np.nan_to_num(perr), transform=trp, color=colour, marker="s", ms=4,
-                    mfc="white", ls="none", lw=0.8, capsize=1.5)
-    ax.set_xticks([xval[lv] for lv in levels], [str(lv) for lv in levels])
-    ax.set_ylim(-3, 103)
-    ax.set_xlabel(dose, fontsize=9)
-    ax.set_ylabel("% methylation", fontsize=9)
-    ax.tick_params(labelsize=8)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    ax.legend(title=line or None, fontsize=8, title_fontsize=8, frameon=False, loc="upper left",
-                    bbox_to_anchor=(1.02, 1.0))
-    caption = ("Filled circles and lines: mean of per-clone % methylation, 95 % t CI (clone = unit). "
-               "Open squares: pooled CpG calls, Wilson 95 % CI. Faint dots: single clones.")
-    fig.text(0.12, 0.04, textwrap.fill(caption, 90), fontsize=7, va="bottom", ha="left", color="#333333")
-    return fig
+        tint = _tint(colour, 0.45)
+        g = Group(f"series-{_slug(label)}")
+        sub = table[table["cell_line"] == s]
+        means = []
+        for r in sub.itertuples(index=False):
+            xc = X(r.dose) + offsets[j]
+            for dx, v in zip(L.jitter(len(r.values), 3.0, j), r.values):
+                g.items.append(Circle(xc - 3.0 + dx, Y(v), 1.1, tint))
+            for sample, read, m, n, v in zip(r.samples, r.reads, r.m, r.n, r.values):
+                lo, hi = wilson_ci(int(m), int(n))
+                rows_out.append([label, r.dose, "clone", sample, read, 1, v, 100 * lo, 100 * hi, int(m), int(n)])
+            if not math.isnan(r.pooled):
+                xp = xc + 3.5
+                g.items.append(Line(((xp, Y(r.pooled_low)), (xp, Y(r.pooled_high))), colour, 0.5))
+                g.items.append(Rect(xp - 1.6, Y(r.pooled) - 1.6, 3.2, 3.2, "#FFFFFF", colour, 0.6))
+            rows_out.append([label, r.dose, "pooled", "", "", r.clones, r.pooled, r.pooled_low, r.pooled_high,
+                             sum(int(m) for m in r.m), sum(int(n) for n in r.n)])
+            rows_out.append([label, r.dose, "mean", "", "", r.clones, r.mean, r.mean_low, r.mean_high, "", ""])
+            if not math.isnan(r.mean):
+                means.append((xc, Y(r.mean)))
+                if not math.isnan(r.mean_low):
+                    g.items.append(Line(((xc, Y(r.mean_low)), (xc, Y(r.mean_high))), colour, 0.9))
+                    for v in (r.mean_low, r.mean_high):
+                        g.items.append(Line(((xc - 1.8, Y(v)), (xc + 1.8, Y(v))), colour, 0.9))
+        if len(means) > 1:
+            g.items.append(Line(tuple(means), colour, 1.1))
+        for xm, ym in means:
+            g.items.append(Circle(xm, ym, 2.2, colour, "#FFFFFF", 0.4))
+        scene.add(g)
+    leg = Group("legend")
+    lx, ly = lay.legend_left, py + L.FONT
+    if line:
+        leg.items.append(Text(lx, ly, L.axis_label(line), L.FONT, bold=True))
+        ly += L.FONT * L.LINE_SPACING + 1
+    for j, label in enumerate(labels):
+        colour = LINE_COLOURS[j % len(LINE_COLOURS)]
+        cy = ly - L.CAP_HEIGHT * L.FONT / 2
+        leg.items.append(Line(((lx, cy), (lx + 10, cy)), colour, 1.1))
+        leg.items.append(Circle(lx + 5, cy, 2.2, colour, "#FFFFFF", 0.4))
+        leg.items.append(Text(lx + 13, ly, label, L.FONT))
+        ly += L.FONT * L.LINE_SPACING + 1
+    for k, text in enumerate(lay.caption):
+        leg.items.append(Text(L.MARGIN, lay.caption_top + (k + 1) * L.FONT * L.LINE_SPACING, text, L.FONT,
+                              colour=NOTE_COLOUR))
+    scene.add(leg)
+    header = [line or "cell_line", dose, "kind", "sample", "read", "clones", "percent", "ci_low", "ci_high",
+              "methylated", "called"]
+    return Figure("dose_response", (scene,), _tsv(header, rows_out), "percent methylation by dose")
+
+
+def _tint(colour: str, strength: float) -> str:
+    """``colour`` mixed with white (strength 1: the colour itself)."""
+    c = colour.lstrip("#")
+    rgb = [int(c[i:i + 2], 16) for i in (0, 2, 4)]
+    return "#" + "".join(f"{round(255 - strength * (255 - v)):02X}" for v in rgb)
 
 
 # =============================================================================================
-# saving
+# writing
 
 
 def format_names(formats: Sequence[str]) -> tuple[str, ...]:
-    """``formats`` as bsmeth names them ("PNG", ".png" -> "png"); an unknown one raises ``InputError``."""
+    """``formats`` as bsmeth names them ("PNG", ".png", "tif" -> "png", "tiff"); an unknown one raises
+    ``InputError``."""
     from .errors import InputError
 
-    names = tuple(f.lower().lstrip(".") for f in formats)
+    names = tuple({"tif": "tiff"}.get(f.lower().lstrip("."), f.lower().lstrip(".")) for f in formats)
     for given, name in zip(formats, names):
         if name not in FORMATS:
             raise InputError(f"format {given!r}: choose from {', '.join(FORMATS)}")
-    return names
+    return tuple(dict.fromkeys(names))
 
 
-def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, tight: bool = True) -> list[Path]:
-    """Write ``<stem>.<fmt>`` for every format, atomically and byte-for-byte reproducibly.
+def figure_files(stem: str, fmt: str, n_pages: int) -> list[Path]:
+    """Where a figure of ``n_pages`` pages goes: ``stem.fmt``; several pages: one PDF, else ``stem_pN.fmt``."""
+    if n_pages <= 1 or fmt == "pdf":
+        return [Path(f"{stem}.{fmt}")]
+    return [Path(f"{stem}_p{i}.{fmt}") for i in range(1, n_pages + 1)]
 
-    ``tight``: crop to the drawn content (costs one extra draw); off for figures whose layout already
-    fits their content exactly (the lollipop grid: its overlap test checks that every text lies inside).
-    """
-    import matplotlib
 
-    from .atomic import write_with as write_with_atomic
+def render(fig: Figure, fmt: str, dpi: int = DPI) -> list[bytes]:
+    """The file contents of ``fig`` in ``fmt``, one per file of ``figure_files``."""
+    if fmt == "svg":
+        from .scene import svg_bytes
 
+        return [svg_bytes(p, fig.title) for p in fig.pages]
+    if fmt == "pdf":
+        from .pdfwrite import pdf_bytes
+
+        return [pdf_bytes(fig.pages, fig.title)]
+    from . import raster
+
+    encode = raster.png_bytes if fmt == "png" else raster.tiff_bytes
+    return [encode(p, dpi) for p in fig.pages]
+
+
+def write_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_FORMATS, dpi: int = DPI,
+                 progress: Progress = None, table: bool = True) -> list[Path]:
+    """Write ``fig`` in every format (atomically, byte-for-byte reproducibly) and, with ``table``, its data as
+    ``<stem>.tsv``."""
+    from .atomic import write_bytes, write_text
+
+    stem = str(stem)
     out = []
-    bbox = None
     for fmt in format_names(formats):
-        path = Path(f"{stem}.{fmt}")
-        meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None}}[fmt]
-        if bbox is None and tight:  # the tight box costs a full draw: measure it once for every format
-            bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.06)
-        kwargs = dict(format=fmt, bbox_inches=bbox, metadata=meta)
-        if fmt == "png":
-            kwargs["dpi"] = PNG_DPI
-        # fixed hash salt: SVG clip-path ids are otherwise random, and outputs must be deterministic
-        with matplotlib.rc_context({"svg.hashsalt": "bsmeth", "svg.fonttype": "none", "pdf.fonttype": 42}):
-            write_with_atomic(path, lambda fh: fig.savefig(fh, **kwargs))
-        out.append(path)
+        paths = figure_files(stem, fmt, len(fig.pages))
+        for path, data in zip(paths, render(fig, fmt, dpi)):
+            out.append(write_bytes(path, data))
+            if progress:
+                progress(path.name)
+    if table:
+        out.append(write_text(f"{stem}.tsv", fig.table))
     return out
 
 
-def figure_png_bytes(fig, dpi: int = 110, tight: bool = True) -> bytes:
-    """PNG of ``fig``; ``tight=False`` for figures laid out edge to edge (saves a draw)."""
-    import io
-
-    buf = io.BytesIO()
-    kwargs = dict(bbox_inches="tight", pad_inches=0.06) if tight else {}
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, **kwargs)
-    return buf.getvalue()
-
-
-def _prefix(call_dir, config: PlotConfig) -> str:
+def output_prefix(call_dir, config: PlotConfig) -> str:
+    """Path prefix of the figure files: ``config.out_prefix``, else inside the call folder."""
     return config.out_prefix if config.out_prefix is not None else str(Path(call_dir)) + os.sep
 
 
@@ -522,39 +624,109 @@ def figure_name(data, base: str) -> str:
     return f"{base}_{_slug(str((data.run.get('amplicon') or {}).get('name', 'amplicon')))}"
 
 
-def plot_lollipop(data, config: PlotConfig = PlotConfig(), fig=None) -> list[Path]:
-    """Write the lollipop grid of one amplicon's tables (``fig``, or built here) in every format of ``config``."""
+def plot_lollipop(data, config: PlotConfig = PlotConfig(), fig: Optional[Figure] = None,
+                  progress: Progress = None) -> list[Path]:
+    """Write one amplicon's lollipop grid (``fig``, or built here) in every format of ``config``; returns the
+    paths."""
     fig = lollipop_figure(data, config) if fig is None else fig
-    return save_figure(fig, f"{_prefix(data.directory, config)}{figure_name(data, 'lollipop')}", config.formats,
-                       tight=False)
+    return write_figure(fig, f"{output_prefix(data.directory, config)}{figure_name(data, 'lollipop')}",
+                        config.formats, config.dpi, progress)
 
 
-def plot_dose_response(data, config: PlotConfig = PlotConfig()) -> list[Path]:
+def plot_dose_response(data, config: PlotConfig = PlotConfig(), progress: Progress = None) -> list[Path]:
     """Write one amplicon's dose-response figure in every format; no files when there is no dose column."""
     fig = dose_response_figure(data, config)
     if fig is None:
         return []
-    return save_figure(fig, f"{_prefix(data.directory, config)}{figure_name(data, 'dose_response')}", config.formats)
+    return write_figure(fig, f"{output_prefix(data.directory, config)}{figure_name(data, 'dose_response')}",
+                        config.formats, config.dpi, progress)
 
 
 def check_config(config: PlotConfig) -> None:
     """Options that are wrong whatever the data: raised before any work."""
     from .errors import InputError
 
-    if config.layout not in ("equal", "proportional"):
-        raise InputError(f"layout {config.layout!r}: choose equal or proportional")
+    if config.layout not in L.LAYOUTS:
+        raise InputError(f"layout {config.layout!r}: choose {', '.join(L.LAYOUTS)}")
     format_names(config.formats)
+    if config.width_mm is not None:
+        try:
+            L.parse_width(config.width_mm)
+        except ValueError as e:
+            raise InputError(f"--width-mm: {e}") from None
+    if not MIN_DPI <= config.dpi <= MAX_DPI:
+        raise InputError(f"--dpi {config.dpi}: choose {MIN_DPI} to {MAX_DPI}")
+    if not 50 <= config.max_height_mm <= 5000:
+        raise InputError(f"--max-height-mm {config.max_height_mm:g}: choose 50 to 5000")
 
 
-def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig()) -> list[Path]:
+def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig(), progress: Progress = None) -> list[Path]:
     """Entry point of ``bsmeth plot``: lollipop grid (and dose-response when a dose column exists).
 
-    Returns the written paths.
+    Returns the written paths (figures, then the TSV of each figure's data).
     """
     from .tables import load_call_dir
 
     check_config(config)
     paths: list[Path] = []
     for _, data in load_call_dir(call_dir).by_amplicon():
-        paths += plot_lollipop(data, config) + plot_dose_response(data, config)
+        paths += plot_lollipop(data, config, progress=progress) + plot_dose_response(data, config, progress)
     return paths
+
+
+def figure_png_bytes(fig, dpi: int = 110, tight: bool = True) -> bytes:
+    """PNG of a bsmeth ``Figure`` (its first page) or of a matplotlib figure (``tight=False`` for figures laid out
+    edge to edge: saves a draw)."""
+    if isinstance(fig, (Figure, Scene)):
+        from .raster import png_bytes
+
+        return png_bytes(fig.pages[0] if isinstance(fig, Figure) else fig, dpi)
+    import io
+
+    buf = io.BytesIO()
+    kwargs = dict(bbox_inches="tight", pad_inches=0.06) if tight else {}
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, **kwargs)
+    return buf.getvalue()
+
+
+# =============================================================================================
+# matplotlib figures of other stages (report's trace snippets, quantify)
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=(width, height))
+    FigureCanvasAgg(fig)  # Agg canvas: renderer for text extents and PNG output, no GUI backend
+    return fig
+
+
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_FORMATS, tight: bool = True,
+                dpi: int = PNG_DPI) -> list[Path]:
+    """Write a matplotlib figure as ``<stem>.<fmt>`` for every format, atomically and reproducibly."""
+    import matplotlib
+
+    from .atomic import write_with as write_with_atomic
+
+    out = []
+    bbox = None
+    for fmt in format_names(formats):
+        path = Path(f"{stem}.{fmt}")
+        meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {"Software": None},
+                "tiff": None}[fmt]
+        if bbox is None and tight:  # the tight box costs a full draw: measure it once for every format
+            bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.06)
+        kwargs = dict(format=fmt, bbox_inches=bbox)
+        if meta is not None:
+            kwargs["metadata"] = meta
+        if fmt in ("png", "tiff"):
+            kwargs["dpi"] = dpi
+        if fmt == "tiff":
+            kwargs["pil_kwargs"] = {"compression": "tiff_lzw"}
+        # fixed hash salt: SVG clip-path ids are otherwise random, and outputs must be deterministic
+        with matplotlib.rc_context({"svg.hashsalt": "bsmeth", "svg.fonttype": "none", "pdf.fonttype": 42}):
+            write_with_atomic(path, lambda fh: fig.savefig(fh, **kwargs))
+        out.append(path)
+    return out
+

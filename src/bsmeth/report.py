@@ -353,53 +353,63 @@ def _snippet_read(data):
 def trace_snippet_figure(read, cols, orient: str, title: str):
     """The four channels around each CpG's peak, one cell per CpG (six a row), the CpG's peak shaded.
 
-    One axes for all cells (each cell scaled to its own highest peak): a figure of 25 axes took seconds.
+    A ``scene.Scene`` (drawn by ``raster`` like the other figures; matplotlib took a second to import and draw
+    it).  Each cell is scaled to its own highest peak.
     """
-    from matplotlib.collections import LineCollection
-    from matplotlib.patches import Rectangle
-
-    from .plots import _new_figure
+    from . import layout as L
+    from .scene import Line, Rect, Scene, Text
 
     tr = read.trace
     ncol = 6
     nrow = max(1, math.ceil(len(cols) / ncol))
-    fig = _new_figure(1.9 * ncol, 1.3 * nrow + 0.4)
-    ax = fig.add_axes((0.005, 0.01, 0.99, 1 - 0.4 / (1.3 * nrow + 0.4)))
+    cell_w, gap, trace_h = 130.0, 6.0, 62.0
+    title_h = 7.0 * L.LINE_SPACING + 2.0
+    letters_h = L.MIN_FONT * L.LINE_SPACING + 3.0
+    cell_h = title_h + trace_h + letters_h + 6.0
+    top0 = L.MARGIN + 8.0 * L.LINE_SPACING + 4.0
+    scene = Scene(2 * L.MARGIN + ncol * cell_w + (ncol - 1) * gap, top0 + nrow * cell_h + L.MARGIN)
+    scene.add(Text(scene.width / 2, L.MARGIN + 8.0, title, 8.0, "center"))
     c_base, t_base = ("C", "T") if orient == "+" else ("G", "A")
     n_points = len(tr.channels["A"])
-    segs: dict = {b: [] for b in "ACGT"}
-    gap, cell_h = 0.08, 1.45  # cell width 1 (+ gap), height: trace 1 + letters + title
+    lines: dict = {b: [] for b in "ACGT"}
     for k, (cpg, i, call) in enumerate(cols):
-        x_off, y_off = (k % ncol) * (1 + gap), -(k // ncol) * cell_h
+        x_off = L.MARGIN + (k % ncol) * (cell_w + gap)
+        y_top = top0 + (k // ncol) * cell_h
+        base_y = y_top + title_h + trace_h  # the trace's zero line
         lo_i, hi_i = max(i - SNIPPET_BASES, 0), min(i + SNIPPET_BASES, len(tr.peaks) - 1)
         x0 = max(int(tr.peaks[lo_i]) - 4, 0)
         x1 = min(int(tr.peaks[hi_i]) + 5, n_points)
         if x1 - x0 < 2:
             continue
-        xs = np.arange(x0, x1)
         top = max(1.0, *(float(np.max(tr.channels[b][x0:x1])) for b in "ACGT"))
-        sx = lambda x: x_off + (np.asarray(x, dtype=float) - x0) / (x1 - 1 - x0)  # noqa: E731
-        for b in "ACGT":
-            segs[b].append(np.column_stack([sx(xs), y_off + tr.channels[b][x0:x1] / top]))
+
+        def sx(x, x0=x0, x1=x1, x_off=x_off):
+            return x_off + (np.asarray(x, dtype=float) - x0) / (x1 - 1 - x0) * cell_w
+
         p = int(tr.peaks[i])
         half = max(2.0, (int(tr.peaks[min(i + 1, len(tr.peaks) - 1)]) - int(tr.peaks[max(i - 1, 0)])) / 4)
-        left, right = sx(p - half), sx(p + half)
-        ax.add_patch(Rectangle((float(left), y_off - 0.14), float(right - left), 1.14, color="#F0E442", alpha=0.45,
-                               linewidth=0, zorder=0))
-        ax.plot([x_off, x_off + 1], [y_off - 0.005, y_off - 0.005], color="#999999", linewidth=0.5)
+        left, right = float(sx(p - half)), float(sx(p + half))
+        scene.add(Rect(left, y_top + title_h - 2.0, right - left, trace_h + letters_h, "#F8F3A8"))
+        xs = sx(np.arange(x0, x1))
+        for b in "ACGT":
+            ys = base_y - tr.channels[b][x0:x1] / top * trace_h
+            lines[b].append(tuple(zip(xs.round(2).tolist(), ys.round(2).tolist())))
+        scene.add(Line(((x_off, base_y + 0.3), (x_off + cell_w, base_y + 0.3)), "#999999", 0.5))
         for j in range(lo_i, hi_i + 1):
-            ax.text(float(sx(int(tr.peaks[j]))), y_off - 0.03, read.seq[j], ha="center", va="top", fontsize=5.5,
-                    color=TRACE_COLOURS.get(read.seq[j], "#777777"), fontweight="bold" if j == i else "normal")
-        ax.text(x_off + 0.5, y_off + 1.05, f"CpG {cpg}: {call}", ha="center", va="bottom", fontsize=7)
+            scene.add(Text(float(sx(int(tr.peaks[j]))), base_y + 2.0, read.seq[j], L.MIN_FONT, "center", "top",
+                           bold=j == i, colour=TRACE_COLOURS.get(read.seq[j], "#777777")))
+        scene.add(Text(x_off + cell_w / 2, y_top + 7.0, f"CpG {cpg}: {call}", 7.0, "center"))
     for b in "ACGT":
         strong = b in (c_base, t_base)
-        ax.add_collection(LineCollection(segs[b], colors=TRACE_COLOURS[b], linewidths=0.9 if strong else 0.6,
-                                         alpha=1.0 if strong else 0.55))
-    ax.set_xlim(-0.02, ncol * (1 + gap) - gap + 0.02)
-    ax.set_ylim(-(nrow - 1) * cell_h - 0.2, 1.3)
-    ax.set_axis_off()
-    fig.suptitle(title, fontsize=8, y=0.995)
-    return fig
+        colour = TRACE_COLOURS[b] if strong else _mix_white(TRACE_COLOURS[b], 0.55)
+        for pts in lines[b]:
+            scene.add(Line(pts, colour, 0.9 if strong else 0.6))
+    return scene
+
+
+def _mix_white(colour: str, strength: float) -> str:
+    c = colour.lstrip("#")
+    return "#" + "".join(f"{round(255 - strength * (255 - int(c[i:i + 2], 16))):02X}" for i in (0, 2, 4))
 
 
 def trace_section(data, dpi: int = DPI) -> str:
