@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .patterns import PERMUTATIONS, RESAMPLES
+
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 AUTO = "auto"
 STATS_COLUMNS = ("test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high", "n",
@@ -327,6 +329,8 @@ class CompareConfig:
     cell_line: Optional[str] = AUTO
     seed: int = 1
     bootstrap_reps: int = BOOTSTRAP_REPS
+    permutations: int = PERMUTATIONS  # Monte-Carlo permutations of the clone-pattern tests (clonal.py)
+    resamples: int = RESAMPLES  # bootstrap resamples of their intervals
 
 
 @dataclass(frozen=True)
@@ -498,6 +502,14 @@ def _interaction_rows(clones, dose, line) -> list[dict]:
 
 def compare_rows(data, config: CompareConfig) -> list[dict]:
     """Every comparison of the call directory as tidy rows (STATS_COLUMNS), BH-adjusted per (test, scope)."""
+    return compare_results(data, config)[0]
+
+
+def compare_results(data, config: CompareConfig) -> tuple[list[dict], list[dict]]:
+    """(stats.tsv rows, heterogeneity.tsv rows): the per-clone methylation tests below, then the clone-pattern
+    analyses of ``clonal`` (allele split, heterogeneity, pattern tests), BH-adjusted per (test, scope)."""
+    from .clonal import clonal_results
+
     from .tables import clone_table, cpg_table, order_levels
 
     roles = resolve_roles(data.sample_columns, config)
@@ -533,6 +545,9 @@ def compare_rows(data, config: CompareConfig) -> list[dict]:
             rows += _interaction_rows(clones, roles.dose, roles.cell_line)
         else:
             rows += _trend_rows(clones, roles.dose, "all", rng, reps)
+    # after every row above (their bootstrap draws come from ``rng`` in this order); clonal seeds its own
+    extra, heterogeneity = clonal_results(data, roles, config)
+    rows += extra
     # BH families: one per (test, scope), e.g. the per-CpG Fisher tests of one dose
     families: dict = {}
     for i, r in enumerate(rows):
@@ -541,7 +556,7 @@ def compare_rows(data, config: CompareConfig) -> list[dict]:
         adj = bh_adjust([rows[i]["p"] for i in idx])
         for i, a in zip(idx, adj):
             rows[i]["p_adj"] = a
-    return rows
+    return rows, heterogeneity
 
 
 def format_value(x) -> str:
@@ -563,17 +578,21 @@ def format_value(x) -> str:
     return str(x).replace("\t", " ").replace("\n", " ")
 
 
-def rows_to_tsv(rows: list[dict]) -> str:
-    lines = ["\t".join(STATS_COLUMNS)]
-    lines += ["\t".join(format_value(r[c]) for c in STATS_COLUMNS) for r in rows]
+def rows_to_tsv(rows: list[dict], columns: Sequence[str] = STATS_COLUMNS) -> str:
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(format_value(r[c]) for c in columns) for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def write_stats(data, config: CompareConfig = CompareConfig()) -> "os.PathLike":
-    """Write ``stats.tsv`` into the loaded call directory ``data``; return its path."""
+    """Write ``stats.tsv`` and ``heterogeneity.tsv`` into the loaded call directory ``data``; return the path
+    of stats.tsv."""
     from .atomic import write_text as write_text_atomic
+    from .clonal import HETEROGENEITY_FILE, heterogeneity_columns
 
-    return write_text_atomic(data.directory / "stats.tsv", rows_to_tsv(compare_rows(data, config)))
+    rows, heterogeneity = compare_results(data, config)
+    write_text_atomic(data.directory / HETEROGENEITY_FILE, rows_to_tsv(heterogeneity, heterogeneity_columns(data)))
+    return write_text_atomic(data.directory / "stats.tsv", rows_to_tsv(rows))
 
 
 def run_compare(call_dir: str | os.PathLike, config: CompareConfig = CompareConfig()) -> "os.PathLike":
