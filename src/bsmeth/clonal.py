@@ -369,7 +369,7 @@ def _compare_groups(amp, scope, strata, levels, by, within, config, row) -> list
 def _pattern_note(counts, scale, undefined, how, strat) -> str:
     return (f"clones {counts}; statistic = between-group kernel dispersion (two groups: n1 n2 / N^2 x MMD^2), "
             f"kernel exp(-d / {scale:.3g}), d = share of differing CpGs among those called in both clones "
-            f"(bandwidth = median d){f'; {undefined} pair(s) without a shared call' if undefined else ''}; "
+            f"(bandwidth = median d / 4){f'; {undefined} pair(s) without a shared call' if undefined else ''}; "
             f"{how}{strat}; H0: all clones from one pattern distribution (exchangeable); significant also "
             "when only the average methylation differs")
 
