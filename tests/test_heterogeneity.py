@@ -160,7 +160,7 @@ def test_weighted_sets_equal_repeated_clones():
 def test_rarefaction_is_the_mean_over_every_subset():
     clones = HAND["random-looking"] + ["MMMMMM", "UUUUUU"]
     x = matrix(clones)
-    rows = H.sample_heterogeneity(x, 5, np.random.default_rng(1), 200, "s0")
+    rows = H.sample_heterogeneity(x, 5, np.random.default_rng(1), smallest="s0")
     import itertools
 
     for r in rows:
@@ -172,9 +172,9 @@ def test_rarefaction_is_the_mean_over_every_subset():
 
 def test_rarefaction_random_subsets_and_small_samples():
     x = matrix(["MUMUMU", "UMUMUM", "MMMUUU", "UUUMMM", "MMUUMM", "UUMMUU"] * 4)  # 24 clones
-    rows = H.sample_heterogeneity(x, 10, np.random.default_rng(1), 100)
+    rows = H.sample_heterogeneity(x, 10, np.random.default_rng(1))
     assert all("mean of 500 random subsets" in r.rarefaction for r in rows)
-    small = H.sample_heterogeneity(matrix(["MUMU", "UMUM", "MMMM"]), 10, np.random.default_rng(1), 100)
+    small = H.sample_heterogeneity(matrix(["MUMU", "UMUM", "MMMM"]), 10, np.random.default_rng(1))
     assert all(math.isnan(r.rarefied) and r.rarefied_clones is None and "3 clones < the common count 10"
                in r.rarefaction for r in small)
     assert H.common_count([12, 3, 9, 11]) == 9  # 3 < RAREFY_MIN does not set it
@@ -185,8 +185,9 @@ def test_bootstrap_interval_is_seeded_and_covers_the_estimate():
     rng = random.Random(4)
     clones = ["".join(rng.choice("MU") for _ in range(12)) for _ in range(12)]
     x = matrix(clones)
-    a = H.sample_heterogeneity(x, None, np.random.default_rng(7), 500)
-    b = H.sample_heterogeneity(x, None, np.random.default_rng(7), 500)
+    a = H.sample_heterogeneity(x, None, np.random.default_rng(1), H.bootstrap_metrics(x, 500, np.random.default_rng(7)))
+    b = H.sample_heterogeneity(x, None, np.random.default_rng(1), H.bootstrap_metrics(x, 500, np.random.default_rng(7)))
+    assert all(math.isnan(r.ci[0]) for r in H.sample_heterogeneity(x, None, np.random.default_rng(1)))
     assert [r.ci for r in a] == [r.ci for r in b]
     for r in a:
         if r.metric in ("epipolymorphism", "entropy", "mhl"):

@@ -62,19 +62,21 @@ def clonal_results(data, roles, config) -> tuple[list[dict], list[dict]]:
     for sc in scans:
         rows += _scan_rows(sc, _row)
     sites = known + [s for sc in scans for s in sc.sites]
+    boots = {}
     for amp in dict.fromkeys(s.amplicon for s in sets):
         mine = [s for s in sets if s.amplicon == amp]
+        boots[amp] = _Bootstrap(amp, mine, config)
         for site in [s for s in sites if s.amplicon == amp]:
             rows += _asm_rows(site, mine, sheet, roles, config, _row)
-        rows += _heterogeneity_rows(amp, mine, sheet, roles, config, _row)
+        rows += _heterogeneity_rows(amp, mine, sheet, roles, config, _row, boots[amp])
     het = []
     for amp in dict.fromkeys(s.amplicon for s in sets):
         mine = [s for s in sets if s.amplicon == amp]
         common = H.common_count([s.n for s in mine])
         smallest = next((s.sample for s in mine if s.n == common), "") if common else ""
         for s in mine:
-            for h in H.sample_heterogeneity(s.calls, common, _rng(config.seed, "heterogeneity", amp, s.sample),
-                                            config.resamples, smallest):
+            for h in H.sample_heterogeneity(s.calls, common, _rng(config.seed, "rarefy", amp, s.sample),
+                                            boot=boots[amp].of((s.sample,)), smallest=smallest):
                 het.append({**({P.AMPLICON: amp} if panel else {}), "sample": s.sample,
                             **{c: sheet.get(s.sample, {}).get(c, "") for c in data.sample_columns},
                             "metric": h.metric, "value": h.value, "ci_low": h.ci[0], "ci_high": h.ci[1],
@@ -87,6 +89,25 @@ def _sheet(data) -> dict:
     cols = list(data.sample_columns)
     s = data.samples.drop_duplicates("sample")
     return {name: dict(zip(cols, vals)) for name, *vals in s[["sample", *cols]].itertuples(index=False, name=None)}
+
+
+class _Bootstrap:
+    """Bootstrap distributions of the metrics of pooled clone sets ("cells": one or more samples), each drawn
+    once from its own generator: heterogeneity.tsv's intervals and the comparisons' intervals share them (a
+    comparison's resample is its cells' resamples: clones resampled within each group of each stratum)."""
+
+    def __init__(self, amp: str, sets: list, config) -> None:
+        self.amp, self.config = amp, config
+        self.sets = {s.sample: s for s in sets}
+        self.cache: dict = {}
+
+    def of(self, samples: tuple) -> Optional[dict]:
+        key = tuple(samples)
+        if key not in self.cache:
+            x = np.concatenate([self.sets[s].calls for s in key])
+            rng = _rng(self.config.seed, "bootstrap", self.amp, *key)
+            self.cache[key] = H.bootstrap_metrics(x, self.config.resamples, rng)
+        return self.cache[key]
 
 
 def _value(sheet: dict, sample: str, column: Optional[str]) -> str:
@@ -265,7 +286,7 @@ def _levels(values) -> list:
 # heterogeneity and pattern tests
 
 
-def _heterogeneity_rows(amp: str, sets: list, sheet: dict, roles, config, row) -> list[dict]:
+def _heterogeneity_rows(amp: str, sets: list, sheet: dict, roles, config, row, boot: _Bootstrap) -> list[dict]:
     rows: list[dict] = []
     by, within = roles.by, roles.within
     if by is None:
@@ -291,7 +312,7 @@ def _heterogeneity_rows(amp: str, sets: list, sheet: dict, roles, config, row) -
         if len(levels) >= 2:
             comparisons.append(("all", [[(levels.index(by_of[s.sample]), s) for s in here]], levels))
     for scope, strata, levels in comparisons:
-        rows += _compare_groups(amp, scope, strata, levels, by, within, config, row)
+        rows += _compare_groups(amp, scope, strata, levels, by, within, config, row, boot)
     if roles.dose:
         from .tables import is_numeric_levels
 
@@ -306,7 +327,7 @@ def _heterogeneity_rows(amp: str, sets: list, sheet: dict, roles, config, row) -
             scores = {i: (float(d) if numeric else float(i)) for i, d in enumerate(doses)}
             strata = [[(doses.index(_value(sheet, s.sample, roles.dose)), s) for s in members
                        if _value(sheet, s.sample, roles.dose) != ""]]
-            rows += _dose_trend(amp, scope, strata, doses, scores, roles.dose, numeric, config, row)
+            rows += _dose_trend(amp, scope, strata, doses, scores, roles.dose, numeric, config, row, boot)
     return rows
 
 
@@ -322,7 +343,27 @@ def _stack(strata: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, np.array(labels, int), np.array(st, int)
 
 
-def _compare_groups(amp, scope, strata, levels, by, within, config, row) -> list[dict]:
+def _cells(strata: list) -> list[dict]:
+    """Per stratum: group label -> the samples pooled in that cell."""
+    out = []
+    for members in strata:
+        cells: dict = {}
+        for g, s in members:
+            cells.setdefault(g, []).append(s.sample)
+        out.append({g: tuple(v) for g, v in cells.items()})
+    return out
+
+
+def _boot_difference(strata: list, first: int, second: int, boot: _Bootstrap) -> Optional[dict]:
+    """Resampled statistic of a two-group comparison: the mean over strata of (second - first)."""
+    diffs = [(boot.of(c[second]), boot.of(c[first])) for c in _cells(strata) if first in c and second in c]
+    diffs = [(b, a) for b, a in diffs if a is not None and b is not None]
+    if not diffs:
+        return None
+    return {m: np.mean([b[m] - a[m] for b, a in diffs], axis=0) for m in H.METRICS}
+
+
+def _compare_groups(amp, scope, strata, levels, by, within, config, row, boot: _Bootstrap) -> list[dict]:
     x, lab, st = _stack(strata)
     present = sorted(set(lab.tolist()))
     if len(present) < 2 or len(x) < 3:
@@ -339,9 +380,10 @@ def _compare_groups(amp, scope, strata, levels, by, within, config, row) -> list
     stats = H.group_statistic(f, draws, st, kind)
     ci = {m: (math.nan, math.nan) for m in H.METRICS}
     if two:
-        base = H.bootstrap_weights(len(lab), config.resamples, rng, st * len(names) + lab)
-        boot = H.group_statistic(f, np.repeat(lab[None, :], config.resamples, axis=0), st, kind, base=base)
-        ci = {m: H.shifted_percentile_ci(boot[m], float(stats[m][0]), bounds=(-1.0, 1.0)) for m in H.METRICS}
+        resampled = _boot_difference(strata, present[0], present[1], boot)
+        if resampled is not None:
+            ci = {m: H.shifted_percentile_ci(resampled[m], float(stats[m][0]), bounds=(-1.0, 1.0))
+                  for m in H.METRICS}
     label = f"{by}={names[1]} - {by}={names[0]}" if two else " vs ".join(f"{by}={n}" for n in names)
     counts = ", ".join(f"{n}: {int((lab == i).sum())}" for i, n in enumerate(names))
     strat = f"; stratified by {within} ({len(strata)} levels: permutations within levels, statistic averaged)" \
@@ -374,7 +416,7 @@ def _pattern_note(counts, scale, undefined, how, strat) -> str:
             "when only the average methylation differs")
 
 
-def _dose_trend(amp, scope, strata, doses, scores, dose, numeric, config, row) -> list[dict]:
+def _dose_trend(amp, scope, strata, doses, scores, dose, numeric, config, row, boot: _Bootstrap) -> list[dict]:
     x, lab, st = _stack(strata)
     present = sorted(set(lab.tolist()))
     if len(present) < 2 or len(x) < 3:
@@ -383,9 +425,14 @@ def _dose_trend(amp, scope, strata, doses, scores, dose, numeric, config, row) -
     draws, exact = P.label_draws(lab, st, rng, config.permutations)
     f = H.features(x)
     stats = H.group_statistic(f, draws, st, "trend", scores)
-    base = H.bootstrap_weights(len(lab), config.resamples, rng, lab)
-    boot = H.group_statistic(f, np.repeat(lab[None, :], config.resamples, axis=0), st, "trend", scores,
-                             base=base)
+    # resampled slope: each dose level's clones resampled (its cell's bootstrap), one value per level
+    cells = _cells(strata)[0]
+    per = [boot.of(cells[g]) for g in present]
+    xs = np.array([scores[g] for g in present], float)
+    xc = xs - xs.mean()
+    resampled = ({m: (xc[:, None] * (np.stack([b[m] for b in per]) - np.stack([b[m] for b in per]).mean(axis=0))
+                      ).sum(axis=0) / float((xc ** 2).sum()) for m in H.METRICS}
+                 if all(b is not None for b in per) and (xc ** 2).sum() > 0 else None)
     groups = " < ".join(f"{dose}={doses[g]}" for g in present)
     counts = ", ".join(f"{doses[g]}: {int((lab == g).sum())}" for g in present)
     how = f"exact over all {len(draws) - 1} splits" if exact else f"{len(draws) - 1} permutations of clones over doses"
@@ -394,7 +441,8 @@ def _dose_trend(amp, scope, strata, doses, scores, dose, numeric, config, row) -
     for m in H.METRICS:
         obs = float(stats[m][0])
         rows.append(row(f"{m}_trend_perm", _scope(amp, scope), groups, "all", obs,
-                        P.permutation_p(stats[m], exact), obs, H.shifted_percentile_ci(boot[m], obs), len(lab),
+                        P.permutation_p(stats[m], exact), obs,
+                        H.shifted_percentile_ci(resampled[m], obs) if resampled else (None, None), len(lab),
                         f"clones per {dose} {counts}; statistic = effect = least-squares slope of {METRIC_LABEL[m]} "
                         f"per {dose} unit over the {dose} levels (one value per level, clones pooled); {how}; "
                         f"bootstrap CI over clones within levels (percentiles shifted by the bootstrap bias)"

@@ -52,11 +52,8 @@ class Features:
     mer_meth: np.ndarray  # clones x L: of those, fully methylated
     pdr_eligible: np.ndarray  # clones: >= PDR_MIN_CPGS called
     pdr_discordant: np.ndarray  # clones: eligible and both M and U
-
-    @property
-    def linear(self) -> np.ndarray:
-        """clones x (2 + 2L): the PDR indicators and the i-mer counts side by side (one matrix product)."""
-        return np.column_stack([self.pdr_eligible, self.pdr_discordant, self.mer_called, self.mer_meth])
+    table: np.ndarray  # clones x (patterns | eligible, discordant | i-mers called | i-mers methylated): every
+    #                    sum a metric needs comes from one matrix product with it
 
 
 def features(x: np.ndarray) -> Features:
@@ -84,22 +81,27 @@ def features(x: np.ndarray) -> Features:
         prev_m = run_m[:, k - 1] if k else 0
         run_c[:, k] = np.where(called[:, k], prev_c + 1, 0)
         run_m[:, k] = np.where(called[:, k] & meth[:, k], prev_m + 1, 0)
-    # an i-mer ending at CpG k is fully called when the called run ending there is >= i long
-    for i in range(1, j + 1):
-        mer_called[:, i - 1] = (run_c >= i).sum(axis=1)
-        mer_meth[:, i - 1] = (run_m >= i).sum(axis=1)
+    # an i-mer ending at CpG k is fully called when the called run ending there is >= i long: count the run
+    # lengths per clone, then i-mers of length i = positions with run >= i (a reversed cumulative sum)
+    if j:
+        lengths = np.eye(j + 1)
+        for run, out in ((run_c, mer_called), (run_m, mer_meth)):
+            hist = lengths[run].sum(axis=1)  # clones x (run length 0..j)
+            out[:] = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
     n_called = called.sum(axis=1)
     n_meth = (called & meth).sum(axis=1)
     eligible = n_called >= PDR_MIN_CPGS
     discordant = eligible & (n_meth > 0) & (n_meth < n_called)
-    return Features(np.ascontiguousarray(pat.reshape(n, -1)), np.array(starts, np.intp), n_win, mer_called,
-                    mer_meth, eligible.astype(float), discordant.astype(float))
+    pat = pat.reshape(n, -1)
+    elig, disc = eligible.astype(float), discordant.astype(float)
+    table = np.ascontiguousarray(np.column_stack([pat, elig, disc, mer_called, mer_meth]))
+    return Features(pat, np.array(starts, np.intp), n_win, mer_called, mer_meth, elig, disc, table)
 
 
 def subset(f: Features, idx: np.ndarray) -> Features:
     """The features of the clones ``idx``."""
     return Features(f.patterns[idx], f.starts, f.n_windows, f.mer_called[idx], f.mer_meth[idx], f.pdr_eligible[idx],
-                    f.pdr_discordant[idx])
+                    f.pdr_discordant[idx], f.table[idx])
 
 
 def metrics_weighted(f: Features, w: np.ndarray) -> dict[str, np.ndarray]:
@@ -109,11 +111,17 @@ def metrics_weighted(f: Features, w: np.ndarray) -> dict[str, np.ndarray]:
     w = np.atleast_2d(np.asarray(w, float))
     if not np.array_equal(w, np.rint(w)):
         raise ValueError("clone weights must be whole numbers")
-    n_sets = len(w)
+    return metrics_from_sums(f, w @ f.table)
+
+
+def metrics_from_sums(f: Features, sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric from weighted sums of ``f.table`` (sets x columns, whole numbers)."""
+    n_sets = len(sums)
+    n_pat = f.patterns.shape[1]
     out: dict[str, np.ndarray] = {}
     nan = np.full(n_sets, np.nan)
     if len(f.starts):
-        counts = w @ f.patterns  # sets x (window, pattern) columns
+        counts = sums[:, :n_pat]  # sets x (window, pattern) columns
         # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
         ci = np.rint(counts).astype(np.intp)
         c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
@@ -132,7 +140,7 @@ def metrics_weighted(f: Features, w: np.ndarray) -> dict[str, np.ndarray]:
             out["entropy"] = np.where(n_used > 0, ent / n_used, np.nan)
     else:
         out["epipolymorphism"], out["entropy"] = nan, nan.copy()
-    sums = w @ f.linear  # sets x (eligible, discordant, i-mers called (L), i-mers methylated (L))
+    sums = sums[:, n_pat:]  # sets x (eligible, discordant, i-mers called (L), i-mers methylated (L))
     elig, disc = sums[:, 0], sums[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         out["pdr"] = np.where(elig > 0, disc / np.where(elig > 0, elig, 1), np.nan)
@@ -243,16 +251,23 @@ def common_count(sizes: Sequence[int]) -> Optional[int]:
     return min(ok) if ok else None
 
 
-def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Generator, reps: int,
-                         smallest: str = "") -> list[SampleHeterogeneity]:
-    """Each metric of one sample's clones ``x`` with a bootstrap interval (clones resampled; percentiles shifted
-    by the bootstrap bias, ``shifted_percentile_ci``) and its mean over subsets of ``common`` clones
-    (rarefaction)."""
+def bootstrap_metrics(x: np.ndarray, reps: int, rng: np.random.Generator) -> Optional[dict[str, np.ndarray]]:
+    """Every metric of ``reps`` bootstrap resamples of the clones (rows) of ``x``; None with fewer than 2."""
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return None
+    return metrics_weighted(features(x), bootstrap_weights(len(x), reps, rng))
+
+
+def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Generator,
+                         boot: Optional[dict] = None, smallest: str = "") -> list[SampleHeterogeneity]:
+    """Each metric of one sample's clones ``x`` with a bootstrap interval from ``boot`` (``bootstrap_metrics``
+    of ``x``; percentiles shifted by the bootstrap bias, ``shifted_percentile_ci``) and its mean over subsets
+    of ``common`` clones drawn from ``rng`` (rarefaction)."""
     x = np.asarray(x, float)
     n = len(x)
     f = features(x)
     point = metrics_weighted(f, np.ones((1, n)))
-    boot = metrics_weighted(f, bootstrap_weights(n, reps, rng)) if n >= 2 else None
     what = ""
     rare: dict = {}
     if common is not None and n >= common:
@@ -281,26 +296,29 @@ def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Ge
 
 
 def group_statistic(f: Features, draws: np.ndarray, strata: np.ndarray, kind: str,
-                    scores: Optional[dict] = None, base: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+                    scores: Optional[dict] = None) -> dict[str, np.ndarray]:
     """The comparison statistic of every metric for each row of ``draws`` (group labels per clone).
 
     ``two``: metric(label 1) - metric(label 0), averaged over strata that have both labels.
     ``k``: the spread of the groups' metric values, sum_g n_g (m_g - m_bar)^2 / N with m_bar the n-weighted
     mean, averaged over strata.  ``trend``: the least-squares slope of the groups' metric values on
     ``scores[label]`` (one point per group, groups equally weighted), averaged over strata.
-    ``base``: clone multiplicities per row (bootstrap resamples); default 1.
     """
     draws = np.atleast_2d(draws)
     acc: dict = {m: [] for m in METRICS}
+    n_draws = len(draws)
     for s in np.unique(strata):
         idx = np.flatnonzero(strata == s)
         fs = subset(f, idx)
         lab = draws[:, idx]
         present = np.unique(lab[0])
-        per = {}
-        for g in present:
-            w = (lab == g) * (1.0 if base is None else base[:, idx])
-            per[g] = (metrics_weighted(fs, w), w.sum(axis=1))
+        # one matrix product for every group but the last, whose sums are the stratum's total minus theirs
+        ind = [(lab == g).astype(float) for g in present]
+        sums = np.concatenate(ind[:-1]) @ fs.table if len(present) > 1 else np.zeros((0, fs.table.shape[1]))
+        parts = [sums[k * n_draws:(k + 1) * n_draws] for k in range(len(present) - 1)]
+        total = fs.table.sum(axis=0)
+        parts.append(total - sum(parts) if parts else np.broadcast_to(total, (n_draws, len(total))))
+        per = {g: (metrics_from_sums(fs, part), i.sum(axis=1)) for g, part, i in zip(present, parts, ind)}
         for m in METRICS:
             if kind == "two":
                 if len(present) < 2:

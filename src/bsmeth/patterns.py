@@ -39,9 +39,9 @@ PERMUTATIONS = 999  # Monte-Carlo permutations otherwise (p = (1 + #extreme) / (
 RESAMPLES = 1000  # bootstrap resamples of the clone-pattern intervals (heterogeneity, allele split)
 # Kernel bandwidth of the pattern test, as a fraction of the median pairwise distance.  A quarter: two clones at
 # the typical distance weigh e^-4 = 0.02, so the statistic looks mostly at (nearly) shared patterns, i.e.
-# epialleles; shifts of the average methylation are what the per-clone tests of stats.py are for.  Measured on
-# 12 random-pattern clones (p = 0.5, 20 CpGs) against 6 fully methylated + 6 unmethylated: median p 0.001 over
-# 15 data sets, against 0.034 with the median itself as bandwidth (the usual heuristic).
+# epialleles; shifts of the average methylation are what the per-clone tests of stats.py are for.  Random
+# patterns against fully methylated + unmethylated clones: benchmarks/asm.py (C) prints its power next to the
+# median itself as bandwidth (the usual heuristic).
 KERNEL_FRACTION = 0.25
 _REL_TOL = 1e-9  # a permuted statistic within this (relative) of the observed one counts as as extreme
 
