@@ -173,3 +173,20 @@ def test_simulated_calls_are_the_truth(tmp_path):
         assert len(states) == 1  # concordant with equal probabilities: all M or all U
         if gt == "rs2854744:A":
             assert states == {"U"}  # methylation_alt = 0
+
+
+def test_report_shows_the_allele_split_and_heterogeneity(dose_dir, tmp_path):
+    from bsmeth.report import build_report
+    from bsmeth.report_clonal import sections
+
+    data = load_call_dir(dose_dir)
+    alleles, het = sections(data, FAST)
+    (split,) = [t for t in alleles.tables if t.table_id == "alleles-rs2854744"]
+    assert [r[0] for r in split.rows] == [s.sample for s in P.clone_sets(data)]
+    assert "rs2854744=C clones" in split.headers and "rs2854744=A mean %" in split.headers
+    assert any("no heterozygous site found" in n for n in alleles.notes)
+    (table,) = [t for t in het.tables if t.table_id == "heterogeneity"]
+    assert len(table.rows) == 6 and "epipolymorphism (95 % CI)" in table.headers
+    html = build_report(data, compare_config=FAST, pngs={"lollipop": b"png"}, traces="")
+    assert html.index('id="stats"') < html.index('id="alleles"') < html.index('id="heterogeneity"')
+    assert 'id="heterogeneity-tests"' in html

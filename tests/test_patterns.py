@@ -145,3 +145,18 @@ def test_pattern_test_tells_random_patterns_from_two_epialleles():
     same = P.pattern_test(matrix(random_pat + random_clones(rng, 12, 0.5, 20, p_nd=0.03)), [0] * 12 + [1] * 12,
                           rng=np.random.default_rng(1))
     assert same.p > 0.01
+
+
+def test_clone_layouts_of_a_call_folder_group_by_the_snp_allele(tmp_path):
+    from bsmeth.alleles import clone_layouts
+
+    rng = random.Random(3)
+    clones = [c[:2] + ("s" if k % 2 else c[2]) + c[3:] for k, c in enumerate(random_clones(rng, 9, 0.5, 6))]
+    d = write_call_dir(tmp_path / "c", [{"sample": "a", "cell_line": "x", "dose": "0", "clones": clones}],
+                       positions=(10, 20, 30, 40, 50, 60), snp_cpg=3)
+    (key, lay), = clone_layouts(load_call_dir(d)).items()
+    assert key == ("", "a")
+    assert [g[0] for g in lay.groups] == ["rs2854744=C", "rs2854744=A"]
+    first, second = lay.reads[:lay.groups[0][2]], lay.reads[lay.groups[1][1]:]
+    assert all(int(r[-2:]) % 2 == 1 for r in first) and all(int(r[-2:]) % 2 == 0 for r in second)
+    assert lay.segments and lay.max_height > 0

@@ -245,10 +245,13 @@ def scan_sites(data, known: Optional[list[Site]] = None) -> list[Scan]:
         return [Scan(a, 0, 0, math.nan, math.nan, (), "alignments.txt not found: no scan") for a in amps]
     aligned = [a for a in parse_alignments(path.read_text(encoding="utf-8", errors="replace"))
                if a.status == "pass"]
+    # a panel's alignments.txt may not name the amplicon in each header: then the read's calls do
+    amp_of = (dict(zip(data.cpg_calls["read"], data.cpg_calls[AMPLICON]))
+              if AMPLICON in data.cpg_calls.columns else {})
     out = []
     for amp in amps:
         meta = amplicon_meta(data.run, amp)
-        mine = [a for a in aligned if a.amplicon == amp]
+        mine = [a for a in aligned if (a.amplicon or amp_of.get(a.read, "")) == amp]
         out.append(_scan_amplicon(amp, meta, mine, [s for s in known if s.amplicon == amp]))
     return out
 
@@ -457,3 +460,24 @@ def _bootstrap_stat(values: np.ndarray, lab: np.ndarray, st: np.ndarray) -> np.n
         num += w * (v[:, l1].mean(axis=1) - v[:, ~l1].mean(axis=1))
         den += w
     return num / den if den > 0 else np.full(len(values), np.nan)
+
+
+# =============================================================================================
+# for the figures
+
+
+def clone_layouts(data, cluster: bool = True) -> dict:
+    """(amplicon, sample) -> ``patterns.CloneLayout`` for the lollipop panels: clones grouped by their allele at
+    the amplicon's first splittable site (a known SNP, else one found by ``scan_sites``; no grouping without
+    one), ordered by hierarchical clustering within each group, with the dendrogram's lines.  Pass reads with no
+    call at an assessable CpG are not in a layout (they carry no pattern): draw them after its last row."""
+    from .patterns import clone_layout, clone_sets
+
+    known = known_sites(data)
+    scans = scan_sites(data, known)
+    sites = [s for s in known + [x for sc in scans for x in sc.sites] if not s.confounded]
+    out = {}
+    for cs in clone_sets(data, found_cpgs(scans)):
+        site = next((s for s in sites if s.amplicon == cs.amplicon), None)
+        out[(cs.amplicon, cs.sample)] = clone_layout(cs, read_alleles(site) if site else None, cluster)
+    return out

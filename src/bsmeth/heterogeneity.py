@@ -167,9 +167,8 @@ def metrics(x: np.ndarray) -> dict[str, float]:
     return {k: float(v[0]) for k, v in metrics_weighted(features(x), np.ones((1, len(x)))).items()}
 
 
-def units(x: np.ndarray) -> dict[str, str]:
-    """What each metric of ``x`` was computed over, as text for the ``units`` column."""
-    f = features(x)
+def units(f: Features) -> dict[str, str]:
+    """What each metric of the clones of ``f`` was computed over, as text for the ``units`` column."""
     total = np.add.reduceat(f.patterns.sum(axis=0), f.starts) if len(f.starts) else np.zeros(0)
     used = int((total >= WINDOW_MIN_CLONES).sum())
     win = f"{used} of {f.n_windows} windows of {WINDOW} CpGs"
@@ -281,7 +280,7 @@ def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Ge
         what = f"not rarefied: {n} clones < the common count {common}"
     else:
         what = f"not rarefied: no sample has >= {RAREFY_MIN} clones"
-    text = units(x) if n else {m: "" for m in METRICS}
+    text = units(f) if n else {m: "" for m in METRICS}
     out = []
     for m in METRICS:
         ci = (shifted_percentile_ci(boot[m], float(point[m][0]), bounds=(0.0, 1.0)) if boot is not None

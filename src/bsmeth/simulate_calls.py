@@ -5,8 +5,8 @@ Pipeline position: outside the analysis path, a test-data generator (as ``simula
 ``simulate`` draws for the same design and seed (``simulate.clean_molecules``); each becomes a pass read whose
 calls are its true states, except that a CpG is ``-``/``low_quality`` with probability ``undetermined``.  What
 this leaves out, sequencing and calling, changes almost nothing downstream: on the example reads (simulated
-traces through ``bsmeth call``) 2,128 of 2,128 calls of non-SNP CpGs of pass clones equal the truth and 1 more
-is undetermined (see docs/statistics.md); failed reads never enter the analyses.  A SNP allele that destroys
+traces through ``bsmeth call``) 2,127 of the 2,128 non-SNP CpGs of pass clones outside the primers are called,
+every call equal to the truth, and 1 is undetermined (docs/statistics.md); failed reads never enter the analyses.  A SNP allele that destroys
 a CpG gives ``-``/``snp`` and the ``genotype`` column, as ``call`` does.
 
 Writes what ``tables.load_call_dir`` needs (reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, run.json) and
