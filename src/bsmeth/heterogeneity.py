@@ -63,15 +63,16 @@ def features(x: np.ndarray) -> Features:
     called = ~np.isnan(x)
     meth = np.nan_to_num(x) > 0.5
     n_win = max(0, j - WINDOW + 1)
-    columns, starts = [], []
+    blocks, starts, width = [], [], 0
     for w in range(n_win):
         ok = called[:, w:w + WINDOW].all(axis=1)
-        code = (meth[:, w:w + WINDOW] * (2 ** np.arange(WINDOW))).sum(axis=1)
+        code = np.where(ok, (meth[:, w:w + WINDOW] * (2 ** np.arange(WINDOW))).sum(axis=1), -1)
         present = np.unique(code[ok])
         if len(present):
-            starts.append(sum(len(c) for c in columns))
-            columns.append([(ok & (code == p)).astype(float) for p in present])
-    pat = np.array([c for cols in columns for c in cols]).T if columns else np.zeros((n, 0))
+            starts.append(width)
+            blocks.append((code[:, None] == present[None, :]).astype(float))
+            width += len(present)
+    pat = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
     mer_called = np.zeros((n, j))
     mer_meth = np.zeros((n, j))
     run_c = np.zeros((n, j), int)  # length of the called run ending at each CpG
@@ -92,7 +93,6 @@ def features(x: np.ndarray) -> Features:
     n_meth = (called & meth).sum(axis=1)
     eligible = n_called >= PDR_MIN_CPGS
     discordant = eligible & (n_meth > 0) & (n_meth < n_called)
-    pat = pat.reshape(n, -1)
     elig, disc = eligible.astype(float), discordant.astype(float)
     table = np.ascontiguousarray(np.column_stack([pat, elig, disc, mer_called, mer_meth]))
     return Features(pat, np.array(starts, np.intp), n_win, mer_called, mer_meth, elig, disc, table)
