@@ -190,3 +190,18 @@ def test_report_shows_the_allele_split_and_heterogeneity(dose_dir, tmp_path):
     html = build_report(data, compare_config=FAST, pngs={"lollipop": b"png"}, traces="")
     assert html.index('id="stats"') < html.index('id="alleles"') < html.index('id="heterogeneity"')
     assert 'id="heterogeneity-tests"' in html
+
+
+def test_calibration_benchmark_smoke_run(capsys):
+    """benchmarks/asm.py --smoke, the CI-sized run of the calibration (its figures are not a calibration)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "asm.py"
+    spec = importlib.util.spec_from_file_location("asm_benchmark", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    for part in ("A. allele-specific methylation", "B. null designs", "C. 50% methylated", "pattern_mmd_perm"):
+        assert part in out, part
