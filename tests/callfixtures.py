@@ -186,3 +186,31 @@ def dose_design(directory: Path, effect: dict, n_clones: int = 12, seed: int = 1
         samples.append({"sample": f"{line}_d{dose}", "cell_line": line, "dose": str(dose),
                         "clones": random_clones(rng, n, p, len(positions), clone_sd=clone_sd)})
     return write_call_dir(directory, samples, positions=positions, **kw)
+
+
+def write_panel_call_dir(directory: Path, amplicons: dict, **kw) -> Path:
+    """A call folder of a panel: ``amplicons`` maps an amplicon name to the ``samples`` of ``write_call_dir``
+    (read ids are prefixed with the amplicon name).  The tables are the concatenation of the amplicons', and
+    run.json lists every amplicon, as ``bsmeth call --panel`` writes them."""
+    d = Path(directory)
+    parts = []
+    for name, samples in amplicons.items():
+        renamed = [{**s, "sample": s["sample"]} for s in samples]
+        sub = write_call_dir(d / f".{name}", renamed, amplicon=name, **kw)
+        parts.append((name, sub))
+    d.mkdir(parents=True, exist_ok=True)
+    for table in ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv"):
+        lines: list[str] = []
+        for name, sub in parts:
+            text = (sub / table).read_text(encoding="utf-8").splitlines()
+            body = text[1:]
+            if table in ("reads.tsv", "cpg_calls.tsv"):  # read ids distinct across amplicons
+                body = [f"{name}_{ln}" for ln in body]
+            lines += (text[:1] if not lines else []) + body
+        (d / table).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (d / "alignments.txt").write_text("", encoding="utf-8")
+    runs = [json.loads((sub / "run.json").read_text()) for _, sub in parts]
+    run = {**runs[0], "amplicons": [r["amplicon"] for r in runs]}
+    del run["amplicon"]
+    (d / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
+    return d

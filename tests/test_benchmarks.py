@@ -75,6 +75,12 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         rf"^planted duplicates, evidence \(-log10 chance match\): min {NUM}, median {NUM}$",
         r"^threshold 4\.0: planted found \d/2, distinct pairs flagged \d+/\d+$",
     ]),
+    "asm": (["--smoke"], [
+        r"^designs of 12 clones per sample",
+        rf"^   asm_perm_clones p < 0\.01 in \d+/4 = {NUM} % of designs",
+        rf"^   pattern_mmd_perm +\d+/4 = {NUM} %$",
+        rf"^   pdr +random {NUM}, epialleles {NUM}; pdr_perm p < 0\.05 in \d+/4 = {NUM} %$",
+    ]),
     "fuzz_readers": (["--smoke"], [
         r"^done: 30 inputs in 1 rounds over 0\.\d min; 0 distinct failure\(s\)$",
     ]),

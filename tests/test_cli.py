@@ -176,6 +176,11 @@ def test_readme_main_command_on_example_reads(tmp_path):
     stats = rows(out / "stats.tsv")
     trend = {r["scope"]: float(r["p"]) for r in stats if r["test"].startswith("trend_jt")}
     assert any(p < 0.001 for s, p in trend.items() if "rBT474" in s)
+    # the allele split at rs2854744 and the heterogeneity table (issue 15), in stats, heterogeneity.tsv and report
+    assert len([r for r in stats if r["test"] == "asm_perm_clones" and r["groups"].startswith("rs2854744=")]) == 8
+    assert {r["metric"] for r in rows(out / "heterogeneity.tsv")} == {"epipolymorphism", "entropy", "pdr", "mhl"}
+    report = (out / "report.html").read_text()
+    assert 'id="alleles-rs2854744"' in report and 'id="heterogeneity"' in report
 
 
 def test_plot_compare_report_on_a_call_folder(tmp_path, biq):

@@ -386,3 +386,68 @@ def test_mixed_clone_impossible_without_differences(tmp_path):
 def test_design_json_with_mixed_clones_round_trips(tmp_path):
     design = Design((Condition("s", {}, 2, 0.5),), {"mixed_clone": 2})
     assert Design.from_dict(json.loads(json.dumps(design.to_dict()))).faults == {"mixed_clone": 2}
+
+
+# --- allele-linked and pattern-structured methylation ---------------------------------------------------------
+
+
+def test_new_design_options_round_trip_and_stay_out_of_the_seed_study():
+    assert all(k not in c for c in seed_study_design().to_dict()["conditions"] for k in ("methylation_alt", "pattern"))
+    design = Design((Condition("a", {}, 4, 0.9, methylation_alt=0.1), Condition("b", {}, 4, 0.5, pattern="concordant"),
+                     Condition("c", {}, 4, tuple([0.5] * len(AMP.cpgs)), methylation_alt=tuple([0.2] * len(AMP.cpgs)))))
+    d = json.loads(json.dumps(design.to_dict()))
+    assert d["conditions"][0]["methylation_alt"] == 0.1 and "pattern" not in d["conditions"][0]
+    assert d["conditions"][1]["pattern"] == "concordant" and "methylation_alt" not in d["conditions"][1]
+    assert Design.from_dict(d).to_dict() == design.to_dict()
+    with pytest.raises(ValueError, match="pattern"):
+        Condition("s", pattern="clustered")
+    with pytest.raises(ValueError):
+        Condition("s", methylation_alt=1.5)
+
+
+def test_allele_linked_methylation_follows_the_allele_in_the_traces(tmp_path):
+    """One allele methylated, the other not: the truth of every clone follows its SNP allele."""
+    design = Design((Condition("asm", {}, 8, 1.0, methylation_alt=0.0),))
+    simulate(design, AMP, tmp_path, seed=3)
+    reads = {r["read"]: r for r in _tsv(tmp_path / "truth_reads.tsv")}
+    alleles = {r["snp_allele"] for r in reads.values()}
+    assert alleles == {"rs2854744:C", "rs2854744:A"}
+    for row in _tsv(tmp_path / "truth_cpgs.tsv"):
+        if row["truth"] != "A":
+            assert row["truth"] == ("M" if reads[row["read"]]["snp_allele"] == "rs2854744:C" else "U")
+    assert "Allele-linked methylation in asm" in (tmp_path / "README.md").read_text()
+
+
+def test_concordant_patterns_keep_the_per_cpg_probabilities():
+    from bsmeth.simulate import clean_molecules
+
+    probs = tuple(float(p) for p in np.linspace(0.1, 0.9, len(AMP.cpgs)))
+    design = Design((Condition("c", {}, 2000, probs, pattern="concordant"),))
+    states = np.array([[s == "M" for s in m.states] for _, m in clean_molecules(design, AMP, seed=2)])
+    live = [i for i, c in enumerate(AMP.cpgs) if c.snp is None]
+    assert states[:, live].mean(axis=0) == pytest.approx(np.array(probs)[live], abs=0.04)
+    # nested: a clone methylated at a CpG is methylated at every CpG of higher probability
+    order = np.argsort(np.array(probs)[live])
+    s = states[:, live][:, order]
+    assert (np.diff(s.astype(int), axis=1) >= 0).all()
+    equal = Design((Condition("e", {}, 200, 0.4, pattern="concordant"),))
+    rows = np.array([[s for i, s in enumerate(m.states) if i in live] for _, m in clean_molecules(equal, AMP, 1)])
+    full = (rows == "M").all(axis=1) | (rows == "U").all(axis=1)
+    assert full.all() and 0.3 < (rows[:, 0] == "M").mean() < 0.5
+
+
+def test_clean_molecules_are_the_molecules_simulate_draws(tmp_path):
+    from bsmeth.simulate import clean_molecules
+
+    design = Design((Condition("a", {}, 5, 0.5), Condition("b", {}, 4, 0.7, methylation_alt=0.1)))
+    result = simulate(design, AMP, tmp_path, seed=9)
+    truth = {r["read"]: r["molecule"] for r in _tsv(result.truth_reads)}
+    assert sorted(truth.values()) == sorted(m.seq for _, m in clean_molecules(design, AMP, seed=9))
+
+
+def test_methylation_alt_needs_a_snp():
+    from bsmeth.simulate import clean_molecules
+
+    bare = build_amplicon(AMP.name, AMP.reference, AMP.forward, AMP.reverse, snps=())
+    with pytest.raises(ValueError, match="needs a SNP"):
+        clean_molecules(Design((Condition("a", {}, 2, 0.5, methylation_alt=0.1),)), bare)

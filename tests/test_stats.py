@@ -25,6 +25,16 @@ def _read_stats(path: Path) -> list[dict]:
     return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
 
 
+# the per-clone methylation tests of this module; the clone-pattern rows (bsmeth.clonal) follow them and have
+# their own tests (test_clonal.py)
+METHYLATION_TESTS = {"fisher_cpg", "fisher_pooled", "mannwhitney_clones", "kruskal_clones", "trend_jt_clones",
+                     "trend_cochran_armitage_pooled", "interaction_ols_hc3"}
+
+
+def _methylation_rows(path: Path) -> list[dict]:
+    return [r for r in _read_stats(path) if r["test"] in METHYLATION_TESTS]
+
+
 # --- building blocks vs scipy --------------------------------------------------------------------
 
 
@@ -330,7 +340,7 @@ def test_more_than_two_groups_uses_kruskal(tmp_path):
     samples = [{"sample": f"s{i}", "cond": c, "clones": random_clones(rng, 8, p, 6)}
                for i, (c, p) in enumerate([("a", 0.2), ("b", 0.5), ("c", 0.8)])]
     d = write_call_dir(tmp_path / "three", samples, positions=(5, 9, 20, 31, 40, 52), sheet_columns=("cond",))
-    rows = _read_stats(S.run_compare(d, S.CompareConfig()))
+    rows = _methylation_rows(S.run_compare(d, S.CompareConfig()))
     assert [r["test"] for r in rows] == ["kruskal_clones"]
     clones = clone_table(load_call_dir(d))
     ref = ss.kruskal(*[clones[clones["cond"] == g]["fraction"] for g in "abc"])
@@ -342,7 +352,7 @@ def test_one_group_is_skipped_with_a_note(tmp_path):
     rng = random.Random(1)
     d = write_call_dir(tmp_path / "one", [{"sample": "only", "clones": random_clones(rng, 4, 0.5, 10)}],
                        sheet_columns=())
-    rows = _read_stats(S.run_compare(d, S.CompareConfig()))
+    rows = _methylation_rows(S.run_compare(d, S.CompareConfig()))
     assert len(rows) == 1 and rows[0]["note"].startswith("skipped") and rows[0]["p"] == ""
 
 

@@ -451,6 +451,15 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
               "(*_clones); pooled-CpG tests are for reference. Effects are percentage points (group after the "
               "minus sign first); p_adj: Benjamini-Hochberg within each test and scope.</p>",
               f'<div class="scroll">{html_table(cols, rows, table_id=anchor + "stats", numeric_text=True)}</div>']
+    from .report_clonal import sections  # allele split and heterogeneity (plain data, rendered here)
+
+    for sec in sections(data, compare_config):
+        parts += [f'<{h} id="{anchor}{sec.anchor}">{_e(sec.title)}</{h}>',
+                  *(f'<p class="note">{_e(n)}</p>' for n in sec.notes)]
+        for t in sec.tables:
+            table = html_table(t.headers, t.rows, table_id=anchor + t.table_id, numeric_text=True)
+            parts += [f"<h4>{_e(t.caption)}</h4>" if heading else f"<h3>{_e(t.caption)}</h3>",
+                      f'<div class="wide">{table}</div>']
     dose_png = pngs.get(figure_name(data, "dose_response"))
     if dose_png is None:
         fig = dose_response_figure(data, plot_config)

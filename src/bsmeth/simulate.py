@@ -77,6 +77,13 @@ _BASE_ORDER = "GATC"
 _RESERVED = {"read", "file", "sample", "orientation", "fault", "expected_reason", "duplicate_of",
              "conversion", "snp_allele", "insert_start", "insert_end", "length", "molecule"}
 Range = tuple[float, float]
+# How a clone's CpG states are drawn from the per-CpG probabilities p_j (the truth of the heterogeneity metrics):
+# ``independent``: each CpG on its own (random patterns; the seed study's model); ``concordant``: one uniform u
+# per clone, CpG j methylated when u < p_j, so every CpG keeps its probability but the states are as correlated
+# as they can be; with equal p_j a clone is fully methylated (probability p) or fully unmethylated.
+PATTERNS = ("independent", "concordant")
+# keys of a condition written to design.json only when set (so the seed study's design.json stays as it was)
+_OPTIONAL = {"methylation_alt": None, "pattern": "independent"}
 
 
 @dataclass(frozen=True)
@@ -89,15 +96,27 @@ class Condition:
     methylation: Union[float, tuple[float, ...]] = 0.5  # one per amplicon CpG, or broadcast
     snp_alt_fraction: float = 0.5  # clones carrying the SNP allele that destroys a CpG
     conversion: float = 0.995
+    # allele-linked methylation: probabilities for clones carrying the alternative allele of the amplicon's
+    # first SNP (None: the same as ``methylation``); e.g. methylation 0.9 and methylation_alt 0.1
+    methylation_alt: Optional[Union[float, tuple[float, ...]]] = None
+    # how a clone's CpG states are drawn, see PATTERNS
+    pattern: str = "independent"
 
     def __post_init__(self) -> None:
         if not self.sample or not all(c.isalnum() or c in "._-" for c in self.sample):
             raise ValueError(f"sample name {self.sample!r}: use letters, digits, '.', '_' or '-' (it names a folder)")
         if not isinstance(self.methylation, (int, float)):
             object.__setattr__(self, "methylation", tuple(float(p) for p in self.methylation))
+        if self.methylation_alt is not None and not isinstance(self.methylation_alt, (int, float)):
+            object.__setattr__(self, "methylation_alt", tuple(float(p) for p in self.methylation_alt))
         probs = np.atleast_1d(np.asarray(self.methylation, dtype=float))
+        if self.methylation_alt is not None:
+            probs = np.concatenate([probs, np.atleast_1d(np.asarray(self.methylation_alt, dtype=float))])
         if self.n_clones < 0 or not ((probs >= 0) & (probs <= 1)).all():
             raise ValueError(f"condition {self.sample}: n_clones must be >= 0 and probabilities in [0, 1]")
+        if self.pattern not in PATTERNS:
+            raise ValueError(f"condition {self.sample}: pattern {self.pattern!r}; "
+                             f"expected one of {', '.join(PATTERNS)}")
         if not (0 <= self.snp_alt_fraction <= 1 and 0 <= self.conversion <= 1):
             raise ValueError(f"condition {self.sample}: snp_alt_fraction and conversion must be in [0, 1]")
         bad = _RESERVED & set(self.columns)
@@ -105,13 +124,15 @@ class Condition:
             raise ValueError(f"condition {self.sample}: column name(s) {sorted(bad)} are reserved")
         object.__setattr__(self, "columns", dict(self.columns))
 
-    def probabilities(self, n_cpgs: int) -> np.ndarray:
-        if not isinstance(self.methylation, tuple):
-            return np.full(n_cpgs, float(self.methylation))
-        if len(self.methylation) != n_cpgs:
-            raise ValueError(f"condition {self.sample}: {len(self.methylation)} methylation probabilities "
+    def probabilities(self, n_cpgs: int, alt: bool = False) -> np.ndarray:
+        """Per-CpG methylation probabilities; ``alt``: of clones carrying the first SNP's alternative allele."""
+        value = self.methylation_alt if alt and self.methylation_alt is not None else self.methylation
+        if not isinstance(value, tuple):
+            return np.full(n_cpgs, float(value))
+        if len(value) != n_cpgs:
+            raise ValueError(f"condition {self.sample}: {len(value)} methylation probabilities "
                              f"for an amplicon with {n_cpgs} CpGs")
-        return np.asarray(self.methylation)
+        return np.asarray(value)
 
 
 @dataclass(frozen=True)
@@ -163,8 +184,10 @@ class Design:
             raise ValueError(f"faults: kinds must be among {', '.join(ALL_FAULT_KINDS)} with counts >= 0")
 
     def to_dict(self) -> dict:
-        conds = [{**asdict(c), "methylation": list(c.methylation) if isinstance(c.methylation, tuple)
-                  else c.methylation} for c in self.conditions]
+        conds = []
+        for c in self.conditions:
+            d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()}
+            conds.append({k: v for k, v in d.items() if k not in _OPTIONAL or v != _OPTIONAL[k]})
         reads = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.reads).items()}
         return {"conditions": conds, "faults": dict(self.faults), "reads": reads}
 
@@ -245,7 +268,9 @@ class _Molecule:
 
 
 def _make_molecule(amp: Amplicon, probs: np.ndarray, cond: Condition, conversion: float,
-                   rng: np.random.Generator) -> _Molecule:
+                   rng: np.random.Generator, probs_alt: Optional[np.ndarray] = None) -> _Molecule:
+    """One PCR molecule.  ``probs_alt``: methylation probabilities when the molecule carries the alternative
+    allele of the amplicon's first SNP (allele-linked methylation); None: ``probs`` whatever the allele."""
     t = np.array(list(amp.target), dtype="U1")
     alt_snps = set()
     alleles = []
@@ -257,7 +282,11 @@ def _make_molecule(amp: Amplicon, probs: np.ndarray, cond: Condition, conversion
             ts, letter = snp_target(amp, snp)
             t[ts] = letter
     cpg_t = np.array([c.target_pos for c in amp.cpgs], dtype=int)
-    states = np.where(rng.random(len(cpg_t)) < probs, "M", "U")
+    if probs_alt is not None and amp.snps and amp.snps[0] in alt_snps:
+        probs = probs_alt
+    # independent: one draw per CpG (the seed study's model, its random stream unchanged); concordant: one per clone
+    draws = rng.random(len(cpg_t)) if cond.pattern == "independent" else np.full(len(cpg_t), rng.random())
+    states = np.where(draws < probs, "M", "U")
     states[[i for i, c in enumerate(amp.cpgs) if c.snp in alt_snps]] = "A"
     under = np.array([c.under_primer for c in amp.cpgs], dtype=bool)
     live = cpg_t[states != "A"]
@@ -450,7 +479,6 @@ class _Planned:
 
 def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list[_Planned], list[str]]:
     rm = design.reads
-    n_cpgs = len(amp.cpgs)
     planned: list[_Planned] = []
     skipped: list[str] = []
 
@@ -458,17 +486,17 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
         return "+" if rng.random() < rm.plus_orientation else "-"
 
     for ci, cond in enumerate(design.conditions):
-        probs = cond.probabilities(n_cpgs)
+        probs, alt = _condition_probabilities(cond, amp)
         for _ in range(cond.n_clones):
-            planned.append(_Planned(ci, "", _make_molecule(amp, probs, cond, cond.conversion, rng), orient()))
+            planned.append(_Planned(ci, "", _make_molecule(amp, probs, cond, cond.conversion, rng, alt), orient()))
     for kind, ci in design.fault_plan():
         cond = design.conditions[ci]
-        probs = cond.probabilities(n_cpgs)
+        probs, alt = _condition_probabilities(cond, amp)
         if kind == "empty_vector":
             planned.append(_Planned(ci, kind, None, ""))
         elif kind in ("poor_conversion", "failed_read"):
             conv = _u(rng, rm.poor_conversion) if kind == "poor_conversion" else cond.conversion
-            planned.append(_Planned(ci, kind, _make_molecule(amp, probs, cond, conv, rng), orient()))
+            planned.append(_Planned(ci, kind, _make_molecule(amp, probs, cond, conv, rng, alt), orient()))
         elif kind == "duplicate":
             taken = {p.source for p in planned if p.fault == "duplicate"}
             sources = [i for i, p in enumerate(planned) if p.condition == ci and not p.fault and i not in taken
@@ -480,7 +508,7 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
             src = sources[int(rng.integers(len(sources)))]
             planned.append(_Planned(ci, kind, planned[src].molecule, orient(), src))
         elif kind == "mixed_clone":
-            mixed = _plan_mixed(amp, probs, cond, rng)
+            mixed = _plan_mixed(amp, probs, cond, rng, alt)
             if mixed is None:
                 skipped.append(f"mixed_clone in {cond.sample}: no two molecules differing at >= {MIXED_MIN_DIFF} C "
                                f"in {MIXED_TRIES} draws (a mixture of identical molecules is invisible)")
@@ -488,6 +516,30 @@ def _plan(design: Design, amp: Amplicon, rng: np.random.Generator) -> tuple[list
             a, b, frac = mixed
             planned.append(_Planned(ci, kind, a, orient(), partner=b, fraction=frac))
     return planned, skipped
+
+
+def _condition_probabilities(cond: Condition, amp: Amplicon) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(probabilities, probabilities of the alternative allele or None) of one condition."""
+    n_cpgs = len(amp.cpgs)
+    if cond.methylation_alt is None:
+        return cond.probabilities(n_cpgs), None
+    if not amp.snps:
+        raise ValueError(f"condition {cond.sample}: methylation_alt needs a SNP in the amplicon (--snp)")
+    return cond.probabilities(n_cpgs), cond.probabilities(n_cpgs, alt=True)
+
+
+def clean_molecules(design: Design, amp: Amplicon, seed: int = 1) -> list[tuple[int, _Molecule]]:
+    """(condition index, molecule) of every clean clone of ``design``, as ``simulate`` draws them first with
+    the same ``seed`` (faulty reads and sequencing are not simulated): the truth a call-level simulation
+    starts from (``simulate_calls``)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for ci, cond in enumerate(design.conditions):
+        probs, alt = _condition_probabilities(cond, amp)
+        for _ in range(cond.n_clones):
+            out.append((ci, _make_molecule(amp, probs, cond, cond.conversion, rng, alt)))
+            rng.random()  # the orientation draw of ``_plan``: keeps the molecules identical to simulate's
+    return out
 
 
 def mixed_differences(amp: Amplicon, a: str, b: str) -> tuple[list[int], int]:
@@ -507,12 +559,13 @@ def mixed_differences(amp: Amplicon, a: str, b: str) -> tuple[list[int], int]:
     return cpgs, cph
 
 
-def _plan_mixed(amp: Amplicon, probs: np.ndarray, cond: Condition, rng: np.random.Generator):
+def _plan_mixed(amp: Amplicon, probs: np.ndarray, cond: Condition, rng: np.random.Generator,
+                probs_alt: Optional[np.ndarray] = None):
     """(major molecule, minor molecule, minor share) of a mixed clone, or None when no pair differs enough."""
-    a = _make_molecule(amp, probs, cond, cond.conversion, rng)
+    a = _make_molecule(amp, probs, cond, cond.conversion, rng, probs_alt)
     frac = _u(rng, MIXED_FRACTION)
     for _ in range(MIXED_TRIES):
-        b = _make_molecule(amp, probs, cond, cond.conversion, rng)
+        b = _make_molecule(amp, probs, cond, cond.conversion, rng, probs_alt)
         cpgs, cph = mixed_differences(amp, a.seq, b.seq)
         if len(cpgs) + cph >= MIXED_MIN_DIFF:
             return (a, b, frac) if frac <= 0.5 else (b, a, 1 - frac)
@@ -645,6 +698,18 @@ def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, coun
         "  CpGs under a primer are never observable (the product carries the primer).",
         "",
     ]
+    linked = [c.sample for c in design.conditions if c.methylation_alt is not None]
+    concordant = [c.sample for c in design.conditions if c.pattern == "concordant"]
+    if linked or concordant:
+        snp = amp.snps[0].name if amp.snps else "the first SNP"
+        lines[-1:-1] = [
+            *([f"- Allele-linked methylation in {', '.join(linked)}: clones carrying the alternative allele of {snp}",
+               "  are drawn with `methylation_alt` (design.json), the others with `methylation`; `snp_allele` in",
+               "  truth_reads.tsv is each clone's allele."] if linked else []),
+            *([f"- Concordant patterns in {', '.join(concordant)}: one uniform draw per clone decides every CpG (CpG j",
+               "  methylated when it is below p_j), so with equal probabilities clones are fully methylated or fully",
+               "  unmethylated; elsewhere each CpG is drawn on its own (random patterns)."] if concordant else []),
+        ]
     if "mixed_clone" in design.faults:
         lines[-1:-1] = [
             "- `truth_mixed.tsv`: per mixed clone (two molecules of the sample in one trace) the minor molecule's share",

@@ -21,6 +21,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .patterns import PERMUTATIONS, RESAMPLES
+
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 AUTO = "auto"
 STATS_COLUMNS = ("amplicon", "test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low",
@@ -327,6 +329,8 @@ class CompareConfig:
     cell_line: Optional[str] = AUTO
     seed: int = 1
     bootstrap_reps: int = BOOTSTRAP_REPS
+    permutations: int = PERMUTATIONS  # Monte-Carlo permutations of the clone-pattern tests (clonal.py)
+    resamples: int = RESAMPLES  # bootstrap resamples of their intervals
 
 
 @dataclass(frozen=True)
@@ -498,14 +502,31 @@ def _interaction_rows(clones, dose, line) -> list[dict]:
 
 def compare_rows(data, config: CompareConfig) -> list[dict]:
     """Every comparison of the call directory as tidy rows (STATS_COLUMNS), amplicon by amplicon."""
+    return compare_results(data, config)[0]
+
+
+def compare_results(data, config: CompareConfig) -> tuple[list[dict], list[dict]]:
+    """(stats.tsv rows, heterogeneity.tsv rows) of every amplicon of the call folder, in panel order."""
     rows: list[dict] = []
+    heterogeneity: list[dict] = []
     for name, sub in data.by_amplicon():
-        rows += [{"amplicon": name, **r} for r in amplicon_rows(sub, config)]
-    return rows
+        r, h = amplicon_results(sub, config)
+        rows += [{"amplicon": name, **x} for x in r]
+        heterogeneity += h
+    return rows, heterogeneity
 
 
 def amplicon_rows(data, config: CompareConfig) -> list[dict]:
-    """The comparisons of one amplicon's tables, BH-adjusted per (test, scope)."""
+    """The stats rows of one amplicon's tables (``CallData.subset``)."""
+    return amplicon_results(data, config)[0]
+
+
+def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict]]:
+    """(stats rows, heterogeneity rows) of one amplicon: the per-clone methylation tests below, then the
+    clone-pattern analyses of ``clonal`` (allele split, heterogeneity, pattern tests), BH-adjusted per
+    (test, scope)."""
+    from .clonal import clonal_results
+
     from .tables import clone_table, cpg_table, order_levels
 
     roles = resolve_roles(data.sample_columns, config)
@@ -541,6 +562,9 @@ def amplicon_rows(data, config: CompareConfig) -> list[dict]:
             rows += _interaction_rows(clones, roles.dose, roles.cell_line)
         else:
             rows += _trend_rows(clones, roles.dose, "all", rng, reps)
+    # after every row above (their bootstrap draws come from ``rng`` in this order); clonal seeds its own
+    extra, heterogeneity = clonal_results(data, roles, config)
+    rows += extra
     # BH families: one per (test, scope), e.g. the per-CpG Fisher tests of one dose
     families: dict = {}
     for i, r in enumerate(rows):
@@ -549,7 +573,7 @@ def amplicon_rows(data, config: CompareConfig) -> list[dict]:
         adj = bh_adjust([rows[i]["p"] for i in idx])
         for i, a in zip(idx, adj):
             rows[i]["p_adj"] = a
-    return rows
+    return rows, heterogeneity
 
 
 def format_value(x) -> str:
@@ -570,21 +594,26 @@ def format_value(x) -> str:
     return str(x)
 
 
-def rows_to_tsv(rows: list[dict]) -> str:
-    """stats.tsv: numbers as ``format_value`` writes them, text through the table writer (quoting, formula-safe)."""
+def rows_to_tsv(rows: list[dict], columns: Sequence[str] = STATS_COLUMNS) -> str:
+    """A table of rows: numbers as ``format_value`` writes them, text through the table writer (quoting,
+    formula-safe)."""
     from .tsv import table_text, text_cell
 
     def cell(x) -> str:
         return text_cell(x) if isinstance(x, str) else format_value(x)
 
-    return table_text(STATS_COLUMNS, ["\t".join(cell(r[c]) for c in STATS_COLUMNS) for r in rows])
+    return table_text(columns, ["\t".join(cell(r[c]) for c in columns) for r in rows])
 
 
 def write_stats(data, config: CompareConfig = CompareConfig()) -> "os.PathLike":
-    """Write ``stats.tsv`` into the loaded call directory ``data``; return its path."""
+    """Write ``stats.tsv`` and ``heterogeneity.tsv`` into the loaded call directory ``data``; return the path
+    of stats.tsv."""
     from .atomic import write_text as write_text_atomic
+    from .clonal import HETEROGENEITY_FILE, heterogeneity_columns
 
-    return write_text_atomic(data.directory / "stats.tsv", rows_to_tsv(compare_rows(data, config)))
+    rows, heterogeneity = compare_results(data, config)
+    write_text_atomic(data.directory / HETEROGENEITY_FILE, rows_to_tsv(heterogeneity, heterogeneity_columns(data)))
+    return write_text_atomic(data.directory / "stats.tsv", rows_to_tsv(rows))
 
 
 def run_compare(call_dir: str | os.PathLike, config: CompareConfig = CompareConfig()) -> "os.PathLike":

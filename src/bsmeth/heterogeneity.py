@@ -1,0 +1,338 @@
+"""Epiallele heterogeneity of a set of clones: epipolymorphism, methylation entropy, PDR and MHL.
+
+Pipeline position: part of ``compare`` (called through ``clonal``); works on ``patterns.CloneSet`` matrices
+(clones x assessable CpGs, 1 = M, 0 = U, NaN = undetermined).  Plain numpy.
+
+Definitions (docs/statistics.md gives them with their sources; the tests check each against a direct
+computation from the published definition):
+
+* windows: every run of ``WINDOW`` (4) consecutive assessable CpGs (CpGs under a primer and SNP CpGs are not
+  in the list, so a window steps over them).  In a window a clone counts only when all four CpGs are called;
+  a window is used when at least ``WINDOW_MIN_CLONES`` clones count.
+* epipolymorphism (Landan et al. 2012): per window 1 - sum_i p_i^2 over the 16 patterns' frequencies; the
+  mean over the windows used.
+* methylation entropy (Xie et al. 2011): per window (1 / b) sum_i -p_i log2 p_i with b = 4 CpGs; the mean
+  over the windows used.  0 = one pattern, 1 = all 16 equally frequent.
+* PDR, proportion of discordant reads (Landau et al. 2014): among clones with at least ``PDR_MIN_CPGS`` (4)
+  CpGs called, the share with both M and U calls.
+* MHL, methylation haplotype load (Guo et al. 2017): MHL = sum_{i=1..L} i MH_i / sum_{i=1..L} i, MH_i the
+  share of fully methylated ones among all i-mers (runs of i consecutive assessable CpGs) that are fully
+  called in some clone, L the longest fully called run in the clone set.
+
+Every metric is a function of sums over clones of per-clone pieces (window pattern indicators, i-mer counts,
+PDR indicators), so a weighted set of clones (a bootstrap resample, a rarefied subset, a permuted group) is a
+matrix product: ``metrics_weighted``.  That is what makes thousands of resamples cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+WINDOW = 4  # CpGs per window (Landan 2012 and Xie 2011 both use 4)
+WINDOW_MIN_CLONES = 2  # a window needs this many fully called clones to count
+PDR_MIN_CPGS = 4  # PDR counts clones with at least this many CpGs called (Landau 2014)
+METRICS = ("epipolymorphism", "entropy", "pdr", "mhl")
+RAREFY_MIN = 4  # samples with fewer clones are not rarefied (and do not set the common count)
+RAREFY_DRAWS = 500  # random subsets when there are more subsets than this (else every subset, exactly)
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """Per-clone pieces, additive over clones."""
+
+    patterns: np.ndarray  # clones x columns: 1 where the clone shows that window's pattern (all 4 CpGs called);
+    #                       one column per (window, pattern) present in some clone, grouped by window
+    starts: np.ndarray  # first column of each window that has a column (np.add.reduceat offsets)
+    n_windows: int  # windows of the CpG list (whether any clone is fully called in them or not)
+    mer_called: np.ndarray  # clones x L: fully called i-mers, i = 1..L (L = number of assessable CpGs)
+    mer_meth: np.ndarray  # clones x L: of those, fully methylated
+    pdr_eligible: np.ndarray  # clones: >= PDR_MIN_CPGS called
+    pdr_discordant: np.ndarray  # clones: eligible and both M and U
+    table: np.ndarray  # clones x (patterns | eligible, discordant | i-mers called | i-mers methylated): every
+    #                    sum a metric needs comes from one matrix product with it
+
+
+def features(x: np.ndarray) -> Features:
+    """The additive pieces of every metric for each clone (row) of ``x``."""
+    x = np.asarray(x, float)
+    n, j = x.shape
+    called = ~np.isnan(x)
+    meth = np.nan_to_num(x) > 0.5
+    n_win = max(0, j - WINDOW + 1)
+    blocks, starts, width = [], [], 0
+    for w in range(n_win):
+        ok = called[:, w:w + WINDOW].all(axis=1)
+        code = np.where(ok, (meth[:, w:w + WINDOW] * (2 ** np.arange(WINDOW))).sum(axis=1), -1)
+        present = np.unique(code[ok])
+        if len(present):
+            starts.append(width)
+            blocks.append((code[:, None] == present[None, :]).astype(float))
+            width += len(present)
+    pat = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
+    mer_called = np.zeros((n, j))
+    mer_meth = np.zeros((n, j))
+    run_c = np.zeros((n, j), int)  # length of the called run ending at each CpG
+    run_m = np.zeros((n, j), int)  # ... of the fully methylated run
+    for k in range(j):
+        prev_c = run_c[:, k - 1] if k else 0
+        prev_m = run_m[:, k - 1] if k else 0
+        run_c[:, k] = np.where(called[:, k], prev_c + 1, 0)
+        run_m[:, k] = np.where(called[:, k] & meth[:, k], prev_m + 1, 0)
+    # an i-mer ending at CpG k is fully called when the called run ending there is >= i long: count the run
+    # lengths per clone, then i-mers of length i = positions with run >= i (a reversed cumulative sum)
+    if j:
+        lengths = np.eye(j + 1)
+        for run, out in ((run_c, mer_called), (run_m, mer_meth)):
+            hist = lengths[run].sum(axis=1)  # clones x (run length 0..j)
+            out[:] = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+    n_called = called.sum(axis=1)
+    n_meth = (called & meth).sum(axis=1)
+    eligible = n_called >= PDR_MIN_CPGS
+    discordant = eligible & (n_meth > 0) & (n_meth < n_called)
+    elig, disc = eligible.astype(float), discordant.astype(float)
+    table = np.ascontiguousarray(np.column_stack([pat, elig, disc, mer_called, mer_meth]))
+    return Features(pat, np.array(starts, np.intp), n_win, mer_called, mer_meth, elig, disc, table)
+
+
+def subset(f: Features, idx: np.ndarray) -> Features:
+    """The features of the clones ``idx``."""
+    return Features(f.patterns[idx], f.starts, f.n_windows, f.mer_called[idx], f.mer_meth[idx], f.pdr_eligible[idx],
+                    f.pdr_discordant[idx], f.table[idx])
+
+
+def metrics_weighted(f: Features, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric for each row of clone weights ``w`` (sets x clones, whole numbers: 0/1 for subsets and
+    permuted groups, multiplicities for bootstrap resamples).  NaN where a metric is not defined (no window
+    used, no eligible clone, no called CpG)."""
+    w = np.atleast_2d(np.asarray(w, float))
+    if not np.array_equal(w, np.rint(w)):
+        raise ValueError("clone weights must be whole numbers")
+    return metrics_from_sums(f, w @ f.table)
+
+
+def metrics_from_sums(f: Features, sums: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric from weighted sums of ``f.table`` (sets x columns, whole numbers)."""
+    n_sets = len(sums)
+    n_pat = f.patterns.shape[1]
+    out: dict[str, np.ndarray] = {}
+    nan = np.full(n_sets, np.nan)
+    if len(f.starts):
+        counts = sums[:, :n_pat]  # sets x (window, pattern) columns
+        # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
+        ci = np.rint(counts).astype(np.intp)
+        c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
+        clogc_table = c * np.log2(np.maximum(c, 1.0))
+        total = np.add.reduceat(counts, f.starts, axis=1)  # sets x windows
+        sumsq = np.add.reduceat((c * c)[ci], f.starts, axis=1)
+        clogc = np.add.reduceat(clogc_table[ci], f.starts, axis=1)
+        used = total >= WINDOW_MIN_CLONES
+        safe = np.where(used, total, 1.0)
+        n_used = used.sum(axis=1)
+        # 1 - sum p^2 and sum -p log2 p = log2 N - sum c log2 c / N, averaged over the windows used
+        epi = np.where(used, 1.0 - sumsq / (safe * safe), 0.0).sum(axis=1)
+        ent = np.where(used, np.log2(safe) - clogc / safe, 0.0).sum(axis=1) / WINDOW
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["epipolymorphism"] = np.where(n_used > 0, epi / n_used, np.nan)
+            out["entropy"] = np.where(n_used > 0, ent / n_used, np.nan)
+    else:
+        out["epipolymorphism"], out["entropy"] = nan, nan.copy()
+    sums = sums[:, n_pat:]  # sets x (eligible, discordant, i-mers called (L), i-mers methylated (L))
+    elig, disc = sums[:, 0], sums[:, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["pdr"] = np.where(elig > 0, disc / np.where(elig > 0, elig, 1), np.nan)
+    big_l = (sums.shape[1] - 2) // 2
+    if big_l:
+        called, meth = sums[:, 2:2 + big_l], sums[:, 2 + big_l:]
+        has = called > 0
+        length = np.where(has.any(axis=1), big_l - np.argmax(has[:, ::-1], axis=1), 0)  # longest i
+        i = np.arange(1, big_l + 1, dtype=float)
+        inside = i[None, :] <= length[:, None]
+        mh = meth / np.where(has, called, 1.0)
+        num = (mh * inside) @ i
+        den = length * (length + 1) / 2.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["mhl"] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    else:
+        out["mhl"] = nan.copy()
+    return out
+
+
+def metrics(x: np.ndarray) -> dict[str, float]:
+    """Every metric of the clones (rows) of ``x``."""
+    x = np.asarray(x, float)
+    return {k: float(v[0]) for k, v in metrics_weighted(features(x), np.ones((1, len(x)))).items()}
+
+
+def units(f: Features) -> dict[str, str]:
+    """What each metric of the clones of ``f`` was computed over, as text for the ``units`` column."""
+    total = np.add.reduceat(f.patterns.sum(axis=0), f.starts) if len(f.starts) else np.zeros(0)
+    used = int((total >= WINDOW_MIN_CLONES).sum())
+    win = f"{used} of {f.n_windows} windows of {WINDOW} CpGs"
+    called = f.mer_called.sum(axis=0)
+    longest = int(np.flatnonzero(called > 0).max() + 1) if (called > 0).any() else 0
+    return {"epipolymorphism": win, "entropy": win,
+            "pdr": f"{int(f.pdr_eligible.sum())} clones with >= {PDR_MIN_CPGS} CpGs called",
+            "mhl": f"i-mers up to L = {longest} CpGs"}
+
+
+# =============================================================================================
+# intervals and rarefaction
+
+
+def bootstrap_weights(n: int, reps: int, rng: np.random.Generator, groups: Optional[Sequence] = None) -> np.ndarray:
+    """Resample multiplicities (reps x n): clones drawn with replacement, within each group when given."""
+    groups = np.zeros(n, int) if groups is None else np.asarray(groups)
+    w = np.zeros((reps, n))
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        picks = idx[rng.integers(0, len(idx), size=(reps, len(idx)))]
+        np.add.at(w, (np.repeat(np.arange(reps), len(idx)), picks.ravel()), 1.0)
+    return w
+
+
+def shifted_percentile_ci(values: np.ndarray, observed: float, level: float = 0.95,
+                          bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float]:
+    """Percentile bootstrap interval shifted by the bootstrap bias, observed - mean(resampled), and clipped to
+    ``bounds``.
+
+    A resample repeats clones, so it shows fewer distinct patterns than a sample of as many distinct clones:
+    epipolymorphism and entropy of resamples sit below the estimate (with 12 nearly all-different clones every
+    resample can lie below it, and the plain or the bias-corrected (BCa-style) percentile interval then
+    excludes the estimate or collapses).  Shifting the percentiles by the bias keeps the spread of the resamples
+    and centres it on the estimate: an interval for the metric as defined (plug-in) at this clone count."""
+    v = np.asarray(values, float)
+    v = v[~np.isnan(v)]
+    if len(v) < 2 or math.isnan(observed):
+        return (math.nan, math.nan)
+    a = (1 - level) / 2
+    shift = observed - float(v.mean())
+    lo, hi = np.quantile(v, [a, 1 - a]) + shift
+    return (float(min(max(lo, bounds[0]), bounds[1])), float(min(max(hi, bounds[0]), bounds[1])))
+
+
+def subset_weights(n: int, k: int, rng: np.random.Generator, draws: int = RAREFY_DRAWS) -> tuple[np.ndarray, bool]:
+    """0/1 weights of subsets of ``k`` of ``n`` clones: every subset when there are at most ``draws`` of them
+    (exact expectation), else ``draws`` random subsets.  Returns (weights, exact)."""
+    from itertools import combinations
+
+    if math.comb(n, k) <= draws:
+        w = np.zeros((math.comb(n, k), n))
+        for r, chosen in enumerate(combinations(range(n), k)):
+            w[r, list(chosen)] = 1.0
+        return w, True
+    keys = rng.random((draws, n))
+    w = np.zeros((draws, n))
+    np.put_along_axis(w, np.argsort(keys, axis=1)[:, :k], 1.0, axis=1)
+    return w, False
+
+
+@dataclass(frozen=True)
+class SampleHeterogeneity:
+    """One metric of one sample: value, bootstrap interval, value rarefied to the common clone count."""
+
+    metric: str
+    value: float
+    ci: tuple[float, float]
+    clones: int
+    units: str
+    rarefied: float
+    rarefied_clones: Optional[int]
+    rarefaction: str
+
+
+def common_count(sizes: Sequence[int]) -> Optional[int]:
+    """The clone count every sample is rarefied to: the smallest sample with at least RAREFY_MIN clones."""
+    ok = [n for n in sizes if n >= RAREFY_MIN]
+    return min(ok) if ok else None
+
+
+def bootstrap_metrics(x: np.ndarray, reps: int, rng: np.random.Generator) -> Optional[dict[str, np.ndarray]]:
+    """Every metric of ``reps`` bootstrap resamples of the clones (rows) of ``x``; None with fewer than 2."""
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return None
+    return metrics_weighted(features(x), bootstrap_weights(len(x), reps, rng))
+
+
+def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Generator,
+                         boot: Optional[dict] = None, smallest: str = "") -> list[SampleHeterogeneity]:
+    """Each metric of one sample's clones ``x`` with a bootstrap interval from ``boot`` (``bootstrap_metrics``
+    of ``x``; percentiles shifted by the bootstrap bias, ``shifted_percentile_ci``) and its mean over subsets
+    of ``common`` clones drawn from ``rng`` (rarefaction)."""
+    x = np.asarray(x, float)
+    n = len(x)
+    f = features(x)
+    point = metrics_weighted(f, np.ones((1, n)))
+    what = ""
+    rare: dict = {}
+    if common is not None and n >= common:
+        w, exact = subset_weights(n, common, rng)
+        vals = metrics_weighted(f, w)
+        rare = {k: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for k, v in vals.items()}
+        how = (f"every subset ({len(w)})" if exact else f"mean of {len(w)} random subsets")
+        what = (f"clones subsampled without replacement to {common}{' (' + smallest + ')' if smallest else ''}; "
+                f"{how}" if n > common else f"all {n} clones (the common count)")
+    elif common is not None:
+        what = f"not rarefied: {n} clones < the common count {common}"
+    else:
+        what = f"not rarefied: no sample has >= {RAREFY_MIN} clones"
+    text = units(f) if n else {m: "" for m in METRICS}
+    out = []
+    for m in METRICS:
+        ci = (shifted_percentile_ci(boot[m], float(point[m][0]), bounds=(0.0, 1.0)) if boot is not None
+              else (math.nan, math.nan))
+        out.append(SampleHeterogeneity(m, float(point[m][0]), ci, n, text[m], rare.get(m, math.nan),
+                                       common if rare else None, what))
+    return out
+
+
+# =============================================================================================
+# group comparisons (clone = unit, permutation)
+
+
+def group_statistic(f: Features, draws: np.ndarray, strata: np.ndarray, kind: str,
+                    scores: Optional[dict] = None) -> dict[str, np.ndarray]:
+    """The comparison statistic of every metric for each row of ``draws`` (group labels per clone).
+
+    ``two``: metric(label 1) - metric(label 0), averaged over strata that have both labels.
+    ``k``: the spread of the groups' metric values, sum_g n_g (m_g - m_bar)^2 / N with m_bar the n-weighted
+    mean, averaged over strata.  ``trend``: the least-squares slope of the groups' metric values on
+    ``scores[label]`` (one point per group, groups equally weighted), averaged over strata.
+    """
+    draws = np.atleast_2d(draws)
+    acc: dict = {m: [] for m in METRICS}
+    n_draws = len(draws)
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        fs = subset(f, idx)
+        lab = draws[:, idx]
+        present = np.unique(lab[0])
+        # one matrix product for every group but the last, whose sums are the stratum's total minus theirs
+        ind = [(lab == g).astype(float) for g in present]
+        sums = np.concatenate(ind[:-1]) @ fs.table if len(present) > 1 else np.zeros((0, fs.table.shape[1]))
+        parts = [sums[k * n_draws:(k + 1) * n_draws] for k in range(len(present) - 1)]
+        total = fs.table.sum(axis=0)
+        parts.append(total - sum(parts) if parts else np.broadcast_to(total, (n_draws, len(total))))
+        per = {g: (metrics_from_sums(fs, part), i.sum(axis=1)) for g, part, i in zip(present, parts, ind)}
+        for m in METRICS:
+            if kind == "two":
+                if len(present) < 2:
+                    continue
+                acc[m].append(per[present[1]][0][m] - per[present[0]][0][m])
+            elif kind == "k":
+                vals = np.stack([per[g][0][m] for g in present])
+                ns = np.stack([per[g][1] for g in present])
+                mbar = (vals * ns).sum(axis=0) / ns.sum(axis=0)
+                acc[m].append((ns * (vals - mbar) ** 2).sum(axis=0) / ns.sum(axis=0))
+            else:
+                xs = np.array([scores[g] for g in present], float)
+                vals = np.stack([per[g][0][m] for g in present])
+                xc = xs - xs.mean()
+                ss = float((xc ** 2).sum())
+                acc[m].append((xc[:, None] * (vals - vals.mean(axis=0))).sum(axis=0) / ss if ss > 0
+                              else np.full(len(draws), np.nan))
+    return {m: (np.mean(np.stack(v), axis=0) if v else np.full(len(draws), np.nan)) for m, v in acc.items()}
