@@ -490,4 +490,7 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
     report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
     step()
-    return [*figures, stats, report]
+    from .clonal import HETEROGENEITY_FILE
+
+    heterogeneity = [p for p in (Path(call_dir) / HETEROGENEITY_FILE,) if p.is_file()]
+    return [*figures, stats, *heterogeneity, report]
