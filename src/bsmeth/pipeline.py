@@ -61,13 +61,18 @@ class CallRun:
         return dict(sorted(counts.items()))
 
 
+def read_record(read: Read) -> dict:
+    """What a result keeps of the read itself: what reads.bam needs (the trace is dropped)."""
+    return dict(sequence=read.seq, qualities=read.qual, fmt=read.fmt)
+
+
 def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
     """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
     if isinstance(read, Unreadable):
         return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
     mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
     base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
-                mean_qual=round(mean_q, 2) if mean_q is not None else None)
+                mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
     hq = hq_bases(read, config)
     if hq < config.min_hq_bases:
         reason, detail = verdict(None, None, hq, config)
@@ -100,7 +105,7 @@ def process_panel_read(read: Union[Read, Unreadable], sample: str, panel: Panel,
         if a.index is None:
             mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
             return ReadResult(read.id, read.file, sample, Status.FAIL, a.reason, a.detail, length=len(read.seq),
-                              mean_qual=round(mean_q, 2) if mean_q is not None else None)
+                              mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
         i = a.index
     else:
         i = 0  # fails low_quality before any alignment: no amplicon is named
@@ -339,6 +344,13 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "alignments.txt": alignments_text(panel, results),
     }
     amplicons = [amplicon_dict(a) for a in panel]
+    outputs = list(OUTPUTS)
+    if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
+        from .readsbam import output_names, write_read_bams
+
+        (out / "run.json").unlink(missing_ok=True)
+        write_read_bams(out, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
+        outputs += output_names()
     meta = {
         "version": __version__,
         "command": list(command) or sys.argv,
@@ -355,7 +367,7 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "samples": list(run.samples),
         "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,
                    "by_reason": run.reasons()},
-        "outputs": list(OUTPUTS),
+        "outputs": outputs,
     }
     # run.json last: its presence marks a complete set of outputs
     (out / "run.json").unlink(missing_ok=True)
