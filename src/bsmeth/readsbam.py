@@ -42,12 +42,12 @@ MOD_BAM = "reads.mod.bam"
 AMPLICONS_FA = "amplicons.fa"
 TRACE_FORMATS = ("ab1", "abi", "scf")  # reads from a capillary sequencer for sure: PL:CAPILLARY
 _QNAME_OK = frozenset(chr(c) for c in range(33, 127) if chr(c) != "@")  # SAM QNAME [!-?A-~]
-# percent-encoding of names for SAM text fields (RFC 3986, as SAM's CT/PT tags): printable ASCII but %, tab
-_SAFE = "".join(chr(c) for c in range(32, 127) if chr(c) not in "%")
+# percent-encoding of names for SAM text fields (RFC 3986, as SAM's CT/PT tags): printable ASCII but % and space
+_SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) != "%")
 
 
 def encode_name(name: str) -> str:
-    """A name (read id, sample) as SAM text: printable ASCII, other bytes percent-encoded (``decode_name``
+    """A name (read id, sample) as SAM text: printable ASCII but space, other bytes percent-encoded (``decode_name``
     reverses it; bytes of names in a legacy encoding survive through surrogate escapes)."""
     return quote(name.encode("utf-8", "surrogateescape"), safe=_SAFE)
 
@@ -72,7 +72,7 @@ def qname_of(read_id: str) -> str:
 
 
 def read_group_id(sample: str) -> str:
-    return encode_name(sample).replace(" ", "%20") or "%00"
+    return encode_name(sample) or "%00"
 
 
 # ------------------------------------------------------------------------------------------ one read
@@ -344,7 +344,7 @@ def bam_header(panel: Panel, places: dict[str, Placement], samples: Sequence[str
         "bsmeth: each read is stored as the amplified (bisulfite-converted) strand it reports on: flag 16 when "
         "that strand is the genome's minus strand; YO:A:- marks a read sequenced as its reverse complement",
         "bsmeth: flag 0x200 = failed bsmeth's QC (reason in YR), 0x400 = clonal duplicate; unmapped reads carry "
-        "their reason in YR; names and texts in Y* tags are percent-encoded",
+        "their reason in YR; names in RG, YN, YA and YP are percent-encoded",
         ("bsmeth: SEQ has C restored at every CpG called M or U; MM/ML list exactly those (C+m?, ML 255 = M, "
          "0 = U); the observed bases are in YB" if mod else
          "bsmeth: XM/XR/XG as Bismark; at CpGs XM holds bsmeth's calls (Z = M, z = U, . = not determined)"),
