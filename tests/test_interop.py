@@ -444,3 +444,9 @@ def test_no_bam_and_export_none(tmp_path, runs):
                                  "--formats", "png"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert not any((out / n).exists() for n in ("reads.bam", "amplicons.fa", "results.xlsx", "bedmethyl"))
+    # --no-bam over an earlier run: no BAM of the earlier results stays behind
+    again = tmp_path / "again"
+    for extra in ([], ["--no-bam", "--force"]):
+        r = CliRunner().invoke(cli, ["-q", "call", str(reads), "--out", str(again), *extra], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert (again / "reads.bam").exists() == (not extra) == (again / "reads.mod.bam.bai").exists()

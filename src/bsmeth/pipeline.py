@@ -345,12 +345,15 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     }
     amplicons = [amplicon_dict(a) for a in panel]
     outputs = list(OUTPUTS)
-    if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
-        from .readsbam import output_names, write_read_bams
+    from .readsbam import output_names, write_read_bams
 
-        (out / "run.json").unlink(missing_ok=True)
+    (out / "run.json").unlink(missing_ok=True)
+    if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
         write_read_bams(out, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
         outputs += output_names()
+    else:  # --no-bam over an earlier run (--force): no BAM of other results may stay behind
+        for name in output_names():
+            (out / name).unlink(missing_ok=True)
     meta = {
         "version": __version__,
         "command": list(command) or sys.argv,
