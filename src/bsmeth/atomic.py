@@ -23,18 +23,20 @@ def _umask() -> int:
     return mask
 
 
-def write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], object]) -> Path:
-    """``writer(fh)`` writes into a binary file handle; the result appears at ``path`` only when complete."""
-    path = Path(path)
+def _temp_in(path: Path) -> tuple[int, str]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise OutputError(f"{path.parent}: cannot write ({e.strerror or e})") from None
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the file a plain open()'s mode
+    return fd, tmp
+
+
+def _into_place(tmp: str, path: Path, write: Callable[[], object]) -> Path:
+    """Run ``write()`` (which fills ``tmp``), then rename ``tmp`` to ``path``; on any failure remove ``tmp``."""
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the file a plain open()'s mode
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
+        write()
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -43,6 +45,27 @@ def write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], object]) -
             pass
         raise
     return path
+
+
+def write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], object]) -> Path:
+    """``writer(fh)`` writes into a binary file handle; the result appears at ``path`` only when complete."""
+    path = Path(path)
+    fd, tmp = _temp_in(path)
+
+    def write() -> None:
+        with os.fdopen(fd, "wb") as fh:
+            writer(fh)
+
+    return _into_place(tmp, path, write)
+
+
+def write_via_path(path: str | os.PathLike, writer: Callable[[Path], object]) -> Path:
+    """``writer(tmp)`` writes the file by name (for libraries that open files themselves: pysam, xlsxwriter) at
+    a temporary path in the final folder; the result appears at ``path`` only when complete."""
+    path = Path(path)
+    fd, tmp = _temp_in(path)
+    os.close(fd)
+    return _into_place(tmp, path, lambda: writer(Path(tmp)))
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -206,6 +206,8 @@ _call_options = _options(
     click.option("--threads", "-j", default=0, type=click.IntRange(0, 256),
                  help="Worker processes (reading and aligning; figures beside statistics in `run`). "
                       "Default 0: one per available CPU, at most 8."),
+    click.option("--no-bam", is_flag=True,
+                 help="Do not write reads.bam / reads.mod.bam (+ .bai) and amplicons.fa (docs/interop.md)."),
 )
 
 
@@ -225,7 +227,7 @@ def _call_config(kw: dict):
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
         min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
         threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"],
-        keep_mixed=kw["keep_mixed"])
+        keep_mixed=kw["keep_mixed"], write_bam=not kw["no_bam"])
 
 
 def _do_call(ctx, kw: dict, meanwhile=None):
@@ -259,7 +261,45 @@ def call(ctx, **kw):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
     run = _do_call(ctx, kw)
     if not _quiet():
-        click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt, run.json)")
+        bams = ", reads.bam, reads.mod.bam" if not kw["no_bam"] else ""
+        click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt{bams}, run.json)")
+
+
+_export_option = click.option(
+    "--export", "export_formats", default=",".join(("bedmethyl", "bismark", "methylkit", "xlsx", "igv")),
+    show_default=True, metavar="LIST",
+    help="Tables for other tools: bedmethyl, bismark (coverage + CpG report), methylkit, xlsx (results.xlsx), "
+         "igv (igv_session.xml); 'none' for none.")
+
+
+def _export_formats(text: str) -> tuple[str, ...]:
+    items = tuple(x.strip().lower() for x in text.split(",") if x.strip())
+    return () if items in ((), ("none",)) else items
+
+
+def _do_export(call_dir, formats, quiet: bool):
+    from .exports import run_export
+
+    result = run_export(call_dir, formats)
+    if not quiet:
+        for w in result.warnings:
+            click.echo(f"bsmeth: warning: {w}", err=True)
+    return result
+
+
+@cli.command(context_settings=CONTEXT, epilog=_example(
+    "bsmeth export results", "bsmeth export results --export bedmethyl,xlsx"))
+@click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
+@_export_option
+@_global_options
+@click.pass_context
+def export(ctx, call_dir, export_formats):
+    """bedMethyl, Bismark coverage and CpG report, methylKit tables (per sample and all samples), results.xlsx
+    and an IGV session, from a call folder (docs/interop.md)."""
+    formats = _export_formats(export_formats)
+    result = _do_export(call_dir, formats, _quiet())
+    if not _quiet():
+        click.echo(f"{len(result.files)} files in {call_dir}/ (listed in exports.tsv)")
 
 
 def _role(value):
@@ -389,10 +429,11 @@ def report(call_dir, **kw):
 @_figure_options
 @_file_options
 @_compare_options
+@_export_option
 @_global_options
 @click.pass_context
 def run(ctx, **kw):
-    """The whole job: call + plot + compare + report.html, in one folder."""
+    """The whole job: call + plot + compare + report.html + exports (BAM, bedMethyl, xlsx...), in one folder."""
     import time
 
     from .pipeline import import_downstream_libraries, run_downstream
@@ -405,6 +446,10 @@ def run(ctx, **kw):
     call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries())
     outputs = run_downstream(call_run.out, plot_config, _compare_config(kw), _call_config(kw).threads,
                              progress=Progress("figures, statistics, report", not _quiet(), since=t0))
+    formats = _export_formats(kw["export_formats"])
+    if formats:  # after compare: results.xlsx holds stats.tsv
+        exported = _do_export(call_run.out, formats, _quiet()).files
+        outputs += [p for p in exported if p.parent == call_run.out]  # per-sample tables: listed in exports.tsv
     if not _quiet():
         names = ", ".join(sorted({p.name for p in outputs}))
         click.echo(f"results in {call_run.out}/: tables, {names}")

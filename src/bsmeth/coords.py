@@ -29,7 +29,7 @@ position, ``Frame.genome_strand`` the genome strand it sits on.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 
@@ -132,12 +132,23 @@ class Frame:
         """A reference-strand allele as the amplified strand reads it."""
         return ref_allele if self.strand is Strand.TOP else complement(ref_allele)
 
+    def placed(self, contig: str, length: int) -> "Frame":
+        """This frame on a genome: itself when it has an anchor, else on its own contig (``contig_anchor``)."""
+        return self if self.anchor is not None else replace(self, anchor=contig_anchor(contig, length))
+
     def genome_span(self) -> Optional[tuple[int, int]]:
         """The amplicon's genome interval (0-based, half-open); None without an anchor."""
         if self.anchor is None:
             return None
         a, b = self.anchor.genome_of(self.start), self.anchor.genome_of(self.end - 1)
         return (min(a, b), max(a, b) + 1)
+
+
+def contig_anchor(contig: str, length: int) -> GenomeAnchor:
+    """Where a reference record without a genome anchor is placed in exported files (BAM, bedMethyl...): a contig
+    of its own, named ``contig``, as long as the record, the record as written on its ``+`` strand (genome
+    position = reference index).  ``assembly`` is empty: no genome assembly knows it."""
+    return GenomeAnchor("", contig, 0, length, "+")
 
 
 _COMP = str.maketrans("ACGTUNRYKMSWBDHVacgtunrykmswbdhv-", "TGCAANYRMKSWVHDBtgcaanyrmkswvhdb-")

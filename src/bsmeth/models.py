@@ -272,6 +272,10 @@ class ReadResult:
     genotype: str = ""
     mean_qual: Optional[float] = None
     amplicon: str = ""  # the panel amplicon the read was assigned to; '' when none could be
+    # the read as given (for reads.bam): its bases, PHRED qualities (None without) and input format
+    sequence: str = ""
+    qualities: Optional[np.ndarray] = None
+    fmt: str = ""
 
     @property
     def n_called(self) -> int:
@@ -309,6 +313,7 @@ class CallConfig:
     mixed_any_fraction: float = 0.03
     mixed_min_local_qual: int = 30  # sites count only where the median PHRED of the 11 bases around reaches this
     threads: int = 1
+    write_bam: bool = True  # reads.bam, reads.mod.bam and amplicons.fa (readsbam; --no-bam)
 
     def as_dict(self) -> dict:
         from dataclasses import asdict

@@ -61,13 +61,18 @@ class CallRun:
         return dict(sorted(counts.items()))
 
 
+def read_record(read: Read) -> dict:
+    """What a result keeps of the read itself: what reads.bam needs (the trace is dropped)."""
+    return dict(sequence=read.seq, qualities=read.qual, fmt=read.fmt)
+
+
 def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
     """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
     if isinstance(read, Unreadable):
         return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
     mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
     base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
-                mean_qual=round(mean_q, 2) if mean_q is not None else None)
+                mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
     hq = hq_bases(read, config)
     if hq < config.min_hq_bases:
         reason, detail = verdict(None, None, hq, config)
@@ -100,7 +105,7 @@ def process_panel_read(read: Union[Read, Unreadable], sample: str, panel: Panel,
         if a.index is None:
             mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
             return ReadResult(read.id, read.file, sample, Status.FAIL, a.reason, a.detail, length=len(read.seq),
-                              mean_qual=round(mean_q, 2) if mean_q is not None else None)
+                              mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
         i = a.index
     else:
         i = 0  # fails low_quality before any alignment: no amplicon is named
@@ -350,6 +355,16 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "alignments.txt": alignments_text(panel, results),
     }
     amplicons = [amplicon_dict(a) for a in panel]
+    outputs = list(OUTPUTS)
+    from .readsbam import output_names, write_read_bams
+
+    (out / "run.json").unlink(missing_ok=True)
+    if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
+        write_read_bams(out, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
+        outputs += output_names()
+    else:  # --no-bam over an earlier run (--force): no BAM of other results may stay behind
+        for name in output_names():
+            (out / name).unlink(missing_ok=True)
     meta = {
         "version": __version__,
         "command": list(command) or sys.argv,
@@ -366,7 +381,7 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "samples": list(run.samples),
         "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,
                    "by_reason": run.reasons()},
-        "outputs": list(OUTPUTS),
+        "outputs": outputs,
     }
     # run.json last: its presence marks a complete set of outputs
     (out / "run.json").unlink(missing_ok=True)
@@ -443,7 +458,8 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the figures by fork
     theirs = tuple(f for f in formats if f in WORKER_FORMATS) if parallel else ()
     mine = tuple(f for f in formats if f not in theirs)
-    total = sum(len(figure_files("x", fmt, len(f.pages))) for _, f in figs for fmt in formats) + len(figs) + 2
+    # every figure file, each figure's TSV, stats.tsv + heterogeneity.tsv, report.html
+    total = sum(len(figure_files("x", fmt, len(f.pages))) for _, f in figs for fmt in formats) + len(figs) + 3
     done = 0
 
     def step(_name: str = "", n: int = 1) -> None:
@@ -458,7 +474,7 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
             paths += write_figure(fig, f"{prefix}{stem}", mine, dpi, step)
             step()  # its TSV
         stats = Path(write_stats(data, compare_config))
-        step()
+        step(n=2)  # stats.tsv and heterogeneity.tsv
         return paths, stats
 
     if parallel:

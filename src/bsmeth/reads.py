@@ -24,8 +24,9 @@ from .models import Read, Unreadable
 
 TRACE_EXT = {".ab1", ".abi", ".ab", ".scf"}
 SEQ_EXT = {".fa", ".fasta", ".fas", ".fna", ".seq", ".fq", ".fastq", ".txt"}
+ALIGNMENT_EXT = {".bam"}  # read by bam_reads
 # a folder may hold notes and sheets next to reads: only these are taken from folders
-FOLDER_EXT = (TRACE_EXT | SEQ_EXT) - {".txt"}
+FOLDER_EXT = (TRACE_EXT | SEQ_EXT | ALIGNMENT_EXT) - {".txt"}
 # removed silently from sequence lines: layout (spaces, line numbers) and gap/stop symbols of aligned FASTA
 _SEQ_LAYOUT = re.compile(r"[\s\d\-.*]")
 _IUPAC = set("ACGTURYKMSWBDHVN")
@@ -227,6 +228,12 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
     except OSError as e:
         return unreadable(f"cannot open ({e.strerror or e})")
     if data[:2] == b"\x1f\x8b":
+        from .bam import is_bam
+
+        if is_bam(data):  # BGZF holding BAM: reads of an alignment file (bam_reads)
+            from .bam_reads import read_bam_file
+
+            return read_bam_file(path)
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as e:

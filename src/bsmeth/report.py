@@ -145,6 +145,10 @@ def _run_section(data) -> str:
     items += [("sample sheet", run.get("sample_sheet") or "(none)"),
               ("sample columns", ", ".join(data.sample_columns) or "(none)")]
     items += [("warning", w) for w in run.get("warnings") or []]
+    if (data.directory / "reads.bam").is_file():
+        items.append(("genome browser", "IGV: File > Open Session... > igv_session.xml in this folder (written by "
+                      "bsmeth run or bsmeth export) opens reads.bam (bisulfite CpG colours), reads.mod.bam (5mC "
+                      "base modifications) and the bedMethyl track at each amplicon; docs/interop.md"))
     out = ["<dl>"] + [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items] + ["</dl>"]
     params = run.get("parameters") or {}
     if isinstance(params, dict) and params:
