@@ -395,3 +395,30 @@ def test_cochran_armitage_is_anti_conservative_with_correlated_cpgs():
         jt_rej += p_jt < 0.05
     assert jt_rej / reps < 0.09
     assert ca_rej / reps > 0.25
+
+
+def test_partial_clones_are_left_out_of_clone_level_tests_only(tmp_path):
+    """A read over 1 of 10 CpGs is a 0 % or 100 % 'clone': with --min-clone-coverage 50 % it does not enter
+    the per-clone tests (nor the dose-response clone points), while summary.tsv still counts its call."""
+    import json
+
+    from bsmeth.tables import clone_table
+
+    full = ["MMUUMMUUMM"] * 5
+    samples = [{"sample": "a", "cell_line": "x", "dose": "0", "clones": full + [".........M", "....MMMMMM"]},
+               {"sample": "b", "cell_line": "y", "dose": "0", "clones": ["UUUUUUUUUU"] * 6}]
+    d = write_call_dir(tmp_path / "c", samples)
+    run = json.loads((d / "run.json").read_text())
+    assert "min_clone_coverage" not in run["parameters"]
+    assert len(clone_table(load_call_dir(d))) == 13  # a folder of bsmeth 0.1: no coverage rule
+    run["parameters"]["min_clone_coverage"] = 0.5
+    (d / "run.json").write_text(json.dumps(run))
+    data = load_call_dir(d)
+    clones = clone_table(data)
+    assert len(clones) == 12 and clones.attrs["partial"] == 1  # 6 of 10 called: kept; 1 of 10: left out
+    assert len(clone_table(data, all_clones=True)) == 13
+    rows = S.compare_rows(data, S.CompareConfig(seed=1, bootstrap_reps=100))
+    mw = next(r for r in rows if r["test"] == "mannwhitney_clones")
+    assert mw["n"] == 12 and "1 clone(s) with fewer than 50 % of the assessable CpGs called left out" in mw["note"]
+    fisher = [r for r in rows if r["test"] == "fisher_cpg" and r["cpg"] == 10]
+    assert fisher and fisher[0]["n"] == 13  # per-CpG counts keep the partial clone's call

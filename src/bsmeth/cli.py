@@ -196,6 +196,9 @@ _call_options = _options(
                  help="Exclude reads with more mismatches (QUMA: 10). Off by default."),
     click.option("--min-hq-bases", default=40, show_default=True,
                  help="Reads with fewer high-quality bases fail as low_quality."),
+    click.option("--min-clone-coverage", default=50.0, show_default=True, metavar="PCT",
+                 help="A clone counts in clone-level statistics (per-clone %) only with this % of the amplicon's "
+                      "assessable CpGs called; per-CpG counts use every pass read."),
     click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported)."),
     click.option("--duplicate-evidence", default=4.0, show_default=True,
                  help="Call two matching reads duplicates when an independent clone would match by chance "
@@ -227,6 +230,7 @@ def _call_config(kw: dict):
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
         min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
         threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"],
+        min_clone_coverage=kw["min_clone_coverage"] / 100,
         keep_mixed=kw["keep_mixed"], write_bam=not kw["no_bam"])
 
 

@@ -299,6 +299,9 @@ class CallConfig:
     max_mismatches: Optional[int] = None  # QUMA: 10
     min_hq_bases: int = 40  # fewer high-quality bases in the whole read -> low_quality
     min_aligned: int = 30  # fewer target bases aligned -> no_amplicon
+    # a clone counts in clone-level statistics (per-clone fractions) only with this share of the amplicon's
+    # assessable CpGs called: a partial read over 1 of 25 CpGs is a 0 % or 100 % "clone" (README: why 50 %)
+    min_clone_coverage: float = 0.5
     keep_duplicates: bool = False
     duplicate_min_evidence: float = 4.0  # -log10 chance that an independent clone matches (see qc)
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule

@@ -377,14 +377,16 @@ def _pct(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * x
 
 
-def _two_group_rows(clones, calls, cpgs, by, scope, levels, rng, reps) -> list[dict]:
-    """Fisher per CpG, Fisher pooled, Mann-Whitney on clone fractions, with effects group2 - group1."""
+def _two_group_rows(clones, every, calls, cpgs, by, scope, levels, rng, reps) -> list[dict]:
+    """Fisher per CpG and pooled (over ``every`` clone's calls), Mann-Whitney on the fractions of ``clones``
+    (those covering enough CpGs), with effects group2 - group1."""
     g1, g2 = levels
     label = f"{by}={g2} - {by}={g1}"
     c1, c2 = clones[clones[by] == g1], clones[clones[by] == g2]
+    e1, e2 = every[every[by] == g1], every[every[by] == g2]
     rows = []
-    k1, n1, k2, n2 = int(c1["m"].sum()), int(c1["n"].sum()), int(c2["m"].sum()), int(c2["n"].sum())
-    group_of = {**{r: 0 for r in c1["read"]}, **{r: 1 for r in c2["read"]}}
+    k1, n1, k2, n2 = int(e1["m"].sum()), int(e1["n"].sum()), int(e2["m"].sum()), int(e2["n"].sum())
+    group_of = {**{r: 0 for r in e1["read"]}, **{r: 1 for r in e2["read"]}}
     # one pass over the calls instead of a pandas selection per CpG (that was most of `compare`'s time)
     mu: dict = {}  # (cpg, group) -> [M, U]
     for read, cpg, call in zip(calls["read"], calls["cpg"], calls["call"]):
@@ -533,20 +535,22 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
     rng = np.random.default_rng(config.seed)
     reps = config.bootstrap_reps
     clones = clone_table(data)
+    every = clone_table(data, all_clones=True)  # per-CpG and pooled counts: partial clones' calls count too
     calls = data.cpg_calls[data.cpg_calls["status"] == "pass"]
     cpgs = cpg_table(data)
     rows: list[dict] = []
     by = roles.by
-    scopes = [("all", clones)]
+    scopes = [("all", clones, every)]
     if roles.within:
-        scopes = [(f"{roles.within}={lv}", clones[clones[roles.within] == lv]) for lv in order_levels(clones[roles.within])]
+        scopes = [(f"{roles.within}={lv}", clones[clones[roles.within] == lv], every[every[roles.within] == lv])
+                  for lv in order_levels(clones[roles.within])]
         if not scopes:
-            scopes = [("all", clones)]
-    for scope, sub in scopes:
+            scopes = [("all", clones, every)]
+    for scope, sub, sub_every in scopes:
         sub = sub[sub[by] != ""]
         levels = order_levels(sub[by])
         if len(levels) == 2:
-            rows += _two_group_rows(sub, calls, cpgs, by, scope, levels, rng, reps)
+            rows += _two_group_rows(sub, sub_every, calls, cpgs, by, scope, levels, rng, reps)
         elif len(levels) > 2:
             groups = [sub[sub[by] == lv]["fraction"].to_numpy() for lv in levels]
             h, p = kruskal(groups)
@@ -562,6 +566,15 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
             rows += _interaction_rows(clones, roles.dose, roles.cell_line)
         else:
             rows += _trend_rows(clones, roles.dose, "all", rng, reps)
+    partial = clones.attrs.get("partial", 0)
+    if partial:  # say on every clone-level row that partial clones were left out, and how many
+        from .tables import min_clone_coverage
+
+        said = (f"{partial} clone(s) with fewer than {100 * min_clone_coverage(data):g} % of the assessable CpGs "
+                "called left out (--min-clone-coverage)")
+        for r in rows:
+            if r["test"].endswith("_clones"):
+                r["note"] = f"{r['note']}; {said}" if r["note"] else said
     # after every row above (their bootstrap draws come from ``rng`` in this order); clonal seeds its own
     extra, heterogeneity = clonal_results(data, roles, config)
     rows += extra

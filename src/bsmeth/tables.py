@@ -189,12 +189,33 @@ def order_levels(values: Iterable) -> list:
 # derived tables
 
 
-def clone_table(data: CallData) -> pd.DataFrame:
+def min_clone_coverage(data: CallData) -> float:
+    """The share of an amplicon's assessable CpGs a clone must have called to count in clone-level statistics
+    (run.json parameter ``min_clone_coverage``; 0 for folders of bsmeth 0.1, which had no such rule)."""
+    value = (data.run.get("parameters") or {}).get("min_clone_coverage", 0.0)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def assessable_cpgs(data: CallData) -> int:
+    """CpGs of the amplicon (``data``: one amplicon's tables) that a read can show: not under a primer."""
+    amp = data.run.get("amplicon") or {}
+    cpgs = [c for c in amp.get("cpgs", []) or [] if isinstance(c, dict)]
+    if cpgs:
+        return sum(not c.get("under_primer") for c in cpgs)
+    return int(data.summary.loc[data.summary["note"] != "under_primer", "cpg"].nunique()) if len(data.summary) else 0
+
+
+def clone_table(data: CallData, all_clones: bool = False) -> pd.DataFrame:
     """One row per pass read (clone) with called CpGs: m, u, n, fraction, plus the sample's sheet columns.
 
     Counted from cpg_calls.tsv (pass rows) so it agrees with summary.tsv by construction.
-    Clones with no called CpG carry no methylation information and are left out.
-    Rows keep reads.tsv input order.
+    Clones with no called CpG carry no methylation information and are left out; so are clones with fewer
+    called CpGs than ``min_clone_coverage`` of the assessable ones (a clone read over 1 of 25 CpGs is a 0 or
+    100 % clone), unless ``all_clones``.  Rows keep reads.tsv input order.  ``attrs["partial"]``: how many
+    clones the coverage rule left out.
     """
     calls = data.cpg_calls[data.cpg_calls["status"] == "pass"]
     m = calls[calls["call"] == "M"].groupby("read", sort=False).size()
@@ -204,12 +225,17 @@ def clone_table(data: CallData) -> pd.DataFrame:
     reads["u"] = reads["read"].map(u).fillna(0).astype(int)
     reads["n"] = reads["m"] + reads["u"]
     reads = reads[reads["n"] > 0].copy()
+    need = 0 if all_clones else math.ceil(min_clone_coverage(data) * assessable_cpgs(data) - 1e-9)
+    partial = int((reads["n"] < need).sum())
+    reads = reads[reads["n"] >= need].copy()
     reads["fraction"] = reads["m"] / reads["n"]
     sheet = data.samples[["sample", *data.sample_columns]].drop_duplicates("sample")
     out = reads.merge(sheet, on="sample", how="left", sort=False)
     for c in data.sample_columns:
         out[c] = out[c].fillna("")
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["partial"] = partial
+    return out
 
 
 def cpg_table(data: CallData) -> pd.DataFrame:
