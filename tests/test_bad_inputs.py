@@ -252,17 +252,17 @@ def test_unreadable_permission_is_a_fail_row(tmp_path):
 
 
 def test_unreadable_file_monkeypatched(tmp_path, monkeypatch):
-    """The same path as a chmod 000 file, for any user: reading the bytes raises PermissionError."""
+    """The same path as a chmod 000 file, for any user: opening the file raises PermissionError."""
     locked = tmp_path / "locked.ab1"
     shutil.copy(TRACES / "3100.ab1", locked)
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name == "locked.ab1":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def fake_open(path, flags, *args, **kwargs):
+        if os.fspath(path).endswith("locked.ab1"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     out = tmp_path / "out"
     r = invoke(["call", locked, GOOD, "--reference", MASTER, "--out", out])
     assert r.exit_code == 0

@@ -57,6 +57,7 @@ class Reason(str, enum.Enum):
     """Why a read is excluded (the ``reason`` column of reads.tsv), in order of precedence."""
 
     UNREADABLE = "unreadable"
+    TOO_LARGE = "too_large"  # over reads.MAX_INPUT_BYTES on disk or decompressed: not read
     LOW_QUALITY = "low_quality"
     NO_AMPLICON = "no_amplicon"
     LOW_IDENTITY = "low_identity"
@@ -140,6 +141,7 @@ class Read:
     qual: Optional[np.ndarray] = None  # PHRED per base (uint8) or None for plain sequence
     fmt: str = "fasta"
     trace: Optional[Trace] = None
+    notes: tuple[str, ...] = ()  # anomalies of the file (e.g. qualities ignored), shown in the read's detail
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class Unreadable:
     id: str
     file: str
     message: str
+    reason: Reason = Reason.UNREADABLE  # or TOO_LARGE
 
 
 NO_QUAL = 99  # the PHRED given to bases of sequence that came without qualities (FASTA, plain text)
