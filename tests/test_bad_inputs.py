@@ -525,19 +525,19 @@ def test_permission_denied_sheet_and_reference(tmp_path, capsys):
 
 
 def test_permission_denied_sheet_and_reference_monkeypatched(tmp_path, capsys, monkeypatch):
-    """The same for any user (root included): reading the bytes raises PermissionError."""
+    """The same for any user (root included): opening the file raises PermissionError."""
     sheet = tmp_path / "sheet.csv"
     sheet.write_text(f"file,sample\n{GOOD},a\n")
     ref = tmp_path / "ref.fasta"
     shutil.copy(MASTER, ref)
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name in ("sheet.csv", "ref.fasta"):
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def fake_open(path, flags, *args, **kwargs):
+        if os.path.basename(os.fspath(path)) in ("sheet.csv", "ref.fasta"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     code, _, err = run_main(["call", "-s", sheet, "-r", MASTER, "--out", tmp_path / "o1"], capsys)
     assert code == 3
     assert_one_error_line(err, "sheet.csv", "Permission denied")

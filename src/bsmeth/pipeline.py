@@ -26,6 +26,7 @@ from .evidence import signals_at
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import read_file
 from .samples import resolve_inputs
+from .files import shown
 
 log = logging.getLogger("bsmeth")
 OUTPUTS = ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json")
@@ -55,7 +56,10 @@ class CallRun:
 def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
     """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
     if isinstance(read, Unreadable):
-        return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
+        return ReadResult(read.id, read.file, sample, Status.FAIL, read.reason, read.message)
+    if read.notes:  # anomalies of the file (qualities ignored, no usable chromatogram): never silent
+        result = process_read(replace(read, notes=()), sample, amp, config)
+        return replace(result, detail="; ".join(x for x in (result.detail, *read.notes) if x))
     mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
     base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
                 mean_qual=round(mean_q, 2) if mean_q is not None else None)
@@ -81,7 +85,8 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, conf
 
 def process_file(path: Path, sample: str, amp: Amplicon, config: CallConfig) -> list[ReadResult]:
     """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
-    return [replace(process_read(read, sample, amp, config), file=str(path)) for read in read_file(path)]
+    name = shown(path)  # as given, in writable text (a file name need not be UTF-8)
+    return [replace(process_read(read, sample, amp, config), file=name) for read in read_file(path)]
 
 
 _WORKER: dict = {}

@@ -9,23 +9,21 @@ extension: a text file renamed .ab1 is reported as such.
 
 from __future__ import annotations
 
-import errno
 import glob
-import gzip
 import logging
 import os
 import re
 import stat
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Union
 
 import numpy as np
 
 from .errors import InputError, ReadFormatError
+from .files import (MAX_INPUT_BYTES, Refused, decode_text, file_key, link_problem,  # noqa: F401 (re-exported)
+                    read_input_bytes, shown, special_kind)
 from .models import Read, Reason, Unreadable
-from .text import decode_text, shown
 
 log = logging.getLogger("bsmeth")
 
@@ -60,42 +58,6 @@ def _stem(p: Path) -> str:
     if name.lower().endswith(".gz"):
         name = name[:-3]
     return Path(name).stem
-
-
-def file_key(path: str | os.PathLike, st: Optional[os.stat_result] = None) -> object:
-    """The identity of a file: (device, inode) of what ``path`` leads to, else its absolute path."""
-    if st is None:
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            return os.path.abspath(path)
-    return (st.st_dev, st.st_ino)
-
-
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
-
-
-def special_kind(mode: int) -> str:
-    """What a file that is not a regular file is ('a FIFO (named pipe)', 'a character device'...)."""
-    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
-
-
-def link_problem(path: str | os.PathLike) -> Optional[str]:
-    """Why a path that exists as a name leads nowhere: a broken or looping symbolic link (None otherwise)."""
-    try:
-        os.stat(path)
-        return None
-    except OSError as e:
-        if not os.path.islink(path):
-            return None
-        if e.errno == errno.ELOOP:
-            return "a symbolic link loop (it leads back to itself)"
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        return f"a broken symbolic link (to {shown(target)}, which does not exist)"
 
 
 @dataclass
@@ -343,79 +305,6 @@ _MAGIC = (
 )
 
 
-# Inputs larger than this (on disk, or decompressed) are not read: a `fail` row with reason `too_large`.
-# Sanger traces are < 1 MiB and a multi-FASTA of 10,000 clones ~ 10 MiB; the limit bounds the memory one
-# input can take (a gzip "bomb" is decompressed in chunks and stopped here).  Split larger files.
-MAX_INPUT_BYTES = 64 * 2**20
-_CHUNK = 2**20
-
-
-class _Refused(Exception):
-    """An input file not read: ``why`` for its row, ``reason`` unreadable or too_large."""
-
-    def __init__(self, why: str, reason: Reason = Reason.UNREADABLE):
-        super().__init__(why)
-        self.why, self.reason = why, reason
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.1f} GiB"
-
-
-def _too_large(what: str) -> _Refused:
-    return _Refused(f"{what}, over the limit of {_mib(MAX_INPUT_BYTES)} per input file; split it into "
-                    "smaller files", Reason.TOO_LARGE)
-
-
-def _read_chunks(fh, limit: int, first: bytes = b"", what: str = "") -> bytes:
-    """The rest of ``fh`` after ``first``, refused as soon as it grows past ``limit`` (never held whole)."""
-    chunks, size = [first], len(first)
-    while True:
-        chunk = fh.read(_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(f"{what} more than {_mib(limit)}")
-        chunks.append(chunk)
-
-
-def read_input_bytes(path: str | os.PathLike, limit: int = MAX_INPUT_BYTES) -> bytes:
-    """The bytes of one input file, gunzipped if it is gzip'd.  Raises ``_Refused`` (reads.py only).
-
-    Only regular files are read: the file is opened without blocking and checked before a byte is read,
-    so a FIFO never hangs the run and /dev/zero is never read.  A file larger than ``limit`` on disk is
-    not opened further; a gzip stream is decompressed in 1 MiB chunks and stopped past ``limit``.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as e:
-        raise _Refused(link_problem(path) or f"cannot open ({e.strerror or e})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _Refused(f"cannot open: {special_kind(st.st_mode)}, not a regular file (bsmeth reads only regular files)")
-        if st.st_size > limit:
-            raise _too_large(f"{_mib(st.st_size)} on disk")
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            head = fh.read(2)
-            if head != b"\x1f\x8b":
-                # st_size 0 is also what /proc and some network files report: read on, up to the limit
-                return _read_chunks(fh, limit, head, "holds")
-            fh.seek(0)
-            with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
-                return _read_chunks(gz, limit, b"", f"{_mib(st.st_size)} gzip'd, decompresses to")
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise _Refused(f"corrupt gzip file ({e})") from None
-        except OSError as e:
-            raise _Refused(f"cannot read ({e.strerror or e})") from None
-
-
 def read_file(path: Path) -> list[Union[Read, Unreadable]]:
     """All reads of one file; a file that cannot be used at all gives one ``Unreadable``.
 
@@ -433,7 +322,7 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
 
     try:
         data = read_input_bytes(path)
-    except _Refused as e:
+    except Refused as e:
         return unreadable(e.why, e.reason)
     if not data.strip():
         return unreadable("empty file")

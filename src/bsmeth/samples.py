@@ -22,8 +22,8 @@ from typing import Optional
 
 from .errors import SampleSheetError
 from .output import READ_COLUMNS
-from .reads import InputFile, file_key, link_problem
-from .text import decode_text, shown
+from .files import Refused, decode_text, file_key, link_problem, read_input_bytes, shown
+from .reads import InputFile
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ RESERVED = frozenset(READ_COLUMNS) | {"reads", "pass", "cpgs_called", "methylati
 
 def _text(p: Path) -> str:
     try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise SampleSheetError(f"sample sheet {p}: cannot read ({e.strerror or e})") from None
+        raw = read_input_bytes(p)
+    except Refused as e:
+        raise SampleSheetError(f"sample sheet {shown(p)}: {f'cannot read ({e.strerror})' if e.strerror else e.why}") from None
     text = decode_text(raw)
     if text is None:
         raise SampleSheetError(f"sample sheet {p}: not a text CSV file (UTF-8, UTF-16 or Windows-1252); save it as CSV")
