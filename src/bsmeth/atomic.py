@@ -3,7 +3,9 @@
 Bottom of the import graph (next to ``models`` and ``errors``), used by every
 stage that writes.  A file is written under a hidden temporary name in its
 final folder, then renamed over the final name; a crash or Ctrl-C removes the
-temporary file and leaves any previous version intact.
+temporary file and leaves any previous version intact (a SIGKILL cannot: the
+next run into the folder removes it, see ``outdir``).  An OS error while
+writing (disk full, file too large, read-only) is an ``OutputError`` (exit 4).
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ def write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], object]) -
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            # disk full, file too large (ulimit -f), read-only or denied: an output problem, exit 4
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
     return path
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import BsmethError
+from .errors import BsmethError, OutputError
+from .outdir import is_write_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -64,6 +65,12 @@ class BsmethGroup(click.Group):
                 raise
             click.echo(f"bsmeth: error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # disk full, file too large, read-only, denied: where no stage said so itself
+            if (ctx.obj or {}).get("debug") or not is_write_error(e):
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"bsmeth: error: {where}cannot write ({e.strerror or e})", err=True)
+            ctx.exit(OutputError.exit_code)
 
 
 @click.group(cls=BsmethGroup, context_settings=CONTEXT)
@@ -140,6 +147,21 @@ def _available_cpus(cap: int = 8) -> int:
     return max(1, min(cap, n))
 
 
+def _threads(kw: dict) -> int:
+    """--threads, or one per available CPU (at most 8); more than the CPUs available are capped, with a note."""
+    if "_threads" not in kw:
+        n, cpus = kw["threads"], _available_cpus(cap=1 << 16)
+        if not n:
+            n = min(cpus, 8)
+        elif n > cpus:
+            ctx = click.get_current_context(silent=True)
+            if not (kw.get("quiet_here") or (ctx is not None and (ctx.find_root().obj or {}).get("quiet"))):
+                click.echo(f"bsmeth: note: --threads {n} capped at {cpus}, the CPUs available to this run", err=True)
+            n = cpus
+        kw["_threads"] = n
+    return kw["_threads"]
+
+
 def _call_config(kw: dict):
     from .models import CallConfig
 
@@ -147,11 +169,11 @@ def _call_config(kw: dict):
         min_qual=kw["min_qual"], min_conversion=kw["min_conversion"] / 100, min_identity=kw["min_identity"] / 100,
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
         min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
-        threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"],
+        threads=_threads(kw), duplicate_min_evidence=kw["duplicate_evidence"],
         keep_mixed=kw["keep_mixed"])
 
 
-def _do_call(ctx, kw: dict, meanwhile=None):
+def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
     """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun."""
     from .pipeline import run_call
 
@@ -161,7 +183,8 @@ def _do_call(ctx, kw: dict, meanwhile=None):
         if not quiet:
             click.echo(f"bsmeth: warning: {w}", err=True)
     run = run_call(kw["inputs"], amp, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
-                   force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile)
+                   force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile,
+                   downstream=downstream)
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "
@@ -227,9 +250,12 @@ def _compare_config(kw: dict):
 @_plot_options
 def plot(call_dir, **kw):
     """Lollipop grid and dose-response figure from a call folder."""
+    from .outdir import claim
     from .plots import run_plot
 
-    for p in run_plot(call_dir, _plot_config(kw)):
+    with claim(call_dir, create=False):
+        paths = run_plot(call_dir, _plot_config(kw))
+    for p in paths:
         click.echo(str(p))
 
 
@@ -238,9 +264,12 @@ def plot(call_dir, **kw):
 @_compare_options
 def compare(call_dir, **kw):
     """Statistics between conditions (clone-level tests first) into CALL_DIR/stats.tsv."""
+    from .outdir import claim
     from .stats import run_compare
 
-    click.echo(str(run_compare(call_dir, _compare_config(kw))))
+    with claim(call_dir, create=False):
+        path = run_compare(call_dir, _compare_config(kw))
+    click.echo(str(path))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -249,9 +278,12 @@ def compare(call_dir, **kw):
 @_compare_options
 def report(call_dir, **kw):
     """Self-contained HTML report (CALL_DIR/report.html) from a call folder."""
+    from .outdir import claim
     from .report import write_report
 
-    click.echo(str(write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))))
+    with claim(call_dir, create=False):
+        path = write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))
+    click.echo(str(path))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -263,10 +295,12 @@ def run(ctx, **kw):
     """The whole job: call + plot + compare + report.html, in one folder."""
     from .pipeline import import_downstream_libraries, run_downstream
 
-    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries)
-    outputs = run_downstream(call_run.out, _plot_config(kw), _compare_config(kw), _call_config(kw).threads)
+    plot_config, compare_config, threads = _plot_config(kw), _compare_config(kw), _threads(kw)
+    # figures, statistics and report join the new result set before it replaces the old one (outdir)
+    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries,
+                        downstream=lambda folder: run_downstream(folder, plot_config, compare_config, threads))
     if not (ctx.obj["quiet"] or kw["quiet_here"]):
-        names = ", ".join(sorted({p.name for p in outputs}))
+        names = ", ".join(sorted(set(call_run.added)))
         click.echo(f"results in {call_run.out}/: tables, {names}")
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -18,7 +19,7 @@ import numpy as np
 from . import __version__
 from .alignment import align
 from .calling import call_read, genotype
-from .errors import OutputError
+from .outdir import CALL, CALL_TABLES, new_result_set
 from .models import Amplicon, CallConfig, Read, ReadResult, Reason, Status, Unreadable
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
@@ -29,7 +30,7 @@ from .samples import resolve_inputs
 from .files import shown
 
 log = logging.getLogger("bsmeth")
-OUTPUTS = ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json")
+OUTPUTS = CALL_TABLES
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class CallRun:
     amplicon: Amplicon
     results: tuple[ReadResult, ...]
     samples: tuple[str, ...]
+    added: tuple[str, ...] = ()  # names of the files ``downstream`` added (``run``: figures, stats, report)
+    conditions: dict = field(default_factory=dict, compare=False)  # sample -> sheet values
+    columns: tuple[str, ...] = ()  # sheet columns, in order
 
     @property
     def n_pass(self) -> int:
@@ -97,9 +101,38 @@ _WORKER: dict = {}
 FORK_IS_SAFE = sys.platform.startswith("linux")
 
 
-def _init_worker(amp: Amplicon, config: CallConfig) -> None:
+def die_with_parent(parent: int) -> None:
+    """Make this forked worker exit when ``parent`` dies, even by SIGKILL: nothing else would stop it writing
+    into the result folder (and holding its lock, see ``outdir``).  Linux: the kernel sends SIGKILL
+    (PR_SET_PDEATHSIG); elsewhere a thread checks the parent twice a second."""
     import signal
 
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            armed = ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            armed = False
+    if not armed:
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request above
+        os._exit(1)
+
+
+def _init_worker(amp: Amplicon, config: CallConfig, parent: int) -> None:
+    import signal
+
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
     _WORKER.update(amp=amp, config=config)
@@ -120,7 +153,7 @@ def _results(jobs: list[tuple[Path, str]], amp: Amplicon, config: CallConfig,
             yield process_file(path, sample, amp, config)
         return
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-    with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config)) as pool:
+    with ctx.Pool(config.threads, initializer=_init_worker, initargs=(amp, config, os.getpid())) as pool:
         try:
             results = pool.imap(_work, jobs, chunksize=max(1, min(16, len(jobs) // (4 * config.threads))))
             if meanwhile:
@@ -137,17 +170,6 @@ def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
                    min_aligned=region_limit(config.min_aligned, amp))
 
 
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any((out / name).exists() for name in OUTPUTS) and not force:
-        raise OutputError(f"--out {out}: already holds results; add --force to overwrite them or choose another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
-
-
 def run_call(
     inputs: Sequence[str],
     amplicon: Amplicon,
@@ -158,16 +180,27 @@ def run_call(
     force: bool = False,
     progress=None,
     meanwhile: Optional[Callable[[], object]] = None,
+    downstream: Optional[Callable[[Path], Sequence[Path]]] = None,
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
 
     ``meanwhile()``: work for this process while worker processes align (``run`` imports the plotting
     libraries then, instead of after the call, where it would wait for them alone).
+    ``downstream(folder)``: adds files to the new result set before it replaces the old one (``run``:
+    figures, statistics, report); returns their paths.  The result folder is held, staged and swapped
+    by ``outdir``: a second run into it exits 4, and the previous results stay until the new set is whole.
     """
     out = Path(out)
     sheet, assigned = resolve_inputs(inputs, sheet_path)
-    prepare_out(out, force)
+    with new_result_set(out, CALL, force) as staging:
+        run = _call(assigned, sheet, amplicon, out, config, progress, meanwhile)
+        write_outputs(run, run.conditions, run.columns, config, command, sheet_path, staging.path)
+        added = tuple(p.name for p in downstream(staging.path)) if downstream else ()
+    return replace(run, added=added)
 
+
+def _call(assigned, sheet, amplicon: Amplicon, out: Path, config: CallConfig, progress, meanwhile) -> CallRun:
+    """Every read through the stages, duplicates marked, samples ordered; nothing written."""
     config = fit_to_amplicon(config, amplicon)
     conditions: dict[str, dict] = {}
     for f, sample, values in assigned:
@@ -196,9 +229,7 @@ def run_call(
     if nome_like >= 3 and nome_like >= sum(r.reason is Reason.LOW_CONVERSION for r in results) / 2:
         log.warning("%d reads fail conversion only at GpC sites: GpC-methylase (NOMe) treated? "
                     "rerun with --nome to count conversion over HCH only", nome_like)
-    run = CallRun(out, amplicon, tuple(results), samples)
-    write_outputs(run, conditions, columns, config, command, sheet_path)
-    return run
+    return CallRun(out, amplicon, tuple(results), samples, conditions=conditions, columns=columns)
 
 
 def amplicon_dict(amp: Amplicon) -> dict:
@@ -212,8 +243,10 @@ def amplicon_dict(amp: Amplicon) -> dict:
     }
 
 
-def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path) -> None:
-    out, amp, results = run.out, run.amplicon, run.results
+def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path,
+                  folder: Optional[Path] = None) -> None:
+    """The call tables and run.json (last: it marks the set complete) into ``folder`` (default ``run.out``)."""
+    out, amp, results = Path(folder or run.out), run.amplicon, run.results
     texts = {
         "reads.tsv": reads_table(results, conditions, columns),
         "cpg_calls.tsv": calls_table(results),
@@ -235,7 +268,6 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "outputs": list(OUTPUTS),
     }
     # run.json last: its presence marks a complete set of outputs
-    (out / "run.json").unlink(missing_ok=True)
     for name, text in texts.items():
         atomic_write(out / name, text)
     write_json(out / "run.json", meta)
@@ -260,9 +292,10 @@ def _worker_half(data, plot_config, compare_config, fig, lollipop_formats: tuple
     return stats, dose, lollipop
 
 
-def _init_side_worker(data, fig) -> None:
+def _init_side_worker(data, fig, parent: int) -> None:
     import signal
 
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
@@ -304,7 +337,7 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
         with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(data, fig)) as pool:
+                                 initargs=(data, fig, os.getpid())) as pool:
             try:
                 pending = pool.submit(_side_job, plot_config, compare_config, theirs)
                 lollipop = plot_lollipop(data, replace(plot_config, formats=mine), fig) if mine else []
