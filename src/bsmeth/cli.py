@@ -162,9 +162,26 @@ def _threads(kw: dict) -> int:
     return kw["_threads"]
 
 
+# the numeric options of call/run: (lowest, highest) allowed; None = no upper bound
+_RANGES = {"min_qual": (0, 99), "min_conversion": (0, 100), "min_identity": (0, 100), "max_unconverted": (0, None),
+           "max_mismatches": (0, None), "min_hq_bases": (0, None), "duplicate_evidence": (0, None)}
+
+
+def _check_ranges(kw: dict) -> None:
+    """A usage error (exit 2) for a threshold no run can mean: negative, NaN, infinite, a percent over 100."""
+    import math
+
+    for name, (low, high) in _RANGES.items():
+        v = kw.get(name)
+        if v is not None and (not math.isfinite(v) or v < low or (high is not None and v > high)):
+            allowed = f"from {low} to {high}" if high is not None else f"a finite number >= {low}"
+            raise click.BadParameter(f"{v} is not {allowed}", param_hint=f"'--{name.replace('_', '-')}'")
+
+
 def _call_config(kw: dict):
     from .models import CallConfig
 
+    _check_ranges(kw)
     return CallConfig(
         min_qual=kw["min_qual"], min_conversion=kw["min_conversion"] / 100, min_identity=kw["min_identity"] / 100,
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
@@ -333,14 +350,18 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
         click.echo(f"{len(res.traces)} simulated direct-sequencing traces in {out_p}/; sample sheet samples.csv, "
                    "truth in truth_direct.tsv")
         return
+    amp = _amplicon(reference, forward, reverse, strand, snps)
     if design:
         try:
-            d = Design.from_dict(json.loads(Path(design).read_text()))
-        except (ValueError, TypeError, KeyError) as e:
-            raise InputError(f"--design {design}: {e}") from None
+            d = Design.from_dict(json.loads(Path(design).read_text(encoding="utf-8-sig")))
+            d.check(amp)
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
+            why = "the JSON is nested too deeply" if isinstance(e, RecursionError) else e
+            raise InputError(f"--design {design}: {why}; see docs/simulate.md") from None
+        except OSError as e:
+            raise InputError(f"--design {design}: cannot read ({e.strerror or e})") from None
     else:
         d = seed_study_design()
-    amp = _amplicon(reference, forward, reverse, strand, snps)
     res = run_simulate(d, amp, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
     faults = ", ".join(f"{k} {v}" for k, v in res.faults.items()) or "none"
     click.echo(f"{res.n_reads} simulated traces in {out_p}/ (faults: {faults}); "
