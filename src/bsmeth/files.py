@@ -1,20 +1,18 @@
 """Reading the files people give bsmeth (reads, sample sheets, reference FASTAs), at the lowest level.
 
-Bottom of the import graph (next to ``errors`` and ``models``).  Three jobs, each done once for every
-input:
+Bottom of the import graph (next to ``errors`` and ``models``).  Each job is done here once, for every input:
 
-* the bytes (``read_input_bytes``): regular files only, opened without blocking and checked before a
-  byte is read (a FIFO never hangs a run, /dev/zero is never read), at most ``MAX_INPUT_BYTES`` on disk
-  and after gunzipping (a gzip "bomb" is decompressed in chunks and stopped at the limit);
-* the text (``decode_text``): one rule, so a file that one reader accepts the others accept too: UTF-8 (with or without BOM), UTF-16 with a BOM
-(Excel's and Notepad's "Unicode text"; mostly ASCII, as every bsmeth input is), else Windows-1252 (old Windows editors; Excel's "CSV (Comma
-delimited)", e.g. a dose written '10 \\xb5M').  Bytes that are not text give None: NUL bytes outside
-UTF-16, or control characters in what would be Windows-1252.
-
-* the name (``shown``) and identity (``file_key``) of a file.
-
-``shown`` turns a file name into text that can be written anywhere: on POSIX a name is bytes, and bytes
-that are not UTF-8 reach Python as lone surrogates, which no UTF-8 file can hold.
+* the bytes (``read_input_bytes``): regular files only, opened without blocking and checked before a byte is
+  read (a FIFO never hangs a run, /dev/zero is never read); at most ``MAX_INPUT_BYTES`` on disk and after
+  gunzipping (a gzip "bomb" is decompressed in 1 MiB chunks and dropped at the limit, never held whole);
+* the text (``decode_text``): one rule, so a file that one reader accepts the others accept too: UTF-8
+  (with or without BOM), UTF-16 with a BOM (Excel's and Notepad's "Unicode text"; mostly ASCII, as every
+  bsmeth input is), else Windows-1252 (old Windows editors; Excel's "CSV (Comma delimited)", e.g. a dose
+  written '10 \\xb5M').  Bytes that are not text give None: NUL bytes outside UTF-16, or control characters
+  in what would be Windows-1252;
+* the name (``shown``): on POSIX a file name is bytes, and bytes that are not UTF-8 reach Python as lone
+  surrogates, which no UTF-8 file can hold: they are shown ``\\xNN``;
+* the identity (``file_key``) of a file, and why a path is not a file (``special_kind``, ``link_problem``).
 """
 
 from __future__ import annotations
@@ -164,12 +162,19 @@ def read_input_bytes(path: str | os.PathLike, limit: int = MAX_INPUT_BYTES) -> b
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "rb") as fh:
+    with os.fdopen(fd, "rb", buffering=0) as fh:
         try:
             head = fh.read(2)
             if head != b"\x1f\x8b":
-                # st_size 0 is also what /proc and some network files report: read on, up to the limit
-                return _read_chunks(fh, limit, head, "holds")
+                data = head + fh.read(max(st.st_size - len(head), 0) + 1)  # the whole file, in one read
+                while len(data) <= st.st_size:  # a short read (rare): the rest
+                    more = fh.read(st.st_size + 1 - len(data))
+                    if not more:
+                        break
+                    data += more
+                if len(data) > st.st_size:  # it grew, or reports size 0 (/proc, some network files): read on
+                    data = _read_chunks(fh, limit, data, "holds")
+                return data
             fh.seek(0)
             with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
                 return _read_chunks(gz, limit, b"", f"{_mib(st.st_size)} gzip'd, decompresses to")

@@ -66,7 +66,8 @@ OLD = ".bsmeth-old"
 MANIFEST = ".manifest"
 # the atomic writer's temporary names: '.' + final name + '.' + mkstemp's 8 random characters + '.tmp'
 _TMP = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
-_WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EIO}
+_WRITE_ERRORS = {getattr(errno, name) for name in ("ENOSPC", "EFBIG", "EROFS", "EACCES", "EPERM", "EDQUOT", "EIO")
+                 if hasattr(errno, name)}
 
 
 def _fail(out: Path, what: str, e: OSError) -> OutputError:

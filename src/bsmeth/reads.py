@@ -46,11 +46,16 @@ class InputFile:
     key: object = None
 
 
-def _suffix(p: Path) -> str:
-    s = p.suffixes
-    if s and s[-1].lower() == ".gz" and len(s) > 1:
-        return s[-2].lower()
-    return p.suffix.lower()
+def _suffix(p: Path | str) -> str:
+    """The extension that says what a file is, lower case, a trailing .gz skipped (``x.FASTA.gz`` -> ``.fasta``)."""
+    name = (p if isinstance(p, str) else p.name).lower()  # a string: no Path made (folders of thousands)
+    if name.endswith("."):
+        return ""
+    parts = name.lstrip(".").split(".")[1:]  # pathlib's suffixes
+    if len(parts) > 1 and parts[-1] == "gz":
+        return "." + parts[-2]
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
 
 
 def _stem(p: Path) -> str:
@@ -111,7 +116,7 @@ def _walk(root: str, found: _Found) -> list[tuple[tuple[str, ...], str, object]]
                 out.append((parts, e.path, file_key(e.path, st)))
             elif st is not None and stat.S_ISDIR(st.st_mode):
                 found.skipped.append((e.path, "a symbolic link to a folder, not followed: give its target as an input"))
-            elif _suffix(Path(name)) in FOLDER_EXT:
+            elif _suffix(name) in FOLDER_EXT:
                 out.append((parts, e.path, file_key(e.path, st) if st is not None else os.path.abspath(e.path)))
             else:
                 why = link_problem(e.path) if st is None else special_kind(st.st_mode)
@@ -145,7 +150,7 @@ def collect(inputs: list[str]) -> list[InputFile]:
         if p.is_dir():
             entries = _walk(arg, found)
             entries.sort(key=lambda x: x[0])  # the order of sorted paths: a folder's files at its name
-            files = [x for x in entries if _suffix(Path(x[0][-1])) in FOLDER_EXT]
+            files = [x for x in entries if _suffix(x[0][-1]) in FOLDER_EXT]
             root_name = shown(p.resolve().name)
             for parts, path, key in files:
                 add(path, arg, root_name if len(parts) == 1 else shown(parts[0]), key)

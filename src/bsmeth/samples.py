@@ -138,6 +138,7 @@ def read_sheet(path: str | Path) -> SampleSheet:
     rows: dict = {}
     line_of: dict = {}
     order: list[Path] = []
+    folder = str(p.parent)
     for n, row in parsed[1:]:
         if len(row) > len(header):
             row = row[: len(header)] + _trim(row[len(header):])
@@ -146,7 +147,7 @@ def read_sheet(path: str | Path) -> SampleSheet:
         f, sample = row[fi].strip(), row[si].strip()
         if not f or not sample:
             raise SampleSheetError(f"sample sheet {p}, line {n}: empty 'file' or 'sample'")
-        fp = Path(f) if Path(f).is_absolute() else p.parent / f
+        fp = Path(f if os.path.isabs(f) else os.path.join(folder, f))
         try:
             st = os.stat(fp)
         except (OSError, ValueError):
