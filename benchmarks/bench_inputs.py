@@ -79,7 +79,7 @@ def main() -> None:
             make_inputs(root, n)
         trees = [("this checkout", None)] + ([(args.against, args.against)] if args.against else [])
         results = {label: in_child(root, src) for label, src in trees}
-    print(f"resolve_inputs (folder of n read files in 8 sub-folders + a sheet of n rows), CPU seconds, best of 3")
+    print("resolve_inputs (folder of n read files in 8 sub-folders + a sheet of n rows), CPU seconds, best of 3")
     print(f"{'files':>7} " + " ".join(f"{label[-28:]:>30}" for label in results))
     for n in SIZES:
         cells = [f"{r[n]:8.3f} s ({1e6 * r[n] / n:6.1f} us/file)" for r in results.values()]
