@@ -761,18 +761,32 @@ def test_hostile_sheets_installed_command(tmp_path):
         assert_one_error_line(p.stderr, f"{sheet}, line {line}", "is not a finite number")
 
 
-@pytest.mark.parametrize("design", sorted(p.name for p in (BAD / "designs").iterdir()))
-def test_malformed_designs_exit_3_installed_command(tmp_path, design):
-    p = run_cmd(["simulate", "--design", BAD / "designs" / design, "--out", tmp_path / "sim"], cwd=tmp_path)
-    assert p.returncode == 3, p.stderr
-    assert_one_error_line(p.stderr, f"--design {BAD / 'designs' / design}")
+DESIGNS = sorted(p.name for p in (BAD / "designs").iterdir())
+THRESHOLDS = ["--min-conversion=nan", "--min-identity=200", "--min-qual=-5", "--duplicate-evidence=inf",
+              "--max-mismatches=-1"]
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_malformed_designs_exit_3(tmp_path, capsys, design):
+    code, _, err = run_main(["simulate", "--design", BAD / "designs" / design, "--out", tmp_path / "sim"], capsys)
+    assert code == 3, err
+    assert_one_error_line(err, f"--design {BAD / 'designs' / design}")
     assert not (tmp_path / "sim").exists() or not list((tmp_path / "sim").iterdir())
 
 
-@pytest.mark.parametrize("option", ["--min-conversion=nan", "--min-identity=200", "--min-qual=-5",
-                                    "--duplicate-evidence=inf", "--max-mismatches=-1"])
-def test_thresholds_no_run_can_mean_are_usage_errors(tmp_path, option):
-    p = run_cmd(["call", GOOD, "-r", MASTER, "--out", tmp_path / "out", option], cwd=tmp_path)
-    assert p.returncode == 2, p.stderr
-    assert "Invalid value for '" + option.split("=")[0] + "'" in p.stderr and "Traceback" not in p.stderr
+@pytest.mark.parametrize("option", THRESHOLDS)
+def test_thresholds_no_run_can_mean_are_usage_errors(tmp_path, capsys, option):
+    code, _, err = run_main(["call", GOOD, "-r", MASTER, "--out", tmp_path / "out", option], capsys)
+    assert code == 2, err
+    assert "Invalid value for '" + option.split("=")[0] + "'" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_designs_and_thresholds_installed_command(tmp_path):
+    """One of each through the real console script (the others above run its entry point in process)."""
+    p = run_cmd(["simulate", "--design", BAD / "designs" / "n_clones_fraction.json", "--out", tmp_path / "sim"],
+                cwd=tmp_path)
+    assert p.returncode == 3
+    assert_one_error_line(p.stderr, "n_clones: 2.5 is not a whole number in [0, 10000]")
+    p = run_cmd(["call", GOOD, "-r", MASTER, "--out", tmp_path / "out", "--min-conversion", "nan"], cwd=tmp_path)
+    assert p.returncode == 2 and "Invalid value for '--min-conversion': nan is not from 0 to 100" in p.stderr
