@@ -89,6 +89,17 @@ EXPECTED: dict[str, list[tuple[str, str, str, str]]] = {
     "truncated.fasta.gz": [("truncated", F, "unreadable", "corrupt gzip")],
     "windows1252_header.fasta": [("seq_I_cp1252", P, "", "")],
     "utf16.fasta": [("seq_H_utf16", P, "", "")],
+    # hostile classes: limits, layouts, trace anomalies
+    "bomb_96mib.fasta.gz": [("bomb_96mib", F, "too_large", "decompresses to more than 64.0 MiB, over the limit")],
+    "wrapped.fastq": [("seq_B_wrapped", P, "", ""), ("seq_E_wrapped", P, "", ""), ("seq_I_wrapped", P, "", "")],
+    "wrapped_short_quality.fastq": [("seq_B_ok", P, "", ""),
+                                    ("seq_C_cut", F, "unreadable", "sequence and quality lengths differ (233 and 180)"),
+                                    ("seq_I_ok", P, "", "")],
+    # 3100.ab1 (16S, not this amplicon) with an anomaly: said in the detail, after the reason's own words
+    "short_quality_array.ab1": [("short_quality_array", F, "no_amplicon",
+                                 "; the trace's quality array (PCON) has 785 values for 795 base calls: qualities ignored")],
+    "empty_channels.ab1": [("empty_channels", F, "no_amplicon",
+                            "; the data channels are empty (all zero or no points): the chromatogram is not used")],
 }
 # the odd real traces of tests/data/traces
 EXPECTED_TRACES = {
@@ -167,7 +178,7 @@ def check_rows(got: list[dict], expected: list[tuple[str, str, str, str]], file:
             assert r["detail"], r
         if words:
             assert words in r["detail"], (words, r["detail"])
-        if reason == "unreadable":
+        if reason in ("unreadable", "too_large"):
             assert file in r["detail"], "the message names the file"
             assert r["orientation"] == "" and r["cpgs_called"] == ""
 
@@ -257,17 +268,17 @@ def test_unreadable_permission_is_a_fail_row(tmp_path):
 
 
 def test_unreadable_file_monkeypatched(tmp_path, monkeypatch):
-    """The same path as a chmod 000 file, for any user: reading the bytes raises PermissionError."""
+    """The same path as a chmod 000 file, for any user: opening the file raises PermissionError."""
     locked = tmp_path / "locked.ab1"
     shutil.copy(TRACES / "3100.ab1", locked)
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name == "locked.ab1":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def fake_open(path, flags, *args, **kwargs):
+        if os.fspath(path).endswith("locked.ab1"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     out = tmp_path / "out"
     r = invoke(["call", locked, GOOD, "--reference", MASTER, "--out", out])
     assert r.exit_code == 0
@@ -279,6 +290,8 @@ def test_unreadable_file_monkeypatched(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------- nothing lost
 def expected_count(path: Path) -> int:
     """Reads in one file, counted without bsmeth: FASTA records ('>' lines), 1 per trace or unusable file."""
+    if any(e[2] == "too_large" for e in EXPECTED.get(path.name, [])):
+        return 1  # over the limit: one row, whatever it holds (and not decompressed here either)
     data = path.read_bytes()
     if path.name.endswith(".gz"):
         try:
@@ -380,6 +393,16 @@ RUN_ERRORS = {
     "primer_not_dna": (["{good}", "-r", "{master}", "--forward", "TTTGGGATTGJJJTTTTAGTAGGT", "--reverse", REVERSE], 3,
                        ["forward primer", "non-DNA"]),
     "one_primer_only": (["{good}", "-r", "{master}", "--forward", FORWARD], 3, ["--forward and --reverse"]),
+    # hostile classes
+    "reference_iupac": (["{good}", "-r", "{bad}/references/iupac.fasta"], 3,
+                        ["iupac.fasta", "IUPAC ambiguity code(s) R at 61, Y at 151", "or N where it is unknown"]),
+    "reference_whole_record_too_long": (["{good}", "-r", "{bad}/references/whole_record_6kb.fasta"], 3,
+                                        ["whole_record_6kb.fasta", "6,033 bp, over the limit of 5,000 bp",
+                                         "give the primers"]),
+    "sheet_unclosed_quote": (["-s", "{bad}/sheets/unclosed_quote.csv"], 3,
+                             ["unclosed_quote.csv, line 2", "never closed"]),
+    "sheet_dose_inf": (["-s", "{bad}/sheets/dose_inf.csv"], 3, ["dose_inf.csv, line 3", "dose 'inf' is not a finite"]),
+    "sheet_dose_nan": (["-s", "{bad}/sheets/dose_nan.csv"], 3, ["dose_nan.csv, line 2", "dose 'nan' is not a finite"]),
 }
 
 
@@ -530,19 +553,19 @@ def test_permission_denied_sheet_and_reference(tmp_path, capsys):
 
 
 def test_permission_denied_sheet_and_reference_monkeypatched(tmp_path, capsys, monkeypatch):
-    """The same for any user (root included): reading the bytes raises PermissionError."""
+    """The same for any user (root included): opening the file raises PermissionError."""
     sheet = tmp_path / "sheet.csv"
     sheet.write_text(f"file,sample\n{GOOD},a\n")
     ref = tmp_path / "ref.fasta"
     shutil.copy(MASTER, ref)
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name in ("sheet.csv", "ref.fasta"):
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def fake_open(path, flags, *args, **kwargs):
+        if os.path.basename(os.fspath(path)) in ("sheet.csv", "ref.fasta"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     code, _, err = run_main(["call", "-s", sheet, "-r", MASTER, "--out", tmp_path / "o1"], capsys)
     assert code == 3
     assert_one_error_line(err, "sheet.csv", "Permission denied")
@@ -587,3 +610,188 @@ def test_unreadable_row_has_empty_length(tmp_path):
     row = rows(out / "reads.tsv")[0]
     assert row["reason"] == "unreadable"
     assert row["length"] == ""
+
+
+# ---------------------------------------------------------------------------------------------- hostile classes
+# Each class through the installed command, as a user meets it.  Files git cannot keep (FIFOs, devices, links,
+# names that are not UTF-8, files over the limit) are made here in tmp_path.
+MEMORY_LIMIT_MIB = 200  # README, "Limits": a bomb or /dev/zero among the inputs keeps `bsmeth call` under this
+
+
+def run_measured(args: list, cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
+    """The installed command in a fresh helper process, and its peak RSS in MiB (the helper's only child)."""
+    helper = ("import json, resource, subprocess, sys\n"
+              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=300)\n"
+              "print(json.dumps([r.returncode, r.stdout, r.stderr, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    p = subprocess.run([sys.executable, "-c", helper, *bsmeth_cmd(), *[str(a) for a in args]], cwd=cwd,
+                       capture_output=True, text=True, env=env, timeout=330)
+    code, out, err, rss = json.loads(p.stdout)
+    return subprocess.CompletedProcess(args, code, out, err), rss / (2**20 if sys.platform == "darwin" else 1024)
+
+
+def gzip_bomb(path: Path, mib: int) -> Path:
+    """A FASTA of ``mib`` MiB of A in 1 MiB gzip members (~1 KB each): what `cat a.gz b.gz` makes."""
+    head = b">bomb\n"
+    one = gzip.compress(b"A" * 2**20, 9, mtime=0)
+    path.write_bytes(gzip.compress(head + b"A" * (2**20 - len(head)), 9, mtime=0) + one * (mib - 1))
+    return path
+
+
+def test_bomb_dev_zero_and_huge_file_are_fail_rows_within_the_memory_limit(tmp_path):
+    """A 1 GiB gzip bomb (1 MB on disk), /dev/zero and a 65 MiB file: each a `fail` row, the good read analysed,
+    the whole run within the memory limit the README states.  (Before: 4 GB, then MemoryError; /dev/zero never
+    ended.)"""
+    bomb = gzip_bomb(tmp_path / "bomb.fasta.gz", 1024)
+    huge = tmp_path / "huge.fasta"
+    with open(huge, "wb") as fh:  # sparse: 65 MiB that take no disk
+        fh.truncate(65 * 2**20)
+    inputs = [bomb, huge, GOOD] + ([Path("/dev/zero")] if Path("/dev/zero").exists() else [])
+    out = tmp_path / "out"
+    p, rss = run_measured(["call", *inputs, "-r", MASTER, "--out", out, "-j", "1"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert rss < MEMORY_LIMIT_MIB, f"peak RSS {rss:.0f} MiB"
+    by_file = {x["file"]: x for x in rows(out / "reads.tsv")}
+    assert by_file[str(bomb)]["reason"] == "too_large"
+    assert "1.0 MiB gzip'd, decompresses to more than 64.0 MiB, over the limit" in by_file[str(bomb)]["detail"]
+    assert by_file[str(huge)]["reason"] == "too_large" and "65.0 MiB on disk" in by_file[str(huge)]["detail"]
+    assert by_file[str(GOOD)]["status"] == P
+    if Path("/dev/zero").exists():
+        zero = by_file["/dev/zero"]
+        assert zero["reason"] == "unreadable" and "a character device, not a regular file" in zero["detail"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and symbolic links")
+def test_fifos_devices_and_links_are_rows_or_one_line_never_a_hang(tmp_path):
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    shutil.copy(GOOD, folder / "good.fasta")
+    os.mkfifo(folder / "pipe.fasta")  # a read file's name: a row
+    os.mkfifo(folder / "pipe_notes")  # not a read file's name: named in the warning
+    os.symlink(tmp_path / "gone.ab1", folder / "broken.ab1")
+    os.symlink("loop.fasta", folder / "loop.fasta")
+    os.symlink(tmp_path / "gone.txt", folder / "broken_notes")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", folder / "linked_folder")
+    os.mkfifo(tmp_path / "direct.fastq")  # a FIFO given as an argument
+    out = tmp_path / "out"
+    p = run_cmd(["call", folder, tmp_path / "direct.fastq", "-r", MASTER, "--out", out], cwd=tmp_path)  # timeout: 300 s
+    assert p.returncode == 0, p.stderr
+    got = {Path(x["file"]).name: (x["status"], x["reason"], x["detail"]) for x in rows(out / "reads.tsv")}
+    assert set(got) == {"good.fasta", "pipe.fasta", "broken.ab1", "loop.fasta", "direct.fastq"}
+    assert got["good.fasta"][:2] == (P, "")
+    assert "a FIFO (named pipe), not a regular file" in got["pipe.fasta"][2]
+    assert "a FIFO (named pipe), not a regular file" in got["direct.fastq"][2]
+    assert "a broken symbolic link (to " in got["broken.ab1"][2] and "gone.ab1" in got["broken.ab1"][2]
+    assert "a symbolic link loop" in got["loop.fasta"][2]
+    warning, = [ln for ln in p.stderr.splitlines() if "warning" in ln]
+    assert warning.startswith("bsmeth: warning: skipped 3 entries of the input folders: ")
+    for words in ("pipe_notes (a FIFO (named pipe))", "broken_notes (a broken symbolic link", "linked_folder (a symbolic "
+                  "link to a folder, not followed"):
+        assert words in warning, words
+    # a broken or looping link given as an argument: one line, exit 3, as a missing path
+    for link, words in ((folder / "broken.ab1", "a broken symbolic link"), (folder / "loop.fasta", "a symbolic link loop")):
+        p = run_cmd(["call", link, "-r", MASTER, "--out", tmp_path / "o2"], cwd=tmp_path)
+        assert p.returncode == 3
+        assert_one_error_line(p.stderr, link.name, words)
+
+
+def test_file_names_that_are_not_utf8_do_not_take_the_run_down(tmp_path):
+    base = os.fsencode(tmp_path)
+    folder = base + b"/plate_\xff"
+    try:
+        os.mkdir(folder)
+        with open(folder + b"/clone_\xe9.fasta", "wb") as fh:  # no header: the read id is the file name
+            fh.write(b"".join(GOOD.read_bytes().splitlines(keepends=True)[1:]))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    shutil.copy(GOOD, tmp_path / "good.fasta")
+    out = tmp_path / "out"
+    p = run_cmd(["call", os.fsdecode(folder), tmp_path / "good.fasta", "-r", MASTER, "--out", out], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    table = rows(out / "reads.tsv")  # UTF-8 throughout
+    odd, = [x for x in table if x["read"] != "seq_B"]
+    assert odd["read"] == "clone_\\xe9" and odd["sample"] == "plate_\\xff" and odd["status"] == P
+    assert odd["file"].endswith("plate_\\xff/clone_\\xe9.fasta")
+
+
+HOSTILE_READS = ["bomb_96mib.fasta.gz", "wrapped.fastq", "wrapped_short_quality.fastq", "short_quality_array.ab1",
+                 "empty_channels.ab1"]
+
+
+def test_hostile_read_files_installed_command(tmp_path):
+    """Wrapped FASTQ (three records, three rows), a bomb, trace anomalies said in the detail."""
+    inputs = [READS / n for n in HOSTILE_READS]
+    out = tmp_path / "out"
+    p = run_cmd(["call", *inputs, GOOD, "-r", MASTER, "--out", out], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    table = rows(out / "reads.tsv")
+    for item in inputs:
+        check_rows([x for x in table if x["file"] == str(item)], EXPECTED[item.name], str(item))
+
+
+@pytest.mark.parametrize("ref, primers, code, words", [
+    ("iupac.fasta", False, 3, ["IUPAC ambiguity code(s) R at 61, Y at 151"]),
+    ("whole_record_6kb.fasta", False, 3, ["over the limit of 5,000 bp", "give the primers (--forward, --reverse)"]),
+    ("whole_record_6kb.fasta", True, 0, []),
+    ("windows1252_header.fasta", True, 0, []),
+])
+def test_hostile_references_installed_command(tmp_path, ref, primers, code, words):
+    args = ["call", GOOD, "-r", REFS / ref, "--out", tmp_path / "out"]
+    p = run_cmd(args + (["--forward", FORWARD, "--reverse", REVERSE] if primers else []), cwd=tmp_path)
+    assert p.returncode == code, p.stderr
+    if code:
+        assert_one_error_line(p.stderr, ref, *words)
+        assert_no_results(tmp_path / "out")
+    else:
+        x, = rows(tmp_path / "out" / "reads.tsv")
+        assert x["status"] == P and x["cpgs_called"] == "31"  # the amplicon's 35 CpGs, 4 under the primers
+
+
+def test_hostile_sheets_installed_command(tmp_path):
+    """A '#' first cell after the header is a row; a quoted cell may span lines; `run` with dose inf is exit 3
+    naming the line (before: LinAlgError, exit 1)."""
+    p = run_cmd(["call", "-s", SHEETS / "hash_first_cell.csv", "-r", MASTER, "--out", tmp_path / "h"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [(x["file"].rsplit("/", 1)[-1], x["sample"], x["status"]) for x in rows(tmp_path / "h" / "reads.tsv")] == [
+        ("#clone_B.fasta", "hashed", P), ("seq_C.fasta", "plain", P)]
+    p = run_cmd(["call", "-s", SHEETS / "multiline_cell.csv", "-r", MASTER, "--out", tmp_path / "m"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    table = rows(tmp_path / "m" / "reads.tsv")
+    assert [(x["sample"], x["status"]) for x in table] == [("ctrl", P), ("treated", P)]
+    assert "picked twice;" in table[0]["note"] and '"plate log"' in table[0]["note"]
+    for sheet, line in (("dose_inf.csv", 3), ("dose_nan.csv", 2)):
+        p = run_cmd(["run", "-s", SHEETS / sheet, "-r", MASTER, "--out", tmp_path / sheet], cwd=tmp_path)
+        assert p.returncode == 3, p.stderr
+        assert_one_error_line(p.stderr, f"{sheet}, line {line}", "is not a finite number")
+
+
+DESIGNS = sorted(p.name for p in (BAD / "designs").iterdir())
+THRESHOLDS = ["--min-conversion=nan", "--min-identity=200", "--min-qual=-5", "--duplicate-evidence=inf",
+              "--max-mismatches=-1"]
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_malformed_designs_exit_3(tmp_path, capsys, design):
+    code, _, err = run_main(["simulate", "--design", BAD / "designs" / design, "--out", tmp_path / "sim"], capsys)
+    assert code == 3, err
+    assert_one_error_line(err, f"--design {BAD / 'designs' / design}")
+    assert not (tmp_path / "sim").exists() or not list((tmp_path / "sim").iterdir())
+
+
+@pytest.mark.parametrize("option", THRESHOLDS)
+def test_thresholds_no_run_can_mean_are_usage_errors(tmp_path, capsys, option):
+    code, _, err = run_main(["call", GOOD, "-r", MASTER, "--out", tmp_path / "out", option], capsys)
+    assert code == 2, err
+    assert "Invalid value for '" + option.split("=")[0] + "'" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_designs_and_thresholds_installed_command(tmp_path):
+    """One of each through the real console script (the others above run its entry point in process)."""
+    p = run_cmd(["simulate", "--design", BAD / "designs" / "n_clones_fraction.json", "--out", tmp_path / "sim"],
+                cwd=tmp_path)
+    assert p.returncode == 3
+    assert_one_error_line(p.stderr, "n_clones: 2.5 is not a whole number in [0, 10000]")
+    p = run_cmd(["call", GOOD, "-r", MASTER, "--out", tmp_path / "out", "--min-conversion", "nan"], cwd=tmp_path)
+    assert p.returncode == 2 and "Invalid value for '--min-conversion': nan is not from 0 to 100" in p.stderr

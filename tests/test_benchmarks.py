@@ -81,6 +81,11 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         rf"^   pattern_mmd_perm +\d+/4 = {NUM} %$",
         rf"^   pdr +random {NUM}, epialleles {NUM}; pdr_perm p < 0\.05 in \d+/4 = {NUM} %$",
     ]),
+    "bench_inputs": (["--smoke"], [
+        r"^resolve_inputs \(folder of n read files",
+        rf"^ +200 +{NUM} s \( *{NUM} us/file\)$",
+        rf"^this checkout: 200 files / 50 files = {NUM}x the time for 4x the files; per file {NUM} ms$",
+    ]),
     "fuzz_readers": (["--smoke"], [
         r"^done: 30 inputs in 1 rounds over 0\.\d min; 0 distinct failure\(s\)$",
     ]),

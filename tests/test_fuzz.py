@@ -40,6 +40,8 @@ def _real_files() -> dict[str, bytes]:
         "multi.fasta": (demo / "multiFASTA.fasta").read_bytes(),
         "clone.fastq": f"@seq_B\n{seq_b}\n+\n{'I' * len(seq_b)}\n@seq_B2\n{seq_b}\n+\n{'5' * len(seq_b)}\n".encode(),
     }
+    # wrapped FASTQ: sequence and qualities over several lines, quality lines starting with '@' and '+'
+    files["wrapped.fastq"] = (DATA / "bad" / "reads" / "wrapped.fastq").read_bytes().replace(b"\n@I", b"\n+I", 2)
     # compressed files are damaged too (a bad deflate stream is not a bad gzip header)
     files["multi.fasta.gz"] = gzip.compress(files["multi.fasta"], mtime=0)
     files["clone.fastq.gz"] = gzip.compress(files["clone.fastq"], mtime=0)

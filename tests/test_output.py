@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import bsmeth.atomic as atomic_mod
+from bsmeth.errors import OutputError
 
 from bsmeth.models import CallConfig, Reason, Why
 from bsmeth.output import CALL_COLUMNS, READ_COLUMNS, SUMMARY_COLUMNS, atomic_write
@@ -233,7 +234,8 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch, exc):
             raise exc
 
     monkeypatch.setattr(atomic_mod.os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
-    with pytest.raises(type(exc)):
+    # an OS error while writing is an output problem (exit 4); Ctrl-C stays an interrupt
+    with pytest.raises(OutputError if isinstance(exc, OSError) else type(exc)):
         atomic_write(target, "new table that never completes\n" * 100)
     assert target.read_text() == "old complete table\n"
     assert sorted(os.listdir(tmp_path)) == ["reads.tsv"]
@@ -247,8 +249,9 @@ def test_atomic_write_failure_on_rename_keeps_the_old_file(tmp_path, monkeypatch
         raise OSError("rename failed")
 
     monkeypatch.setattr(atomic_mod.os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="rename failed") as e:
         atomic_write(target, "new\n")
+    assert e.value.exit_code == 4
     assert target.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["reads.tsv"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bsmeth.errors import SampleSheetError
-from bsmeth.reads import InputFile, collect
+from bsmeth.reads import InputFile, collect, file_key
 from bsmeth.samples import assign, read_sheet
 
 
@@ -38,7 +38,7 @@ def test_basic_sheet_relative_paths_and_columns(tmp_path, reads):
     s = read_sheet(p)
     assert s.columns == ("cell_line", "dose")
     assert s.order == (tmp_path / "reads" / "a1.ab1", tmp_path / "reads" / "b1.ab1")
-    assert s.rows[(reads / "b1.ab1").resolve()] == ("treated", {"cell_line": "HeLa", "dose": "5"})
+    assert s.rows[file_key(reads / "b1.ab1")] == ("treated", {"cell_line": "HeLa", "dose": "5"})
 
 
 @pytest.mark.parametrize("delim", [",", "\t", ";"])
@@ -47,6 +47,17 @@ def test_delimiters_case_bom_comments_blank_lines(tmp_path, reads, delim):
     s = read_sheet(sheet(tmp_path, text))
     assert s.columns == ("Dose",)
     assert list(s.rows.values()) == [("ctrl", {"Dose": "0"})]
+
+
+def test_hash_rows_multiline_cells_and_words(tmp_path, reads):
+    """'#' starts a comment only before the header; a file named '#...' in a row is read; a quoted cell may
+    span lines; 'nan' among words is a word, not a number."""
+    (reads / "#7.ab1").write_bytes(b"ABIF")
+    s = read_sheet(sheet(tmp_path, '# plate 3\nfile,sample,note,dose\n'
+                                   'reads/#7.ab1,h,"picked twice,\r\nsee ""log""",nan\r\nreads/a1.ab1,a,,high\n'))
+    assert list(s.rows.values()) == [("h", {"note": 'picked twice,\r\nsee "log"', "dose": "nan"}),
+                                     ("a", {"note": "", "dose": "high"})]
+    assert s.order[0].name == "#7.ab1"
 
 
 def test_absolute_paths(tmp_path, reads):
@@ -84,7 +95,17 @@ def test_identical_duplicate_row_is_accepted(tmp_path, reads):
     ("file,sample\nreads/a1.ab1,ctrl\nreads/a1.ab1,treated\n", 3, "listed again"),
     ("file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a2.ab1,ctrl,5\n", 3, "sample ctrl has other condition values than on line 2"),
     # comment and blank lines count: the line number is the one an editor shows
-    ("# my sheet\n\nfile,sample\n\n# ctrl\nreads/a1.ab1,ctrl\nreads/zz.ab1,ctrl\n", 7, "does not exist"),
+    ("# my sheet\n\nfile,sample\n\nreads/a1.ab1,ctrl\n\nreads/zz.ab1,ctrl\n", 7, "does not exist"),
+    # after the header a '#' line is a row (a file may be named '#3.ab1'), and says so when its file is missing
+    ("file,sample\nreads/a1.ab1,ctrl\n# reads/a2.ab1,ctrl\n", 3, "a line starting with # is a row, not a comment"),
+    # a quoted cell spans lines: the error names the line where the row starts
+    ('file,sample,note\nreads/a1.ab1,ctrl,"two\nlines"\nreads/zz.ab1,ctrl,x\n', 4, "does not exist"),
+    ('file,sample,note\nreads/a1.ab1,ctrl,"never closed\nreads/a2.ab1,ctrl,x\n', 2, "opened in this row is never closed"),
+    ('file,sample\n"reads/a1.ab1"x,ctrl\n', 2, "a quote inside a cell must be doubled"),
+    # a column of numbers (e.g. dose) must hold finite numbers: statistics take it as numeric
+    ("file,sample,dose\nreads/a1.ab1,a,0\nreads/a2.ab1,b,inf\n", 3, "dose 'inf' is not a finite number"),
+    ("file,sample,dose\nreads/a1.ab1,a,NaN\nreads/a2.ab1,b,1\n", 2, "dose 'NaN' is not a finite number"),
+    ("file,sample,dose\nreads/a1.ab1,a,1e999\nreads/a2.ab1,b,1\n", 2, "dose '1e999' is not a finite number"),
     ("\n# header below\nfile,cell_line\n", 3, "missing column(s) sample"),
 ])
 def test_errors_name_file_and_line(tmp_path, reads, text, line, words):

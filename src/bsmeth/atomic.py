@@ -3,7 +3,9 @@
 Bottom of the import graph (next to ``models`` and ``errors``), used by every
 stage that writes.  A file is written under a hidden temporary name in its
 final folder, then renamed over the final name; a crash or Ctrl-C removes the
-temporary file and leaves any previous version intact.
+temporary file and leaves any previous version intact (a SIGKILL cannot: the
+next run into the folder removes it, see ``outdir``).  An OS error while
+writing (disk full, file too large, read-only) is an ``OutputError`` (exit 4).
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from typing import Callable, IO
 from .errors import OutputError
 
 
+def _shown(path: Path) -> str:
+    """The path as the user knows it (a file of a staged result set: where it will be, see ``outdir``)."""
+    from .outdir import shown_path
+
+    return shown_path(path)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -28,7 +37,7 @@ def _temp_in(path: Path) -> tuple[int, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise OutputError(f"{path.parent}: cannot write ({e.strerror or e})") from None
+        raise OutputError(f"{_shown(path.parent)}: cannot write ({e.strerror or e})") from None
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600: give the file a plain open()'s mode
     return fd, tmp
 
@@ -38,11 +47,14 @@ def _into_place(tmp: str, path: Path, write: Callable[[], object]) -> Path:
     try:
         write()
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            # disk full, file too large (ulimit -f), read-only or denied: an output problem, exit 4
+            raise OutputError(f"{_shown(path)}: cannot write ({e.strerror or e})") from None
         raise
     return path
 

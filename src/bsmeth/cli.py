@@ -18,7 +18,8 @@ from typing import Optional
 import click
 
 from . import __version__
-from .errors import BsmethError
+from .errors import BsmethError, OutputError
+from .outdir import is_write_error
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -97,6 +98,14 @@ class BsmethGroup(click.Group):
                 raise
             click.echo(f"bsmeth: error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except OSError as e:  # disk full, file too large, read-only, denied: where no stage said so itself
+            if (ctx.obj or {}).get("debug") or not is_write_error(e):
+                raise
+            from .outdir import shown_path
+
+            where = f"{shown_path(e.filename)}: " if e.filename else ""
+            click.echo(f"bsmeth: error: {where}cannot write ({e.strerror or e})", err=True)
+            ctx.exit(OutputError.exit_code)
 
 
 GLOBAL_HELP = {
@@ -222,19 +231,51 @@ def _available_cpus(cap: int = 8) -> int:
     return max(1, min(cap, n))
 
 
+def _threads(kw: dict) -> int:
+    """--threads, or one per available CPU (at most 8); more than the CPUs available are capped, with a note."""
+    if "_threads" not in kw:
+        n, cpus = kw["threads"], _available_cpus(cap=1 << 16)
+        if not n:
+            n = min(cpus, 8)
+        elif n > cpus:
+            ctx = click.get_current_context(silent=True)
+            if not (kw.get("quiet_here") or (ctx is not None and (ctx.find_root().obj or {}).get("quiet"))):
+                click.echo(f"bsmeth: note: --threads {n} capped at {cpus}, the CPUs available to this run", err=True)
+            n = cpus
+        kw["_threads"] = n
+    return kw["_threads"]
+
+
+# the numeric options of call/run: (lowest, highest) allowed; None = no upper bound
+_RANGES = {"min_qual": (0, 99), "min_conversion": (0, 100), "min_identity": (0, 100), "max_unconverted": (0, None),
+           "max_mismatches": (0, None), "min_hq_bases": (0, None), "duplicate_evidence": (0, None)}
+
+
+def _check_ranges(kw: dict) -> None:
+    """A usage error (exit 2) for a threshold no run can mean: negative, NaN, infinite, a percent over 100."""
+    import math
+
+    for name, (low, high) in _RANGES.items():
+        v = kw.get(name)
+        if v is not None and (not math.isfinite(v) or v < low or (high is not None and v > high)):
+            allowed = f"from {low} to {high}" if high is not None else f"a finite number >= {low}"
+            raise click.BadParameter(f"{v} is not {allowed}", param_hint=f"'--{name.replace('_', '-')}'")
+
+
 def _call_config(kw: dict):
     from .models import CallConfig
 
+    _check_ranges(kw)
     return CallConfig(
         min_qual=kw["min_qual"], min_conversion=kw["min_conversion"] / 100, min_identity=kw["min_identity"] / 100,
         max_unconverted=kw["max_unconverted"], max_mismatches=kw["max_mismatches"],
         min_hq_bases=kw["min_hq_bases"], keep_duplicates=kw["keep_duplicates"], nome=kw["nome"],
-        threads=kw["threads"] or _available_cpus(), duplicate_min_evidence=kw["duplicate_evidence"],
+        threads=_threads(kw), duplicate_min_evidence=kw["duplicate_evidence"],
         min_clone_coverage=kw["min_clone_coverage"] / 100,
         keep_mixed=kw["keep_mixed"], write_bam=not kw["no_bam"])
 
 
-def _do_call(ctx, kw: dict, meanwhile=None):
+def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
     """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun."""
     from .pipeline import run_call
 
@@ -246,7 +287,8 @@ def _do_call(ctx, kw: dict, meanwhile=None):
                 click.echo(f"bsmeth: warning: {w}" if len(panel) == 1 else f"bsmeth: warning: {amp.name}: {w}",
                            err=True)
     run = run_call(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
-                   force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile)
+                   force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile,
+                   downstream=downstream)
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "
@@ -384,9 +426,12 @@ def _compare_config(kw: dict):
 def plot(call_dir, **kw):
     """Lollipop grid and dose-response figure from a call folder, each with its data (lollipop.tsv,
     dose_response.tsv)."""
+    from .outdir import claim
     from .plots import run_plot
 
-    for p in run_plot(call_dir, _plot_config(kw)):
+    with claim(call_dir, create=False):
+        paths = run_plot(call_dir, _plot_config(kw))
+    for p in paths:
         if not _quiet():
             click.echo(str(p))
 
@@ -398,9 +443,11 @@ def plot(call_dir, **kw):
 @_global_options
 def compare(call_dir, **kw):
     """Statistics between conditions (clone-level tests first) into CALL_DIR/stats.tsv."""
+    from .outdir import claim
     from .stats import run_compare
 
-    path = run_compare(call_dir, _compare_config(kw))
+    with claim(call_dir, create=False):
+        path = run_compare(call_dir, _compare_config(kw))
     if not _quiet():
         click.echo(str(path))
 
@@ -418,9 +465,11 @@ def report(call_dir, **kw):
     from CALL_DIR/stats.tsv when it exists (bsmeth compare); without it they are computed with the
     statistics options.
     """
+    from .outdir import claim
     from .report import write_report
 
-    path = write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))
+    with claim(call_dir, create=False):
+        path = write_report(call_dir, plot_config=_plot_config(kw), compare_config=_compare_config(kw))
     if not _quiet():
         click.echo(str(path))
 
@@ -443,19 +492,24 @@ def run(ctx, **kw):
     from .pipeline import import_downstream_libraries, run_downstream
 
     t0 = time.monotonic()
-    plot_config = _plot_config(kw)  # bad figure options fail before the call, not after it
+    plot_config, compare_config, threads = _plot_config(kw), _compare_config(kw), _threads(kw)
     from .plots import check_config
 
-    check_config(plot_config)
-    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries())
-    outputs = run_downstream(call_run.out, plot_config, _compare_config(kw), _call_config(kw).threads,
-                             progress=Progress("figures, statistics, report", not _quiet(), since=t0))
+    check_config(plot_config)  # bad figure options fail before the call, not after it
     formats = _export_formats(kw["export_formats"])
-    if formats:  # after compare: results.xlsx holds stats.tsv
-        exported = _do_export(call_run.out, formats, _quiet()).files
-        outputs += [p for p in exported if p.parent == call_run.out]  # per-sample tables: listed in exports.tsv
+
+    def downstream(folder: Path) -> list[Path]:
+        """Figures, statistics, report and exports: they join the new result set before it replaces the old
+        one (outdir)."""
+        outputs = run_downstream(folder, plot_config, compare_config, threads,
+                                 progress=Progress("figures, statistics, report", not _quiet(), since=t0))
+        if formats:  # after compare: results.xlsx holds stats.tsv
+            outputs += [p for p in _do_export(folder, formats, _quiet()).files if p.parent == folder]
+        return outputs
+
+    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries(), downstream=downstream)
     if not _quiet():
-        names = ", ".join(sorted({p.name for p in outputs}))
+        names = ", ".join(sorted(set(call_run.added)))
         click.echo(f"results in {call_run.out}/: tables, {names}")
 
 
@@ -494,26 +548,33 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
         click.echo(f"{len(res.traces)} simulated direct-sequencing traces in {out_p}/; sample sheet samples.csv, "
                    "truth in truth_direct.tsv")
         return
+    kw = dict(reference=reference, forward=forward, reverse=reverse, strand=strand, snps=snps, anchor=anchor,
+              panel=panel)
+    amplicons = _panel(kw).amplicons
     if design:
         try:
-            d = Design.from_dict(json.loads(Path(design).read_text()))
-        except (ValueError, TypeError, KeyError) as e:
-            raise InputError(f"--design {design}: {e}") from None
+            d = Design.from_dict(json.loads(Path(design).read_text(encoding="utf-8-sig")))
+            for amp in amplicons:
+                d.check(amp)
+        except (ValueError, TypeError, KeyError, RecursionError) as e:
+            why = "the JSON is nested too deeply" if isinstance(e, RecursionError) else e
+            raise InputError(f"--design {design}: {why}; see docs/simulate.md") from None
+        except OSError as e:
+            raise InputError(f"--design {design}: cannot read ({e.strerror or e})") from None
     else:
-        d = None  # the seed study's design, made for the amplicon's CpGs
+        d = None  # the seed study's design, made for each amplicon's CpGs
     if panel:
         if direct:
             raise click.UsageError("--direct simulates one amplicon: leave out --panel")
         from .simulate_panel import simulate_panel
+        from .models import Panel
 
-        kw = dict(reference=reference, forward=forward, reverse=reverse, strand=strand, snps=snps, anchor=anchor,
-                  panel=panel)
-        sim = simulate_panel(d, _panel(kw), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
+        sim = simulate_panel(d, Panel(amplicons), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
         click.echo(f"{sim.n_reads} simulated traces of {len(sim.per_amplicon)} amplicons in {out_p}/ (one folder per "
                    f"amplicon); sample sheet {sim.sample_sheet.name}, truth in {sim.truth_reads.name} and "
                    f"{sim.truth_cpgs.name}")
         return
-    amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
+    amp = amplicons[0]
     d = d or seed_study_design(n_cpgs=len(amp.cpgs))
     res = run_simulate(d, amp, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
     faults = ", ".join(f"{k} {v}" for k, v in res.faults.items()) or "none"

@@ -9,7 +9,9 @@ Exit codes (documented in the README):
   1  unexpected internal error (a bug: rerun with --debug and report it)
   2  usage error (bad option; raised by click)
   3  unusable input (reference, primers, sample sheet, input paths)
-  4  output problem (cannot write the output directory)
+  4  output problem: the output folder cannot be written (disk full, file too large, read-only, denied:
+     ``OutputError``, or an ``OSError`` of that class, see ``outdir.is_write_error``), it holds results
+     and --force was not given, or another run holds it
   130 interrupted (Ctrl-C / SIGTERM); no partial output is left behind
 """
 

@@ -48,6 +48,7 @@ class Reason(str, enum.Enum):
     """Why a read is excluded (the ``reason`` column of reads.tsv), in order of precedence."""
 
     UNREADABLE = "unreadable"
+    TOO_LARGE = "too_large"  # over reads.MAX_INPUT_BYTES on disk or decompressed: not read
     LOW_QUALITY = "low_quality"
     NO_AMPLICON = "no_amplicon"
     AMBIGUOUS_AMPLICON = "ambiguous_amplicon"
@@ -166,6 +167,7 @@ class Read:
     qual: Optional[np.ndarray] = None  # PHRED per base (uint8) or None for plain sequence
     fmt: str = "fasta"
     trace: Optional[Trace] = None
+    notes: tuple[str, ...] = ()  # anomalies of the file (e.g. qualities ignored), shown in the read's detail
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,7 @@ class Unreadable:
     id: str
     file: str
     message: str
+    reason: Reason = Reason.UNREADABLE  # or TOO_LARGE
 
 
 NO_QUAL = 99  # the PHRED given to bases of sequence that came without qualities (FASTA, plain text)

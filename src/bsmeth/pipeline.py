@@ -10,7 +10,7 @@ import logging
 import multiprocessing as mp
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -21,17 +21,18 @@ from .alignment import align
 from .assign import assign
 from .calling import call_read, genotype
 from .coords import one_based
-from .errors import OutputError
 from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
 from .evidence import signals_at
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import read_file
+from .files import shown
+from .outdir import CALL, CALL_TABLES, new_result_set
 from .samples import resolve_inputs
 
 log = logging.getLogger("bsmeth")
-OUTPUTS = ("reads.tsv", "cpg_calls.tsv", "summary.tsv", "samples.tsv", "alignments.txt", "run.json")
+OUTPUTS = CALL_TABLES
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class CallRun:
     results: tuple[ReadResult, ...]
     samples: tuple[str, ...]
     warnings: tuple[str, ...] = ()  # run-level hints, also printed and written into run.json
+    added: tuple[str, ...] = ()  # names of the files ``downstream`` added (``run``: figures, stats, report)
+    conditions: dict = field(default_factory=dict, compare=False)  # sample -> sheet values
+    columns: tuple[str, ...] = ()  # sheet columns, in order
 
     @property
     def amplicon(self) -> Amplicon:
@@ -69,7 +73,10 @@ def read_record(read: Read) -> dict:
 def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
     """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
     if isinstance(read, Unreadable):
-        return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
+        return ReadResult(read.id, read.file, sample, Status.FAIL, read.reason, read.message)
+    if read.notes:  # anomalies of the file (qualities ignored, no usable chromatogram): never silent
+        result = process_read(replace(read, notes=()), sample, amp, config)
+        return replace(result, detail="; ".join(x for x in (result.detail, *read.notes) if x))
     mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
     base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
                 mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
@@ -118,7 +125,8 @@ def process_file(path: Path, sample: str, panel: Union[Panel, Amplicon],
     """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
     panel = as_panel(panel)
     configs = [config] * len(panel) if isinstance(config, CallConfig) else list(config)
-    return [replace(process_panel_read(read, sample, panel, configs), file=str(path)) for read in read_file(path)]
+    name = shown(path)  # as given, in writable text (a file name need not be UTF-8)
+    return [replace(process_panel_read(read, sample, panel, configs), file=name) for read in read_file(path)]
 
 
 def as_panel(x: Union[Panel, Amplicon]) -> Panel:
@@ -134,9 +142,38 @@ _WORKER: dict = {}
 FORK_IS_SAFE = sys.platform.startswith("linux")
 
 
-def _init_worker(panel: Panel, configs: list[CallConfig]) -> None:
+def die_with_parent(parent: int) -> None:
+    """Make this forked worker exit when ``parent`` dies, even by SIGKILL: nothing else would stop it writing
+    into the result folder (and holding its lock, see ``outdir``).  Linux: the kernel sends SIGKILL
+    (PR_SET_PDEATHSIG); elsewhere a thread checks the parent twice a second."""
     import signal
 
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            armed = ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            armed = False
+    if not armed:
+        import threading
+        import time
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request above
+        os._exit(1)
+
+
+def _init_worker(panel: Panel, configs: list[CallConfig], parent: int) -> None:
+    import signal
+
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
     _WORKER.update(panel=panel, configs=configs)
@@ -163,7 +200,7 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             yield process_file(path, sample, panel, configs)
         return
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-    with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs)) as pool:
+    with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs, os.getpid())) as pool:
         try:
             # small chunks: results (and the progress bar) arrive steadily
             results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * threads))))
@@ -182,17 +219,6 @@ def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
     """Length thresholds no read of a short region could meet are scaled to half the region."""
     return replace(config, min_hq_bases=region_limit(config.min_hq_bases, amp),
                    min_aligned=region_limit(config.min_aligned, amp))
-
-
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any((out / name).exists() for name in OUTPUTS) and not force:
-        raise OutputError(f"--out {out}: already holds results; add --force to overwrite them or choose another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
 
 
 def unique_ids(results: Sequence[ReadResult]) -> list[ReadResult]:
@@ -238,18 +264,29 @@ def run_call(
     force: bool = False,
     progress=None,
     meanwhile: Optional[Callable[[], object]] = None,
+    downstream: Optional[Callable[[Path], Sequence[Path]]] = None,
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
 
     ``meanwhile``: a callable, or steps of work, for this process while worker processes align (``run``
     imports the libraries of its later stages then, instead of after the call, where it would wait for them
     alone).
+    ``downstream(folder)``: adds files to the new result set before it replaces the old one (``run``:
+    figures, statistics, report); returns their paths.  The result folder is held, staged and swapped
+    by ``outdir``: a second run into it exits 4, and the previous results stay until the new set is whole.
     """
     out = Path(out)
     panel = as_panel(amplicon)
     sheet, assigned = resolve_inputs(inputs, sheet_path)
-    prepare_out(out, force)
+    with new_result_set(out, CALL, force) as staging:
+        run = _call(assigned, sheet, panel, out, config, progress, meanwhile)
+        write_outputs(run, run.conditions, run.columns, config, command, sheet_path, staging.path)
+        added = tuple(p.name for p in downstream(staging.path)) if downstream else ()
+    return replace(run, added=added)
 
+
+def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress, meanwhile) -> CallRun:
+    """Every read through the stages, duplicates marked, samples ordered; nothing written."""
     configs = [fit_to_amplicon(config, amp) for amp in panel]
     conditions: dict[str, dict] = {}
     for f, sample, values in assigned:
@@ -273,9 +310,7 @@ def run_call(
     warnings = run_warnings(results, samples, assigned, config)
     for w in warnings:
         log.warning("warning: %s", w)
-    run = CallRun(out, panel, tuple(results), samples, tuple(warnings))
-    write_outputs(run, conditions, columns, config, command, sheet_path)
-    return run
+    return CallRun(out, panel, tuple(results), samples, tuple(warnings), conditions=conditions, columns=columns)
 
 
 NO_MATCH_SHARE = 0.5  # this share of the reads failing no_amplicon (at least 3) suggests the wrong amplicon
@@ -344,9 +379,13 @@ def amplicon_dict(amp: Amplicon) -> dict:
     }
 
 
-def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path) -> None:
+def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallConfig, command, sheet_path,
+                  folder: Optional[Path] = None) -> None:
+    """The call tables, the BAMs and run.json (last: it marks the set complete) into ``folder`` (default
+    ``run.out``; ``run_call`` writes into the staged result set, which becomes ``run.out``)."""
     out, panel = run.out, run.panel
-    results = results_relative(run.results, out)
+    target = Path(folder or out)
+    results = results_relative(run.results, out)  # relative to where the results will be, not the staging
     texts = {
         "reads.tsv": reads_table(results, conditions, columns),
         "cpg_calls.tsv": calls_table(panel, results),
@@ -358,13 +397,9 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     outputs = list(OUTPUTS)
     from .readsbam import output_names, write_read_bams
 
-    (out / "run.json").unlink(missing_ok=True)
     if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
-        write_read_bams(out, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
+        write_read_bams(target, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
         outputs += output_names()
-    else:  # --no-bam over an earlier run (--force): no BAM of other results may stay behind
-        for name in output_names():
-            (out / name).unlink(missing_ok=True)
     meta = {
         "version": __version__,
         "command": list(command) or sys.argv,
@@ -384,10 +419,9 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "outputs": outputs,
     }
     # run.json last: its presence marks a complete set of outputs
-    (out / "run.json").unlink(missing_ok=True)
     for name, text in texts.items():
-        atomic_write(out / name, text)
-    write_json(out / "run.json", meta)
+        atomic_write(target / name, text)
+    write_json(target / "run.json", meta)
 
 
 # run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): a forked worker writes the
@@ -407,12 +441,13 @@ def _worker_half(data, figs, formats: tuple[str, ...], prefix: str, dpi: int) ->
     return {name: trace_section(sub) for name, sub in data.by_amplicon()}, paths
 
 
-def _init_side_worker(data, figs) -> None:
+def _init_side_worker(data, figs, parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    die_with_parent(parent)
     _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and built figures are inherited, not pickled
 
 
@@ -483,7 +518,7 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
         with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(data, figs)) as pool:
+                                 initargs=(data, figs, os.getpid())) as pool:
             try:
                 pending = pool.submit(_side_job, theirs, prefix, dpi)
                 figures, stats = write_mine()

@@ -70,7 +70,7 @@ from . import __version__
 from .alignment import align
 from .atomic import write_text
 from .coords import one_based
-from .errors import InputError, OutputError
+from .errors import InputError
 from .evidence import channel_of, geometry, peak_heights, usable
 from .models import Amplicon, AlignedRead, Read, Unreadable
 
@@ -602,8 +602,8 @@ def quantify_figure(amp: Amplicon, estimates: Sequence[ReadEstimate], samples: S
 def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: QuantifyConfig = QuantifyConfig(),
                  sheet_path: Optional[str] = None, command: Sequence[str] = ()) -> Path:
     """Quantify every read of ``inputs``; write quantify.tsv, quantify.json and the plot.  Returns quantify.tsv."""
-    from .plots import FORMATS, save_figure
-    from .reads import collect, read_file
+    from .outdir import QUANTIFY, new_result_set
+    from .plots import FORMATS
     from .samples import resolve_inputs
 
     out = Path(out_dir)
@@ -615,15 +615,14 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
     clash = [c for c in columns if c in QUANTIFY_COLUMNS]
     if clash:
         raise InputError(f"sample sheet {sheet_path}: column(s) {', '.join(clash)} are quantify.tsv columns; rename them")
-    names = (*OUTPUTS, *(f"quantify.{f}" for f in config.formats))
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any((out / n).exists() for n in names) and not config.force:
-        raise OutputError(f"--out {out}: already holds quantify results; add --force or choose another folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    with new_result_set(out, QUANTIFY, config.force) as staging:  # held, staged, swapped in whole (outdir)
+        _quantify(assigned, amplicon, staging.path, config, sheet_path, command, columns)
+    return out / "quantify.tsv"
+
+
+def _quantify(assigned, amplicon: Amplicon, out: Path, config: QuantifyConfig, sheet_path, command, columns) -> Path:
+    from .plots import save_figure
+    from .reads import collect, read_file
 
     conditions: dict = {}
     for _, sample, values in assigned:
@@ -647,7 +646,6 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
         if n > 1:  # read ids made unique (id#2...), as in call
             estimates[i] = replace(e, read_id=f"{e.read_id}#{n}")
     samples = tuple(dict.fromkeys(s for _, s, _ in assigned))
-    (out / "quantify.json").unlink(missing_ok=True)
     table = write_text(out / "quantify.tsv", quantify_table(estimates, conditions, columns))
     figures = save_figure(quantify_figure(amplicon, estimates, samples), out / "quantify", config.formats)
     meta = {

@@ -17,6 +17,7 @@ from typing import Iterable, Optional
 from .coords import Frame, GenomeAnchor, one_based, revcomp
 from .errors import PrimerError, ReferenceFileError
 from .models import SNP, Amplicon, CpG, Strand
+from .files import Refused, decode_text, read_input_bytes, shown
 
 DNA = set("ACGTN")
 IUPAC = set("ACGTURYKMSWBDHVN")
@@ -34,6 +35,9 @@ DEFAULT_SNPS = (SNP(pos=88, ref="C", alt="A", name="rs2854744"),)
 # the embedded record is hg19 chr7:45,960,822-45,961,163 written on the minus strand (reference/SOURCE.md)
 DEFAULT_ANCHOR = GenomeAnchor("hg19", "chr7", 45960821, 45961163, "-")
 MIN_TARGET = 20
+# Longest target region (the whole record without primers, or the amplicon between them): a bisulfite PCR
+# product is under ~1 kb, and aligning costs ~13 us per target base and read (5 kb: ~70 ms per read).
+MAX_TARGET = 5_000
 SHORT_TARGET = 40  # below twice this the default read-length thresholds are scaled (pipeline.fit_to_amplicon)
 
 
@@ -92,14 +96,14 @@ def read_reference(path: Optional[str | Path] = None) -> tuple[str, str, str]:
     else:
         p = Path(path)
         try:
-            raw = p.read_bytes()
-        except OSError as e:
-            raise ReferenceFileError(f"reference {p}: cannot read ({e.strerror}); give a FASTA file with --reference") from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ReferenceFileError(f"reference {p}: not a text FASTA file; give a FASTA file with --reference") from None
-        source = str(p)
+            raw = read_input_bytes(p)
+        except Refused as e:
+            why = f"cannot read ({e.strerror})" if e.strerror else e.why
+            raise ReferenceFileError(f"reference {shown(p)}: {why}; give a FASTA file with --reference") from None
+        text = decode_text(raw)  # the same rule as read files and sheets: UTF-8, UTF-16 with BOM, Windows-1252
+        if text is None:
+            raise ReferenceFileError(f"reference {p}: not a text FASTA file; give a FASTA file with --reference")
+        source = shown(p)
     records = parse_fasta_text(text, source)
     records = [r for r in records if r[1]]
     if not records:
@@ -111,6 +115,16 @@ def read_reference(path: Optional[str | Path] = None) -> tuple[str, str, str]:
         i = min(seq.index(b) for b in bad)
         raise ReferenceFileError(
             f"reference {source}, record {name}: non-DNA letter {seq[i]!r} at position {one_based(i)}; fix the FASTA"
+        )
+    # IUPAC ambiguity codes other than N are refused, not guessed: whether a Y (C or T) is converted, or YG is
+    # a CpG, is exactly what the analysis measures.  N (base unknown) is accepted: it matches nothing.
+    codes = [(i, b) for i, b in enumerate(seq) if b not in DNA]
+    if codes:
+        shown_codes = ", ".join(f"{b} at {i + 1}" for i, b in codes[:5]) + (f" and {len(codes) - 5} more"
+                                                                            if len(codes) > 5 else "")
+        raise ReferenceFileError(
+            f"reference {source}, record {name}: IUPAC ambiguity code(s) {shown_codes} (1-based); bsmeth needs the "
+            "bases of the reference: write the base of your sample there, or N where it is unknown"
         )
     return name, seq, source
 
@@ -315,6 +329,12 @@ def build_amplicon(
         fspan = (0, len(fwd))
         rspan = (len(target) - len(rev), len(target))
         forward, reverse = fwd, rev
+    if len(target) > MAX_TARGET:
+        hint = ("give the primers (--forward, --reverse) so that only the amplicon between them is the target"
+                if forward is None else "check the primer pair: no bisulfite PCR product is that long")
+        raise ReferenceFileError(
+            f"reference {source or name}: the target region is {len(target):,} bp, over the limit of "
+            f"{MAX_TARGET:,} bp; {hint}")
     if len(target) < MIN_TARGET:
         warnings.append(f"the target region is only {len(target)} bp: too short for a reliable alignment")
     elif len(target) < 2 * SHORT_TARGET:

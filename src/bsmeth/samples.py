@@ -4,17 +4,25 @@ Pipeline position: input stage, next to ``reads``.  A CSV (comma, tab or
 semicolon separated) with columns ``file`` and ``sample`` and any further
 condition columns (``cell_line``, ``dose``...).  Relative paths are relative to
 the sheet's folder.  Without a sheet each input file (or folder) is a sample.
+Comments are ``#`` lines before the header only; quoted cells may span lines
+(see ``_records``).  Sheet rows are matched to input files by identity
+(device and inode, ``reads.file_key``), not by resolving paths.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .errors import SampleSheetError
 from .output import READ_COLUMNS
+from .files import Refused, decode_text, file_key, link_problem, read_input_bytes, shown
 from .reads import InputFile
 
 
@@ -22,7 +30,7 @@ from .reads import InputFile
 class SampleSheet:
     path: str
     columns: tuple[str, ...]  # extra columns, in sheet order
-    rows: dict  # resolved file path -> (sample, {column: value})
+    rows: dict  # file identity (reads.file_key) -> (sample, {column: value})
     order: tuple[Path, ...] = field(default=())
 
 
@@ -33,24 +41,13 @@ RESERVED = frozenset(READ_COLUMNS) | {"reads", "pass", "cpgs_called", "methylati
 
 def _text(p: Path) -> str:
     try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise SampleSheetError(f"sample sheet {p}: cannot read ({e.strerror or e})") from None
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # "Unicode text" from Excel / Notepad
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError:
-            pass
-    elif b"\x00" not in raw:
-        try:
-            return raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            # Excel's "CSV (Comma delimited)" on Windows is Windows-1252 (e.g. a dose written '10 \xb5M')
-            try:
-                return raw.decode("cp1252")
-            except UnicodeDecodeError:
-                pass
-    raise SampleSheetError(f"sample sheet {p}: not a text CSV file (UTF-8 or Windows-1252); save it as CSV")
+        raw = read_input_bytes(p)
+    except Refused as e:
+        raise SampleSheetError(f"sample sheet {shown(p)}: {f'cannot read ({e.strerror})' if e.strerror else e.why}") from None
+    text = decode_text(raw)
+    if text is None:
+        raise SampleSheetError(f"sample sheet {p}: not a text CSV file (UTF-8, UTF-16 or Windows-1252); save it as CSV")
+    return text
 
 
 def _trim(fields: list[str]) -> list[str]:
@@ -60,22 +57,65 @@ def _trim(fields: list[str]) -> list[str]:
     return fields
 
 
+def _records(text: str, p: Path) -> list[tuple[int, list[str]]]:
+    """(line number where the record starts, fields) for the header and every row.
+
+    Comments are lines starting with ``#`` *before* the header (a preamble some instruments and LIMS
+    write); after the header every line is a row, so a file named ``#3.ab1`` is never dropped.  Blank
+    lines and rows of empty fields are skipped.  Quoted fields may hold the separator, quotes (doubled)
+    and line breaks, as spreadsheets write them.
+    """
+    lines = text.splitlines(keepends=True)
+    skip = 0
+    while skip < len(lines) and (not lines[skip].strip() or lines[skip].lstrip().startswith("#")):
+        skip += 1
+    if skip == len(lines):
+        raise SampleSheetError(f"sample sheet {p}: empty; expected a header line with columns file,sample")
+    delim = max(",\t;", key=lines[skip].count)
+    # strict: a quote left open swallows the rest of the file into one cell; it must be an error, not a row
+    reader = csv.reader(io.StringIO("".join(lines[skip:]), newline=""), delimiter=delim, strict=True)
+    out = []
+    while True:
+        start = skip + reader.line_num + 1
+        try:
+            row = next(reader, None)
+        except csv.Error as e:
+            what = ("a quote (\") opened in this row is never closed" if "end of data" in str(e)
+                    else f"not valid CSV ({e}); a quote inside a cell must be doubled and the cell quoted")
+            raise SampleSheetError(f"sample sheet {p}, line {start}: {what}") from None
+        if row is None:
+            break
+        if any(f.strip() for f in row):
+            out.append((start, row))
+    return out
+
+
+def _finite_check(p: Path, extra: list[tuple[int, str]], rows: dict, line_of: dict) -> None:
+    """A column of numbers (e.g. dose) holding ``inf`` or ``nan`` is an error naming the row: statistics and
+    plots take such a column as numeric, where a non-finite value breaks every fit."""
+    for _, name in extra:
+        values = []
+        for key, (_, cond) in rows.items():
+            try:
+                values.append((float(cond[name]), cond[name], line_of[key]))
+            except ValueError:
+                break
+        else:
+            bad = [(v, n) for x, v, n in values if not math.isfinite(x)]
+            if bad:
+                v, n = min(bad, key=lambda b: b[1])
+                raise SampleSheetError(
+                    f"sample sheet {p}, line {n}: {name} {v!r} is not a finite number; the column holds numbers, "
+                    "so give a number (or words in every row, if it is not a quantity)")
+
+
 def read_sheet(path: str | Path) -> SampleSheet:
     """Read and check a sample sheet; every error names the sheet and the line (1-based, as in an editor)."""
     p = Path(path)
     if p.is_dir():
         raise SampleSheetError(f"sample sheet {p}: is a folder; give the CSV file")
-    text = _text(p)
-    # (line number in the file, line), without blank and comment lines
-    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip() and not ln.lstrip().startswith("#")]
-    if not lines:
-        raise SampleSheetError(f"sample sheet {p}: empty; expected a header line with columns file,sample")
-    head_no, head_line = lines[0]
-    delim = max(",\t;", key=head_line.count)
-    try:
-        parsed = [(n, next(csv.reader([ln], delimiter=delim), [])) for n, ln in lines]
-    except csv.Error as e:
-        raise SampleSheetError(f"sample sheet {p}: not a valid CSV file ({e})") from None
+    parsed = _records(_text(p), p)
+    head_no = parsed[0][0]
     header = [h.strip() for h in _trim(parsed[0][1])]
     low = [h.lower() for h in header]
     missing = [c for c in ("file", "sample") if c not in low]
@@ -98,6 +138,7 @@ def read_sheet(path: str | Path) -> SampleSheet:
     rows: dict = {}
     line_of: dict = {}
     order: list[Path] = []
+    folder = str(p.parent)
     for n, row in parsed[1:]:
         if len(row) > len(header):
             row = row[: len(header)] + _trim(row[len(header):])
@@ -106,8 +147,12 @@ def read_sheet(path: str | Path) -> SampleSheet:
         f, sample = row[fi].strip(), row[si].strip()
         if not f or not sample:
             raise SampleSheetError(f"sample sheet {p}, line {n}: empty 'file' or 'sample'")
-        fp = Path(f) if Path(f).is_absolute() else p.parent / f
-        key = fp.resolve()
+        fp = Path(f if os.path.isabs(f) else os.path.join(folder, f))
+        try:
+            st = os.stat(fp)
+        except (OSError, ValueError):
+            st = None
+        key = file_key(fp, st) if st is not None else os.path.abspath(fp)
         values = {name: row[i].strip() for i, name in extra}
         if key in rows:
             if rows[key] == (sample, values):
@@ -116,15 +161,19 @@ def read_sheet(path: str | Path) -> SampleSheet:
                 f"sample sheet {p}, line {n}: file {f} is listed again with different values "
                 f"(first on line {line_of[key]}); keep one row per file"
             )
-        if not fp.exists():
-            raise SampleSheetError(f"sample sheet {p}, line {n}: file {f} does not exist (looked for {fp})")
-        if fp.is_dir():
+        if st is None:
+            why = link_problem(fp) or "does not exist"
+            hint = ("; after the header a line starting with # is a row, not a comment: delete the row to leave "
+                    "the file out" if f.startswith("#") else "")
+            raise SampleSheetError(f"sample sheet {p}, line {n}: file {f} {why} (looked for {fp}){hint}")
+        if stat.S_ISDIR(st.st_mode):
             raise SampleSheetError(f"sample sheet {p}, line {n}: {f} is a folder; list the read files, one per row")
         rows[key] = (sample, values)
         line_of[key] = n
         order.append(fp)
     if not rows:
         raise SampleSheetError(f"sample sheet {p}: no rows after the header")
+    _finite_check(p, extra, rows, line_of)
     # one sample must have one set of conditions
     seen: dict = {}
     for key, (sample, values) in rows.items():
@@ -144,9 +193,9 @@ def assign(files: list[InputFile], sheet: Optional[SampleSheet]) -> list[tuple[I
         return [(f, f.default_sample, {}) for f in files]
     out, missing = [], []
     for f in files:
-        hit = sheet.rows.get(f.path.resolve())
+        hit = sheet.rows.get(f.key if f.key is not None else file_key(f.path))
         if hit is None:
-            missing.append(str(f.path))
+            missing.append(shown(f.path))
         else:
             out.append((f, hit[0], hit[1]))
     if missing:
@@ -167,7 +216,7 @@ def resolve_inputs(inputs, sheet_path: Optional[str]) -> tuple[Optional[SampleSh
     if not inputs:
         if sheet is None:
             raise InputError("no input reads: give files, folders or patterns, or a --samples sheet")
-        files = [InputFile(p, str(p), p.stem) for p in sheet.order]
+        files = [InputFile(p, str(p), shown(p.stem), file_key(p)) for p in sheet.order]
     else:
         files = collect(list(inputs))
     return sheet, assign(files, sheet)

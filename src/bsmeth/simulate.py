@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional, Union
@@ -84,6 +85,27 @@ Range = tuple[float, float]
 PATTERNS = ("independent", "concordant")
 # keys of a condition written to design.json only when set (so the seed study's design.json stays as it was)
 _OPTIONAL = {"methylation_alt": None, "pattern": "independent"}
+MAX_COUNT = 10_000  # clones per condition, faulty reads per kind: a design beyond is a typo, not a plate
+
+
+def _number(v, where: str, low: float, high: float, integer: bool = False) -> float:
+    """``v`` if it is a finite number in [low, high] (an integer if ``integer``), else ``ValueError`` saying so."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+    if ok and integer and v != int(v):
+        ok = False
+    if not ok:
+        kind = "a whole number" if integer else "a number"
+        raise ValueError(f"{where}: {v!r} is not {kind} in [{low:g}, {high:g}]")
+    return int(v) if integer else v
+
+
+# bounds of the read model's numbers: (low, high, whole numbers only)
+_READ_BOUNDS = {
+    "read_length": (1, 100_000, True), "start_offset": (0, 10_000, True), "low_start": (0, 10_000, False),
+    "plateau": (0, 93, False), "tail": (0, 100_000, False), "n_share": (0, 1, False), "indel_share": (0, 1, False),
+    "peak_spacing": (2, 100, False), "plus_orientation": (0, 1, False), "poor_conversion": (0, 1, False),
+    "failed_length": (1, 100_000, True), "raw_step": (1, 1_000, True),
+}
 
 
 @dataclass(frozen=True)
@@ -103,12 +125,26 @@ class Condition:
     pattern: str = "independent"
 
     def __post_init__(self) -> None:
-        if not self.sample or not all(c.isalnum() or c in "._-" for c in self.sample):
+        if not isinstance(self.sample, str) or not self.sample or not all(c.isalnum() or c in "._-" for c in self.sample):
             raise ValueError(f"sample name {self.sample!r}: use letters, digits, '.', '_' or '-' (it names a folder)")
+        where = f"condition {self.sample}"
+        _number(self.n_clones, f"{where}: n_clones", 0, MAX_COUNT, integer=True)
+        if not isinstance(self.columns, dict) or not all(
+                isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in self.columns.items()):
+            raise ValueError(f"{where}: columns must map column names to single values, e.g. {{\"dose\": 10}}")
         if not isinstance(self.methylation, (int, float)):
-            object.__setattr__(self, "methylation", tuple(float(p) for p in self.methylation))
+            if not isinstance(self.methylation, (list, tuple)):
+                raise ValueError(f"{where}: methylation must be a probability or a list of them, one per CpG")
+            object.__setattr__(self, "methylation", tuple(_number(p, f"{where}: methylation", 0, 1)
+                                                          for p in self.methylation))
+        for name in ("methylation", "snp_alt_fraction", "conversion"):
+            if isinstance(getattr(self, name), (int, float)):
+                _number(getattr(self, name), f"{where}: {name}", 0, 1)
         if self.methylation_alt is not None and not isinstance(self.methylation_alt, (int, float)):
-            object.__setattr__(self, "methylation_alt", tuple(float(p) for p in self.methylation_alt))
+            if not isinstance(self.methylation_alt, (list, tuple)):
+                raise ValueError(f"{where}: methylation_alt must be a probability or a list of them, one per CpG")
+            object.__setattr__(self, "methylation_alt", tuple(_number(p, f"{where}: methylation_alt", 0, 1)
+                                                              for p in self.methylation_alt))
         probs = np.atleast_1d(np.asarray(self.methylation, dtype=float))
         if self.methylation_alt is not None:
             probs = np.concatenate([probs, np.atleast_1d(np.asarray(self.methylation_alt, dtype=float))])
@@ -155,10 +191,16 @@ class ReadModel:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, (list, tuple)):
-                object.__setattr__(self, f.name, tuple(v))
-                if len(v) != 2 or v[0] > v[1]:
+            low, high, integer = _READ_BOUNDS[f.name]
+            if isinstance(f.default, tuple):
+                if not isinstance(v, (list, tuple)) or len(v) != 2:
                     raise ValueError(f"reads.{f.name}: give a range [low, high], not {v!r}")
+                v = tuple(_number(x, f"reads.{f.name}", low, high, integer) for x in v)
+                object.__setattr__(self, f.name, v)
+                if v[0] > v[1]:
+                    raise ValueError(f"reads.{f.name}: give a range [low, high], not {list(v)!r}")
+            else:
+                _number(v, f"reads.{f.name}", low, high, integer)
         if self.raw_step < 1 or self.read_length[0] < 1 or self.failed_length[0] < 1:
             raise ValueError("reads: raw_step, read_length and failed_length must be positive")
 
@@ -173,7 +215,10 @@ class Design:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "conditions", tuple(self.conditions))
-        object.__setattr__(self, "faults", {k: int(v) for k, v in self.faults.items()})
+        if not isinstance(self.faults, dict):
+            raise ValueError(f"faults: give counts by kind, e.g. {{\"duplicate\": 2}}, not {self.faults!r}")
+        object.__setattr__(self, "faults", {k: _number(v, f"faults.{k}", 0, MAX_COUNT, integer=True)
+                                            for k, v in self.faults.items()})
         if not self.conditions:
             raise ValueError("a design needs at least one condition")
         names = [c.sample for c in self.conditions]
@@ -196,15 +241,24 @@ class Design:
         """Inverse of ``to_dict`` (a parsed design.json); only ``conditions[].sample`` is required."""
 
         def only(d: dict, allowed: set, where: str) -> dict:
+            if not isinstance(d, dict):
+                raise ValueError(f"{where}: expected a JSON object {{...}}, not {type(d).__name__} {d!r:.40}")
             if set(d) - allowed:
                 raise ValueError(f"{where}: unknown key(s) {sorted(set(d) - allowed)}; expected {sorted(allowed)}")
             return d
 
         only(data, {"conditions", "faults", "reads"}, "design")
         ckeys = {f.name for f in fields(Condition)}
+        if not isinstance(data.get("conditions", []), list):
+            raise ValueError("design: conditions must be a list of objects, one per sample")
         conds = tuple(Condition(**only(c, ckeys, "design condition")) for c in data.get("conditions", []))
         reads = only(data.get("reads", {}), {f.name for f in fields(ReadModel)}, "design reads")
         return cls(conds, dict(data.get("faults", {})), ReadModel(**reads))
+
+    def check(self, amp: Amplicon) -> None:
+        """``ValueError`` when the design does not fit ``amp`` (a methylation list of another length)."""
+        for c in self.conditions:
+            c.probabilities(len(amp.cpgs))
 
     def fault_plan(self) -> list[tuple[str, int]]:
         """(kind, condition index) of every faulty read: round-robin over conditions, kinds in ALL_FAULT_KINDS order."""

@@ -40,6 +40,7 @@ HEADER_SIZE = 128
 _ENTRY = struct.Struct(">4sIHHIIII")  # name, number, element type, element size, count, data size, offset, handle
 _IUPAC = frozenset("ACGTRYKMSWBDHVN")
 _CUT = "the file was cut short (incomplete download or copy?)"
+_AS_PLAIN = "qualities ignored, the base calls are used as plain sequence"
 
 
 def _stem(path: Path) -> str:
@@ -112,23 +113,34 @@ def _int16s(data: bytes, tags: dict, name: str) -> np.ndarray | None:
     return np.frombuffer(data, dtype=">i2", count=ecount, offset=off)
 
 
-def _trace(data: bytes, tags: dict) -> Trace | None:
-    """The four analysed channels keyed by base, or None when they are missing or inconsistent."""
+_NO_TRACE = "the chromatogram is not used"
+
+
+def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
+    """The four analysed channels keyed by base, or None and why (missing, inconsistent or empty)."""
     order = _raw(data, tags, "FWO_1")
     if order is None:
-        return None
+        return None, f"no channel order (FWO_ tag): {_NO_TRACE}"
     order = order[:4].decode("ascii", "replace").upper()
     if sorted(order) != list("ACGT"):
-        return None
+        return None, f"channel order {order!r} (FWO_) is not A, C, G, T in some order: {_NO_TRACE}"
     arrays = [_int16s(data, tags, t) for t in _DATA_TAGS]
-    if any(a is None for a in arrays) or len({len(a) for a in arrays}) != 1:
-        return None
+    if any(a is None for a in arrays):
+        return None, f"analysed data channels (DATA9-12) missing or not 16-bit: {_NO_TRACE}"
+    if len({len(a) for a in arrays}) != 1:
+        return None, f"the four data channels differ in length ({', '.join(str(len(a)) for a in arrays)}): {_NO_TRACE}"
+    if not any(a.any() for a in arrays):
+        return None, f"the data channels are empty (all zero or no points): {_NO_TRACE}"
     peaks = _int16s(data, tags, "PLOC2")
     if peaks is None:
         peaks = _int16s(data, tags, "PLOC1")
-    if peaks is None:
-        peaks = np.zeros(0, dtype=np.int32)
-    return Trace(channels=dict(zip(order, arrays)), peaks=peaks.astype(np.int32), base_order=order)
+    if peaks is None or len(peaks) != n_calls:
+        found = "no peak positions (PLOC)" if peaks is None else f"{len(peaks)} peak positions (PLOC)"
+        return None, f"{found} for {n_calls} base calls: {_NO_TRACE}"
+    outside = int(np.count_nonzero((peaks < 0) | (peaks >= len(arrays[0]))))
+    trace = Trace(channels=dict(zip(order, arrays)), peaks=peaks.astype(np.int32), base_order=order)
+    return trace, (f"{outside} peak position(s) lie outside the trace: no chromatogram evidence there"
+                   if outside else "")
 
 
 def _bytes_of(path: Path, data: bytes | None) -> bytes:
@@ -159,11 +171,18 @@ def read_abif(path: Path, data: bytes | None = None) -> Read:
     if qual is None:
         qual = _raw(data, tags, "PCON1")
     q = None
+    notes = []  # anomalies, shown in the read's detail (never silent)
     if qual is not None and len(qual) == len(seq):
         q = np.frombuffer(qual, dtype=np.uint8).copy()
         if not q.any():
             q = None  # instruments such as the ABI 310 store all-zero qualities: treat as no qualities
-    return Read(id=_stem(path), file=str(path), seq=seq, qual=q, fmt="ab1", trace=_trace(data, tags))
+            notes.append(f"the trace's qualities are all zero: {_AS_PLAIN}")
+    else:
+        notes.append(f"the trace has no qualities (no PCON tag): {_AS_PLAIN}" if qual is None else
+                     f"the trace's quality array (PCON) has {len(qual)} values for {len(seq)} base calls: {_AS_PLAIN}")
+    trace, problem = _trace(data, tags, len(seq))
+    return Read(id=_stem(path), file=str(path), seq=seq, qual=q, fmt="ab1", trace=trace,
+                notes=tuple(notes + ([problem] if problem else [])))
 
 
 # ---------------------------------------------------------------------------------------------- SCF
@@ -270,8 +289,17 @@ def read_scf(path: Path, data: bytes | None = None) -> Read:
     # all zero: the writer stored none (ABI's converters).  Values above 100 are no PHRED scale but a
     # 0-255 probability (bioperl's 13-pilE-F.scf): neither gives a usable PHRED, so no qualities
     qual = q if q.any() and q.max() <= 100 else None
+    notes = [] if qual is not None else [
+        f"the trace's qualities are all zero: {_AS_PLAIN}" if not q.any() else
+        f"the trace's base probabilities are not PHRED values (up to {int(q.max())}): {_AS_PLAIN}"]
     trace = None
     channels = _scf_samples(data, n_samples, s_off, s_size, v3) if n_samples > 0 else None
-    if channels is not None and peaks.max() < n_samples:
+    if n_samples == 0 or (channels is not None and not any(c.any() for c in channels.values())):
+        notes.append(f"the trace's samples are empty (all zero or no points): {_NO_TRACE}")
+    elif channels is None:
+        notes.append(f"the trace's samples do not decode as a chromatogram (over 5 % negative): {_NO_TRACE}")
+    elif peaks.max() >= n_samples:
+        notes.append(f"peak positions lie past the trace's {n_samples} samples: {_NO_TRACE}")
+    else:
         trace = Trace(channels=channels, peaks=peaks.astype(np.int32), base_order=_SCF_ORDER)
-    return Read(id=_stem(path), file=str(path), seq=seq, qual=qual, fmt="scf", trace=trace)
+    return Read(id=_stem(path), file=str(path), seq=seq, qual=qual, fmt="scf", trace=trace, notes=tuple(notes))

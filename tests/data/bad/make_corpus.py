@@ -18,8 +18,10 @@ Outputs (what each file is and why: SOURCE.md next to this script):
     no_reads/    a folder without any read file (README.txt, notes.md)
     sheets/      sample sheets with one problem each (paths relative to the sheet, as bsmeth reads them)
     references/  reference FASTAs with one problem each
+    designs/     `bsmeth simulate --design` files that are not designs
 
-Files that git cannot keep (an unreadable-permission file) are made by the tests in tmp_path.
+Files that git cannot keep (an unreadable-permission file, FIFOs, devices, broken and looping links,
+file names that are not UTF-8, files over the size limit) are made by the tests in tmp_path.
 The corpus must stay small (< 3 MB); the script checks it.
 """
 
@@ -36,6 +38,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent
 TRACES = DATA / "traces"
 BIQ = DATA / "biq_demo"
+DEMO = BIQ / "Demo_data"
 MAX_BYTES = 3_000_000
 
 ENTRY = struct.Struct(">4sIHHIIII")  # ABIF directory entry: name, number, type, size, count, datasize, offset, handle
@@ -100,6 +103,18 @@ def abif_without_tags(data: bytes, names: set[bytes]) -> bytes:
     out[offset : offset + count * ENTRY.size] = new_dir + bytes((count - len(kept)) * ENTRY.size)
     struct.pack_into(">I", out, DIR_COUNT_AT, len(kept))
     struct.pack_into(">I", out, DIR_SIZE_AT, len(kept) * ENTRY.size)
+    return bytes(out)
+
+
+def abif_resize_tag(data: bytes, name: bytes, shorter: int) -> bytes:
+    """The same ABIF file with the element count and data size of every ``name`` entry ``shorter`` less."""
+    out = bytearray(data)
+    offset, _ = abif_directory(data)
+    for i, e in enumerate(abif_entries(data)):
+        if e[0] == name:
+            where = offset + i * ENTRY.size
+            struct.pack_into(">I", out, where + 12, e[4] - shorter)  # number of elements
+            struct.pack_into(">I", out, where + 16, (e[4] - shorter) * e[3])  # data size
     return bytes(out)
 
 
@@ -184,6 +199,28 @@ def build() -> dict[str, bytes]:
                                                      seq["I"])]).encode("cp1252")
     files[r + "utf16.fasta"] = fasta([("seq_H_utf16", seq["H"])], eol="\r\n").encode("utf-16")
 
+    # -- reads: hostile classes (limits, layouts, trace anomalies) -------------------------------
+    # a decompression bomb: a FASTA header, then one line of A; 96 identical gzip members of 1 MiB each
+    # (~100 KB on disk), 96 MiB decompressed, over the 64 MiB per-input limit; multi-member gzip is valid
+    # (what `cat a.gz b.gz` makes)
+    head = b">bomb a gzip bomb\n"
+    files[r + "bomb_96mib.fasta.gz"] = gz(head + b"A" * (2**20 - len(head))) + gz(b"A" * 2**20) * 95
+    # wrapped FASTQ (sequence and qualities over several lines of 60; quality lines starting with '@')
+    files[r + "wrapped.fastq"] = "".join(
+        f"@{n} wrapped at 60\n" + "\n".join(wrap(sq)) + "\n+\n" + "\n".join(wrap(("@" + "I" * 59) * 10)[: len(wrap(sq))])[: len(sq) + len(wrap(sq)) - 1] + "\n"
+        for n, sq in (("seq_B_wrapped", seq["B"]), ("seq_E_wrapped", seq["E"]), ("seq_I_wrapped", seq["I"]))
+    ).encode()
+    # wrapped FASTQ whose middle record lost its last quality line
+    short = seq["C"]
+    files[r + "wrapped_short_quality.fastq"] = (
+        "@seq_B_ok\n" + "\n".join(wrap(seq["B"])) + "\n+\n" + "\n".join(wrap("I" * len(seq["B"]))) + "\n"
+        + "@seq_C_cut\n" + "\n".join(wrap(short)) + "\n+\n" + "\n".join(wrap("I" * len(short))[:-1]) + "\n"
+        + "@seq_I_ok\n" + "\n".join(wrap(seq["I"])) + "\n+\n" + "\n".join(wrap("I" * len(seq["I"]))) + "\n"
+    ).encode()
+    # ABIF anomalies: a quality array 10 shorter than the calls; four empty (all-zero) data channels
+    files[r + "short_quality_array.ab1"] = abif_resize_tag(ab3100, b"PCON", 10)
+    files[r + "empty_channels.ab1"] = abif_zero_tags(ab3100, {b"DATA"})
+
     # -- a folder without reads ----------------------------------------------------------------
     files["no_reads/README.txt"] = b"Reads of clone plate 3 go here (not sequenced yet).\n"
     files["no_reads/notes.md"] = b"# Notes\n\n- primers ordered\n- no reads yet\n"
@@ -200,6 +237,21 @@ def build() -> dict[str, bytes]:
                                               f"{demo}/seq_C.fasta,treated,5\n{demo}/seq_B.fasta,treated,5\n").encode()
     files[s + "no_sample_column.csv"] = f"file,cell_line\n{demo}/seq_B.fasta,HeLa\n".encode()
     files[s + "no_file_column.csv"] = f"path,sample\n{demo}/seq_B.fasta,ctrl\n".encode()
+    # a first cell starting with '#' after the header is a row (here: a file named '#clone_B.fasta');
+    # a '#' line before the header is a comment
+    files[s + "#clone_B.fasta"] = (DEMO / "seq_B.fasta").read_bytes()
+    files[s + "hash_first_cell.csv"] = (f"# plate 1, clones picked 2024-01-15\nfile,sample,dose\n"
+                                        f"#clone_B.fasta,hashed,0\n{demo}/seq_C.fasta,plain,0\n").encode()
+    # a quoted cell over two lines, with a doubled quote, as Excel writes it: CRLF between rows, LF (Alt+Enter)
+    # inside the cell
+    files[s + "multiline_cell.csv"] = (f'file,sample,note\r\n{demo}/seq_B.fasta,ctrl,"picked twice;\n'
+                                       f'see ""plate log"""\r\n{demo}/seq_C.fasta,treated,\r\n').encode("cp1252")
+    files[s + "unclosed_quote.csv"] = (f'file,sample,note\n{demo}/seq_B.fasta,ctrl,"never closed\n'
+                                       f"{demo}/seq_C.fasta,treated,x\n").encode()
+    files[s + "dose_inf.csv"] = (f"file,sample,cell_line,dose\n{demo}/seq_B.fasta,ctrl,HeLa,0\n"
+                                 f"{demo}/seq_C.fasta,high,HeLa,inf\n").encode()
+    files[s + "dose_nan.csv"] = (f"file,sample,cell_line,dose\n{demo}/seq_B.fasta,ctrl,HeLa,nan\n"
+                                 f"{demo}/seq_C.fasta,high,HeLa,10\n").encode()
     files[s + "dose_not_numeric.csv"] = (f"file,sample,cell_line,dose\n{demo}/seq_B.fasta,ctrl,HeLa,none\n"
                                          f"{demo}/seq_C.fasta,low,HeLa,10 uM\n{demo}/seq_E.fasta,high,HeLa,high\n").encode()
 
@@ -215,6 +267,23 @@ def build() -> dict[str, bytes]:
     files[f + "protein.fasta"] = fasta([("p53_protein human TP53 N-terminus",
                                          "MEEPQSDPSVEPPLSQETFSDLWKLLPENNVLSPLPSQAMDDLMLSPDDIEQWFTEDPGP")]).encode()
     files[f + "empty.fasta"] = b">nothing_here\n\n"
+    iupac = master[:60] + "R" + master[61:150] + "Y" + master[151:]
+    files[f + "iupac.fasta"] = fasta([("genomic_seq_iupac BiQ master sequence with R at 61 and Y at 151", iupac)]).encode()
+    files[f + "windows1252_header.fasta"] = fasta([("genomic_seq BiQ master sequence \u2013 5 \u00b5g, "
+                                                    "header in Windows-1252", master)]).encode("cp1252")
+    rng = random.Random(11)
+    flank = "".join(rng.choice("ACGT") for _ in range(2900))
+    files[f + "whole_record_6kb.fasta"] = fasta([("long_record BiQ master sequence in 6 kb of seeded random sequence",
+                                                  flank + master + flank)]).encode()
+
+    # -- simulate designs that are not designs -------------------------------------------------
+    d = "designs/"
+    files[d + "not_an_object.json"] = b'[{"sample": "a"}]\n'
+    files[d + "n_clones_text.json"] = b'{"conditions": [{"sample": "a", "n_clones": "eleven"}]}\n'
+    files[d + "n_clones_fraction.json"] = b'{"conditions": [{"sample": "a", "n_clones": 2.5}]}\n'
+    files[d + "faults_not_counts.json"] = b'{"conditions": [{"sample": "a"}], "faults": {"duplicate": 1e9}}\n'
+    files[d + "read_model_text.json"] = b'{"conditions": [{"sample": "a"}], "reads": {"plus_orientation": "half"}}\n'
+    files[d + "nested_too_deep.json"] = b"[" * 5000 + b"]" * 5000 + b"\n"
     return files
 
 
