@@ -43,6 +43,7 @@ class CallRun:
     results: tuple[ReadResult, ...]
     samples: tuple[str, ...]
     warnings: tuple[str, ...] = ()  # run-level hints, also printed and written into run.json
+    curation: Optional[dict] = None  # --curation as recorded in run.json (curation.Curation.as_dict)
 
     @property
     def amplicon(self) -> Amplicon:
@@ -224,14 +225,19 @@ def run_call(
     force: bool = False,
     progress=None,
     meanwhile: Optional[Callable[[], object]] = None,
+    curation: Optional[str | os.PathLike] = None,
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
 
     ``meanwhile()``: work for this process while worker processes align (``run`` imports the plotting
-    libraries then, instead of after the call, where it would wait for them alone).
+    libraries then, instead of after the call, where it would wait for them alone).  ``curation``: a
+    curation.tsv (``curation``), applied after QC.
     """
+    from .curation import apply_curation, load_curation
+
     out = Path(out)
     panel = as_panel(amplicon)
+    cur = load_curation(curation) if curation is not None else None  # a bad file fails before any work
     sheet, assigned = resolve_inputs(inputs, sheet_path)
     prepare_out(out, force)
 
@@ -246,6 +252,9 @@ def run_call(
         if progress:
             progress(i + 1, len(jobs))
     results = mark_panel_duplicates(panel, unique_ids(results), configs)
+    applied: list[str] = []
+    if cur is not None:
+        results, applied = apply_curation(results, cur)
     samples = tuple(dict.fromkeys(s for _, s, _ in assigned))
     if sheet:  # the user's order (BT474_d3 before BT474_d10), not the files' sorted paths
         rank = {name: i for i, name in enumerate(dict.fromkeys(name for name, _ in sheet.rows.values()))}
@@ -257,7 +266,8 @@ def run_call(
     warnings = run_warnings(results, samples, assigned, config)
     for w in warnings:
         log.warning("warning: %s", w)
-    run = CallRun(out, panel, tuple(results), samples, tuple(warnings))
+    run = CallRun(out, panel, tuple(results), samples, tuple(warnings),
+                  cur.as_dict(applied) if cur is not None else None)
     write_outputs(run, conditions, columns, config, command, sheet_path)
     return run
 
@@ -351,6 +361,7 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "amplicons": amplicons,
         "results_dir": os.path.abspath(out),  # where the input paths of reads.tsv are relative to, at run time
         "warnings": list(run.warnings),
+        "curation": run.curation,
         "sample_columns": list(columns),
         "samples": list(run.samples),
         "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,
