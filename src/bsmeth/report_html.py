@@ -108,7 +108,7 @@ def json_script(element_id: str, value) -> str:
 def packed(data: bytes) -> str:
     """``data`` deflated (zlib) and base64-encoded: the page's script inflates it on first use
     (``DecompressionStream('deflate')``), so large per-read data costs a fraction of its size and no render time."""
-    return base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+    return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
 
 def packed_script(element_id: str, data: bytes) -> str:
