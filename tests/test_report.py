@@ -7,7 +7,6 @@ import random
 import re
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -71,7 +70,7 @@ def test_missing_column_is_named(call_dir):
     p = call_dir / "cpg_calls.tsv"
     lines = p.read_text().split("\n")
     at = lines[0].split("\t").index("call")
-    lines = ["\t".join(c for i, c in enumerate(l.split("\t")) if i != at) for l in lines]  # drop 'call'
+    lines = ["\t".join(c for i, c in enumerate(ln.split("\t")) if i != at) for ln in lines]  # drop 'call'
     p.write_text("\n".join(lines))
     with pytest.raises(InputError, match=r"cpg_calls.tsv: missing column\(s\) call"):
         load_call_dir(call_dir)
@@ -187,7 +186,6 @@ def test_every_reason_why_and_test_is_explained(call_dir):
     glossary = text.split('<h2 id="glossary">')[1].split("<h2")[0]
     for token in [*Reason, *Why]:
         assert f"<code>{token.value}</code>" in glossary, token
-    tests = set(re.findall(r"<td>([a-z_]+)\n?<tr|<td>([a-z_0-9]+)$", ""))  # (ids are read from stats below)
     from bsmeth.stats import CompareConfig, compare_rows
 
     tests = {r["test"] for r in compare_rows(load_call_dir(call_dir), CompareConfig(bootstrap_reps=50))}

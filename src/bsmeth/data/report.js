@@ -69,6 +69,7 @@
     pager.append(prev, where, next, showAll);
     if (rows.length > 10) {
       const bar = el("div", {class: "toolbar"});
+      if (table.id) bar.dataset.for = table.id;
       const box = el("input", {type: "search", placeholder: "search all columns", "aria-label": "search the table"});
       const clear = el("button", {type: "button"}, "clear filters");
       bar.append(box, count, clear);
