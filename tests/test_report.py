@@ -250,7 +250,8 @@ def test_big_tables_are_paged_and_readable_without_javascript(tmp_path):
     samples = [{"sample": f"S{i:03d}", "cell_line": "AB"[i % 2], "dose": str(i % 3),
                 "clones": random_clones(rng, 2, 0.4, 10)} for i in range(60)]
     d = write_call_dir(tmp_path / "many", samples)
-    text = R.write_report(d).read_text()
+    text = R.build_report(load_call_dir(d), pngs={"lollipop": _png(300, 200), "dose_response": _png(300, 200)},
+                          compare_config=CompareConfig(bootstrap_reps=50))
     assert re.search(r'<table id="reads" class="data big">', text)  # 120 reads
     assert re.search(r'<table id="samples"[^>]* class="samples data">', text)  # 60 samples: one page
     assert H.NOSCRIPT_STYLE in text.split("</head>")[0]
@@ -261,15 +262,17 @@ def test_big_tables_are_paged_and_readable_without_javascript(tmp_path):
 
 
 def _png(width: int, height: int) -> bytes:
-    from PIL import Image, ImageDraw
+    """A figure-like PNG: black rings and dots on white, a few colours (made with numpy: fast at any size)."""
+    import numpy as np
+    from PIL import Image
 
-    im = Image.new("RGB", (width, height), "white")
-    d = ImageDraw.Draw(im)
-    for y in range(0, height, 23):
-        for x in range(0, width, 31):
-            d.ellipse((x, y, x + 18, y + 18), outline="black", fill="black" if (x * y) % 7 == 0 else None)
+    y, x = np.ogrid[:height, :width]
+    r2 = (x % 31 - 12) ** 2 + (y % 23 - 10) ** 2
+    ring = (r2 >= 49) & (r2 <= 81)
+    dot = (r2 < 49) & (((x // 31) * (y // 23)) % 7 == 0)
+    im = np.where(ring | dot, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    im.save(buf, "PNG")
+    Image.fromarray(im, "L").convert("RGB").save(buf, "PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -374,3 +377,43 @@ def test_report_says_when_the_trace_file_is_missing(traced_call_dir):
     text = R.write_report(out).read_text()
     assert "trace files named in reads.tsv were not found" in text
     assert not _traces(text)[0]
+
+
+# --- scale ---------------------------------------------------------------------------------------
+
+
+def test_two_thousand_reads_stay_under_three_megabytes(tmp_path):
+    """2,000 clones (8 samples of 250, 25 CpGs), figures drawn by the report: the page without chromatograms plus
+    the whole chromatogram budget (test_trace_budget_puts_failed_reads_first: never exceeded) is under 3 MB.
+    benchmarks/bench_report.py measures the same on 2,008 simulated traces, chromatograms included."""
+    rng = random.Random(8)
+    positions = tuple(20 + 8 * k for k in range(25))
+    samples = [{"sample": f"{line}_d{dose}", "cell_line": line, "dose": str(dose),
+                "clones": random_clones(rng, 250, 0.1 + 0.05 * dose * (line == "rB"), 25, clone_sd=0.1)}
+               for line in ("B", "rB") for dose in (0, 1, 3, 10)]
+    d = write_call_dir(tmp_path / "big", samples, positions=positions)
+    # the figures as run passes them (a 2,000-clone lollipop grid at 200 dpi is 3,862 x 9,242 px)
+    text = R.build_report(load_call_dir(d), pngs={"lollipop": _png(3862, 9242), "dose_response": _png(995, 771)},
+                          # Kruskal-Wallis over the samples (pooled Fisher on 12,500 calls takes seconds)
+                          compare_config=CompareConfig(by="sample", within=None, bootstrap_reps=50))
+    size = len(text.encode())
+    assert size + RR.TRACE_BUDGET < 3_000_000, size
+    assert text.count('<a href="#read" class="rd">') == 2000
+    assert "rB</b>: methylation rises with dose" in text
+
+
+def test_twelve_hundred_samples_stay_usable(tmp_path):
+    """1,200 samples: every table is there (paged), no figure is embedded beyond the caps, the page is a few MB."""
+    rng = random.Random(12)
+    samples = [{"sample": f"P{i:04d}", "cell_line": "AB"[i % 2], "dose": str((i // 2) % 4),
+                "clones": random_clones(rng, 2, 0.3, 10)} for i in range(1200)]
+    d = write_call_dir(tmp_path / "wide", samples)
+    data = load_call_dir(d)
+    tall = _png(1000, 30000)  # a grid of 1,200 samples in one piece
+    text = R.build_report(data, pngs={"lollipop": tall, "dose_response": _png(900, 700)},
+                          compare_config=CompareConfig(by="sample", within=None, bootstrap_reps=50))
+    sizes = [H.png_size(base64.b64decode(src)) for src in re.findall(r'src="data:image/png;base64,([^"]*)"', text)]
+    assert all(w <= R.FIGURE_MAX_PX[0] and h <= R.FIGURE_MAX_PX[1] for w, h in sizes) and len(sizes) == 2
+    for table_id in ("qc-counts", "samples", "cpgs", "reads"):
+        assert re.search(rf'<table id="{table_id}"[^>]* class="[^"]*big', text), table_id
+    assert len(text.encode()) < 6_000_000
