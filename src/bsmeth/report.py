@@ -310,10 +310,12 @@ def _stats_section(rows: list[dict], source: str, anchor: str) -> str:
            'minus first. Tests explained in the <a href="#glossary-tests">glossary</a>.</p>']
     if primary:
         out += ["<h4>Primary tests (clone = unit)</h4>",
-                f'<div class="scroll">{_stats_table(primary, anchor + "stats")}</div>']
+                f'<div class="{"scroll" if len(primary) > 12 else "wide"}">{_stats_table(primary, anchor + "stats")}'
+                "</div>"]
     if reference:
         out += ["<h4>Reference tests (pooled CpG calls)</h4>",
-                f'<div class="scroll">{_stats_table(reference, anchor + "stats-ref")}</div>']
+                f'<div class="{"scroll" if len(reference) > 12 else "wide"}">'
+                f'{_stats_table(reference, anchor + "stats-ref")}</div>']
     if cpg:
         out += [f"<details><summary>Per-CpG tests ({len(cpg)} rows: Fisher's exact test at each CpG, "
                 "Benjamini-Hochberg within each comparison)</summary>",
