@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from headless import chromium_path
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 NUM = r"\d+(\.\d+)?"
 HAS_NEEDLE = shutil.which("needle") is not None
+CHROMIUM = chromium_path() is not None
 
 # script -> (arguments, {OUT} is a file path in the test's folder; regular expressions, each one must match a line)
 # (the longest first: they start in this order)
@@ -35,6 +38,15 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         rf"^  lollipop: write png +{NUM}$",
         rf"^  report: the rest +{NUM}$",
         rf"^  total +{NUM}$",
+    ]),
+    "bench_report": (["--smoke"], [
+        rf"^bsmeth run on \d+ simulated traces \(2 clones x 8 samples\): {NUM} s$",
+        rf"^report\.html of \d+ reads: {NUM} MB \(aim: under 3 MB\)$",
+        rf"^  chromatograms \(packed\) +{NUM} kB$",
+        rf"^  read table +{NUM} kB$",
+        (rf"^headless Chromium, navigation to first paint after load, 2 fresh browsers: wall median {NUM} s "
+         rf"\(min {NUM}\), CPU median {NUM} s \(min {NUM}\) \(aim: under 2 s\)$" if CHROMIUM else
+         r"^render: not measured \(chromium is not installed"),
     ]),
     "bench_call": (["--smoke"], [
         r"^16 traces \(seed-study design, 1 clones",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -204,8 +205,9 @@ def test_figures_statistics_and_report_are_per_amplicon(two_amplicon_run):
     html = (out / "report.html").read_text()
     for amp in panel:
         assert f"Amplicon {amp.name}</h2>" in html
-    # a trace snippet for each amplicon: the bottom-strand one included
-    assert html.count("trace snippets of") == 2, "a trace snippet per amplicon"
+    # the chromatograms of each amplicon's reads: the bottom-strand one included
+    assert len(re.findall(r"Chromatograms: [1-9]\d* of the \d+ aligned reads of \w+ are embedded", html)) == 2
+    assert html.count('class="bsm-traces"') == 2
 
 
 def test_real_reads_of_the_second_amplicon(tmp_path):

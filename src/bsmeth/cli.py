@@ -215,6 +215,9 @@ _call_options = _options(
     click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged)."),
     click.option("--nome", is_flag=True,
                  help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called."),
+    click.option("--curation", type=click.Path(dir_okay=False), metavar="TSV",
+                 help="Clones excluded by hand: the curation.tsv downloaded from report.html (columns read, "
+                      "decision, note); excluded reads fail as excluded_by_user."),
     click.option("--threads", "-j", default=0, type=click.IntRange(0, 256),
                  help="Worker processes (reading and aligning; figures beside statistics in `run`). "
                       "Default 0: one per available CPU, at most 8."),
@@ -288,7 +291,7 @@ def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
                            err=True)
     run = run_call(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
                    force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile,
-                   downstream=downstream)
+                   downstream=downstream, curation=kw["curation"])
     if not quiet:
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
         click.echo(f"{len(run.results)} reads in {len(run.samples)} samples: {run.n_pass} pass, "

@@ -58,6 +58,7 @@ class Reason(str, enum.Enum):
     NO_CPH = "no_cph"
     LOW_CONVERSION = "low_conversion"
     DUPLICATE = "duplicate"
+    EXCLUDED_BY_USER = "excluded_by_user"  # --curation: the user excluded the clone (after every QC reason)
 
 
 @dataclass(frozen=True)

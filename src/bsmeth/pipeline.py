@@ -47,6 +47,7 @@ class CallRun:
     added: tuple[str, ...] = ()  # names of the files ``downstream`` added (``run``: figures, stats, report)
     conditions: dict = field(default_factory=dict, compare=False)  # sample -> sheet values
     columns: tuple[str, ...] = ()  # sheet columns, in order
+    curation: Optional[dict] = None  # --curation as recorded in run.json (curation.Curation.as_dict)
 
     @property
     def amplicon(self) -> Amplicon:
@@ -265,6 +266,7 @@ def run_call(
     progress=None,
     meanwhile: Optional[Callable[[], object]] = None,
     downstream: Optional[Callable[[Path], Sequence[Path]]] = None,
+    curation: Optional[str | os.PathLike] = None,
 ) -> CallRun:
     """Call every CpG of every read in ``inputs`` and write the result files into ``out``.
 
@@ -274,19 +276,26 @@ def run_call(
     ``downstream(folder)``: adds files to the new result set before it replaces the old one (``run``:
     figures, statistics, report); returns their paths.  The result folder is held, staged and swapped
     by ``outdir``: a second run into it exits 4, and the previous results stay until the new set is whole.
+    ``curation``: a curation.tsv (``curation``), applied after QC.
     """
+    from .curation import load_curation
+
     out = Path(out)
     panel = as_panel(amplicon)
+    cur = load_curation(curation) if curation is not None else None  # a bad file fails before any work
     sheet, assigned = resolve_inputs(inputs, sheet_path)
     with new_result_set(out, CALL, force) as staging:
-        run = _call(assigned, sheet, panel, out, config, progress, meanwhile)
+        run = _call(assigned, sheet, panel, out, config, progress, meanwhile, cur)
         write_outputs(run, run.conditions, run.columns, config, command, sheet_path, staging.path)
         added = tuple(p.name for p in downstream(staging.path)) if downstream else ()
     return replace(run, added=added)
 
 
-def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress, meanwhile) -> CallRun:
-    """Every read through the stages, duplicates marked, samples ordered; nothing written."""
+def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress, meanwhile, cur=None) -> CallRun:
+    """Every read through the stages, duplicates marked, the curation applied, samples ordered; nothing
+    written."""
+    from .curation import apply_curation
+
     configs = [fit_to_amplicon(config, amp) for amp in panel]
     conditions: dict[str, dict] = {}
     for f, sample, values in assigned:
@@ -299,6 +308,9 @@ def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress
         if progress:
             progress(i + 1, len(jobs))
     results = mark_panel_duplicates(panel, unique_ids(results), configs)
+    applied: list[str] = []
+    if cur is not None:
+        results, applied = apply_curation(results, cur)
     samples = tuple(dict.fromkeys(s for _, s, _ in assigned))
     if sheet:  # the user's order (BT474_d3 before BT474_d10), not the files' sorted paths
         rank = {name: i for i, name in enumerate(dict.fromkeys(name for name, _ in sheet.rows.values()))}
@@ -310,7 +322,8 @@ def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress
     warnings = run_warnings(results, samples, assigned, config)
     for w in warnings:
         log.warning("warning: %s", w)
-    return CallRun(out, panel, tuple(results), samples, tuple(warnings), conditions=conditions, columns=columns)
+    return CallRun(out, panel, tuple(results), samples, tuple(warnings), conditions=conditions, columns=columns,
+                   curation=cur.as_dict(applied) if cur is not None else None)
 
 
 NO_MATCH_SHARE = 0.5  # this share of the reads failing no_amplicon (at least 3) suggests the wrong amplicon
@@ -412,6 +425,7 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
         "amplicons": amplicons,
         "results_dir": os.path.abspath(out),  # where the input paths of reads.tsv are relative to, at run time
         "warnings": list(run.warnings),
+        "curation": run.curation,
         "sample_columns": list(columns),
         "samples": list(run.samples),
         "counts": {"reads": len(results), "pass": run.n_pass, "fail": len(results) - run.n_pass,

@@ -1,97 +1,51 @@
 """The ``report`` stage: one self-contained ``report.html`` for a call directory.
 
-Pipeline position: after ``call`` (and optionally ``compare``); reads only the
-call directory.  Self-contained means it opens from a mail attachment or an
-archive years later: figures are embedded as base64 PNG, CSS is inline, there
-is no script and no reference to any network resource.  Per-read alignments
-sit in ``<details>`` elements, so they cost nothing until opened.  Every piece
-of text from the inputs goes through ``html.escape``.
+Pipeline position: after ``call`` (and optionally ``compare``); reads only the call directory.  Self-contained
+means it opens from a mail attachment or an archive years later, offline: figures are embedded PNGs, the style
+and the small script (``data/report.css``, ``data/report.js``) are inline, nothing refers to the network.
+
+Order of the page: the results in words and numbers (per amplicon), quality control, then per amplicon the
+samples (with the numbers of the page's curation), figures, per-CpG table and statistics; then every read (click
+one for its alignment and chromatogram at every CpG; untick clones to exclude them and download
+``curation.tsv``), the glossary and the run's parameters.  Every table is plain HTML, readable without
+JavaScript; the script makes them sortable, filterable and searchable.  Per-read data are packed
+(``report_reads``) and drawn only when a read is opened, so the page stays small and fast (docs/report.md).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import os
-import re
 import shlex
+from importlib import resources
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
-
-import numpy as np
+from typing import Optional, Sequence, Union
 
 from .plots import PlotConfig
+from .report_html import NOSCRIPT_STYLE, Raw, definition_list, esc, html_table, img, preview_png
+from .report_reads import TRACE_BUDGET, per_read_scripts, read_table, split_alignments  # noqa: F401
+from .report_reads import trace_section as _trace_section
+from .report_summary import MARKS, REASONS, TERMS, TESTS, WHYS, p_html, summary_items, test_kind, test_name
 from .stats import CompareConfig
 
-DPI = 130  # figures drawn for the report itself (run embeds its 200 dpi PNGs instead)
+DPI = 130  # figures drawn for the report itself (run embeds its own PNGs instead)
+FIGURE_MAX_PX = (2600, 12000)  # an embedded figure's largest width and height in pixels
+FIGURE_MAX_BYTES = 450_000  # larger figures are embedded reduced (report_html.preview_png)
 
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:1.5em auto;max-width:1300px;
-padding:0 1em;color:#222;line-height:1.4}
-h1{font-size:1.5em;margin-bottom:.2em}h3{font-size:1em;margin-bottom:.3em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
-th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3;position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.fail td{color:#8a1c1c}.scroll{overflow:auto;max-height:36em;border:1px solid #eee}
-.wide{overflow-x:auto}img{max-width:100%;height:auto;border:1px solid #eee}
-pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.8em;background:#fafafa;padding:.5em;
-overflow-x:auto}details{margin:.2em 0}summary{cursor:pointer}.note{color:#555;font-size:.9em}
-dl{display:grid;grid-template-columns:max-content auto;gap:.1em 1em}dt{font-weight:600}dd{margin:0}
-"""
-
-QC_COLUMNS = ("read", "sample", "amplicon", "status", "reason", "detail", "orientation", "conversion", "identity",
-              "cpgs_called", "methylation", "duplicate_of", "genotype")
+__all__ = ["build_report", "save_report", "write_report", "trace_section", "html_table", "split_alignments"]
 
 
-def _e(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    return html.escape(str(x), quote=True)
+def trace_section(data, budget: Optional[int] = None) -> str:
+    """The chromatogram data of one amplicon's reads (HTML): made beside the figures by ``run``."""
+    return _trace_section(data, budget)
 
 
-def _cell(x) -> str:
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "<td></td>"
-        text = f"{x:.4g}" if abs(x) < 1e-3 and x != 0 else (f"{x:.4f}".rstrip("0").rstrip(".") if x % 1 else f"{x:.0f}")
-        return f'<td class="num">{_e(text)}</td>'
-    if isinstance(x, int):
-        return f'<td class="num">{x}</td>'
-    return f"<td>{_e(x)}</td>"
-
-
-_NUMBER = re.compile(r"^-?(\d+\.?\d*(e[-+]?\d+)?|inf)$")
-
-
-def html_table(headers: Sequence[str], rows: Iterable[Sequence], row_classes: Optional[Sequence[str]] = None,
-               table_id: str = "", numeric_text: bool = False) -> str:
-    """An HTML table; ``numeric_text``: right-align strings that are numbers (tables read as text)."""
-    out = [f'<table{f" id={chr(34)}{_e(table_id)}{chr(34)}" if table_id else ""}><thead><tr>']
-    out += [f"<th>{_e(h)}</th>" for h in headers]
-    out.append("</tr></thead><tbody>")
-    for i, r in enumerate(rows):
-        cls = row_classes[i] if row_classes else ""
-        out.append(f'<tr class="{_e(cls)}">' if cls else "<tr>")
-        out += [f'<td class="num">{_e(v)}</td>' if numeric_text and isinstance(v, str) and _NUMBER.match(v)
-                else _cell(v) for v in r]
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _df_rows(df, columns: Sequence[str]) -> list[list]:
-    cols = [c for c in columns if c in df.columns]
-    return [[(None if (isinstance(v, float) and math.isnan(v)) else v) for v in row]
-            for row in df[cols].itertuples(index=False, name=None)]
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
+def _asset(name: str) -> str:
+    return resources.files("bsmeth").joinpath(f"data/{name}").read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
-# sections
+# the run
 
 
 def _primers(primers) -> str:
@@ -144,70 +98,33 @@ def _run_section(data) -> str:
         items += _amplicon_items(amp, len(amplicons) == 1)
     items += [("sample sheet", run.get("sample_sheet") or "(none)"),
               ("sample columns", ", ".join(data.sample_columns) or "(none)")]
+    cur = run.get("curation")
+    if isinstance(cur, dict):
+        items.append(("curation", f"{cur.get('file', '')}: {len(cur.get('excluded') or [])} reads to exclude"))
     items += [("warning", w) for w in run.get("warnings") or []]
     if (data.directory / "reads.bam").is_file():
         items.append(("genome browser", "IGV: File > Open Session... > igv_session.xml in this folder (written by "
                       "bsmeth run or bsmeth export) opens reads.bam (bisulfite CpG colours), reads.mod.bam (5mC "
                       "base modifications) and the bedMethyl track at each amplicon; docs/interop.md"))
-    out = ["<dl>"] + [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items] + ["</dl>"]
+    out = [definition_list((k, str(v)) for k, v in items)]
     params = run.get("parameters") or {}
     if isinstance(params, dict) and params:
         out.append("<details><summary>parameters of the run</summary>")
-        out.append(html_table(("parameter", "value"), [(k, str(v)) for k, v in params.items()]))
+        out.append(html_table(("parameter", "value"), [(k, str(v)) for k, v in params.items()], data=False))
         out.append("</details>")
     return "".join(out)
 
 
-def _qc_section(data) -> str:
-    import pandas as pd
-
-    reads = data.reads
-    out = []
-    counts = reads.assign(reason=reads["reason"].where(reads["status"] != "pass", "pass"))
-    order = ["pass", "unreadable", "low_quality", "no_amplicon", "low_identity", "too_many_mismatches", "mixed_trace",
-             "no_cph", "low_conversion", "duplicate"]
-    seen = [r for r in order if r in set(counts["reason"])] + sorted(set(counts["reason"]) - set(order))
-    table = pd.crosstab(counts["sample"], counts["reason"]).reindex(index=data.sample_order(), columns=seen,
-                                                                    fill_value=0)
-    rows = [[s, *[int(v) for v in table.loc[s]], int(table.loc[s].sum())] for s in table.index if s in table.index]
-    rows.append(["all", *[int(v) for v in table.sum(axis=0)], int(table.values.sum())])
-    out.append("<h3>Reads per sample and reason</h3>")
-    out.append(html_table(["sample", *seen, "reads"], rows, table_id="qc-counts"))
-    out.append("<h3>Samples</h3>")
-    cols = ["sample", *data.sample_columns, "amplicon", "reads", "pass", "cpgs_called", "methylation"]
-    out.append(html_table([c if c != "methylation" else "methylation %" for c in cols], _df_rows(data.samples, cols),
-                          table_id="samples"))
-    out.append("<h3>Every read</h3>")
-    cols = [c for c in QC_COLUMNS if c in reads.columns]
-    out.append(f'<div class="scroll">{html_table(cols, _df_rows(reads, cols), list(reads["status"]), "reads")}</div>')
-    return "".join(out)
+# ---------------------------------------------------------------------------------------------
+# results in words
 
 
-def _cpg_section(data) -> str:
-    from .tables import cpg_table
-
-    cpgs = cpg_table(data)
-    s = data.summary
-    samples = data.sample_order()
-    cell = {}
-    for r in s.itertuples(index=False):
-        called = int(r.methylated + r.unmethylated)
-        pct = "" if math.isnan(r.percent) else f"{r.percent:.1f}"
-        cell[(r.sample, int(r.cpg))] = f"{pct} ({int(r.methylated)}/{called})" if called else "–"
-    rows = [[int(c), int(p) if not math.isnan(p) else None, n, *[cell.get((smp, int(c)), "") for smp in samples]]
-            for c, p, n in zip(cpgs["cpg"], cpgs["pos"], cpgs["note"])]
-    note = ('<p class="note">Per sample: % methylated (methylated / called clones), over pass reads only '
-            "(summary.tsv).</p>")
-    return note + f'<div class="wide">{html_table(["CpG", "position", "note", *samples], rows, table_id="cpgs")}</div>'
-
-
-def _stats_rows(data, config: CompareConfig) -> tuple[list[str], list[list], str]:
+def _stats_rows(data, config: CompareConfig) -> tuple[list[dict], str]:
+    """The statistics of one amplicon as dicts of stats.tsv's cells, and where they come from."""
     from .stats import STATS_COLUMNS, amplicon_rows, format_value
-
     from .tsv import TableError, read_table
 
     name = (data.run.get("amplicon") or {}).get("name")
-    cols = [c for c in STATS_COLUMNS if c != "amplicon"]
     path = data.directory / "stats.tsv"
     if path.is_file():
         try:
@@ -215,296 +132,330 @@ def _stats_rows(data, config: CompareConfig) -> tuple[list[str], list[list], str
         except TableError:
             header, rows = [], []
         if "test" in header:
-            at = {c: header.index(c) for c in cols if c in header}
             amp_i = header.index("amplicon") if "amplicon" in header else None
-            picked = [[r[at[c]] for c in at] for r in rows if amp_i is None or r[amp_i] == name]
-            return list(at), picked, "from stats.tsv (bsmeth compare)"
-    rows = amplicon_rows(data, config)
-    return cols, [[format_value(r[c]) for c in cols] for r in rows], \
-        "computed for this report with default options (run bsmeth compare to write stats.tsv)"
+            picked = [dict(zip(header, r)) for r in rows if amp_i is None or r[amp_i] == name]
+            return picked, "stats.tsv (bsmeth compare)"
+    cols = [c for c in STATS_COLUMNS if c != "amplicon"]
+    return ([{c: format_value(r[c]) for c in cols} for r in amplicon_rows(data, config)],
+            "computed for this report with default options (bsmeth compare writes stats.tsv)")
 
 
-_TOKEN = re.compile(r"[\s,;|]+")
+def _qc_sentence(reads, curation) -> str:
+    n = len(reads)
+    passed = int((reads["status"] == "pass").sum())
+    fails = reads.loc[reads["status"] != "pass", "reason"].value_counts()
+    from .models import Reason
+
+    order = [r.value for r in Reason]
+    parts = [f"{int(fails[r])} {r.replace('_', ' ')}" for r in sorted(fails.index, key=lambda x: (
+        order.index(x) if x in order else len(order), x))]
+    share = f" ({100 * passed / n:.0f} %)" if n else ""
+    text = (f"{n} reads in {reads['sample'].nunique()} samples: <b>{passed} pass</b>{share}"
+            + (f", {n - passed} excluded: {esc(', '.join(parts))}" if n - passed else "") + ".")
+    if isinstance(curation, dict):
+        text += (f" Curation applied from {esc(curation.get('file', ''))}: {len(curation.get('applied') or [])} "
+                 "clones excluded by the user.")
+    return text
 
 
-def split_alignments(text: str, reads) -> list[tuple[str, str]]:
-    """Cut alignments.txt into (read id, block) using the header lines.
-
-    A header line names a known read (first field, or ``read=<id>``) and carries that read's status
-    (``pass``/``fail``), which alignment, mark and call lines never do.  Unknown layouts fall back to one block.
-    """
-    status = dict(zip(reads["read"], reads["status"]))
-    records: list[tuple[str, list[str]]] = []
-    for line in text.splitlines():
-        stripped = line.strip().lstrip(">#").strip()
-        tokens = [t for t in _TOKEN.split(stripped) if t]
-        values = [t.split("=", 1)[1] if "=" in t else t for t in tokens]
-        rid = None
-        keyed = [t.split("=", 1)[1] for t in tokens if t.startswith("read=")]
-        for cand in keyed + values[:1]:
-            if cand in status and status[cand] in values:
-                rid = cand
-                break
-        if rid is not None:
-            records.append((rid, [line]))
-        elif records:
-            records[-1][1].append(line)
-        elif line.strip() and not line.startswith("#"):  # '#' lines before the first read: the file's legend
-            records.append(("", [line]))
-    return [(rid, "\n".join(lines).rstrip("\n")) for rid, lines in records]
-
-
-def _alignment_section(data) -> str:
-    path = data.alignments_path
-    if path is None:
-        return '<p class="note">alignments.txt not found in the call directory.</p>'
-    text = path.read_text(encoding="utf-8", errors="replace")
-    records = split_alignments(text, data.reads)
-    info = {r: (s, st, re_) for r, s, st, re_ in zip(data.reads["read"], data.reads["sample"], data.reads["status"],
-                                                    data.reads["reason"])}
-    by_sample: dict = {}
-    for rid, block in records:
-        sample = info.get(rid, ("",))[0]
-        by_sample.setdefault(sample, []).append((rid, block))
-    out = ['<p class="note">Marks: | match, . converted C, ! unconverted C (non-CpG), * CpG C, x mismatch, '
-           "blank gap; the call line shows M/U/- at each CpG.</p>"]
-    for sample in [*data.sample_order(), *[s for s in by_sample if s not in data.sample_order()]]:
-        recs = by_sample.get(sample)
-        if not recs:
-            continue
-        out.append(f"<details><summary>{_e(sample or 'alignments')} ({len(recs)} reads)</summary>")
-        for rid, block in recs:
-            _, st, reason = info.get(rid, ("", "", ""))
-            label = f"{rid} ({st}{', ' + reason if reason else ''})" if rid else "unparsed"
-            out.append(f"<details><summary>{_e(label)}</summary><pre>{_e(block)}</pre></details>")
-        out.append("</details>")
+def _summary_section(data, stats: dict, clones_by_amp: dict) -> str:
+    out = [f"<p>{_qc_sentence(data.reads, data.run.get('curation'))}</p>"]
+    for w in data.run.get("warnings") or []:
+        out.append(f'<p class="warn">Warning: {esc(w)}</p>')
+    panel = len(data.amplicons) > 1
+    for name in data.amplicons:
+        rows, source = stats[name]
+        items = summary_items(rows, clones_by_amp[name])
+        if panel:
+            out.append(f"<h3>{esc(name)}</h3>")
+        if not items:
+            out.append('<p class="note">No comparison could be made (one group, or no clone with called CpGs): '
+                       "see the statistics below.</p>")
+        for heading, sentences in items:
+            out.append(f'<h4>{esc(heading)}</h4><ul class="results">'
+                       + "".join(f"<li>{s}</li>" for s in sentences) + "</ul>")
+    out.append('<p class="note">Percentages are means of per-clone methylation (the clone is the unit of the '
+               "tests). &ldquo;Rises&rdquo;, &ldquo;more methylated&rdquo;: p &lt; 0.05. The tests, the terms and "
+               'every QC reason are explained in the <a href="#glossary">glossary</a>; definitions and measured '
+               "behaviour of the tests in docs/statistics.md of bsmeth.</p>")
     return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
-# trace snippets: the chromatogram around each CpG of one read
-
-TRACE_COLOURS = {"A": "#009E73", "C": "#0072B2", "G": "#000000", "T": "#D55E00"}  # Sanger convention
-SNIPPET_BASES = 5  # bases shown each side of the CpG
-MAX_TRIED = 200  # pass reads whose trace file is looked for
+# quality control
 
 
-def _trace_file(data, name: str) -> Optional[Path]:
-    """The trace file named in reads.tsv (relative to the result folder): found from where the folder is now
-    (moved or copied together with its reads), else from where it was at run time (moved alone), else as
-    bsmeth 0.1 wrote it (relative to the working folder)."""
-    from .tsv import undo_byte_escapes
+def _qc_section(data) -> str:
+    import pandas as pd
 
-    if not name:
-        return None
-    at_run = data.run.get("results_dir")
-    for text in (name, undo_byte_escapes(name)):
-        if text is None:
-            continue
-        p = Path(text)
-        bases = [data.directory, *([Path(at_run)] if at_run else []), Path("."), data.directory.parent]
-        for cand in (p,) if p.is_absolute() else tuple(b / p for b in bases):
-            if cand.is_file():
-                return cand
-    return None
-
-
-def read_cpg_columns(data, rid: str) -> list[tuple[int, int, str]]:
-    """(CpG number, 0-based index in the read as given, call) of each CpG of a read whose base was read,
-    from cpg_calls.tsv's ``read_pos`` (the aligner's own map; on either strand, in either orientation)."""
-    from .coords import from_one_based
-
-    calls = data.cpg_calls
-    if "read_pos" not in calls.columns:
-        return []
-    rows = calls[(calls["read"] == rid) & calls["read_pos"].notna()]
-    return [(int(c), from_one_based(int(q)), str(call)) for c, q, call in zip(rows["cpg"], rows["read_pos"], rows["call"])]
-
-
-def _snippet_read(data):
-    """(read id, path, Read, [(cpg, read index as given, call)], orientation) of the first passing read with a
-    trace, or a message saying why there is none."""
-    from .models import Read
-    from .reads import read_file
+    from .models import Reason
 
     reads = data.reads
-    if "file" not in reads.columns:
-        return "reads.tsv has no file column: no trace to show."
-    passing = reads[reads["status"] == "pass"]
-    if passing.empty:
-        return "No read passed: no trace to show."
-    if "read_pos" not in data.cpg_calls.columns:
-        return "cpg_calls.tsv has no read_pos column (written by an older bsmeth): rerun call for trace snippets."
-    missing = []
-    for rid, name, orient in list(zip(passing["read"], passing["file"], passing["orientation"]))[:MAX_TRIED]:
-        path = _trace_file(data, name)
-        if path is None:
-            missing.append(name)
+    counts = reads.assign(reason=reads["reason"].where(reads["status"] != "pass", "pass"))
+    order = ["pass", *[r.value for r in Reason]]
+    seen = [r for r in order if r in set(counts["reason"])] + sorted(set(counts["reason"]) - set(order))
+    table = pd.crosstab(counts["sample"], counts["reason"]).reindex(index=data.sample_order(), columns=seen,
+                                                                    fill_value=0)
+    rows = [[s, *[int(v) for v in table.loc[s]], int(table.loc[s].sum())] for s in table.index]
+    rows.append(["all", *[int(v) for v in table.sum(axis=0)], int(table.values.sum())])
+    titles = ["", *[REASONS.get(Reason(r), "") if r in order[1:] else "used in the results" for r in seen], ""]
+    return ('<p class="note">Reads per sample and outcome; hover a reason for its meaning, or see the '
+            '<a href="#glossary-reasons">glossary</a>. Every read, its reason and detail: '
+            '<a href="#reads-h">Reads</a>.</p>'
+            + f'<div class="scroll">{html_table(["sample", *seen, "reads"], rows, table_id="qc-counts", titles=titles)}'
+            "</div>")
+
+
+# ---------------------------------------------------------------------------------------------
+# one amplicon
+
+
+def _samples_table(data, anchor: str) -> str:
+    """samples.tsv of one amplicon; the script adds the clones and percentages of the page's curation."""
+    cols = ["sample", *data.sample_columns, "reads", "pass", "cpgs_called", "methylation"]
+    s = data.samples
+    rows = []
+    for rec in s[[c for c in cols if c in s.columns]].itertuples(index=False, name=None):
+        rows.append([(None if isinstance(v, float) and math.isnan(v) else v) for v in rec])
+    headers = [c if c != "methylation" else "pooled %" for c in cols]
+    titles = ["", *["" for _ in data.sample_columns], "reads assigned to the amplicon", "reads used (pass)",
+              "CpG calls (M or U) over passing reads", "methylated / called CpGs over passing reads (samples.tsv)"]
+    name = str((data.run.get("amplicon") or {}).get("name", ""))
+    table = html_table(headers, rows, table_id=f"{anchor}samples", titles=titles)
+    return table.replace(f'<table id="{anchor}samples" class="data', f'<table id="{anchor}samples" '
+                         f'data-amplicon="{esc(name)}" class="samples data', 1)
+
+
+def _figure(pngs: dict, stem: str, alt: str, fallback) -> str:
+    """An embedded figure (reduced when large) with the names of its files in the folder."""
+    got = pngs.get(stem)
+    if got is None:
+        got = fallback()
+    if got is None:
+        return ""
+    pages: Sequence[bytes] = [got] if isinstance(got, (bytes, bytearray)) else list(got)
+    out = []
+    for k, png in enumerate(pages):
+        shown, size, how = preview_png(bytes(png), *FIGURE_MAX_PX, FIGURE_MAX_BYTES)
+        label = f"{alt}, page {k + 1}" if len(pages) > 1 else alt
+        if shown is None:
+            out.append(f'<p class="note">{esc(label)}: {esc(how)}; open {esc(stem)}.png, .svg or .pdf in the result '
+                       "folder.</p>")
             continue
-        items = [x for x in read_file(path) if isinstance(x, Read) and x.trace is not None]
-        if not items:
-            continue
-        cols = read_cpg_columns(data, rid)
-        if not cols:
-            continue
-        return rid, path, items[0], cols, orient
-    if missing:
-        return (f"The trace files named in reads.tsv were not found (e.g. {missing[0]}; looked in the working "
-                "folder and next to the call folder): no trace snippet.")
-    return "No passing read came with a chromatogram (FASTA/FASTQ input): no trace snippet."
+        out.append(img(shown, label))
+        if how != "as drawn":
+            out.append(f'<p class="note">Shown {esc(how)}; full resolution: {esc(stem)}.png, .svg, .pdf in the '
+                       "result folder.</p>")
+    return "".join(out)
 
 
-def trace_snippet_figure(read, cols, orient: str, title: str):
-    """The four channels around each CpG's peak, one cell per CpG (six a row), the CpG's peak shaded.
+def _cpg_section(data, anchor: str = "") -> str:
+    """Per sample (rows) and CpG (columns): % methylated (methylated/called clones) over pass reads."""
+    from .tables import cpg_table
 
-    A ``scene.Scene`` (drawn by ``raster`` like the other figures; matplotlib took a second to import and draw
-    it).  Each cell is scaled to its own highest peak.
-    """
-    from . import layout as L
-    from .scene import Line, Rect, Scene, Text
-
-    tr = read.trace
-    ncol = 6
-    nrow = max(1, math.ceil(len(cols) / ncol))
-    cell_w, gap, trace_h = 130.0, 6.0, 62.0
-    title_h = 7.0 * L.LINE_SPACING + 2.0
-    letters_h = L.MIN_FONT * L.LINE_SPACING + 3.0
-    cell_h = title_h + trace_h + letters_h + 6.0
-    top0 = L.MARGIN + 8.0 * L.LINE_SPACING + 4.0
-    scene = Scene(2 * L.MARGIN + ncol * cell_w + (ncol - 1) * gap, top0 + nrow * cell_h + L.MARGIN)
-    scene.add(Text(scene.width / 2, L.MARGIN + 8.0, title, 8.0, "center"))
-    c_base, t_base = ("C", "T") if orient == "+" else ("G", "A")
-    n_points = len(tr.channels["A"])
-    lines: dict = {b: [] for b in "ACGT"}
-    for k, (cpg, i, call) in enumerate(cols):
-        x_off = L.MARGIN + (k % ncol) * (cell_w + gap)
-        y_top = top0 + (k // ncol) * cell_h
-        base_y = y_top + title_h + trace_h  # the trace's zero line
-        lo_i, hi_i = max(i - SNIPPET_BASES, 0), min(i + SNIPPET_BASES, len(tr.peaks) - 1)
-        x0 = max(int(tr.peaks[lo_i]) - 4, 0)
-        x1 = min(int(tr.peaks[hi_i]) + 5, n_points)
-        if x1 - x0 < 2:
-            continue
-        top = max(1.0, *(float(np.max(tr.channels[b][x0:x1])) for b in "ACGT"))
-
-        def sx(x, x0=x0, x1=x1, x_off=x_off):
-            return x_off + (np.asarray(x, dtype=float) - x0) / (x1 - 1 - x0) * cell_w
-
-        p = int(tr.peaks[i])
-        half = max(2.0, (int(tr.peaks[min(i + 1, len(tr.peaks) - 1)]) - int(tr.peaks[max(i - 1, 0)])) / 4)
-        left, right = float(sx(p - half)), float(sx(p + half))
-        scene.add(Rect(left, y_top + title_h - 2.0, right - left, trace_h + letters_h, "#F8F3A8"))
-        xs = sx(np.arange(x0, x1))
-        for b in "ACGT":
-            ys = base_y - tr.channels[b][x0:x1] / top * trace_h
-            lines[b].append(tuple(zip(xs.round(2).tolist(), ys.round(2).tolist())))
-        scene.add(Line(((x_off, base_y + 0.3), (x_off + cell_w, base_y + 0.3)), "#999999", 0.5))
-        for j in range(lo_i, hi_i + 1):
-            scene.add(Text(float(sx(int(tr.peaks[j]))), base_y + 2.0, read.seq[j], L.MIN_FONT, "center", "top",
-                           bold=j == i, colour=TRACE_COLOURS.get(read.seq[j], "#777777")))
-        scene.add(Text(x_off + cell_w / 2, y_top + 7.0, f"CpG {cpg}: {call}", 7.0, "center"))
-    for b in "ACGT":
-        strong = b in (c_base, t_base)
-        colour = TRACE_COLOURS[b] if strong else _mix_white(TRACE_COLOURS[b], 0.55)
-        for pts in lines[b]:
-            scene.add(Line(pts, colour, 0.9 if strong else 0.6))
-    return scene
+    cpgs = cpg_table(data)
+    s = data.summary
+    cell: dict = {}
+    for r in s.itertuples(index=False):
+        called = int(r.methylated + r.unmethylated)
+        cell[(r.sample, int(r.cpg))] = (f"{r.percent:.0f} ({int(r.methylated)}/{called})" if called and not
+                                        math.isnan(r.percent) else "–")
+    numbers = [int(c) for c in cpgs["cpg"]]
+    headers = ["sample", *[str(c) for c in numbers]]
+    titles = ["", *[f"CpG {c}, position {'' if math.isnan(p) else int(p)}{'; ' + n if n else ''}"
+                    for c, p, n in zip(numbers, cpgs["pos"], cpgs["note"])]]
+    rows = [[smp, *[cell.get((smp, c), "") for c in numbers]] for smp in data.sample_order()]
+    notes = [f"CpG {c}: {n}" for c, n in zip(numbers, cpgs["note"]) if n]
+    note = ('<p class="note">Per sample and CpG: % methylated (methylated / called clones), over passing reads '
+            "(summary.tsv); hover a CpG for its position." + (f" {esc('; '.join(notes))}." if notes else "") + "</p>")
+    return note + f'<div class="scroll wide">{html_table(headers, rows, table_id=anchor + "cpgs", titles=titles)}</div>'
 
 
-def _mix_white(colour: str, strength: float) -> str:
-    c = colour.lstrip("#")
-    return "#" + "".join(f"{round(255 - strength * (255 - int(c[i:i + 2], 16))):02X}" for i in (0, 2, 4))
+STATS_HEADERS = ("test", "scope", "groups", "effect", "95 % CI", "p", "p_adj", "n", "statistic", "note", "id")
 
 
-def trace_section(data, dpi: int = DPI) -> str:
-    """The report's chromatogram section (HTML): the slow part of the report, so ``run`` makes it beside the figures."""
-    from .plots import figure_png_bytes
+def _effect(r: dict) -> tuple[str, str]:
+    from .report_summary import num
 
-    picked = _snippet_read(data)
-    if isinstance(picked, str):
-        return f'<p class="note">{_e(picked)}</p>'
-    rid, path, read, cols, orient = picked
-    where = ("the read shows the amplified strand: C and T are the blue and red channels" if orient == "+" else
-             "the read shows the reverse complement of the amplified strand: the CpG's C/T are read as G/A "
-             "(black and green), in read order")
-    legend = " ".join(f'<span style="color:{c};font-weight:600">{b}</span>' for b, c in TRACE_COLOURS.items())
-    title = f"{rid} ({path.name}), orientation {orient}"
-    png = figure_png_bytes(trace_snippet_figure(read, cols, orient, title), dpi, tight=False)
-    return (f'<p class="note">Chromatogram of {_e(rid)} (the first passing read with a trace; file {_e(str(path))}) '
-            f"around each CpG it covers, {SNIPPET_BASES} bases each side; the CpG's peak is shaded, its call above. "
-            f"Channels {legend}; {_e(where)}.</p>" + _img(png, f"trace snippets of {rid} around each CpG"))
+    e, lo, hi = num(r.get("effect")), num(r.get("ci_low")), num(r.get("ci_high"))
+    return (f"{e:+.2f}" if e is not None else "",
+            f"{lo:+.2f} to {hi:+.2f}" if lo is not None and hi is not None else "")
+
+
+def _stats_table(rows: list[dict], table_id: str, cpg: bool = False) -> str:
+    out = []
+    for r in rows:
+        effect, ci = _effect(r)
+        name = test_name(str(r.get("test", "")))
+        first = f"{name}, CpG {r.get('cpg', '')}" if cpg else name
+        out.append([first, r.get("scope", ""), r.get("groups", ""), effect, ci,
+                    Raw(p_html(_num(r.get("p"))) if r.get("p", "") != "" else "", "class=n"),
+                    Raw(p_html(_num(r.get("p_adj"))) if r.get("p_adj", "") != "" else "", "class=n"),
+                    r.get("n", ""), r.get("statistic", ""), r.get("note", ""), r.get("test", "")])
+    titles = ["the test, in words (see the glossary)", "which samples", "second group - first group",
+              "percentage points (or points per dose unit)", "95 % interval of the effect", "p-value",
+              "Benjamini-Hochberg within the test and scope", "clones (or CpG calls for pooled tests)",
+              "the test's own statistic", "", "the test's id in stats.tsv"]
+    return html_table(STATS_HEADERS, out, table_id=table_id, numeric_text=True, titles=titles)
+
+
+def _num(x) -> Optional[float]:
+    from .report_summary import num
+
+    return num(x)
+
+
+def _stats_section(rows: list[dict], source: str, anchor: str) -> str:
+    primary = [r for r in rows if test_kind(str(r.get("test", ""))) in ("primary", "other")]
+    reference = [r for r in rows if test_kind(str(r.get("test", ""))) == "reference"]
+    cpg = [r for r in rows if test_kind(str(r.get("test", ""))) == "cpg"]
+    out = [f'<p class="note">From {esc(source)}. The clone is the unit of the primary tests; tests on pooled CpG '
+           "calls are for comparison with QUMA and BiQ Analyzer only. Effects in percentage points, second group "
+           'minus first. Tests explained in the <a href="#glossary-tests">glossary</a>.</p>']
+    if primary:
+        out += ["<h4>Primary tests (clone = unit)</h4>",
+                f'<div class="{"scroll" if len(primary) > 12 else "wide"}">{_stats_table(primary, anchor + "stats")}'
+                "</div>"]
+    if reference:
+        out += ["<h4>Reference tests (pooled CpG calls)</h4>",
+                f'<div class="{"scroll" if len(reference) > 12 else "wide"}">'
+                f'{_stats_table(reference, anchor + "stats-ref")}</div>']
+    if cpg:
+        out += [f"<details><summary>Per-CpG tests ({len(cpg)} rows: Fisher's exact test at each CpG, "
+                "Benjamini-Hochberg within each comparison)</summary>",
+                f'<div class="scroll">{_stats_table(cpg, anchor + "stats-cpg", cpg=True)}</div></details>']
+    return "".join(out)
+
+
+def _clonal_sections(data, compare_config: CompareConfig, anchor: str) -> list[str]:
+    """The allele split and the heterogeneity tables of one amplicon (``report_clonal``: plain data)."""
+    from .report_clonal import sections
+
+    parts = []
+    for sec in sections(data, compare_config):
+        parts += [f'<h3 id="{anchor}{sec.anchor}">{esc(sec.title)}</h3>',
+                  *(f'<p class="note">{esc(n)}</p>' for n in sec.notes)]
+        for t in sec.tables:
+            table = html_table(t.headers, t.rows, table_id=anchor + t.table_id, numeric_text=True)
+            parts += [f"<h4>{esc(t.caption)}</h4>", f'<div class="scroll">{table}</div>']
+    return parts
+
+
+def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareConfig, dpi: int, pngs: dict,
+                       stats: tuple[list[dict], str], heading: str, anchor: str) -> list[str]:
+    """Samples, figures, per-CpG table, statistics, allele split and heterogeneity of one amplicon (``data``:
+    its tables)."""
+    from .plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
+
+    def lollipop():
+        return figure_png_bytes(lollipop_figure(data, plot_config), dpi)
+
+    def dose():
+        fig = dose_response_figure(data, plot_config)
+        return figure_png_bytes(fig, dpi) if fig is not None else None
+
+    parts = [f'<section class="amplicon"><h2 id="{anchor}results">{esc(heading)}</h2>',
+             f'<h3 id="{anchor}samples-h">Samples</h3>',
+             '<p class="note">samples.tsv; with the page&rsquo;s script, the last columns follow the clones you '
+             'tick in <a href="#reads-h">Reads</a>.</p>',
+             f'<div class="scroll">{_samples_table(data, anchor)}</div>',
+             f'<h3 id="{anchor}lollipop">Lollipop diagrams</h3>',
+             _figure(pngs, figure_name(data, "lollipop"), "lollipop diagrams, one panel per sample", lollipop)]
+    dose_html = _figure(pngs, figure_name(data, "dose_response"), "percent methylation vs dose", dose)
+    if dose_html:
+        parts += [f'<h3 id="{anchor}dose">Dose response</h3>', dose_html]
+    parts += [f'<h3 id="{anchor}cpg">Per-CpG methylation</h3>', _cpg_section(data, anchor),
+              f'<h3 id="{anchor}stats-h">Statistics</h3>', _stats_section(stats[0], stats[1], anchor),
+              *_clonal_sections(data, compare_config, anchor), "</section>"]
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
+# glossary
+
+
+def _glossary() -> str:
+    from .models import Reason, Why
+
+    tests = "".join(f"<dt>{esc(name)} <code>{esc(tid)}</code></dt><dd>{esc(what)}</dd>"
+                    for tid, (name, _, what) in TESTS.items())
+    reasons = "".join(f"<dt><code>{esc(r.value)}</code></dt><dd>{esc(REASONS[r])}</dd>" for r in Reason)
+    whys = "".join(f"<dt><code>{esc(w.value)}</code></dt><dd>{esc(WHYS[w])}</dd>" for w in Why)
+    return (f'<h3 id="glossary-tests">Tests</h3><dl class="stack">{tests}</dl>'
+            '<p class="note">Why these tests, their definitions, and how they behave on simulated data: '
+            "docs/statistics.md in bsmeth&rsquo;s documentation.</p>"
+            f"<h3>Terms</h3>{definition_list(TERMS)}"
+            '<h3 id="glossary-reasons">Why a read is excluded (reads.tsv <code>reason</code>, first that applies, '
+            f'in this order)</h3><dl class="stack">{reasons}</dl>'
+            "<h3>Why a CpG is not determined (cpg_calls.tsv <code>why</code>, shown as - )</h3>"
+            f'<dl class="stack">{whys}</dl><h3>Alignment marks</h3>'
+            f"<p>{esc(MARKS)}</p>")
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareConfig, dpi: int, pngs: dict,
-                       traces: Optional[str], heading: str, anchor: str) -> list[str]:
-    """Figures, per-CpG table, statistics and trace snippets of one amplicon (``data``: its tables)."""
-    from .plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
-
-    h = "h3" if heading else "h2"
-    parts = [f'<h2 id="{anchor}">{_e(heading)}</h2>'] if heading else []
-    lollipop = pngs.get(figure_name(data, "lollipop")) or figure_png_bytes(lollipop_figure(data, plot_config), dpi)
-    parts += [f'<{h} id="{anchor}lollipop">Lollipop diagrams</{h}>',
-              _img(lollipop, "lollipop diagrams, one panel per sample"),
-              f'<{h} id="{anchor}cpg">Per-CpG methylation</{h}>', _cpg_section(data)]
-    cols, rows, source = _stats_rows(data, compare_config)
-    parts += [f'<{h} id="{anchor}stats">Statistics</{h}>',
-              f'<p class="note">Statistics {_e(source)}. The clone is the unit of the primary tests '
-              "(*_clones); pooled-CpG tests are for reference. Effects are percentage points (group after the "
-              "minus sign first); p_adj: Benjamini-Hochberg within each test and scope.</p>",
-              f'<div class="scroll">{html_table(cols, rows, table_id=anchor + "stats", numeric_text=True)}</div>']
-    from .report_clonal import sections  # allele split and heterogeneity (plain data, rendered here)
-
-    for sec in sections(data, compare_config):
-        parts += [f'<{h} id="{anchor}{sec.anchor}">{_e(sec.title)}</{h}>',
-                  *(f'<p class="note">{_e(n)}</p>' for n in sec.notes)]
-        for t in sec.tables:
-            table = html_table(t.headers, t.rows, table_id=anchor + t.table_id, numeric_text=True)
-            parts += [f"<h4>{_e(t.caption)}</h4>" if heading else f"<h3>{_e(t.caption)}</h3>",
-                      f'<div class="wide">{table}</div>']
-    dose_png = pngs.get(figure_name(data, "dose_response"))
-    if dose_png is None:
-        fig = dose_response_figure(data, plot_config)
-        dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
-    if dose_png is not None:
-        parts += [f'<{h} id="{anchor}dose">Dose response</{h}>', _img(dose_png, "percent methylation vs dose")]
-    parts += [f'<{h} id="{anchor}traces">Trace at the CpGs</{h}>',
-              traces if traces is not None else trace_section(data, dpi)]
-    return parts
+def _reads_section(data, traces: str) -> str:
+    return ('<p class="note">Click a read for its CpG calls, alignment and chromatogram at every CpG. '
+            "Untick a clone to exclude it: the samples&rsquo; numbers above follow, and "
+            "<b>Download curation.tsv</b> saves your choice; <code>bsmeth run &hellip; --curation curation.tsv</code> "
+            "applies it (excluded reads fail as <code>excluded_by_user</code>).</p>"
+            f'<div id="curation" class="toolbar" hidden></div>{traces}'
+            f'<div class="scroll tall">{read_table(data)}</div>')
 
 
 def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig(),
-                 dpi: int = DPI, pngs: Optional[dict] = None, traces: Optional[dict] = None) -> str:
-    """The report as one HTML string.  ``pngs`` (figure file stem -> PNG bytes) are figures already rendered
-    with the same options (``bsmeth run``); missing ones are drawn here.  ``traces`` (amplicon name -> HTML):
-    the chromatogram sections, already made by ``trace_section``.  A panel gets a section per amplicon."""
+                 dpi: int = DPI, pngs: Optional[dict] = None, traces: Optional[Union[dict, str]] = None) -> str:
+    """The report as one HTML string.
+
+    ``pngs`` (figure file stem -> PNG bytes, or a list of pages): figures already rendered with the same options
+    (``bsmeth run``); missing ones are drawn here.  ``traces`` (amplicon name -> HTML of ``trace_section``):
+    the chromatogram data, already made; missing ones are made here.
+    """
+    from .tables import clone_table
+
     pngs = pngs or {}
-    traces = traces or {}
+    traces = {"": traces} if isinstance(traces, str) else (traces or {})
     title = f"bsmeth report: {data.directory.name}"
+    subsets = list(data.by_amplicon())
+    panel = len(subsets) > 1
+    stats = {name: _stats_rows(sub, compare_config) for name, sub in subsets}
+    clones = {name: clone_table(sub) for name, sub in subsets}
+    nav = ['<a href="#summary">Results</a>', '<a href="#qc">Quality control</a>']
+    nav += [f'<a href="#a{k + 1}-results">{esc(name)}</a>' if panel else '<a href="#results">Figures and tests</a>'
+            for k, (name, _) in enumerate(subsets)]
+    nav += ['<a href="#reads-h">Reads</a>', '<a href="#glossary">Glossary</a>', '<a href="#run">Run</a>']
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        '<p class="note">Built from the call directory only (reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, '
-        "run.json, alignments.txt). Self-contained: no network resources.</p>",
-        '<h2 id="run">Run</h2>', _run_section(data),
-        '<h2 id="qc">Quality control</h2>', _qc_section(data),
+        f"<title>{esc(title)}</title><style>{_asset('report.css')}</style>{NOSCRIPT_STYLE}</head><body>",
+        f"<header><h1>{esc(title)}</h1><nav>{' · '.join(nav)}</nav></header>",
+        '<section id="summary-s"><h2 id="summary">Results summary</h2>', _summary_section(data, stats, clones),
+        "</section>",
+        '<section><h2 id="qc">Quality control</h2>', _qc_section(data), "</section>",
     ]
-    panel = len(data.amplicons) > 1
-    for k, (name, sub) in enumerate(data.by_amplicon()):
-        parts += _amplicon_sections(sub, plot_config, compare_config, dpi, pngs, traces.get(name),
-                                    f"Amplicon {name}" if panel else "", f"a{k + 1}-" if panel else "")
-    parts += ['<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
+    for k, (name, sub) in enumerate(subsets):
+        heading = f"Amplicon {name}" if panel else "Figures and tests"
+        parts += _amplicon_sections(sub, plot_config, compare_config, dpi, pngs, stats[name], heading,
+                                    f"a{k + 1}-" if panel else "")
+    trace_html = "".join(traces[name] if name in traces else (traces[""] if "" in traces and not panel else
+                                                               trace_section(sub)) for name, sub in subsets)
+    parts += ['<section><h2 id="reads-h">Reads</h2>', _reads_section(data, trace_html), "</section>",
+              '<section><h2 id="glossary">Glossary</h2>', _glossary(), "</section>",
+              '<section><h2 id="run">Run</h2>', _run_section(data),
+              '<p class="note">Built from the call folder only (reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, '
+              "stats.tsv, run.json, alignments.txt). Self-contained: no network resources; works offline.</p>"
+              "</section>",
+              '<dialog id="viewer"><form method="dialog"><button class="close" value="close" '
+              'aria-label="close">×</button></form><div id="viewer-body"></div></dialog>',
+              per_read_scripts(data), f"<script>{_asset('report.js')}</script>", "</body></html>"]
     return "\n".join(parts) + "\n"
 
 
 def save_report(data, out: Optional[str | os.PathLike] = None, plot_config: PlotConfig = PlotConfig(),
                 compare_config: CompareConfig = CompareConfig(), pngs: Optional[dict] = None,
-                traces: Optional[dict] = None) -> Path:
+                traces: Optional[Union[dict, str]] = None) -> Path:
     """Write the report of the loaded call directory ``data`` to ``<directory>/report.html`` (or ``out``)."""
     from .atomic import write_text as write_text_atomic
 
