@@ -95,3 +95,44 @@ def test_project_copied_with_its_reads_finds_the_traces_there(project, tmp_path)
     run["results_dir"] = "/nonexistent/results"  # as on another machine: the original place is gone
     (copy / "results" / "run.json").write_text(json.dumps(run))
     assert _report_has_trace(copy / "results")
+
+
+def _sheet_with_doses(tmp_path: Path, doses: dict) -> Path:
+    """A sheet of two example samples per cell line whose dose cells are written as given."""
+    rows = ["file,sample,cell_line,dose"]
+    for sample, dose in doses.items():
+        for f in sorted((EXAMPLE / sample).glob("*.ab1"))[:4]:
+            rows.append(f"{f},{sample},{sample.split('_')[0]},{dose}")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return sheet
+
+
+def test_doses_written_with_units_are_numbers_with_a_unit(tmp_path):
+    """`10 uM` in the sheet: the statistics see 10 (a linear dose trend, not rank scores), the unit is recorded
+    (samples.tsv dose_unit) and shown on the figures."""
+    sheet = _sheet_with_doses(tmp_path, {"BT474_d0": "0", "BT474_d10": "10 uM", "rBT474_d0": "0",
+                                         "rBT474_d10": "10 µM"})
+    r = bsmeth("run", "--samples", sheet, "--out", tmp_path / "x", "-j", "1", "--formats", "svg,png",
+               "--export", "none", "--no-bam")
+    assert r.returncode == 0, r.stderr
+    samples = list(csv.DictReader(open(tmp_path / "x" / "samples.tsv", newline=""), delimiter="\t"))
+    assert {(s["dose"], s["dose_unit"]) for s in samples} == {("0", "uM"), ("10", "uM")}
+    stats = list(csv.DictReader(open(tmp_path / "x" / "stats.tsv", newline=""), delimiter="\t"))
+    trend = [s for s in stats if s["test"] == "trend_jt_clones"]
+    assert trend and not any("rank" in s["note"] for s in trend)
+    svg = (tmp_path / "x" / "lollipop.svg").read_text()
+    assert "dose 10 uM" in svg
+
+
+@pytest.mark.parametrize("doses,words", [
+    ({"BT474_d0": "1 uM", "BT474_d10": "10 nM"}, ["line", "in nM", "in uM", "one unit"]),
+    ({"BT474_d0": "0", "BT474_d10": "ten uM"}, ["line", "'ten uM' is not a number with a unit"]),
+    ({"BT474_d0": "5", "BT474_d10": "10 uM"}, ["line 2", "'5' has no unit"]),
+])
+def test_doses_in_mixed_units_or_unreadable_are_errors_naming_the_row(tmp_path, doses, words):
+    sheet = _sheet_with_doses(tmp_path, doses)
+    r = bsmeth("call", "--samples", sheet, "--out", tmp_path / "x", "-j", "1", "--no-bam")
+    assert r.returncode == 3, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("bsmeth: error: sample sheet") and all(w in line for w in words), line

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import os
 import stat
 from dataclasses import dataclass, field
@@ -109,6 +110,81 @@ def _finite_check(p: Path, extra: list[tuple[int, str]], rows: dict, line_of: di
                     "so give a number (or words in every row, if it is not a quantity)")
 
 
+# Columns whose values are quantities (``10 uM``): a unit written with the numbers is taken out of them into a
+# ``<column>_unit`` column, so statistics see numbers and figures show the unit (docs/outputs.md).
+QUANTITY_NAMES = ("dose", "concentration", "conc", "time", "duration")
+_QUANTITY = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\d\s+-][^\s]*)?\s*")
+
+
+# a value ending in one of these is meant as a quantity even when its number cannot be read ("ten uM")
+_KNOWN_UNIT = re.compile(r"(?i)\s(?:[pnuµμm]?M|[pnuµμm]?g/m?l|mg/kg|[pnuµμm]?mol/l|h|hrs?|hours?|min|d|days?|%)\s*$")
+
+
+def is_quantity_column(name: str) -> bool:
+    low = name.lower()
+    return any(low == q or low.startswith(q + "_") or low.endswith("_" + q) for q in QUANTITY_NAMES) \
+        and not low.endswith("_unit")
+
+
+def _unit_key(unit: str) -> str:
+    """Units compared as written, but µ/μ/u and case of a trailing M/m aside: ``µM`` = ``uM``."""
+    return unit.replace("µ", "u").replace("μ", "u")
+
+
+def _split_units(p: Path, extra: list[tuple[int, str]], rows: dict, line_of: dict) -> list[tuple[int, str]]:
+    """Numbers with a unit in a quantity column (``10 uM``): the number stays, the unit goes to ``<column>_unit``.
+
+    One unit per column: another unit in a row, or a value that is not a number (with or without the unit), is
+    an error naming the line; 0 may come without a unit.  Returns the columns, with the unit columns added.
+    """
+    out = list(extra)
+    for pos, name in extra:
+        if not is_quantity_column(name):
+            continue
+        parsed = {}
+        for key, (_, cond) in rows.items():
+            text = cond[name]
+            m = _QUANTITY.fullmatch(text) if text else None
+            parsed[key] = (m.group(1), m.group(2) or "") if m else None
+        units = {_unit_key(u) for v in parsed.values() if v for u in [v[1]] if u}
+        if not units:
+            meant = [k for k, v in parsed.items() if v is None and _KNOWN_UNIT.search(" " + rows[k][1][name])]
+            if meant:
+                k = min(meant, key=lambda k: line_of[k])
+                raise SampleSheetError(f"sample sheet {p}, line {line_of[k]}: {name} {rows[k][1][name]!r} is not a "
+                                       "number with a unit; write e.g. '10 uM'")
+            continue  # plain numbers (or words): nothing to split
+        unit_col = f"{name}_unit"
+        if any(n.lower() == unit_col.lower() for _, n in extra):
+            raise SampleSheetError(f"sample sheet {p}: column {name} writes units with its values and there is a "
+                                   f"{unit_col} column too; give the unit in one place")
+        first: dict = {}
+        for key in sorted(rows, key=lambda k: line_of[k]):
+            got, text, n = parsed[key], rows[key][1][name], line_of[key]
+            if got is None:
+                raise SampleSheetError(f"sample sheet {p}, line {n}: {name} {text!r} is not a number with a unit "
+                                       f"(the column gives units: {', '.join(sorted(units))}); write e.g. '10 uM'")
+            number, unit = got
+            if not unit:
+                if float(number) != 0:
+                    raise SampleSheetError(f"sample sheet {p}, line {n}: {name} {text!r} has no unit while other rows "
+                                           f"give {', '.join(sorted(units))}; write it with its unit")
+                continue
+            first.setdefault(_unit_key(unit), (unit, n, text))
+            if len(first) > 1:
+                (u1, n1, t1), (u2, n2, t2) = first.values()
+                raise SampleSheetError(f"sample sheet {p}, line {n2}: {name} {t2!r} is in {u2}, line {n1} in {u1}; "
+                                       f"give every {name} in one unit (convert one of them)")
+        unit = next(iter(first.values()))[0]
+        for key, (_, cond) in rows.items():
+            number, _u = parsed[key]
+            cond[name] = number
+            cond[unit_col] = unit
+        out.append((pos, unit_col))
+    out.sort(key=lambda x: (x[0], x[1].endswith("_unit")))
+    return out
+
+
 def read_sheet(path: str | Path) -> SampleSheet:
     """Read and check a sample sheet; every error names the sheet and the line (1-based, as in an editor)."""
     p = Path(path)
@@ -174,6 +250,7 @@ def read_sheet(path: str | Path) -> SampleSheet:
     if not rows:
         raise SampleSheetError(f"sample sheet {p}: no rows after the header")
     _finite_check(p, extra, rows, line_of)
+    extra = _split_units(p, extra, rows, line_of)
     # one sample must have one set of conditions
     seen: dict = {}
     for key, (sample, values) in rows.items():
