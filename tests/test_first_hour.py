@@ -136,3 +136,29 @@ def test_doses_in_mixed_units_or_unreadable_are_errors_naming_the_row(tmp_path, 
     assert r.returncode == 3, r.stderr
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("bsmeth: error: sample sheet") and all(w in line for w in words), line
+
+
+def test_a_fraction_where_a_percent_is_meant_gets_a_hint(tmp_path):
+    r = bsmeth("call", EXAMPLE / "BT474_d0", "--out", tmp_path / "x", "--min-conversion", "0.95")
+    assert r.returncode == 2 and "did you mean 95?" in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["call", "{reads}", "--min-conversion", "150"], ["call", "{reads}", "--min-identity", "0.9"],
+    ["call", "{reads}", "--min-qual", "-5"], ["call", "{reads}", "--duplicate-evidence", "-3"],
+    ["call", "{reads}", "--min-hq-bases", "-1"], ["call", "{reads}", "--max-mismatches", "-1"],
+    ["call", "{reads}", "--min-clone-coverage", "101"], ["call", "{reads}", "--threads", "-1"],
+    ["call", "{reads}", "--min-conversion", "nan"], ["compare", "{results}", "--seed", "-1"],
+    ["plot", "{results}", "--dpi", "0"], ["plot", "{results}", "--width-mm", "-5"],
+    ["plot", "{results}", "--max-height-mm", "0"], ["quantify", "{reads}", "--min-signal", "2"],
+    ["simulate", "--seed", "-2"],
+])
+def test_no_option_accepts_a_value_outside_its_range(project, tmp_path, args):
+    args = [a.replace("{reads}", str(EXAMPLE / "BT474_d0")).replace("{results}", str(project / "results"))
+            for a in args]
+    if args[0] in ("call", "quantify", "simulate"):
+        args += ["--out", str(tmp_path / "x")]
+    r = bsmeth(*args)
+    assert r.returncode == 2, (args, r.returncode, r.stderr)
+    assert "Invalid value" in r.stderr

@@ -251,7 +251,10 @@ def _threads(kw: dict) -> int:
 
 # the numeric options of call/run: (lowest, highest) allowed; None = no upper bound
 _RANGES = {"min_qual": (0, 99), "min_conversion": (0, 100), "min_identity": (0, 100), "max_unconverted": (0, None),
-           "max_mismatches": (0, None), "min_hq_bases": (0, None), "duplicate_evidence": (0, None)}
+           "max_mismatches": (0, None), "min_hq_bases": (0, None), "duplicate_evidence": (0, None),
+           "min_clone_coverage": (0, 100)}
+# options given in percent: a value in (0, 1] is a fraction typed where a percent is meant (0.95 for 95 %)
+_PERCENT = ("min_conversion", "min_identity", "min_clone_coverage")
 
 
 def _check_ranges(kw: dict) -> None:
@@ -263,6 +266,9 @@ def _check_ranges(kw: dict) -> None:
         if v is not None and (not math.isfinite(v) or v < low or (high is not None and v > high)):
             allowed = f"from {low} to {high}" if high is not None else f"a finite number >= {low}"
             raise click.BadParameter(f"{v} is not {allowed}", param_hint=f"'--{name.replace('_', '-')}'")
+        if name in _PERCENT and v is not None and 0 < v <= 1:
+            raise click.BadParameter(f"{v:g} looks like a fraction, but this option is a percent: did you mean "
+                                     f"{100 * v:g}?", param_hint=f"'--{name.replace('_', '-')}'")
 
 
 def _call_config(kw: dict):
@@ -385,14 +391,13 @@ _file_options = _options(
 
 
 def _plot_config(kw: dict):
-    from .errors import InputError
     from .layout import parse_width
     from .plots import PlotConfig
 
     try:
         width = parse_width(kw["width"])
-    except ValueError as e:
-        raise InputError(f"--width-mm: {e}") from None
+    except ValueError as e:  # an option value no run can mean: a usage error (exit 2), like every other option
+        raise click.BadParameter(str(e), param_hint="'--width-mm'") from None
     extra = {}
     if "formats" in kw:
         extra = dict(formats=tuple(x.strip().lower() for x in kw["formats"].split(",") if x.strip()),
@@ -407,7 +412,8 @@ _compare_options = _options(
     click.option("--within", default=None, metavar="COLUMN",
                  help="Also compare within each level of this column (default: dose; 'none')."),
     click.option("--dose", "dose_col", default=None, metavar="COLUMN", help="Numeric dose column (default: dose)."),
-    click.option("--seed", default=1, show_default=True, help="Seed of the bootstrap intervals."),
+    click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
+                 help="Seed of the bootstrap intervals and permutations: the same seed gives the same stats.tsv."),
 )
 
 
@@ -524,7 +530,8 @@ def run(ctx, **kw):
 @click.option("--design", type=click.Path(dir_okay=False, exists=True), metavar="JSON",
               help="Design file: samples, clones, methylation levels, faults (schema and example: "
                    "docs/simulate.md). Default: the seed study, BT474/rBT474 x dose 0,1,3,10.")
-@click.option("--seed", default=1, show_default=True, help="Random seed: the same seed gives the same files.")
+@click.option("--seed", default=1, show_default=True, type=click.IntRange(0),
+              help="Random seed: the same seed gives the same files.")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
 @click.option("--direct", is_flag=True,
               help="Direct sequencing of uncloned PCR product instead of clones: reads at 0, 10, 25, 50, 75, 90 "
@@ -657,7 +664,7 @@ def reference_show(reference, forward, reverse, strand, snps, anchor, panel):
                    "per-CpG dye calibration.")
 @click.option("--standard100", multiple=True, metavar="PATH",
               help="Reads of 100 % methylated product (repeatable). Alone: one dye ratio for all CpGs.")
-@click.option("--min-signal", default=0.25, show_default=True,
+@click.option("--min-signal", default=0.25, show_default=True, type=click.FloatRange(0, 1),
               help="C + T peaks below this fraction of a full peak there: no estimate (low_signal).")
 @click.option("--formats", default="svg,png,pdf", show_default=True, metavar="LIST",
               help="Plot files to write, comma-separated: svg, png, pdf, tiff.")
