@@ -97,9 +97,13 @@ def write_call_dir(
                     if status == "pass":
                         t = tallies[i]
                         t[0 if call == "M" else 1 if call == "U" else 2] += 1
-                row.update(orientation="+", conversion=0.99, identity=0.97, cpgs_called=m + u,
-                           methylation=(m / (m + u)) if m + u else None, aligned_start=1, aligned_end=200,
+                row.update(orientation="+", conversion_pct=99.0, identity_pct=97.0, cpgs_called=m + u,
+                           methylation_pct=(100 * m / (m + u)) if m + u else None, aligned_start=1, aligned_end=200,
                            mismatches=1, converted=60, unconverted=1, mean_qual=38.5)
+                if legacy:  # bsmeth 0.1: these shares as fractions under plain names
+                    for new in ("conversion_pct", "identity_pct", "methylation_pct"):
+                        v = row.pop(new)
+                        row[new[:-4]] = None if v is None else v / 100
                 if snp_cpg is not None:
                     row["genotype"] = f"{snp_name}:{'A' if clone[snp_cpg - 1] == 's' else 'C'}"
                 if status == "pass":
@@ -125,17 +129,19 @@ def write_call_dir(
                             "percent": f"{100 * mm / (mm + uu):.2f}" if mm + uu else "", "note": note})
         srows.append({"sample": name, **sheet, "amplicon": amplicon, "reads": n_reads, "pass": n_pass,
                       "cpgs_called": called_total,
-                      "methylation": f"{100 * meth_total / called_total:.2f}" if called_total else ""})
+                      f"methylation{'' if legacy else '_pct'}": f"{100 * meth_total / called_total:.2f}"
+                      if called_total else ""})
     amp_col = [] if legacy else ["amplicon"]
-    read_cols = ["read", "file", "sample", *sheet_columns, *amp_col, "status", "reason", "orientation", "conversion",
-                 "identity", "cpgs_called", "methylation", "duplicate_of", "detail", "length", "aligned_start",
+    pct = "" if legacy else "_pct"
+    read_cols = ["read", "file", "sample", *sheet_columns, *amp_col, "status", "reason", "orientation", f"conversion{pct}",
+                 f"identity{pct}", "cpgs_called", f"methylation{pct}", "duplicate_of", "detail", "length", "aligned_start",
                  "aligned_end", "mismatches", "converted", "unconverted", "mean_qual", "genotype", "mixed_sites"]
     _tsv(d / "reads.tsv", read_cols, reads)
     _tsv(d / "cpg_calls.tsv", ["read", "sample", *amp_col, "cpg", "pos", "call", "why", "status", "base", "qual",
                                "c_signal", "t_signal", "c_frac", "confidence", "trace_flag"], calls)
     _tsv(d / "summary.tsv", ["sample", *amp_col, "cpg", "pos", "methylated", "unmethylated", "not_determined",
                              "percent", "note"], summary)
-    _tsv(d / "samples.tsv", ["sample", *sheet_columns, *amp_col, "reads", "pass", "cpgs_called", "methylation"],
+    _tsv(d / "samples.tsv", ["sample", *sheet_columns, *amp_col, "reads", "pass", "cpgs_called", f"methylation{pct}"],
          srows)
     preamble = ["# bsmeth alignments against IGFBP3_promoter (top strand, amplified strand shown 5'->3')",
                 "# marks: | match, . converted C, ! unconverted non-CpG C, * CpG, x mismatch; call line: M/U/- at CpGs",

@@ -453,17 +453,25 @@ def test_sheet_identical_duplicate_row_is_accepted(tmp_path):
     assert [(x["read"], x["sample"], x["dose"]) for x in table] == [("seq_B", "ctrl", "0"), ("seq_C", "treated", "5")]
 
 
-def test_sheet_non_numeric_dose_is_accepted_by_call(tmp_path):
-    """In ``call`` the dose is a condition column like any other (only plots/statistics read it as a number)."""
+def test_sheet_dose_with_a_unit_beside_words_is_an_error_naming_the_row(tmp_path):
+    """A dose column giving a unit (`10 uM`) holds quantities: `none` and `high` cannot be read as one, so the
+    sheet is refused naming the first such row (issue: doses with units are parsed, an unreadable one is exit 3)."""
     out = tmp_path / "out"
     r = invoke(["call", "-s", SHEETS / "dose_not_numeric.csv", "--reference", MASTER, "--out", out])
+    assert r.exit_code == 3, r.output
+    assert "line 2: dose 'none' is not a number with a unit" in r.output
+
+
+def test_sheet_dose_of_words_only_is_a_label(tmp_path):
+    """Words without any unit (`none`, `low`, `high`) stay condition labels (plots order them, tests rank them)."""
+    sheet = tmp_path / "sheet.csv"
+    demo = Path(__file__).parent / "data" / "biq_demo" / "Demo_data"
+    sheet.write_text(f"file,sample,dose\n{demo}/seq_B.fasta,ctrl,none\n{demo}/seq_C.fasta,high,high\n")
+    out = tmp_path / "out"
+    r = invoke(["call", "-s", sheet, "--reference", MASTER, "--out", out])
     assert r.exit_code == 0, r.output
-    table = rows(out / "reads.tsv")
-    assert [(x["sample"], x["cell_line"], x["dose"]) for x in table] == [
-        ("ctrl", "HeLa", "none"), ("low", "HeLa", "10 uM"), ("high", "HeLa", "high")]
-    samples = rows(out / "samples.tsv")
-    assert [x["dose"] for x in samples] == ["none", "10 uM", "high"]
-    assert json.loads((out / "run.json").read_text())["sample_columns"] == ["cell_line", "dose"]
+    assert [x["dose"] for x in rows(out / "samples.tsv")] == ["none", "high"]
+    assert json.loads((out / "run.json").read_text())["sample_columns"] == ["dose"]
 
 
 @pytest.mark.parametrize("ref, warning", [

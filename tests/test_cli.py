@@ -69,7 +69,7 @@ def test_call_biq(tmp_path, biq):
     meta = json.loads((out / "run.json").read_text())
     assert meta["counts"] == {"reads": 10, "pass": 5, "fail": 5,
                               "by_reason": {"duplicate": 1, "low_conversion": 2, "low_identity": 2}}
-    assert meta["parameters"]["min_conversion"] == 0.95
+    assert meta["parameters"]["min_conversion_pct"] == 95  # in the units of the option (--min-conversion 95)
     assert len(rows(out / "cpg_calls.tsv")) == 10 * 35  # every read aligned (some then fail QC) x 35 CpGs
     assert not list(out.glob(".*tmp"))
 
@@ -100,8 +100,8 @@ def test_installed_command_subprocess(tmp_path, gm9):
                                        "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     samples = {r["sample"]: r for r in rows(out / "samples.tsv")}
-    assert float(samples["Gm9_J1_multi_fasta"]["methylation"]) > 60
-    assert float(samples["Gm9_16aabb_multi_fasta"]["methylation"]) < 35
+    assert float(samples["Gm9_J1_multi_fasta"]["methylation_pct"]) > 60
+    assert float(samples["Gm9_16aabb_multi_fasta"]["methylation_pct"]) < 35
 
 
 def test_missing_input_subprocess_no_traceback(tmp_path):
@@ -169,7 +169,7 @@ def test_readme_main_command_on_example_reads(tmp_path):
         assert (out / name).stat().st_size > 0, name
     reads = rows(out / "reads.tsv")
     assert len(reads) == 96
-    samples = {r["sample"]: float(r["methylation"]) for r in rows(out / "samples.tsv")}
+    samples = {r["sample"]: float(r["methylation_pct"]) for r in rows(out / "samples.tsv")}
     # resistant cells more methylated, rising with dose; sensitive cells low
     assert samples["rBT474_d0"] < samples["rBT474_d1"] < samples["rBT474_d3"] < samples["rBT474_d10"]
     assert max(v for k, v in samples.items() if k.startswith("BT474")) < 15

@@ -86,7 +86,7 @@ def test_sheet_and_summary_columns_equal_docs():
     docs = documented_columns()
     assert docs["summary.tsv"] == list(SUMMARY_COLUMNS)
     assert docs["reads.tsv"][:4] == ["read", "file", "sample", SHEET_MARK]
-    assert docs["samples.tsv"] == ["sample", SHEET_MARK, "amplicon", "reads", "pass", "cpgs_called", "methylation"]
+    assert docs["samples.tsv"] == ["sample", SHEET_MARK, "amplicon", "reads", "pass", "cpgs_called", "methylation_pct"]
 
 
 def test_reason_and_why_tokens_equal_docs():
@@ -141,8 +141,8 @@ def test_tables_are_well_formed(sheet_run):
     assert len(reads) == 10  # every input read, nothing dropped
     assert {r["cell_line"] for r in reads if r["sample"] == "early"} == {"HeLa"}
     for r in reads:
-        for col in ("conversion", "identity", "methylation"):
-            assert r[col] == "" or re.fullmatch(r"[01]\.\d{4}", r[col]), (col, r[col])
+        for col in ("conversion_pct", "identity_pct", "methylation_pct"):  # shares in percent, named so
+            assert r[col] == "" or (re.fullmatch(r"\d{1,3}\.\d\d", r[col]) and 0 <= float(r[col]) <= 100), (col, r[col])
     for r in rows(out / "summary.tsv"):
         assert r["percent"] == "" or re.fullmatch(r"\d+\.\d\d", r["percent"])
     calls = rows(out / "cpg_calls.tsv")

@@ -67,7 +67,7 @@ def test_sheet_alone_gives_the_inputs(tmp_path, gm9):
     assert {r["cells"] for r in reads} == {"wt", "Dnmt3a/3b-/-"}
     samples = {r["sample"]: r for r in rows(tmp_path / "out" / "samples.tsv")}
     # wild type heavily methylated, the Dnmt3a/3b double knockout much less (QUMA sample's biology)
-    assert float(samples["J1"]["methylation"]) > 60 > 35 > float(samples["KO"]["methylation"])
+    assert float(samples["J1"]["methylation_pct"]) > 60 > 35 > float(samples["KO"]["methylation_pct"])
 
 
 def test_samples_come_in_the_sheets_order(tmp_path, gm9):

@@ -314,7 +314,7 @@ def test_lollipop_tsv_is_the_drawn_matrix(dose_dir):
     # sorted: the most methylated clone first within each sample
     first = [r for r in rows if r["sample"] == "HCT116_d0"]
     assert [int(r["row"]) for r in first] == list(range(1, 6))
-    meth = [float(r["methylation"]) for r in first]
+    meth = [float(r["methylation_pct"]) for r in first]
     assert meth == sorted(meth, reverse=True)
 
 

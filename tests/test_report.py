@@ -237,7 +237,7 @@ def test_read_index_counts_every_clone(call_dir):
     data = load_call_dir(call_dir)
     index = RR.read_index(data)
     assert [r[0] for r in index["reads"]] == list(data.reads["read"])
-    for sample, pct in zip(data.samples["sample"], data.samples["methylation"]):
+    for sample, pct in zip(data.samples["sample"], data.samples["methylation_pct"]):
         k = index["samples"].index(sample)
         m = sum(r[5] for r in index["reads"] if r[1] == k and r[3] == 1)
         u = sum(r[6] for r in index["reads"] if r[1] == k and r[3] == 1)

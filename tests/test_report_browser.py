@@ -92,19 +92,19 @@ def test_read_table_sorts_filters_and_searches(results):
         page = b.open(results / "report.html")
         assert len(visible(page, "read")) == len(reads) == 96
         page.eval("Array.from(document.querySelectorAll('#reads thead tr:first-child th'))"
-                  ".find(h => h.textContent === 'conversion').click()")
-        conv = [float(x) for x in visible(page, "conversion") if x]
-        assert conv == sorted(conv) and conv[0] < 0.95
+                  ".find(h => h.textContent === 'conversion_pct').click()")
+        conv = [float(x) for x in visible(page, "conversion_pct") if x]
+        assert conv == sorted(conv) and conv[0] < 95
         page.eval("Array.from(document.querySelectorAll('#reads thead tr:first-child th'))"
-                  ".find(h => h.textContent === 'conversion').click()")
-        conv = [float(x) for x in visible(page, "conversion") if x]
+                  ".find(h => h.textContent === 'conversion_pct').click()")
+        conv = [float(x) for x in visible(page, "conversion_pct") if x]
         assert conv == sorted(conv, reverse=True)
         set_filter(page, "status", "fail")
         failed = [r["read"] for r in reads if r["status"] == "fail"]
         assert sorted(visible(page, "read")) == sorted(failed) and set(visible(page, "status")) == {"fail"}
         set_filter(page, "status", "")
-        set_filter(page, "conversion", "<0.95")
-        low = [r["read"] for r in reads if r["conversion"] and float(r["conversion"]) < 0.95]
+        set_filter(page, "conversion_pct", "<95")
+        low = [r["read"] for r in reads if r["conversion_pct"] and float(r["conversion_pct"]) < 95]
         assert sorted(visible(page, "read")) == sorted(low)
         page.click(".toolbar[data-for=reads] button")  # clear filters
         assert len(visible(page, "read")) == 96
@@ -151,7 +151,7 @@ def test_curation_round_trip_changes_samples_tsv(results, tmp_path):
         live_before = page.eval("Array.from(document.querySelectorAll('table.samples tbody tr')).map(r => "
                                 "[r.cells[0].textContent, ...Array.from(r.cells).slice(-3).map(c => c.textContent)])")
         for sample, clones, pooled, _ in live_before:  # the page starts from samples.tsv
-            assert int(clones) == int(before[sample]["pass"]) and pooled == before[sample]["methylation"]
+            assert int(clones) == int(before[sample]["pass"]) and pooled == before[sample]["methylation_pct"]
         for rid in picks:
             page.eval(f"""(() => {{ const idx = JSON.parse(document.getElementById('bsm-index').textContent);
                 const i = idx.reads.findIndex(r => r[0] === {json.dumps(rid)});
@@ -170,7 +170,7 @@ def test_curation_round_trip_changes_samples_tsv(results, tmp_path):
     for sample, row in after.items():
         if sample in ("BT474_d0", "rBT474_d10"):
             assert int(row["pass"]) == int(before[sample]["pass"]) - 1
-            assert row["pass"] == live[sample][0] and row["methylation"] == live[sample][1]
+            assert row["pass"] == live[sample][0] and row["methylation_pct"] == live[sample][1]
         else:
             assert row == before[sample]
     run_json = json.loads((again / "run.json").read_text())

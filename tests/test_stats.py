@@ -409,9 +409,9 @@ def test_partial_clones_are_left_out_of_clone_level_tests_only(tmp_path):
                {"sample": "b", "cell_line": "y", "dose": "0", "clones": ["UUUUUUUUUU"] * 6}]
     d = write_call_dir(tmp_path / "c", samples)
     run = json.loads((d / "run.json").read_text())
-    assert "min_clone_coverage" not in run["parameters"]
+    assert "min_clone_coverage_pct" not in run["parameters"]
     assert len(clone_table(load_call_dir(d))) == 13  # a folder of bsmeth 0.1: no coverage rule
-    run["parameters"]["min_clone_coverage"] = 0.5
+    run["parameters"]["min_clone_coverage_pct"] = 50
     (d / "run.json").write_text(json.dumps(run))
     data = load_call_dir(d)
     clones = clone_table(data)

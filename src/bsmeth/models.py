@@ -322,7 +322,17 @@ class CallConfig:
     threads: int = 1
     write_bam: bool = True  # reads.bam, reads.mod.bam and amplicons.fa (readsbam; --no-bam)
 
+    # shares held as fractions here and given in percent by the options: written out in percent (``_pct``)
+    PERCENT_FIELDS = ("min_conversion", "min_identity", "min_clone_coverage", "mixed_fraction", "mixed_any_fraction")
+
     def as_dict(self) -> dict:
+        """The parameters as run.json records them: in the units of the options (shares in percent, ``_pct``)."""
         from dataclasses import asdict
 
-        return asdict(self)
+        out = {}
+        for k, v in asdict(self).items():
+            if k in self.PERCENT_FIELDS:
+                out[f"{k}_pct"] = round(100 * v, 6)
+            else:
+                out[k] = v
+        return out

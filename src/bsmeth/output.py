@@ -19,8 +19,8 @@ from .models import Amplicon, Call, Panel, ReadResult, Status
 from .tsv import cell, line, table_text
 
 READ_COLUMNS = (
-    "read", "file", "sample", "amplicon", "status", "reason", "orientation", "conversion", "identity", "cpgs_called",
-    "methylation", "duplicate_of", "detail", "length", "aligned_start", "aligned_end", "mismatches",
+    "read", "file", "sample", "amplicon", "status", "reason", "orientation", "conversion_pct", "identity_pct",
+    "cpgs_called", "methylation_pct", "duplicate_of", "detail", "length", "aligned_start", "aligned_end", "mismatches",
     "converted", "unconverted", "mean_qual", "genotype", "mixed_sites",
 )
 N_LEADING = 3  # sheet columns go after read, file, sample
@@ -29,7 +29,12 @@ CALL_COLUMNS = ("read", "sample", "amplicon", "cpg", "pos", *GENOME_COLUMNS, "ca
                 "read_pos", "c_signal", "t_signal", "c_frac", "confidence", "trace_flag")
 SUMMARY_COLUMNS = ("sample", "amplicon", "cpg", "pos", *GENOME_COLUMNS, "methylated", "unmethylated",
                    "not_determined", "percent", "note")
-SAMPLES_OWN_COLUMNS = ("amplicon", "reads", "pass", "cpgs_called", "methylation")
+SAMPLES_OWN_COLUMNS = ("amplicon", "reads", "pass", "cpgs_called", "methylation_pct")
+
+
+def _pct(x) -> str:
+    """A share as written in the tables: percent, 2 decimals (the unit is in the column name: ``_pct``)."""
+    return "" if x is None else f"{100 * x:.2f}"
 
 
 def read_columns(sheet_columns: Sequence[str]) -> tuple[str, ...]:
@@ -48,8 +53,8 @@ def reads_table(results: Sequence[ReadResult], conditions: dict, sheet_columns: 
         rows.append(
             [r.read_id, r.file, r.sample, *[cond.get(c, "") for c in sheet_columns], r.amplicon,
              r.status.value, r.reason.value if r.reason else "",
-             aln.orientation if aln else "", qc.conversion if qc else None, qc.identity if qc else None,
-             r.n_called if r.calls else (0 if aln else None), r.methylation,
+             aln.orientation if aln else "", _pct(qc.conversion if qc else None), _pct(qc.identity if qc else None),
+             r.n_called if r.calls else (0 if aln else None), _pct(r.methylation),
              r.duplicate_of, r.detail, r.length,
              one_based(aln.target_start) if aln else None, aln.target_end if aln else None,
              qc.mismatches if qc else None, qc.converted if qc else None, qc.unconverted if qc else None,

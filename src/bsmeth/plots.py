@@ -390,7 +390,7 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
         scene.add(hg)
         _legend(scene, page.legend_top, L.MARGIN, notes_w, bool(inp.snp_cpgs), inp.notes)
         pages.append(scene)
-    header = ["page", "sample", "row", "read", "methylation", *(f"cpg_{n}" for n in inp.numbers)]
+    header = ["page", "sample", "row", "read", "methylation_pct", *(f"cpg_{n}" for n in inp.numbers)]
     return tuple(pages), _tsv(header, rows_out)
 
 

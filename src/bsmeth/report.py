@@ -212,12 +212,12 @@ def _qc_section(data) -> str:
 
 def _samples_table(data, anchor: str) -> str:
     """samples.tsv of one amplicon; the script adds the clones and percentages of the page's curation."""
-    cols = ["sample", *data.sample_columns, "reads", "pass", "cpgs_called", "methylation"]
+    cols = ["sample", *data.sample_columns, "reads", "pass", "cpgs_called", "methylation_pct"]
     s = data.samples
     rows = []
     for rec in s[[c for c in cols if c in s.columns]].itertuples(index=False, name=None):
         rows.append([(None if isinstance(v, float) and math.isnan(v) else v) for v in rec])
-    headers = [c if c != "methylation" else "pooled %" for c in cols]
+    headers = [c if c != "methylation_pct" else "pooled %" for c in cols]
     titles = ["", *["" for _ in data.sample_columns], "reads assigned to the amplicon", "reads used (pass)",
               "CpG calls (M or U) over passing reads", "methylated / called CpGs over passing reads (samples.tsv)"]
     name = str((data.run.get("amplicon") or {}).get("name", ""))

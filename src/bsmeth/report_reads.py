@@ -31,17 +31,17 @@ SNIPPET_BASES = 5  # bases drawn each side of a CpG
 POINTS_PER_BASE = 4  # trace points kept per base (traces hold 10-12; 4 still draw each peak's shape)
 LEVELS = 64  # signal levels kept (6 bits: a step is under 2 % of the stretch's highest peak)
 TRACE_BUDGET = 1_200_000  # bytes of base64 in the page for chromatograms, shared by the run's amplicons
-READ_COLUMNS = ("read", "sample", "amplicon", "status", "reason", "detail", "orientation", "conversion", "identity",
-                "cpgs_called", "methylation", "duplicate_of", "genotype", "mixed_sites")
+READ_COLUMNS = ("read", "sample", "amplicon", "status", "reason", "detail", "orientation", "conversion_pct",
+                "identity_pct", "cpgs_called", "methylation_pct", "duplicate_of", "genotype", "mixed_sites")
 COLUMN_TITLES = {
     "read": "click a read to see its alignment and chromatogram",
     "status": "pass: used in the results; fail: excluded (reason)",
     "reason": "why the read is excluded: see the glossary",
     "orientation": "+ the read as given is the amplified strand, - its reverse complement",
-    "conversion": "fraction of non-CpG C read as T (bisulfite conversion)",
-    "identity": "bisulfite-aware identity over the covered amplicon",
+    "conversion_pct": "% of non-CpG C read as T (bisulfite conversion)",
+    "identity_pct": "% bisulfite-aware identity over the covered amplicon",
     "cpgs_called": "CpGs called M or U",
-    "methylation": "fraction of called CpGs that are methylated",
+    "methylation_pct": "% of called CpGs that are methylated",
     "duplicate_of": "for a clonal duplicate: the read kept",
     "mixed_sites": "sites with two strong peaks out of those looked at",
 }

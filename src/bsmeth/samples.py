@@ -37,7 +37,7 @@ class SampleSheet:
 
 # columns that bsmeth writes itself next to the sheet columns (reads.tsv, samples.tsv): a sheet column
 # with one of these names would make two columns of the same name
-RESERVED = frozenset(READ_COLUMNS) | {"reads", "pass", "cpgs_called", "methylation"}
+RESERVED = frozenset(READ_COLUMNS) | {"reads", "pass", "cpgs_called", "methylation_pct"}
 
 
 def _text(p: Path) -> str:

@@ -26,15 +26,17 @@ from .tsv import TableError, read_table
 
 READS_REQUIRED = ("read", "file", "sample", "status", "reason")
 READS_NUMERIC = (
-    "conversion", "identity", "cpgs_called", "methylation", "length", "aligned_start",
+    "conversion_pct", "identity_pct", "cpgs_called", "methylation_pct", "length", "aligned_start",
     "aligned_end", "mismatches", "converted", "unconverted", "mean_qual",
 )
+# bsmeth 0.1 wrote these shares as fractions under plain names: read back as the percent columns of today
+_LEGACY_FRACTIONS = {"conversion": "conversion_pct", "identity": "identity_pct", "methylation": "methylation_pct"}
 CALLS_REQUIRED = ("read", "sample", "cpg", "pos", "call", "why", "status")
 CALLS_NUMERIC = ("cpg", "pos", "genome_pos", "qual", "read_pos")
 SUMMARY_REQUIRED = ("sample", "cpg", "pos", "methylated", "unmethylated", "not_determined", "percent", "note")
 SUMMARY_NUMERIC = ("cpg", "pos", "genome_pos", "methylated", "unmethylated", "not_determined", "percent")
-SAMPLES_REQUIRED = ("sample", "reads", "pass", "cpgs_called", "methylation")
-SAMPLES_NUMERIC = ("reads", "pass", "cpgs_called", "methylation")
+SAMPLES_REQUIRED = ("sample", "reads", "pass", "cpgs_called", "methylation_pct")
+SAMPLES_NUMERIC = ("reads", "pass", "cpgs_called", "methylation_pct")
 # the columns of samples.tsv that bsmeth adds after the sheet columns
 _SAMPLES_OWN = ("sample", "amplicon") + SAMPLES_REQUIRED[1:]
 
@@ -84,7 +86,10 @@ class CallData:
             yield name, self.subset(name)
 
 
-def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
+def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str], legacy: Optional[dict] = None,
+              scale: float = 1.0) -> pd.DataFrame:
+    """A table of a call folder: required columns checked, numeric ones as floats.  ``legacy``: columns of
+    bsmeth 0.1 renamed to today's (their values times ``scale``: fractions written as percent now)."""
     if not path.is_file():
         raise InputError(
             f"{path}: missing; is {path.parent} the output directory of `bsmeth call`? "
@@ -100,6 +105,9 @@ def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd
     if len(set(header)) != len(header):
         raise InputError(f"{path}: repeated column name in the header {header}")
     df = pd.DataFrame(rows, columns=header, dtype=str) if rows else pd.DataFrame({c: pd.Series(dtype=str) for c in header})
+    renamed = {old: new for old, new in (legacy or {}).items() if old in df.columns and new not in df.columns}
+    if renamed:
+        df = df.rename(columns=renamed)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise InputError(
@@ -112,7 +120,7 @@ def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str]) -> pd
             bad = df[col][converted.isna() & (df[col].str.strip() != "")]
             if len(bad):
                 raise InputError(f"{path}: column {col!r} has non-numeric value {bad.iloc[0]!r}")
-            df[col] = converted.astype(float)
+            df[col] = converted.astype(float) * (scale if col in renamed.values() else 1.0)
     return df
 
 
@@ -130,10 +138,11 @@ def load_call_dir(directory: str | os.PathLike) -> CallData:
         raise InputError(f"{run_path}: not valid JSON ({exc})") from exc
     if not isinstance(run, dict):
         raise InputError(f"{run_path}: expected a JSON object")
-    reads = _read_tsv(d / "reads.tsv", READS_REQUIRED, READS_NUMERIC)
+    reads = _read_tsv(d / "reads.tsv", READS_REQUIRED, READS_NUMERIC, legacy=_LEGACY_FRACTIONS, scale=100.0)
     calls = _read_tsv(d / "cpg_calls.tsv", CALLS_REQUIRED, CALLS_NUMERIC)
     summary = _read_tsv(d / "summary.tsv", SUMMARY_REQUIRED, SUMMARY_NUMERIC)
-    samples = _read_tsv(d / "samples.tsv", SAMPLES_REQUIRED, SAMPLES_NUMERIC)
+    samples = _read_tsv(d / "samples.tsv", SAMPLES_REQUIRED, SAMPLES_NUMERIC,
+                        legacy={"methylation": "methylation_pct"})  # 0.1: percent already, plain name
     if not isinstance(run.get("amplicons"), list):
         # a folder of bsmeth 0.1 (one amplicon, no amplicon column): every row is of run.json's amplicon
         amp = run.get("amplicon") if isinstance(run.get("amplicon"), dict) else {}
@@ -190,11 +199,12 @@ def order_levels(values: Iterable) -> list:
 
 
 def min_clone_coverage(data: CallData) -> float:
-    """The share of an amplicon's assessable CpGs a clone must have called to count in clone-level statistics
-    (run.json parameter ``min_clone_coverage``; 0 for folders of bsmeth 0.1, which had no such rule)."""
-    value = (data.run.get("parameters") or {}).get("min_clone_coverage", 0.0)
+    """The share (0-1) of an amplicon's assessable CpGs a clone must have called to count in clone-level
+    statistics (run.json parameter ``min_clone_coverage_pct``; 0 for folders of bsmeth 0.1, which had no such
+    rule)."""
+    params = data.run.get("parameters") or {}
     try:
-        return float(value)
+        return float(params.get("min_clone_coverage_pct", 0.0)) / 100
     except (TypeError, ValueError):
         return 0.0
 

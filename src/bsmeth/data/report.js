@@ -330,8 +330,8 @@
     const row = readsTable.querySelector('tr[data-i="' + i + '"]');
     const cols = Array.from(readsTable.tHead.rows[0].cells).map((c) => c.textContent);
     const info = el("dl");
-    for (const name of ["sample", "amplicon", "status", "reason", "detail", "orientation", "conversion", "identity",
-                        "methylation", "duplicate_of", "genotype", "mixed_sites"]) {
+    for (const name of ["sample", "amplicon", "status", "reason", "detail", "orientation", "conversion_pct",
+                        "identity_pct", "methylation_pct", "duplicate_of", "genotype", "mixed_sites"]) {
       const c = cols.indexOf(name);
       const v = c >= 0 && row ? row.cells[c].textContent : "";
       if (v) info.append(el("dt", {}, name), el("dd", {}, v));
