@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import CALL_LETTERS, REASON_CODES, R_AMBIG, R_LOWCONV, R_LOWID, R_NOAMP, R_NOCPH, WHY_CODES, Pairs
+from .engine import (
+    CALL_LETTERS,
+    R_AMBIG,
+    R_LOWCONV,
+    R_LOWID,
+    R_NOAMP,
+    R_NOCPH,
+    REASON_CODES,
+    WHY_CODES,
+    Pairs,
+)
 
 N_CODES = 2 + len(WHY_CODES)
 N_STRANDS = 4
@@ -95,7 +105,7 @@ class Tally:
             pat = self.patterns.setdefault((sample, ai), Patterns(nk))
             pat.add(u, np.bincount(inv, minlength=len(u)).astype(np.int64))
 
-    def merge(self, other: "Tally") -> None:
+    def merge(self, other: Tally) -> None:
         for k, v in other.codes.items():
             got = self.codes.get(k)
             self.codes[k] = v if got is None else got + v

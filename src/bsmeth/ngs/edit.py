@@ -8,14 +8,13 @@ the reference window, and its extended CIGAR gives the reference -> read column 
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import numpy as np
 
 _OPS = re.compile(r"(\d+)([=XIDM])")
 
 
-def align_columns(read3: bytes, ref3: bytes, max_edits: int) -> Optional[tuple[int, int, np.ndarray, int, int]]:
+def align_columns(read3: bytes, ref3: bytes, max_edits: int) -> tuple[int, int, np.ndarray, int, int] | None:
     """Align ``read3`` inside ``ref3``: (edits, reference start, read column per reference position from that
     start (-2 for a deletion in the read), insertions, alignment columns), or None when more than ``max_edits``
     edits are needed."""

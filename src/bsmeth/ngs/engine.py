@@ -28,13 +28,26 @@ pooled over both mates.  QC follows the clone order of reasons: ``no_amplicon`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
 from ..models import CallConfig, Reason, Why
 from .fastq import Records
-from .index import ANCHORS, COMP, MAXLEN, MULTI, NONE, A_, C_, G_, K, N_, T_, Index, anchor_codes, three_letter
+from .index import (
+    A_,
+    ANCHORS,
+    C_,
+    COMP,
+    G_,
+    MAXLEN,
+    MULTI,
+    N_,
+    NONE,
+    T_,
+    Index,
+    K,
+    anchor_codes,
+)
 
 MAX_SUBSTITUTIONS = 3  # mismatches an ungapped match may have (sequencing errors) before edlib is asked
 LATE_WINDOW = 15  # an indel this close to the read's end shifts few bases: there, at most one mismatch
@@ -75,14 +88,15 @@ class Mates:
 
 
 def locate(rec: Records, index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ref_id or NONE/MULTI, reverse-complemented, diagonal = reference position of the oriented read's
-    first base) of every read."""
+    """(ref_id or NONE/MULTI, read of the complementary strand, diagonal = view position of the read's first
+    base; ``index.View``) of every read."""
     n = len(rec)
     ref = np.full(n, NONE, np.int32)
     rc = np.zeros(n, bool)
-    off = np.zeros(n, np.int32)
+    diag = np.zeros(n, np.int32)
     multi = np.zeros(n, bool)
     table = index.table
+    lengths = np.array([R.length for R in index.refs] or [0], np.int32)
     for p in ANCHORS:
         todo = np.flatnonzero(ref == NONE)
         if not len(todo):
@@ -95,179 +109,194 @@ def locate(rec: Records, index: Index) -> tuple[np.ndarray, np.ndarray, np.ndarr
         rev = (hr >= 0) & (hf < 0)
         i = todo[fwd]
         ref[i] = hf[fwd] // MAXLEN
-        off[i] = hf[fwd] % MAXLEN - p
+        diag[i] = hf[fwd] % MAXLEN - p
         i = todo[rev]
-        ref[i] = hr[rev] // MAXLEN
+        rid = hr[rev] // MAXLEN
+        ref[i] = rid
         rc[i] = True
-        # the k-mer sits at position n - p - K of the reverse-complemented read
-        off[i] = hr[rev] % MAXLEN - (rec.length[i] - p - K)
+        # the reverse complement of read[p:p+K] sits at reference h: read[p] is at view position L - K - h
+        diag[i] = lengths[rid] - K - hr[rev] % MAXLEN - p
     ref[(ref == NONE) & multi] = MULTI
-    return ref, rc, off
+    return ref, rc, diag
 
 
-def oriented(seq: np.ndarray, qual: np.ndarray, length: np.ndarray, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The reads as their reference strand reads them: rows with ``rc`` reverse-complemented (within length)."""
-    seq, qual = seq.copy(), qual.copy()
-    rows = np.flatnonzero(rc)
-    if len(rows):
-        w = seq.shape[1]
-        col = np.arange(w)
-        ln = length[rows][:, None]
-        j = np.clip(ln - 1 - col[None, :], 0, w - 1)
-        inside = col[None, :] < ln
-        s = seq[rows[:, None], j]
-        q = qual[rows[:, None], j]
-        seq[rows] = np.where(inside, COMP[s], 0)
-        qual[rows] = np.where(inside, q, 0)
-    return seq, qual
-
-
-def _compatible(b: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Read base ``b`` fits reference letter ``g`` (bisulfite-aware; N on either side fits)."""
-    return (b == g) | ((g == C_) & (b == T_)) | (g == N_) | (b == N_)
+def _compatible(b: np.ndarray, g: np.ndarray, c_letter: int, t_letter: int) -> np.ndarray:
+    """Read base ``b`` fits view letter ``g`` (bisulfite-aware; N on either side fits)."""
+    return (b == g) | ((g == c_letter) & (b == t_letter)) | (g == N_) | (b == N_)
 
 
 def mates(rec: Records, index: Index, config: CallConfig, max_cpgs: int) -> Mates:
     """Locate, verify (ungapped or edlib) and extract every read of one mate."""
     n = len(rec)
-    ref, rc, off = locate(rec, index)
+    ref, rc, diag = locate(rec, index)
     for i in np.flatnonzero(ref == MULTI):  # only k-mers found at several places: align to every reference
-        ref[i], rc[i], off[i] = _rescue(rec.seq[i, :rec.length[i]], index)
+        ref[i], rc[i], diag[i] = _rescue(rec.seq[i, :rec.length[i]], index)
     max_cph = max((len(R.cph) for R in index.refs), default=0)
-    cph_state = np.zeros((n, max_cph), np.int8)
-    calls = np.full((n, max_cpgs), NOTCOV, np.int8)
-    base = np.zeros((n, max_cpgs), np.uint8)
-    qual = np.zeros((n, max_cpgs), np.uint8)
-    z = lambda: np.zeros(n, np.int32)  # noqa: E731
-    conv, unconv, edits, cols, insert = z(), z(), z(), z(), z()
-    start, end = np.full(n, -1, np.int32), np.full(n, -1, np.int32)
-    for rid in np.unique(ref[ref >= 0]):
-        rows = np.flatnonzero(ref == rid)
-        R = index.refs[rid]
-        L = R.length
-        seq, qv = oriented(rec.seq[rows], rec.qual[rows], rec.length[rows], rc[rows])
-        ln = rec.length[rows]
-        o = off[rows]
-        r = np.arange(L, dtype=np.int32)
-        X = r[None, :] - o[:, None]  # read column of each reference position
-        cover = (X >= 0) & (X < ln[:, None])
-        X = np.where(cover, X, -1)
-        b = np.take_along_axis(seq, np.maximum(X, 0), axis=1)
-        bad = cover & ~_compatible(b, R.seq[None, :])
-        nmis = bad.sum(axis=1)
-        first = np.where(cover.any(axis=1), cover.argmax(axis=1), 0)
-        last = L - 1 - np.where(cover.any(axis=1), cover[:, ::-1].argmax(axis=1), 0)
-        # the read's own end: the last covered position for a forward read, the first for a reverse one
-        near_end = np.where(rc[rows][:, None], r[None, :] < first[:, None] + 15, r[None, :] > last[:, None] - 15)
-        late = (bad & near_end).sum(axis=1)
-        ok = (nmis <= MAX_SUBSTITUTIONS) & (late <= 1) & cover.any(axis=1)
-        ed = nmis.astype(np.int32)
-        nc = cover.sum(axis=1).astype(np.int32)
-        for k in np.flatnonzero(~ok):
-            res = _gapped(seq[k], int(ln[k]), int(o[k]), R)
-            if res is None:
-                X[k] = -1
-                ed[k], nc[k] = 0, 0
-                continue
-            e, r0, colmap, n_cols = res
-            X[k] = -1
-            X[k, r0:r0 + len(colmap)] = colmap
-            ed[k], nc[k] = e, n_cols
-        edits[rows], cols[rows] = ed, nc
-        covered = X >= 0
-        aligned = covered | (X == -2)
-        has = aligned.any(axis=1)
-        start[rows] = np.where(has, aligned.argmax(axis=1), -1)
-        end[rows] = np.where(has, L - aligned[:, ::-1].argmax(axis=1), -1)
-        insert[rows] = (covered & R.insert[None, :]).sum(axis=1)
-        # conversion at non-CpG C of the insert
-        if len(R.cph):
-            xc = X[:, R.cph]
-            bc = np.take_along_axis(seq, np.maximum(xc, 0), axis=1)
-            qc = np.take_along_axis(qv, np.maximum(xc, 0), axis=1)
-            good = (xc >= 0) & (qc >= config.min_qual)
-            st = np.where(good & (bc == T_), 1, np.where(good & (bc == C_), 2, 0)).astype(np.int8)
-            cph_state[rows, :len(R.cph)] = st
-            conv[rows] = (st == 1).sum(axis=1)
-            unconv[rows] = (st == 2).sum(axis=1)
-        nk = len(R.cpg)
-        if nk:
-            xk = X[:, R.cpg]
-            bk = np.take_along_axis(seq, np.maximum(xk, 0), axis=1)
-            qk = np.take_along_axis(qv, np.maximum(xk, 0), axis=1)
-            code = np.full(xk.shape, OTHER, np.int8)
-            code[bk == N_] = AMBIG
-            code[~np.isin(bk, (A_, C_, G_, T_, N_))] = AMBIG  # IUPAC codes
-            code[bk == C_] = M
-            code[bk == T_] = U
-            code[(qk < config.min_qual) & (xk >= 0)] = LOWQ
-            sp = R.snp_pos
-            if (sp >= 0).any():
-                for j in np.flatnonzero(sp >= 0):
-                    xs = X[:, sp[j]]
-                    bs = np.take_along_axis(seq, np.maximum(xs, 0)[:, None], axis=1)[:, 0]
-                    code[(xs >= 0) & (bs == R.snp_alt[j]), j] = SNPC
-            code[xk == -2] = GAP
-            code[xk == -1] = NOTCOV
-            code[:, R.cpg_primer] = PRIMER
-            calls[rows, :nk] = code
-            base[rows, :nk] = np.where(xk >= 0, bk, 0)
-            qual[rows, :nk] = np.where(xk >= 0, qk, 0)
-    return Mates(ref, rc, calls, base, qual, conv, unconv, cph_state, edits, cols, insert, start, end)
+    out = {
+        "calls": np.full((n, max_cpgs), NOTCOV, np.int8), "base": np.zeros((n, max_cpgs), np.uint8),
+        "qual": np.zeros((n, max_cpgs), np.uint8), "cph": np.zeros((n, max_cph), np.int8),
+        "edits": np.zeros(n, np.int32), "columns": np.zeros(n, np.int32), "insert": np.zeros(n, np.int32),
+        "start": np.full(n, -1, np.int32), "end": np.full(n, -1, np.int32)}
+    seq_all, qual_all, len_all = rec.seq, rec.qual, rec.length
+    W = seq_all.shape[1]
+    located = np.flatnonzero(ref >= 0)
+    if len(located):
+        vid = (2 * ref[located] + rc[located]).astype(np.int64)
+        key = vid * (4 * MAXLEN) + (diag[located] + 2 * MAXLEN)
+        order = np.argsort(key, kind="stable")
+        keys, first = np.unique(key[order], return_index=True)
+        bounds = np.r_[first, len(order)]
+        for g, k in enumerate(keys.tolist()):
+            rows = located[order[bounds[g]:bounds[g + 1]]]
+            v = index.views[k // (4 * MAXLEN)]
+            d = k % (4 * MAXLEN) - 2 * MAXLEN
+            _ungapped_group(rows, v, d, seq_all, qual_all, len_all, W, config, out)
+    cols = out.pop("columns")
+    return Mates(ref, rc, out["calls"], out["base"], out["qual"], _count(out["cph"], 1), _count(out["cph"], 2),
+                 out["cph"], out["edits"], cols, out["insert"], out["start"], out["end"])
 
 
-RESCUE_TIE = 0.02  # two references aligned this close in identity: ambiguous_amplicon
+def _count(a: np.ndarray, value: int) -> np.ndarray:
+    return (a == value).sum(axis=1).astype(np.int32)
+
+
+def _ungapped_group(rows, v, d: int, seq_all, qual_all, len_all, W: int, config: CallConfig, out: dict) -> None:
+    """Reads of one view and diagonal: compared without gaps in one broadcast; those that do not fit go to
+    edlib one by one."""
+    L = len(v.seq)
+    seq, qv, ln = seq_all[rows], qual_all[rows], len_all[rows]
+    c0, c1 = max(0, -d), min(W, L - d)  # read columns that can lie on the view
+    if c1 <= c0:
+        _gapped_rows(rows, seq, qv, ln, d, v, config, out)
+        return
+    col = np.arange(c0, c1)
+    inside = col[None, :] < ln[:, None]
+    b = seq[:, c0:c1]
+    bad = inside & ~_compatible(b, v.seq[None, c0 + d:c1 + d], v.c_letter, v.t_letter)
+    nmis = bad.sum(axis=1)
+    last = np.minimum(ln, c1) - 1  # last read column on the view: the read's 3' end (or the view's end)
+    late = (bad & (col[None, :] > (last - LATE_WINDOW)[:, None])).sum(axis=1)
+    ok = (nmis <= MAX_SUBSTITUTIONS) & (late <= 1) & (last >= c0)
+    good = rows[ok]
+    if len(good):
+        sg, qg, lg = seq[ok], qv[ok], ln[ok]
+        out["edits"][good] = nmis[ok]
+        out["columns"][good] = (np.minimum(lg, c1) - c0).astype(np.int32)
+        lo = np.full(len(good), c0 + d, np.int32)
+        hi = (np.minimum(lg, c1) + d).astype(np.int32)
+        out["start"][good], out["end"][good] = lo, hi
+        out["insert"][good] = v.insert_cum[hi] - v.insert_cum[lo]
+        _extract(good, sg, qg, lg, lambda pos: np.broadcast_to(pos - d, (len(good), len(pos))), v, config, out)
+    if not ok.all():
+        _gapped_rows(rows[~ok], seq[~ok], qv[~ok], ln[~ok], d, v, config, out)
+
+
+def _extract(rows, seq, qv, ln, column_of, v, config: CallConfig, out: dict) -> None:
+    """Calls at the CpGs and conversion at the non-CpG C of reads ``rows``; ``column_of(view positions)`` gives
+    each read's column there (-1 not covered, -2 a deletion)."""
+    def at(pos):
+        x = np.asarray(column_of(pos))
+        if x.size == 0:
+            return x, x.astype(np.uint8), x.astype(np.uint8)
+        cover = (x >= 0) & (x < ln[:, None])
+        xi = np.where(cover, x, 0)
+        b = np.take_along_axis(seq, xi, axis=1)
+        q = np.take_along_axis(qv, xi, axis=1)
+        return np.where(cover, x, np.where(x == -2, -2, -1)), b, q
+
+    if len(v.cph):
+        x, b, q = at(v.cph)
+        good = (x >= 0) & (q >= config.min_qual)
+        out["cph"][rows, :len(v.cph)] = np.where(good & (b == v.t_letter), 1,
+                                                 np.where(good & (b == v.c_letter), 2, 0))
+    nk = len(v.cpg)
+    if not nk:
+        return
+    x, b, q = at(v.cpg)
+    code = np.full(x.shape, OTHER, np.int8)
+    code[~np.isin(b, (A_, C_, G_, T_))] = AMBIG
+    code[b == v.c_letter] = M
+    code[b == v.t_letter] = U
+    code[(q < config.min_qual) & (x >= 0)] = LOWQ
+    sp = v.snp_pos
+    for j in np.flatnonzero(sp >= 0):
+        xs, bs, _ = at(sp[j:j + 1])
+        code[(xs[:, 0] >= 0) & (bs[:, 0] == v.snp_alt[j]), j] = SNPC
+    code[x == -2] = GAP
+    code[x == -1] = NOTCOV
+    code[:, v.cpg_primer] = PRIMER
+    out["calls"][rows, :nk] = code
+    shown = COMP[b] if v.rc else b  # the base as the amplified strand reads it
+    out["base"][rows, :nk] = np.where(x >= 0, shown, 0)
+    out["qual"][rows, :nk] = np.where(x >= 0, q, 0)
+
+
+def _gapped_rows(rows, seq, qv, ln, d: int, v, config: CallConfig, out: dict) -> None:
+    """Reads that do not fit their diagonal without gaps: each aligned by edlib near it, then all extracted
+    together."""
+    X = np.full((len(rows), len(v.seq)), -1, np.int32)
+    aligned = np.zeros(len(rows), bool)
+    for j, i in enumerate(rows):
+        aligned[j] = _one_gapped(i, seq[j], int(ln[j]), d, v, X[j], out)
+    if aligned.any():
+        Xa = X[aligned]
+        _extract(rows[aligned], seq[aligned], qv[aligned], ln[aligned], lambda pos: Xa[:, pos], v, config, out)
+
+
+def _one_gapped(i: int, seq: np.ndarray, ln: int, d: int, v, row: np.ndarray, out: dict) -> bool:
+    """edlib alignment of one read near its diagonal: fills ``row`` (read column per view position, -2 for a
+    deletion) and the read's alignment figures; False when it does not align."""
+    from .edit import align_columns
+
+    L = len(v.seq)
+    c0, c1 = max(0, -d - 5), min(ln, L - d + 5)  # adapter beyond the view's ends is cut off
+    if c1 - c0 < 10:
+        return False
+    w0, w1 = max(0, d + c0 - EDGE_SLACK), min(L, d + c1 + EDGE_SLACK)
+    read = seq[c0:c1].copy()
+    read[read == v.c_letter] = v.t_letter
+    res = align_columns(read.tobytes(), v.three[w0:w1], int(EDIT_SHARE * (c1 - c0)) + 3)
+    if res is None:
+        return False  # columns stay 0: no alignment
+    _e, s, colmap, _ins, n_cols = res
+    p0 = w0 + s
+    colmap = np.where(colmap >= 0, colmap + c0, -2).astype(np.int32)
+    at = np.flatnonzero(colmap >= 0)
+    # bisulfite-aware edits: edlib saw 3 letters, so a read C where the view has T is counted here
+    mis = int((~_compatible(seq[colmap[at]], v.seq[p0 + at], v.c_letter, v.t_letter)).sum())
+    row[p0:p0 + len(colmap)] = colmap
+    out["edits"][i] = n_cols - len(at) + mis
+    out["columns"][i] = n_cols
+    out["start"][i], out["end"][i] = p0, p0 + len(colmap)
+    out["insert"][i] = int(((row >= 0) & v.insert).sum())
+    return True
+
+
+RESCUE_TIE = 0.02  # two amplicons aligned this close in identity: ambiguous_amplicon
 
 
 def _rescue(read: np.ndarray, index: Index) -> tuple[int, bool, int]:
-    """A read whose anchors all occur at several places: aligned (edlib) to every reference in both orientations;
-    the best identity wins, a near tie is MULTI (ambiguous), no alignment is NONE (no amplicon)."""
+    """A read whose anchors all occur at several places: aligned (edlib) to every view; the best identity wins,
+    a near tie between amplicons is MULTI (ambiguous), no alignment NONE (no amplicon)."""
     from .edit import align_columns
 
-    ln = len(read)
-    fwd3 = three_letter(read).tobytes()
-    rev3 = three_letter(COMP[read[::-1]]).tobytes()
     found = []
-    for rid, R in enumerate(index.refs):
-        ref3 = three_letter(R.seq).tobytes()
-        for is_rc, q in ((False, fwd3), (True, rev3)):
-            res = align_columns(q[:R.length], ref3, int(EDIT_SHARE * min(ln, R.length)) + 3)
-            if res is not None:
-                e, s, _cols, _ins, n_cols = res
-                found.append((1 - e / max(n_cols, 1), rid, is_rc, s))
+    for v in index.views:
+        L = len(v.seq)
+        q = read[:L + 5].copy()
+        q[q == v.c_letter] = v.t_letter
+        res = align_columns(q.tobytes(), v.three, int(EDIT_SHARE * len(q)) + 3)
+        if res is not None:
+            e, s, colmap, _ins, n_cols = res
+            first_col = int(np.flatnonzero(colmap >= 0)[0]) if (colmap >= 0).any() else 0
+            found.append((1 - e / max(n_cols, 1), v.ref, v.rc, s + first_col - int(colmap[first_col])))
     if not found:
         return NONE, False, 0
-    found.sort(reverse=True)
+    found.sort(key=lambda f: -f[0])
     if len(found) > 1 and found[1][0] >= found[0][0] - RESCUE_TIE and found[1][1] // 2 != found[0][1] // 2:
         return MULTI, False, 0
-    _ident, rid, is_rc, s = found[0]
-    # the diagonal: where the oriented read's first base lies (a reverse read's adapter end is cut before)
-    return rid, is_rc, s
-
-
-def _gapped(seq: np.ndarray, ln: int, off: int, R) -> Optional[tuple[int, int, np.ndarray, int]]:
-    """edlib alignment of one oriented read near its diagonal: (edits, first reference position, read column
-    per reference position from there (-2 deletion), alignment columns), or None."""
-    from .edit import align_columns
-
-    L = R.length
-    c0 = max(0, -off - 5)  # adapter before the reference start (a reverse read's 3' end)
-    c1 = min(ln, L - off + 5)  # ... after its end (read-through of a short insert)
-    if c1 - c0 < 10:
-        return None
-    w0 = max(0, off + c0 - EDGE_SLACK)
-    w1 = min(L, off + c1 + EDGE_SLACK)
-    read3 = three_letter(seq[c0:c1]).tobytes()
-    ref3 = three_letter(R.seq[w0:w1]).tobytes()
-    res = align_columns(read3, ref3, int(EDIT_SHARE * (c1 - c0)) + 3)
-    if res is None:
-        return None
-    _e, s, colmap, _ins, n_cols = res
-    colmap = np.where(colmap >= 0, colmap + c0, -2).astype(np.int32)
-    # bisulfite-aware edits: edlib saw 3 letters, so a read C where the reference has T is counted here
-    at = np.flatnonzero(colmap >= 0)
-    mis = int((~_compatible(seq[colmap[at]], R.seq[w0 + s + at])).sum())
-    return n_cols - len(at) + mis, w0 + s, colmap, n_cols
+    _ident, rid, is_rc, d = found[0]
+    return rid, is_rc, d
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,8 +317,8 @@ class Pairs:
     edits: np.ndarray
 
 
-def pairs(m1: Mates, m2: Optional[Mates], index: Index, config: CallConfig,
-          min_aligned: Optional[np.ndarray] = None) -> Pairs:
+def pairs(m1: Mates, m2: Mates | None, index: Index, config: CallConfig,
+          min_aligned: np.ndarray | None = None) -> Pairs:
     """Two mates -> one molecule each, with its QC outcome (module docstring).  ``min_aligned``: per amplicon
     (``config.min_aligned`` scaled to short amplicons by the run)."""
     n = len(m1.ref)

@@ -14,9 +14,9 @@ FASTQ is parsed again by dnaio, whose message names the problem.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -24,6 +24,8 @@ from ..errors import InputError
 
 CHUNK_BYTES = 1 << 21  # 2 MiB of R1 (and as much of R2) per chunk: ~6,000 pairs of 150 bp
 PHRED_OFFSET = 33
+_UPPER = np.arange(256, dtype=np.uint8)
+_UPPER[97:123] -= 32
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,7 +36,7 @@ class Records:
     seq: np.ndarray  # uint8 ASCII, upper case
     qual: np.ndarray  # uint8 PHRED (offset removed)
     length: np.ndarray  # int32
-    names: Optional[list[str]] = None
+    names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.length)
@@ -81,7 +83,7 @@ def _open(path: Path):
     return xopen.xopen(path, "rb", threads=0)
 
 
-def chunks(path: Path, path2: Optional[Path] = None, size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, Optional[bytes]]]:
+def chunks(path: Path, path2: Path | None = None, size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, bytes | None]]:
     """(R1 chunk, R2 chunk or None) as bytes, whole records, in file order."""
     from dnaio import read_chunks, read_paired_chunks
 
@@ -135,13 +137,19 @@ def parse_chunk(buf: bytes, names: bool = False, what: str = "FASTQ") -> Records
     if not ok.all():
         raise InputError(_dnaio_error(buf, what))
     width = max(1, int(length.max()) if len(length) else 1)
-    col = np.arange(width)
-    inside = col[None, :] < length[:, None]
-    idx = np.where(inside, s0[:, None] + col[None, :], 0)
-    seq = np.where(inside, a[idx], 0).astype(np.uint8)
-    seq[(seq >= 97) & (seq <= 122)] -= 32  # lower case
-    qidx = np.where(inside, q0[:, None] + col[None, :], 0)
-    qual = np.where(inside, a[qidx].astype(np.int16) - PHRED_OFFSET, 0).clip(0, 93).astype(np.uint8)
+    col = np.arange(width, dtype=np.int64)
+    idx = s0[:, None] + col[None, :]
+    qidx = q0[:, None] + col[None, :]
+    if int(length.min()) == width:  # reads of one length (the rule on Illumina runs): no padding
+        seq = a[idx]
+        q = a[qidx]
+    else:
+        inside = col[None, :] < length[:, None]
+        seq = np.where(inside, a[np.where(inside, idx, 0)], 0).astype(np.uint8)
+        q = np.where(inside, a[np.where(inside, qidx, 0)], PHRED_OFFSET).astype(np.uint8)
+    if (seq > 96).any():  # lower case
+        seq = _UPPER[seq]
+    qual = np.maximum(q, PHRED_OFFSET) - np.uint8(PHRED_OFFSET)
     ids = None
     if names:
         ids = [buf[i + 1:j].split(None, 1)[0].decode("utf-8", "replace") if j > i + 1 else ""

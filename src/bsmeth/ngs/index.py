@@ -23,7 +23,7 @@ defines target); for OB the assayed C of the CpG whose C is at target ``t`` is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,11 +69,50 @@ class Reference:
 
 
 @dataclass(frozen=True, eq=False)
+class View:
+    """A reference as a read shows it in one orientation (``rc``: the read is of the complementary strand, so
+    the view is the reference's reverse complement and a converted C reads A for G).  Positions are view
+    positions; the arrays list the reference's CpGs and non-CpG C in the reference's order."""
+
+    ref: int
+    rc: bool
+    seq: np.ndarray  # uint8 letters as the read shows them
+    c_letter: int  # the letter of an unconverted C (C, or G on a complementary read)
+    t_letter: int  # ... of a converted C (T, or A)
+    cpg: np.ndarray  # view position of each CpG's assayed C
+    cph: np.ndarray  # view position of each non-CpG C of the insert
+    insert_cum: np.ndarray  # cumulative count of insert positions (len + 1)
+    insert: np.ndarray  # bool per view position
+    snp_pos: np.ndarray  # per CpG: view position of the SNP allele that destroys it (-1 none)
+    snp_alt: np.ndarray  # its letter as the read shows it
+    three: bytes  # the view in the 3-letter alphabet (converted letter merged), for edlib
+    cpg_primer: np.ndarray | None = None  # bool per CpG: under a primer
+
+
+@dataclass(frozen=True, eq=False)
 class Index:
     panel: Panel
     refs: tuple[Reference, ...]  # ref_id = 2 * amplicon + s
     table: np.ndarray  # int32, 3^K: hit code or NONE / MULTI
     n_cpgs: tuple[int, ...]  # per amplicon
+    views: tuple[View, ...] = ()  # view id = 2 * ref_id + rc
+
+
+def make_view(R: Reference, rc: bool) -> View:
+    L = R.length
+    if not rc:
+        seq = R.seq
+        three = seq.copy()
+        three[three == C_] = T_
+        return View(0, False, seq, C_, T_, R.cpg, R.cph, np.r_[0, np.cumsum(R.insert)], R.insert, R.snp_pos,
+                    R.snp_alt, three.tobytes(), R.cpg_primer)
+    seq = COMP[R.seq[::-1]]
+    three = seq.copy()
+    three[three == G_] = A_
+    ins = R.insert[::-1].copy()
+    flip = lambda a: np.where(a >= 0, L - 1 - a, -1).astype(np.int32)
+    return View(0, True, seq, G_, A_, flip(R.cpg), flip(R.cph), np.r_[0, np.cumsum(ins)], ins, flip(R.snp_pos),
+                COMP[R.snp_alt], three.tobytes(), R.cpg_primer)
 
 
 def _letters(seq: str) -> np.ndarray:
@@ -133,7 +172,8 @@ def build_index(panel: Panel) -> Index:
                 c = codes[p]
                 hit = (2 * ai + s) * MAXLEN + int(p)
                 table[c] = hit if table[c] == NONE else MULTI
-    return Index(panel, tuple(refs), table, tuple(len(a.cpgs) for a in panel))
+    views = tuple(replace(make_view(R, rc), ref=rid) for rid, R in enumerate(refs) for rc in (False, True))
+    return Index(panel, tuple(refs), table, tuple(len(a.cpgs) for a in panel), views)
 
 
 def anchor_codes(seq: np.ndarray, length: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

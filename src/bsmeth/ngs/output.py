@@ -10,8 +10,8 @@ atomically; the per-read tables are streamed into a temporary file and renamed w
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -19,10 +19,17 @@ from .. import __version__
 from ..atomic import write_text
 from ..coords import one_based
 from ..models import Panel
-from ..output import CALL_COLUMNS, SUMMARY_COLUMNS, _genome_cells, read_columns, samples_columns, write_json
+from ..output import (
+    CALL_COLUMNS,
+    SUMMARY_COLUMNS,
+    _genome_cells,
+    read_columns,
+    samples_columns,
+    write_json,
+)
 from ..tsv import line, table_text
 from .aggregate import FUNNEL, Patterns
-from .engine import M, U, CONFLICT, REASON_CODES, WHY_CODES
+from .engine import CONFLICT, REASON_CODES, WHY_CODES, M, U
 from .index import STRAND_NAMES
 
 PATTERNS_FILE = "patterns.tsv"
@@ -88,7 +95,7 @@ def patterns_text(run, samples: Sequence[str]) -> str:
     out = []
     for ai, amp in enumerate(run.panel):
         for si, s in enumerate(samples):
-            pat: Optional[Patterns] = run.tally.patterns.get((si, ai))
+            pat: Patterns | None = run.tally.patterns.get((si, ai))
             if pat is None:
                 continue
             rows, counts = pat.compact()
@@ -163,7 +170,7 @@ class PerReadWriter:
 
 def per_read_lines(p, rec1, rec2, sample: int, index, per_read, names, file: str = "") -> tuple[str, str]:
     """The rows of reads.tsv and cpg_calls.tsv of one chunk (one row per pair, named after R1)."""
-    columns, cond_of = per_read
+    _columns, cond_of = per_read
     s = names["samples"][sample]
     cond = cond_of[s]
     panel = index.panel
@@ -208,7 +215,7 @@ def per_read_lines(p, rec1, rec2, sample: int, index, per_read, names, file: str
 
 
 def write_tables(run, conditions: dict, columns: Sequence[str], config, command, sheet_path, writer,
-                 files: Sequence[tuple[str, str, str]], extra: Optional[dict] = None) -> list[str]:
+                 files: Sequence[tuple[str, str, str]], extra: dict | None = None) -> list[str]:
     """Every table of the run, then run.json last (its presence marks a complete set of outputs)."""
     from ..pipeline import amplicon_dict
 

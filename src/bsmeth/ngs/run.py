@@ -20,9 +20,9 @@ import re
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ _ILLUMINA_TAIL = re.compile(r"_S\d+(_L\d{3})?$")
 class Job:
     sample: int  # index into the run's samples
     r1: Path
-    r2: Optional[Path]
+    r2: Path | None
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class NgsConfig:
     chunk_bytes: int = 1 << 21
 
 
-def mate_of(path: Path) -> Optional[tuple[Path, str, int]]:
+def mate_of(path: Path) -> tuple[Path, str, int] | None:
     """(the other mate's path, sample name, this mate's number) by the Illumina naming rules, or None."""
     m = _MATE.match(path.name)
     if not m:
@@ -69,7 +69,7 @@ def _sample_name(path: Path) -> str:
     return _ILLUMINA_TAIL.sub("", name)
 
 
-def resolve_pairs(inputs: Sequence[str], sheet_path: Optional[str]):
+def resolve_pairs(inputs: Sequence[str], sheet_path: str | None):
     """(sheet or None, [(R1, R2 or None, sample, condition values)]) in input order."""
     from ..reads import InputFile, collect
     from ..samples import assign, read_sheet
@@ -126,7 +126,7 @@ def _init(index: Index, config: CallConfig, min_aligned: np.ndarray, per_read, n
     _STATE.update(index=index, config=config, min_aligned=min_aligned, per_read=per_read, names=names)
 
 
-def process_chunk(job: tuple, state: Optional[dict] = None):
+def process_chunk(job: tuple, state: dict | None = None):
     """One chunk of one sample's pairs: (Tally, per-read lines or None, pairs)."""
     st = state or _STATE
     sample, c1, c2, file1, first_read = job
@@ -195,9 +195,9 @@ def _job_chunks(jobs: list[Job], size: int):
         del last
 
 
-def run_ngs(inputs: Sequence[str], panel: Panel, out: Path, config: CallConfig, sheet_path: Optional[str] = None,
+def run_ngs(inputs: Sequence[str], panel: Panel, out: Path, config: CallConfig, sheet_path: str | None = None,
             command: Sequence[str] = (), force: bool = False, ngs: NgsConfig = NgsConfig(),
-            progress: Optional[Callable[[int, float], None]] = None) -> NgsRun:
+            progress: Callable[[int, float], None] | None = None) -> NgsRun:
     """Call every CpG of every read pair of ``inputs`` and write the result tables into ``out``."""
     from ..pipeline import fit_to_amplicon, prepare_out
     from .output import PerReadWriter, write_tables
@@ -219,8 +219,8 @@ def run_ngs(inputs: Sequence[str], panel: Panel, out: Path, config: CallConfig, 
     jobs = [Job(sample_of[s], r1, r2) for r1, r2, s, _ in files]
     writer = PerReadWriter(out, panel, columns) if ngs.per_read else None
     per_read = (columns, {s: [conditions[s].get(c, "") for c in columns] for s in samples}) if writer else None
-    state = dict(index=index, config=config, min_aligned=min_aligned, per_read=per_read,
-                 names=dict(samples=samples, files={}))
+    state = {"index": index, "config": config, "min_aligned": min_aligned, "per_read": per_read,
+                 "names": {"samples": samples, "files": {}}}
     tally = Tally(index.n_cpgs)
     t0 = time.monotonic()
     done = 0

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -138,7 +138,7 @@ class NgsSimulation:
     out_dir: Path
     sample_sheet: Path
     truth_cpgs: Path
-    truth_pairs: Optional[Path]
+    truth_pairs: Path | None
     n_pairs: int
     samples: tuple[str, ...]
 
@@ -152,7 +152,7 @@ def _gzip(data: bytes) -> bytes:
         return gzip.compress(data, compresslevel=1, mtime=0)
 
 
-def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: Union[str, Path], seed: int = 1,
+def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int = 1,
                  truth: bool = True, command: str = "") -> NgsSimulation:
     """Write the FASTQ files, sample sheet and truth of ``design`` for ``panel`` into ``out_dir``."""
     from ..models import CallConfig
@@ -224,7 +224,7 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: Union[str, Path], see
                 mate = int(rng.integers(0, 2))
                 size = int(rng.integers(1, 4))
                 at = int(rng.integers(30, L_read - 30))
-                r, q = (r1, q1) if mate == 0 else (r2, q2)
+                r, _q = (r1, q1) if mate == 0 else (r2, q2)
                 row = r[i].copy()
                 if rng.random() < 0.5:  # deletion
                     row = np.r_[row[:at], row[at + size:], np.full(size, ord("A"), np.uint8)]
