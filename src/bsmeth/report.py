@@ -158,9 +158,27 @@ def _run_section(data) -> str:
     return "".join(out)
 
 
+def _funnel_section(data) -> str:
+    """Deep data (NGS): the read-loss funnel per sample and the reasons, from funnel.tsv."""
+    out = ['<p class="note">Read pairs per sample (funnel.tsv): in, assigned to an amplicon, passing the identity '
+           "check, passing the conversion check, used (at least one CpG called); then the pairs lost, by reason. "
+           "One pair is one molecule.</p>"]
+    f = data.funnel
+    if f is not None and len(f):
+        cols = [c for c in f.columns if c not in data.sample_columns]
+        out.append(html_table(cols, _df_rows(f, cols), table_id="funnel"))
+    out.append("<h3>Samples</h3>")
+    cols = ["sample", *data.sample_columns, "amplicon", "reads", "pass", "cpgs_called", "methylation"]
+    out.append(html_table([c if c != "methylation" else "methylation %" for c in cols], _df_rows(data.samples, cols),
+                          table_id="samples"))
+    return "".join(out)
+
+
 def _qc_section(data) -> str:
     import pandas as pd
 
+    if data.weighted:
+        return _funnel_section(data)
     reads = data.reads
     out = []
     counts = reads.assign(reason=reads["reason"].where(reads["status"] != "pass", "pass"))
@@ -420,6 +438,8 @@ def trace_section(data, dpi: int = DPI) -> str:
     """The report's chromatogram section (HTML): the slow part of the report, so ``run`` makes it beside the figures."""
     from .plots import figure_png_bytes
 
+    if data.weighted:
+        return '<p class="note">Sequencing reads (FASTQ): no chromatogram.</p>'
     picked = _snippet_read(data)
     if isinstance(picked, str):
         return f'<p class="note">{_e(picked)}</p>'
@@ -451,13 +471,17 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
               f'<{h} id="{anchor}cpg">Per-CpG methylation</{h}>', _cpg_section(data)]
     cols, rows, source = _stats_rows(data, compare_config)
     parts += [f'<{h} id="{anchor}stats">Statistics</{h}>',
-              f'<p class="note">Statistics {_e(source)}. The clone is the unit of the primary tests '
-              "(*_clones); pooled-CpG tests are for reference. Effects are percentage points (group after the "
-              "minus sign first); p_adj: Benjamini-Hochberg within each test and scope.</p>",
+              f'<p class="note">Statistics {_e(source)}. '
+              + ("The clone is the unit of the primary tests (*_clones); pooled-CpG tests are for reference. "
+                 if not data.weighted else "Deep data: the samples are the replicates of the primary tests "
+                 "(*_samples) when groups have several samples; *_molecules tests take the molecule as the unit "
+                 "(docs/statistics.md). ")
+              + "Effects are percentage points (group after the minus sign first); p_adj: Benjamini-Hochberg within "
+              "each test and scope.</p>",
               f'<div class="scroll">{html_table(cols, rows, table_id=anchor + "stats", numeric_text=True)}</div>']
     from .report_clonal import sections  # allele split and heterogeneity (plain data, rendered here)
 
-    for sec in sections(data, compare_config):
+    for sec in (sections(data, compare_config) if not data.weighted else []):
         parts += [f'<{h} id="{anchor}{sec.anchor}">{_e(sec.title)}</{h}>',
                   *(f'<p class="note">{_e(n)}</p>' for n in sec.notes)]
         for t in sec.tables:
@@ -470,8 +494,9 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
         dose_png = figure_png_bytes(fig, dpi) if fig is not None else None
     if dose_png is not None:
         parts += [f'<{h} id="{anchor}dose">Dose response</{h}>', _img(dose_png, "percent methylation vs dose")]
-    parts += [f'<{h} id="{anchor}traces">Trace at the CpGs</{h}>',
-              traces if traces is not None else trace_section(data, dpi)]
+    if not data.weighted:
+        parts += [f'<{h} id="{anchor}traces">Trace at the CpGs</{h}>',
+                  traces if traces is not None else trace_section(data, dpi)]
     return parts
 
 
@@ -498,7 +523,9 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
     for k, (name, sub) in enumerate(data.by_amplicon()):
         parts += _amplicon_sections(sub, plot_config, compare_config, dpi, pngs, traces.get(name),
                                     f"Amplicon {name}" if panel else "", f"a{k + 1}-" if panel else "")
-    parts += ['<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data), "</body></html>"]
+    if not data.weighted:
+        parts += ['<h2 id="alignments">Per-read alignments</h2>', _alignment_section(data)]
+    parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
