@@ -24,19 +24,12 @@ def align_columns(read3: bytes, ref3: bytes, max_edits: int) -> tuple[int, int, 
     if res["editDistance"] < 0 or not res["locations"]:
         return None
     start = res["locations"][0][0]
-    cols: list[int] = []
-    q = 0
-    ins = 0
-    n_cols = 0
-    for n, op in _OPS.findall(res["cigar"]):
-        n = int(n)
-        n_cols += n
-        if op in "=XM":
-            cols.extend(range(q, q + n))
-            q += n
-        elif op == "I":  # read bases not in the reference
-            q += n
-            ins += n
-        else:  # D: reference bases missing from the read
-            cols.extend([-2] * n)
-    return res["editDistance"], start, np.asarray(cols, np.int32), ins, n_cols
+    ops = _OPS.findall(res["cigar"])
+    kind = np.frombuffer("".join(op for _, op in ops).encode(), np.uint8)
+    runs = np.array([int(n) for n, _ in ops])
+    k = np.repeat(kind, runs)  # one letter per alignment column
+    in_read = k != ord("D")
+    in_ref = k != ord("I")
+    read_col = np.cumsum(in_read) - 1
+    cols = np.where(in_read, read_col, -2)[in_ref].astype(np.int32)
+    return res["editDistance"], start, cols, int((k == ord("I")).sum()), len(k)

@@ -53,6 +53,7 @@ MAX_SUBSTITUTIONS = 3  # mismatches an ungapped match may have (sequencing error
 LATE_WINDOW = 15  # an indel this close to the read's end shifts few bases: there, at most one mismatch
 EDGE_SLACK = 15  # reference bases either side of the diagonal that edlib may use
 EDIT_SHARE = 0.15  # edlib gives up beyond this share of edits (+ 3): low identity anyway
+INDEL_MARGIN = 3  # bases either side of an indel that are not conversion evidence
 NO_AMPLICON_IDENTITY = 0.65  # below: not this amplicon at all (the clone rule, docs/panels.md)
 
 # per-CpG call codes (int8): M, U, then the reasons of '-'
@@ -137,7 +138,7 @@ def mates(rec: Records, index: Index, config: CallConfig, max_cpgs: int) -> Mate
         "qual": np.zeros((n, max_cpgs), np.uint8), "cph": np.zeros((n, max_cph), np.int8),
         "edits": np.zeros(n, np.int32), "columns": np.zeros(n, np.int32), "insert": np.zeros(n, np.int32),
         "start": np.full(n, -1, np.int32), "end": np.full(n, -1, np.int32)}
-    seq_all, qual_all, len_all = rec.seq, rec.qual, rec.length
+    seq_all, len_all = rec.seq, rec.length
     W = seq_all.shape[1]
     located = np.flatnonzero(ref >= 0)
     if len(located):
@@ -150,7 +151,7 @@ def mates(rec: Records, index: Index, config: CallConfig, max_cpgs: int) -> Mate
             rows = located[order[bounds[g]:bounds[g + 1]]]
             v = index.views[k // (4 * MAXLEN)]
             d = k % (4 * MAXLEN) - 2 * MAXLEN
-            _ungapped_group(rows, v, d, seq_all, qual_all, len_all, W, config, out)
+            _ungapped_group(rows, v, d, rec, W, config, out)
     cols = out.pop("columns")
     return Mates(ref, rc, out["calls"], out["base"], out["qual"], _count(out["cph"], 1), _count(out["cph"], 2),
                  out["cph"], out["edits"], cols, out["insert"], out["start"], out["end"])
@@ -160,49 +161,59 @@ def _count(a: np.ndarray, value: int) -> np.ndarray:
     return (a == value).sum(axis=1).astype(np.int32)
 
 
-def _ungapped_group(rows, v, d: int, seq_all, qual_all, len_all, W: int, config: CallConfig, out: dict) -> None:
+def _ungapped_group(rows, v, d: int, rec: Records, W: int, config: CallConfig, out: dict) -> None:
     """Reads of one view and diagonal: compared without gaps in one broadcast; those that do not fit go to
     edlib one by one."""
     L = len(v.seq)
-    seq, qv, ln = seq_all[rows], qual_all[rows], len_all[rows]
+    seq, ln = rec.seq[rows], rec.length[rows]
     c0, c1 = max(0, -d), min(W, L - d)  # read columns that can lie on the view
     if c1 <= c0:
-        _gapped_rows(rows, seq, qv, ln, d, v, config, out)
+        _gapped_rows(rows, seq, ln, d, v, rec, config, out)
         return
     col = np.arange(c0, c1)
-    inside = col[None, :] < ln[:, None]
     b = seq[:, c0:c1]
-    bad = inside & ~_compatible(b, v.seq[None, c0 + d:c1 + d], v.c_letter, v.t_letter)
+    bad = ~_compatible(b, v.seq[None, c0 + d:c1 + d], v.c_letter, v.t_letter)
+    if int(ln.min()) < c1:
+        bad &= col[None, :] < ln[:, None]
     nmis = bad.sum(axis=1)
     last = np.minimum(ln, c1) - 1  # last read column on the view: the read's 3' end (or the view's end)
-    late = (bad & (col[None, :] > (last - LATE_WINDOW)[:, None])).sum(axis=1)
+    if int(ln.min()) >= c1:  # every read reaches c1: the late window is the last columns
+        late = bad[:, -LATE_WINDOW:].sum(axis=1)
+    else:
+        late = (bad & (col[None, :] > (last - LATE_WINDOW)[:, None])).sum(axis=1)
     ok = (nmis <= MAX_SUBSTITUTIONS) & (late <= 1) & (last >= c0)
     good = rows[ok]
     if len(good):
-        sg, qg, lg = seq[ok], qv[ok], ln[ok]
+        sg, lg = seq[ok], ln[ok]
         out["edits"][good] = nmis[ok]
         out["columns"][good] = (np.minimum(lg, c1) - c0).astype(np.int32)
         lo = np.full(len(good), c0 + d, np.int32)
         hi = (np.minimum(lg, c1) + d).astype(np.int32)
         out["start"][good], out["end"][good] = lo, hi
         out["insert"][good] = v.insert_cum[hi] - v.insert_cum[lo]
-        _extract(good, sg, qg, lg, lambda pos: np.broadcast_to(pos - d, (len(good), len(pos))), v, config, out)
+        _extract(good, sg, rec, lg, None, v, config, out, diagonal=d)
     if not ok.all():
-        _gapped_rows(rows[~ok], seq[~ok], qv[~ok], ln[~ok], d, v, config, out)
+        _gapped_rows(rows[~ok], seq[~ok], ln[~ok], d, v, rec, config, out)
 
 
-def _extract(rows, seq, qv, ln, column_of, v, config: CallConfig, out: dict) -> None:
-    """Calls at the CpGs and conversion at the non-CpG C of reads ``rows``; ``column_of(view positions)`` gives
-    each read's column there (-1 not covered, -2 a deletion)."""
+def _extract(rows, seq, rec: Records, ln, column_of, v, config: CallConfig, out: dict,
+             diagonal: Optional[int] = None) -> None:
+    """Calls at the CpGs and conversion at the non-CpG C of reads ``rows``: each read's column at a view
+    position is ``position - diagonal`` (ungapped reads), or ``column_of(view positions)`` (-1 not covered,
+    -2 a deletion)."""
+    W = seq.shape[1]
+
     def at(pos):
+        if diagonal is not None:  # the same column in every read
+            c = pos - diagonal
+            cc = np.clip(c, 0, W - 1)
+            cover = (c >= 0)[None, :] & (c[None, :] < ln[:, None])
+            x = np.where(cover, c[None, :], -1)
+            return x, seq[:, cc], rec.quals(rows, cc)
         x = np.asarray(column_of(pos))
-        if x.size == 0:
-            return x, x.astype(np.uint8), x.astype(np.uint8)
         cover = (x >= 0) & (x < ln[:, None])
         xi = np.where(cover, x, 0)
-        b = np.take_along_axis(seq, xi, axis=1)
-        q = np.take_along_axis(qv, xi, axis=1)
-        return np.where(cover, x, np.where(x == -2, -2, -1)), b, q
+        return np.where(cover, x, np.where(x == -2, -2, -1)), np.take_along_axis(seq, xi, axis=1), rec.quals(rows, xi)
 
     if len(v.cph):
         x, b, q = at(v.cph)
@@ -214,7 +225,7 @@ def _extract(rows, seq, qv, ln, column_of, v, config: CallConfig, out: dict) -> 
         return
     x, b, q = at(v.cpg)
     code = np.full(x.shape, OTHER, np.int8)
-    code[~np.isin(b, (A_, C_, G_, T_))] = AMBIG
+    code[_IUPAC[b]] = AMBIG
     code[b == v.c_letter] = M
     code[b == v.t_letter] = U
     code[(q < config.min_qual) & (x >= 0)] = LOWQ
@@ -231,7 +242,11 @@ def _extract(rows, seq, qv, ln, column_of, v, config: CallConfig, out: dict) -> 
     out["qual"][rows, :nk] = np.where(x >= 0, q, 0)
 
 
-def _gapped_rows(rows, seq, qv, ln, d: int, v, config: CallConfig, out: dict) -> None:
+_IUPAC = np.ones(256, bool)  # N and IUPAC codes (anything but A, C, G, T): ambiguous
+_IUPAC[[A_, C_, G_, T_]] = False
+
+
+def _gapped_rows(rows, seq, ln, d: int, v, rec: Records, config: CallConfig, out: dict) -> None:
     """Reads that do not fit their diagonal without gaps: each aligned by edlib near it, then all extracted
     together."""
     X = np.full((len(rows), len(v.seq)), -1, np.int32)
@@ -240,7 +255,20 @@ def _gapped_rows(rows, seq, qv, ln, d: int, v, config: CallConfig, out: dict) ->
         aligned[j] = _one_gapped(i, seq[j], int(ln[j]), d, v, X[j], out)
     if aligned.any():
         Xa = X[aligned]
-        _extract(rows[aligned], seq[aligned], qv[aligned], ln[aligned], lambda pos: Xa[:, pos], v, config, out)
+        _extract(rows[aligned], seq[aligned], rec, ln[aligned], lambda pos: Xa[:, pos], v, config, out)
+        if len(v.cph):
+            # bases beside an indel are placed by the aligner's choice among equal alignments (an inserted C may
+            # land on a converted C): they are not conversion evidence
+            gap = Xa == -2
+            jump = np.zeros_like(gap)
+            jump[:, 1:] = (Xa[:, 1:] >= 0) & (Xa[:, :-1] >= 0) & (Xa[:, 1:] - Xa[:, :-1] > 1)
+            near = gap | jump
+            for k in range(1, INDEL_MARGIN + 1):
+                near[:, k:] |= gap[:, :-k] | jump[:, :-k]
+                near[:, :-k] |= gap[:, k:] | jump[:, k:]
+            cph = out["cph"][rows[aligned], :len(v.cph)]
+            cph[near[:, v.cph]] = 0
+            out["cph"][rows[aligned], :len(v.cph)] = cph
 
 
 def _one_gapped(i: int, seq: np.ndarray, ln: int, d: int, v, row: np.ndarray, out: dict) -> bool:
@@ -323,14 +351,16 @@ def pairs(m1: Mates, m2: Mates | None, index: Index, config: CallConfig,
     (``config.min_aligned`` scaled to short amplicons by the run)."""
     n = len(m1.ref)
     if m2 is None:
-        ref = m1.ref.copy()
+        ref = np.where((m1.ref >= 0) & (m1.columns == 0), NONE, m1.ref).astype(np.int32)
         calls, base, qual = m1.calls, m1.base, m1.qual
         conv, unconv, edits, cols, insert = m1.converted, m1.unconverted, m1.edits, m1.columns, m1.insert
         r1_rc = m1.rc
         start, end = m1.start, m1.end
         ambiguous = ref == MULTI
     else:
-        a1, a2 = m1.ref >= 0, m2.ref >= 0
+        # a mate counts when it aligned: an anchor hit that would not align (a k-mer met by chance after a
+        # sequencing error, adapter, a primer dimer) is no evidence for or against its mate's amplicon
+        a1, a2 = (m1.ref >= 0) & (m1.columns > 0), (m2.ref >= 0) & (m2.columns > 0)
         both = a1 & a2
         agree = both & (m1.ref == m2.ref) & (m1.rc != m2.rc)
         ref = np.where(a1, m1.ref, m2.ref).astype(np.int32)

@@ -30,16 +30,35 @@ _UPPER[97:123] -= 32
 
 @dataclass(frozen=True, eq=False)
 class Records:
-    """The reads of one chunk: ``seq``/``qual`` are n x width (0-padded), ``length`` per read, ``names`` the
-    read ids (the header up to the first space) only when asked for."""
+    """The reads of one chunk: ``seq`` is n x width (0-padded), ``length`` per read, qualities where needed
+    (``quals``: most bases' PHRED is never looked at), ``names`` the read ids (the header up to the first space)
+    only when asked for."""
 
     seq: np.ndarray  # uint8 ASCII, upper case
-    qual: np.ndarray  # uint8 PHRED (offset removed)
     length: np.ndarray  # int32
+    buffer: np.ndarray  # uint8: the chunk's bytes
+    qstart: np.ndarray  # int64: where each read's quality line starts in ``buffer``
     names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.length)
+
+    def quals(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """PHRED of reads ``rows`` at columns ``cols`` (1-D: the same columns for every read; 2-D: a row of
+        columns per read); the columns must lie inside the reads."""
+        cols = np.asarray(cols)
+        start = self.qstart[rows]
+        idx = start[:, None] + (cols if cols.ndim == 2 else cols[None, :])
+        return self.buffer[idx] - np.uint8(PHRED_OFFSET)
+
+    @property
+    def qual(self) -> np.ndarray:
+        """Every read's PHRED as an n x width matrix (0 past a read's end)."""
+        w = self.seq.shape[1]
+        col = np.arange(w)
+        inside = col[None, :] < self.length[:, None]
+        q = self.buffer[np.where(inside, self.qstart[:, None] + col[None, :], 0)]
+        return np.where(inside, q - np.uint8(PHRED_OFFSET), 0).astype(np.uint8)
 
 
 def is_fastq(path: Path) -> bool:
@@ -118,7 +137,7 @@ def parse_chunk(buf: bytes, names: bool = False, what: str = "FASTQ") -> Records
     a = np.frombuffer(buf, np.uint8)
     if len(a) == 0:
         z = np.zeros((0, 1), np.uint8)
-        return Records(z, z, np.zeros(0, np.int32), [] if names else None)
+        return Records(z, np.zeros(0, np.int32), a, np.zeros(0, np.int64), [] if names else None)
     nl = np.flatnonzero(a == 10)
     if a[-1] != 10:
         nl = np.append(nl, len(a))
@@ -139,22 +158,18 @@ def parse_chunk(buf: bytes, names: bool = False, what: str = "FASTQ") -> Records
     width = max(1, int(length.max()) if len(length) else 1)
     col = np.arange(width, dtype=np.int64)
     idx = s0[:, None] + col[None, :]
-    qidx = q0[:, None] + col[None, :]
     if int(length.min()) == width:  # reads of one length (the rule on Illumina runs): no padding
         seq = a[idx]
-        q = a[qidx]
     else:
         inside = col[None, :] < length[:, None]
         seq = np.where(inside, a[np.where(inside, idx, 0)], 0).astype(np.uint8)
-        q = np.where(inside, a[np.where(inside, qidx, 0)], PHRED_OFFSET).astype(np.uint8)
     if (seq > 96).any():  # lower case
         seq = _UPPER[seq]
-    qual = np.maximum(q, PHRED_OFFSET) - np.uint8(PHRED_OFFSET)
     ids = None
     if names:
         ids = [buf[i + 1:j].split(None, 1)[0].decode("utf-8", "replace") if j > i + 1 else ""
                for i, j in zip(h0.tolist(), ends[0::4].tolist())]
-    return Records(seq, qual, length, ids)
+    return Records(seq, length, a, q0.astype(np.int64), ids)
 
 
 def mate_id(name: str) -> str:
