@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PANEL = ROOT / "tests" / "data" / "ngs" / "panel.tsv"
-PER_SAMPLE = 1_000_000
+PER_SAMPLE = 250_000  # pairs per simulated sample (the simulator holds one sample in memory)
 
 
 def simulate(folder: Path, pairs: int) -> Path:
@@ -77,21 +76,23 @@ def run_call(sheet: Path, out: Path, threads: int) -> dict:
     exe = Path(sys.executable).with_name("bsmeth")
     cmd = [str(exe) if exe.is_file() else "bsmeth", "-q", "call", "--samples", str(sheet), "--panel", str(PANEL),
            "--out", str(out), "--force", "-j", str(threads)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     proc = subprocess.Popen(cmd)
     peak_sum = 0
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         peak_sum = max(peak_sum, _tree_rss(proc.pid))
         time.sleep(0.05)
     wall = time.monotonic() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         raise SystemExit(f"bsmeth call failed (exit {proc.returncode})")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of the children: the largest process of the run (this process simulates nothing, so the fork
-    # that starts bsmeth is small)
-    return dict(wall=wall, cpu=cpu, peak_one=after.ru_maxrss / 1024, peak_sum=peak_sum / 1024)
+    # the rusage of bsmeth's process: its own CPU and that of the workers it waited for; ru_maxrss is the
+    # largest of those processes
+    return dict(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_one=usage.ru_maxrss / 1024,
+                peak_sum=peak_sum / 1024)
 
 
 def main(argv=None) -> int:

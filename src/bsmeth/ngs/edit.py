@@ -20,6 +20,8 @@ def align_columns(read3: bytes, ref3: bytes, max_edits: int) -> tuple[int, int, 
     edits are needed."""
     import edlib
 
+    if edlib.align(read3, ref3, mode="HW", task="distance", k=max_edits)["editDistance"] < 0:
+        return None  # most reads sent here that do not align (primer dimers, adapter): the cheap answer
     res = edlib.align(read3, ref3, mode="HW", task="path", k=max_edits)
     if res["editDistance"] < 0 or not res["locations"]:
         return None

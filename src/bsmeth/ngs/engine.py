@@ -171,8 +171,12 @@ def _ungapped_group(rows, v, d: int, rec: Records, W: int, config: CallConfig, o
         _gapped_rows(rows, seq, ln, d, v, rec, config, out)
         return
     col = np.arange(c0, c1)
-    b = seq[:, c0:c1]
-    bad = ~_compatible(b, v.seq[None, c0 + d:c1 + d], v.c_letter, v.t_letter)
+    # 3-letter comparison (the converted letter merged with C, N matching anything): one lookup and a compare
+    r3 = (_FWD3 if not v.rc else _REV3)[seq[:, c0:c1]]
+    g3 = v.code3[c0 + d:c1 + d]
+    bad = (r3 != g3[None, :]) & (r3 != 0)
+    if v.has_n:
+        bad &= g3[None, :] != 0
     if int(ln.min()) < c1:
         bad &= col[None, :] < ln[:, None]
     nmis = bad.sum(axis=1)
@@ -242,6 +246,10 @@ def _extract(rows, seq, rec: Records, ln, column_of, v, config: CallConfig, out:
     out["qual"][rows, :nk] = np.where(x >= 0, q, 0)
 
 
+_FWD3 = np.zeros(256, np.uint8)  # read letter -> 3-letter code on a forward view (C and T merged); 0: N etc.
+_REV3 = np.zeros(256, np.uint8)  # ... on a complementary view (G and A merged)
+for _l, _f, _r in ((A_, 1, 1), (C_, 3, 2), (G_, 2, 1), (T_, 3, 3)):
+    _FWD3[_l], _REV3[_l] = _f, _r
 _IUPAC = np.ones(256, bool)  # N and IUPAC codes (anything but A, C, G, T): ambiguous
 _IUPAC[[A_, C_, G_, T_]] = False
 
@@ -281,9 +289,8 @@ def _one_gapped(i: int, seq: np.ndarray, ln: int, d: int, v, row: np.ndarray, ou
     if c1 - c0 < 10:
         return False
     w0, w1 = max(0, d + c0 - EDGE_SLACK), min(L, d + c1 + EDGE_SLACK)
-    read = seq[c0:c1].copy()
-    read[read == v.c_letter] = v.t_letter
-    res = align_columns(read.tobytes(), v.three[w0:w1], int(EDIT_SHARE * (c1 - c0)) + 3)
+    read3 = seq[c0:c1].tobytes().translate(_C2T if v.c_letter == C_ else _G2A)
+    res = align_columns(read3, v.three[w0:w1], int(EDIT_SHARE * (c1 - c0)) + 3)
     if res is None:
         return False  # columns stay 0: no alignment
     _e, s, colmap, _ins, n_cols = res
@@ -300,6 +307,8 @@ def _one_gapped(i: int, seq: np.ndarray, ln: int, d: int, v, row: np.ndarray, ou
     return True
 
 
+_C2T = bytes.maketrans(b"C", b"T")
+_G2A = bytes.maketrans(b"G", b"A")
 RESCUE_TIE = 0.02  # two amplicons aligned this close in identity: ambiguous_amplicon
 
 

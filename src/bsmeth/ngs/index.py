@@ -87,6 +87,8 @@ class View:
     snp_alt: np.ndarray  # its letter as the read shows it
     three: bytes  # the view in the 3-letter alphabet (converted letter merged), for edlib
     cpg_primer: np.ndarray | None = None  # bool per CpG: under a primer
+    code3: np.ndarray | None = None  # uint8 per position: 3-letter code (engine._FWD3 / _REV3), 0 for N
+    has_n: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,6 +98,18 @@ class Index:
     table: np.ndarray  # int32, 3^K: hit code or NONE / MULTI
     n_cpgs: tuple[int, ...]  # per amplicon
     views: tuple[View, ...] = ()  # view id = 2 * ref_id + rc
+
+
+def _with_codes(v: View) -> View:
+    """The view's letters in the 3-letter code the engine compares reads with (A 1, G 2, C/T 3 on a forward
+    view; A/G 1, C 2, T 3 on a complementary one; N 0)."""
+    fwd = {A_: 1, C_: 3, G_: 2, T_: 3}
+    rev = {A_: 1, C_: 2, G_: 1, T_: 3}
+    table = np.zeros(256, np.uint8)
+    for k, val in (rev if v.rc else fwd).items():
+        table[k] = val
+    code = table[v.seq]
+    return replace(v, code3=code, has_n=bool((code == 0).any()))
 
 
 def make_view(R: Reference, rc: bool) -> View:
@@ -172,7 +186,7 @@ def build_index(panel: Panel) -> Index:
                 c = codes[p]
                 hit = (2 * ai + s) * MAXLEN + int(p)
                 table[c] = hit if table[c] == NONE else MULTI
-    views = tuple(replace(make_view(R, rc), ref=rid) for rid, R in enumerate(refs) for rc in (False, True))
+    views = tuple(_with_codes(replace(make_view(R, rc), ref=rid)) for rid, R in enumerate(refs) for rc in (False, True))
     return Index(panel, tuple(refs), table, tuple(len(a.cpgs) for a in panel), views)
 
 
