@@ -1,6 +1,7 @@
 """Accuracy of the NGS engine against the simulator's truth (docs/ngs.md, "Measured").
 
     python benchmarks/ngs_accuracy.py [--pairs 10000] [--replicates 2] [--seed 1] [--panel tests/data/ngs/panel.tsv]
+    python benchmarks/ngs_accuracy.py --smoke     (CI: checks the script runs)
 
 Simulates paired-end amplicon FASTQ (``bsmeth simulate --ngs``: BT474/rBT474 x dose, planted artefacts), runs
 ``bsmeth call --per-read`` on it and prints:
@@ -32,7 +33,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--panel", default=str(ROOT / "tests" / "data" / "ngs" / "panel.tsv"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true", help="200 pairs per sample, one replicate: checks the script runs")
     a = ap.parse_args(argv)
+    if a.smoke:
+        a.pairs, a.replicates = 200, 1
 
     from bsmeth.models import CallConfig
     from bsmeth.ngs.run import NgsConfig, run_ngs
