@@ -102,7 +102,8 @@ def molecule(amp, pattern: str, strand: str, unconverted: int = 0) -> str:
     return mol if strand == "OB" else revcomp(mol)
 
 
-def run_pairs(index, r1s, r2s=None, config=CallConfig()):
+def run_pairs(index, r1s, r2s=None, config=None):
+    config = config or CallConfig()
     rec1 = parse_chunk(fastq([(f"r{i}", s) for i, s in enumerate(r1s)]))
     m1 = E.mates(rec1, index, config, max(index.n_cpgs))
     m2 = None
@@ -303,7 +304,7 @@ def test_simulator_is_deterministic(panel, tmp_path):
     d = default_design(panel, pairs=30, replicates=1)
     d = replace(d, conditions=d.conditions[:1])
     a = simulate_ngs(d, panel, tmp_path / "a", seed=2)
-    b = simulate_ngs(d, panel, tmp_path / "b", seed=2)
+    simulate_ngs(d, panel, tmp_path / "b", seed=2)
     for f in sorted((tmp_path / "a").rglob("*")):
         if f.is_file() and f.name != "README.txt":
             assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes(), f

@@ -10,8 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth.stats import (fisher_2x2, fisher_2x2_large, jonckheere_terpstra, jonckheere_weighted, kruskal,
-                          kruskal_weighted, mann_whitney, mann_whitney_weighted, welch_t)
+from bsmeth.stats import (
+    fisher_2x2,
+    fisher_2x2_large,
+    jonckheere_terpstra,
+    jonckheere_weighted,
+    kruskal,
+    kruskal_weighted,
+    mann_whitney,
+    mann_whitney_weighted,
+    welch_t,
+)
 
 FRACTIONS = st.sampled_from([0.0, 0.1, 0.25, 1 / 3, 0.5, 0.6, 0.75, 0.9, 1.0])
 WEIGHTED = st.lists(st.tuples(FRACTIONS, st.integers(1, 40)), min_size=1, max_size=12)

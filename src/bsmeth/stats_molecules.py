@@ -27,9 +27,21 @@ import math
 import numpy as np
 
 from . import heterogeneity as H
-from .stats import (_pct, _row, bh_adjust, cochran_armitage, fisher_2x2_large, interaction_design,
-                    jonckheere_weighted, kruskal, kruskal_weighted, mann_whitney_weighted, newcombe_diff_ci,
-                    ols_hc3, welch_t)
+from .stats import (
+    _pct,
+    _row,
+    bh_adjust,
+    cochran_armitage,
+    fisher_2x2_large,
+    interaction_design,
+    jonckheere_weighted,
+    kruskal,
+    kruskal_weighted,
+    mann_whitney_weighted,
+    newcombe_diff_ci,
+    ols_hc3,
+    welch_t,
+)
 
 MIN_REPLICATES = 2  # samples per group for the sample-level tests
 MAX_PATTERNS = 20_000  # distinct patterns per sample the heterogeneity metrics are computed over (memory)
@@ -140,11 +152,11 @@ def _trend(sub, dose, scope, means, numeric_levels) -> list[dict]:
 
         ss = float(((xs - xs.mean()) ** 2).sum())
         se = math.sqrt(float((e ** 2).sum()) / df / ss) if df > 0 and ss > 0 else math.nan
-        t = coef[1] / se if se and se == se else math.nan
-        p = float(2 * stdtr(df, -abs(t))) if t == t else math.nan
+        t = coef[1] / se if se and not math.isnan(se) else math.nan
+        p = math.nan if math.isnan(t) else float(2 * stdtr(df, -abs(t)))
         q = float(stdtrit(df, 0.975)) if df > 0 else math.nan
         rows.append(_row("trend_ols_samples", scope, groups, "all", t, p, float(coef[1]),
-                         (float(coef[1] - q * se), float(coef[1] + q * se)) if se == se else (None, None), len(ys),
+                         (None, None) if math.isnan(se) else (float(coef[1] - q * se), float(coef[1] + q * se)), len(ys),
                          f"OLS of sample mean % on {dose} ({len(ys)} samples); effect = slope in % per {dose} "
                          f"unit; statistic = t; primary when levels are replicated{scale}"))
     return rows

@@ -28,6 +28,7 @@ pooled over both mates.  QC follows the clone order of reasons: ``no_amplicon`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -138,8 +139,7 @@ def mates(rec: Records, index: Index, config: CallConfig, max_cpgs: int) -> Mate
         "qual": np.zeros((n, max_cpgs), np.uint8), "cph": np.zeros((n, max_cph), np.int8),
         "edits": np.zeros(n, np.int32), "columns": np.zeros(n, np.int32), "insert": np.zeros(n, np.int32),
         "start": np.full(n, -1, np.int32), "end": np.full(n, -1, np.int32)}
-    seq_all, len_all = rec.seq, rec.length
-    W = seq_all.shape[1]
+    W = rec.seq.shape[1]
     located = np.flatnonzero(ref >= 0)
     if len(located):
         vid = (2 * ref[located] + rc[located]).astype(np.int64)

@@ -102,12 +102,13 @@ def patterns_text(run, samples: Sequence[str]) -> str:
             total = int(counts.sum())
             if not total:
                 continue
-            text = [r.tobytes().decode("ascii") for r in rows]
-            order = sorted(range(len(text)), key=lambda i: (-int(counts[i]), text[i]))
+            keys = np.frombuffer(np.ascontiguousarray(rows).tobytes(), dtype=f"S{rows.shape[1]}")
+            order = np.lexsort((keys, -counts))  # most frequent first, ties by pattern
             head = line([amp.name, s])
-            for i in order:
-                c = int(counts[i])
-                out.append(f"{head}\t{line([text[i]])}\t{c}\t{c / total:.6f}")
+            for key, c in zip(keys[order].tolist(), counts[order].tolist()):
+                t = key.decode("ascii")
+                # the letters M, U, - need no quoting; a leading '-' gets the formula guard (tsv.text_cell)
+                out.append(f"{head}\t{chr(39) if t[0] == '-' else ''}{t}\t{c}\t{c / total:.6f}")
     return table_text(PATTERN_COLUMNS, out)
 
 
@@ -195,7 +196,7 @@ def per_read_lines(p, rec1, rec2, sample: int, index, per_read, names, file: str
         reads.append(line([rid, file, s, *cond, amp.name if amp else "", status, reason,
                            ("-" if strand.startswith("CT") else "+") if strand else "",
                            conv / (conv + unconv) if conv + unconv else None,
-                           float(ident) if ident == ident else None, n if amp else None,
+                           None if np.isnan(ident) else float(ident), n if amp else None,
                            m / n if n else None, "", "", length,
                            one_based(int(p.start[i])) if amp and p.start[i] >= 0 else None,
                            int(p.end[i]) if amp and p.end[i] >= 0 else None,
