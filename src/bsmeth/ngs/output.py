@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..atomic import write_text
+from ..atomic import encode, write_text, write_with
 from ..coords import one_based
 from ..models import Panel
 from ..output import (
@@ -90,12 +90,14 @@ def samples_text(run, samples: Sequence[str], conditions: dict, columns: Sequenc
     return table_text(samples_columns(columns), rows)
 
 
-def patterns_text(run, samples: Sequence[str]) -> str:
-    """Every epiallele of every (amplicon, sample): most frequent first, ties by pattern."""
-    out = []
+def pattern_lines(run, samples: Sequence[str]):
+    """patterns.tsv, a block of lines per (amplicon, sample): every epiallele, most frequent first, ties by
+    pattern.  A generator: the file is written as it is made, so a run of millions of distinct patterns never
+    holds their text at once."""
+    yield line(PATTERN_COLUMNS) + "\n"
     for ai, amp in enumerate(run.panel):
         for si, s in enumerate(samples):
-            pat: Patterns | None = run.tally.patterns.get((si, ai))
+            pat: Optional[Patterns] = run.tally.patterns.get((si, ai))
             if pat is None:
                 continue
             rows, counts = pat.compact()
@@ -105,11 +107,18 @@ def patterns_text(run, samples: Sequence[str]) -> str:
             keys = np.frombuffer(np.ascontiguousarray(rows).tobytes(), dtype=f"S{rows.shape[1]}")
             order = np.lexsort((keys, -counts))  # most frequent first, ties by pattern
             head = line([amp.name, s])
-            for key, c in zip(keys[order].tolist(), counts[order].tolist()):
-                t = key.decode("ascii")
-                # the letters M, U, - need no quoting; a leading '-' gets the formula guard (tsv.text_cell)
-                out.append(f"{head}\t{chr(39) if t[0] == '-' else ''}{t}\t{c}\t{c / total:.6f}")
-    return table_text(PATTERN_COLUMNS, out)
+            for k in range(0, len(order), 100_000):
+                part = order[k:k + 100_000]
+                block = []
+                for key, c in zip(keys[part].tolist(), counts[part].tolist()):
+                    t = key.decode("ascii")
+                    # the letters M, U, - need no quoting; a leading '-' gets the formula guard (tsv.text_cell)
+                    block.append(f"{head}\t{chr(39) if t[0] == '-' else ''}{t}\t{c}\t{c / total:.6f}\n")
+                yield "".join(block)
+
+
+def patterns_text(run, samples: Sequence[str]) -> str:
+    return "".join(pattern_lines(run, samples))
 
 
 def funnel_text(run, samples: Sequence[str], conditions: dict, columns: Sequence[str]) -> str:
@@ -222,10 +231,14 @@ def write_tables(run, conditions: dict, columns: Sequence[str], config, command,
 
     out, panel, samples = run.out, run.panel, list(run.samples)
     (out / "run.json").unlink(missing_ok=True)
+    def write_patterns(fh) -> None:
+        for block in pattern_lines(run, samples):
+            fh.write(encode(block))
+
+    write_with(out / PATTERNS_FILE, write_patterns)
     texts = {
         "summary.tsv": summary_text(run, samples),
         "samples.tsv": samples_text(run, samples, conditions, columns),
-        PATTERNS_FILE: patterns_text(run, samples),
         FUNNEL_FILE: funnel_text(run, samples, conditions, columns),
         STRANDS_FILE: strands_text(run, samples),
     }
