@@ -27,7 +27,7 @@ from .engine import (
 N_CODES = 2 + len(WHY_CODES)
 N_STRANDS = 4
 FUNNEL = ("pairs", "assigned", "identity_ok", "conversion_ok", "used")
-COMPACT_ROWS = 200_000  # pattern rows held uncompacted per (sample, amplicon) before they are merged
+COMPACT_ROWS = 50_000  # pattern rows held uncompacted per (sample, amplicon) before they are merged
 
 
 @dataclass

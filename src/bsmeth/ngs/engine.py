@@ -219,19 +219,17 @@ def _extract(rows, seq, rec: Records, ln, column_of, v, config: CallConfig, out:
         xi = np.where(cover, x, 0)
         return np.where(cover, x, np.where(x == -2, -2, -1)), np.take_along_axis(seq, xi, axis=1), rec.quals(rows, xi)
 
+    luts = _CPH_LUT[int(v.rc)], _CALL_LUT[int(v.rc)]
     if len(v.cph):
         x, b, q = at(v.cph)
-        good = (x >= 0) & (q >= config.min_qual)
-        out["cph"][rows, :len(v.cph)] = np.where(good & (b == v.t_letter), 1,
-                                                 np.where(good & (b == v.c_letter), 2, 0))
+        st = luts[0][b]  # 1 converted, 2 unconverted, 0 anything else
+        st[(x < 0) | (q < config.min_qual)] = 0
+        out["cph"][rows, :len(v.cph)] = st
     nk = len(v.cpg)
     if not nk:
         return
     x, b, q = at(v.cpg)
-    code = np.full(x.shape, OTHER, np.int8)
-    code[_IUPAC[b]] = AMBIG
-    code[b == v.c_letter] = M
-    code[b == v.t_letter] = U
+    code = luts[1][b]  # M, U, AMBIG (N, IUPAC) or OTHER
     code[(q < config.min_qual) & (x >= 0)] = LOWQ
     sp = v.snp_pos
     for j in np.flatnonzero(sp >= 0):
@@ -252,6 +250,13 @@ for _l, _f, _r in ((A_, 1, 1), (C_, 3, 2), (G_, 2, 1), (T_, 3, 3)):
     _FWD3[_l], _REV3[_l] = _f, _r
 _IUPAC = np.ones(256, bool)  # N and IUPAC codes (anything but A, C, G, T): ambiguous
 _IUPAC[[A_, C_, G_, T_]] = False
+# per orientation (index: read of the complementary strand): read letter -> conversion state at a non-CpG C
+# (1 converted, 2 unconverted) and -> call code at a CpG's C
+_CPH_LUT = np.zeros((2, 256), np.int8)
+_CALL_LUT = np.where(_IUPAC, AMBIG, OTHER).astype(np.int8)[None, :].repeat(2, axis=0)
+for _rc, (_c, _t) in enumerate(((C_, T_), (G_, A_))):
+    _CPH_LUT[_rc, _t], _CPH_LUT[_rc, _c] = 1, 2
+    _CALL_LUT[_rc, _c], _CALL_LUT[_rc, _t] = M, U
 
 
 def _gapped_rows(rows, seq, ln, d: int, v, rec: Records, config: CallConfig, out: dict) -> None:
