@@ -255,7 +255,9 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
                     k = kinds[i]
                     pattern = letters[i].tobytes().decode() if k in ("ok", "indel", "poor_conversion") else ""
                     strand = "CTOT" if ctot[i] else "OT"
-                    expected = EXPECTED[k] or ("low_conversion" if mol_conv[i] < min_conversion else "")
+                    expected = EXPECTED[k]
+                    if k in ("ok", "indel", "poor_conversion"):  # what the molecule itself shows decides
+                        expected = "low_conversion" if mol_conv[i] < min_conversion else ""
                     truth_rows.append(f"{aid[i]}\t{s}\t{amp.name}\t{k}\t{expected}\t{strand}\t{pattern}\t"
                                       f"{int(e1[i].sum())}{';' + indel_note[i] if indel_note[i].startswith('R1') else ''}"
                                       f"\t{int(e2[i].sum())}{';' + indel_note[i] if indel_note[i].startswith('R2') else ''}")
