@@ -91,8 +91,8 @@ def run_call(sheet: Path, out: Path, threads: int) -> dict:
         raise SystemExit(f"bsmeth call failed (exit {proc.returncode})")
     # the rusage of bsmeth's process: its own CPU and that of the workers it waited for; ru_maxrss is the
     # largest of those processes
-    return dict(wall=wall, cpu=usage.ru_utime + usage.ru_stime, peak_one=usage.ru_maxrss / 1024,
-                peak_sum=peak_sum / 1024)
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_one": usage.ru_maxrss / 1024,
+            "peak_sum": peak_sum / 1024}
 
 
 def main(argv=None) -> int:

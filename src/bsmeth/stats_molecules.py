@@ -84,8 +84,8 @@ def _two_groups(sub, summary, cpgs, by, scope, levels, means) -> list[dict]:
         orr, p = fisher_2x2_large(m1, u1, m2, u2)
         d, lo, hi = newcombe_diff_ci(m1, m1 + u1, m2, m2 + u2)
         rows.append(_row("fisher_cpg", scope, label, int(number), orr, p, _pct(d), (_pct(lo), _pct(hi)),
-                         m1 + u1 + m2 + u2, "; ".join(x for x in (note, f"{m2}/{m2 + u2} vs {m1}/{m1 + u1}; "
-                                                                   "molecules as units") if x)))
+                         m1 + u1 + m2 + u2, "; ".join(x for x in (note, (f"{m2}/{m2 + u2} vs {m1}/{m1 + u1}; "
+                                                                    "molecules as units")) if x)))
     k1, n1 = int((c1["m"] * c1["weight"]).sum()), int((c1["n"] * c1["weight"]).sum())
     k2, n2 = int((c2["m"] * c2["weight"]).sum()), int((c2["n"] * c2["weight"]).sum())
     orr, p = fisher_2x2_large(k1, n1 - k1, k2, n2 - k2)

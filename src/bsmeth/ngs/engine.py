@@ -28,7 +28,6 @@ pooled over both mates.  QC follows the clone order of reasons: ``no_amplicon`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -201,7 +200,7 @@ def _ungapped_group(rows, v, d: int, rec: Records, W: int, config: CallConfig, o
 
 
 def _extract(rows, seq, rec: Records, ln, column_of, v, config: CallConfig, out: dict,
-             diagonal: Optional[int] = None) -> None:
+             diagonal: int | None = None) -> None:
     """Calls at the CpGs and conversion at the non-CpG C of reads ``rows``: each read's column at a view
     position is ``position - diagonal`` (ungapped reads), or ``column_of(view positions)`` (-1 not covered,
     -2 a deletion)."""

@@ -97,7 +97,7 @@ def pattern_lines(run, samples: Sequence[str]):
     yield line(PATTERN_COLUMNS) + "\n"
     for ai, amp in enumerate(run.panel):
         for si, s in enumerate(samples):
-            pat: Optional[Patterns] = run.tally.patterns.get((si, ai))
+            pat: Patterns | None = run.tally.patterns.get((si, ai))
             if pat is None:
                 continue
             rows, counts = pat.compact()
