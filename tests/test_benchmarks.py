@@ -31,6 +31,17 @@ CHROMIUM = chromium_path() is not None
 # script -> (arguments, {OUT} is a file path in the test's folder; regular expressions, each one must match a line)
 # (the longest first: they start in this order)
 SMOKE: dict[str, tuple[list[str], list[str]]] = {
+    "ngs_accuracy": (["--smoke"], [
+        r"^\d+ pairs \(200 per sample, 8 samples, 3 amplicons\) called in",
+        rf"^CpG calls on passing pairs: \d+, right {NUM} % \(\d+ wrong\)$",
+        r"^  primer_dimer: \d+ of \d+ got the expected reason",
+        rf"^per-sample per-CpG percent vs the simulated molecules: \d+ CpGs, max difference {NUM} points",
+    ]),
+    "bench_ngs": (["--smoke"], [
+        r"^bsmeth call on simulated paired-end amplicon FASTQ\.gz \(3 amplicons, 2 x 150 bp\), -j 2",
+        rf"^ +2,000 pairs: wall {NUM} s \([\d,]+ pairs/s\), CPU {NUM} s \({NUM} us/pair; [\d,]+ pairs per "
+        rf"CPU-second\), peak RSS \d+ MiB \(largest process\), \d+ MiB \(all processes\)$",
+    ]),
     "bench_run": (["--smoke"], [
         r"^bsmeth run reads \(4 traces, formats png\)",
         rf"^  -j 1 this tree: wall {NUM} s \(median {NUM}\), CPU {NUM} s \(median {NUM}\)$",

@@ -223,6 +223,9 @@ _call_options = _options(
                       "Default 0: one per available CPU, at most 8."),
     click.option("--no-bam", is_flag=True,
                  help="Do not write reads.bam / reads.mod.bam (+ .bai) and amplicons.fa (docs/interop.md)."),
+    click.option("--per-read", is_flag=True,
+                 help="Amplicon FASTQ (NGS) input: also write reads.tsv and cpg_calls.tsv, one row per read pair "
+                      "(large: about 2 KB per pair). Off by default: the tables hold counts and patterns."),
 )
 
 
@@ -284,8 +287,61 @@ def _call_config(kw: dict):
         keep_mixed=kw["keep_mixed"], write_bam=not kw["no_bam"])
 
 
+def _ngs_inputs(kw: dict) -> bool:
+    """Are the inputs amplicon-sequencing FASTQ (short reads, every file FASTQ by content)?  Then the NGS
+    engine (``bsmeth.ngs``) takes them; any other input goes to the clone workflow."""
+    from .ngs.run import looks_like_ngs
+
+    if kw["inputs"]:
+        from .reads import collect
+
+        paths = [f.path for f in collect(list(kw["inputs"]), warn=False)]  # the run itself warns
+    elif kw["sheet"]:
+        from .samples import read_sheet
+
+        paths = list(read_sheet(kw["sheet"]).order)
+    else:
+        return False
+    return looks_like_ngs(paths)
+
+
+class NgsProgress:
+    """Pairs done and the rate, on stderr, at most once a second (a terminal only, as ``Progress``)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.last, self.shown = enabled and sys.stderr.isatty(), 0.0, False
+
+    def __call__(self, pairs: int, seconds: float) -> None:
+        if self.enabled and seconds - self.last >= 1.0:
+            self.last, self.shown = seconds, True
+            sys.stderr.write(f"\rread pairs: {pairs:,} ({pairs / max(seconds, 1e-9):,.0f}/s)")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _do_ngs(kw: dict, panel, downstream=None):
+    from .ngs.run import NgsConfig, run_ngs
+
+    progress = NgsProgress(not _quiet())
+    try:
+        run = run_ngs(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
+                      force=kw["force"], ngs=NgsConfig(per_read=kw["per_read"]), progress=progress,
+                      downstream=downstream)
+    finally:
+        progress.close()
+    if not _quiet():
+        reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
+        click.echo(f"{run.n_pairs} read pairs in {len(run.samples)} samples: {run.n_pass} pass, "
+                   f"{run.n_pairs - run.n_pass} fail ({reasons}); {run.seconds:.1f} s")
+    return run
+
+
 def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
-    """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun."""
+    """Run ``call`` from parsed options; prints the summary unless quiet.  Returns the CallRun (an NgsRun for
+    amplicon FASTQ input)."""
     from .pipeline import run_call
 
     panel = _panel(kw)
@@ -295,6 +351,8 @@ def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
             if not quiet:
                 click.echo(f"bsmeth: warning: {w}" if len(panel) == 1 else f"bsmeth: warning: {amp.name}: {w}",
                            err=True)
+    if _ngs_inputs(kw):
+        return _do_ngs(kw, panel, downstream)
     run = run_call(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
                    force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile,
                    downstream=downstream, curation=kw["curation"])
@@ -315,6 +373,10 @@ def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
 def call(ctx, **kw):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
     run = _do_call(ctx, kw)
+    if not _quiet() and hasattr(run, "n_pairs"):
+        click.echo(f"results in {run.out}/ (summary.tsv, samples.tsv, patterns.tsv, funnel.tsv, cpg_strands.tsv"
+                   f"{', reads.tsv, cpg_calls.tsv' if kw['per_read'] else ''}, run.json)")
+        return
     if not _quiet():
         bams = ", reads.bam, reads.mod.bam" if not kw["no_bam"] else ""
         click.echo(f"results in {run.out}/ (reads.tsv, cpg_calls.tsv, summary.tsv, alignments.txt{bams}, run.json)")
@@ -505,7 +567,8 @@ def run(ctx, **kw):
     from .plots import check_config
 
     check_config(plot_config)  # bad figure options fail before the call, not after it
-    formats = _export_formats(kw["export_formats"])
+    # BAM, bedMethyl, xlsx...: from the per-read results of clones; not (yet) for amplicon FASTQ (docs/ngs.md)
+    formats = _export_formats(kw["export_formats"]) if not _ngs_inputs(kw) else ()
 
     def downstream(folder: Path) -> list[Path]:
         """Figures, statistics, report and exports: they join the new result set before it replaces the old
@@ -536,10 +599,18 @@ def run(ctx, **kw):
 @click.option("--direct", is_flag=True,
               help="Direct sequencing of uncloned PCR product instead of clones: reads at 0, 10, 25, 50, 75, 90 "
                    "and 100 % methylation, for `bsmeth quantify`.")
+@click.option("--ngs", is_flag=True,
+              help="Paired-end bisulfite amplicon sequencing instead of clones: FASTQ.gz per sample (R1, R2), "
+                   "BT474/rBT474 x dose in --replicates replicates, planted artefacts, truth (docs/simulate.md).")
+@click.option("--pairs", default=10_000, show_default=True, help="--ngs: read pairs per sample.")
+@click.option("--replicates", default=2, show_default=True, help="--ngs: samples per condition.")
+@click.option("--directional", is_flag=True, help="--ngs: a directional library (R1 always from the forward "
+                                                  "primer); default: non-directional.")
 @_reference_options
 @_panel_option
 @_global_options
-def simulate(out, design, seed, force, direct, reference, forward, reverse, strand, snps, anchor, panel):
+def simulate(out, design, seed, force, direct, ngs, pairs, replicates, directional, reference, forward, reverse,
+             strand, snps, anchor, panel):
     """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
     import json
 
@@ -550,6 +621,20 @@ def simulate(out, design, seed, force, direct, reference, forward, reverse, stra
     out_p = Path(out)
     if out_p.exists() and any(out_p.iterdir()) and not force:
         raise OutputError(f"--out {out}: folder is not empty; add --force or choose another folder")
+    if ngs:
+        from dataclasses import replace
+
+        from .ngs.simulate import default_design, simulate_ngs
+
+        kw = dict(reference=reference, forward=forward, reverse=reverse, strand=strand, snps=snps, anchor=anchor,
+                  panel=panel)
+        p = _panel(kw)
+        d = replace(default_design(p, pairs=pairs, replicates=replicates), directional=directional)
+        sim = simulate_ngs(d, p, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
+        click.echo(f"{sim.n_pairs} simulated read pairs of {len(p)} amplicon(s), {len(sim.samples)} samples, in "
+                   f"{out_p}/fastq/; sample sheet {sim.sample_sheet.name}, panel panel.tsv, truth in "
+                   f"{sim.truth_cpgs.name} and truth_pairs.tsv.gz")
+        return
     if direct:
         from .simulate_direct import simulate_direct
 

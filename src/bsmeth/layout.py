@@ -292,6 +292,42 @@ def order_clones(fractions: Sequence[Optional[float]], sort: bool) -> list[int]:
     return sorted(idx, key=lambda i: (fractions[i] is None, -(fractions[i] or 0.0)))
 
 
+# --- deep data: epialleles ----------------------------------------------------------------------
+
+TOP_EPIALLELES = 10  # rows of a deep-data panel: the most frequent patterns ...
+MIN_EPIALLELE_SHARE = 0.01  # ... that reach this share of the sample's molecules; the rest pooled in one row
+
+
+def epiallele_rows(counts: Sequence[int], top: int = TOP_EPIALLELES,
+                   min_share: float = MIN_EPIALLELE_SHARE) -> tuple[list[int], int]:
+    """(indices of the patterns drawn as rows, most frequent first (ties keep input order), molecules pooled
+    into the last row).  At most ``top`` rows, each at least ``min_share`` of all molecules."""
+    total = sum(counts)
+    order = sorted(range(len(counts)), key=lambda i: -counts[i])
+    shown = [i for i in order[:top] if total and counts[i] >= min_share * total]
+    return shown, total - sum(counts[i] for i in shown)
+
+
+def share_label(fraction: float) -> str:
+    """A row's share of the molecules in at most four characters (it sits in the strip-label column):
+    '37%', '4.2%', '0.3%', '<.1%'."""
+    pct = 100 * fraction
+    if pct >= 9.95:
+        return f"{pct:.0f}%"
+    if pct >= 0.05:
+        return f"{pct:.1f}%"
+    return "<.1%" if pct > 0 else "0%"
+
+
+DEEP_ROW = FONT * LINE_SPACING  # a deep-data row: tall enough for its share label
+
+
+def grey_for(fraction: float) -> str:
+    """The fill of a pooled call: white at 0 % methylated, black at 100 % (sRGB grey)."""
+    v = round(255 * (1 - min(1.0, max(0.0, fraction))))
+    return f"#{v:02X}{v:02X}{v:02X}"
+
+
 # --- grid ---------------------------------------------------------------------------------------
 
 
@@ -444,8 +480,10 @@ class PanelGeometry:
         return (cell - self.x_min) * self.cpg_pitch
 
 
-def panel_geometry(xs: Sequence[float], max_clones: int, data_width: float) -> PanelGeometry:
-    """Pitches from the CpG span, the panel's data width (points) and the figure's largest clone count."""
+def panel_geometry(xs: Sequence[float], max_clones: int, data_width: float,
+                   min_row: Optional[float] = None) -> PanelGeometry:
+    """Pitches from the CpG span, the panel's data width (points) and the figure's largest clone count.
+    ``min_row``: rows at least this tall (deep data: each row carries a label of ``FONT`` size)."""
     n = len(xs)
     x_min = (xs[0] if n else 0.0) - CPG_MARGIN
     x_max = (xs[-1] if n else 0.0) + CPG_MARGIN
@@ -454,6 +492,8 @@ def panel_geometry(xs: Sequence[float], max_clones: int, data_width: float) -> P
     width = units * cpg_pitch
     clone_pitch = min(MAX_CLONE_PITCH, max(cpg_pitch, MIN_CLONE_PITCH),
                       max(MIN_CLONE_PITCH, MAX_CLONES_HEIGHT / max(1, max_clones)))
+    if min_row is not None:
+        clone_pitch = max(clone_pitch, min_row)
     diameter = CIRCLE_FILL * min(cpg_pitch, clone_pitch)
     return PanelGeometry(cpg_pitch, clone_pitch, diameter, x_min, x_max, width, n)
 
@@ -518,7 +558,7 @@ def _slices(n: int, per: int) -> list[tuple[int, int]]:
 
 def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float, titles: dict,
                     legend_height: float, position_digits: int = 3, scale_bar: bool = False,
-                    max_height: float = MAX_HEIGHT_MM * MM) -> LollipopLayout:
+                    max_height: float = MAX_HEIGHT_MM * MM, min_row: Optional[float] = None) -> LollipopLayout:
     """Pages of the lollipop grid, ``width`` points wide, none taller than ``max_height``.
 
     Every panel has the same CpG axis and circle size.  A grid row is a *band*; when the grid has more
@@ -542,7 +582,7 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     cell_w = (usable + PANEL_GAP_X) / cols_per_band
     data_width = max(1.0, cell_w - per_panel)
     max_clones = max([len(v) for v in clones.values()] + [1])
-    geom = panel_geometry(list(xs) or [0.0], max_clones, data_width)
+    geom = panel_geometry(list(xs) or [0.0], max_clones, data_width, min_row)
     title_lines = max([len(t) for t in titles.values()] + [1])
     above = title_height(title_lines) + numbers_height() + 2.0
     col_header_h = HEADER_FONT * LINE_SPACING + 2.0 if has_cols else 0.0

@@ -37,6 +37,7 @@ class Why(str, enum.Enum):
     SNP = "snp"  # the read carries the SNP allele that destroys this CpG (a genotype)
     GCG = "gcg"  # --nome: a GCG site, where GpC methylase also protects the C
     MIXED = "mixed"  # the trace has strong C and T peaks: two templates
+    MATE_CONFLICT = "mate_conflict"  # paired-end reads: the two mates of one molecule disagree (C vs T)
 
 
 class Status(str, enum.Enum):

@@ -32,7 +32,7 @@ SUMMARY_COLUMNS = ("sample", "amplicon", "cpg", "pos", *GENOME_COLUMNS, "methyla
 SAMPLES_OWN_COLUMNS = ("amplicon", "reads", "pass", "cpgs_called", "methylation_pct")
 
 
-def _pct(x) -> str:
+def pct_cell(x) -> str:
     """A share as written in the tables: percent, 2 decimals (the unit is in the column name: ``_pct``)."""
     return "" if x is None else f"{100 * x:.2f}"
 
@@ -53,8 +53,8 @@ def reads_table(results: Sequence[ReadResult], conditions: dict, sheet_columns: 
         rows.append(
             [r.read_id, r.file, r.sample, *[cond.get(c, "") for c in sheet_columns], r.amplicon,
              r.status.value, r.reason.value if r.reason else "",
-             aln.orientation if aln else "", _pct(qc.conversion if qc else None), _pct(qc.identity if qc else None),
-             r.n_called if r.calls else (0 if aln else None), _pct(r.methylation),
+             aln.orientation if aln else "", pct_cell(qc.conversion if qc else None), pct_cell(qc.identity if qc else None),
+             r.n_called if r.calls else (0 if aln else None), pct_cell(r.methylation),
              r.duplicate_of, r.detail, r.length,
              one_based(aln.target_start) if aln else None, aln.target_end if aln else None,
              qc.mismatches if qc else None, qc.converted if qc else None, qc.unconverted if qc else None,
@@ -65,7 +65,7 @@ def reads_table(results: Sequence[ReadResult], conditions: dict, sheet_columns: 
     return table_text(read_columns(sheet_columns), rows)
 
 
-def _genome_cells(amp: Amplicon) -> dict[int, str]:
+def genome_cells(amp: Amplicon) -> dict[int, str]:
     """Per CpG number, the formatted chrom/genome_pos/strand cells (empty without an anchor)."""
     strand = amp.frame.genome_strand or ""
     chrom = amp.anchor.chrom if amp.anchor else ""
@@ -74,7 +74,7 @@ def _genome_cells(amp: Amplicon) -> dict[int, str]:
 
 def calls_table(panel: Panel, results: Sequence[ReadResult]) -> str:
     """One row per read and CpG of its amplicon.  Read-level cells are formatted once per read."""
-    genome = {a.name: _genome_cells(a) for a in panel}
+    genome = {a.name: genome_cells(a) for a in panel}
     out = []
     for r in results:
         if not r.calls:
@@ -103,7 +103,7 @@ def summary_table(panel: Panel, results: Sequence[ReadResult], samples: Sequence
     rows = []
     for s in samples:
         for amp in panel:
-            genome = _genome_cells(amp)
+            genome = genome_cells(amp)
             reads = passing.get((s, amp.name), [])
             for k, cpg in enumerate(amp.cpgs):
                 m = u = nd = 0

@@ -118,7 +118,11 @@ def _reference(value: str, base: Path, name: str, where: str) -> tuple[str, str]
     if not value:
         raise PanelError(f"{where}: empty reference; give a FASTA file or the sequence")
     path = Path(value) if Path(value).is_absolute() else base / value
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # a sequence longer than a file name may be
+        is_file = False
+    if is_file:
         _, seq, source = read_reference(path)
         return seq, source
     seq = re.sub(r"\s", "", value).upper().replace("U", "T")

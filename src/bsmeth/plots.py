@@ -132,6 +132,8 @@ class Clone:
     read: str
     fraction: Optional[float]
     calls: dict  # cpg number -> (call, why)
+    share: Optional[float] = None  # deep data: the row's share of the sample's molecules (an epiallele)
+    pooled: Optional[dict] = None  # deep data, the pooled row: cpg number -> fraction methylated
 
     def symbol(self, cpg: int) -> str:
         """What the figure shows at ``cpg``: M, U, - (not determined), S (SNP allele), '' (not covered)."""
@@ -155,6 +157,7 @@ class LollipopInput:
     notes: tuple[str, ...]
     clones: dict  # sample -> [Clone] in reads.tsv order
     strips: dict  # sample -> {cpg: percent}
+    titles: Optional[dict] = None  # deep data: sample -> second title line's wordings, longest first
 
 
 def _panel_data(data) -> dict:
@@ -218,8 +221,55 @@ def lollipop_input(data, config: PlotConfig = PlotConfig()) -> LollipopInput:
     for sample, cpg, pct in zip(s["sample"], s["cpg"], s["percent"]):
         if not math.isnan(pct):
             strips.setdefault(sample, {})[int(cpg)] = float(pct)
+    if data.weighted:
+        clones, titles = _epiallele_data(data, numbers)
+        notes = [*_legend_notes(cpgs, set(numbers), config.layout), DEEP_NOTE]
+        return LollipopInput(tuple(samples), grid, numbers, positions, snp, tuple(notes), clones, strips, titles)
     return LollipopInput(tuple(samples), grid, numbers, positions, snp,
                          tuple(_legend_notes(cpgs, set(numbers), config.layout)), _panel_data(data), strips)
+
+
+DEEP_NOTE = (f"Deep data: rows are the sample's most frequent epialleles (at most {L.TOP_EPIALLELES}, each at least "
+             f"{100 * L.MIN_EPIALLELE_SHARE:g}\u00a0% of its molecules), left of each its share; the last row pools "
+             "the other molecules, each circle shaded by their % methylated (white 0, black 100).")
+
+
+def _epiallele_data(data, numbers: Sequence[int]) -> tuple[dict, dict]:
+    """sample -> [Clone] (the top epialleles, then the pooled rest) and sample -> title line."""
+    out: dict = {}
+    titles: dict = {}
+    cpg_numbers = [int(c.get("cpg", 0)) for c in data.run.get("amplicon", {}).get("cpgs", [])]
+    for s in data.sample_order():
+        sub = data.patterns[data.patterns["sample"] == s]
+        pats = list(sub["pattern"].astype(str))
+        counts = [int(c) for c in sub["count"]]
+        total = sum(counts)
+        shown, rest = L.epiallele_rows(counts)
+        rows = []
+        for i in shown:
+            calls = {n: (ch, "" if ch in "MU" else "not_covered") for n, ch in zip(cpg_numbers, pats[i])}
+            m, t = pats[i].count("M"), pats[i].count("M") + pats[i].count("U")
+            rows.append(Clone(pats[i], m / t if t else None, calls, share=counts[i] / total))
+        if rest:
+            others = [i for i in range(len(pats)) if i not in set(shown)]
+            pooled, mt, tt = {}, 0, 0
+            for k, n in enumerate(cpg_numbers):
+                mk = sum(counts[i] for i in others if pats[i][k] == "M")
+                uk = sum(counts[i] for i in others if pats[i][k] == "U")
+                if mk + uk:
+                    pooled[n] = mk / (mk + uk)
+                mt, tt = mt + mk, tt + mk + uk
+            calls = {n: ("M" if n in pooled else "-", "" if n in pooled else "not_covered") for n in cpg_numbers}
+            rows.append(Clone("other", mt / tt if tt else None, calls, share=rest / total, pooled=pooled))
+        out[s] = rows
+        srow = data.summary[data.summary["sample"] == s]
+        m, u = float(srow["methylated"].sum()), float(srow["unmethylated"].sum())
+        pct = f"{100 * m / (m + u):.1f}%" if m + u else ""
+        titles[s] = ([f"{total:,} molecules, {pct} methylated", f"{total:,} mol., {pct} meth.",
+                      f"n={total:,}, {pct}"] if total and pct else
+                     [f"{total:,} molecules", f"n={total:,}"] if total else ["no molecule passed QC", "none"])
+    return out, titles
+
 
 
 def _title(sample: str, clones: list, start: int, stop: int, room: float = math.inf) -> list[str]:
@@ -290,9 +340,17 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
     notes_w = width - 2 * L.MARGIN
     leg_h = legend_height(notes_w, bool(inp.snp_cpgs), inp.notes)
     scale_bar = config.layout == "position" and len(inp.numbers) > 1
-    titles = {s: _title(s, inp.clones.get(s, []), 0, len(inp.clones.get(s, []))) for s in inp.samples}
+    def title_of(sample: str, start: int, stop: int, room: float = math.inf) -> list[str]:
+        if inp.titles is not None:
+            options = inp.titles.get(sample, [""])
+            line = next((o for o in options if L.text_width(o, L.TITLE_FONT) <= room), options[-1])
+            return [L.fit_text(sample, room, L.TITLE_FONT), L.fit_text(line, room, L.TITLE_FONT)]
+        return _title(sample, inp.clones.get(sample, []), start, stop, room)
+
+    titles = {s: title_of(s, 0, len(inp.clones.get(s, []))) for s in inp.samples}
     lay = L.lollipop_layout(inp.grid, xs, {s: inp.clones.get(s, []) for s in inp.samples}, width, titles, leg_h,
-                            pos_digits, scale_bar, config.max_height_mm * L.MM)
+                            pos_digits, scale_bar, config.max_height_mm * L.MM,
+                            L.DEEP_ROW if inp.titles is not None else None)
     geom = lay.geometry
     d, edge, lw = geom.circle_diameter, geom.edge_width, geom.line_width
     digits = max([len(str(n)) for n in inp.numbers] + [1])
@@ -322,7 +380,7 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
             # title and CpG numbers above the clone rows
             # centred over the cell (strip labels and data area), so that it can never leave it
             room = geom.data_width + L.strip_label_width()
-            title = _title(box.sample, clones, box.start, box.stop, room)
+            title = title_of(box.sample, box.start, box.stop, room)
             y_numbers = top - L.TICK - L.TICK_PAD
             y_title = y_numbers - L.FONT * L.LINE_SPACING - 1.0 - L.DESCENT * L.TITLE_FONT
             for k, line in enumerate(reversed(title)):
@@ -346,10 +404,17 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
                     g.items.append(Line(((X(min(covered)), y), (X(max(covered)), y)), "#000000", lw))
                 symbols = [c.symbol(n) for n in inp.numbers]
                 for n, sym in zip(inp.numbers, symbols):
-                    if sym:
+                    if sym and c.pooled is not None:
+                        g.items.append(Circle(X(x_of[n]), y, d / 2, L.grey_for(c.pooled[n]), "#000000", edge))
+                    elif sym:
                         g.items += _marker(sym, X(x_of[n]), y, d, edge)
+                if c.share is not None:
+                    g.items.append(Text(left - L.TICK_PAD, y, L.share_label(c.share), L.FONT, "right", "middle"))
                 f = "" if c.fraction is None else round(100 * c.fraction, 1)
-                rows_out.append([page_no, box.sample, box.start + row + 1, c.read, f, *symbols])
+                if c.pooled is not None:
+                    symbols = [f"{100 * c.pooled[n]:.1f}" if n in c.pooled else "" for n in inp.numbers]
+                extra = [] if c.share is None else [round(c.share, 6)]
+                rows_out.append([page_no, box.sample, box.start + row + 1, c.read, f, *extra, *symbols])
             scene.add(g)
             # strip: per-CpG percent methylated
             if box.strip_top is not None:
@@ -390,7 +455,8 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
         scene.add(hg)
         _legend(scene, page.legend_top, L.MARGIN, notes_w, bool(inp.snp_cpgs), inp.notes)
         pages.append(scene)
-    header = ["page", "sample", "row", "read", "methylation_pct", *(f"cpg_{n}" for n in inp.numbers)]
+    share = ["share"] if inp.titles is not None else []
+    header = ["page", "sample", "row", "read", "methylation_pct", *share, *(f"cpg_{n}" for n in inp.numbers)]
     return tuple(pages), _tsv(header, rows_out)
 
 
@@ -417,6 +483,8 @@ def dose_response_table(data, dose: str, line: Optional[str]):
     from .tables import clone_table, order_levels
 
     clones = clone_table(data)
+    if data.weighted:  # deep data: each sample one value (its mean per-molecule %): samples are the replicates
+        clones = _per_sample(clones, [c for c in (dose, line) if c])
     rows = []
     lines = order_levels(clones[line]) if line else [""]
     for lv in lines:
@@ -441,6 +509,23 @@ def dose_response_table(data, dose: str, line: Optional[str]):
     return pd.DataFrame(rows)
 
 
+def _per_sample(clones, columns: Sequence[str]):
+    """Weighted molecules -> one row per sample: fraction = mean per-molecule fraction, m / n pooled calls."""
+    import pandas as pd
+
+    rows = []
+    for s, g in clones.groupby("sample", sort=False):
+        w = g["weight"].to_numpy(float)
+        rows.append({"read": s, "sample": s, "fraction": float((w * g["fraction"]).sum() / w.sum()),
+                     "m": int((w * g["m"]).sum()), "n": int((w * g["n"]).sum()),
+                     **{c: g[c].iloc[0] for c in columns}})
+    return pd.DataFrame(rows, columns=["read", "sample", "fraction", "m", "n", *columns])
+
+
+DOSE_CAPTION_DEEP = ("Filled circles and lines: mean over the samples of each sample's mean per-molecule % methylation, "
+                     "with its 95\u00a0% t interval (samples are the replicates). Open squares: all CpG calls pooled, "
+                     "Wilson 95\u00a0% interval. Small dots: single samples. Dose levels are equally spaced "
+                     "categories, not to scale; the trend tests (stats.tsv) use dose as a number on a linear scale.")
 DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with its 95\u00a0% t interval (the clone is "
                 "the unit). Open squares: all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single clones. "
                 "Dose levels are equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as "
@@ -468,7 +553,7 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()) -> Optional[Fi
     series = list(dict.fromkeys(table["cell_line"]))
     labels = [str(s) if s != "" else "all clones" for s in series]
     width = _width_pt(config, DOSE_WIDTH)
-    lay = L.dose_layout(width, len(levels), labels, DOSE_CAPTION, line or "")
+    lay = L.dose_layout(width, len(levels), labels, DOSE_CAPTION_DEEP if data.weighted else DOSE_CAPTION, line or "")
     px, py, pw, ph = lay.plot
     scene = Scene(lay.width, lay.height)
 
@@ -506,7 +591,8 @@ def dose_response_figure(data, config: PlotConfig = PlotConfig()) -> Optional[Fi
                 g.items.append(Circle(xc - 3.0 + dx, Y(v), 1.1, tint))
             for sample, read, m, n, v in zip(r.samples, r.reads, r.m, r.n, r.values):
                 lo, hi = wilson_ci(int(m), int(n))
-                rows_out.append([label, r.dose, "clone", sample, read, 1, v, 100 * lo, 100 * hi, int(m), int(n)])
+                rows_out.append([label, r.dose, "sample" if data.weighted else "clone", sample, read, 1, v, 100 * lo,
+                                 100 * hi, int(m), int(n)])
             if not math.isnan(r.pooled):
                 xp = xc + 3.5
                 g.items.append(Line(((xp, Y(r.pooled_low)), (xp, Y(r.pooled_high))), colour, 0.5))

@@ -125,8 +125,9 @@ def _walk(root: str, found: _Found) -> list[tuple[tuple[str, ...], str, object]]
     return out
 
 
-def collect(inputs: list[str]) -> list[InputFile]:
+def collect(inputs: list[str], warn: bool = True) -> list[InputFile]:
     """Expand files, folders (recursively, sorted) and glob patterns.  A folder is one sample by default.
+    ``warn``: print the warning line about what was skipped (off for a look at the inputs before the run).
 
     Whatever a folder or pattern holds that is not a regular file is either an input (with a read-file
     extension: its ``fail`` row says why it cannot be read) or named in one warning line; an argument
@@ -183,7 +184,8 @@ def collect(inputs: list[str]) -> list[InputFile]:
                 add(m, arg, shown(_stem(Path(m))), file_key(m, st) if st is not None else os.path.abspath(m))
         else:
             raise InputError(f"{shown(arg)}: no such file or folder")
-    found.warn()
+    if warn:
+        found.warn()
     return out
 
 

@@ -36,8 +36,9 @@ __all__ = ["build_report", "save_report", "write_report", "trace_section", "html
 
 
 def trace_section(data, budget: Optional[int] = None) -> str:
-    """The chromatogram data of one amplicon's reads (HTML): made beside the figures by ``run``."""
-    return _trace_section(data, budget)
+    """The chromatogram data of one amplicon's reads (HTML): made beside the figures by ``run``.  Deep data
+    (NGS: molecules as pattern counts) has none."""
+    return "" if getattr(data, "weighted", False) else _trace_section(data, budget)
 
 
 def _asset(name: str) -> str:
@@ -185,9 +186,25 @@ def _summary_section(data, stats: dict, clones_by_amp: dict) -> str:
 # quality control
 
 
+def _funnel_section(data) -> str:
+    """Deep data (NGS): the read-loss funnel per sample and the reasons, from funnel.tsv."""
+    out = ['<p class="note">Read pairs per sample (funnel.tsv): in, assigned to an amplicon, passing the identity '
+           "check, passing the conversion check, used (at least one CpG called); then the pairs lost, by reason. "
+           "One pair is one molecule.</p>"]
+    f = data.funnel
+    if f is not None and len(f):
+        cols = [c for c in f.columns if c not in data.sample_columns]
+        rows = [[(None if isinstance(v, float) and math.isnan(v) else v) for v in rec]
+                for rec in f[cols].itertuples(index=False, name=None)]
+        out.append(f'<div class="scroll">{html_table(cols, rows, table_id="funnel")}</div>')
+    return "".join(out)
+
+
 def _qc_section(data) -> str:
     import pandas as pd
 
+    if data.weighted:
+        return _funnel_section(data)
     from .models import Reason
 
     reads = data.reads
@@ -365,8 +382,14 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
     if dose_html:
         parts += [f'<h3 id="{anchor}dose">Dose response</h3>', dose_html]
     parts += [f'<h3 id="{anchor}cpg">Per-CpG methylation</h3>', _cpg_section(data, anchor),
-              f'<h3 id="{anchor}stats-h">Statistics</h3>', _stats_section(stats[0], stats[1], anchor),
-              *_clonal_sections(data, compare_config, anchor), "</section>"]
+              f'<h3 id="{anchor}stats-h">Statistics</h3>', _stats_section(stats[0], stats[1], anchor)]
+    if data.weighted:
+        parts.append('<p class="note">Deep data: the samples are the replicates of the primary tests (*_samples) '
+                     "when groups have several samples; *_molecules tests take the molecule as the unit "
+                     "(docs/statistics.md, docs/ngs.md).</p>")
+    else:  # the clone-pattern analyses work on clones (deep data: the pattern counts in patterns.tsv)
+        parts += _clonal_sections(data, compare_config, anchor)
+    parts.append("</section>")
     return parts
 
 
@@ -424,7 +447,8 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
     nav = ['<a href="#summary">Results</a>', '<a href="#qc">Quality control</a>']
     nav += [f'<a href="#a{k + 1}-results">{esc(name)}</a>' if panel else '<a href="#results">Figures and tests</a>'
             for k, (name, _) in enumerate(subsets)]
-    nav += ['<a href="#reads-h">Reads</a>', '<a href="#glossary">Glossary</a>', '<a href="#run">Run</a>']
+    nav += [*(['<a href="#reads-h">Reads</a>'] if not data.weighted else []), '<a href="#glossary">Glossary</a>',
+            '<a href="#run">Run</a>']
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -439,17 +463,19 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
         heading = f"Amplicon {name}" if panel else "Figures and tests"
         parts += _amplicon_sections(sub, plot_config, compare_config, dpi, pngs, stats[name], heading,
                                     f"a{k + 1}-" if panel else "")
-    trace_html = "".join(traces[name] if name in traces else (traces[""] if "" in traces and not panel else
-                                                               trace_section(sub)) for name, sub in subsets)
-    parts += ['<section><h2 id="reads-h">Reads</h2>', _reads_section(data, trace_html), "</section>",
-              '<section><h2 id="glossary">Glossary</h2>', _glossary(), "</section>",
+    if not data.weighted:  # deep data (NGS): molecules are pattern counts, there is no per-read section
+        trace_html = "".join(traces[name] if name in traces else (traces[""] if "" in traces and not panel else
+                                                                   trace_section(sub)) for name, sub in subsets)
+        parts += ['<section><h2 id="reads-h">Reads</h2>', _reads_section(data, trace_html), "</section>"]
+    parts += ['<section><h2 id="glossary">Glossary</h2>', _glossary(), "</section>",
               '<section><h2 id="run">Run</h2>', _run_section(data),
               '<p class="note">Built from the call folder only (reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, '
               "stats.tsv, run.json, alignments.txt). Self-contained: no network resources; works offline.</p>"
               "</section>",
               '<dialog id="viewer"><form method="dialog"><button class="close" value="close" '
               'aria-label="close">×</button></form><div id="viewer-body"></div></dialog>',
-              per_read_scripts(data), f"<script>{_asset('report.js')}</script>", "</body></html>"]
+              per_read_scripts(data) if not data.weighted else "", f"<script>{_asset('report.js')}</script>",
+              "</body></html>"]
     return "\n".join(parts) + "\n"
 
 

@@ -134,6 +134,8 @@ WHYS: dict[Why, str] = {
     Why.SNP: "the read carries the SNP allele that destroys this CpG: a genotype, not a methylation state.",
     Why.GCG: "--nome only: a GCG site, where the GpC methylase also protects the C.",
     Why.MIXED: "the trace has strong C and T peaks at this CpG: two templates.",
+    Why.MATE_CONFLICT: "amplicon sequencing: the two mates of a pair read this CpG differently (one M, one U): "
+                       "neither is trusted.",
 }
 
 MARKS = ("| match, . converted C (T at a non-CpG C), ! unconverted non-CpG C, * CpG, x mismatch, blank: gap; "

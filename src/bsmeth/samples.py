@@ -33,6 +33,7 @@ class SampleSheet:
     columns: tuple[str, ...]  # extra columns, in sheet order
     rows: dict  # file identity (reads.file_key) -> (sample, {column: value})
     order: tuple[Path, ...] = field(default=())
+    mates: dict = field(default_factory=dict)  # resolved R1 path -> R2 path (column ``file2``, paired-end FASTQ)
 
 
 # columns that bsmeth writes itself next to the sheet columns (reads.tsv, samples.tsv): a sheet column
@@ -210,7 +211,9 @@ def read_sheet(path: str | Path) -> SampleSheet:
             f"sample sheet {p}, line {head_no}: column name(s) {', '.join(clash)} are bsmeth output columns; rename them"
         )
     fi, si = low.index("file"), low.index("sample")
-    extra = [(i, header[i]) for i in range(len(header)) if i not in (fi, si)]
+    f2 = low.index("file2") if "file2" in low else None  # R2 of paired-end FASTQ
+    extra = [(i, header[i]) for i in range(len(header)) if i not in (fi, si, f2)]
+    mates: dict = {}
     rows: dict = {}
     line_of: dict = {}
     order: list[Path] = []
@@ -247,6 +250,12 @@ def read_sheet(path: str | Path) -> SampleSheet:
         rows[key] = (sample, values)
         line_of[key] = n
         order.append(fp)
+        if f2 is not None and row[f2].strip():
+            fp2 = Path(row[f2].strip()) if Path(row[f2].strip()).is_absolute() else p.parent / row[f2].strip()
+            if not fp2.is_file():
+                raise SampleSheetError(f"sample sheet {p}, line {n}: file2 {row[f2].strip()} does not exist "
+                                       f"(looked for {fp2})")
+            mates[key] = fp2
     if not rows:
         raise SampleSheetError(f"sample sheet {p}: no rows after the header")
     _finite_check(p, extra, rows, line_of)
@@ -261,7 +270,7 @@ def read_sheet(path: str | Path) -> SampleSheet:
                 f"sample sheet {p}, line {line_of[key]}: sample {sample} has other condition values than on "
                 f"line {first[1]} ({diff}); one sample has one set of conditions"
             )
-    return SampleSheet(str(p), tuple(name for _, name in extra), rows, tuple(order))
+    return SampleSheet(str(p), tuple(name for _, name in extra), rows, tuple(order), mates)
 
 
 def assign(files: list[InputFile], sheet: Optional[SampleSheet]) -> list[tuple[InputFile, str, dict]]:

@@ -313,6 +313,138 @@ def interaction_design(dose: Sequence[float], line_index: Sequence[int], n_lines
     return X, list(range(2 + len(ind), 2 + 2 * len(ind)))
 
 
+# ---------------------------------------------------------------------------------------------
+# weighted forms: molecules held as (value, count) -- deep sequencing.  Each gives exactly what the plain
+# test gives on the expanded data (every molecule a row), without expanding it: ranks are taken over the distinct
+# values with their total weights (tests/test_stats.py checks each against the expanded computation).
+
+
+def _weighted_ranks(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(distinct values, their average rank among all molecules, total weight per value, n)."""
+    u, inv = np.unique(np.asarray(values, float), return_inverse=True)
+    t = np.bincount(inv.ravel(), weights=np.asarray(weights, float), minlength=len(u))
+    before = np.cumsum(t) - t
+    return u, before + (t + 1) / 2, t, int(round(t.sum()))
+
+
+def mann_whitney_weighted(x, wx, y, wy) -> tuple[float, float]:
+    """``mann_whitney`` of x repeated wx times against y repeated wy times: (U of x, two-sided p)."""
+    from scipy.special import ndtr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    wx, wy = np.asarray(wx, float), np.asarray(wy, float)
+    n1, n2 = float(wx.sum()), float(wy.sum())
+    if n1 == 0 or n2 == 0:
+        return (math.nan, math.nan)
+    if n1 <= 8 or n2 <= 8:  # small: scipy's exact branch may apply; expand
+        return mann_whitney(np.repeat(x, wx.astype(int)), np.repeat(y, wy.astype(int)))
+    u, rank, t, n = _weighted_ranks(np.r_[x, y], np.r_[wx, wy])
+    r_of = dict(zip(u.tolist(), rank.tolist()))
+    r1 = float(sum(w * r_of[v] for v, w in zip(x.tolist(), wx.tolist())))
+    u1 = r1 - n1 * (n1 + 1) / 2
+    uu = max(u1, n1 * n2 - u1)
+    sd = math.sqrt(n1 * n2 / 12 * ((n + 1) - float((t ** 3 - t).sum()) / (n * (n - 1))))
+    if sd == 0:
+        return (u1, 1.0)
+    p = 2 * float(ndtr(-(uu - n1 * n2 / 2 - 0.5) / sd))
+    return (u1, min(1.0, max(0.0, p)))
+
+
+def kruskal_weighted(groups: Sequence[tuple]) -> tuple[float, float]:
+    """``kruskal`` over groups given as (values, weights)."""
+    from scipy.special import chdtrc
+
+    vals = np.concatenate([np.asarray(g[0], float) for g in groups])
+    ws = np.concatenate([np.asarray(g[1], float) for g in groups])
+    u, rank, t, n = _weighted_ranks(vals, ws)
+    r_of = np.searchsorted(u, vals)
+    h, start = 0.0, 0
+    for g in groups:
+        k = len(g[0])
+        w = ws[start:start + k]
+        h += float((w * rank[r_of[start:start + k]]).sum()) ** 2 / w.sum()
+        start += k
+    h = 12.0 / (n * (n + 1)) * h - 3 * (n + 1)
+    corr = 1.0 - float((t ** 3 - t).sum()) / (n ** 3 - n)
+    if corr == 0:
+        return (math.nan, math.nan)
+    h /= corr
+    return (h, float(chdtrc(len(groups) - 1, h)))
+
+
+def jonckheere_weighted(values, weights, groups) -> tuple[float, float, float]:
+    """``jonckheere_terpstra`` of values repeated by weights: (JT, z, two-sided p)."""
+    from scipy.special import ndtr
+
+    v, w, g = np.asarray(values, float), np.asarray(weights, float), np.asarray(groups, float)
+    levels = np.unique(g)
+    u, inv = np.unique(v, return_inverse=True)
+    per = np.zeros((len(levels), len(u)))  # weight per level and distinct value
+    np.add.at(per, (np.searchsorted(levels, g), inv.ravel()), w)
+    below = np.cumsum(per, axis=1) - per  # weight of the level's values below each distinct value
+    jt = 0.0
+    for a in range(len(levels)):
+        for b in range(a + 1, len(levels)):
+            jt += float((per[b] * (below[a] + 0.5 * per[a])).sum())
+    ni = per.sum(axis=1)
+    tj = per.sum(axis=0)
+    n = float(ni.sum())
+    mean = (n * n - (ni ** 2).sum()) / 4.0
+    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum() - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
+    if n > 2:
+        var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
+    if n > 1:
+        var += (ni * (ni - 1)).sum() * (tj * (tj - 1)).sum() / (8.0 * n * (n - 1))
+    if var <= 0:
+        return (jt, math.nan, math.nan)
+    z = (jt - mean) / math.sqrt(var)
+    return (jt, z, float(2 * ndtr(-abs(z))))
+
+
+def fisher_2x2_large(m1: int, u1: int, m2: int, u2: int) -> tuple[float, float]:
+    """``fisher_2x2`` for tables of thousands of molecules: the same sum (probabilities no larger than the
+    observed one's, within a relative 1e-7) in log space over every table of the margins, vectorised."""
+    from scipy.special import gammaln
+
+    a, b, c, d = m2, u2, m1, u1
+    if min(a + b, c + d, a + c, b + d) == 0:
+        return (math.nan, 1.0)
+    if a + b + c + d <= 2000:
+        return fisher_2x2(m1, u1, m2, u2)
+    odds = a * d / (b * c) if b > 0 and c > 0 else math.inf
+    row1, row2, col1 = a + b, c + d, a + c
+    xs = np.arange(max(0, col1 - row2), min(row1, col1) + 1, dtype=float)
+
+    def logp(x):
+        return (gammaln(row1 + 1) - gammaln(x + 1) - gammaln(row1 - x + 1) + gammaln(row2 + 1)
+                - gammaln(col1 - x + 1) - gammaln(row2 - col1 + x + 1) - gammaln(row1 + row2 + 1)
+                + gammaln(col1 + 1) + gammaln(row1 + row2 - col1 + 1))
+
+    lp = logp(xs)
+    obs = logp(float(a))
+    keep = lp <= obs + 1e-7
+    p = float(np.exp(lp[keep] - lp.max()).sum() * math.exp(lp.max()))
+    return (odds, min(1.0, p))
+
+
+def welch_t(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float, tuple[float, float]]:
+    """Welch's t-test of mean(y) - mean(x): (t, two-sided p, difference, 95 % CI); nan with < 2 per group."""
+    from scipy.special import stdtr, stdtrit
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    d = float(y.mean() - x.mean()) if len(x) and len(y) else math.nan
+    if len(x) < 2 or len(y) < 2:
+        return (math.nan, math.nan, d, (math.nan, math.nan))
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = math.sqrt(vx + vy)
+    if se == 0:
+        return (math.nan, math.nan, d, (d, d))
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    t = d / se
+    q = float(stdtrit(df, 0.975))
+    return (t, float(2 * stdtr(df, -abs(t))), d, (d - q * se, d + q * se))
+
+
 # =============================================================================================
 # the compare stage
 
@@ -532,6 +664,10 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
     from .tables import clone_table, cpg_table, order_levels
 
     roles = resolve_roles(data.sample_columns, config)
+    if data.weighted:
+        from .stats_molecules import molecule_results
+
+        return molecule_results(data, roles, config)
     rng = np.random.default_rng(config.seed)
     reps = config.bootstrap_reps
     clones = clone_table(data)

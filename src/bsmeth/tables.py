@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .errors import InputError
@@ -52,6 +53,15 @@ class CallData:
     samples: pd.DataFrame
     run: dict
     sample_columns: tuple[str, ...]
+    # a folder of the NGS engine (run.json ``engine: ngs``): the molecules as weighted patterns (patterns.tsv:
+    # amplicon, sample, pattern, count), and reads/cpg_calls empty; None for a folder of clones
+    patterns: Optional[pd.DataFrame] = None
+    funnel: Optional[pd.DataFrame] = None
+
+    @property
+    def weighted(self) -> bool:
+        """Molecules held as pattern counts (NGS) instead of one row per read (clones)."""
+        return self.patterns is not None
 
     @property
     def alignments_path(self) -> Optional[Path]:
@@ -78,7 +88,8 @@ class CallData:
             return df[df["amplicon"] == amplicon].reset_index(drop=True)
 
         return replace(self, reads=only(self.reads), cpg_calls=only(self.cpg_calls), summary=only(self.summary),
-                       samples=only(self.samples), run={**self.run, "amplicon": entry})
+                       samples=only(self.samples), run={**self.run, "amplicon": entry},
+                       patterns=only(self.patterns) if self.patterns is not None else None)
 
     def by_amplicon(self) -> Iterator[tuple[str, "CallData"]]:
         """(amplicon name, its tables) for each amplicon of the run, in panel order."""
@@ -138,6 +149,8 @@ def load_call_dir(directory: str | os.PathLike) -> CallData:
         raise InputError(f"{run_path}: not valid JSON ({exc})") from exc
     if not isinstance(run, dict):
         raise InputError(f"{run_path}: expected a JSON object")
+    if run.get("engine") == "ngs":
+        return _load_ngs(d, run)
     reads = _read_tsv(d / "reads.tsv", READS_REQUIRED, READS_NUMERIC, legacy=_LEGACY_FRACTIONS, scale=100.0)
     calls = _read_tsv(d / "cpg_calls.tsv", CALLS_REQUIRED, CALLS_NUMERIC)
     summary = _read_tsv(d / "summary.tsv", SUMMARY_REQUIRED, SUMMARY_NUMERIC)
@@ -160,6 +173,41 @@ def load_call_dir(directory: str | os.PathLike) -> CallData:
     if missing:
         raise InputError(f"{d / 'samples.tsv'}: sheet column(s) {', '.join(missing)} named in run.json are missing")
     return CallData(d, reads, calls, summary, samples, run, tuple(cols))
+
+
+PATTERNS_REQUIRED = ("amplicon", "sample", "pattern", "count")
+
+
+def _empty(columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=str) for c in columns})
+
+
+def _load_ngs(d: Path, run: dict) -> CallData:
+    """A folder of the NGS engine: summary, samples and the molecules as pattern counts (patterns.tsv).  Its
+    per-read tables, when written (``--per-read``), are not loaded: the molecules are in patterns.tsv."""
+    summary = _read_tsv(d / "summary.tsv", SUMMARY_REQUIRED, SUMMARY_NUMERIC)
+    samples = _read_tsv(d / "samples.tsv", SAMPLES_REQUIRED, SAMPLES_NUMERIC)
+    patterns = _read_tsv(d / "patterns.tsv", PATTERNS_REQUIRED, ("count",))
+    patterns["count"] = patterns["count"].astype("int64")
+    funnel = _read_tsv(d / "funnel.tsv", ("sample",), ()) if (d / "funnel.tsv").is_file() else None
+    reads = _empty((*READS_REQUIRED, "amplicon"))
+    calls = _empty((*CALLS_REQUIRED, "amplicon"))
+    cols = [str(c) for c in run.get("sample_columns", []) if str(c) != "sample"]
+    missing = [c for c in cols if c not in samples.columns]
+    if missing:
+        raise InputError(f"{d / 'samples.tsv'}: sheet column(s) {', '.join(missing)} named in run.json are missing")
+    return CallData(d, reads, calls, summary, samples, run, tuple(cols), patterns, funnel)
+
+
+def pattern_matrix(patterns: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(molecules x CpGs matrix of 1 M / 0 U / NaN, count per row) of patterns.tsv rows (one amplicon)."""
+    if not len(patterns):
+        return np.zeros((0, 0)), np.zeros(0, np.int64)
+    text = patterns["pattern"].to_numpy(str)
+    width = len(text[0])
+    codes = np.frombuffer("".join(text).encode("ascii"), np.uint8).reshape(len(text), width)
+    x = np.where(codes == ord("M"), 1.0, np.where(codes == ord("U"), 0.0, np.nan))
+    return x, patterns["count"].to_numpy(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +274,12 @@ def clone_table(data: CallData, all_clones: bool = False) -> pd.DataFrame:
     called CpGs than ``min_clone_coverage`` of the assessable ones (a clone read over 1 of 25 CpGs is a 0 or
     100 % clone), unless ``all_clones``.  Rows keep reads.tsv input order.  ``attrs["partial"]``: how many
     clones the coverage rule left out.
+
+    A folder of molecules as patterns (``data.weighted``): one row per (sample, pattern) with its ``weight``
+    (the number of molecules showing it); ``read`` is the pattern.  Clone folders have no ``weight`` column.
     """
+    if data.weighted:
+        return _pattern_clone_table(data)
     calls = data.cpg_calls[data.cpg_calls["status"] == "pass"]
     m = calls[calls["call"] == "M"].groupby("read", sort=False).size()
     u = calls[calls["call"] == "U"].groupby("read", sort=False).size()
@@ -246,6 +299,22 @@ def clone_table(data: CallData, all_clones: bool = False) -> pd.DataFrame:
     out = out.reset_index(drop=True)
     out.attrs["partial"] = partial
     return out
+
+
+def _pattern_clone_table(data: CallData) -> pd.DataFrame:
+    p = data.patterns
+    text = p["pattern"].astype(str)
+    m = text.str.count("M").astype(int)
+    u = text.str.count("U").astype(int)
+    out = pd.DataFrame({"read": text, "sample": p["sample"], "m": m, "u": u, "n": m + u,
+                        "weight": p["count"].astype("int64")})
+    out = out[out["n"] > 0].copy()
+    out["fraction"] = out["m"] / out["n"]
+    sheet = data.samples[["sample", *data.sample_columns]].drop_duplicates("sample")
+    out = out.merge(sheet, on="sample", how="left", sort=False)
+    for c in data.sample_columns:
+        out[c] = out[c].fillna("")
+    return out.reset_index(drop=True)
 
 
 def cpg_table(data: CallData) -> pd.DataFrame:
