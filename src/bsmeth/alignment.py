@@ -65,21 +65,27 @@ def clean_read(seq: str) -> str:
 # --------------------------------------------------------------------------------------- k-mer vote
 
 _CODE3 = np.full(256, 3, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest are 3 (no k-mer)
-for _b, _v in (("A", 0), ("G", 1), ("T", 2), ("C", 2)):
+_CODE3_RC = np.full(256, 3, dtype=np.int64)  # the same for the complement (read backwards: reverse complement)
+for _b, _v, _c in (("A", 0, 2), ("G", 1, 2), ("T", 2, 0), ("C", 2, 1)):
     _CODE3[ord(_b)] = _v
+    _CODE3_RC[ord(_b)] = _c
 _WEIGHTS = 3 ** np.arange(K - 1, -1, -1, dtype=np.int64)
+
+
+def _codes_of(c: np.ndarray) -> np.ndarray:
+    """Base-3 code of every k-mer of the letter codes ``c``; -1 for k-mers holding a 3 (N)."""
+    if len(c) < K:
+        return np.zeros(0, dtype=np.int64)
+    bad = c == 3
+    out = np.convolve(np.where(bad, 0, c), _WEIGHTS[::-1], mode="valid")
+    nb = np.concatenate(([0], np.cumsum(bad)))
+    out[nb[K:] > nb[:-K]] = -1
+    return out
 
 
 def _kmer_codes(seq: str) -> np.ndarray:
     """Base-3 code of every k-mer of ``seq`` in the 3-letter alphabet; -1 for k-mers holding an N."""
-    if len(seq) < K:
-        return np.zeros(0, dtype=np.int64)
-    c = _CODE3[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-    bad = c == 3
-    out = np.convolve(np.where(bad, 0, c), _WEIGHTS[::-1], mode="valid")
-    if bad.any():
-        out[np.convolve(bad, np.ones(K, dtype=np.int64), mode="valid") > 0] = -1
-    return out
+    return _codes_of(_CODE3[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)])
 
 
 @lru_cache(maxsize=16)
@@ -92,17 +98,16 @@ def _target_table(target: str) -> np.ndarray:
     return table
 
 
-def _hits(seq: str, table: np.ndarray) -> np.ndarray:
-    """Positions (in ``seq``) of the k-mers that occur in the target."""
-    codes = _kmer_codes(seq)
-    return np.flatnonzero(table[codes]) if codes.size else codes
-
-
 def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
     ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
-    table = _target_table(amp.target)
-    return _hits(seq, table), _hits(revcomp(seq), table)
+    b = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
+    n = len(b) - K + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # both orientations in one pass, an N between them so that no k-mer spans the two
+    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], [3], _CODE3_RC[b[::-1]])))]
+    return np.flatnonzero(hit[:n]), np.flatnonzero(hit[n + K:])
 
 
 def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
@@ -302,6 +307,15 @@ def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | Non
     return _project(amp, blocks, o, float(score), q, quals)
 
 
+@lru_cache(maxsize=16)
+def _target_marks(target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per target position: the letter's code point, is a C, is a CpG C (for the mark line)."""
+    g = np.frombuffer(target.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    is_c = g == ord("C")
+    cpg = is_c & np.append(g[1:] == ord("G"), False)
+    return g, is_c, cpg
+
+
 def _project(amp: Amplicon, blocks: list[list[int]], orientation: str, score: float, q: str,
              qual: np.ndarray | None) -> AlignedRead:
     """Per-target-position read bases, qualities and read positions from the aligned blocks."""
@@ -310,26 +324,41 @@ def _project(amp: Amplicon, blocks: list[list[int]], orientation: str, score: fl
     for t0, t1, q0, q1 in blocks:
         ri[t0:t1] = np.arange(q0, q1, dtype=np.int32)
     t_start, t_end = blocks[0][0], blocks[-1][1]
-    qa = np.frombuffer(q.encode("ascii", "replace"), dtype="S1")
     on = ri >= 0
-    bases = np.full(n, " ", dtype="U1")
-    bases[t_start:t_end] = "-"
-    bases[on] = qa[ri[on]].astype("U1")
+    at = ri[on]
+    codes = np.full(n, ord(" "), dtype=np.uint32)  # the code points of a 'U1' array, viewed as one below
+    codes[t_start:t_end] = ord("-")
+    codes[on] = np.frombuffer(q.encode("ascii", "replace"), dtype=np.uint8)[at]
     quals = np.zeros(n, dtype=np.uint8)
-    quals[on] = qual[ri[on]] if qual is not None else NO_QUAL
-    read_pos = ri if orientation == "+" else np.where(on, len(q) - 1 - ri, -1).astype(np.int32)
+    quals[on] = qual[at] if qual is not None else NO_QUAL
+    if orientation == "-":
+        ri[on] = len(q) - 1 - at
     insertions = sum(cur[2] - prev[3] for prev, cur in pairwise(blocks))
     return AlignedRead(
         orientation=orientation, score=score, target_start=t_start, target_end=t_end,
-        read_start=blocks[0][2], read_end=blocks[-1][3], bases=bases, quals=quals, read_pos=read_pos,
-        insertions=int(insertions), lines=_lines(amp.target, blocks, q, bases),
+        read_start=blocks[0][2], read_end=blocks[-1][3], bases=codes.view("U1"), quals=quals, read_pos=ri,
+        insertions=int(insertions), lines=_lines(amp.target, blocks, q, codes),
     )
 
 
-def _lines(target: str, blocks: list[list[int]], q: str, bases: np.ndarray) -> tuple[str, str, str]:
-    """Target, mark and read lines for alignments.txt (insertions shown against '-' in the target line)."""
+_MARK = {k: ord(v) for k, v in (("match", "|"), ("mismatch", "x"), ("converted", "."), ("unconverted", "!"),
+                                ("cpg", "*"), ("n", " "))}
+
+
+def _lines(target: str, blocks: list[list[int]], q: str, codes: np.ndarray) -> tuple[str, str, str]:
+    """Target, mark and read lines for alignments.txt (insertions shown against '-' in the target line).
+
+    Marks: | match, . converted C, ! unconverted C, * CpG, x mismatch, blank for N.
+    """
     t_start, t_end = blocks[0][0], blocks[-1][1]
-    marks = _marks(target, t_start, bases[t_start:t_end])
+    g, is_c, cpg = (a[t_start:t_end] for a in _target_marks(target))
+    r = codes[t_start:t_end]
+    m = np.where(r == g, _MARK["match"], _MARK["mismatch"])
+    m[is_c & (r == ord("T"))] = _MARK["converted"]
+    m[is_c & (r == ord("C"))] = _MARK["unconverted"]
+    m[cpg] = _MARK["cpg"]
+    m[r == ord("N")] = _MARK["n"]
+    marks = m.astype(np.uint8).tobytes().decode("ascii")
     tl, ml, rl = [], [], []
     prev = None
     for t0, t1, q0, q1 in blocks:
@@ -347,18 +376,3 @@ def _lines(target: str, blocks: list[list[int]], q: str, bases: np.ndarray) -> t
         rl.append(q[q0:q1])
         prev = (t0, t1, q0, q1)
     return "".join(tl), "".join(ml), "".join(rl)
-
-
-def _marks(target: str, t0: int, seg: np.ndarray) -> str:
-    """The mark line under the aligned span: | match, . converted C, ! unconverted C, * CpG, x mismatch."""
-    n = len(seg)
-    g = np.frombuffer(target[t0:t0 + n].encode("ascii"), dtype="S1")
-    nxt = np.frombuffer(target[t0 + 1:t0 + n + 1].ljust(n).encode("ascii"), dtype="S1")
-    r = seg.astype("S1")
-    out = np.where(r == g, b"|", b"x").astype("S1")
-    is_c = g == b"C"
-    out[is_c & (r == b"T")] = b"."
-    out[is_c & (r == b"C")] = b"!"
-    out[is_c & (nxt == b"G")] = b"*"
-    out[r == b"N"] = b" "
-    return out.tobytes().decode("ascii")

@@ -13,7 +13,9 @@ Two coordinate systems exist for an amplicon:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -129,6 +131,17 @@ class Trace:
     peaks: np.ndarray  # trace index of each base call (PLOC)
     base_order: str  # FWO_ as stored
 
+    @cached_property
+    def stacked(self) -> np.ndarray:
+        """The channels as one float array, rows A, C, G, T, then a row of NaN (for letters without a
+        channel): what the trace evidence gathers from, one gather for all letters."""
+        a = self.channels["A"]
+        out = np.empty((5, len(a)))
+        for i, b in enumerate("ACGT"):
+            out[i] = self.channels[b]
+        out[4] = np.nan
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class Read:
@@ -200,6 +213,81 @@ class CpGCall:
         return None if f is None else abs(2 * f - 1)
 
 
+WHY_CODES = {None: " ", **{w: chr(ord("a") + i) for i, w in enumerate(Why)}}  # how CpGCalls stores a Why
+_WHY_OF = {code: w for w, code in WHY_CODES.items()}
+_CALL_OF = {c.value: c for c in Call}
+_new = object.__new__
+
+
+@dataclass(frozen=True, eq=False)
+class CpGCalls(Sequence):
+    """The calls of one read, one per CpG of the amplicon in order, stored as strings and arrays.
+
+    A read's calls are made in one vectorised pass and travel from worker processes by pickling; 27
+    ``CpGCall`` objects cost more to build and to pickle than the whole alignment, so they are made only
+    when asked for (indexing, iterating), once.  Behaves as a read-only sequence of ``CpGCall``.
+    """
+
+    cpgs: tuple[CpG, ...]
+    codes: str  # 'M', 'U' or '-' per CpG
+    whys: str  # one letter per CpG: ' ' for none, else the Why (see WHY_CODES)
+    bases: str  # the base shown, ' ' for none
+    quals: bytes  # PHRED, 255 for none
+    c_signal: Optional[np.ndarray] = None  # float64 per CpG, NaN where no trace evidence; None without a trace
+    t_signal: Optional[np.ndarray] = None
+    contradicted: bytes = b""  # 1 where the base call disagrees with the larger peak
+    _objects: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_objects"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _objects=None)
+
+    @property
+    def n_called(self) -> int:
+        return len(self.codes) - self.codes.count("-")
+
+    @property
+    def n_methylated(self) -> int:
+        return self.codes.count("M")
+
+    def _build(self) -> tuple[CpGCall, ...]:
+        out = []
+        sig = self.c_signal is not None
+        for k, cpg in enumerate(self.cpgs):
+            o = _new(CpGCall)
+            q = self.quals[k]
+            has = sig and not np.isnan(self.c_signal[k])
+            o.__dict__.update(cpg=cpg, call=_CALL_OF[self.codes[k]], why=_WHY_OF[self.whys[k]],
+                              base=self.bases[k].strip(), qual=None if q == 255 else q,
+                              c_signal=round(float(self.c_signal[k]), 1) if has else None,
+                              t_signal=round(float(self.t_signal[k]), 1) if has else None,
+                              contradicted=bool(self.contradicted[k]) if self.contradicted else False)
+            out.append(o)
+        return tuple(out)
+
+    @property
+    def objects(self) -> tuple[CpGCall, ...]:
+        if self._objects is None:
+            object.__setattr__(self, "_objects", self._build())
+        return self._objects
+
+    def __getitem__(self, k):
+        return self.objects[k]
+
+    def __iter__(self):
+        return iter(self.objects)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __eq__(self, other) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, (tuple, list, CpGCalls)) else NotImplemented
+
+    __hash__ = None
+
+
 @dataclass(frozen=True)
 class ReadQC:
     """Alignment and conversion figures of one aligned read."""
@@ -241,18 +329,23 @@ class ReadResult:
     length: Optional[int] = None  # unknown for unreadable files
     aligned: Optional[AlignedRead] = None
     qc: Optional[ReadQC] = None
-    calls: tuple[CpGCall, ...] = ()
+    calls: Sequence[CpGCall] = ()  # a CpGCalls from the pipeline; any sequence of CpGCall works
     duplicate_of: str = ""
     genotype: str = ""
     mean_qual: Optional[float] = None
 
     @property
     def n_called(self) -> int:
+        if isinstance(self.calls, CpGCalls):
+            return self.calls.n_called
         return sum(c.call is not Call.NOT_DETERMINED for c in self.calls)
 
     @property
     def methylation(self) -> Optional[float]:
-        m = sum(c.call is Call.METHYLATED for c in self.calls)
+        if isinstance(self.calls, CpGCalls):
+            m = self.calls.n_methylated
+        else:
+            m = sum(c.call is Call.METHYLATED for c in self.calls)
         n = self.n_called
         return m / n if n else None
 

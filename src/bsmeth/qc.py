@@ -9,13 +9,13 @@ Pipeline position: after ``calling``.  Every check returns data (figures and a
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .calling import snp_target
-from .models import AlignedRead, Amplicon, Call, CallConfig, Read, ReadQC, ReadResult, Reason, Status
+from .calling import sites
+from .evidence import Signals
+from .models import AlignedRead, Amplicon, Call, CallConfig, CpGCalls, Read, ReadQC, ReadResult, Reason, Status
 
 # Below this identity the "alignment" is what unrelated sequence gets by chance
 # against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.
@@ -31,12 +31,11 @@ def hq_bases(read: Read, config: CallConfig) -> int:
 
 def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
     """Target positions of every C (CpG or not) inside the aligned part, outside primers."""
-    tgt, _, _, primer = _masks(amp)
-    idx = np.nonzero((tgt == "C") & ~primer)[0]
-    return idx[(idx >= aln.target_start) & (idx < aln.target_end)]
+    idx = sites(amp).c_sites
+    return idx[np.searchsorted(idx, aln.target_start):np.searchsorted(idx, aln.target_end)]
 
 
-def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallConfig) -> tuple[int, int, int, int]:
+def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
     """Mixed peaks at CpG and non-CpG C, counted only where the read around them is good.
 
     The ends of a trace have broad, overlapping peaks that look mixed without
@@ -46,81 +45,55 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
     clean positions are 0.55 % of the sites with a local median of 20 or more,
     0.07 % at 30 or more (docs/trace_evidence.md).  What
     makes one site mixed (both peaks strong, the smaller a real peak) is
-    ``evidence.PeakSignal.mixed``.
+    ``evidence.is_mixed``.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    m_cpg = n_cpg = m_cph = n_cph = 0
-    _, cpg_mask, _, _ = _masks(amp)
-    q = aln.quals[aln.target_start:aln.target_end].astype(np.float64)
-    if q.size == 0:
+    if not isinstance(signals, Signals):  # any mapping target -> PeakSignal
+        ts = sorted(signals)
+        signals = Signals(np.array(ts, dtype=np.int64), *(
+            np.array([getattr(signals[t], k) for t in ts], dtype=float) for k in ("c", "t", "ref")))
+    t0, t1 = aln.target_start, aln.target_end
+    if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
-    local = np.partition(sliding_window_view(np.pad(q, 5, mode="edge"), 11), 5, axis=1)[:, 5]  # median of 11
-    for t, sig in signals.items():
-        if local[t - aln.target_start] < config.mixed_min_local_qual:
-            continue
-        if cpg_mask[t]:
-            n_cpg += 1
-            m_cpg += sig.mixed
-        else:
-            n_cph += 1
-            m_cph += sig.mixed
-    return m_cpg, n_cpg, m_cph, n_cph
+    # the median of the 11 qualities around each site, the span's end qualities repeated beyond it
+    j = np.clip(signals.targets[:, None] + np.arange(-5, 6), t0, t1 - 1)
+    local = np.partition(aln.quals[j], 5, axis=1)[:, 5]
+    good = local >= config.mixed_min_local_qual
+    mixed = signals.mixed & good
+    is_cpg = sites(amp).cpg[signals.targets]
+    return (int(np.count_nonzero(mixed & is_cpg)), int(np.count_nonzero(good & is_cpg)),
+            int(np.count_nonzero(mixed & ~is_cpg)), int(np.count_nonzero(good & ~is_cpg)))
 
 
-def _masks(amp: Amplicon) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per target position: the genomic letter, is a CpG C, is a non-CpG C after G (GpC), is in a primer."""
-    return _masks_of(amp.target, amp.forward_span, amp.reverse_span)
+_C, _T, _N, _GAP = ord("C"), ord("T"), ord("N"), ord("-")
 
 
-@lru_cache(maxsize=8)
-def _masks_of(target: str, forward_span: tuple[int, int], reverse_span: tuple[int, int]):
-    """Cached per amplicon: the same for every read."""
-    tgt = np.frombuffer(target.encode("ascii"), dtype="S1").astype("U1")
-    nxt = np.append(tgt[1:], "")
-    prv = np.insert(tgt[:-1], 0, "")
-    cpg = (tgt == "C") & (nxt == "G")
-    gpc = (tgt == "C") & ~cpg & (prv == "G")
-    primer = np.zeros(len(target), dtype=bool)
-    primer[slice(*forward_span)] = True
-    primer[slice(*reverse_span)] = True
-    for a in (tgt, cpg, gpc, primer):
-        a.flags.writeable = False  # shared between reads: never modified in place
-    return tgt, cpg, gpc, primer
-
-
-def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals: Optional[dict] = None) -> ReadQC:
+def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None) -> ReadQC:
     """Identity, mismatches and conversion over the aligned target outside the primer sites."""
-    tgt, cpg, gpc, primer = _masks(amp)
-    span = np.zeros(amp.length, dtype=bool)
-    span[aln.target_start:aln.target_end] = True
-    span &= ~primer
-    b = aln.bases
-    snp = np.zeros(amp.length, dtype=bool)
-    for s in amp.snps:
-        t = snp_target(amp, s)[0]
-        if 0 <= t < amp.length:
-            snp[t] = True
-    gap = span & (b == "-")
-    known = span & ~gap & (b != "N") & ~snp
-    is_c = tgt == "C"
-    c_ok = is_c & ((b == "C") | (b == "T"))
+    st = sites(amp)
+    t0, t1 = aln.target_start, aln.target_end
+    b = aln.bases.view(np.uint32)[t0:t1]
+    tgt, is_c, cpg, gpc = st.tgt[t0:t1], st.is_c[t0:t1], st.cpg[t0:t1], st.gpc[t0:t1]
+    span = ~st.primer[t0:t1]
+    gap = span & (b == _GAP)
+    known = span & ~gap & (b != _N) & ~st.snp[t0:t1]
+    c_ok = is_c & ((b == _C) | (b == _T))
     match = known & (c_ok | (~is_c & (b == tgt)))
-    mism = int(np.count_nonzero(gap) + np.count_nonzero(known & ~match)) + aln.insertions
     matches = int(np.count_nonzero(match))
-    hq = known & (aln.quals >= config.min_qual) & is_c & ~cpg
+    mism = int(np.count_nonzero(gap)) + int(np.count_nonzero(known)) - matches + aln.insertions
+    hq = known & (aln.quals[t0:t1] >= config.min_qual) & is_c & ~cpg
     hch = hq & ~gpc
     counted = hch if config.nome else hq  # NOMe: GpC C are protected by the methylase
+    is_t, is_cc = b == _T, b == _C
     total = matches + mism
     return ReadQC(
         aligned_bases=int(np.count_nonzero(span)),
         identity=matches / total if total else 0.0,
         mismatches=mism,
-        converted=int(np.count_nonzero(counted & (b == "T"))),
-        unconverted=int(np.count_nonzero(counted & (b == "C"))),
+        converted=int(np.count_nonzero(counted & is_t)),
+        unconverted=int(np.count_nonzero(counted & is_cc)),
         hq_bases=hq_bases(read, config),
-        hch_converted=int(np.count_nonzero(hch & (b == "T"))),
-        hch_unconverted=int(np.count_nonzero(hch & (b == "C"))),
+        hch_converted=int(np.count_nonzero(hch & is_t)),
+        hch_unconverted=int(np.count_nonzero(hch & is_cc)),
         **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
                    _mixed_counts(amp, aln, signals, config) if signals else (0, 0, 0, 0))),
     )
@@ -213,21 +186,25 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
 
 def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
     """Per target position: 1 = C (methylated CpG / unconverted CpH), 0 = T, -1 = unknown or not a C."""
+    st = sites(amp)
     s = np.full(amp.length, -1, dtype=np.int8)
+    if isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs:
+        code = np.frombuffer(r.calls.codes.encode("ascii"), dtype=np.uint8)
+        s[st.cpg_t[code == ord("M")]] = 1
+        s[st.cpg_t[code == ord("U")]] = 0
+    else:
+        for c in r.calls:
+            if c.call is Call.METHYLATED:
+                s[c.cpg.target_pos] = 1
+            elif c.call is Call.UNMETHYLATED:
+                s[c.cpg.target_pos] = 0
     aln = r.aligned
-    for c in r.calls:
-        if c.call is Call.METHYLATED:
-            s[c.cpg.target_pos] = 1
-        elif c.call is Call.UNMETHYLATED:
-            s[c.cpg.target_pos] = 0
-    cpg_t = {c.cpg.target_pos for c in r.calls}
-    for t in range(aln.target_start, aln.target_end):
-        if amp.target[t] == "C" and t not in cpg_t and not amp.in_primer(t) and aln.quals[t] >= config.min_qual:
-            b = aln.bases[t]
-            if b == "C":
-                s[t] = 1
-            elif b == "T":
-                s[t] = 0
+    t0, t1 = aln.target_start, aln.target_end
+    b = aln.bases.view(np.uint32)[t0:t1]
+    ok = st.cph[t0:t1] & (aln.quals[t0:t1] >= config.min_qual)
+    part = s[t0:t1]
+    part[ok & (b == _C)] = 1
+    part[ok & (b == _T)] = 0
     return s
 
 
@@ -312,7 +289,7 @@ def _pair_evidence(i: int, j: int, counts: _SampleCounts, cpg: np.ndarray, cph_r
 
 def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
     """State matrix, per-read CpG methylation level and pooled CpH non-conversion rate of one sample."""
-    _, cpg, _, _ = _masks(amp)
+    cpg = sites(amp).cpg
     mat = np.stack([_states(amp, r, config) for r in rows])
     m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
     n_cpg = np.count_nonzero((mat >= 0) & cpg, axis=1)
