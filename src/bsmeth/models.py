@@ -361,6 +361,24 @@ class CallConfig:
     max_mismatches: Optional[int] = None  # QUMA: 10
     min_hq_bases: int = 40  # fewer high-quality bases in the whole read -> low_quality
     min_aligned: int = 30  # fewer target bases aligned -> no_amplicon
+    # An alignment over L target bases whose identity is below max(0.65, base + scale / sqrt(L)) is what
+    # unrelated sequence reaches by chance: no_amplicon.  Fitted to the highest identity that random
+    # sequence (uniform, T-rich and A-rich, 40-400 nt) reached against three real amplicons
+    # (python benchmarks/chance_identity.py: 0.83 over ~50 bases, 0.74 over ~90, 0.65 over 200-300); every
+    # real read that is the amplicon sits well above it (the lowest, BiQ's seq_J: 76.9 % over 224 bases,
+    # against 67.7 %), the 70-80 nt primer dimers of the 454 set below it (66-72 % over 31-65 bases).
+    chance_identity_base: float = 0.54
+    chance_identity_scale: float = 2.05
+    # the fit holds for amplicons of 100 bp and more (it was made on 226-630 bp); on shorter regions (QUMA's
+    # 20-bp toy example) chance alignments have far fewer places to land, and the flat 65 % applies
+    chance_identity_min_region: int = 100
+    # A short insert (primer dimer, truncated product): the amplicon part covers less than this share of
+    # the amplicon while the read carries short_insert_flank high-quality bases of other sequence on both
+    # sides.  Chosen on the real sets: the one short insert (QUMA's Gm9 16aabb seq_14) covers 23 %, every
+    # other read with sequence on both sides covers the whole amplicon but for noisy ends (76 % or more);
+    # 20 bases are more than a noisy read end that happens not to align, and less than any vector flank.
+    short_insert_fraction: float = 0.5
+    short_insert_flank: int = 20
     keep_duplicates: bool = False
     duplicate_min_evidence: float = 4.0  # -log10 chance that an independent clone matches (see qc)
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule

@@ -66,7 +66,7 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, conf
     aln = align(amp, read.seq, read.qual)
     signals = signals_at(read, aln, c_positions(amp, aln)) if aln is not None and read.trace is not None else {}
     qc = measure(amp, aln, read, config, signals) if aln is not None else None
-    reason, detail = verdict(aln, qc, hq, config)
+    reason, detail = verdict(aln, qc, hq, config, read)
     if reason is Reason.NO_AMPLICON:
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
     calls = call_read(amp, aln, config, signals)

@@ -18,7 +18,8 @@ from .evidence import Signals
 from .models import AlignedRead, Amplicon, Call, CallConfig, CpGCalls, Read, ReadQC, ReadResult, Reason, Status
 
 # Below this identity the "alignment" is what unrelated sequence gets by chance
-# against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.
+# against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.  Short alignments reach
+# more by chance: see chance_identity and CallConfig.chance_identity_base.
 JUNK_IDENTITY = 0.65
 
 
@@ -129,28 +130,67 @@ def region_limit(value: int, amp: Amplicon) -> int:
     return min(value, max(amp.length // 2, 1))
 
 
+def chance_identity(aligned: int, region: int, config: CallConfig) -> float:
+    """The identity below which an alignment over ``aligned`` target bases of a ``region``-bp amplicon is
+    what unrelated sequence reaches by chance against a C/T-lenient target (higher for short alignments);
+    never below JUNK_IDENTITY, and just that for regions shorter than the calibration covers."""
+    if region < config.chance_identity_min_region:
+        return JUNK_IDENTITY
+    return max(JUNK_IDENTITY, config.chance_identity_base + config.chance_identity_scale / max(aligned, 1) ** 0.5)
+
+
+def flanks(aln: AlignedRead, read: Read, config: CallConfig) -> tuple[int, int]:
+    """High-quality bases of the read before and after its aligned part (in the oriented read): PHRED at
+    least ``min_qual``, or any A, C, G, T for sequence without qualities."""
+    n = len(read.seq)
+    lo, hi = (aln.read_start, aln.read_end) if aln.orientation == "+" else (n - aln.read_end, n - aln.read_start)
+    if read.qual is not None:
+        good = read.qual >= config.min_qual
+        left, right = int(np.count_nonzero(good[:lo])), int(np.count_nonzero(good[hi:]))
+    else:
+        seq = read.seq.upper()
+        left = sum(map(seq[:lo].count, "ACGT"))
+        right = sum(map(seq[hi:].count, "ACGT"))
+    return (left, right) if aln.orientation == "+" else (right, left)
+
+
 def amplicon_check(aln: Optional[AlignedRead], qc: Optional[ReadQC], min_aligned: int,
-                   min_identity: float) -> tuple[Optional[Reason], str]:
+                   min_identity: float, read: Optional[Read] = None,
+                   config: Optional[CallConfig] = None) -> tuple[Optional[Reason], str]:
     """Is this read the amplicon at all (``no_amplicon``), and a faithful copy of it (``low_identity``)?
 
+    No amplicon: no alignment of ``min_aligned`` bases; an identity that unrelated sequence reaches by
+    chance over that many aligned bases (``chance_identity``: primer dimers, wrong products, vector); or,
+    given the read, a short insert: the amplicon part is under ``config.short_insert_fraction`` of the
+    amplicon and the read carries ``config.short_insert_flank`` high-quality bases of other sequence on
+    both sides of it (a read that simply ends, or whose quality collapses, stays a partial read).
     Shared by ``call`` (``verdict``) and ``quantify``.
     """
+    config = config or CallConfig()
     if aln is None or qc is None or aln.target_end - aln.target_start < min_aligned or aln.score < 3 * min_aligned:
         got = 0 if aln is None else aln.target_end - aln.target_start
         return Reason.NO_AMPLICON, f"no alignment to the amplicon ({got} bases aligned; empty vector or wrong product?)"
-    if qc.identity < JUNK_IDENTITY:
-        return Reason.NO_AMPLICON, (f"identity {_pct(qc.identity)} is what unrelated sequence reaches by chance "
-                                    "(wrong product or vector only)")
+    span = aln.target_end - aln.target_start
+    if qc.identity < chance_identity(span, len(aln.bases), config):
+        return Reason.NO_AMPLICON, (f"identity {_pct(qc.identity)} over {span} aligned bases is what unrelated "
+                                    "sequence reaches by chance (wrong product, primer dimer or vector only)")
+    if read is not None and span < config.short_insert_fraction * len(aln.bases):
+        left, right = flanks(aln, read, config)
+        if min(left, right) >= config.short_insert_flank:
+            return Reason.NO_AMPLICON, (f"short insert of {span} bp between non-amplicon sequence ({left} and "
+                                        f"{right} bases): primer dimer or truncated product")
     if qc.identity < min_identity:
         return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(min_identity)}"
     return None, ""
 
 
-def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig) -> tuple[Optional[Reason], str]:
-    """The first failing check, in the documented order, with a readable detail."""
+def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig,
+            read: Optional[Read] = None) -> tuple[Optional[Reason], str]:
+    """The first failing check, in the documented order, with a readable detail (the short-insert check
+    needs the ``read``)."""
     if hq < config.min_hq_bases:
         return Reason.LOW_QUALITY, f"{hq} high-quality bases < {config.min_hq_bases}"
-    reason, detail = amplicon_check(aln, qc, config.min_aligned, config.min_identity)
+    reason, detail = amplicon_check(aln, qc, config.min_aligned, config.min_identity, read, config)
     if reason is not None:
         return reason, detail
     if config.max_mismatches is not None and qc.mismatches > config.max_mismatches:
