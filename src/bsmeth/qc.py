@@ -274,63 +274,13 @@ def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarr
 SIMILAR_LEVEL = 0.2  # reads within this methylation level of a pair model its CpG pattern
 
 
-class _SampleCounts:
-    """Per-site counts of C and of determined states over a sample's reads, queryable by methylation level.
-
-    Reads are sorted by their CpG methylation level and the counts are prefix
-    sums, so the counts over "the other reads within 0.2 of a level" cost one
-    subtraction per site instead of a pass over the whole sample (a 250-clone
-    sample has tens of thousands of candidate pairs).
-    """
-
-    def __init__(self, mat: np.ndarray, level: np.ndarray):
-        self.mat, self.level = mat, level
-        self.order = np.argsort(level, kind="stable")
-        self.sorted_level = level[self.order]
-        m = mat[self.order]
-        zeros = np.zeros((1, mat.shape[1]), dtype=np.int32)
-        self.cum_ones = np.vstack([zeros, np.cumsum(m == 1, axis=0, dtype=np.int32)])
-        self.cum_known = np.vstack([zeros, np.cumsum(m >= 0, axis=0, dtype=np.int32)])
-
-    def others(self, pair: tuple[int, int], lo_level: float = -1.0, hi_level: float = 2.0):
-        """(C counts, determined counts) per site over reads with level in [lo, hi], the pair left out."""
-        lo = np.searchsorted(self.sorted_level, lo_level - 1e-12, side="left")
-        hi = np.searchsorted(self.sorted_level, hi_level + 1e-12, side="right")
-        ones = self.cum_ones[hi] - self.cum_ones[lo]
-        known = self.cum_known[hi] - self.cum_known[lo]
-        for i in pair:
-            if lo_level - 1e-12 <= self.level[i] <= hi_level + 1e-12:
-                ones = ones - (self.mat[i] == 1)
-                known = known - (self.mat[i] >= 0)
-        return ones, known
-
-
-def _pair_evidence(i: int, j: int, counts: _SampleCounts, cpg: np.ndarray, cph_rate: float,
-                   max_diff: int) -> tuple[bool, float]:
-    """Evidence that reads i and j are one molecule.
-
-    Non-CpG C: every other read of the sample gives the site's non-conversion
-    rate (prior: the sample's pooled rate).  CpG: methylation patterns are
-    structured (alleles, epialleles, imprinting), so the site frequencies come
-    only from the other reads whose overall methylation is close to the pair's,
-    with the pair's own level as prior: two fully unmethylated (or fully
-    methylated) clones among others like them prove nothing.
-    """
-    level = counts.level
-    pair_level = (level[i] + level[j]) / 2
-    ones_all, known_all = counts.others((i, j))
-    ones_sim, known_sim = counts.others((i, j), pair_level - SIMILAR_LEVEL, pair_level + SIMILAR_LEVEL)
-    ones = np.where(cpg, ones_sim, ones_all)
-    known = np.where(cpg, known_sim, known_all)
-    prior = np.where(cpg, min(max(pair_level, 0.01), 0.99), cph_rate)
-    agree, log_p, _ = chance_match(counts.mat[i], counts.mat[j], ones, known, max_diff, prior)
-    return agree, log_p
-
-
 def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
-    """State matrix, per-read CpG methylation level and pooled CpH non-conversion rate of one sample."""
+    """State matrix (informative sites only), per-read CpG methylation level, which columns are CpGs, and
+    the pooled CpH non-conversion rate of one sample."""
     cpg = sites(amp).cpg
     mat = np.stack([_states(amp, r, config) for r in rows])
+    used = (mat >= 0).any(axis=0)  # sites no read of the sample determines carry nothing
+    mat, cpg = mat[:, used], cpg[used]
     m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
     n_cpg = np.count_nonzero((mat >= 0) & cpg, axis=1)
     level = np.where(n_cpg > 0, m_cpg / np.maximum(n_cpg, 1), 0.5)
@@ -338,21 +288,83 @@ def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
     return mat, level, cpg, cph_rate
 
 
+def candidate_pairs(mat: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) of reads that share a determined site and disagree at no more than ``max_diff``
+    shared sites: the only pairs that can be one molecule.  Two matrix products over the sample (BLAS)."""
+    ones = (mat == 1).astype(np.float32)
+    zeros = (mat == 0).astype(np.float32)
+    known = ones + zeros
+    diff = ones @ zeros.T
+    diff += diff.T
+    ok = (diff <= max_diff + 0.5) & (known @ known.T > 0.5)
+    i, j = np.nonzero(np.triu(ok, 1))
+    return i, j
+
+
+def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate: float, i: np.ndarray,
+                  j: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndarray]:
+    """(agree, log10 chance match) for the pairs (i[k], j[k]): ``chance_match`` for many pairs at once.
+
+    Non-CpG C: every other read of the sample gives the site's non-conversion rate (prior: the sample's
+    pooled rate).  CpG: methylation patterns are structured (alleles, epialleles, imprinting), so the site
+    frequencies come only from the other reads whose overall methylation is within ``SIMILAR_LEVEL`` of
+    the pair's, with the pair's own level as prior: two fully unmethylated (or fully methylated) clones
+    among others like them prove nothing.  Reads are sorted by level and the counts are prefix sums, so
+    "the other reads within 0.2 of a level" costs one subtraction per site.
+    """
+    n_sites = mat.shape[1]
+    if len(i) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    order = np.argsort(level, kind="stable")
+    sorted_level = level[order]
+    is1, known = (mat == 1).astype(np.int32), (mat >= 0).astype(np.int32)
+    zero = np.zeros((1, n_sites), dtype=np.int32)
+    cum1 = np.vstack([zero, np.cumsum(is1[order], axis=0)])
+    cumk = np.vstack([zero, np.cumsum(known[order], axis=0)])
+    pl = (level[i] + level[j]) / 2
+    lo_l, hi_l = pl - SIMILAR_LEVEL - 1e-12, pl + SIMILAR_LEVEL + 1e-12
+    lo = np.searchsorted(sorted_level, lo_l, side="left")
+    hi = np.searchsorted(sorted_level, hi_l, side="right")
+    # counts over the other reads: all of them (CpH) or those of a similar level (CpG), the pair left out
+    own1, ownk = is1[i] + is1[j], known[i] + known[j]
+    in_i = ((level[i] >= lo_l) & (level[i] <= hi_l))[:, None]
+    in_j = ((level[j] >= lo_l) & (level[j] <= hi_l))[:, None]
+    ones_sim = cum1[hi] - cum1[lo] - is1[i] * in_i - is1[j] * in_j
+    known_sim = cumk[hi] - cumk[lo] - known[i] * in_i - known[j] * in_j
+    ones = np.where(cpg, ones_sim, cum1[-1] - own1)
+    kn = np.where(cpg, known_sim, cumk[-1] - ownk)
+    prior = np.where(cpg, np.clip(pl, 0.01, 0.99)[:, None], cph_rate)
+    a, b = mat[i], mat[j]
+    both = (a >= 0) & (b >= 0)
+    same = both & (a == b)
+    agree = (np.count_nonzero(both, axis=1) - np.count_nonzero(same, axis=1) <= max_diff) & both.any(axis=1)
+    freq = (ones + 2.0 * prior) / (kn + 2.0)
+    p = np.where(a == 1, freq, 1.0 - freq)
+    log_p = np.where(same, np.log10(np.where(same, p, 1.0)), 0.0).sum(axis=1)
+    return agree, np.where(agree, log_p, 0.0)
+
+
+def evidence_needed(n_reads: int, config: CallConfig) -> float:
+    """-log10 chance match a pair must reach in a sample of ``n_reads`` passing reads: the per-pair
+    threshold (``duplicate_min_evidence``) raised by log10 of the pairs a read is compared with (n - 1),
+    so that the expected false duplicates per read, not per pair, stays at 10**-duplicate_min_evidence
+    whatever the sample's size."""
+    return config.duplicate_min_evidence + float(np.log10(max(n_reads - 1, 1)))
+
+
 def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> list[tuple[str, str, float]]:
-    """Evidence (-log10 chance match; 0 when they disagree) of every pair of reads of one sample.
+    """Evidence (-log10 chance match; 0 when they disagree) of every pair of reads of one sample that can be
+    one molecule (``candidate_pairs``; every other pair scores 0).
 
     For calibration (benchmarks/duplicates.py): the same figures ``mark_duplicates`` thresholds.
     """
     if len(rows) < 2:
         return []
     mat, level, cpg, cph_rate = _sample_model(amp, rows, config)
-    counts = _SampleCounts(mat, level)
-    out = []
-    for i in range(len(rows)):
-        for j in range(i + 1, len(rows)):
-            agree, log_p = _pair_evidence(i, j, counts, cpg, cph_rate, config.duplicate_max_diff)
-            out.append((rows[i].read_id, rows[j].read_id, -log_p if agree else 0.0))
-    return out
+    i, j = candidate_pairs(mat, config.duplicate_max_diff)
+    agree, log_p = pair_evidence(mat, level, cpg, cph_rate, i, j, config.duplicate_max_diff)
+    return [(rows[a].read_id, rows[b].read_id, -lp if ok else 0.0)
+            for a, b, ok, lp in zip(i.tolist(), j.tolist(), agree.tolist(), log_p.tolist())]
 
 
 def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallConfig) -> list[ReadResult]:
@@ -362,11 +374,15 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     at every C both determine but ``duplicate_max_diff`` (one, by default: a
     base-call error) (N, gaps and low quality are wildcards) AND such an
     agreement is unlikely by chance: the probability that an independent clone
-    of the same sample matches at all shared sites (see ``_pair_evidence``) is
-    below ``10**-duplicate_min_evidence``.  Clones that agree on the common
+    of the same sample matches at all shared sites (see ``pair_evidence``) is
+    below ``10**-evidence_needed`` (the per-pair threshold corrected for the
+    number of reads each read is compared with).  Clones that agree on the common
     pattern of their kind (fully unmethylated and converted, or an epiallele
     shared by other reads) carry no evidence of being one molecule.  The read kept is the one
     with most CpGs called, then most high-quality bases, then input order.
+
+    Work per sample: two matrix products to find the pairs that can be one molecule, then their evidence
+    in one vectorised pass, then one pass over the reads.
     """
     out = list(results)
     by_sample: dict[str, list[int]] = {}
@@ -377,30 +393,28 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
         if len(idx) < 2:
             continue
         mat, level, cpg, cph_rate = _sample_model(amp, [out[i] for i in idx], config)
-        counts = _SampleCounts(mat, level)
-        row = {i: k for k, i in enumerate(idx)}
-        order = sorted(idx, key=lambda i: (-out[i].n_called, -(out[i].qc.hq_bases if out[i].qc else 0), i))
-        kept: list[int] = []
-        for i in order:
-            a = mat[row[i]]
-            dup_of = None
-            if kept:
-                # cheap vectorised filter: only reps that disagree at <= max_diff shared sites are scored
-                reps = mat[[row[j] for j in kept]]
-                both = (a >= 0) & (reps >= 0)
-                diff = np.count_nonzero(both & (reps != a), axis=1)
-                for k in np.nonzero((diff <= config.duplicate_max_diff) & both.any(axis=1))[0]:
-                    j = kept[int(k)]
-                    agree, log_p = _pair_evidence(row[i], row[j], counts, cpg, cph_rate,
-                                                  config.duplicate_max_diff)
-                    if agree and log_p <= -config.duplicate_min_evidence:
-                        dup_of = j
-                        break
-            if dup_of is None:
-                kept.append(i)
+        a, b = candidate_pairs(mat, config.duplicate_max_diff)
+        agree, log_p = pair_evidence(mat, level, cpg, cph_rate, a, b, config.duplicate_max_diff)
+        hit = agree & (log_p <= -evidence_needed(len(idx), config))
+        if not hit.any():
+            continue
+        partners: dict[int, set[int]] = {}
+        for x, y in zip(a[hit].tolist(), b[hit].tolist()):
+            partners.setdefault(x, set()).add(y)
+            partners.setdefault(y, set()).add(x)
+        order = sorted(range(len(idx)), key=lambda k: (-out[idx[k]].n_called,
+                                                        -(out[idx[k]].qc.hq_bases if out[idx[k]].qc else 0), idx[k]))
+        rank = {k: pos for pos, k in enumerate(order)}
+        kept: set[int] = set()
+        for k in order:
+            reps = [m for m in partners.get(k, ()) if m in kept]
+            if not reps:
+                kept.add(k)
                 continue
+            dup_of = idx[min(reps, key=rank.__getitem__)]  # the first kept read it matches, as before
             status = Status.PASS if config.keep_duplicates else Status.FAIL
             reason = None if config.keep_duplicates else Reason.DUPLICATE
+            i = idx[k]
             out[i] = replace(
                 out[i], status=status, reason=reason, duplicate_of=out[dup_of].read_id,
                 detail=f"clonal duplicate of {out[dup_of].read_id}",
