@@ -72,10 +72,13 @@ for _b, _v, _c in (("A", 0, 2), ("G", 1, 2), ("T", 2, 0), ("C", 2, 1)):
 _WEIGHTS = 3 ** np.arange(K - 1, -1, -1, dtype=np.int64)
 
 
-def _codes_of(c: np.ndarray) -> np.ndarray:
-    """Base-3 code of every k-mer of the letter codes ``c``; -1 for k-mers holding a 3 (N)."""
+def _codes_of(c: np.ndarray, has_n: bool = True) -> np.ndarray:
+    """Base-3 code of every k-mer of the letter codes ``c``; -1 for k-mers holding a 3 (N), looked for only
+    when ``has_n``."""
     if len(c) < K:
         return np.zeros(0, dtype=np.int64)
+    if not has_n:
+        return np.convolve(c, _WEIGHTS[::-1], mode="valid")
     bad = c == 3
     out = np.convolve(np.where(bad, 0, c), _WEIGHTS[::-1], mode="valid")
     nb = np.concatenate(([0], np.cumsum(bad)))
@@ -105,9 +108,10 @@ def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
     n = len(b) - K + 1
     if n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    # both orientations in one pass, an N between them so that no k-mer spans the two
-    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], [3], _CODE3_RC[b[::-1]])))]
-    return np.flatnonzero(hit[:n]), np.flatnonzero(hit[n + K:])
+    # both orientations in one pass; the k-mers that span the junction of the two are left out
+    has_n = len(seq) != sum(map(seq.count, "ACGT"))
+    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], _CODE3_RC[b[::-1]])), has_n)]
+    return np.flatnonzero(hit[:n]), np.flatnonzero(hit[n + K - 1:])
 
 
 def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
@@ -194,24 +198,30 @@ def _local(tcode: str, q: str) -> tuple[int, list[list[int]]]:
     score = res.score
     if score <= 0:
         return score, []
-    cig = res.get_cigar().pointer[0]
-    ops = np.frombuffer(ctypes.string_at(cig.seq, 4 * cig.len), dtype=np.uint32)  # a copy: the C array is freed
-    t, r = cig.beg_query, cig.beg_ref
+    # the CIGAR straight from the C library (parasail's Python wrapper re-encodes both sequences and
+    # rebuilds ctypes signatures on every call); a copy of its array, then the C struct is freed
+    lib = parasail.bindings_v2._lib
+    tb = tcode.encode("ascii")
+    qb = q.encode("ascii", "replace")
+    ptr = lib.parasail_result_get_cigar(res.pointer, tb, len(tb), qb, len(qb), _matrix().pointer)
+    cig = ptr[0]
+    try:
+        ops = np.frombuffer(ctypes.string_at(cig.seq, 4 * cig.len), dtype=np.uint32)
+        t, r = cig.beg_query, cig.beg_ref
+    finally:
+        lib.parasail_cigar_free(ptr)
+    # gap-free blocks: runs of M/=/X operations between gaps (parasail writes a mismatch as its own X)
+    n, code = ops >> 4, ops & 15
+    m = (code == 0) | (code == 7) | (code == 8)
+    t_end = t + np.cumsum(np.where(m | (code == 1), n, 0))  # I: target letters only (a deletion in the read)
+    r_end = r + np.cumsum(np.where(m | (code == 2), n, 0))  # D: read letters only (an insertion in the read)
+    t_start, r_start = t_end - np.where(m | (code == 1), n, 0), r_end - np.where(m | (code == 2), n, 0)
+    cut = [-1, *np.flatnonzero(~m).tolist(), len(ops)]
+    t_start, t_end, r_start, r_end = t_start.tolist(), t_end.tolist(), r_start.tolist(), r_end.tolist()
     blocks: list[list[int]] = []
-    for code in ops.tolist():
-        n, op = code >> 4, code & 15
-        if op in (0, 7, 8):  # M, =, X: aligned columns
-            if blocks and blocks[-1][1] == t and blocks[-1][3] == r:
-                blocks[-1][1] += n
-                blocks[-1][3] += n
-            else:
-                blocks.append([t, t + n, r, r + n])
-            t += n
-            r += n
-        elif op == 1:  # I: target letters without a read letter (a deletion in the read)
-            t += n
-        elif op == 2:  # D: read letters without a target letter (an insertion in the read)
-            r += n
+    for a, b in zip(cut, cut[1:]):
+        if b - a > 1:  # M operations a+1 .. b-1
+            blocks.append([t_start[a + 1], t_end[b - 1], r_start[a + 1], r_end[b - 1]])
     return score, blocks
 
 
