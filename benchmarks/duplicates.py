@@ -4,8 +4,8 @@ For each size (clones per sample) N simulated seed-study designs (8 samples, pla
 them) go through the per-read path and ``qc.mark_duplicates``; printed per size: the planted duplicates
 found, the false duplicates (a read flagged that was not planted as one) per 1,000 distinct clones, the
 evidence (-log10 chance match) of planted duplicates and the highest evidences of distinct clones next to
-the threshold the rule applied (``qc.evidence_needed``: the per-pair threshold corrected for the pairs
-each read is compared with), and the time of duplicate grouping.
+the threshold the rule applied (``qc.evidence_needed``: the per-pair threshold corrected for the number of
+pairs compared in samples larger than the seed study's), and the time of duplicate grouping.
 
     python benchmarks/duplicates.py                       # 12, 50 and 250 clones per sample
     python benchmarks/duplicates.py --sizes 12 --designs 30
@@ -59,7 +59,8 @@ def main() -> None:
     args = ap.parse_args()
     amp, cfg = load_amplicon(), CallConfig()
     base = seed_study_design()
-    print(f"per-pair threshold {cfg.duplicate_min_evidence} (-log10), raised by log10(reads in the sample - 1)")
+    print(f"per-pair threshold {cfg.duplicate_min_evidence} (-log10) up to {qc.REFERENCE_READS} reads per sample, raised "
+          "by log10 of the pairs compared beyond that")
     for size in args.sizes:
         n_designs = args.designs or DESIGNS.get(size, max(1, 3000 // (8 * size)))
         design = replace(base, conditions=tuple(replace(c, n_clones=size) for c in base.conditions),

@@ -52,12 +52,16 @@ class CallRun:
         return dict(sorted(counts.items()))
 
 
-def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
-    """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
+def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig,
+                 file: Optional[str] = None) -> ReadResult:
+    """One read through alignment, calling and QC (duplicates are marked later, across reads).
+
+    ``file``: the path written for the read (default: the one the read came from)."""
     if isinstance(read, Unreadable):
-        return ReadResult(read.id, read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
-    mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
-    base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
+        return ReadResult(read.id, file or read.file, sample, Status.FAIL, Reason.UNREADABLE, read.message)
+    n_qual = 0 if read.qual is None else len(read.qual)
+    mean_q = int(read.qual.sum(dtype=np.int64)) / n_qual if n_qual else None
+    base = dict(read_id=read.id, file=file or read.file, sample=sample, length=len(read.seq),
                 mean_qual=round(mean_q, 2) if mean_q is not None else None)
     hq = hq_bases(read, config)
     if hq < config.min_hq_bases:
@@ -65,15 +69,14 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, conf
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
     aln = align(amp, read.seq, read.qual)
     signals = signals_at(read, aln, c_positions(amp, aln)) if aln is not None and read.trace is not None else {}
-    qc = measure(amp, aln, read, config, signals) if aln is not None else None
+    qc = measure(amp, aln, read, config, signals, hq) if aln is not None else None
     reason, detail = verdict(aln, qc, hq, config, read)
     if reason is Reason.NO_AMPLICON:
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
     calls = call_read(amp, aln, config, signals)
     result = ReadResult(status=Status.PASS if reason is None else Status.FAIL, reason=reason, detail=detail,
                         aligned=aln, qc=qc, calls=calls, genotype=genotype(amp, aln), **base)
-    assessable = any(not c.under_primer for c in amp.cpgs)
-    if reason is None and assessable and result.n_called == 0:
+    if reason is None and result.n_called == 0 and any(not c.under_primer for c in amp.cpgs):
         result = replace(result, status=Status.FAIL, reason=Reason.LOW_QUALITY,
                          detail="no CpG could be called (gaps, low quality or not covered)")
     return result
@@ -81,7 +84,7 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, conf
 
 def process_file(path: Path, sample: str, amp: Amplicon, config: CallConfig) -> list[ReadResult]:
     """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
-    return [replace(process_read(read, sample, amp, config), file=str(path)) for read in read_file(path)]
+    return [process_read(read, sample, amp, config, str(path)) for read in read_file(path)]
 
 
 _WORKER: dict = {}

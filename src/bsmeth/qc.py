@@ -68,8 +68,10 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
 _C, _T, _N, _GAP = ord("C"), ord("T"), ord("N"), ord("-")
 
 
-def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None) -> ReadQC:
-    """Identity, mismatches and conversion over the aligned target outside the primer sites."""
+def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None,
+            n_hq: Optional[int] = None) -> ReadQC:
+    """Identity, mismatches and conversion over the aligned target outside the primer sites (``n_hq``: the
+    read's ``hq_bases`` when the caller has it already)."""
     st = sites(amp)
     t0, t1 = aln.target_start, aln.target_end
     b = aln.bases.view(np.uint32)[t0:t1]
@@ -92,7 +94,7 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, sig
         mismatches=mism,
         converted=int(np.count_nonzero(counted & is_t)),
         unconverted=int(np.count_nonzero(counted & is_cc)),
-        hq_bases=hq_bases(read, config),
+        hq_bases=hq_bases(read, config) if n_hq is None else n_hq,
         hch_converted=int(np.count_nonzero(hch & is_t)),
         hch_unconverted=int(np.count_nonzero(hch & is_cc)),
         **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
@@ -344,12 +346,20 @@ def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate:
     return agree, np.where(agree, log_p, 0.0)
 
 
+REFERENCE_READS = 12  # the sample size at which duplicate_min_evidence was calibrated (the seed study's 11-12)
+
+
 def evidence_needed(n_reads: int, config: CallConfig) -> float:
-    """-log10 chance match a pair must reach in a sample of ``n_reads`` passing reads: the per-pair
-    threshold (``duplicate_min_evidence``) raised by log10 of the pairs a read is compared with (n - 1),
-    so that the expected false duplicates per read, not per pair, stays at 10**-duplicate_min_evidence
-    whatever the sample's size."""
-    return config.duplicate_min_evidence + float(np.log10(max(n_reads - 1, 1)))
+    """-log10 chance match a pair must reach in a sample of ``n_reads`` passing reads.
+
+    A fixed per-pair threshold lets false duplicates grow with the number of pairs compared, n (n - 1) / 2
+    (22 clones flagged where 2 were planted at 250 clones per sample).  The threshold is
+    ``duplicate_min_evidence`` up to ``REFERENCE_READS`` reads, where it was calibrated, and rises by
+    log10 of the pairs compared beyond that (a Bonferroni correction relative to the calibrated size:
+    +1.27 at 50 reads, +2.67 at 250); measured by benchmarks/duplicates.py.
+    """
+    pairs, ref = n_reads * (n_reads - 1) / 2, REFERENCE_READS * (REFERENCE_READS - 1) / 2
+    return config.duplicate_min_evidence + max(0.0, float(np.log10(max(pairs, 1) / ref)))
 
 
 def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> list[tuple[str, str, float]]:
@@ -376,7 +386,7 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     agreement is unlikely by chance: the probability that an independent clone
     of the same sample matches at all shared sites (see ``pair_evidence``) is
     below ``10**-evidence_needed`` (the per-pair threshold corrected for the
-    number of reads each read is compared with).  Clones that agree on the common
+    number of pairs compared in samples larger than the seed study's).  Clones that agree on the common
     pattern of their kind (fully unmethylated and converted, or an epiallele
     shared by other reads) carry no evidence of being one molecule.  The read kept is the one
     with most CpGs called, then most high-quality bases, then input order.
