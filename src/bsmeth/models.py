@@ -254,16 +254,17 @@ class CpGCalls(Sequence):
 
     def _build(self) -> tuple[CpGCall, ...]:
         out = []
-        sig = self.c_signal is not None
-        for k, cpg in enumerate(self.cpgs):
+        n = len(self.cpgs)
+        cs = self.c_signal.tolist() if self.c_signal is not None else [None] * n
+        ts = self.t_signal.tolist() if self.t_signal is not None else [None] * n
+        contra = list(self.contradicted) if self.contradicted else [0] * n
+        for cpg, code, why, base, q, c, t, x in zip(self.cpgs, self.codes, self.whys, self.bases, self.quals, cs, ts,
+                                                     contra):
             o = _new(CpGCall)
-            q = self.quals[k]
-            has = sig and not np.isnan(self.c_signal[k])
-            o.__dict__.update(cpg=cpg, call=_CALL_OF[self.codes[k]], why=_WHY_OF[self.whys[k]],
-                              base=self.bases[k].strip(), qual=None if q == 255 else q,
-                              c_signal=round(float(self.c_signal[k]), 1) if has else None,
-                              t_signal=round(float(self.t_signal[k]), 1) if has else None,
-                              contradicted=bool(self.contradicted[k]) if self.contradicted else False)
+            has = c is not None and c == c  # NaN: no trace evidence at this CpG
+            o.__dict__.update(cpg=cpg, call=_CALL_OF[code], why=_WHY_OF[why], base=base.strip(),
+                              qual=None if q == 255 else q, c_signal=round(c, 1) if has else None,
+                              t_signal=round(t, 1) if has else None, contradicted=bool(x))
             out.append(o)
         return tuple(out)
 
