@@ -500,3 +500,48 @@ def test_short_insert_between_vector_fails_but_a_partial_read_does_not(orientati
     else:
         assert r.status is Status.PASS, r.detail
         assert r.aligned.orientation == orientation
+
+
+# --------------------------------------------------------------------------- duplicates at scale
+
+def test_pair_evidence_equals_chance_match_pair_by_pair():
+    """The vectorised evidence of every pair equals chance_match with the counts over the other reads
+    (the pair left out; CpGs only from reads within SIMILAR_LEVEL of the pair's methylation)."""
+    from bsmeth.qc import SIMILAR_LEVEL, candidate_pairs, pair_evidence
+
+    rng = np.random.default_rng(4)
+    n, sites = 40, 30
+    cpg = np.arange(sites) < 12
+    mat = np.where(rng.random((n, sites)) < 0.15, -1, (rng.random((n, sites)) < np.where(cpg, 0.4, 0.03)))
+    mat = mat.astype(np.int8)
+    mat[7], mat[8] = mat[3], mat[3]  # two exact copies
+    m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
+    n_cpg = np.count_nonzero((mat >= 0) & cpg, axis=1)
+    level = np.where(n_cpg > 0, m_cpg / np.maximum(n_cpg, 1), 0.5)
+    rate = 0.03
+    i, j = np.triu_indices(n, 1)
+    agree, log_p = pair_evidence(mat, level, cpg, rate, i, j, 1)
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        pl = (level[a] + level[b]) / 2
+        others = [m for m in range(n) if m not in (a, b)]
+        sim = [m for m in others if pl - SIMILAR_LEVEL - 1e-12 <= level[m] <= pl + SIMILAR_LEVEL + 1e-12]
+        ones = np.where(cpg, (mat[sim] == 1).sum(0), (mat[others] == 1).sum(0))
+        known = np.where(cpg, (mat[sim] >= 0).sum(0), (mat[others] >= 0).sum(0))
+        prior = np.where(cpg, min(max(pl, 0.01), 0.99), rate)
+        ok, lp, _ = chance_match(mat[a], mat[b], ones, known, 1, prior)
+        assert ok == agree[k]
+        if ok:
+            assert log_p[k] == pytest.approx(lp, abs=1e-9)
+    # the candidate pairs are exactly the agreeing ones
+    ci, cj = candidate_pairs(mat, 1)
+    assert set(zip(ci.tolist(), cj.tolist())) == {(a, b) for a, b, ok in zip(i.tolist(), j.tolist(), agree) if ok}
+    assert (3, 7) in set(zip(ci.tolist(), cj.tolist()))
+
+
+def test_duplicate_threshold_is_corrected_for_the_pairs_compared():
+    from bsmeth.qc import evidence_needed
+
+    assert evidence_needed(2, CFG) == evidence_needed(12, CFG) == CFG.duplicate_min_evidence  # as calibrated
+    assert evidence_needed(50, CFG) == pytest.approx(4 + math.log10(50 * 49 / (12 * 11)))
+    assert evidence_needed(250, CFG) == pytest.approx(4 + math.log10(250 * 249 / (12 * 11)))
+    assert evidence_needed(250, CallConfig(duplicate_min_evidence=5)) == pytest.approx(evidence_needed(250, CFG) + 1)
