@@ -182,14 +182,21 @@ def _called_at(read: Read, j: np.ndarray) -> np.ndarray:
 def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarray:
     """Median of the called peaks within ``REF_HALF`` bases of each base call (or of the calls ``idx``):
     the height of a full peak there; 0 where no base nearby is called A, C, G or T."""
-    at = np.arange(len(read.seq)) if idx is None else np.asarray(idx, dtype=np.int64)
-    win = _called_at(read, at[:, None] + np.arange(-REF_HALF, REF_HALF + 1))
+    tr = read.trace
+    n = len(read.seq)
+    at = np.arange(n) if idx is None else np.asarray(idx, dtype=np.int64)
+    # every base call's own peak value once, NaN-padded by REF_HALF each side, then the windows as a view
+    rows = _ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)]
+    xs = np.minimum(np.maximum(tr.peaks, 0), tr.stacked.shape[1] - 1)
+    padded = np.full(n + 2 * REF_HALF, np.nan)
+    padded[REF_HALF:REF_HALF + n] = np.take(tr.stacked.ravel(), rows * tr.stacked.shape[1] + xs)
+    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * REF_HALF + 1)[at]
     # nanmedian without the all-NaN warning: NaN sorts last
     srt = np.sort(win, axis=1)
     k = np.count_nonzero(srt == srt, axis=1)  # not NaN
-    rows = np.arange(len(win))
-    lo = srt[rows, np.maximum((k - 1) // 2, 0)]
-    hi = srt[rows, np.maximum(k // 2, 0)]
+    r = np.arange(len(win))
+    lo = srt[r, np.maximum((k - 1) // 2, 0)]
+    hi = srt[r, np.maximum(k // 2, 0)]
     return np.where(k > 0, (lo + hi) / 2, 0.0)
 
 
