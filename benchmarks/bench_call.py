@@ -3,11 +3,15 @@
     python benchmarks/bench_call.py                # 96 traces (the seed-study design)
     python benchmarks/bench_call.py --scale 2000   # also 500 and 2000 traces, peak RSS, 1 vs 2 threads
     python benchmarks/bench_call.py --smoke        # 16 traces (CI: checks the script runs)
+    python benchmarks/bench_call.py --scale 2000 --profile   # and where a 2,000-trace call spends its time
 
-Per-read time is measured in-process over the per-read path (read file,
-align, call, QC); whole-process time runs the installed ``bsmeth`` command in
-a fresh process (imports included), as a user would.  Peak RSS is the child
-process's maximum resident set size.
+Per-read time is measured in-process over the per-read path (read .ab1, orient, align, trace evidence,
+call, QC), as CPU time (the fair figure on a shared machine), best of several passes, with each stage
+timed alone on the same reads; whole-process time runs the installed ``bsmeth`` command in a fresh
+process (imports included), as a user would.  Peak RSS is the child process's maximum resident set size.
+``--profile`` runs one 2,000-trace call in this process (one worker) and prints the time of its serial
+stages (resolving inputs, the per-read path, duplicate grouping, writing the tables), then pyinstrument's
+tree when pyinstrument is installed (the ``bench`` extra).
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ def make_traces(folder: Path, n_clones: int, seed: int = 1) -> int:
     return simulate(design, load_amplicon(), folder, seed=seed).n_reads
 
 
-def per_read_ms(folder: Path, repeats: int = 3) -> tuple[float, float]:
+def per_read_ms(folder: Path, repeats: int = 5) -> tuple[float, float]:
     """Best wall and CPU milliseconds per read (CPU time is the fair figure on a shared machine)."""
     amp, cfg = load_amplicon(), CallConfig()
     files = sorted(folder.glob("*/*.ab1"))
-    process_file(files[0], "warm", amp, cfg)  # first call builds the aligner
+    process_file(files[0], "warm", amp, cfg)  # first call builds the aligner's tables
     wall = cpu = float("inf")
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
@@ -46,6 +50,87 @@ def per_read_ms(folder: Path, repeats: int = 3) -> tuple[float, float]:
         wall = min(wall, (time.perf_counter() - t) / len(files))
         cpu = min(cpu, (time.process_time() - c) / len(files))
     return wall * 1000, cpu * 1000
+
+
+def stage_ms(folder: Path, repeats: int = 5) -> dict[str, float]:
+    """CPU milliseconds per read of each stage of the per-read path, each timed alone (best of ``repeats``)."""
+    from bsmeth.alignment import align, clean_read, orient
+    from bsmeth.calling import call_read, genotype
+    from bsmeth.evidence import signals_at
+    from bsmeth.qc import c_positions, measure, verdict
+    from bsmeth.reads import read_file
+
+    amp, cfg = load_amplicon(), CallConfig()
+    files = sorted(folder.glob("*/*.ab1"))
+    reads = [read_file(f)[0] for f in files]
+    alns = [align(amp, r.seq, r.qual) for r in reads]
+    ok = [(r, a) for r, a in zip(reads, alns) if a is not None]
+    sigs = [signals_at(r, a, c_positions(amp, a)) for r, a in ok]
+    qcs = [measure(amp, a, r, cfg, s) for (r, a), s in zip(ok, sigs)]
+    stages = {
+        "read .ab1": lambda: [read_file(f) for f in files],
+        "orient (k-mer vote)": lambda: [orient(amp, clean_read(r.seq)) for r in reads],
+        "align (vote, window, parasail, gaps, projection)": lambda: [align(amp, r.seq, r.qual) for r in reads],
+        "trace evidence": lambda: [signals_at(r, a, c_positions(amp, a)) for r, a in ok],
+        "QC figures and verdict": lambda: [verdict(a, measure(amp, a, r, cfg, s), 500, cfg, r)
+                                           for (r, a), s in zip(ok, sigs)],
+        "calls and genotype": lambda: [(call_read(amp, a, cfg, s), genotype(amp, a)) for (r, a), s in zip(ok, sigs)],
+    }
+    assert len(qcs) == len(ok)
+    out = {}
+    for name, fn in stages.items():
+        best = float("inf")
+        for _ in range(repeats):
+            c = time.process_time()
+            fn()
+            best = min(best, time.process_time() - c)
+        out[name] = 1000 * best / len(files)
+    return out
+
+
+def profile_call(folder: Path, out: Path) -> None:
+    """One call over ``folder`` in this process, one worker: the serial stages timed, then pyinstrument's tree."""
+    from bsmeth import pipeline, qc, samples
+
+    amp = load_amplicon()
+    timed: dict[str, float] = {}
+
+    def timing(name, fn):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timed[name] = timed.get(name, 0.0) + time.perf_counter() - t
+        return wrapper
+
+    originals = (pipeline.resolve_inputs, pipeline.process_file, pipeline.mark_duplicates, pipeline.write_outputs)
+    pipeline.resolve_inputs = timing("resolve inputs (samples.resolve_inputs)", samples.resolve_inputs)
+    pipeline.process_file = timing("per-read path (process_file, all files)", pipeline.process_file)
+    pipeline.mark_duplicates = timing("duplicate grouping (qc.mark_duplicates)", qc.mark_duplicates)
+    pipeline.write_outputs = timing("tables and run.json (pipeline.write_outputs)", pipeline.write_outputs)
+    try:
+        profiler = None
+        try:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.001)
+            profiler.start()
+        except ImportError:
+            pass
+        t = time.perf_counter()
+        run = pipeline.run_call([str(folder)], amp, out, replace(CallConfig(), threads=1),
+                                sheet_path=str(folder / "samples.csv"), force=True)
+        total = time.perf_counter() - t
+        if profiler is not None:
+            profiler.stop()
+    finally:
+        pipeline.resolve_inputs, pipeline.process_file, pipeline.mark_duplicates, pipeline.write_outputs = originals
+    print(f"  one call in this process, one worker, {len(run.results)} reads: {total:.2f} s wall")
+    for name, secs in timed.items():
+        print(f"    {name}: {secs:.2f} s")
+    if profiler is not None:
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
 def bsmeth_exe() -> str:
@@ -73,6 +158,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=0, help="also run 500 and this many traces (e.g. 2000)")
     ap.add_argument("--smoke", action="store_true", help="1 clone a sample instead of 11 (CI)")
+    ap.add_argument("--profile", action="store_true", help="where one call of --scale traces spends its time")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,14 +167,16 @@ def main() -> None:
         n = make_traces(tmp / "r96", clones)
         print(f"{n} traces (seed-study design, {clones} clones x 8 conditions + 8 faults)")
         wall_ms, cpu_ms = per_read_ms(tmp / "r96")
-        print(f"  per-read path (read ab1 + align + call + QC, best of 3): {wall_ms:.2f} ms/read wall, "
-              f"{cpu_ms:.2f} ms/read CPU")
+        print(f"  per-read path (read .ab1, orient, align, trace evidence, call, QC; best of 5): "
+              f"{cpu_ms:.2f} ms/read CPU ({wall_ms:.2f} ms wall)")
+        for name, ms in stage_ms(tmp / "r96").items():
+            print(f"    {name}: {ms:.3f} ms/read CPU")
         for threads in (1, 2):
             wall, rss = whole_process(tmp / "r96", tmp / "o96", threads)
             print(f"  whole process, --threads {threads}: {wall:.2f} s wall, peak RSS {rss:.0f} MiB")
         if args.scale:
             peaks = {}
-            for size in (500, args.scale):
+            for size in ((args.scale,) if args.profile else (500, args.scale)):
                 clones = max(1, (size - 8) // 8)
                 folder = tmp / f"r{size}"
                 n = make_traces(folder, clones, seed=2)
@@ -100,7 +188,11 @@ def main() -> None:
                     walls = peaks.setdefault(n, {})
                     walls[threads] = (wall, rss)
                 print(f"  2-process speed-up: {walls[1][0] / walls[2][0]:.2f}x")
+                if args.profile:
+                    profile_call(folder, tmp / "oprof")
                 shutil.rmtree(folder)
+            if len(peaks) < 2:
+                return
             (n1, a), (n2, b) = sorted(peaks.items())
             slope = (b[1][1] - a[1][1]) * 1024 / (n2 - n1)
             print(f"peak RSS grows {slope:.1f} KiB per read from {n1} to {n2} traces: the per-read results kept "

@@ -1,58 +1,108 @@
-"""Calibrate clonal-duplicate detection on simulated truth.
+"""Calibrate clonal-duplicate detection on simulated truth, at several sample sizes.
 
-For N simulated seed-study designs, score every pair of passing reads within a
-sample with ``qc.chance_match`` and print the evidence (-log10 chance match)
-of planted duplicates and of pairs of distinct clones.
+For each size (clones per sample) N simulated seed-study designs (8 samples, planted duplicates among
+them) go through the per-read path and ``qc.mark_duplicates``; printed per size: the planted duplicates
+found, the false duplicates (a read flagged that was not planted as one) per 1,000 distinct clones, the
+evidence (-log10 chance match) of planted duplicates and the highest evidences of distinct clones next to
+the threshold the rule applied (``qc.evidence_needed``: the per-pair threshold corrected for the number of
+pairs compared in samples larger than the seed study's), and the time of duplicate grouping.
 
-    python benchmarks/duplicates.py [N_SEEDS]
+    python benchmarks/duplicates.py                       # 12, 50 and 250 clones per sample
+    python benchmarks/duplicates.py --sizes 12 --designs 30
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
-import sys
 import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from bsmeth import qc
-from bsmeth.models import CallConfig, Status
+from bsmeth.models import CallConfig, Reason, Status
 from bsmeth.pipeline import process_file
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate import seed_study_design, simulate
 
+DESIGNS = {12: 30, 50: 8, 250: 2}  # designs per size: about 3,000-4,000 reads each
+PLANTED = {12: 2, 50: 8, 250: 16}  # planted duplicates per design
 
-def scores_of(amp, folder: Path, cfg: CallConfig):
-    """(evidence, is a planted duplicate) for every pair of passing reads within each sample."""
+
+def run_design(amp, folder: Path, cfg: CallConfig):
+    """(results after mark_duplicates, truth read -> duplicate_of, pair evidences, seconds grouping took)."""
     truth = {r["read"]: r["duplicate_of"] for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
-    out = []
-    for sample_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-        rs = [r for f in sorted(sample_dir.glob("*.ab1")) for r in process_file(f, sample_dir.name, amp, cfg)]
-        rs = [r for r in rs if r.status is Status.PASS]
-        for a, b, evidence in qc.pair_scores(amp, rs, cfg):
-            out.append((evidence, truth.get(a) == b or truth.get(b) == a))
-    return out
-
-
-def main(n_seeds: int = 20) -> None:
-    amp, cfg = load_amplicon(), CallConfig()
+    results = [r for d in sorted(p for p in folder.iterdir() if p.is_dir())
+               for f in sorted(d.glob("*.ab1")) for r in process_file(f, d.name, amp, cfg)]
+    t = time.process_time()
+    marked = qc.mark_duplicates(amp, results, cfg)
+    took = time.process_time() - t
     scores = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(1, n_seeds + 1):
-            d = Path(tmp) / str(seed)
-            simulate(seed_study_design(), amp, d, seed=seed)
-            scores += scores_of(amp, d, cfg)
-    dup = sorted(s for s, is_dup in scores if is_dup)
-    non = sorted((s for s, is_dup in scores if not is_dup), reverse=True)
-    print(f"designs: {n_seeds}; pairs of distinct clones: {len(non)}; planted duplicates: {len(dup)}")
-    print(f"planted duplicates, evidence (-log10 chance match): min {dup[0]:.2f}, median {np.median(dup):.2f}")
-    print("distinct clones, the 10 highest evidences:", ", ".join(f"{s:.2f}" for s in non[:10]))
-    for thr in (4.0, 4.5, 5.0, 5.5, 6.0, 7.0):
-        fp = sum(s >= thr for s in non)
-        tp = sum(s >= thr for s in dup)
-        print(f"threshold {thr:.1f}: planted found {tp}/{len(dup)}, distinct pairs flagged {fp}/{len(non)}")
+    by_sample: dict[str, list] = {}
+    for r in results:
+        if r.status is Status.PASS:
+            by_sample.setdefault(r.sample, []).append(r)
+    for rows in by_sample.values():
+        need = qc.evidence_needed(len(rows), cfg)
+        for a, b, ev in qc.pair_scores(amp, rows, cfg):
+            scores.append((ev, truth.get(a) == b or truth.get(b) == a, need))
+    return marked, truth, scores, took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[12, 50, 250], help="clones per sample")
+    ap.add_argument("--designs", type=int, default=0, help="designs per size (default: about 3,000 reads)")
+    args = ap.parse_args()
+    amp, cfg = load_amplicon(), CallConfig()
+    base = seed_study_design()
+    print(f"per-pair threshold {cfg.duplicate_min_evidence} (-log10) up to {qc.REFERENCE_READS} reads per sample, raised "
+          "by log10 of the pairs compared beyond that")
+    for size in args.sizes:
+        n_designs = args.designs or DESIGNS.get(size, max(1, 3000 // (8 * size)))
+        design = replace(base, conditions=tuple(replace(c, n_clones=size) for c in base.conditions),
+                         faults={**base.faults, "duplicate": PLANTED.get(size, 2)})
+        planted = found = false = distinct = 0
+        dup_ev, non_ev, took, reads = [], [], 0.0, 0
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in range(1, n_designs + 1):
+                folder = Path(tmp) / str(seed)
+                simulate(design, amp, folder, seed=seed)
+                marked, truth, scores, secs = run_design(amp, folder, cfg)
+                took += secs
+                reads += len(marked)
+                flagged = {r.read_id: r.duplicate_of for r in marked if r.duplicate_of}
+                for r in marked:
+                    src = truth.get(r.read_id, "")
+                    if src:
+                        planted += 1
+                        found += flagged.get(r.read_id) == src or flagged.get(src) == r.read_id
+                    elif r.read_id in flagged and truth.get(flagged[r.read_id]) != r.read_id:
+                        false += 1
+                distinct += sum((r.status is Status.PASS or r.reason is Reason.DUPLICATE) and not truth.get(r.read_id)
+                                for r in marked)
+                dup_ev += [(s, need) for s, is_dup, need in scores if is_dup]
+                non_ev += [(s, need) for s, is_dup, need in scores if not is_dup]
+        dup_ev.sort()
+        non_ev.sort(reverse=True)
+        need = sorted({round(n, 2) for _, n in dup_ev + non_ev})
+        print(f"\n{size} clones per sample: {n_designs} designs, {reads} reads, {planted} planted duplicates, "
+              f"{distinct} distinct clones passing")
+        print(f"  planted duplicates found: {found}/{planted} ({100 * found / max(planted, 1):.1f} %)")
+        print(f"  false duplicates: {false} ({1000 * false / max(distinct, 1):.2f} per 1,000 distinct clones)")
+        if dup_ev:
+            print(f"  planted, evidence: min {dup_ev[0][0]:.2f}, median {np.median([s for s, _ in dup_ev]):.2f}; "
+                  f"thresholds applied {', '.join(f'{n:.2f}' for n in need)}")
+        print("  distinct clones, the 5 highest evidences:", ", ".join(f"{s:.2f}" for s, _ in non_ev[:5]))
+        # the trade-off: pairs over a fixed per-pair threshold (planted found / pairs of distinct clones)
+        print("  at a fixed per-pair threshold (planted pairs over it / distinct pairs over it): " + ", ".join(
+            f"{thr:g}: {sum(s >= thr for s, _ in dup_ev)}/{sum(s >= thr for s, _ in non_ev)}"
+            for thr in (3, 4, 5, 6, 7)))
+        print(f"  duplicate grouping: {1000 * took / n_designs:.0f} ms CPU per design of {reads // n_designs} reads")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    main()

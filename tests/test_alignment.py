@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bsmeth.alignment import align, clean_read
-from bsmeth.models import Strand
+from bsmeth.models import Call, Strand, Why
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
 from readfixtures import clone
 
@@ -321,3 +321,116 @@ def test_read_pos_maps_back_for_noisy_partial_reads(data):
     assert aln is not None
     check_read_pos(seq, aln)
     assert aln.target_start >= a - 3 and aln.target_end <= b + 3
+
+
+# --------------------------------------------------------------------------- indels next to CpGs
+
+MAPIT = DATA / "mapit454"
+
+
+@pytest.fixture(scope="module")
+def mapit_calls():
+    """The real 454 reads (GpC-methylase treated, no primers) through the per-read path."""
+    from bsmeth.models import CallConfig
+    from bsmeth.pipeline import fit_to_amplicon, process_file
+
+    amp = load_amplicon(MAPIT / "reference.fa")
+    results = process_file(MAPIT / "reads.fasta", "mapit", amp, fit_to_amplicon(CallConfig(nome=True), amp))
+    return amp, results, fasta_records(MAPIT / "reads.fasta")
+
+
+def _unique(hay: str, needle: str) -> int:
+    i = hay.find(needle)
+    return i if i >= 0 and hay.find(needle, i + 1) < 0 else -1
+
+
+def indel_sites(amp, oriented: str, flank: int = 12):
+    """(CpG target position, the read's base next to the CpG's G) for every CpG where the read has an indel
+    in the three bases before the C or at it, or in the three bases after the G.
+
+    Found without the aligner: exact, unique 3-letter anchors (C read as T) of ``flank`` bases either side of
+    a four-base window; the read between the anchors is longer or shorter than the target there.  Only CpGs
+    whose read base next to the G is in the C's run (C or T) count: where that base is A or G the C itself
+    is missing, which is a real deletion, not a homopolymer length error.
+    """
+    tt, q3 = amp.target.upper().replace("C", "T"), oriented.upper().replace("C", "T")
+    out = []
+    for cpg in amp.cpgs:
+        t = cpg.target_pos
+        if t - 3 - flank < 0 or t + 5 + flank > len(tt):
+            continue
+        # before: anchors end at t-3 and start at the G
+        e, g = _unique(q3, tt[t - 3 - flank:t - 3]), _unique(q3, tt[t + 1:t + 1 + flank])
+        while g > 0 and q3[g - 1] == "G":
+            g -= 1  # the first G of the read's G run is the CpG's G
+        if 0 <= e < g and g - e - flank != 4 and g - e - flank < 10 and q3[g - 1] == "T":
+            out.append((t, oriented[g - 1]))
+            continue
+        # after: an anchor ending at the C (the read's next base a G), one starting three bases after the G
+        e, h = _unique(q3, tt[t + 1 - flank:t + 1]), _unique(q3, tt[t + 5:t + 5 + flank])
+        c = e + flank - 1
+        if 0 <= e < h and h - c - 1 != 4 and h - c - 1 < 10 and q3[c + 1] == "G":
+            out.append((t, oriented[c]))
+    return out
+
+
+def test_cpg_next_to_a_454_indel_is_called_from_the_base_next_to_its_g(mapit_calls):
+    amp, results, seqs = mapit_calls
+    checked = reads = 0
+    for r in results:
+        if r.aligned is None or not r.calls:
+            continue
+        oriented = seqs[r.read_id] if r.aligned.orientation == "+" else revcomp(seqs[r.read_id])
+        by_t = {c.cpg.target_pos: c for c in r.calls}
+        sites = indel_sites(amp, oriented)
+        reads += bool(sites)
+        for t, base in sites:
+            c = by_t[t]
+            if c.why is Why.NOT_COVERED:
+                continue
+            checked += 1
+            assert c.base == base, (r.read_id, c.cpg.number, c.base, base)
+            if c.why is None:
+                assert c.call is (Call.METHYLATED if base == "C" else Call.UNMETHYLATED)
+            assert c.why is not Why.GAP
+    assert checked > 500 and reads > 100  # the data hold hundreds of such sites: the test cannot pass empty
+
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+@pytest.mark.parametrize("edit", ["del", "ins"])
+def test_homopolymer_error_before_a_cpg_is_read_from_the_base_next_to_the_g(orientation, edit):
+    """Synthetic: one T more or less in the T run before each CpG's G of a clone, one CpG at a time; the C
+    call is the read's base next to the G, whatever the aligner's tie-breaking."""
+    amp = load_amplicon(DATA / "quma_gm9/sample_genome_fasta.txt")
+    tt = convert(amp.target)
+    tested = 0
+    for k, cpg in enumerate(amp.cpgs):
+        t = cpg.target_pos
+        if tt[t - 1] != "T" or t < 40 or t > amp.length - 40:
+            continue  # a run of at least two letters before the G
+        meth = [i % 2 == 0 for i in range(len(amp.cpgs))]
+        read = clone(amp, meth)
+        read = read[:t - 1] + read[t:] if edit == "del" else read[:t] + "T" + read[t:]
+        given = read if orientation == "+" else revcomp(read)
+        aln = align(amp, given, None)
+        from bsmeth.calling import call_read
+        from bsmeth.models import CallConfig
+
+        c = call_read(amp, aln, CallConfig())[k]
+        assert c.base == ("C" if meth[k] else "T"), (cpg.number, c.base, c.why)
+        tested += 1
+    assert tested >= 5
+
+
+def test_normalise_gaps_moves_a_gap_off_a_cpg_c():
+    """A deletion that the aligner placed at a CpG C (a tie in score) is moved to the start of the run."""
+    from bsmeth.alignment import normalise_gaps
+
+    tcode = "AATTCZGAA"  # a T run 'TTCZ' (C non-CpG, Z the CpG C) before the G
+    q = "AATTTGAA"  # the read has one T less in that run
+    blocks = [[0, 5, 0, 5], [6, 9, 5, 8]]  # the gap at the Z (target 5)
+    out = normalise_gaps([b[:] for b in blocks], tcode, q)
+    assert out == [[0, 2, 0, 2], [3, 9, 2, 8]]  # the gap at the first T of the run; Z paired with read 4
+    # a read C is not moved off a genomic C onto a T where that would score worse: the G itself is missing
+    out = normalise_gaps([[0, 4, 0, 4], [6, 9, 4, 7]], "AGAZGTTAA", "AGACTAA")
+    assert out == [[0, 4, 0, 4], [6, 9, 4, 7]]

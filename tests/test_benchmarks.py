@@ -61,7 +61,7 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
     ]),
     "bench_call": (["--smoke"], [
         r"^16 traces \(seed-study design, 1 clones",
-        rf"^  per-read path .*: {NUM} ms/read wall, {NUM} ms/read CPU$",
+        rf"^  per-read path .*: {NUM} ms/read CPU \({NUM} ms wall\)$",
         rf"^  whole process, --threads 1: {NUM} s wall, peak RSS \d+ MiB$",
         rf"^  whole process, --threads 2: {NUM} s wall, peak RSS \d+ MiB$",
     ]),
@@ -93,10 +93,19 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         rf"^worst MAE of a level, batch mode: {NUM} points \(target <= 10\)$",
         r"^calibration plot: .*calibration\.png$",
     ]),
-    "duplicates": (["1"], [  # its argument is the number of simulated designs; 1 is its smallest run
-        r"^designs: 1; pairs of distinct clones: \d+; planted duplicates: 2$",
-        rf"^planted duplicates, evidence \(-log10 chance match\): min {NUM}, median {NUM}$",
-        r"^threshold 4\.0: planted found \d/2, distinct pairs flagged \d+/\d+$",
+    "duplicates": (["--sizes", "12", "--designs", "1"], [
+        r"^12 clones per sample: 1 designs, \d+ reads, 2 planted duplicates",
+        rf"^  planted duplicates found: \d/2 \({NUM} %\)$",
+        rf"^  false duplicates: \d+ \({NUM} per 1,000 distinct clones\)$",
+    ]),
+    "bench_aligners": (["--smoke"], [
+        r"^set +reads +biopython +parasail-bs",
+        r"^BiQ demo \(233 bp\) +\d+ ",
+        r"^cells: CPU per alignment",
+    ]),
+    "chance_identity": (["1"], [  # its argument is the random reads per (amplicon, alphabet, length)
+        r"^\d+ random reads with an alignment of 30\+ bases",
+        r"^aligned bases +n +identity median",
     ]),
     "asm": (["--smoke"], [
         r"^designs of 12 clones per sample",

@@ -345,9 +345,22 @@ def test_gm9_low_conversion_and_wrong_products(gm9_run):
         # README: an identity below 65 % is what unrelated sequence reaches by chance: a wrong product
         assert (results[rid].status, results[rid].reason) == (Status.FAIL, Reason.NO_AMPLICON), (rid, results[rid].detail)
     # every other read passes, or fails only as a clonal duplicate of a passing read
-    for rid in set(results) - GARBAGE - {"Gm9_J1_seq_15"}:
+    for rid in set(results) - GARBAGE - {"Gm9_J1_seq_15", SHORT_INSERT}:
         r = results[rid]
         assert r.status is Status.PASS or (r.reason is Reason.DUPLICATE and results[r.duplicate_of].status is Status.PASS)
+
+
+SHORT_INSERT = "Gm9_16aabb_seq_14"  # 105 bp of the 453-bp region between vector (its SOURCE.md)
+
+
+def test_gm9_short_insert_is_no_amplicon(gm9_run):
+    """A clone whose insert is a 105-bp piece of the region, vector on both sides: not a partial read of the
+    amplicon, which would enter the clone-level tests as a clone called over one CpG."""
+    _, results, _ = gm9_run
+    r = results[SHORT_INSERT]
+    assert (r.status, r.reason) == (Status.FAIL, Reason.NO_AMPLICON)
+    assert r.detail.startswith("short insert of 105 bp between non-amplicon sequence")
+    assert "primer dimer or truncated product" in r.detail
 
 
 def test_gm9_methylation_wild_type_vs_dnmt3a_3b_knockout(gm9_run):
@@ -425,3 +438,110 @@ def test_poorly_converted_clone_is_not_taken_for_nome(tmp_path):
     run = run_call([str(root / "example_reads")], load_amplicon(), tmp_path / "o", CallConfig(), sheet_path=str(sheet))
     low = [r for r in run.results if r.reason is Reason.LOW_CONVERSION]
     assert low and not any("NOMe" in r.detail for r in low)
+
+
+# --------------------------------------------------------------------------- short products
+
+MAPIT = DATA / "mapit454"
+
+
+@pytest.fixture(scope="module")
+def mapit_results():
+    from bsmeth.pipeline import fit_to_amplicon, process_file
+
+    amp = load_amplicon(MAPIT / "reference.fa")
+    return {r.read_id: r for r in process_file(MAPIT / "reads.fasta", "m", amp,
+                                                 fit_to_amplicon(CallConfig(nome=True), amp))}
+
+
+def test_every_454_read_under_100_nt_is_no_amplicon(mapit_results):
+    """The primer dimers (MID + primer + primer + MID, 70-80 nt) and other short products of the 454 set:
+    their best alignments (66-72 % over 31-65 bases) are what unrelated sequence reaches by chance."""
+    short = [r for r in mapit_results.values() if r.length < 100]
+    assert len(short) == 138
+    for r in short:
+        assert (r.status, r.reason) == (Status.FAIL, Reason.NO_AMPLICON), (r.read_id, r.detail)
+        assert "by chance" in r.detail or "no alignment" in r.detail
+    # the longer reads keep their decisions: the only partial one (230 nt, 185 bp of the amplicon, the read
+    # ends there) is a partial read, not a short product
+    partial = mapit_results["H4XQCM208JETG1"]
+    assert partial.status is Status.PASS and partial.aligned.target_end - partial.aligned.target_start == 185
+    assert sum(r.reason is Reason.NO_AMPLICON for r in mapit_results.values() if r.length >= 100) == 3
+
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+@pytest.mark.parametrize("case", ["vector both sides", "read ends", "quality collapses", "full insert"])
+def test_short_insert_between_vector_fails_but_a_partial_read_does_not(orientation, case):
+    amp = load_amplicon(DATA / "quma_gm9/sample_genome_fasta.txt")
+    rng = random.Random(5)
+    # real pCR4-TOPO vector either side of the cloning site (the A07 clone's read, its insert left out)
+    a07 = "".join(ln.strip() for ln in (DATA / "pcr4topo/456484801_1_1_M13F_A07.seq.fasta").read_text().splitlines()
+                  if not ln.startswith(">")).upper()
+    left = a07[:a07.index("GAATTCGCCCTT") + 12][-60:]
+    vector_right = a07[a07.index("AAGGGCGAATTCGTTTAAACC"):][:200]
+    insert = clone(amp, [True] * len(amp.cpgs))
+    piece = insert if case == "full insert" else insert[300:420]
+    right = {"vector both sides": vector_right, "read ends": "", "full insert": vector_right,
+             "quality collapses": "".join(rng.choice("ACGT") for _ in range(200))}[case]
+    seq = left + piece + right
+    qual = np.full(len(seq), 40, dtype=np.uint8)
+    if case == "quality collapses":
+        qual[len(left) + len(piece):] = 5  # the tail past the insert: base-caller noise
+    if orientation == "-":
+        seq, qual = revcomp(seq), qual[::-1].copy()
+    from bsmeth.pipeline import process_read
+
+    r = process_read(Read("r", "r.ab1", seq, qual), "s", amp, CFG)
+    if case == "vector both sides":
+        assert (r.status, r.reason) == (Status.FAIL, Reason.NO_AMPLICON)
+        # the 120-bp piece, give or take a few vector bases the local alignment takes along by chance
+        bp = int(r.detail.split()[3])
+        assert r.detail.startswith("short insert of ") and 120 <= bp < 160, r.detail
+    else:
+        assert r.status is Status.PASS, r.detail
+        assert r.aligned.orientation == orientation
+
+
+# --------------------------------------------------------------------------- duplicates at scale
+
+def test_pair_evidence_equals_chance_match_pair_by_pair():
+    """The vectorised evidence of every pair equals chance_match with the counts over the other reads
+    (the pair left out; CpGs only from reads within SIMILAR_LEVEL of the pair's methylation)."""
+    from bsmeth.qc import SIMILAR_LEVEL, candidate_pairs, pair_evidence
+
+    rng = np.random.default_rng(4)
+    n, sites = 40, 30
+    cpg = np.arange(sites) < 12
+    mat = np.where(rng.random((n, sites)) < 0.15, -1, (rng.random((n, sites)) < np.where(cpg, 0.4, 0.03)))
+    mat = mat.astype(np.int8)
+    mat[7], mat[8] = mat[3], mat[3]  # two exact copies
+    m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
+    n_cpg = np.count_nonzero((mat >= 0) & cpg, axis=1)
+    level = np.where(n_cpg > 0, m_cpg / np.maximum(n_cpg, 1), 0.5)
+    rate = 0.03
+    i, j = np.triu_indices(n, 1)
+    agree, log_p = pair_evidence(mat, level, cpg, rate, i, j, 1)
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        pl = (level[a] + level[b]) / 2
+        others = [m for m in range(n) if m not in (a, b)]
+        sim = [m for m in others if pl - SIMILAR_LEVEL - 1e-12 <= level[m] <= pl + SIMILAR_LEVEL + 1e-12]
+        ones = np.where(cpg, (mat[sim] == 1).sum(0), (mat[others] == 1).sum(0))
+        known = np.where(cpg, (mat[sim] >= 0).sum(0), (mat[others] >= 0).sum(0))
+        prior = np.where(cpg, min(max(pl, 0.01), 0.99), rate)
+        ok, lp, _ = chance_match(mat[a], mat[b], ones, known, 1, prior)
+        assert ok == agree[k]
+        if ok:
+            assert log_p[k] == pytest.approx(lp, abs=1e-9)
+    # the candidate pairs are exactly the agreeing ones
+    ci, cj = candidate_pairs(mat, 1)
+    assert set(zip(ci.tolist(), cj.tolist())) == {(a, b) for a, b, ok in zip(i.tolist(), j.tolist(), agree) if ok}
+    assert (3, 7) in set(zip(ci.tolist(), cj.tolist()))
+
+
+def test_duplicate_threshold_is_corrected_for_the_pairs_compared():
+    from bsmeth.qc import evidence_needed
+
+    assert evidence_needed(2, CFG) == evidence_needed(12, CFG) == CFG.duplicate_min_evidence  # as calibrated
+    assert evidence_needed(50, CFG) == pytest.approx(4 + math.log10(50 * 49 / (12 * 11)))
+    assert evidence_needed(250, CFG) == pytest.approx(4 + math.log10(250 * 249 / (12 * 11)))
+    assert evidence_needed(250, CallConfig(duplicate_min_evidence=5)) == pytest.approx(evidence_needed(250, CFG) + 1)

@@ -1,30 +1,45 @@
 """Bisulfite-aware alignment of one read to the amplified strand.
 
-Pipeline position: after ``reads``/``reference``, before ``calling``/``qc``.
-Both read orientations are considered: a cheap 3-letter k-mer vote (C and T
-merged, so methylation cannot bias it) picks the orientation, then Biopython's
-C aligner makes a *local* alignment against the target with a bisulfite
-substitution matrix.  Local mode is what removes vector flanks and noisy read
-ends without any trimming by the user; a read that covers only part of the
-amplicon is aligned over what it covers.
+Pipeline position: after ``reads``/``reference``, before ``evidence``/``calling``/``qc``.
 
-Scoring (target letter vs read letter): CpG C matches C and T alike; a non-CpG
-C matches T fully and C weakly (an unconverted C still aligns, and is then
-counted by ``qc``); N scores 0 both ways.
+1. **Orientation vote** (``kmer_hits``/``vote``): the read and its reverse complement are cut into
+   12-mers in a 3-letter alphabet (C read as T, on the amplified strand: a read showing the reverse
+   complement is reverse-complemented first, which is G->A on the read as given), so methylation cannot
+   sway the vote; each orientation's hit count is the number of its k-mers found in the amplicon.  The
+   vote is one function of (amplicon, read) so that a read can be put to several amplicons.
+2. **Window**: the densest run of hits over one amplicon length, widened by a margin, is the part of the
+   read that can hold the amplicon (vector far from the insert never reaches the aligner).
+3. **Local alignment** (Smith-Waterman with affine gaps, parasail's SIMD C library, the only module that
+   imports it) of the window against the target with a bisulfite substitution matrix: local mode is what
+   removes vector flanks and noisy read ends without any trimming by the user; a read covering only part
+   of the amplicon is aligned over what it covers.
+4. **Gap placement**: indels are moved to the left end of runs of equal 3-letter letters.  A CpG C is
+   always the last letter of its run in 3-letter space (a G follows it), so a homopolymer length error
+   next to a CpG never leaves a gap at the C by chance: the CpG is read from the read base next to its G.
+
+Scoring (target letter vs read letter): CpG C matches C and T alike; a non-CpG C matches T fully and C
+weakly (an unconverted C still aligns, and is then counted by ``qc``); a read C against a genomic T is a
+mismatch; N scores 0 both ways.  Why this and not plain 3-letter scoring (both orientations, C->T): vector
+sequence is not converted, and in 3-letter space its C look like the converted T of the insert, so long
+stretches of vector align by chance (on the real Gm9 short insert, 440 target bases instead of the 105
+that are there); docs/performance.md has the measurements behind the choice of aligner.
 """
 
 from __future__ import annotations
 
+import ctypes
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 
 from .models import NO_QUAL, AlignedRead, Amplicon
 from .reference import cpg_sites, revcomp
 
-MATCH, MISMATCH, UNCONVERTED = 5.0, -4.0, 2.0
-GAP_OPEN, GAP_EXTEND = -10.0, -1.0
+MATCH, MISMATCH, UNCONVERTED = 5, -4, 2
+GAP_OPEN, GAP_EXTEND = 10, 1  # penalties: a gap of length k costs GAP_OPEN + (k - 1) * GAP_EXTEND
 K = 12
+MIN_END_BLOCK = 10
 _READ_MAP = str.maketrans({c: "N" for c in "RYKMSWBDHVU"})
 ALPHABET = "ACGTNZ"  # Z = CpG C in the target (C or T both match)
 
@@ -34,7 +49,7 @@ def target_code(amp: Amplicon) -> str:
     return _target_code(amp.target)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _target_code(target: str) -> str:
     t = list(target)
     for i in cpg_sites(target):
@@ -42,198 +57,332 @@ def _target_code(target: str) -> str:
     return "".join(t)
 
 
-@lru_cache(maxsize=1)
-def _aligner():
-    from Bio.Align import PairwiseAligner, substitution_matrices
-
-    m = substitution_matrices.Array(alphabet=ALPHABET, dims=2)
-    for a in ALPHABET:
-        for b in ALPHABET:
-            m[a, b] = MATCH if a == b else MISMATCH
-    for x in ALPHABET:
-        m["N", x] = m[x, "N"] = 0.0
-    m["C", "T"] = MATCH
-    m["C", "C"] = UNCONVERTED
-    m["Z", "C"] = m["Z", "T"] = MATCH
-    m["Z", "Z"] = MISMATCH  # Z never occurs in reads
-    al = PairwiseAligner()
-    al.mode = "local"
-    al.substitution_matrix = m
-    al.open_gap_score = GAP_OPEN
-    al.extend_gap_score = GAP_EXTEND
-    return al
-
-
-_CODE = np.full(256, 3, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest are 3
-for _b, _v in (("A", 0), ("G", 1), ("T", 2), ("C", 2)):
-    _CODE[ord(_b)] = _v
-_WEIGHTS = 4 ** np.arange(K, dtype=np.int64)
-
-
-def _kmer_codes(seq: str) -> np.ndarray:
-    """Integer code of every k-mer of ``seq`` in the 3-letter alphabet; -1 for k-mers holding an N."""
-    if len(seq) < K:
-        return np.zeros(0, dtype=np.int64)
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    codes = _CODE[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-    win = sliding_window_view(codes, K)
-    out = win @ _WEIGHTS
-    out[(win == 3).any(axis=1)] = -1
-    return out
-
-
-@lru_cache(maxsize=8)
-def _target_kmers(target: str) -> np.ndarray:
-    codes = _kmer_codes(target)
-    return np.unique(codes[codes >= 0])
-
-
 def clean_read(seq: str) -> str:
     """Read letters the aligner knows: IUPAC codes become N."""
     return seq.upper().translate(_READ_MAP)
 
 
-def _hits(seq: str, tk: np.ndarray) -> list[int]:
-    """Positions of the read's k-mers that occur in the target (3-letter alphabet)."""
-    codes = _kmer_codes(seq)
-    if codes.size == 0 or tk.size == 0:
-        return []
-    i = np.minimum(np.searchsorted(tk, codes), tk.size - 1)  # tk is sorted and unique
-    return np.nonzero(tk[i] == codes)[0].tolist()
+# --------------------------------------------------------------------------------------- k-mer vote
+
+_CODE3 = np.full(256, 3, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest are 3 (no k-mer)
+_CODE3_RC = np.full(256, 3, dtype=np.int64)  # the same for the complement (read backwards: reverse complement)
+for _b, _v, _c in (("A", 0, 2), ("G", 1, 2), ("T", 2, 0), ("C", 2, 1)):
+    _CODE3[ord(_b)] = _v
+    _CODE3_RC[ord(_b)] = _c
+_WEIGHTS = 3 ** np.arange(K - 1, -1, -1, dtype=np.int64)
 
 
-def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, list[int]]]:
+def _codes_of(c: np.ndarray, has_n: bool = True) -> np.ndarray:
+    """Base-3 code of every k-mer of the letter codes ``c``; -1 for k-mers holding a 3 (N), looked for only
+    when ``has_n``."""
+    if len(c) < K:
+        return np.zeros(0, dtype=np.int64)
+    if not has_n:
+        return np.convolve(c, _WEIGHTS[::-1], mode="valid")
+    bad = c == 3
+    out = np.convolve(np.where(bad, 0, c), _WEIGHTS[::-1], mode="valid")
+    nb = np.concatenate(([0], np.cumsum(bad)))
+    out[nb[K:] > nb[:-K]] = -1
+    return out
+
+
+def _kmer_codes(seq: str) -> np.ndarray:
+    """Base-3 code of every k-mer of ``seq`` in the 3-letter alphabet; -1 for k-mers holding an N."""
+    return _codes_of(_CODE3[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)])
+
+
+@lru_cache(maxsize=16)
+def _target_table(target: str) -> np.ndarray:
+    """Which 3-letter k-mers occur in the target: a lookup table over all 3**K codes (531 kB)."""
+    table = np.zeros(3 ** K + 1, dtype=bool)  # the last entry is what k-mers holding an N (-1) look up
+    codes = _kmer_codes(target)
+    table[codes[codes >= 0]] = True
+    table[-1] = False
+    return table
+
+
+def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
+    ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
+    b = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
+    n = len(b) - K + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # both orientations in one pass; the k-mers that span the junction of the two are left out
+    has_n = len(seq) != sum(map(seq.count, "ACGT"))
+    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], _CODE3_RC[b[::-1]])), has_n)]
+    return np.flatnonzero(hit[:n]), np.flatnonzero(hit[n + K - 1:])
+
+
+def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
+    """(orientation with more hits, its hit count, the other orientation's count) for a cleaned read."""
+    hf, hr = kmer_hits(amp, seq)
+    return ("+", len(hf), len(hr)) if len(hf) >= len(hr) else ("-", len(hr), len(hf))
+
+
+def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, np.ndarray]]:
     """Orientations to try, best first: (orientation, oriented read, positions of its k-mer hits).
 
-    The k-mers are taken in a 3-letter alphabet (C read as T), so methylation
-    cannot sway the vote.
+    One orientation when it has at least three times the other's hits; both otherwise (the alignment
+    score decides).
     """
-    tk = _target_kmers(amp.target)
-    fwd, rc = seq, revcomp(seq)
-    hf, hr = _hits(fwd, tk), _hits(rc, tk)
-    cands = [("+", fwd, hf), ("-", rc, hr)]
+    hf, hr = kmer_hits(amp, seq)
+    cands = [("+", seq, hf), ("-", revcomp(seq), hr)]
     cands.sort(key=lambda c: -len(c[2]))
     if len(cands[0][2]) >= 3 * max(len(cands[1][2]), 1):
         cands = cands[:1]
     return cands
 
 
-def _window(q: str, hits: list[int], n_target: int) -> tuple[int, int]:
+def window(n_read: int, hits: np.ndarray, n_target: int) -> tuple[int, int]:
     """The part of the read that can hold the amplicon.
 
-    The densest run of k-mer hits over one amplicon length (chance hits in
-    T-rich vector sequence are scattered), widened by a margin for indels and
-    for ends the k-mers miss.
+    The densest run of k-mer hits over one amplicon length (chance hits in T-rich vector sequence are
+    scattered), widened by a margin for indels and for ends the k-mers miss.
     """
-    if not hits:
-        return 0, len(q)
-    best_i, best_n, j = 0, 0, 0
-    for i in range(len(hits)):
-        while hits[i] - hits[j] > n_target:
-            j += 1
-        if i - j + 1 > best_n:
-            best_n, best_i = i - j + 1, i
-    end = hits[best_i] + K
+    if len(hits) == 0:
+        return 0, n_read
+    first = np.searchsorted(hits, hits - n_target, side="left")  # first hit within n_target of each hit
+    best = int(np.argmax(np.arange(len(hits)) - first))  # the first of the densest runs
+    end = int(hits[best]) + K
     start = end - n_target - K
     margin = n_target // 10 + 30  # room for indels the k-mers do not see and for noisy insert ends
-    return max(0, start - margin), min(len(q), end + margin)
+    return max(0, start - margin), min(n_read, end + margin)
+
+
+# --------------------------------------------------------------------------------------- parasail
+
+
+@lru_cache(maxsize=1)
+def _matrix():
+    import parasail
+
+    m = parasail.matrix_create(ALPHABET, MATCH, MISMATCH)
+    ix = {c: i for i, c in enumerate(ALPHABET)}
+
+    def put(target: str, read: str, value: int) -> None:
+        m.set_value(ix[read], ix[target], value)  # parasail's matrix is [database letter][query letter]
+
+    for x in ALPHABET:
+        put("N", x, 0)
+        put(x, "N", 0)
+    put("C", "T", MATCH)
+    put("C", "C", UNCONVERTED)
+    put("Z", "C", MATCH)
+    put("Z", "T", MATCH)
+    put("Z", "Z", MISMATCH)  # Z never occurs in reads
+    return m
+
+
+@lru_cache(maxsize=16)
+def _profile(tcode: str):
+    """The target's query profile (built once per amplicon: the target is the query of every alignment)."""
+    import parasail
+
+    return parasail.profile_create_16(tcode, _matrix())
+
+
+def _score(tcode: str, q: str) -> int:
+    import parasail
+
+    return parasail.sw_scan_profile_16(_profile(tcode), q, GAP_OPEN, GAP_EXTEND).score if q else 0
+
+
+def _local(tcode: str, q: str) -> tuple[int, list[list[int]]]:
+    """Score and gap-free blocks [t0, t1, q0, q1] of the best local alignment of ``q`` to the target."""
+    import parasail
+
+    if not q:
+        return 0, []
+    res = parasail.sw_trace_scan_profile_16(_profile(tcode), q, GAP_OPEN, GAP_EXTEND)
+    score = res.score
+    if score <= 0:
+        return score, []
+    # the CIGAR straight from the C library (parasail's Python wrapper re-encodes both sequences and
+    # rebuilds ctypes signatures on every call); a copy of its array, then the C struct is freed
+    lib = parasail.bindings_v2._lib
+    tb = tcode.encode("ascii")
+    qb = q.encode("ascii", "replace")
+    ptr = lib.parasail_result_get_cigar(res.pointer, tb, len(tb), qb, len(qb), _matrix().pointer)
+    cig = ptr[0]
+    try:
+        ops = np.frombuffer(ctypes.string_at(cig.seq, 4 * cig.len), dtype=np.uint32)
+        t, r = cig.beg_query, cig.beg_ref
+    finally:
+        lib.parasail_cigar_free(ptr)
+    # gap-free blocks: runs of M/=/X operations between gaps (parasail writes a mismatch as its own X)
+    n, code = ops >> 4, ops & 15
+    m = (code == 0) | (code == 7) | (code == 8)
+    t_end = t + np.cumsum(np.where(m | (code == 1), n, 0))  # I: target letters only (a deletion in the read)
+    r_end = r + np.cumsum(np.where(m | (code == 2), n, 0))  # D: read letters only (an insertion in the read)
+    t_start, r_start = t_end - np.where(m | (code == 1), n, 0), r_end - np.where(m | (code == 2), n, 0)
+    cut = [-1, *np.flatnonzero(~m).tolist(), len(ops)]
+    t_start, t_end, r_start, r_end = t_start.tolist(), t_end.tolist(), r_start.tolist(), r_end.tolist()
+    blocks: list[list[int]] = []
+    for a, b in zip(cut, cut[1:]):
+        if b - a > 1:  # M operations a+1 .. b-1
+            blocks.append([t_start[a + 1], t_end[b - 1], r_start[a + 1], r_end[b - 1]])
+    return score, blocks
+
+
+def _clip_ends(blocks: list[list[int]]) -> list[list[int]]:
+    """Drop short gap-free blocks stranded at either end behind a gap.
+
+    A local alignment gains score from a handful of chance matches on the far side of a gap (4 matches
+    pay for a 6-base gap); such a tail is noise, and a CpG in it would be called from noise.
+    """
+    while len(blocks) > 1 and blocks[0][1] - blocks[0][0] < MIN_END_BLOCK:
+        blocks = blocks[1:]
+    while len(blocks) > 1 and blocks[-1][1] - blocks[-1][0] < MIN_END_BLOCK:
+        blocks = blocks[:-1]
+    return blocks
+
+
+_TO3 = str.maketrans("C", "T")
+
+
+@lru_cache(maxsize=1)
+def _pair_scores() -> dict[tuple[str, str], int]:
+    """(target code letter, read letter) -> substitution score, as in ``_matrix``."""
+    out = {}
+    for t in ALPHABET:
+        for r in ALPHABET:
+            out[t, r] = 0 if "N" in (t, r) else MATCH if t == r else MISMATCH
+    out["C", "T"] = out["Z", "C"] = out["Z", "T"] = MATCH
+    out["C", "C"] = UNCONVERTED
+    return out
+
+
+def normalise_gaps(blocks: list[list[int]], tcode: str, q: str) -> list[list[int]]:
+    """Move every pure deletion or insertion to the left end of its run of equal 3-letter letters.
+
+    ``tcode``: the target code (Z at CpG C), ``q``: the oriented read.  A shift keeps every aligned pair's
+    3-letter letters equal and is made only where the column it moves scores no worse (so a read C is not
+    moved off a genomic C onto a T: where a CpG's G itself is missing, the read's C stays at the C); a gap
+    never moves past the start of the block before it (gaps are not merged).  Every shift that moves a
+    read base onto a CpG C is allowed (C and T score alike there), so a homopolymer length error in the
+    run before a CpG's G always leaves the C aligned with the read base next to the G.
+    """
+    t3, q3 = tcode.replace("Z", "C").translate(_TO3), q.translate(_TO3)
+    score = _pair_scores()
+    for i in range(1, len(blocks)):
+        prev, cur = blocks[i - 1], blocks[i]
+        deletion, insertion = cur[0] - prev[1], cur[2] - prev[3]
+        if (deletion > 0) == (insertion > 0):
+            continue  # no gap, or a deletion next to an insertion: left as the aligner placed it
+        shift = 0
+        while prev[1] - prev[0] - shift > 1:
+            a, b, k, l = prev[1] - shift, cur[0] - shift, prev[3] - shift, cur[2] - shift
+            if deletion:  # read base k-1 moves from target a-1 to target b-1
+                ok = t3[a - 1] == t3[b - 1] and score.get((tcode[b - 1], q[k - 1]), 0) >= score.get(
+                    (tcode[a - 1], q[k - 1]), 0)
+            else:  # target a-1 is paired with read l-1 instead of read k-1
+                ok = q3[k - 1] == q3[l - 1] and score.get((tcode[a - 1], q[l - 1]), 0) >= score.get(
+                    (tcode[a - 1], q[k - 1]), 0)
+            if not ok:
+                break
+            shift += 1
+        if shift:
+            prev[1] -= shift
+            prev[3] -= shift
+            cur[0] -= shift
+            cur[2] -= shift
+    return blocks
 
 
 def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | None:
     """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
-    al = _aligner()
     tcode = target_code(amp)
     cands = orient(amp, clean_read(seq))
     best = None
     for o, q, hits in cands:
-        lo, hi = _window(q, hits, amp.length)
+        lo, hi = window(len(q), hits, amp.length)
         # with one clear orientation the score pass is skipped: the alignment carries its score
-        score = al.score(tcode, q[lo:hi]) if len(cands) > 1 else 1.0
+        score = _score(tcode, q[lo:hi]) if len(cands) > 1 else 1
         if best is None or score > best[1]:
             best = (o, score, q, lo, hi)
     if best is None or best[1] <= 0:
         return None
     o, _, q, lo, hi = best
-    aln = al.align(tcode, q[lo:hi])[0]
-    score = aln.score
-    if score <= 0:
+    score, blocks = _local(tcode, q[lo:hi])
+    if score <= 0 or not blocks:
         return None
+    for b in blocks:
+        b[2] += lo
+        b[3] += lo
+    blocks = normalise_gaps(_clip_ends(blocks), tcode, q)
     quals = None
     if qual is not None:
         quals = qual if o == "+" else qual[::-1]
-    return _project(amp, aln, o, float(score), q, quals, lo)
+    return _project(amp, blocks, o, float(score), q, quals)
 
 
-MIN_END_BLOCK = 10
+@lru_cache(maxsize=16)
+def _target_marks(target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per target position: the letter's code point, is a C, is a CpG C (for the mark line)."""
+    g = np.frombuffer(target.encode("ascii"), dtype=np.uint8).astype(np.uint32)
+    is_c = g == ord("C")
+    cpg = is_c & np.append(g[1:] == ord("G"), False)
+    return g, is_c, cpg
 
 
-def _clip_ends(tblocks: np.ndarray, qblocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop short gap-free blocks stranded at either end behind a gap.
-
-    A local alignment gains score from a handful of chance matches on the far
-    side of a gap (4 matches pay for a 6-base gap); such a tail is noise, and a
-    CpG in it would be called from noise.
-    """
-    while len(tblocks) > 1 and tblocks[0][1] - tblocks[0][0] < MIN_END_BLOCK:
-        tblocks, qblocks = tblocks[1:], qblocks[1:]
-    while len(tblocks) > 1 and tblocks[-1][1] - tblocks[-1][0] < MIN_END_BLOCK:
-        tblocks, qblocks = tblocks[:-1], qblocks[:-1]
-    return tblocks, qblocks
-
-
-def _project(amp: Amplicon, aln, orientation: str, score: float, q: str, qual: np.ndarray | None,
-             offset: int) -> AlignedRead:
+def _project(amp: Amplicon, blocks: list[list[int]], orientation: str, score: float, q: str,
+             qual: np.ndarray | None) -> AlignedRead:
     """Per-target-position read bases, qualities and read positions from the aligned blocks."""
     n = amp.length
-    bases = np.full(n, " ", dtype="U1")
+    ri = np.full(n, -1, dtype=np.int32)  # index in the oriented read of the base at each target position
+    for t0, t1, q0, q1 in blocks:
+        ri[t0:t1] = np.arange(q0, q1, dtype=np.int32)
+    t_start, t_end = blocks[0][0], blocks[-1][1]
+    on = ri >= 0
+    at = ri[on]
+    codes = np.full(n, ord(" "), dtype=np.uint32)  # the code points of a 'U1' array, viewed as one below
+    codes[t_start:t_end] = ord("-")
+    codes[on] = np.frombuffer(q.encode("ascii", "replace"), dtype=np.uint8)[at]
     quals = np.zeros(n, dtype=np.uint8)
-    read_pos = np.full(n, -1, dtype=np.int32)
-    tblocks, qblocks = _clip_ends(*aln.aligned)
-    insertions = 0
-    t_lines, m_lines, r_lines = [], [], []
-    prev_t = prev_q = None
-    qblocks = qblocks + offset
-    for (t0, t1), (q0, q1) in zip(tblocks, qblocks):
-        if prev_t is not None:
-            if t0 > prev_t:  # deletion in the read
-                bases[prev_t:t0] = "-"
-                t_lines.append(amp.target[prev_t:t0])
-                m_lines.append(" " * (t0 - prev_t))
-                r_lines.append("-" * (t0 - prev_t))
-            if q0 > prev_q:  # insertion in the read
-                insertions += q0 - prev_q
-                t_lines.append("-" * (q0 - prev_q))
-                m_lines.append(" " * (q0 - prev_q))
-                r_lines.append(q[prev_q:q0].lower())
-        seg = q[q0:q1]
-        bases[t0:t1] = list(seg)
-        quals[t0:t1] = qual[q0:q1] if qual is not None else NO_QUAL
-        idx = np.arange(q0, q1, dtype=np.int32)
-        read_pos[t0:t1] = idx if orientation == "+" else len(q) - 1 - idx
-        t_lines.append(amp.target[t0:t1])
-        m_lines.append(_marks(amp.target, t0, seg))
-        r_lines.append(seg)
-        prev_t, prev_q = t1, q1
+    quals[on] = qual[at] if qual is not None else NO_QUAL
+    if orientation == "-":
+        ri[on] = len(q) - 1 - at
+    insertions = sum(cur[2] - prev[3] for prev, cur in pairwise(blocks))
     return AlignedRead(
-        orientation=orientation, score=score,
-        target_start=int(tblocks[0][0]), target_end=int(tblocks[-1][1]),
-        read_start=int(qblocks[0][0]), read_end=int(qblocks[-1][1]),
-        bases=bases, quals=quals, read_pos=read_pos, insertions=insertions,
-        lines=("".join(t_lines), "".join(m_lines), "".join(r_lines)),
+        orientation=orientation, score=score, target_start=t_start, target_end=t_end,
+        read_start=blocks[0][2], read_end=blocks[-1][3], bases=codes.view("U1"), quals=quals, read_pos=ri,
+        insertions=int(insertions), lines=_lines(amp.target, blocks, q, codes),
     )
 
 
-def _marks(target: str, t0: int, seg: str) -> str:
-    """The mark line under one gap-free block: | match, . converted C, ! unconverted C, * CpG, x mismatch."""
-    n = len(seg)
-    g = np.frombuffer(target[t0:t0 + n].encode("ascii"), dtype="S1")
-    nxt = np.frombuffer(target[t0 + 1:t0 + n + 1].ljust(n).encode("ascii"), dtype="S1")
-    r = np.frombuffer(seg.encode("ascii"), dtype="S1")
-    out = np.where(r == g, b"|", b"x").astype("S1")
-    is_c = g == b"C"
-    out[is_c & (r == b"T")] = b"."
-    out[is_c & (r == b"C")] = b"!"
-    out[is_c & (nxt == b"G")] = b"*"
-    out[r == b"N"] = b" "
-    return out.tobytes().decode("ascii")
+_MARK = {k: ord(v) for k, v in (("match", "|"), ("mismatch", "x"), ("converted", "."), ("unconverted", "!"),
+                                ("cpg", "*"), ("n", " "))}
+
+
+def _lines(target: str, blocks: list[list[int]], q: str, codes: np.ndarray) -> tuple[str, str, str]:
+    """Target, mark and read lines for alignments.txt (insertions shown against '-' in the target line).
+
+    Marks: | match, . converted C, ! unconverted C, * CpG, x mismatch, blank for N.
+    """
+    t_start, t_end = blocks[0][0], blocks[-1][1]
+    g, is_c, cpg = (a[t_start:t_end] for a in _target_marks(target))
+    r = codes[t_start:t_end]
+    m = np.where(r == g, _MARK["match"], _MARK["mismatch"])
+    m[is_c & (r == ord("T"))] = _MARK["converted"]
+    m[is_c & (r == ord("C"))] = _MARK["unconverted"]
+    m[cpg] = _MARK["cpg"]
+    m[r == ord("N")] = _MARK["n"]
+    marks = m.astype(np.uint8).tobytes().decode("ascii")
+    tl, ml, rl = [], [], []
+    prev = None
+    for t0, t1, q0, q1 in blocks:
+        if prev is not None:
+            if t0 > prev[1]:  # deletion in the read
+                tl.append(target[prev[1]:t0])
+                ml.append(" " * (t0 - prev[1]))
+                rl.append("-" * (t0 - prev[1]))
+            if q0 > prev[3]:  # insertion in the read
+                tl.append("-" * (q0 - prev[3]))
+                ml.append(" " * (q0 - prev[3]))
+                rl.append(q[prev[3]:q0].lower())
+        tl.append(target[t0:t1])
+        ml.append(marks[t0 - t_start:t1 - t_start])
+        rl.append(q[q0:q1])
+        prev = (t0, t1, q0, q1)
+    return "".join(tl), "".join(ml), "".join(rl)

@@ -27,6 +27,7 @@ hold only background, whose ratio is anything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -39,6 +40,14 @@ MIXED_MIN_LEVEL = 0.15  # ...and the minor peak reaches this fraction of a full 
 PEAK_HALF = 1 / 6  # half-width of the peak window, in base spacings (2 points at 12 points per base)
 REF_HALF = 6  # bases each side over which the reference (full-peak) height is the median
 _COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
+
+
+def is_mixed(c, t, ref):
+    """Two templates at a position (scalars or arrays): the smaller peak is at least ``MIXED_RATIO`` of the
+    larger and, where a full peak nearby is known (``ref`` > 0), at least ``MIXED_MIN_LEVEL`` of it."""
+    hi, lo = np.maximum(c, t), np.minimum(c, t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (hi > 0) & (lo >= MIXED_RATIO * hi) & ((ref <= 0) | (lo >= MIXED_MIN_LEVEL * ref))
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,7 @@ class PeakSignal:
 
     @property
     def mixed(self) -> bool:
-        hi, lo = max(self.c, self.t), min(self.c, self.t)
-        return hi > 0 and lo / hi >= MIXED_RATIO and (self.ref <= 0 or lo >= MIXED_MIN_LEVEL * self.ref)
+        return bool(is_mixed(self.c, self.t, self.ref))
 
     @property
     def confidence(self) -> Optional[float]:
@@ -69,9 +77,44 @@ class PeakSignal:
         return None if f is None else abs(2 * f - 1)
 
 
+@dataclass(frozen=True, eq=False)
+class Signals(Mapping):
+    """Peak signals at target positions, as arrays (one entry per position measured); also a read-only
+    mapping target position -> ``PeakSignal`` for code that wants one site at a time."""
+
+    targets: np.ndarray  # int64, increasing
+    c: np.ndarray  # float64
+    t: np.ndarray
+    ref: np.ndarray
+
+    @property
+    def mixed(self) -> np.ndarray:
+        return is_mixed(self.c, self.t, self.ref)
+
+    def __getitem__(self, target: int) -> PeakSignal:
+        i = int(np.searchsorted(self.targets, target))
+        if i >= len(self.targets) or self.targets[i] != target:
+            raise KeyError(target)
+        return PeakSignal(float(self.c[i]), float(self.t[i]), float(self.ref[i]))
+
+    def __iter__(self):
+        return iter(self.targets.tolist())
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+NO_SIGNALS = Signals(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+
+
 def geometry(peaks: np.ndarray) -> tuple[int, int]:
     """(half-width of the peak window, half-width of the baseline window) in trace points."""
-    spacing = float(np.median(np.diff(peaks))) if len(peaks) > 1 else 12.0
+    spacing = 12.0
+    if len(peaks) > 1:  # the median base spacing
+        d = np.diff(peaks)
+        k = len(d)
+        part = np.partition(d, ((k - 1) // 2, k // 2))
+        spacing = (float(part[(k - 1) // 2]) + float(part[k // 2])) / 2
     return max(1, int(round(spacing * PEAK_HALF))), max(4, int(round(spacing * 1.5)))
 
 
@@ -81,18 +124,33 @@ def peak_heights(channel: np.ndarray, xs: np.ndarray, half: int, window: int) ->
     Windows beyond the ends of the trace repeat the end value.  Only the few windows needed are gathered
     (index arithmetic, no copy of the channel): this runs for every C of every read.
     """
-    ch = np.asarray(channel)
-    last = len(ch) - 1
-    xs = np.asarray(xs, dtype=np.int64)[:, None]
-    wide = ch[np.clip(xs + np.arange(-half - 1, half + 2), 0, last)].astype(np.float64)  # one point more each side
-    inner = wide[:, 1:-1]
-    at = inner.argmax(axis=1)
-    rows = np.arange(len(wide))
-    peak = inner[rows, at]
-    flank = ((at == 0) & (wide[:, 0] > peak)) | ((at == 2 * half) & (wide[:, -1] > peak))
-    peak = np.where(flank, inner[:, half], peak)
-    base = ch[np.clip(xs + np.arange(-window, window + 1), 0, last)].min(axis=1)
-    return np.maximum(peak - base, 0.0)
+    return _heights(np.asarray(channel, dtype=np.float64)[None, :], np.zeros(1, dtype=np.intp), xs, half, window)[0]
+
+
+def _heights(stacked: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
+    """``peak_heights`` of the channels ``stacked[rows]`` at the same positions (the windows built once)."""
+    n = stacked.shape[1]
+    xs = np.asarray(xs, dtype=np.intp)[:, None]
+    iw = xs + np.arange(-half - 1, half + 2)  # the peak window and one point more each side
+    ib = xs + np.arange(-window, window + 1)  # the baseline window
+    if xs.size and (xs[0, 0] < window or xs[-1, 0] >= n - window or xs.min() < window or xs.max() >= n - window):
+        iw, ib = np.minimum(np.maximum(iw, 0), n - 1), np.minimum(np.maximum(ib, 0), n - 1)
+    out = []
+    for row in rows:
+        ch = stacked[row]
+        wide = np.take(ch, iw)
+        inner = wide[:, 1:-1]
+        at = inner.argmax(axis=1)
+        peak = inner[np.arange(len(at)), at]
+        flank = ((at == 0) & (wide[:, 0] > peak)) | ((at == 2 * half) & (wide[:, -1] > peak))
+        peak = np.where(flank, inner[:, half], peak)
+        out.append(np.maximum(peak - np.take(ch, ib).min(axis=1), 0.0))
+    return np.array(out)
+
+
+_ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.stacked holding a base call's own channel
+for _i, _b in enumerate("ACGT"):
+    _ROW[ord(_b)] = _i
 
 
 def usable(read: Read) -> bool:
@@ -107,62 +165,70 @@ def called_values(read: Read) -> np.ndarray:
     The analysed channels of an instrument file are baseline-subtracted already, so this is the peak's
     height to the precision the absolute check of ``PeakSignal.mixed`` needs, at no cost.
     """
+    return _called_at(read, np.arange(len(read.seq)))
+
+
+def _called_at(read: Read, j: np.ndarray) -> np.ndarray:
+    """``called_values`` at base indexes ``j`` (any shape; NaN outside the read)."""
     tr = read.trace
-    n = len(tr.channels["A"])
-    xs = np.clip(tr.peaks.astype(np.int64), 0, max(n - 1, 0))
-    seq = np.frombuffer(read.seq.encode("ascii"), dtype="S1")
-    out = np.full(len(seq), np.nan)
-    for b in "ACGT":
-        sel = seq == b.encode()
-        if sel.any():
-            out[sel] = np.asarray(tr.channels[b])[xs[sel]]
-    return out
+    n = len(read.seq)
+    last = tr.stacked.shape[1] - 1
+    rows = np.append(_ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)], 4)  # index n: outside
+    xs = np.append(np.minimum(np.maximum(tr.peaks, 0), last), 0)
+    jj = np.where((j >= 0) & (j < n), j, n)
+    return np.take(tr.stacked.ravel(), np.take(rows, jj) * tr.stacked.shape[1] + np.take(xs, jj))
 
 
 def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarray:
     """Median of the called peaks within ``REF_HALF`` bases of each base call (or of the calls ``idx``):
     the height of a full peak there; 0 where no base nearby is called A, C, G or T."""
-    h = np.append(called_values(read), np.nan)  # index -1 (outside the read) reads NaN
-    n = len(h) - 1
+    tr = read.trace
+    n = len(read.seq)
     at = np.arange(n) if idx is None else np.asarray(idx, dtype=np.int64)
-    j = at[:, None] + np.arange(-REF_HALF, REF_HALF + 1)
-    win = h[np.where((j >= 0) & (j < n), j, -1)]
-    ok = ~np.isnan(win)
-    # nanmedian without the all-NaN warning
-    srt = np.sort(np.where(ok, win, np.inf), axis=1)
-    k = ok.sum(axis=1)
-    rows = np.arange(len(win))
-    lo = srt[rows, np.maximum((k - 1) // 2, 0)]
-    hi = srt[rows, np.maximum(k // 2, 0)]
+    # every base call's own peak value once, NaN-padded by REF_HALF each side, then the windows as a view
+    rows = _ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)]
+    xs = np.minimum(np.maximum(tr.peaks, 0), tr.stacked.shape[1] - 1)
+    padded = np.full(n + 2 * REF_HALF, np.nan)
+    padded[REF_HALF:REF_HALF + n] = np.take(tr.stacked.ravel(), rows * tr.stacked.shape[1] + xs)
+    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * REF_HALF + 1)[at]
+    # nanmedian without the all-NaN warning: NaN sorts last
+    srt = np.sort(win, axis=1)
+    k = np.count_nonzero(srt == srt, axis=1)  # not NaN
+    r = np.arange(len(win))
+    lo = srt[r, np.maximum((k - 1) // 2, 0)]
+    hi = srt[r, np.maximum(k // 2, 0)]
     return np.where(k > 0, (lo + hi) / 2, 0.0)
 
 
-def signals_at(read: Read, aln: AlignedRead, targets) -> dict[int, PeakSignal]:
+def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
     """Peak signals (amplified-strand C and T) at the given target positions that map to a base call.
 
-    On a read showing the reverse complement of the amplified strand, the C/T
-    information is in the G/A channels.
+    On a read showing the reverse complement of the amplified strand, the C/T information is in the G/A
+    channels.  Positions without a base call (gap, not covered) or whose peak lies outside the trace are
+    left out; so is everything when the read has no usable trace.
     """
     if not usable(read):
-        return {}
+        return NO_SIGNALS
     tr = read.trace
-    targets = np.asarray(list(targets), dtype=np.int64)
+    targets = np.asarray(targets, dtype=np.int64)
     if targets.size == 0:
-        return {}
-    idx = aln.read_pos[targets]
-    n = len(tr.channels["A"])
+        return NO_SIGNALS
+    if targets.size > 1 and (targets[1:] <= targets[:-1]).any():
+        targets = np.unique(targets)
+    idx = aln.read_pos[targets].astype(np.int64)
     ok = idx >= 0
-    xs = np.full(targets.shape, -1, dtype=np.int64)
-    xs[ok] = tr.peaks[idx[ok]]
-    ok &= (xs >= 0) & (xs < n)
+    xs = tr.peaks[np.where(ok, idx, 0)].astype(np.int64)
+    ok &= (xs >= 0) & (xs < len(tr.channels["A"]))
     if not ok.any():
-        return {}
+        return NO_SIGNALS
+    targets, idx, xs = targets[ok], idx[ok], xs[ok]
     half, window = geometry(tr.peaks)
-    c_base, t_base = ("C", "T") if aln.orientation == "+" else ("G", "A")
-    c = peak_heights(tr.channels[c_base], xs[ok], half, window)
-    t = peak_heights(tr.channels[t_base], xs[ok], half, window)
-    ref = reference_heights(read, idx[ok])
-    return {int(tp): PeakSignal(float(ci), float(ti), float(ri)) for tp, ci, ti, ri in zip(targets[ok], c, t, ref)}
+    rows = _PLUS if aln.orientation == "+" else _MINUS  # the C and T channels (G and A on '-')
+    c, t = _heights(tr.stacked, rows, xs, half, window)
+    return Signals(targets, c, t, reference_heights(read, idx))
+
+
+_PLUS, _MINUS = np.array([1, 3]), np.array([2, 0])
 
 
 def channel_of(letter: str, orientation: str) -> str:

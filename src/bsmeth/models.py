@@ -8,7 +8,9 @@ reference, genome, read) and every conversion between them are in ``coords``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -158,6 +160,17 @@ class Trace:
     peaks: np.ndarray  # trace index of each base call (PLOC)
     base_order: str  # FWO_ as stored
 
+    @cached_property
+    def stacked(self) -> np.ndarray:
+        """The channels as one float array, rows A, C, G, T, then a row of NaN (for letters without a
+        channel): what the trace evidence gathers from, one gather for all letters."""
+        a = self.channels["A"]
+        out = np.empty((5, len(a)))
+        for i, b in enumerate("ACGT"):
+            out[i] = self.channels[b]
+        out[4] = np.nan
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class Read:
@@ -231,6 +244,82 @@ class CpGCall:
         return None if f is None else abs(2 * f - 1)
 
 
+WHY_CODES = {None: " ", **{w: chr(ord("a") + i) for i, w in enumerate(Why)}}  # how CpGCalls stores a Why
+_WHY_OF = {code: w for w, code in WHY_CODES.items()}
+_CALL_OF = {c.value: c for c in Call}
+_new = object.__new__
+
+
+@dataclass(frozen=True, eq=False)
+class CpGCalls(Sequence):
+    """The calls of one read, one per CpG of the amplicon in order, stored as strings and arrays.
+
+    A read's calls are made in one vectorised pass and travel from worker processes by pickling; 27
+    ``CpGCall`` objects cost more to build and to pickle than the whole alignment, so they are made only
+    when asked for (indexing, iterating), once.  Behaves as a read-only sequence of ``CpGCall``.
+    """
+
+    cpgs: tuple[CpG, ...]
+    codes: str  # 'M', 'U' or '-' per CpG
+    whys: str  # one letter per CpG: ' ' for none, else the Why (see WHY_CODES)
+    bases: str  # the base shown, ' ' for none
+    quals: bytes  # PHRED, 255 for none
+    c_signal: Optional[np.ndarray] = None  # float64 per CpG, NaN where no trace evidence; None without a trace
+    t_signal: Optional[np.ndarray] = None
+    contradicted: bytes = b""  # 1 where the base call disagrees with the larger peak
+    _objects: Optional[tuple] = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_objects"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _objects=None)
+
+    @property
+    def n_called(self) -> int:
+        return len(self.codes) - self.codes.count("-")
+
+    @property
+    def n_methylated(self) -> int:
+        return self.codes.count("M")
+
+    def _build(self) -> tuple[CpGCall, ...]:
+        out = []
+        n = len(self.cpgs)
+        cs = self.c_signal.tolist() if self.c_signal is not None else [None] * n
+        ts = self.t_signal.tolist() if self.t_signal is not None else [None] * n
+        contra = list(self.contradicted) if self.contradicted else [0] * n
+        for cpg, code, why, base, q, c, t, x in zip(self.cpgs, self.codes, self.whys, self.bases, self.quals, cs, ts,
+                                                     contra):
+            o = _new(CpGCall)
+            has = c is not None and c == c  # NaN: no trace evidence at this CpG
+            o.__dict__.update(cpg=cpg, call=_CALL_OF[code], why=_WHY_OF[why], base=base.strip(),
+                              qual=None if q == 255 else q, c_signal=round(c, 1) if has else None,
+                              t_signal=round(t, 1) if has else None, contradicted=bool(x))
+            out.append(o)
+        return tuple(out)
+
+    @property
+    def objects(self) -> tuple[CpGCall, ...]:
+        if self._objects is None:
+            object.__setattr__(self, "_objects", self._build())
+        return self._objects
+
+    def __getitem__(self, k):
+        return self.objects[k]
+
+    def __iter__(self):
+        return iter(self.objects)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __eq__(self, other) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, (tuple, list, CpGCalls)) else NotImplemented
+
+    __hash__ = None
+
+
 @dataclass(frozen=True)
 class ReadQC:
     """Alignment and conversion figures of one aligned read."""
@@ -272,7 +361,7 @@ class ReadResult:
     length: Optional[int] = None  # unknown for unreadable files
     aligned: Optional[AlignedRead] = None
     qc: Optional[ReadQC] = None
-    calls: tuple[CpGCall, ...] = ()
+    calls: Sequence[CpGCall] = ()  # a CpGCalls from the pipeline; any sequence of CpGCall works
     duplicate_of: str = ""
     genotype: str = ""
     mean_qual: Optional[float] = None
@@ -284,11 +373,16 @@ class ReadResult:
 
     @property
     def n_called(self) -> int:
+        if isinstance(self.calls, CpGCalls):
+            return self.calls.n_called
         return sum(c.call is not Call.NOT_DETERMINED for c in self.calls)
 
     @property
     def methylation(self) -> Optional[float]:
-        m = sum(c.call is Call.METHYLATED for c in self.calls)
+        if isinstance(self.calls, CpGCalls):
+            m = self.calls.n_methylated
+        else:
+            m = sum(c.call is Call.METHYLATED for c in self.calls)
         n = self.n_called
         return m / n if n else None
 
@@ -307,6 +401,24 @@ class CallConfig:
     # a clone counts in clone-level statistics (per-clone fractions) only with this share of the amplicon's
     # assessable CpGs called: a partial read over 1 of 25 CpGs is a 0 % or 100 % "clone" (README: why 50 %)
     min_clone_coverage: float = 0.5
+    # An alignment over L target bases whose identity is below max(0.65, base + scale / sqrt(L)) is what
+    # unrelated sequence reaches by chance: no_amplicon.  Fitted to the highest identity that random
+    # sequence (uniform, T-rich and A-rich, 40-400 nt) reached against three real amplicons
+    # (python benchmarks/chance_identity.py: 0.83 over ~50 bases, 0.74 over ~90, 0.65 over 200-300); every
+    # real read that is the amplicon sits well above it (the lowest, BiQ's seq_J: 76.9 % over 224 bases,
+    # against 67.7 %), the 70-80 nt primer dimers of the 454 set below it (66-72 % over 31-65 bases).
+    chance_identity_base: float = 0.54
+    chance_identity_scale: float = 2.05
+    # the fit holds for amplicons of 100 bp and more (it was made on 226-630 bp); on shorter regions (QUMA's
+    # 20-bp toy example) chance alignments have far fewer places to land, and the flat 65 % applies
+    chance_identity_min_region: int = 100
+    # A short insert (primer dimer, truncated product): the amplicon part covers less than this share of
+    # the amplicon while the read carries short_insert_flank high-quality bases of other sequence on both
+    # sides.  Chosen on the real sets: the one short insert (QUMA's Gm9 16aabb seq_14) covers 23 %, every
+    # other read with sequence on both sides covers the whole amplicon but for noisy ends (76 % or more);
+    # 20 bases are more than a noisy read end that happens not to align, and less than any vector flank.
+    short_insert_fraction: float = 0.5
+    short_insert_flank: int = 20
     keep_duplicates: bool = False
     duplicate_min_evidence: float = 4.0  # -log10 chance that an independent clone matches (see qc)
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule

@@ -71,54 +71,60 @@ def read_record(read: Read) -> dict:
     return dict(sequence=read.seq, qualities=read.qual, fmt=read.fmt)
 
 
-def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig) -> ReadResult:
-    """One read through alignment, calling and QC (duplicates are marked later, across reads)."""
+def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig,
+                 file: Optional[str] = None, amplicon: Optional[str] = None) -> ReadResult:
+    """One read through alignment, calling and QC (duplicates are marked later, across reads).
+
+    ``file``: the path written for the read (default: the one the read came from); ``amplicon``: the amplicon
+    name written for it (default ``amp.name``)."""
+    name = amp.name if amplicon is None else amplicon
     if isinstance(read, Unreadable):
-        return ReadResult(read.id, read.file, sample, Status.FAIL, read.reason, read.message)
+        return ReadResult(read.id, file or read.file, sample, Status.FAIL, read.reason, read.message, amplicon=name)
     if read.notes:  # anomalies of the file (qualities ignored, no usable chromatogram): never silent
-        result = process_read(replace(read, notes=()), sample, amp, config)
+        result = process_read(replace(read, notes=()), sample, amp, config, file, amplicon)
         return replace(result, detail="; ".join(x for x in (result.detail, *read.notes) if x))
-    mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
-    base = dict(read_id=read.id, file=read.file, sample=sample, length=len(read.seq),
-                mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
+    n_qual = 0 if read.qual is None else len(read.qual)
+    mean_q = int(read.qual.sum(dtype=np.int64)) / n_qual if n_qual else None
+    base = dict(read_id=read.id, file=file or read.file, sample=sample, length=len(read.seq),
+                mean_qual=round(mean_q, 2) if mean_q is not None else None, amplicon=name, **read_record(read))
     hq = hq_bases(read, config)
     if hq < config.min_hq_bases:
         reason, detail = verdict(None, None, hq, config)
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
     aln = align(amp, read.seq, read.qual)
     signals = signals_at(read, aln, c_positions(amp, aln)) if aln is not None and read.trace is not None else {}
-    qc = measure(amp, aln, read, config, signals) if aln is not None else None
-    reason, detail = verdict(aln, qc, hq, config)
+    qc = measure(amp, aln, read, config, signals, hq) if aln is not None else None
+    reason, detail = verdict(aln, qc, hq, config, read)
     if reason is Reason.NO_AMPLICON:
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
     calls = call_read(amp, aln, config, signals)
     result = ReadResult(status=Status.PASS if reason is None else Status.FAIL, reason=reason, detail=detail,
                         aligned=aln, qc=qc, calls=calls, genotype=genotype(amp, aln), **base)
-    assessable = any(not c.under_primer for c in amp.cpgs)
-    if reason is None and assessable and result.n_called == 0:
+    if reason is None and result.n_called == 0 and any(not c.under_primer for c in amp.cpgs):
         result = replace(result, status=Status.FAIL, reason=Reason.LOW_QUALITY,
                          detail="no CpG could be called (gaps, low quality or not covered)")
     return result
 
 
 def process_panel_read(read: Union[Read, Unreadable], sample: str, panel: Panel,
-                       configs: Sequence[CallConfig]) -> ReadResult:
-    """One read: assigned to an amplicon of the panel (``assign``), then through ``process_read``."""
+                       configs: Sequence[CallConfig], file: Optional[str] = None) -> ReadResult:
+    """One read: assigned to an amplicon of the panel (``assign``), then through ``process_read``.  In a run
+    of one amplicon every read is counted for it; in a panel a read that no amplicon could be assigned (or
+    that did not align to its amplicon after all) has an empty ``amplicon``."""
     if isinstance(read, Unreadable) or len(panel) == 1:
-        return replace(process_read(read, sample, panel.amplicons[0], configs[0]), amplicon=panel.amplicons[0].name)
+        return process_read(read, sample, panel.amplicons[0], configs[0], file)
     config = configs[0]
     hq = hq_bases(read, config)
-    if hq >= config.min_hq_bases:
-        a = assign(panel, read.seq, read.qual)
-        if a.index is None:
-            mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
-            return ReadResult(read.id, read.file, sample, Status.FAIL, a.reason, a.detail, length=len(read.seq),
-                              mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
-        i = a.index
-    else:
-        i = 0  # fails low_quality before any alignment: no amplicon is named
-    r = process_read(read, sample, panel.amplicons[i], configs[i])
-    return replace(r, amplicon=panel.amplicons[i].name if r.aligned is not None else "")
+    if hq < config.min_hq_bases:  # fails low_quality before any alignment: no amplicon is named
+        return process_read(read, sample, panel.amplicons[0], configs[0], file, amplicon="")
+    a = assign(panel, read.seq, read.qual)
+    if a.index is None:
+        mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
+        return ReadResult(read.id, file or read.file, sample, Status.FAIL, a.reason, a.detail, length=len(read.seq),
+                          mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
+    amp = panel.amplicons[a.index]
+    r = process_read(read, sample, amp, configs[a.index], file)
+    return r if r.aligned is not None else replace(r, amplicon="")
 
 
 def process_file(path: Path, sample: str, panel: Union[Panel, Amplicon],
@@ -127,7 +133,7 @@ def process_file(path: Path, sample: str, panel: Union[Panel, Amplicon],
     panel = as_panel(panel)
     configs = [config] * len(panel) if isinstance(config, CallConfig) else list(config)
     name = shown(path)  # as given, in writable text (a file name need not be UTF-8)
-    return [replace(process_panel_read(read, sample, panel, configs), file=name) for read in read_file(path)]
+    return [process_panel_read(read, sample, panel, configs, name) for read in read_file(path)]
 
 
 def as_panel(x: Union[Panel, Amplicon]) -> Panel:

@@ -9,16 +9,17 @@ Pipeline position: after ``calling``.  Every check returns data (figures and a
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .calling import snp_target
-from .models import AlignedRead, Amplicon, Call, CallConfig, Read, ReadQC, ReadResult, Reason, Status
+from .calling import sites
+from .evidence import Signals
+from .models import AlignedRead, Amplicon, Call, CallConfig, CpGCalls, Read, ReadQC, ReadResult, Reason, Status
 
 # Below this identity the "alignment" is what unrelated sequence gets by chance
-# against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.
+# against a C/T-lenient target (about 50-60 %): a wrong product, not a bad read.  Short alignments reach
+# more by chance: see chance_identity and CallConfig.chance_identity_base.
 JUNK_IDENTITY = 0.65
 
 
@@ -31,12 +32,11 @@ def hq_bases(read: Read, config: CallConfig) -> int:
 
 def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
     """Target positions of every C (CpG or not) inside the aligned part, outside primers."""
-    tgt, _, _, primer = _masks(amp)
-    idx = np.nonzero((tgt == "C") & ~primer)[0]
-    return idx[(idx >= aln.target_start) & (idx < aln.target_end)]
+    idx = sites(amp).c_sites
+    return idx[np.searchsorted(idx, aln.target_start):np.searchsorted(idx, aln.target_end)]
 
 
-def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallConfig) -> tuple[int, int, int, int]:
+def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
     """Mixed peaks at CpG and non-CpG C, counted only where the read around them is good.
 
     The ends of a trace have broad, overlapping peaks that look mixed without
@@ -46,81 +46,57 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals: dict, config: CallCo
     clean positions are 0.55 % of the sites with a local median of 20 or more,
     0.07 % at 30 or more (docs/trace_evidence.md).  What
     makes one site mixed (both peaks strong, the smaller a real peak) is
-    ``evidence.PeakSignal.mixed``.
+    ``evidence.is_mixed``.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    m_cpg = n_cpg = m_cph = n_cph = 0
-    _, cpg_mask, _, _ = _masks(amp)
-    q = aln.quals[aln.target_start:aln.target_end].astype(np.float64)
-    if q.size == 0:
+    if not isinstance(signals, Signals):  # any mapping target -> PeakSignal
+        ts = sorted(signals)
+        signals = Signals(np.array(ts, dtype=np.int64), *(
+            np.array([getattr(signals[t], k) for t in ts], dtype=float) for k in ("c", "t", "ref")))
+    t0, t1 = aln.target_start, aln.target_end
+    if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
-    local = np.partition(sliding_window_view(np.pad(q, 5, mode="edge"), 11), 5, axis=1)[:, 5]  # median of 11
-    for t, sig in signals.items():
-        if local[t - aln.target_start] < config.mixed_min_local_qual:
-            continue
-        if cpg_mask[t]:
-            n_cpg += 1
-            m_cpg += sig.mixed
-        else:
-            n_cph += 1
-            m_cph += sig.mixed
-    return m_cpg, n_cpg, m_cph, n_cph
+    # the median of the 11 qualities around each site, the span's end qualities repeated beyond it
+    j = np.clip(signals.targets[:, None] + np.arange(-5, 6), t0, t1 - 1)
+    local = np.partition(aln.quals[j], 5, axis=1)[:, 5]
+    good = local >= config.mixed_min_local_qual
+    mixed = signals.mixed & good
+    is_cpg = sites(amp).cpg[signals.targets]
+    return (int(np.count_nonzero(mixed & is_cpg)), int(np.count_nonzero(good & is_cpg)),
+            int(np.count_nonzero(mixed & ~is_cpg)), int(np.count_nonzero(good & ~is_cpg)))
 
 
-def _masks(amp: Amplicon) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per target position: the genomic letter, is a CpG C, is a non-CpG C after G (GpC), is in a primer."""
-    return _masks_of(amp.target, amp.forward_span, amp.reverse_span)
+_C, _T, _N, _GAP = ord("C"), ord("T"), ord("N"), ord("-")
 
 
-@lru_cache(maxsize=8)
-def _masks_of(target: str, forward_span: tuple[int, int], reverse_span: tuple[int, int]):
-    """Cached per amplicon: the same for every read."""
-    tgt = np.frombuffer(target.encode("ascii"), dtype="S1").astype("U1")
-    nxt = np.append(tgt[1:], "")
-    prv = np.insert(tgt[:-1], 0, "")
-    cpg = (tgt == "C") & (nxt == "G")
-    gpc = (tgt == "C") & ~cpg & (prv == "G")
-    primer = np.zeros(len(target), dtype=bool)
-    primer[slice(*forward_span)] = True
-    primer[slice(*reverse_span)] = True
-    for a in (tgt, cpg, gpc, primer):
-        a.flags.writeable = False  # shared between reads: never modified in place
-    return tgt, cpg, gpc, primer
-
-
-def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals: Optional[dict] = None) -> ReadQC:
-    """Identity, mismatches and conversion over the aligned target outside the primer sites."""
-    tgt, cpg, gpc, primer = _masks(amp)
-    span = np.zeros(amp.length, dtype=bool)
-    span[aln.target_start:aln.target_end] = True
-    span &= ~primer
-    b = aln.bases
-    snp = np.zeros(amp.length, dtype=bool)
-    for s in amp.snps:
-        t = snp_target(amp, s)[0]
-        if 0 <= t < amp.length:
-            snp[t] = True
-    gap = span & (b == "-")
-    known = span & ~gap & (b != "N") & ~snp
-    is_c = tgt == "C"
-    c_ok = is_c & ((b == "C") | (b == "T"))
+def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None,
+            n_hq: Optional[int] = None) -> ReadQC:
+    """Identity, mismatches and conversion over the aligned target outside the primer sites (``n_hq``: the
+    read's ``hq_bases`` when the caller has it already)."""
+    st = sites(amp)
+    t0, t1 = aln.target_start, aln.target_end
+    b = aln.bases.view(np.uint32)[t0:t1]
+    tgt, is_c, cpg, gpc = st.tgt[t0:t1], st.is_c[t0:t1], st.cpg[t0:t1], st.gpc[t0:t1]
+    span = ~st.primer[t0:t1]
+    gap = span & (b == _GAP)
+    known = span & ~gap & (b != _N) & ~st.snp[t0:t1]
+    c_ok = is_c & ((b == _C) | (b == _T))
     match = known & (c_ok | (~is_c & (b == tgt)))
-    mism = int(np.count_nonzero(gap) + np.count_nonzero(known & ~match)) + aln.insertions
     matches = int(np.count_nonzero(match))
-    hq = known & (aln.quals >= config.min_qual) & is_c & ~cpg
+    mism = int(np.count_nonzero(gap)) + int(np.count_nonzero(known)) - matches + aln.insertions
+    hq = known & (aln.quals[t0:t1] >= config.min_qual) & is_c & ~cpg
     hch = hq & ~gpc
     counted = hch if config.nome else hq  # NOMe: GpC C are protected by the methylase
+    is_t, is_cc = b == _T, b == _C
     total = matches + mism
     return ReadQC(
         aligned_bases=int(np.count_nonzero(span)),
         identity=matches / total if total else 0.0,
         mismatches=mism,
-        converted=int(np.count_nonzero(counted & (b == "T"))),
-        unconverted=int(np.count_nonzero(counted & (b == "C"))),
-        hq_bases=hq_bases(read, config),
-        hch_converted=int(np.count_nonzero(hch & (b == "T"))),
-        hch_unconverted=int(np.count_nonzero(hch & (b == "C"))),
+        converted=int(np.count_nonzero(counted & is_t)),
+        unconverted=int(np.count_nonzero(counted & is_cc)),
+        hq_bases=hq_bases(read, config) if n_hq is None else n_hq,
+        hch_converted=int(np.count_nonzero(hch & is_t)),
+        hch_unconverted=int(np.count_nonzero(hch & is_cc)),
         **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
                    _mixed_counts(amp, aln, signals, config) if signals else (0, 0, 0, 0))),
     )
@@ -156,28 +132,67 @@ def region_limit(value: int, amp: Amplicon) -> int:
     return min(value, max(amp.length // 2, 1))
 
 
+def chance_identity(aligned: int, region: int, config: CallConfig) -> float:
+    """The identity below which an alignment over ``aligned`` target bases of a ``region``-bp amplicon is
+    what unrelated sequence reaches by chance against a C/T-lenient target (higher for short alignments);
+    never below JUNK_IDENTITY, and just that for regions shorter than the calibration covers."""
+    if region < config.chance_identity_min_region:
+        return JUNK_IDENTITY
+    return max(JUNK_IDENTITY, config.chance_identity_base + config.chance_identity_scale / max(aligned, 1) ** 0.5)
+
+
+def flanks(aln: AlignedRead, read: Read, config: CallConfig) -> tuple[int, int]:
+    """High-quality bases of the read before and after its aligned part (in the oriented read): PHRED at
+    least ``min_qual``, or any A, C, G, T for sequence without qualities."""
+    n = len(read.seq)
+    lo, hi = (aln.read_start, aln.read_end) if aln.orientation == "+" else (n - aln.read_end, n - aln.read_start)
+    if read.qual is not None:
+        good = read.qual >= config.min_qual
+        left, right = int(np.count_nonzero(good[:lo])), int(np.count_nonzero(good[hi:]))
+    else:
+        seq = read.seq.upper()
+        left = sum(map(seq[:lo].count, "ACGT"))
+        right = sum(map(seq[hi:].count, "ACGT"))
+    return (left, right) if aln.orientation == "+" else (right, left)
+
+
 def amplicon_check(aln: Optional[AlignedRead], qc: Optional[ReadQC], min_aligned: int,
-                   min_identity: float) -> tuple[Optional[Reason], str]:
+                   min_identity: float, read: Optional[Read] = None,
+                   config: Optional[CallConfig] = None) -> tuple[Optional[Reason], str]:
     """Is this read the amplicon at all (``no_amplicon``), and a faithful copy of it (``low_identity``)?
 
+    No amplicon: no alignment of ``min_aligned`` bases; an identity that unrelated sequence reaches by
+    chance over that many aligned bases (``chance_identity``: primer dimers, wrong products, vector); or,
+    given the read, a short insert: the amplicon part is under ``config.short_insert_fraction`` of the
+    amplicon and the read carries ``config.short_insert_flank`` high-quality bases of other sequence on
+    both sides of it (a read that simply ends, or whose quality collapses, stays a partial read).
     Shared by ``call`` (``verdict``) and ``quantify``.
     """
+    config = config or CallConfig()
     if aln is None or qc is None or aln.target_end - aln.target_start < min_aligned or aln.score < 3 * min_aligned:
         got = 0 if aln is None else aln.target_end - aln.target_start
         return Reason.NO_AMPLICON, f"no alignment to the amplicon ({got} bases aligned; empty vector or wrong product?)"
-    if qc.identity < JUNK_IDENTITY:
-        return Reason.NO_AMPLICON, (f"identity {_pct(qc.identity)} is what unrelated sequence reaches by chance "
-                                    "(wrong product or vector only)")
+    span = aln.target_end - aln.target_start
+    if qc.identity < chance_identity(span, len(aln.bases), config):
+        return Reason.NO_AMPLICON, (f"identity {_pct(qc.identity)} over {span} aligned bases is what unrelated "
+                                    "sequence reaches by chance (wrong product, primer dimer or vector only)")
+    if read is not None and span < config.short_insert_fraction * len(aln.bases):
+        left, right = flanks(aln, read, config)
+        if min(left, right) >= config.short_insert_flank:
+            return Reason.NO_AMPLICON, (f"short insert of {span} bp between non-amplicon sequence ({left} and "
+                                        f"{right} bases): primer dimer or truncated product")
     if qc.identity < min_identity:
         return Reason.LOW_IDENTITY, f"identity {_pct(qc.identity)} < {_pct(min_identity)}"
     return None, ""
 
 
-def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig) -> tuple[Optional[Reason], str]:
-    """The first failing check, in the documented order, with a readable detail."""
+def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: CallConfig,
+            read: Optional[Read] = None) -> tuple[Optional[Reason], str]:
+    """The first failing check, in the documented order, with a readable detail (the short-insert check
+    needs the ``read``)."""
     if hq < config.min_hq_bases:
         return Reason.LOW_QUALITY, f"{hq} high-quality bases < {config.min_hq_bases}"
-    reason, detail = amplicon_check(aln, qc, config.min_aligned, config.min_identity)
+    reason, detail = amplicon_check(aln, qc, config.min_aligned, config.min_identity, read, config)
     if reason is not None:
         return reason, detail
     if config.max_mismatches is not None and qc.mismatches > config.max_mismatches:
@@ -213,21 +228,25 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
 
 def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
     """Per target position: 1 = C (methylated CpG / unconverted CpH), 0 = T, -1 = unknown or not a C."""
+    st = sites(amp)
     s = np.full(amp.length, -1, dtype=np.int8)
+    if isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs:
+        code = np.frombuffer(r.calls.codes.encode("ascii"), dtype=np.uint8)
+        s[st.cpg_t[code == ord("M")]] = 1
+        s[st.cpg_t[code == ord("U")]] = 0
+    else:
+        for c in r.calls:
+            if c.call is Call.METHYLATED:
+                s[c.cpg.target_pos] = 1
+            elif c.call is Call.UNMETHYLATED:
+                s[c.cpg.target_pos] = 0
     aln = r.aligned
-    for c in r.calls:
-        if c.call is Call.METHYLATED:
-            s[c.cpg.target_pos] = 1
-        elif c.call is Call.UNMETHYLATED:
-            s[c.cpg.target_pos] = 0
-    cpg_t = {c.cpg.target_pos for c in r.calls}
-    for t in range(aln.target_start, aln.target_end):
-        if amp.target[t] == "C" and t not in cpg_t and not amp.in_primer(t) and aln.quals[t] >= config.min_qual:
-            b = aln.bases[t]
-            if b == "C":
-                s[t] = 1
-            elif b == "T":
-                s[t] = 0
+    t0, t1 = aln.target_start, aln.target_end
+    b = aln.bases.view(np.uint32)[t0:t1]
+    ok = st.cph[t0:t1] & (aln.quals[t0:t1] >= config.min_qual)
+    part = s[t0:t1]
+    part[ok & (b == _C)] = 1
+    part[ok & (b == _T)] = 0
     return s
 
 
@@ -257,63 +276,13 @@ def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarr
 SIMILAR_LEVEL = 0.2  # reads within this methylation level of a pair model its CpG pattern
 
 
-class _SampleCounts:
-    """Per-site counts of C and of determined states over a sample's reads, queryable by methylation level.
-
-    Reads are sorted by their CpG methylation level and the counts are prefix
-    sums, so the counts over "the other reads within 0.2 of a level" cost one
-    subtraction per site instead of a pass over the whole sample (a 250-clone
-    sample has tens of thousands of candidate pairs).
-    """
-
-    def __init__(self, mat: np.ndarray, level: np.ndarray):
-        self.mat, self.level = mat, level
-        self.order = np.argsort(level, kind="stable")
-        self.sorted_level = level[self.order]
-        m = mat[self.order]
-        zeros = np.zeros((1, mat.shape[1]), dtype=np.int32)
-        self.cum_ones = np.vstack([zeros, np.cumsum(m == 1, axis=0, dtype=np.int32)])
-        self.cum_known = np.vstack([zeros, np.cumsum(m >= 0, axis=0, dtype=np.int32)])
-
-    def others(self, pair: tuple[int, int], lo_level: float = -1.0, hi_level: float = 2.0):
-        """(C counts, determined counts) per site over reads with level in [lo, hi], the pair left out."""
-        lo = np.searchsorted(self.sorted_level, lo_level - 1e-12, side="left")
-        hi = np.searchsorted(self.sorted_level, hi_level + 1e-12, side="right")
-        ones = self.cum_ones[hi] - self.cum_ones[lo]
-        known = self.cum_known[hi] - self.cum_known[lo]
-        for i in pair:
-            if lo_level - 1e-12 <= self.level[i] <= hi_level + 1e-12:
-                ones = ones - (self.mat[i] == 1)
-                known = known - (self.mat[i] >= 0)
-        return ones, known
-
-
-def _pair_evidence(i: int, j: int, counts: _SampleCounts, cpg: np.ndarray, cph_rate: float,
-                   max_diff: int) -> tuple[bool, float]:
-    """Evidence that reads i and j are one molecule.
-
-    Non-CpG C: every other read of the sample gives the site's non-conversion
-    rate (prior: the sample's pooled rate).  CpG: methylation patterns are
-    structured (alleles, epialleles, imprinting), so the site frequencies come
-    only from the other reads whose overall methylation is close to the pair's,
-    with the pair's own level as prior: two fully unmethylated (or fully
-    methylated) clones among others like them prove nothing.
-    """
-    level = counts.level
-    pair_level = (level[i] + level[j]) / 2
-    ones_all, known_all = counts.others((i, j))
-    ones_sim, known_sim = counts.others((i, j), pair_level - SIMILAR_LEVEL, pair_level + SIMILAR_LEVEL)
-    ones = np.where(cpg, ones_sim, ones_all)
-    known = np.where(cpg, known_sim, known_all)
-    prior = np.where(cpg, min(max(pair_level, 0.01), 0.99), cph_rate)
-    agree, log_p, _ = chance_match(counts.mat[i], counts.mat[j], ones, known, max_diff, prior)
-    return agree, log_p
-
-
 def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
-    """State matrix, per-read CpG methylation level and pooled CpH non-conversion rate of one sample."""
-    _, cpg, _, _ = _masks(amp)
+    """State matrix (informative sites only), per-read CpG methylation level, which columns are CpGs, and
+    the pooled CpH non-conversion rate of one sample."""
+    cpg = sites(amp).cpg
     mat = np.stack([_states(amp, r, config) for r in rows])
+    used = (mat >= 0).any(axis=0)  # sites no read of the sample determines carry nothing
+    mat, cpg = mat[:, used], cpg[used]
     m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
     n_cpg = np.count_nonzero((mat >= 0) & cpg, axis=1)
     level = np.where(n_cpg > 0, m_cpg / np.maximum(n_cpg, 1), 0.5)
@@ -321,21 +290,91 @@ def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
     return mat, level, cpg, cph_rate
 
 
+def candidate_pairs(mat: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) of reads that share a determined site and disagree at no more than ``max_diff``
+    shared sites: the only pairs that can be one molecule.  Two matrix products over the sample (BLAS)."""
+    ones = (mat == 1).astype(np.float32)
+    zeros = (mat == 0).astype(np.float32)
+    known = ones + zeros
+    diff = ones @ zeros.T
+    diff += diff.T
+    ok = (diff <= max_diff + 0.5) & (known @ known.T > 0.5)
+    i, j = np.nonzero(np.triu(ok, 1))
+    return i, j
+
+
+def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate: float, i: np.ndarray,
+                  j: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndarray]:
+    """(agree, log10 chance match) for the pairs (i[k], j[k]): ``chance_match`` for many pairs at once.
+
+    Non-CpG C: every other read of the sample gives the site's non-conversion rate (prior: the sample's
+    pooled rate).  CpG: methylation patterns are structured (alleles, epialleles, imprinting), so the site
+    frequencies come only from the other reads whose overall methylation is within ``SIMILAR_LEVEL`` of
+    the pair's, with the pair's own level as prior: two fully unmethylated (or fully methylated) clones
+    among others like them prove nothing.  Reads are sorted by level and the counts are prefix sums, so
+    "the other reads within 0.2 of a level" costs one subtraction per site.
+    """
+    n_sites = mat.shape[1]
+    if len(i) == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    order = np.argsort(level, kind="stable")
+    sorted_level = level[order]
+    is1, known = (mat == 1).astype(np.int32), (mat >= 0).astype(np.int32)
+    zero = np.zeros((1, n_sites), dtype=np.int32)
+    cum1 = np.vstack([zero, np.cumsum(is1[order], axis=0)])
+    cumk = np.vstack([zero, np.cumsum(known[order], axis=0)])
+    pl = (level[i] + level[j]) / 2
+    lo_l, hi_l = pl - SIMILAR_LEVEL - 1e-12, pl + SIMILAR_LEVEL + 1e-12
+    lo = np.searchsorted(sorted_level, lo_l, side="left")
+    hi = np.searchsorted(sorted_level, hi_l, side="right")
+    # counts over the other reads: all of them (CpH) or those of a similar level (CpG), the pair left out
+    own1, ownk = is1[i] + is1[j], known[i] + known[j]
+    in_i = ((level[i] >= lo_l) & (level[i] <= hi_l))[:, None]
+    in_j = ((level[j] >= lo_l) & (level[j] <= hi_l))[:, None]
+    ones_sim = cum1[hi] - cum1[lo] - is1[i] * in_i - is1[j] * in_j
+    known_sim = cumk[hi] - cumk[lo] - known[i] * in_i - known[j] * in_j
+    ones = np.where(cpg, ones_sim, cum1[-1] - own1)
+    kn = np.where(cpg, known_sim, cumk[-1] - ownk)
+    prior = np.where(cpg, np.clip(pl, 0.01, 0.99)[:, None], cph_rate)
+    a, b = mat[i], mat[j]
+    both = (a >= 0) & (b >= 0)
+    same = both & (a == b)
+    agree = (np.count_nonzero(both, axis=1) - np.count_nonzero(same, axis=1) <= max_diff) & both.any(axis=1)
+    freq = (ones + 2.0 * prior) / (kn + 2.0)
+    p = np.where(a == 1, freq, 1.0 - freq)
+    log_p = np.where(same, np.log10(np.where(same, p, 1.0)), 0.0).sum(axis=1)
+    return agree, np.where(agree, log_p, 0.0)
+
+
+REFERENCE_READS = 12  # the sample size at which duplicate_min_evidence was calibrated (the seed study's 11-12)
+
+
+def evidence_needed(n_reads: int, config: CallConfig) -> float:
+    """-log10 chance match a pair must reach in a sample of ``n_reads`` passing reads.
+
+    A fixed per-pair threshold lets false duplicates grow with the number of pairs compared, n (n - 1) / 2
+    (22 clones flagged where 2 were planted at 250 clones per sample).  The threshold is
+    ``duplicate_min_evidence`` up to ``REFERENCE_READS`` reads, where it was calibrated, and rises by
+    log10 of the pairs compared beyond that (a Bonferroni correction relative to the calibrated size:
+    +1.27 at 50 reads, +2.67 at 250); measured by benchmarks/duplicates.py.
+    """
+    pairs, ref = n_reads * (n_reads - 1) / 2, REFERENCE_READS * (REFERENCE_READS - 1) / 2
+    return config.duplicate_min_evidence + max(0.0, float(np.log10(max(pairs, 1) / ref)))
+
+
 def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> list[tuple[str, str, float]]:
-    """Evidence (-log10 chance match; 0 when they disagree) of every pair of reads of one sample.
+    """Evidence (-log10 chance match; 0 when they disagree) of every pair of reads of one sample that can be
+    one molecule (``candidate_pairs``; every other pair scores 0).
 
     For calibration (benchmarks/duplicates.py): the same figures ``mark_duplicates`` thresholds.
     """
     if len(rows) < 2:
         return []
     mat, level, cpg, cph_rate = _sample_model(amp, rows, config)
-    counts = _SampleCounts(mat, level)
-    out = []
-    for i in range(len(rows)):
-        for j in range(i + 1, len(rows)):
-            agree, log_p = _pair_evidence(i, j, counts, cpg, cph_rate, config.duplicate_max_diff)
-            out.append((rows[i].read_id, rows[j].read_id, -log_p if agree else 0.0))
-    return out
+    i, j = candidate_pairs(mat, config.duplicate_max_diff)
+    agree, log_p = pair_evidence(mat, level, cpg, cph_rate, i, j, config.duplicate_max_diff)
+    return [(rows[a].read_id, rows[b].read_id, -lp if ok else 0.0)
+            for a, b, ok, lp in zip(i.tolist(), j.tolist(), agree.tolist(), log_p.tolist())]
 
 
 def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallConfig) -> list[ReadResult]:
@@ -345,11 +384,15 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     at every C both determine but ``duplicate_max_diff`` (one, by default: a
     base-call error) (N, gaps and low quality are wildcards) AND such an
     agreement is unlikely by chance: the probability that an independent clone
-    of the same sample matches at all shared sites (see ``_pair_evidence``) is
-    below ``10**-duplicate_min_evidence``.  Clones that agree on the common
+    of the same sample matches at all shared sites (see ``pair_evidence``) is
+    below ``10**-evidence_needed`` (the per-pair threshold corrected for the
+    number of pairs compared in samples larger than the seed study's).  Clones that agree on the common
     pattern of their kind (fully unmethylated and converted, or an epiallele
     shared by other reads) carry no evidence of being one molecule.  The read kept is the one
     with most CpGs called, then most high-quality bases, then input order.
+
+    Work per sample: two matrix products to find the pairs that can be one molecule, then their evidence
+    in one vectorised pass, then one pass over the reads.
     """
     out = list(results)
     by_sample: dict[str, list[int]] = {}
@@ -360,30 +403,28 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
         if len(idx) < 2:
             continue
         mat, level, cpg, cph_rate = _sample_model(amp, [out[i] for i in idx], config)
-        counts = _SampleCounts(mat, level)
-        row = {i: k for k, i in enumerate(idx)}
-        order = sorted(idx, key=lambda i: (-out[i].n_called, -(out[i].qc.hq_bases if out[i].qc else 0), i))
-        kept: list[int] = []
-        for i in order:
-            a = mat[row[i]]
-            dup_of = None
-            if kept:
-                # cheap vectorised filter: only reps that disagree at <= max_diff shared sites are scored
-                reps = mat[[row[j] for j in kept]]
-                both = (a >= 0) & (reps >= 0)
-                diff = np.count_nonzero(both & (reps != a), axis=1)
-                for k in np.nonzero((diff <= config.duplicate_max_diff) & both.any(axis=1))[0]:
-                    j = kept[int(k)]
-                    agree, log_p = _pair_evidence(row[i], row[j], counts, cpg, cph_rate,
-                                                  config.duplicate_max_diff)
-                    if agree and log_p <= -config.duplicate_min_evidence:
-                        dup_of = j
-                        break
-            if dup_of is None:
-                kept.append(i)
+        a, b = candidate_pairs(mat, config.duplicate_max_diff)
+        agree, log_p = pair_evidence(mat, level, cpg, cph_rate, a, b, config.duplicate_max_diff)
+        hit = agree & (log_p <= -evidence_needed(len(idx), config))
+        if not hit.any():
+            continue
+        partners: dict[int, set[int]] = {}
+        for x, y in zip(a[hit].tolist(), b[hit].tolist()):
+            partners.setdefault(x, set()).add(y)
+            partners.setdefault(y, set()).add(x)
+        order = sorted(range(len(idx)), key=lambda k: (-out[idx[k]].n_called,
+                                                        -(out[idx[k]].qc.hq_bases if out[idx[k]].qc else 0), idx[k]))
+        rank = {k: pos for pos, k in enumerate(order)}
+        kept: set[int] = set()
+        for k in order:
+            reps = [m for m in partners.get(k, ()) if m in kept]
+            if not reps:
+                kept.add(k)
                 continue
+            dup_of = idx[min(reps, key=rank.__getitem__)]  # the first kept read it matches, as before
             status = Status.PASS if config.keep_duplicates else Status.FAIL
             reason = None if config.keep_duplicates else Reason.DUPLICATE
+            i = idx[k]
             out[i] = replace(
                 out[i], status=status, reason=reason, duplicate_of=out[dup_of].read_id,
                 detail=f"clonal duplicate of {out[dup_of].read_id}",

@@ -36,6 +36,7 @@ from .models import Read, Trace
 
 _DATA_TAGS = ("DATA9", "DATA10", "DATA11", "DATA12")
 _USED = frozenset(_DATA_TAGS + ("PBAS1", "PBAS2", "PCON1", "PCON2", "PLOC1", "PLOC2", "FWO_1"))
+_USED_NAMES = frozenset(t[:4].encode() for t in _USED)
 HEADER_SIZE = 128
 _ENTRY = struct.Struct(">4sIHHIIII")  # name, number, element type, element size, count, data size, offset, handle
 _IUPAC = frozenset("ACGTRYKMSWBDHVN")
@@ -52,7 +53,7 @@ def _stem(path: Path) -> str:
 
 
 def check_abif(data: bytes, path: Path) -> dict[str, tuple[int, int, int, int]]:
-    """The tag directory: name+number -> (element type, element count, data size, offset).
+    """The directory entries bsmeth reads: name+number -> (element type, element count, data size, offset).
 
     Raises ``ReadFormatError`` with a clear message if the header or directory is truncated or corrupt.
     """
@@ -76,22 +77,23 @@ def check_abif(data: bytes, path: Path) -> dict[str, tuple[int, int, int, int]]:
             f"{where} the end of the file ({n} bytes); {_CUT}"
         )
     tags: dict[str, tuple[int, int, int, int]] = {}
-    for i in range(count):
-        pos = offset + i * _ENTRY.size
-        tag, number, etype, esize, ecount, dsize, doff, _ = _ENTRY.unpack_from(data, pos)
-        label = tag.decode("latin-1") + str(number)
-        if label in _USED and esize * ecount != dsize:
-            raise ReadFormatError(
-                f"{path}: corrupt ABIF trace: tag {label!r} claims {ecount} elements of {esize} bytes "
-                f"but holds {dsize} bytes"
-            )
-        if dsize > 4 and doff + dsize > n:
-            raise ReadFormatError(
-                f"{path}: truncated or corrupt ABIF trace: the data of tag {label!r} (bytes {doff}-{doff + dsize}) "
-                f"lies past the end of the file ({n} bytes)"
-            )
-        # data of 4 bytes or less is stored in the offset field itself
-        tags.setdefault(label, (etype, ecount, dsize, doff if dsize > 4 else pos + 20))
+    for i, (tag, number, etype, esize, ecount, dsize, doff, _) in enumerate(_ENTRY.iter_unpack(data[offset:end])):
+        used = tag in _USED_NAMES
+        if used or (dsize > 4 and doff + dsize > n):
+            label = tag.decode("latin-1") + str(number)
+            used = label in _USED
+            if used and esize * ecount != dsize:
+                raise ReadFormatError(
+                    f"{path}: corrupt ABIF trace: tag {label!r} claims {ecount} elements of {esize} bytes "
+                    f"but holds {dsize} bytes"
+                )
+            if dsize > 4 and doff + dsize > n:
+                raise ReadFormatError(
+                    f"{path}: truncated or corrupt ABIF trace: the data of tag {label!r} (bytes {doff}-{doff + dsize}) "
+                    f"lies past the end of the file ({n} bytes)"
+                )
+            if used:  # data of 4 bytes or less is stored in the offset field itself
+                tags.setdefault(label, (etype, ecount, dsize, doff if dsize > 4 else offset + i * _ENTRY.size + 20))
     return tags
 
 
