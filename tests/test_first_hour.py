@@ -162,3 +162,20 @@ def test_no_option_accepts_a_value_outside_its_range(project, tmp_path, args):
     r = bsmeth(*args)
     assert r.returncode == 2, (args, r.returncode, r.stderr)
     assert "Invalid value" in r.stderr
+
+
+def test_reference_published_already_converted_still_calls(tmp_path):
+    """methylcircleplot's Oct4 example gives its reference already converted: the two real clones pass with
+    all 16 CpGs called, conversion is left empty (nothing to check it on) and the user is told why."""
+    oct4 = Path(__file__).parent / "data" / "oct4"
+    r = bsmeth("call", oct4 / "clones.fasta", "--reference", oct4 / "reference_as_published.fa",
+               "--forward", "TGGGTTGAAATATTGGGTTTATTT", "--reverse", "CTAAAACCAAATATCCAACCATA",
+               "--out", tmp_path / "o", "--no-bam")
+    assert r.returncode == 0, r.stderr
+    assert "already bisulfite-converted, so conversion cannot be checked" in r.stderr
+    with open(tmp_path / "o" / "reads.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [(row["status"], row["cpgs_called"], row["conversion_pct"]) for row in rows] == [("pass", "16", "")] * 2
+    assert all(row["detail"].startswith("conversion not checked") for row in rows)
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["amplicon"]["converted_reference"] is True

@@ -294,6 +294,36 @@ def test_already_converted_reference_warns(tmp_path, default_seq):
     assert not any("already" in w for w in build_amplicon("gen", default_seq).warnings)
 
 
+@pytest.mark.parametrize("strand", [Strand.TOP, Strand.BOTTOM])
+def test_converted_reference_is_flagged_and_genomic_is_not(default_seq, strand):
+    """A reference given converted (CpGs kept as CG, every other C as T) is flagged whichever strand is
+    amplified; the genomic sequence of every real amplicon we hold is not."""
+    seq = default_seq if strand is Strand.TOP else revcomp(default_seq)
+    conv = convert(seq, methylated_cpg=True)
+    if strand is Strand.BOTTOM:
+        conv = revcomp(conv)  # the bottom strand converted, written as the top strand
+    amp = build_amplicon("conv", conv, strand=strand)
+    assert amp.converted_reference
+    assert len(amp.cpgs) == len(build_amplicon("gen", default_seq, strand=strand).cpgs)
+    assert any("conversion cannot be checked" in w for w in amp.warnings)
+    assert not build_amplicon("gen", default_seq, strand=strand).converted_reference
+
+
+def test_real_genomic_references_are_not_converted(data):
+    for path in [data / "panel" / "IGFBP3_promoter_hg19.fa", data / "panel" / "EPM2AIP1_promoter_methylscaper.fa",
+                 data / "oct4" / "reference_genomic_partial_from_nomeplot.fa"]:
+        amp = load_amplicon(path)
+        assert not amp.converted_reference, path
+        assert not any("already" in w for w in amp.warnings), path
+
+
+def test_oct4_published_reference_is_flagged_converted(data):
+    amp = load_amplicon(data / "oct4" / "reference_as_published.fa", "TGGGTTGAAATATTGGGTTTATTT",
+                        "CTAAAACCAAATATCCAACCATA")
+    assert amp.converted_reference and len(amp.cpgs) == 16
+    assert [w for w in amp.warnings if "already" in w] == [next(w for w in amp.warnings if "conversion cannot" in w)]
+
+
 def test_no_cpg_warns():
     seq = "ACTGGTCCATGAGCATTGCCAGTTCAGGACTTGAGCCATGGTAC" * 3
     assert "CG" not in seq

@@ -105,6 +105,9 @@ class Amplicon:
     warnings: tuple[str, ...] = ()
     source: str = ""  # where the reference came from (path or 'embedded default')
     anchor: Optional[GenomeAnchor] = None  # where the reference record lies on a genome
+    # the reference was given already bisulfite-converted (the amplified strand has no C outside CpGs):
+    # conversion cannot be checked against it, reads are not failed for it (``reference.looks_converted``)
+    converted_reference: bool = False
 
     @property
     def length(self) -> int:
@@ -422,6 +425,9 @@ class CallConfig:
     keep_duplicates: bool = False
     duplicate_min_evidence: float = 4.0  # -log10 chance that an independent clone matches (see qc)
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule
+    # False when the reference is already converted: no C outside CpGs to check conversion on (set per
+    # amplicon by ``pipeline.fit_to_amplicon``; reads then keep an empty conversion and are not failed for it)
+    check_conversion: bool = True
     nome: bool = False  # GpC-methylase treated: conversion over HCH only, GCG CpGs ambiguous
     keep_mixed: bool = False  # keep reads whose trace looks mixed (flagged in detail)
     # a read is mixed_trace with at least mixed_min_sites mixed CpGs making up at least mixed_fraction of the

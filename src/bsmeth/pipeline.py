@@ -223,9 +223,11 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
 
 
 def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
-    """Length thresholds no read of a short region could meet are scaled to half the region."""
+    """Length thresholds no read of a short region could meet are scaled to half the region; conversion is
+    not checked against a reference given already converted (it has no C outside CpGs)."""
     return replace(config, min_hq_bases=region_limit(config.min_hq_bases, amp),
-                   min_aligned=region_limit(config.min_aligned, amp))
+                   min_aligned=region_limit(config.min_aligned, amp),
+                   check_conversion=config.check_conversion and not amp.converted_reference)
 
 
 def unique_ids(results: Sequence[ReadResult]) -> list[ReadResult]:
@@ -391,7 +393,7 @@ def amplicon_dict(amp: Amplicon) -> dict:
         "name": amp.name, "source": amp.source, "reference_length": len(amp.reference),
         "strand": amp.strand.value, "start": one_based(amp.start), "end": amp.end, "length": amp.length,
         "forward": amp.forward, "reverse": amp.reverse, "warnings": list(amp.warnings),
-        "genome": anchor_dict(amp),
+        "converted_reference": amp.converted_reference, "genome": anchor_dict(amp),
         "cpgs": [{"cpg": c.number, "pos": one_based(c.ref_pos), "genome_pos": one_based(c.genome_pos),
                   "under_primer": c.under_primer, "snp": c.snp.name if c.snp else None} for c in amp.cpgs],
         "snps": [{"name": s.name, "pos": one_based(s.pos), "ref": s.ref, "alt": s.alt} for s in amp.snps],

@@ -212,6 +212,9 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
     else:
         mixed_note = ""
     conv = qc.conversion
+    if conv is None and not config.check_conversion:
+        note = "conversion not checked: the reference was given already bisulfite-converted"
+        return None, f"{mixed_note}; {note}" if mixed_note else note
     if conv is None:
         return Reason.NO_CPH, "no high-quality non-CpG C aligned: conversion cannot be checked"
     if conv < config.min_conversion:

@@ -39,11 +39,26 @@ MIN_TARGET = 20
 # product is under ~1 kb, and aligning costs ~13 us per target base and read (5 kb: ~70 ms per read).
 MAX_TARGET = 5_000
 SHORT_TARGET = 40  # below twice this the default read-length thresholds are scaled (pipeline.fit_to_amplicon)
+# A target region this long with not one C outside CpGs (primers aside) is an already converted reference:
+# genomic sequence has a non-CpG C every ~5 bases, so 50 bases without one do not happen by chance.
+CONVERTED_MIN_TARGET = 50
 
 
 def cpg_sites(seq: str) -> list[int]:
     """0-based positions of the C of every CG in ``seq`` (upper case)."""
     return [m.start() for m in re.finditer("(?=CG)", seq)]
+
+
+def non_cpg_c(seq: str) -> int:
+    """How many C of ``seq`` (upper case) are not the C of a CG."""
+    return seq.count("C") - len(cpg_sites(seq))
+
+
+def looks_converted(seq: str) -> bool:
+    """QUMA's test of a whole reference record: it has no more C (or G) than CpGs, i.e. one strand has
+    no C outside CpGs: it was bisulfite-converted in silico before it was given."""
+    n_cpg = len(cpg_sites(seq))
+    return min(seq.count("C"), seq.count("G")) <= n_cpg
 
 
 def convert(seq: str, methylated_cpg: bool = False) -> str:
@@ -296,9 +311,9 @@ def build_amplicon(
     if anchor is not None and anchor.length != len(seq):
         raise PrimerError(f"reference {name}: {len(seq)} bp, but its genome anchor {anchor.region()} spans "
                           f"{anchor.length} bp; give the genome interval the FASTA record covers")
-    if len(seq) >= 50 and (seq.count("C") / len(seq) < 0.02 or seq.count("G") / len(seq) < 0.02):
+    if len(seq) >= CONVERTED_MIN_TARGET and looks_converted(seq):
         warnings.append(
-            "the reference has almost no C (or no G): it looks already bisulfite-converted; "
+            "the reference has no C (or no G) outside CpGs: it looks already bisulfite-converted; "
             "give the genomic (unconverted) sequence"
         )
     if (forward is None) != (reverse is None):
@@ -339,9 +354,18 @@ def build_amplicon(
         warnings.append(f"the target region is only {len(target)} bp: too short for a reliable alignment")
     elif len(target) < 2 * SHORT_TARGET:
         warnings.append(f"the target region is only {len(target)} bp: read thresholds are scaled down to half of it")
+    inner = target[fspan[1]:rspan[0]] if forward is not None else target
+    converted = len(inner) >= CONVERTED_MIN_TARGET and non_cpg_c(inner) == 0
+    if converted:
+        warnings = [w for w in warnings if not w.startswith("the reference has no C (or no G) outside CpGs")]
+        warnings.append(
+            "the amplified strand has no C outside CpGs: the reference was given already bisulfite-converted, "
+            "so conversion cannot be checked; reads are not failed for it (conversion left empty). "
+            "Give the genomic (unconverted) sequence to check conversion")
     amp = Amplicon(
         name=name, reference=seq, strand=st, start=start, end=end, target=target,
         forward=forward, reverse=reverse, forward_span=fspan, reverse_span=rspan, source=source, anchor=anchor,
+        converted_reference=converted,
     )
     frame: Frame = amp.frame
     snp_by_pos = {s.pos: s for s in snps}

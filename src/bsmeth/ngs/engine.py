@@ -428,7 +428,9 @@ def pairs(m1: Mates, m2: Mates | None, index: Index, config: CallConfig,
     lowid = ok & (identity < config.min_identity)
     reason[lowid] = R_LOWID
     ok &= ~lowid
-    nocph = ok & (conv + unconv == 0)
+    # amplicons whose reference was given already converted have no C outside CpGs to check conversion on
+    checked = np.array([config.check_conversion and not a.converted_reference for a in index.panel] + [True])
+    nocph = ok & (conv + unconv == 0) & checked[amp]
     reason[nocph] = R_NOCPH
     ok &= ~nocph
     lowconv = ok & (conversion < config.min_conversion)
