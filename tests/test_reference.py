@@ -484,3 +484,27 @@ def test_to_ref_random_amplicons_with_primers(data):
     _check_to_ref(amp)
     for c in amp.cpgs:
         assert c.under_primer == (c.target_pos < plen or c.target_pos >= amp.length - plen)
+
+
+def test_genbank_and_embl_references_read_as_the_fasta(data, tmp_path):
+    """QUMA's Gm9 reference as NCBI's GenBank record gives the FASTA's sequence; the same record written as EMBL
+    (by Biopython) too; the name is the accession with version, as in NCBI's FASTA header."""
+    from Bio import SeqIO
+
+    gm9 = data / "quma_gm9"
+    _, fasta_seq, _ = read_reference(gm9 / "sample_genome_fasta.txt")
+    name, seq, _ = read_reference(gm9 / "sample_genome_gb.txt")
+    assert (name, seq) == ("NT_111909.2", fasta_seq) and len(seq) == 453
+    embl = tmp_path / "gm9.embl"
+    rec = next(SeqIO.parse(gm9 / "sample_genome_gb.txt", "genbank"))
+    SeqIO.write([rec], embl, "embl")
+    assert read_reference(embl)[1] == fasta_seq
+    assert len(load_amplicon(gm9 / "sample_genome_gb.txt").cpgs) == 19
+
+
+def test_broken_genbank_reference_says_where(data, tmp_path):
+    text = (data / "quma_gm9" / "sample_genome_gb.txt").read_text()
+    bad = tmp_path / "cut.gb"
+    bad.write_text(text[: text.index("ORIGIN")])  # no sequence, no terminator
+    with pytest.raises(ReferenceFileError, match=r"reference .*cut\.gb: .*GenBank"):
+        read_reference(bad)

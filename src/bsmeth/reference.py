@@ -14,10 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
 
+from . import annotated
 from .coords import Frame, GenomeAnchor, one_based, revcomp
 from .errors import PrimerError, ReferenceFileError
-from .models import SNP, Amplicon, CpG, Strand
 from .files import Refused, decode_text, read_input_bytes, shown
+from .models import SNP, Amplicon, CpG, Strand
 
 DNA = set("ACGTN")
 IUPAC = set("ACGTURYKMSWBDHVN")
@@ -101,7 +102,8 @@ def parse_fasta_text(text: str, source: str) -> list[tuple[str, str]]:
 
 
 def read_reference(path: Optional[str | Path] = None) -> tuple[str, str, str]:
-    """Read the first record of a reference FASTA; (name, upper-case sequence, source).
+    """Read the first record of a reference FASTA (or GenBank/EMBL file, ``annotated``); (name, upper-case
+    sequence, source).
 
     ``None`` reads the embedded IGFBP3 promoter (hg19, see reference/SOURCE.md).
     """
@@ -119,7 +121,8 @@ def read_reference(path: Optional[str | Path] = None) -> tuple[str, str, str]:
         if text is None:
             raise ReferenceFileError(f"reference {p}: not a text FASTA file; give a FASTA file with --reference")
         source = shown(p)
-    records = parse_fasta_text(text, source)
+    fmt = annotated.sniff(text)
+    records = annotated.records(text, fmt, source) if fmt else parse_fasta_text(text, source)
     records = [r for r in records if r[1]]
     if not records:
         raise ReferenceFileError(f"reference {source}: no sequence found; give a FASTA file with one record")
