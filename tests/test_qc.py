@@ -192,6 +192,19 @@ def test_chance_match_disagreement_and_no_overlap():
     assert chance_match(np.array([1, -1, -1]), np.array([-1, 0, -1]), ones, known) == (False, 0.0, 0)
 
 
+def test_chance_match_counts_a_disagreement_against_the_pair_and_floors_rates():
+    """Hand-computed: freq = (ones + 2 prior) / (known + 2) = (2 + 1) / (4 + 2) = .5 at every site.  Two
+    agreeing sites give 2 log10(.5); the disagreement (b reads 1 where a reads 0) is a base-call error (1 %)
+    if one molecule, b's state by chance (.5) if not: it costs log10(.01 / .5).  A floor of .8 at site 0
+    makes a's C there likelier by chance (.8 instead of .5)."""
+    ones, known, prior = np.full(3, 2), np.full(3, 4), np.full(3, 0.5)
+    a, b = np.array([1, 0, 1], dtype=np.int8), np.array([1, 1, 1], dtype=np.int8)
+    _, log_p, _ = chance_match(a, b, ones, known, 1, prior, error_rate=0.01)
+    assert log_p == pytest.approx(2 * math.log10(0.5) - math.log10(0.01 / 0.5))
+    _, floored, _ = chance_match(a, b, ones, known, 1, prior, floor=np.array([0.8, 0, 0]), error_rate=0.01)
+    assert floored == pytest.approx(math.log10(0.8) + math.log10(0.5) - math.log10(0.01 / 0.5))
+
+
 # --------------------------------------------------------------------------- mark_duplicates
 
 @pytest.fixture(scope="module")
@@ -528,7 +541,11 @@ def test_pair_evidence_equals_chance_match_pair_by_pair():
         ones = np.where(cpg, (mat[sim] == 1).sum(0), (mat[others] == 1).sum(0))
         known = np.where(cpg, (mat[sim] >= 0).sum(0), (mat[others] >= 0).sum(0))
         prior = np.where(cpg, min(max(pl, 0.01), 0.99), rate)
-        ok, lp, _ = chance_match(mat[a], mat[b], ones, known, 1, prior)
+        # non-CpG C: never below the pair's own non-conversion rate
+        unconv = np.count_nonzero((mat[[a, b]] == 1) & ~cpg)
+        seen = np.count_nonzero((mat[[a, b]] >= 0) & ~cpg)
+        floor = np.where(cpg, 0.0, (unconv + 0.5) / (seen + 1.0))
+        ok, lp, _ = chance_match(mat[a], mat[b], ones, known, 1, prior, floor, error_rate=0.01)
         assert ok == agree[k]
         if ok:
             assert log_p[k] == pytest.approx(lp, abs=1e-9)
@@ -538,10 +555,11 @@ def test_pair_evidence_equals_chance_match_pair_by_pair():
     assert (3, 7) in set(zip(ci.tolist(), cj.tolist()))
 
 
-def test_duplicate_threshold_is_corrected_for_the_pairs_compared():
+def test_duplicate_threshold_is_corrected_for_the_comparisons_per_clone():
     from bsmeth.qc import evidence_needed
 
-    assert evidence_needed(2, CFG) == evidence_needed(12, CFG) == CFG.duplicate_min_evidence  # as calibrated
-    assert evidence_needed(50, CFG) == pytest.approx(4 + math.log10(50 * 49 / (12 * 11)))
-    assert evidence_needed(250, CFG) == pytest.approx(4 + math.log10(250 * 249 / (12 * 11)))
-    assert evidence_needed(250, CallConfig(duplicate_min_evidence=5)) == pytest.approx(evidence_needed(250, CFG) + 1)
+    base = CFG.duplicate_min_evidence
+    assert evidence_needed(2, CFG) == evidence_needed(12, CFG) == base  # as calibrated
+    assert evidence_needed(50, CFG) == pytest.approx(base + math.log10(49 / 11))
+    assert evidence_needed(250, CFG) == pytest.approx(base + math.log10(249 / 11))
+    assert evidence_needed(250, CallConfig(duplicate_min_evidence=base + 1)) == pytest.approx(evidence_needed(250, CFG) + 1)

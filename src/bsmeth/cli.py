@@ -209,9 +209,10 @@ _call_options = _options(
                  help="A clone counts in clone-level statistics (per-clone %) only with this % of the amplicon's "
                       "assessable CpGs called; per-CpG counts use every pass read."),
     click.option("--keep-duplicates", is_flag=True, help="Keep clonal duplicates (they are still reported)."),
-    click.option("--duplicate-evidence", default=4.0, show_default=True,
+    click.option("--duplicate-evidence", default=3.5, show_default=True,
                  help="Call two matching reads duplicates when an independent clone would match by chance "
-                      "with probability below 10^-X."),
+                      "with probability below 10^-X (up to 12 reads per sample; raised by log10 of the "
+                      "comparisons per clone beyond)."),
     click.option("--keep-mixed", is_flag=True, help="Keep reads whose trace shows two templates (flagged)."),
     click.option("--nome", is_flag=True,
                  help="GpC-methylase (NOMe) data: conversion over HCH only; GCG CpGs not called."),

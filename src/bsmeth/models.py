@@ -423,7 +423,7 @@ class CallConfig:
     short_insert_fraction: float = 0.5
     short_insert_flank: int = 20
     keep_duplicates: bool = False
-    duplicate_min_evidence: float = 4.0  # -log10 chance that an independent clone matches (see qc)
+    duplicate_min_evidence: float = 3.5  # -log10 chance that an independent clone matches (see qc)
     duplicate_max_diff: int = 1  # disagreeing sites tolerated between two reads of one molecule
     # False when the reference is already converted: no C outside CpGs to check conversion on (set per
     # amplicon by ``pipeline.fit_to_amplicon``; reads then keep an empty conversion and are not failed for it)

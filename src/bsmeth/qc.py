@@ -254,26 +254,36 @@ def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
 
 
 def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarray,
-                 max_diff: int = 0, prior: Optional[np.ndarray] = None) -> tuple[bool, float, int]:
+                 max_diff: int = 0, prior: Optional[np.ndarray] = None, floor: Optional[np.ndarray] = None,
+                 error_rate: Optional[float] = None) -> tuple[bool, float, int]:
     """Do two state vectors agree wherever both are determined, and how likely is that by chance?
 
     Returns (agree, log10 probability that an independent clone matches ``a``
     at every shared agreeing site, number of shared sites).  ``ones``/``known``
     count, per site, the *other* reads (the pair left out) showing C and showing
     anything; ``prior`` (per site, the expected rate of C) is worth two reads,
-    so that with few other reads agreeing on the common state proves nothing.
-    Up to ``max_diff`` disagreeing sites are tolerated (a base-call error in one
-    read of the same molecule); they add no evidence.
+    so that with few other reads agreeing on the common state proves nothing;
+    ``floor`` (per site) is the lowest rate of C taken.  Up to ``max_diff`` disagreeing sites are
+    tolerated (a base-call error in one read of the same molecule); with ``error_rate`` each counts
+    log10(error_rate / chance of ``b``'s state there) against the pair, else nothing.
+    The one-pair definition that ``pair_evidence`` computes for many pairs at once.
     """
     both = (a >= 0) & (b >= 0)
     n = int(np.count_nonzero(both))
     same = both & (a == b)
     if n == 0 or n - int(np.count_nonzero(same)) > max_diff:
         return False, 0.0, n
-    r = np.full(int(np.count_nonzero(same)), 0.5) if prior is None else prior[same]
-    freq = (ones[same] + 2.0 * r) / (known[same] + 2.0)
-    p = np.where(a[same] == 1, freq, 1.0 - freq)
-    return True, float(np.sum(np.log10(p))), n
+    r = np.full(len(a), 0.5) if prior is None else prior
+    freq = (ones + 2.0 * r) / (known + 2.0)
+    if floor is not None:
+        freq = np.maximum(freq, floor)
+    p = np.where(a == 1, freq, 1.0 - freq)
+    log_p = float(np.sum(np.log10(p[same])))
+    if error_rate is not None:
+        for k in np.flatnonzero(both & ~same):
+            p_b = freq[k] if b[k] == 1 else 1.0 - freq[k]
+            log_p -= float(np.log10(error_rate / max(p_b, 1e-12)))
+    return True, log_p, n
 
 
 SIMILAR_LEVEL = 0.2  # reads within this methylation level of a pair model its CpG pattern
@@ -307,15 +317,22 @@ def candidate_pairs(mat: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndar
 
 
 def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate: float, i: np.ndarray,
-                  j: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndarray]:
-    """(agree, log10 chance match) for the pairs (i[k], j[k]): ``chance_match`` for many pairs at once.
+                  j: np.ndarray, max_diff: int, error_rate: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(agree, log10 likelihood ratio: chance match against one molecule) for the pairs (i[k], j[k]).
 
     Non-CpG C: every other read of the sample gives the site's non-conversion rate (prior: the sample's
-    pooled rate).  CpG: methylation patterns are structured (alleles, epialleles, imprinting), so the site
+    pooled rate), but never below the pair's own non-conversion rate: two reads that each left one C of 54
+    unconverted share it by chance once in 54, however well the rest of the sample converted.  CpG: methylation patterns are structured (alleles, epialleles, imprinting), so the site
     frequencies come only from the other reads whose overall methylation is within ``SIMILAR_LEVEL`` of
     the pair's, with the pair's own level as prior: two fully unmethylated (or fully methylated) clones
     among others like them prove nothing.  Reads are sorted by level and the counts are prefix sums, so
     "the other reads within 0.2 of a level" costs one subtraction per site.
+
+    A site where the two disagree (at most ``max_diff``) is a base-call error if they are one molecule
+    (``error_rate``: the error of a base at the quality floor) and the second read's state by chance if not:
+    it counts against the pair by log10(error_rate / chance), so a pair that matches but for one site
+    needs more evidence than one that matches everywhere (benchmarks/duplicates.py: false duplicates at
+    250 clones per sample fell from 88 to 17 pairs at the same per-pair threshold).
     """
     n_sites = mat.shape[1]
     if len(i) == 0:
@@ -344,9 +361,24 @@ def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate:
     same = both & (a == b)
     agree = (np.count_nonzero(both, axis=1) - np.count_nonzero(same, axis=1) <= max_diff) & both.any(axis=1)
     freq = (ones + 2.0 * prior) / (kn + 2.0)
+    cph = ~cpg
+    unconv = np.count_nonzero((a == 1) & cph, axis=1) + np.count_nonzero((b == 1) & cph, axis=1)
+    seen = np.count_nonzero((a >= 0) & cph, axis=1) + np.count_nonzero((b >= 0) & cph, axis=1)
+    own_rate = (unconv + 0.5) / (seen + 1.0)
+    freq = np.where(cpg, freq, np.maximum(freq, own_rate[:, None]))
     p = np.where(a == 1, freq, 1.0 - freq)
     log_p = np.where(same, np.log10(np.where(same, p, 1.0)), 0.0).sum(axis=1)
+    differ = both & ~same
+    if differ.any():
+        p_b = np.clip(np.where(b == 1, freq, 1.0 - freq), 1e-12, 1.0)
+        log_p -= np.where(differ, np.log10(error_rate / np.where(differ, p_b, 1.0)), 0.0).sum(axis=1)
     return agree, np.where(agree, log_p, 0.0)
+
+
+def base_error(config: CallConfig) -> float:
+    """The error rate of a base at the quality floor (PHRED ``min_qual``): what a disagreement between two
+    reads of one molecule costs."""
+    return 10.0 ** (-config.min_qual / 10.0)
 
 
 REFERENCE_READS = 12  # the sample size at which duplicate_min_evidence was calibrated (the seed study's 11-12)
@@ -355,14 +387,14 @@ REFERENCE_READS = 12  # the sample size at which duplicate_min_evidence was cali
 def evidence_needed(n_reads: int, config: CallConfig) -> float:
     """-log10 chance match a pair must reach in a sample of ``n_reads`` passing reads.
 
-    A fixed per-pair threshold lets false duplicates grow with the number of pairs compared, n (n - 1) / 2
-    (22 clones flagged where 2 were planted at 250 clones per sample).  The threshold is
-    ``duplicate_min_evidence`` up to ``REFERENCE_READS`` reads, where it was calibrated, and rises by
-    log10 of the pairs compared beyond that (a Bonferroni correction relative to the calibrated size:
-    +1.27 at 50 reads, +2.67 at 250); measured by benchmarks/duplicates.py.
+    A fixed per-pair threshold lets false duplicates grow with the number of pairs compared (22 clones
+    flagged where 2 were planted at 250 clones per sample).  Each clone is compared with the n - 1 others,
+    so its chance of a false partner grows with n - 1: the threshold is ``duplicate_min_evidence`` up to
+    ``REFERENCE_READS`` reads, where it was calibrated, and rises by log10 of the comparisons per clone
+    beyond that (+0.65 at 50 reads, +1.36 at 250), which keeps false duplicates per clone constant;
+    measured by benchmarks/duplicates.py.
     """
-    pairs, ref = n_reads * (n_reads - 1) / 2, REFERENCE_READS * (REFERENCE_READS - 1) / 2
-    return config.duplicate_min_evidence + max(0.0, float(np.log10(max(pairs, 1) / ref)))
+    return config.duplicate_min_evidence + max(0.0, float(np.log10(max(n_reads - 1, 1) / (REFERENCE_READS - 1))))
 
 
 def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> list[tuple[str, str, float]]:
@@ -375,7 +407,8 @@ def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> li
         return []
     mat, level, cpg, cph_rate = _sample_model(amp, rows, config)
     i, j = candidate_pairs(mat, config.duplicate_max_diff)
-    agree, log_p = pair_evidence(mat, level, cpg, cph_rate, i, j, config.duplicate_max_diff)
+    agree, log_p = pair_evidence(mat, level, cpg, cph_rate, i, j, config.duplicate_max_diff,
+                                 base_error(config))
     return [(rows[a].read_id, rows[b].read_id, -lp if ok else 0.0)
             for a, b, ok, lp in zip(i.tolist(), j.tolist(), agree.tolist(), log_p.tolist())]
 
@@ -407,7 +440,8 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
             continue
         mat, level, cpg, cph_rate = _sample_model(amp, [out[i] for i in idx], config)
         a, b = candidate_pairs(mat, config.duplicate_max_diff)
-        agree, log_p = pair_evidence(mat, level, cpg, cph_rate, a, b, config.duplicate_max_diff)
+        agree, log_p = pair_evidence(mat, level, cpg, cph_rate, a, b, config.duplicate_max_diff,
+                                     base_error(config))
         hit = agree & (log_p <= -evidence_needed(len(idx), config))
         if not hit.any():
             continue
