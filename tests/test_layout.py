@@ -335,3 +335,91 @@ def test_grey_for_runs_from_white_to_black():
     from bsmeth.layout import grey_for
 
     assert (grey_for(0.0), grey_for(1.0), grey_for(0.5)) == ("#FFFFFF", "#000000", "#808080")
+
+
+# --- clone rows: allele groups and the dendrogram --------------------------------------------------
+
+# a dendrogram of 4 rows as patterns.dendrogram_segments gives it: rows 0+1 at 0.2, rows 2+3 at 0.1, both at 0.6
+TREE = [(0.0, 0.0, 0.0, 0.2), (1.0, 0.0, 1.0, 0.2), (0.0, 0.2, 1.0, 0.2),
+        (2.0, 0.0, 2.0, 0.1), (3.0, 0.0, 3.0, 0.1), (2.0, 0.1, 3.0, 0.1),
+        (0.5, 0.2, 0.5, 0.6), (2.5, 0.1, 2.5, 0.6), (0.5, 0.6, 2.5, 0.6)]
+
+
+def test_dendrogram_leaves_sit_at_the_rows_and_the_tree_fills_its_width():
+    top, pitch, right = 50.0, 7.0, 200.0
+    lines = L.dendrogram_lines(TREE, 0.6, right, top, pitch)
+    assert len(lines) == len(TREE)
+    x0 = right + L.DENDROGRAM_GAP
+    leaves = sorted(a[1] for a, b in lines if a[0] == pytest.approx(x0) and a[1] == b[1])
+    assert leaves == [L.row_y(top, pitch, r) for r in range(4)] == [53.5, 60.5, 67.5, 74.5]
+    xs = [x for a, b in lines for x in (a[0], b[0])]
+    assert min(xs) == pytest.approx(x0) and max(xs) == pytest.approx(x0 + L.DENDROGRAM_WIDTH)  # root at the edge
+    assert min(xs) > right  # never over the circles (data area ends at right)
+    # a slice of rows 2..4 (the panel continued on another page): rows 2 and 3 drawn from the slice's top, the
+    # bar joining the two halves cut at the slice's edge
+    part = L.dendrogram_lines(TREE, 0.6, right, top, pitch, start=2, stop=4)
+    ys = [y for a, b in part for y in (a[1], b[1])]
+    assert min(ys) == pytest.approx(top) and max(ys) == pytest.approx(top + 1.5 * pitch)
+    assert len(part) == 5  # rows 2 and 3 and their bar, the line up from their merge, the cut root bar
+    assert L.dendrogram_lines(TREE, 0.0, right, top, pitch)[0][1][0] == pytest.approx(x0)  # identical clones
+
+
+def test_adjacent_merge_heights_give_the_tree_back():
+    assert L.adjacent_merge_heights(TREE, 4) == [0.2, 0.6, 0.1, None]
+    assert L.adjacent_merge_heights(TREE, 5) == [0.2, 0.6, 0.1, None, None]  # a fifth row outside the tree
+    shifted = [(a + 3, h0, b + 3, h1) for a, h0, b, h1 in TREE]  # the tree of a second group, from row 3
+    assert L.adjacent_merge_heights(shifted, 8) == [None, None, None, 0.2, 0.6, 0.1, None, None]
+    assert L.adjacent_merge_heights([], 3) == [None, None, None]
+
+
+def _label_box(m, size=L.FONT):
+    up, down = L.label_extent(size)
+    return m.label_x - L.text_width(m.label, size), m.label_y - up, m.label_x, m.label_y + down
+
+
+@pytest.mark.parametrize("pitch", [2.5, 5.0, 7.0, 14.0])
+def test_group_brackets_span_their_rows_and_labels_never_overlap(pitch):
+    groups = [("C", 0, 1), ("A", 1, 2), ("?", 2, 3), ("G", 3, 9)]
+    top, left = 100.0, 60.0
+    marks = L.group_marks(groups, left, top, pitch, lo=top - 40, hi=top + 9 * pitch + 40)
+    assert [m.label for m in marks] == ["C", "A", "?", "G"]
+    for m, (_, a, b) in zip(marks, groups):
+        assert top + a * pitch < m.y0 < m.y1 < top + b * pitch  # within its rows, apart from its neighbours
+        assert m.x < m.tick < left and m.label_x < m.x  # left of the data area (and of every circle)
+        assert _label_box(m)[0] >= left - L.strip_label_width()  # inside the column left of the panel
+    boxes = [_label_box(m) for m in marks]
+    for a, b in zip(boxes, boxes[1:]):
+        assert a[3] <= b[1] + 1e-9  # top to bottom, never overlapping
+    if pitch > 8:  # rows taller than a label: nothing moves, each label at its group's middle
+        assert [m.label_y for m in marks] == pytest.approx([L.row_y(top, pitch, r) for r in (0, 1, 2, 5.5)])
+
+
+def test_group_labels_stay_within_their_room_when_they_fit():
+    top, pitch = 100.0, 5.0
+    marks = L.group_marks([("C", 0, 1), ("A", 1, 2)], 60.0, top, pitch, lo=top - 2, hi=top + 4 * pitch)
+    boxes = [_label_box(m) for m in marks]
+    assert boxes[0][1] >= top - 2 - 1e-9 and boxes[-1][3] <= top + 4 * pitch + 1e-9
+    assert boxes[0][3] <= boxes[1][1] + 1e-9
+    # slices: only the rows of the slice, measured from its top
+    part = L.group_marks([("C", 0, 6), ("A", 6, 10)], 60.0, top, pitch, start=4, stop=8)
+    assert [(m.label, round(m.y0 - top, 6), round(m.y1 - top, 6)) for m in part] == [
+        ("C", 0.75, 9.25), ("A", 10.75, 19.25)]
+
+
+def test_the_dendrogram_widens_each_panel_only_when_drawn():
+    samples = [f"{c}{d}" for c in "ab" for d in (0, 1, 3, 10)]
+    g = L.grid_layout(samples, [s[0] for s in samples], [s[1:] for s in samples], "cell_line", "dose")
+    clones = {s: [None] * 11 for s in samples}
+    args = (g, [float(i) for i in range(25)], clones, 183 * L.MM, _titles(samples), 40.0)
+    plain, tree = L.lollipop_layout(*args), L.lollipop_layout(*args, dendrogram=True)
+    assert plain.dendrogram == 0.0 and tree.dendrogram == L.dendrogram_room(True) > L.DENDROGRAM_WIDTH
+    assert plain.geometry.data_width - tree.geometry.data_width == pytest.approx(L.dendrogram_room(True))
+    assert plain.cols_per_band == tree.cols_per_band == 4
+    (page,) = tree.pages
+    assert page.width == pytest.approx(183 * L.MM)
+    for band in {p.top for p in page.panels}:
+        row = sorted((p for p in page.panels if p.top == band), key=lambda p: p.left)
+        for a, b in zip(row, row[1:]):
+            # data area + dendrogram end before the next panel's strip-label column starts
+            assert a.left + tree.geometry.data_width + tree.dendrogram < b.left - L.strip_label_width()
+        assert row[-1].left + tree.geometry.data_width + tree.dendrogram <= page.width - L.MARGIN + 1e-9

@@ -8,6 +8,7 @@ import random
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -416,3 +417,207 @@ def test_raster_puts_ink_where_the_scene_says(rotated):
     assert bbox[2] <= (x1 + 0.5) * k and bbox[3] <= (y1 + 0.5) * k
     along = (bbox[3] - bbox[1]) if rotated else (bbox[2] - bbox[0])
     assert along >= 0.9 * L.text_width(t.text, 10) * k
+
+
+# --- rows grouped by allele, ordered by methylation or by cluster -----------------------------------------
+
+
+def _clone(read, pattern):
+    calls = {k + 1: (ch, "") if ch in "MU" else ("-", "low_quality") for k, ch in enumerate(pattern)}
+    m, t = pattern.count("M"), pattern.count("M") + pattern.count("U")
+    return P.Clone(read, m / t if t else None, calls)
+
+
+def test_arrange_rows_groups_reference_allele_first_and_unread_last():
+    clones = [_clone("r0", "UUUU"), _clone("r1", "MMMM"), _clone("r2", "MUUU"), _clone("r3", "MMUU"),
+              _clone("r4", "MMMU")]
+    allele = {"r1": "C", "r2": "A", "r4": "C"}  # r0, r3: allele not read
+    rows = P.arrange_rows(clones, "input", allele, ("C", "A"), "rs1")
+    assert rows.order == (1, 4, 2, 0, 3)
+    assert rows.groups == (("C", 0, 2), ("A", 2, 3), (P.NOT_READ, 3, 5))
+    assert rows.alleles == ("rs1:C", "rs1:C", "rs1:A", "", "") and rows.segments == ()
+    by_meth = P.arrange_rows(clones, "methylation", allele, ("C", "A"), "rs1")
+    assert by_meth.order == (1, 4, 2, 3, 0)  # most methylated first, within each group
+    plain = P.arrange_rows(clones, "methylation")
+    assert plain.order == (1, 4, 3, 2, 0) and plain.groups == ()  # no site: one group, not marked
+
+
+def test_arrange_rows_by_cluster_keeps_groups_and_puts_clones_without_a_pattern_last():
+    import numpy as np
+
+    from bsmeth.patterns import CloneSet
+
+    pats = ["MMMM", "UUUU", "MMMU", "UUUM", "MMUM", "UUUU", "----"]
+    clones = [_clone(f"r{i}", p) for i, p in enumerate(pats)]
+    calls = np.array([[{"M": 1.0, "U": 0.0}.get(ch, np.nan) for ch in p] for p in pats[:6]])
+    cs = CloneSet("", "s", tuple(f"r{i}" for i in range(6)), (1, 2, 3, 4), calls, ())  # r6: no pattern
+    allele = {"r0": "A", "r1": "A", "r2": "A", "r3": "A", "r4": "A", "r6": "A", "r5": "C"}
+    rows = P.arrange_rows(clones, "cluster", allele, ("C", "A"), "rs1", cs)
+    assert rows.groups == (("C", 0, 1), ("A", 1, 7))
+    assert rows.order[0] == 5 and rows.order[-1] == 6  # r6 after the clustered clones of its group
+    a_rows = [pats[i] for i in rows.order[1:6]]
+    assert {"UUUU", "UUUM"} in ({*a_rows[:2]}, {*a_rows[3:]})  # the two U-rich clones side by side, at an end
+    leaf_rows = sorted({s[0] for s in rows.segments if s[1] == 0.0})
+    assert leaf_rows == [1.0, 2.0, 3.0, 4.0, 5.0]  # the dendrogram covers the clustered rows of group A only
+    assert rows.max_height == pytest.approx(max(s[3] for s in rows.segments)) and 0 < rows.max_height <= 1
+
+
+@pytest.mark.parametrize("width", [89.0, 183.0])
+def test_clustered_figure_keeps_text_apart_and_the_tree_beside_the_circles(dose_dir, dense_dir, width):
+    for d in (dose_dir, dense_dir):
+        fig = P.lollipop_figure(load_call_dir(d), P.PlotConfig(order="cluster", width_mm=width, layout="position"))
+        for scene in fig.pages:
+            assert text_problems(scene) == []
+            groups = {g.gid: g for g in scene.items if hasattr(g, "gid")}
+            for gid, panel in groups.items():
+                if not gid.startswith("panel-"):
+                    continue
+                name = gid[len("panel-"):]
+                circles = [c for c in panel.items if isinstance(c, Circle)]
+                right = max(c.x + c.r for c in circles)
+                left = min(c.x - c.r for c in circles)
+                tree = [x for it in groups[f"dendrogram-{name}"].items if not isinstance(it, Text)
+                        for x, _ in it.points]
+                assert min(tree) > right  # the dendrogram never over the circles
+                marks = [x for it in groups[f"alleles-{name}"].items
+                         for x in ([text_box(it)[0], text_box(it)[2]] if isinstance(it, Text) else
+                                   [p[0] for p in it.points])]
+                assert max(marks) < left  # brackets and labels left of them
+        assert any("hierarchical clustering" in t.text for t in fig.pages[-1].texts())
+
+
+def test_without_groups_and_in_input_order_the_figure_is_as_before(dose_dir):
+    data = load_call_dir(dose_dir)
+    fig = P.lollipop_figure(data, P.PlotConfig(allele_groups=False))
+    gids = [g.gid for g in fig.pages[0].items if hasattr(g, "gid")]
+    assert not [g for g in gids if g.startswith(("alleles-", "dendrogram-"))]
+    rows = list(csv.DictReader(io.StringIO(fig.table), delimiter="\t"))
+    reads = [r["read"] for r in read_tsv(dose_dir / "reads.tsv") if r["status"] == "pass"]
+    assert [r["read"] for r in rows] == reads  # samples in sheet order, clones in reads.tsv order
+    assert {r["allele"] for r in rows} == {""} and {r["merge_height"] for r in rows} == {""}
+    assert not any("grouped" in t.text for t in fig.pages[0].texts())
+
+
+def test_bad_order(dose_dir):
+    with pytest.raises(InputError, match="order"):
+        P.run_plot(dose_dir, P.PlotConfig(order="random"))
+    with pytest.raises(InputError, match="--sort-clones"):
+        P.run_plot(dose_dir, P.PlotConfig(order="cluster", sort_clones=True))
+    assert P.PlotConfig(sort_clones=True).row_order == "methylation"
+
+
+# --- real traces: the example reads' IGFBP3 clones carry rs2854744 (C/A at CpG 6) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def igfbp3(tmp_path_factory):
+    """Two samples of the example reads (22 traces) called with the shipped SNP, and without it (the site is then
+    found from the clones)."""
+    from bsmeth.models import CallConfig
+    from bsmeth.pipeline import run_call
+    from bsmeth.reference import DEFAULT_FORWARD, DEFAULT_REVERSE, DEFAULT_SNPS, build_amplicon, read_reference
+
+    root = Path(__file__).resolve().parents[1] / "example_reads"
+    base = tmp_path_factory.mktemp("igfbp3")
+    name, seq, _ = read_reference()
+    out = {}
+    for key, snps in (("known", DEFAULT_SNPS), ("bare", ())):
+        amp = build_amplicon(name, seq, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=snps)
+        run_call([str(root / "BT474_d0"), str(root / "rBT474_d10")], amp, base / key, CallConfig(threads=1))
+        out[key] = base / key
+    return out
+
+
+def _fresh(igfbp3, key, tmp_path):
+    """A copy of one call folder of the fixture: ``plot`` writes its figures into it."""
+    import shutil
+
+    return Path(shutil.copytree(igfbp3[key], tmp_path / key))
+
+
+def _plot_cli(call_dir, *options):
+    from click.testing import CliRunner
+
+    from bsmeth.cli import cli
+
+    return CliRunner().invoke(cli, ["plot", str(call_dir), "--formats", "svg", *options], catch_exceptions=False)
+
+
+def _cophenetic_of_shown_patterns(rows, snp_cpgs):
+    """Average-linkage cophenetic distances of the drawn clones, from lollipop.tsv's own columns: the share of the
+    CpGs called M/U in both clones that differ (SNP CpGs left out), written here from that definition."""
+    import numpy as np
+    from scipy.cluster.hierarchy import cophenet, linkage
+    from scipy.spatial.distance import squareform
+
+    cols = [c for c in rows[0] if c.startswith("cpg_") and c not in snp_cpgs]
+    pats = [[r[c] for c in cols] for r in rows]
+    n = len(pats)
+    d = np.zeros((n, n))
+    for i, j in itertools.combinations(range(n), 2):
+        shared = [(a, b) for a, b in zip(pats[i], pats[j]) if a in "MU" and b in "MU" and a and b]
+        d[i, j] = d[j, i] = sum(a != b for a, b in shared) / len(shared)
+    return squareform(cophenet(linkage(squareform(d), "average"))) if n > 2 else d
+
+
+def test_plot_cli_groups_real_clones_by_rs2854744_and_draws_their_dendrograms(igfbp3, tmp_path):
+    d = _fresh(igfbp3, "known", tmp_path)
+    r = _plot_cli(d, "--order", "cluster")
+    assert r.exit_code == 0, r.output
+    svg = (d / "lollipop.svg").read_text()
+    reads = {x["read"]: x for x in read_tsv(d / "reads.tsv")}
+    rows = read_tsv(d / "lollipop.tsv")
+    assert list(rows[0])[:7] == ["page", "sample", "row", "read", "methylation_pct", "allele", "merge_height"]
+    for sample in ("BT474_d0", "rBT474_d10"):
+        mine = [x for x in rows if x["sample"] == sample]
+        # every clone's allele is the genotype bsmeth read from its trace; C (reference) rows first, then A
+        assert [x["allele"] for x in mine] == [reads[x["read"]]["genotype"] for x in mine]
+        assert [x["allele"] for x in mine] == sorted((x["allele"] for x in mine), key=["rs2854744:C",
+                                                                                        "rs2854744:A"].index)
+        # the bracket labels and the dendrogram of the panel are in the SVG
+        block = re.search(rf'<g id="alleles-{sample}">(.*?)</g>', svg, re.S).group(1)
+        assert re.findall(r">([A-Z?])</text>", block) == ["C", "A"]
+        tree = re.search(rf'<g id="dendrogram-{sample}">(.*?)</g>', svg, re.S).group(1)
+        assert tree.count("<polyline") == 3 * (len(mine) - 2)  # 3 lines per merge, one tree per allele
+        # merge_height: the tree's height between neighbouring rows, recomputed here from the drawn patterns
+        # (tied distances make UPGMA's tree depend on the input order: the clones go in as bsmeth gives them,
+        # in reads.tsv order)
+        order = list(reads)
+        for allele in ("rs2854744:C", "rs2854744:A"):
+            group = [x for x in mine if x["allele"] == allele]
+            given = sorted(group, key=lambda x: order.index(x["read"]))
+            coph = _cophenetic_of_shown_patterns(given, {"cpg_6"})
+            at = [given.index(x) for x in group]  # drawn row -> input index
+            for k in range(len(group) - 1):
+                assert float(group[k]["merge_height"]) == pytest.approx(coph[at[k], at[k + 1]], abs=5e-5)
+            assert group[-1]["merge_height"] == ""
+    legend = " ".join(re.findall(r">([^<]*)</text>", svg))
+    assert "SNP rs2854744" in legend and "average linkage" in legend
+
+
+def test_plot_cli_old_options_still_work_on_real_clones(igfbp3, tmp_path):
+    d = _fresh(igfbp3, "known", tmp_path)
+    assert _plot_cli(d, "--sort-clones").exit_code == 0
+    rows = [x for x in read_tsv(d / "lollipop.tsv") if x["sample"] == "BT474_d0"]
+    for allele in ("rs2854744:C", "rs2854744:A"):
+        meth = [float(x["methylation_pct"]) for x in rows if x["allele"] == allele]
+        assert meth == sorted(meth, reverse=True) and meth
+    assert "dendrogram-" not in (d / "lollipop.svg").read_text()
+    assert _plot_cli(d, "--no-allele-groups").exit_code == 0
+    svg = (d / "lollipop.svg").read_text()
+    assert "alleles-" not in svg and "dendrogram-" not in svg
+    pass_reads = [x["read"] for x in read_tsv(d / "reads.tsv") if x["status"] == "pass"]
+    assert [x["read"] for x in read_tsv(d / "lollipop.tsv")] == pass_reads
+    r = _plot_cli(d, "--sort-clones", "--order", "cluster")
+    assert r.exit_code == 2 and "--sort-clones" in r.output
+
+
+def test_plot_cli_groups_by_the_site_found_when_no_snp_is_known(igfbp3, tmp_path):
+    d, known_dir = _fresh(igfbp3, "bare", tmp_path), _fresh(igfbp3, "known", tmp_path)
+    assert _plot_cli(d, "--order", "cluster").exit_code == 0 and _plot_cli(known_dir).exit_code == 0
+    rows = read_tsv(d / "lollipop.tsv")
+    assert {x["allele"] for x in rows} == {"89:C>A:C", "89:C>A:A"}
+    svg = (d / "lollipop.svg").read_text()
+    assert "found from the clones" in svg and '<g id="dendrogram-BT474_d0">' in svg
+    known = {x["read"]: x["allele"].split(":")[-1] for x in read_tsv(known_dir / "lollipop.tsv")}
+    assert {x["read"]: x["allele"].split(":")[-1] for x in rows} == known  # the same split as rs2854744's

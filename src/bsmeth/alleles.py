@@ -469,18 +469,29 @@ def _bootstrap_stat(values: np.ndarray, lab: np.ndarray, st: np.ndarray) -> np.n
 # for the figures
 
 
-def clone_layouts(data, cluster: bool = True) -> dict:
-    """(amplicon, sample) -> ``patterns.CloneLayout`` for the lollipop panels: clones grouped by their allele at
-    the amplicon's first splittable site (a known SNP, else one found by ``scan_sites``; no grouping without
-    one), ordered by hierarchical clustering within each group, with the dendrogram's lines.  Pass reads with no
-    call at an assessable CpG are not in a layout (they carry no pattern): draw them after its last row."""
-    from .patterns import clone_layout, clone_sets
-
+def grouping_sites(data) -> tuple[dict, list[Scan]]:
+    """(amplicon -> the ``Site`` its clones are grouped by, the scans): an amplicon's first splittable site, a
+    known SNP (reads.tsv order) before one found by ``scan_sites``; amplicons without one are absent.  The
+    scans give ``found_cpgs`` (CpGs the patterns leave out)."""
     known = known_sites(data)
     scans = scan_sites(data, known)
-    sites = [s for s in known + [x for sc in scans for x in sc.sites] if not s.confounded]
+    out: dict = {}
+    for s in known + [x for sc in scans for x in sc.sites]:
+        if not s.confounded:
+            out.setdefault(s.amplicon, s)
+    return out, scans
+
+
+def clone_layouts(data, cluster: bool = True) -> dict:
+    """(amplicon, sample) -> ``patterns.CloneLayout`` for the lollipop panels: clones grouped by their allele at
+    the amplicon's first splittable site (``grouping_sites``; no grouping without one), ordered by hierarchical
+    clustering within each group, with the dendrogram's lines.  Pass reads with no call at an assessable CpG
+    are not in a layout (they carry no pattern): draw them after its last row."""
+    from .patterns import clone_layout, clone_sets
+
+    sites, scans = grouping_sites(data)
     out = {}
     for cs in clone_sets(data, found_cpgs(scans)):
-        site = next((s for s in sites if s.amplicon == cs.amplicon), None)
+        site = sites.get(cs.amplicon)
         out[(cs.amplicon, cs.sample)] = clone_layout(cs, read_alleles(site) if site else None, cluster)
     return out

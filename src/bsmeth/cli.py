@@ -436,7 +436,14 @@ _figure_options = _options(
                  show_default=True,
                  help="CpG spacing: equal; proportional to the positions (small gaps widened); or position "
                       "(QUMA's: a linear bp scale, circles moved apart only where they would overlap)."),
-    click.option("--sort-clones", is_flag=True, help="Most methylated clone on top."),
+    click.option("--order", "order", type=click.Choice(["input", "methylation", "cluster"]), default=None,
+                 help="Clone rows of a panel, within each allele group: input (reads.tsv order, the default), "
+                      "methylation (most methylated on top) or cluster (hierarchical clustering of the patterns, "
+                      "dendrogram right of the rows)."),
+    click.option("--sort-clones", is_flag=True, help="Most methylated clone on top: --order methylation."),
+    click.option("--allele-groups/--no-allele-groups", default=True, show_default=True,
+                 help="Group a panel's clones by the allele they carry at the amplicon's SNP (known, e.g. "
+                      "rs2854744, or found from the clones), marked beside the rows; no SNP site: no groups."),
     click.option("--width-mm", "--width", "width", default=None, metavar="single|onehalf|double|MM",
                  help="Figure width: a journal column (single 89 mm, onehalf 120 mm, double 183 mm) or "
                       "millimetres. Text is set at 6-8 pt at that width. Default: lollipop grid double, "
@@ -465,8 +472,12 @@ def _plot_config(kw: dict):
     if "formats" in kw:
         extra = dict(formats=tuple(x.strip().lower() for x in kw["formats"].split(",") if x.strip()),
                      dpi=kw["dpi"], max_height_mm=kw["max_height_mm"])
-    return PlotConfig(rows=_role(kw["rows"]), cols=_role(kw["cols"]), layout=kw["layout"],
-                      sort_clones=kw["sort_clones"], width_mm=width, **extra)
+    order = kw["order"] or ("methylation" if kw["sort_clones"] else "input")
+    if kw["sort_clones"] and order != "methylation":
+        raise click.BadParameter(f"--sort-clones is --order methylation: it cannot go with --order {order}",
+                                 param_hint="'--order'")
+    return PlotConfig(rows=_role(kw["rows"]), cols=_role(kw["cols"]), layout=kw["layout"], order=order,
+                      allele_groups=kw["allele_groups"], width_mm=width, **extra)
 
 
 _compare_options = _options(
@@ -489,7 +500,8 @@ def _compare_config(kw: dict):
 @cli.command(context_settings=CONTEXT, epilog=_example(
     "bsmeth plot results                                   (svg, png, pdf; grid 183 mm wide)",
     "bsmeth plot results --width single --formats pdf,tiff --dpi 600",
-    "bsmeth plot results --width-mm 180 --layout position --sort-clones",
+    "bsmeth plot results --width-mm 180 --layout position --order methylation",
+    "bsmeth plot results --order cluster --no-allele-groups",
     "bsmeth plot results --rows dose --cols cell_line"))
 @click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
 @_figure_options
@@ -525,7 +537,7 @@ def compare(call_dir, **kw):
 
 
 @cli.command(context_settings=CONTEXT, epilog=_example(
-    "bsmeth report results", "bsmeth report results --layout position --sort-clones"))
+    "bsmeth report results", "bsmeth report results --layout position --order cluster"))
 @click.argument("call_dir", type=click.Path(file_okay=False, exists=True))
 @_figure_options
 @_compare_options

@@ -292,6 +292,123 @@ def order_clones(fractions: Sequence[Optional[float]], sort: bool) -> list[int]:
     return sorted(idx, key=lambda i: (fractions[i] is None, -(fractions[i] or 0.0)))
 
 
+# --- clone rows: allele groups and the dendrogram -------------------------------------------------
+
+ORDERS = ("input", "methylation", "cluster")  # --order: rows of a clone panel, within each allele group
+DENDROGRAM_GAP = 2.0  # points between a panel's data area and its dendrogram's leaves
+DENDROGRAM_WIDTH = 18.0  # points from the leaves (height 0) to the panel's highest merge
+BRACKET_GAP = 2.0  # points between a panel's data area and the bracket of an allele group
+BRACKET_TICK = 1.5  # the bracket's ends point this far towards the rows
+LABEL_GAP = 1.5  # between the bracket and its label
+
+
+def row_y(top: float, pitch: float, row: float, start: int = 0) -> float:
+    """y (points) of the centre of clone row ``row`` (0 = the panel's first) in a slice drawn from row ``start``
+    with its first row's top edge at ``top``."""
+    return top + (row - start + 0.5) * pitch
+
+
+def dendrogram_room(drawn: bool) -> float:
+    """Width (points) a panel's dendrogram adds right of its data area: nothing when none is drawn."""
+    return DENDROGRAM_GAP + DENDROGRAM_WIDTH if drawn else 0.0
+
+
+def dendrogram_lines(segments: Sequence[tuple[float, float, float, float]], max_height: float, right: float,
+                     top: float, pitch: float, start: int = 0, stop: Optional[int] = None
+                     ) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """A dendrogram's segments (row0, height0, row1, height1: ``patterns.dendrogram_segments``) as page lines
+    right of a panel whose data area ends at x = ``right``: leaves (height 0) at ``right + DENDROGRAM_GAP``,
+    the panel's highest merge ``max_height`` at ``DENDROGRAM_WIDTH`` further right, row r at ``row_y``.
+
+    Only rows ``start``..``stop`` (a slice of a panel continued on another page) are drawn: a line along a row
+    is kept when its row lies in the slice, a line across rows is cut at the slice's edges (half a row beyond
+    its first and last rows)."""
+    x0 = right + DENDROGRAM_GAP
+    scale = DENDROGRAM_WIDTH / max_height if max_height > 0 else 0.0
+    lo = start - 0.5
+    hi = math.inf if stop is None else stop - 0.5
+    out = []
+    for r0, h0, r1, h1 in segments:
+        if r0 == r1:
+            if not lo <= r0 < hi:
+                continue
+            a, b = r0, r1
+        else:
+            a, b = max(min(r0, r1), lo), min(max(r0, r1), hi)
+            if a >= b:
+                continue
+        out.append(((x0 + h0 * scale, row_y(top, pitch, a, start)), (x0 + h1 * scale, row_y(top, pitch, b, start))))
+    return out
+
+
+def adjacent_merge_heights(segments: Sequence[tuple[float, float, float, float]], rows: int
+                           ) -> list[Optional[float]]:
+    """Per row: the height at which the dendrogram joins it with the next row (the lowest bar across the gap
+    between them), None when no bar crosses it (the last row of a group, rows not clustered).  With the row
+    order these heights give the whole dendrogram back (split at the highest gap, recursively)."""
+    out: list[Optional[float]] = [None] * rows
+    for r0, h0, r1, h1 in segments:
+        if r0 == r1 or h0 != h1:
+            continue
+        a, b = min(r0, r1), max(r0, r1)
+        for k in range(max(0, math.ceil(a - 0.5)), min(rows - 1, math.floor(b - 0.5)) + 1):
+            if a < k + 0.5 < b and (out[k] is None or h0 < out[k]):
+                out[k] = h0
+    return out
+
+
+@dataclass(frozen=True)
+class GroupMark:
+    """The bracket and label of one allele group beside a panel's rows (points)."""
+
+    label: str
+    x: float  # the bracket's vertical line
+    y0: float  # its ends
+    y1: float
+    tick: float  # x its ends point to (towards the rows)
+    label_x: float  # right end of the label
+    label_y: float  # vertical middle of the label's capitals (``Text`` va='middle')
+
+
+def label_extent(size: float = FONT) -> tuple[float, float]:
+    """(above, below) the anchor of a one-line label drawn with va='middle': the ink box ``scene.text_box``
+    reserves (capitals and ascenders up to 0.76 em above the baseline, descenders below it)."""
+    base = CAP_HEIGHT * size / 2
+    return 0.76 * size - base, base + DESCENT * size
+
+
+def group_marks(groups: Sequence[tuple[str, int, int]], left: float, top: float, pitch: float, start: int = 0,
+                stop: Optional[int] = None, lo: Optional[float] = None, hi: Optional[float] = None,
+                size: float = FONT) -> list[GroupMark]:
+    """Brackets left of a panel's data area (which starts at x = ``left``), one per group (label, first row,
+    end row) over the rows it spans in the slice ``start``..``stop``, each with its label right-aligned beside
+    it, vertically centred on the group.  Labels of small groups are moved apart (least squares,
+    ``nudge_apart``) so that none overlaps another, and kept within ``lo``..``hi`` (points) where they fit."""
+    stop = max((g[2] for g in groups), default=0) if stop is None else stop
+    inset = min(1.0, 0.15 * pitch)
+    x = left - BRACKET_GAP
+    spans = [(lab, max(a, start), min(b, stop)) for lab, a, b in groups]
+    spans = [s for s in spans if s[1] < s[2]]
+    up, down = label_extent(size)
+    targets = [(row_y(top, pitch, a, start) + row_y(top, pitch, b - 1, start)) / 2 for _, a, b in spans]
+    ys = nudge_apart(targets, up + down + 0.5) if targets else []
+    if ys:
+        low = lo if lo is not None else -math.inf
+        high = hi if hi is not None else math.inf
+        shift = 0.0
+        if ys[-1] + down > high:
+            shift = high - (ys[-1] + down)
+        if ys[0] - up + shift < low:
+            shift = low - (ys[0] - up)
+        ys = [y + shift for y in ys]
+    out = []
+    for (lab, a, b), y in zip(spans, ys):
+        y0 = top + (a - start) * pitch + inset
+        y1 = top + (b - start) * pitch - inset
+        out.append(GroupMark(lab, x, y0, y1, x + BRACKET_TICK, x - LABEL_GAP, y))
+    return out
+
+
 # --- deep data: epialleles ----------------------------------------------------------------------
 
 TOP_EPIALLELES = 10  # rows of a deep-data panel: the most frequent patterns ...
@@ -538,6 +655,7 @@ class LollipopLayout:
     pages: tuple[Page, ...]
     cols_per_band: int
     title_font: float
+    dendrogram: float = 0.0  # points right of each data area taken by a dendrogram (0: none drawn)
 
 
 @dataclass(frozen=True)
@@ -558,7 +676,8 @@ def _slices(n: int, per: int) -> list[tuple[int, int]]:
 
 def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float, titles: dict,
                     legend_height: float, position_digits: int = 3, scale_bar: bool = False,
-                    max_height: float = MAX_HEIGHT_MM * MM, min_row: Optional[float] = None) -> LollipopLayout:
+                    max_height: float = MAX_HEIGHT_MM * MM, min_row: Optional[float] = None,
+                    dendrogram: bool = False) -> LollipopLayout:
     """Pages of the lollipop grid, ``width`` points wide, none taller than ``max_height``.
 
     Every panel has the same CpG axis and circle size.  A grid row is a *band*; when the grid has more
@@ -568,12 +687,15 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     (the title says which clones; the strip comes with the last slice).  Bands fill pages top to bottom; each
     page is as tall as its content plus the legend (``legend_height``).  ``titles[sample]``: the panel
     title's lines (for its width; a title wider than its panel is shortened by the caller, see ``fit_text``).
+    ``dendrogram``: each panel is ``dendrogram_room(True)`` wider, right of its data area (whose share of the
+    width shrinks by as much).
     """
     has_rows = any(grid.row_labels)
     has_cols = any(grid.col_labels)
     left0 = MARGIN + (HEADER_FONT * LINE_SPACING + 2.0 if has_rows else 0.0)
     usable = width - left0 - MARGIN
-    per_panel = strip_label_width() + PANEL_GAP_X
+    extra = dendrogram_room(dendrogram)
+    per_panel = strip_label_width() + PANEL_GAP_X + extra
     n_cols = max(1, grid.n_cols)
     units = ((xs[-1] - xs[0]) if len(xs) else 0.0) + 2 * CPG_MARGIN
     min_data = max(MIN_DATA_WIDTH, units * MIN_CPG_PITCH)
@@ -663,7 +785,7 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
             y = band_bottom + (below_h if positions_here else 0.0)
         y += 4.0
         pages.append(Page(width, y + legend_height + MARGIN, tuple(panels), tuple(headers), y))
-    return LollipopLayout(geom, tuple(pages), cols_per_band, TITLE_FONT)
+    return LollipopLayout(geom, tuple(pages), cols_per_band, TITLE_FONT, extra)
 
 
 @dataclass(frozen=True)

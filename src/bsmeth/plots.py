@@ -35,6 +35,7 @@ SNP_COLOUR = "#B35806"
 ND_COLOUR = "#8C8C8C"
 BAR_COLOUR = "#7F7F7F"
 NOTE_COLOUR = "#333333"
+DENDROGRAM_COLOUR = "#333333"
 FORMATS = ("svg", "png", "pdf", "tiff")
 DEFAULT_FORMATS = ("svg", "png", "pdf")
 LOLLIPOP_WIDTH = "double"  # default widths when --width-mm is not given
@@ -50,7 +51,11 @@ class PlotConfig:
     ``rows``/``cols``: sample columns whose levels make the grid rows / columns (``"auto"``: cell_line /
     dose when the sheet has them; ``None``: not used; with neither, samples fill rows of 6).
     ``layout``: ``equal``, ``proportional`` or ``position`` CpG spacing (see ``layout.cpg_x_positions``).
-    ``sort_clones``: most methylated clone on top (else input order).  ``out_prefix``: output path prefix;
+    ``order``: the rows of a clone panel, within each allele group: ``input`` (reads.tsv order), ``methylation``
+    (most methylated on top) or ``cluster`` (hierarchical clustering of the patterns, dendrogram beside the
+    rows); ``sort_clones`` (the old option) means ``methylation``.  ``allele_groups``: where the amplicon has a
+    splittable SNP site (known or found from the clones), rows grouped by the allele each clone carries,
+    marked beside the rows.  Deep-data panels (epialleles) ignore both.  ``out_prefix``: output path prefix;
     files are ``<prefix>lollipop.<fmt>`` and ``<prefix>dose_response.<fmt>`` (default: inside the call
     directory).  ``width_mm``: the width of every figure (None: the lollipop grid a double column, the
     dose-response plot a single one).  ``dpi``: PNG and TIFF resolution.  ``max_height_mm``: taller figures
@@ -61,6 +66,8 @@ class PlotConfig:
     cols: Optional[str] = AUTO
     layout: str = "equal"
     sort_clones: bool = False
+    order: str = "input"
+    allele_groups: bool = True
     formats: tuple[str, ...] = DEFAULT_FORMATS
     out_prefix: Optional[str] = None
     dose: Optional[str] = AUTO
@@ -68,6 +75,11 @@ class PlotConfig:
     width_mm: Optional[float] = None
     dpi: int = DPI
     max_height_mm: float = L.MAX_HEIGHT_MM
+
+    @property
+    def row_order(self) -> str:
+        """``order``, with the old ``sort_clones`` read as ``methylation``."""
+        return "methylation" if self.sort_clones and self.order == "input" else self.order
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,107 @@ class LollipopInput:
     clones: dict  # sample -> [Clone] in reads.tsv order
     strips: dict  # sample -> {cpg: percent}
     titles: Optional[dict] = None  # deep data: sample -> second title line's wordings, longest first
+    rows: Optional[dict] = None  # sample -> PanelRows (None: input order, or by methylation with sort_clones)
+
+
+@dataclass(frozen=True)
+class PanelRows:
+    """How one panel stacks its clones: ``order`` (indices into the panel's clones, top row first), the allele
+    groups (label drawn, first row, end row; empty: not grouped), per row the allele written to lollipop.tsv,
+    and the dendrogram (``patterns.dendrogram_segments`` lines in rows of ``order``, its highest merge)."""
+
+    order: tuple[int, ...]
+    groups: tuple[tuple[str, int, int], ...] = ()
+    alleles: tuple[str, ...] = ()
+    segments: tuple[tuple[float, float, float, float], ...] = ()
+    max_height: float = 0.0
+
+
+NOT_READ = "?"  # the label of the clones whose allele at the grouping site could not be read
+
+
+def arrange_rows(clones: Sequence[Clone], mode: str, allele: Optional[dict] = None, names: Sequence[str] = (),
+                 site: str = "", patterns=None) -> PanelRows:
+    """The rows of one panel.  ``allele``: read -> group key (the allele letter) of the clones whose allele was
+    read; ``names``: the keys in drawing order (the clones of no key, ``''``, come last, labelled ``NOT_READ``);
+    no ``allele``: one group, not marked.  Within a group: ``input`` order, ``methylation`` (most methylated on
+    top) or ``cluster`` (``patterns.clone_layout`` on ``patterns``, the sample's ``CloneSet``: clones without a
+    pattern go last in their group, in input order, outside the dendrogram)."""
+    grouped = allele is not None
+    allele = allele or {}
+    index = {c.read: i for i, c in enumerate(clones)}
+    rank = {g: k for k, g in enumerate([*names, ""])}
+    keys = [allele.get(c.read, "") for c in clones]
+    blocks: dict = {}
+    segs: dict = {}
+    if mode == "cluster" and patterns is not None and patterns.n:
+        from .patterns import CloneSet, clone_layout
+
+        mine = [i for i, r in enumerate(patterns.reads) if r in index]
+        # the group that comes first in the drawing is seen first by clone_layout, which keeps first-seen order
+        perm = sorted(mine, key=lambda i: rank.get(allele.get(patterns.reads[i], ""), len(rank)))
+        cs = CloneSet(patterns.amplicon, patterns.sample, tuple(patterns.reads[i] for i in perm), patterns.cpgs,
+                      patterns.calls[perm], patterns.excluded)
+        lay = clone_layout(cs, {r: allele.get(r, "") for r in cs.reads}, cluster=True)
+        for g, a, b in lay.groups:
+            blocks[g] = [index[r] for r in lay.reads[a:b]]
+            segs[g] = [(r0 - a, h0, r1 - a, h1) for r0, h0, r1, h1 in lay.segments if a <= r0 < b]
+    placed = {i for rows in blocks.values() for i in rows}
+    for i, k in enumerate(keys):
+        if i not in placed:
+            blocks.setdefault(k, []).append(i)
+    order: list[int] = []
+    groups, alleles, segments = [], [], []
+    for g in sorted(blocks, key=lambda k: rank.get(k, len(rank))):
+        rows = blocks[g]
+        if mode == "methylation":
+            rows = [rows[k] for k in L.order_clones([clones[i].fraction for i in rows], True)]
+        start = len(order)
+        order += rows
+        groups.append((g or NOT_READ, start, len(order)))
+        alleles += [f"{site}:{g}" if g else ""] * len(rows)
+        segments += [(r0 + start, h0, r1 + start, h1) for r0, h0, r1, h1 in segs.get(g, ())]
+    top = max((max(x[1], x[3]) for x in segments), default=0.0)
+    return PanelRows(tuple(order), tuple(groups) if grouped else (), tuple(alleles), tuple(segments), top)
+
+
+def _clone_rows(data, clones: dict, config: PlotConfig) -> tuple[dict, list[str]]:
+    """sample -> ``PanelRows`` of every clone panel, and the legend's notes on grouping and order."""
+    mode = config.row_order
+    if not config.allele_groups and mode != "cluster":
+        return {s: arrange_rows(c, mode) for s, c in clones.items()}, (
+            ["Most methylated clone on top."] if mode == "methylation" else [])
+    from . import alleles as A
+    from .patterns import clone_sets
+
+    sites, scans = A.grouping_sites(data)
+    site = next(iter(sites.values()), None) if config.allele_groups else None
+    sets = {cs.sample: cs for cs in clone_sets(data, A.found_cpgs(scans))} if mode == "cluster" else {}
+    allele, names = None, ()
+    if site is not None:
+        names = (site.ref, site.alt)
+        allele = {r: a for r, a in site.alleles.items() if a in names}
+    rows = {s: arrange_rows(c, mode, allele, names, site.name if site else "", sets.get(s))
+            for s, c in clones.items()}
+    within = "Within each allele group" if site is not None else ""
+    notes = []
+    if site is not None:
+        where = (f"SNP {site.name}" if site.source == "known" else
+                 f"the site {site.name} found from the clones (no known SNP splits them)")
+        unread = any(g[0] == NOT_READ for r in rows.values() for g in r.groups)
+        notes.append(f"Rows grouped by the allele each clone carries at {where}, bracketed left of the rows: "
+                     f"{site.ref} (reference) first, then {site.alt}"
+                     + (f", then {NOT_READ} (allele not read)." if unread else ".")
+                     + (" Within each group, clones in input order." if mode == "input" else ""))
+    if mode == "methylation":
+        notes.append(f"{within or 'In each panel'}, most methylated clone on top.")
+    elif mode == "cluster":
+        notes.append(f"{within or 'In each panel'}, rows ordered by hierarchical clustering of the clones' patterns "
+                     "(average linkage, UPGMA; leaves in optimal order), distance = the share of the CpGs called in "
+                     "both clones that differ (CpGs under a primer or on a SNP left out); right of the rows its "
+                     "dendrogram, as wide as the panel's highest merge (written above it). Clones with no such "
+                     "CpG called come last in their group.")
+    return rows, notes
 
 
 def _panel_data(data) -> dict:
@@ -225,8 +338,11 @@ def lollipop_input(data, config: PlotConfig = PlotConfig()) -> LollipopInput:
         clones, titles = _epiallele_data(data, numbers)
         notes = [*_legend_notes(cpgs, set(numbers), config.layout), DEEP_NOTE]
         return LollipopInput(tuple(samples), grid, numbers, positions, snp, tuple(notes), clones, strips, titles)
+    clones = _panel_data(data)
+    rows, order_notes = _clone_rows(data, clones, config)
     return LollipopInput(tuple(samples), grid, numbers, positions, snp,
-                         tuple(_legend_notes(cpgs, set(numbers), config.layout)), _panel_data(data), strips)
+                         (*_legend_notes(cpgs, set(numbers), config.layout), *order_notes), clones, strips,
+                         rows=rows)
 
 
 DEEP_NOTE = (f"Deep data: rows are the sample's most frequent epialleles (at most {L.TOP_EPIALLELES}, each at least "
@@ -348,9 +464,15 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
         return _title(sample, inp.clones.get(sample, []), start, stop, room)
 
     titles = {s: title_of(s, 0, len(inp.clones.get(s, []))) for s in inp.samples}
+    if inp.rows is not None:
+        arranged = {s: inp.rows.get(s) or PanelRows(tuple(range(len(inp.clones.get(s, []))))) for s in inp.samples}
+    else:
+        arranged = {s: PanelRows(tuple(L.order_clones([c.fraction for c in inp.clones.get(s, [])],
+                                                      config.row_order == "methylation"))) for s in inp.samples}
+    dendrogram = any(r.segments for r in arranged.values())
     lay = L.lollipop_layout(inp.grid, xs, {s: inp.clones.get(s, []) for s in inp.samples}, width, titles, leg_h,
                             pos_digits, scale_bar, config.max_height_mm * L.MM,
-                            L.DEEP_ROW if inp.titles is not None else None)
+                            L.DEEP_ROW if inp.titles is not None else None, dendrogram)
     geom = lay.geometry
     d, edge, lw = geom.circle_diameter, geom.edge_width, geom.line_width
     digits = max([len(str(n)) for n in inp.numbers] + [1])
@@ -365,7 +487,9 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
         used: set = set()
         for box in page.panels:
             clones = inp.clones.get(box.sample, [])
-            order = L.order_clones([c.fraction for c in clones], config.sort_clones)[box.start:box.stop]
+            arr = arranged[box.sample]
+            order = arr.order[box.start:box.stop]
+            merge = L.adjacent_merge_heights(arr.segments, len(arr.order))[box.start:box.stop]
             gid = f"panel-{_slug(box.sample)}"
             while gid in used:
                 gid += "_"
@@ -379,13 +503,13 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
             right = left + geom.data_width
             # title and CpG numbers above the clone rows
             # centred over the cell (strip labels and data area), so that it can never leave it
-            room = geom.data_width + L.strip_label_width()
+            room = geom.data_width + L.strip_label_width() + lay.dendrogram
             title = title_of(box.sample, box.start, box.stop, room)
             y_numbers = top - L.TICK - L.TICK_PAD
             y_title = y_numbers - L.FONT * L.LINE_SPACING - 1.0 - L.DESCENT * L.TITLE_FONT
+            centre = right + lay.dendrogram - room / 2
             for k, line in enumerate(reversed(title)):
-                g.items.append(Text(right - room / 2, y_title - k * L.TITLE_FONT * L.LINE_SPACING, line,
-                                    L.TITLE_FONT, "center"))
+                g.items.append(Text(centre, y_title - k * L.TITLE_FONT * L.LINE_SPACING, line, L.TITLE_FONT, "center"))
             for i in tick_idx:
                 x = X(xs[i])
                 g.items.append(Line(((x, top), (x, top - L.TICK)), "#000000", 0.5))
@@ -396,9 +520,28 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
             if not clones:
                 g.items.append(Text((left + right) / 2, top + geom.clone_pitch / 2, "no clone passed QC", L.FONT,
                                     "center", "middle", colour=ND_COLOUR))
+            name = gid[len("panel-"):]
+            if arr.groups:  # allele groups: a bracket and its label left of the rows
+                ag = Group("alleles-" + name)
+                bottom = top + box.rows * geom.clone_pitch
+                for m in L.group_marks(arr.groups, left, top, geom.clone_pitch, box.start, box.stop,
+                                       top - L.TICK, bottom):
+                    ag.items.append(Line(((m.tick, m.y0), (m.x, m.y0), (m.x, m.y1), (m.tick, m.y1)), "#000000",
+                                         0.6))
+                    label = L.fit_text(m.label, L.strip_label_width() - L.BRACKET_GAP - L.LABEL_GAP, L.FONT)
+                    ag.items.append(Text(m.label_x, m.label_y, label, L.FONT, "right", "middle"))
+                scene.add(ag)
+            if arr.segments:  # the dendrogram right of the rows, its highest merge written above it
+                dg = Group("dendrogram-" + name)
+                for a, b in L.dendrogram_lines(arr.segments, arr.max_height, right, top, geom.clone_pitch,
+                                               box.start, box.stop):
+                    dg.items.append(Line((a, b), DENDROGRAM_COLOUR, 0.5))
+                dg.items.append(Text(right + lay.dendrogram, y_numbers - L.DESCENT * L.FONT,
+                                     f"{arr.max_height:.2f}", L.FONT, "right", colour=NOTE_COLOUR))
+                scene.add(dg)
             for row, idx in enumerate(order):
                 c = clones[idx]
-                y = top + (row + 0.5) * geom.clone_pitch
+                y = L.row_y(top, geom.clone_pitch, row)
                 covered = [x_of[n] for n in inp.numbers if c.symbol(n)]
                 if covered:
                     g.items.append(Line(((X(min(covered)), y), (X(max(covered)), y)), "#000000", lw))
@@ -413,12 +556,13 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
                 f = "" if c.fraction is None else round(100 * c.fraction, 1)
                 if c.pooled is not None:
                     symbols = [f"{100 * c.pooled[n]:.1f}" if n in c.pooled else "" for n in inp.numbers]
-                extra = [] if c.share is None else [round(c.share, 6)]
+                extra = [round(c.share, 6)] if c.share is not None else [
+                    arr.alleles[box.start + row] if arr.alleles else "", merge[row]]
                 rows_out.append([page_no, box.sample, box.start + row + 1, c.read, f, *extra, *symbols])
             scene.add(g)
             # strip: per-CpG percent methylated
             if box.strip_top is not None:
-                sg = Group("strip-" + gid[len("panel-"):])
+                sg = Group("strip-" + name)
                 st, sb = box.strip_top, box.strip_top + L.STRIP_HEIGHT
                 pct = inp.strips.get(box.sample, {})
                 half = 0.4 * min(1.0, min([b - a for a, b in zip(xs, xs[1:])] + [1.0]))
@@ -455,8 +599,8 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
         scene.add(hg)
         _legend(scene, page.legend_top, L.MARGIN, notes_w, bool(inp.snp_cpgs), inp.notes)
         pages.append(scene)
-    share = ["share"] if inp.titles is not None else []
-    header = ["page", "sample", "row", "read", "methylation_pct", *share, *(f"cpg_{n}" for n in inp.numbers)]
+    extra = ["share"] if inp.titles is not None else ["allele", "merge_height"]
+    header = ["page", "sample", "row", "read", "methylation_pct", *extra, *(f"cpg_{n}" for n in inp.numbers)]
     return tuple(pages), _tsv(header, rows_out)
 
 
@@ -734,6 +878,10 @@ def check_config(config: PlotConfig) -> None:
 
     if config.layout not in L.LAYOUTS:
         raise InputError(f"layout {config.layout!r}: choose {', '.join(L.LAYOUTS)}")
+    if config.order not in L.ORDERS:
+        raise InputError(f"order {config.order!r}: choose {', '.join(L.ORDERS)}")
+    if config.sort_clones and config.order not in ("input", "methylation"):
+        raise InputError(f"--sort-clones (methylation order) and --order {config.order}: give one of them")
     format_names(config.formats)
     if config.width_mm is not None:
         try:
