@@ -77,7 +77,8 @@ def clonal_results(data, roles, config) -> tuple[list[dict], list[dict]]:
         smallest = next((s.sample for s in mine if s.n == common), "") if common else ""
         for s in mine:
             for h in H.sample_heterogeneity(s.calls, common, _rng(config.seed, "rarefy", amp, s.sample),
-                                            boot=boots[amp].of((s.sample,)), smallest=smallest):
+                                            boot=boots[amp].of((s.sample,)), smallest=smallest,
+                                            f=boots[amp].features((s.sample,))):
                 het.append({**({P.AMPLICON: amp} if panel else {}), "sample": s.sample,
                             **{c: sheet.get(s.sample, {}).get(c, "") for c in data.sample_columns},
                             "metric": h.metric, "value": h.value, "ci_low": h.ci[0], "ci_high": h.ci[1],
@@ -101,13 +102,21 @@ class _Bootstrap:
         self.amp, self.config = amp, config
         self.sets = {s.sample: s for s in sets}
         self.cache: dict = {}
+        self.feature_cache: dict = {}
+
+    def features(self, samples: tuple) -> H.Features:
+        key = tuple(samples)
+        if key not in self.feature_cache:
+            self.feature_cache[key] = H.features(np.concatenate([self.sets[s].calls for s in key]))
+        return self.feature_cache[key]
 
     def of(self, samples: tuple) -> Optional[dict]:
         key = tuple(samples)
         if key not in self.cache:
             x = np.concatenate([self.sets[s].calls for s in key])
             rng = _rng(self.config.seed, "bootstrap", self.amp, *key)
-            self.cache[key] = H.bootstrap_metrics(x, self.config.resamples, rng)
+            self.cache[key] = H.bootstrap_metrics(x, self.config.resamples, rng,
+                                                  self.features(key) if len(x) >= 2 else None)
         return self.cache[key]
 
 
@@ -401,8 +410,8 @@ def _compare_groups(amp, scope, strata, levels, by, within, config, row, boot: _
                         f"clones {counts} (pooled per group); statistic = {what}; {how}{strat}"
                         + ("; bootstrap CI over clones (percentiles shifted by the bootstrap bias); values on all "
                            "clones (heterogeneity.tsv: rarefied)" if two else "")))
-    k, scale, undefined = P.kernel_matrix(x)
-    disp = P.kernel_dispersion(k, draws, st)
+    k, index, scale, undefined = P.pattern_kernel(x)
+    disp = P.kernel_dispersion(k, draws, st, index)
     rows.append(row("pattern_mmd_perm", _scope(amp, scope), label, "all", float(disp[0]),
                     P.permutation_p(disp, exact, two_sided=False), n=len(lab),
                     note=_pattern_note(counts, scale, undefined, how, strat)))
@@ -448,8 +457,8 @@ def _dose_trend(amp, scope, strata, doses, scores, dose, numeric, config, row, b
                         f"per {dose} unit over the {dose} levels (one value per level, clones pooled); {how}; "
                         f"bootstrap CI over clones within levels (percentiles shifted by the bootstrap bias)"
                         f"{scale_note}"))
-    k, scale, undefined = P.kernel_matrix(x)
-    disp = P.kernel_dispersion(k, draws, st)
+    k, index, scale, undefined = P.pattern_kernel(x)
+    disp = P.kernel_dispersion(k, draws, st, index)
     rows.append(row("pattern_mmd_perm", _scope(amp, scope), " vs ".join(f"{dose}={doses[g]}" for g in present),
                     "all", float(disp[0]), P.permutation_p(disp, exact, two_sided=False), n=len(lab),
                     note=_pattern_note(counts, scale, undefined, how, "")))

@@ -94,11 +94,19 @@ def fisher_2x2(m1: int, u1: int, m2: int, u2: int) -> tuple[float, float]:
         return (math.nan, 1.0)
     odds = a * d / (b * c) if b > 0 and c > 0 else math.inf
     row1, row2, col1 = a + b, c + d, a + c
-    xs = range(max(0, col1 - row2), min(row1, col1) + 1)
-    weights = [math.comb(row1, x) * math.comb(row2, col1 - x) for x in xs]
+    lo, hi = max(0, col1 - row2), min(row1, col1)
     observed = math.comb(row1, a) * math.comb(row2, col1 - a)
-    # weight <= observed * (1 + 1e-14), in integers
-    tail = sum(w for w in weights if w * 10 ** 14 <= observed * (10 ** 14 + 1))
+    # weight <= observed * (1 + 1e-14), in integers; the weights C(row1, x) C(row2, col1 - x) by their exact
+    # recurrence (one multiplication and one division by small numbers per table instead of two binomials:
+    # pooled tables of thousands of calls took seconds)
+    limit = observed * (10 ** 14 + 1)
+    w = math.comb(row1, lo) * math.comb(row2, col1 - lo)
+    tail = 0
+    for x in range(lo, hi + 1):
+        if w * 10 ** 14 <= limit:
+            tail += w
+        if x < hi:
+            w = w * (row1 - x) * (col1 - x) // ((x + 1) * (row2 - col1 + x + 1))
     return (odds, min(1.0, tail / math.comb(row1 + row2, col1)))
 
 
@@ -386,10 +394,10 @@ def _two_group_rows(clones, every, calls, cpgs, by, scope, levels, rng, reps) ->
     e1, e2 = every[every[by] == g1], every[every[by] == g2]
     rows = []
     k1, n1, k2, n2 = int(e1["m"].sum()), int(e1["n"].sum()), int(e2["m"].sum()), int(e2["n"].sum())
-    group_of = {**{r: 0 for r in e1["read"]}, **{r: 1 for r in e2["read"]}}
+    group_of = {**{r: 0 for r in e1["read"].tolist()}, **{r: 1 for r in e2["read"].tolist()}}
     # one pass over the calls instead of a pandas selection per CpG (that was most of `compare`'s time)
     mu: dict = {}  # (cpg, group) -> [M, U]
-    for read, cpg, call in zip(calls["read"], calls["cpg"], calls["call"]):
+    for read, cpg, call in zip(calls["read"].tolist(), calls["cpg"].tolist(), calls["call"].tolist()):
         grp = group_of.get(read)
         if grp is not None and call in ("M", "U"):
             mu.setdefault((int(cpg), grp), [0, 0])[call == "U"] += 1
@@ -552,7 +560,11 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
         if len(levels) == 2:
             rows += _two_group_rows(sub, sub_every, calls, cpgs, by, scope, levels, rng, reps)
         elif len(levels) > 2:
-            groups = [sub[sub[by] == lv]["fraction"].to_numpy() for lv in levels]
+            member: dict = {lv: [] for lv in levels}  # one pass (a selection per level: O(levels x clones))
+            for i, lv in enumerate(sub[by].tolist()):
+                member[lv].append(i)
+            fraction = sub["fraction"].to_numpy()
+            groups = [fraction[member[lv]] for lv in levels]
             h, p = kruskal(groups)
             rows.append(_row("kruskal_clones", scope, " vs ".join(f"{by}={lv}" for lv in levels), "all", h, p,
                              n=len(sub), note=f"clones per group {', '.join(str(len(g)) for g in groups)}; "
