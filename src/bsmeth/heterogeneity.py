@@ -40,7 +40,7 @@ RAREFY_MIN = 4  # samples with fewer clones are not rarefied (and do not set the
 RAREFY_DRAWS = 500  # random subsets when there are more subsets than this (else every subset, exactly)
 # Group comparisons: one (clone pair, window) of the pair path of a small group costs about as much as this many
 # multiply-adds of the matrix product of a large group (measured: benchmarks/bench_compare.py --tune)
-PAIR_COST = 150.0
+PAIR_COST = 20.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -377,10 +377,12 @@ def _group_metrics(fs: Features, lab: np.ndarray) -> dict:
     from .patterns import group_blocks
 
     n_draws, n = lab.shape
-    blocks = group_blocks(lab)
+    blocks = group_blocks(lab, with_order=False)
     sizes = blocks.sizes
     n_win = len(fs.starts)
     small = PAIR_COST * sizes * sizes * max(1, n_win) < n * fs.table.shape[1]
+    if small.any():
+        blocks = group_blocks(lab)
     values: dict = {}
     if small.any():
         values.update(_small_group_metrics(fs, blocks, np.flatnonzero(small)))
@@ -401,25 +403,27 @@ def _group_metrics(fs: Features, lab: np.ndarray) -> dict:
 
 def _small_group_metrics(fs: Features, blocks, groups: np.ndarray) -> dict:
     """{group: metrics in each draw} for the ``groups`` of ``blocks`` (``patterns.GroupBlocks``), from the pairs
-    of their clones."""
+    of their clones: in each window, a clone's pattern count c is the number of the group's clones showing the
+    same pattern (itself included), so N = clones fully called, sum c^2 = sum over clones of c, and
+    sum c log2 c = sum over the first clone of each pattern of c log2 c."""
     from .patterns import _CHUNK
 
     n_pat = fs.patterns.shape[1]
     n_win = len(fs.starts)
     extra = fs.table[:, n_pat:]
-    if n_win:  # each clone's pattern in each window: its column there, -1 when not fully called
-        col = np.arange(n_pat, dtype=float)
+    if n_win:  # each clone's pattern in each window (its column there, counted from the window's first), -1: none
+        at = np.arange(n_pat, dtype=float) - np.repeat(fs.starts, np.diff(np.r_[fs.starts, n_pat]))
         called = np.add.reduceat(fs.patterns, fs.starts, axis=1) > 0
-        code = np.where(called, np.rint(np.add.reduceat(fs.patterns * col, fs.starts, axis=1)), -1).astype(np.intp)
+        local = np.rint(np.add.reduceat(fs.patterns * at, fs.starts, axis=1))
+        code = np.where(called, local, -1).astype(np.int8 if 2 ** WINDOW < 127 else np.int32)
     n_draws = len(blocks.order)
     out: dict = {}
     for size in np.unique(blocks.sizes[groups]):
         size = int(size)
         which = groups[blocks.sizes[groups] == size]
         pos = blocks.starts[which][:, None] + np.arange(size)[None, :]  # groups x clones: positions in a draw
-        earlier = np.tril(np.ones((size, size), bool), -1)  # [a, b]: b comes before a
         table = _clogc(size)
-        per_row = len(which) * (size * size * max(1, n_win) + size * extra.shape[1])
+        per_row = len(which) * size * (3 * max(1, n_win) + extra.shape[1])
         step = max(1, _CHUNK // max(1, per_row))
         parts: dict = {m: [] for m in METRICS}
         for r0 in range(0, n_draws, step):
@@ -429,17 +433,29 @@ def _small_group_metrics(fs: Features, blocks, groups: np.ndarray) -> dict:
             if n_win:
                 c = code[clones]  # rows x groups x clones x windows
                 ok = c >= 0
-                same = (c[:, :, :, None, :] == c[:, :, None, :, :]) & ok[:, :, :, None, :]  # [a, b]: b shows a's
-                count = same.sum(axis=3)  # clones showing each clone's pattern (0 when not fully called)
-                first = ok & ~(same & earlier[None, None, :, :, None]).any(axis=3)  # first clone of its pattern
-                total = ok.sum(axis=2).reshape(flat, n_win).astype(float)
-                sumsq = count.sum(axis=2).reshape(flat, n_win).astype(float)
-                clogc = np.where(first, table[count], 0.0).sum(axis=2).reshape(flat, n_win)
-                got = _window_metrics(total, sumsq, clogc)
+                count = np.zeros(c.shape, np.int32)  # clones showing each clone's pattern (0: not fully called)
+                seen = np.zeros(c.shape, bool)  # an earlier clone shows the same pattern
+                for b in range(size):
+                    same = (c == c[:, :, b:b + 1, :]) & ok
+                    count += same
+                    seen[:, :, b + 1:, :] |= same[:, :, b + 1:, :]
+                first = ok & ~seen
+                total = ok[:, :, 0, :].astype(np.int32)
+                sumsq = count[:, :, 0, :].copy()
+                clogc = np.where(first[:, :, 0, :], table[count[:, :, 0, :]], 0.0)
+                for a in range(1, size):
+                    total += ok[:, :, a, :]
+                    sumsq += count[:, :, a, :]
+                    clogc += np.where(first[:, :, a, :], table[count[:, :, a, :]], 0.0)
+                got = _window_metrics(total.reshape(flat, n_win).astype(float),
+                                      sumsq.reshape(flat, n_win).astype(float), clogc.reshape(flat, n_win))
             else:
                 nan = np.full(flat, np.nan)
                 got = {"epipolymorphism": nan, "entropy": nan.copy()}
-            got.update(_run_metrics(extra[clones].sum(axis=2).reshape(flat, extra.shape[1])))
+            sums = extra[clones[:, :, 0]]
+            for a in range(1, size):
+                sums += extra[clones[:, :, a]]
+            got.update(_run_metrics(sums.reshape(flat, extra.shape[1])))
             for m in METRICS:
                 parts[m].append(got[m].reshape(rows, len(which)))
         joined = {m: np.concatenate(parts[m]) for m in METRICS}

@@ -80,15 +80,15 @@ def excluded_cpgs(data, extra: Optional[dict] = None) -> dict:
     and the calls' ``why``; ``extra`` adds more (e.g. CpGs on a heterozygous site found by ``alleles``)."""
     out: dict = {}
     s = data.summary
-    amp_col = s[AMPLICON] if has_amplicon(s) else [""] * len(s)
-    for a, c, note in zip(amp_col, s["cpg"], s["note"]):
+    amp_col = s[AMPLICON].tolist() if has_amplicon(s) else [""] * len(s)
+    for a, c, note in zip(amp_col, s["cpg"].tolist(), s["note"].tolist()):
         if note == "under_primer" or note.startswith("snp:"):
             out.setdefault(a, {})[int(c)] = note
     calls = data.cpg_calls
     mask = calls["why"].isin(("under_primer", "snp"))
     sub = calls[mask]
-    amp_col = sub[AMPLICON] if has_amplicon(sub) else [""] * len(sub)
-    for a, c, why in zip(amp_col, sub["cpg"], sub["why"]):
+    amp_col = sub[AMPLICON].tolist() if has_amplicon(sub) else [""] * len(sub)
+    for a, c, why in zip(amp_col, sub["cpg"].tolist(), sub["why"].tolist()):
         out.setdefault(a, {}).setdefault(int(c), why if why == "under_primer" else "snp")
     for a, cpgs in (extra or {}).items():
         for c, why in cpgs.items():
@@ -104,7 +104,7 @@ def clone_sets(data, extra_excluded: Optional[dict] = None) -> list[CloneSet]:
     calls = data.cpg_calls
     amp_of_call = calls[AMPLICON] if has_amplicon(calls) else None
     excluded = excluded_cpgs(data, extra_excluded)
-    amplicons = list(dict.fromkeys(amp_of_call)) if amp_of_call is not None else [""]
+    amplicons = list(dict.fromkeys(amp_of_call.tolist())) if amp_of_call is not None else [""]
     reads = data.reads[data.reads["status"] == "pass"]
     order = data.sample_order()
     out: list[CloneSet] = []
@@ -149,31 +149,20 @@ def pattern_distance(x: np.ndarray) -> tuple[np.ndarray, int]:
     pairs with nothing shared get the mean of the defined distances (0.5 when none is defined)."""
     x = np.asarray(x, float)
     n = len(x)
-    d, _, _, undefined = _raw_distance(x)
-    off = ~np.eye(n, dtype=bool)
-    defined = ~np.isnan(d) & off
-    fill = float(d[defined].mean()) if defined.any() else 0.5
-    d = np.where(np.isnan(d), fill, d)
-    np.fill_diagonal(d, 0.0)
-    return d, undefined
-
-
-def _raw_distance(x: np.ndarray, weights: Optional[np.ndarray] = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(distances with NaN where two rows share no call, shared call counts, differing call counts, pairs of
-    clones without a shared call).  ``weights``: the number of clones each row stands for (rows = distinct
-    patterns); the pairs are then counted over clones."""
     called = (~np.isnan(x)).astype(float)
     m = np.nan_to_num(x)
     u = called - m
     shared = called @ called.T
     differ = m @ u.T + u @ m.T
+    off = ~np.eye(n, dtype=bool)
+    defined = (shared > 0) & off
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.where(shared > 0, differ / np.where(shared > 0, shared, 1), np.nan)
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, float)
-    none = shared == 0
-    undefined = float(w @ np.triu(none, 1) @ w) + float((np.diagonal(none) * w * (w - 1) / 2).sum())
-    return d, shared, differ, round(undefined)
+    fill = float(d[defined].mean()) if defined.any() else 0.5
+    undefined = int(((shared == 0) & off).sum() // 2)
+    d = np.where(np.isnan(d), fill, d)
+    np.fill_diagonal(d, 0.0)
+    return d, undefined
 
 
 def unique_patterns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -293,14 +282,16 @@ def label_draws(labels: np.ndarray, strata: Optional[np.ndarray], rng: np.random
             from itertools import combinations
 
             draws = np.full((math.comb(n, k), n), values[0], dtype=labels.dtype)
-            for r, chosen in enumerate(combinations(range(n), k)):
-                draws[r, list(chosen)] = values[1]
+            chosen = np.array(list(combinations(range(n), k)), dtype=np.intp).reshape(len(draws), k)
+            draws[np.arange(len(draws))[:, None], chosen] = values[1]
             observed = labels[None, :]
             return np.concatenate([observed, draws]), True
     draws = np.empty((reps + 1, n), dtype=labels.dtype)
     draws[0] = labels
-    for s in np.unique(strata):
-        idx = np.flatnonzero(strata == s)
+    order = np.argsort(strata, kind="stable")  # the clones of each stratum, in index order
+    bounds = np.flatnonzero(np.r_[True, strata[order][1:] != strata[order][:-1], True]) if n else [0]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = order[a:b]
         keys = rng.random((reps, len(idx)))
         draws[1:, idx] = labels[idx][np.argsort(keys, axis=1)]
     return draws, False
@@ -339,38 +330,45 @@ def pattern_kernel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
     """``kernel_matrix`` on the distinct patterns: (kernel between distinct patterns, index of each clone's
     pattern, l, pairs without a shared call).  Clones with equal patterns have equal kernel rows, so the
     statistic needs only these (``kernel_dispersion``'s ``index``); the bandwidth and the fill distance are
-    taken over every pair of clones (each distinct pair weighted by its multiplicity), as on the full matrix."""
+    taken over every pair of clones (each pair of patterns weighted by the pairs of clones it stands for), as
+    on the full matrix.  A distance is differ / shared for two whole numbers up to the number of CpGs, so the
+    kernel takes few values: it is looked up by that pair."""
     x = np.asarray(x, float)
     u, index, counts = unique_patterns(x)
-    n = len(x)
-    d, shared, differ, undefined = _raw_distance(u, counts)
+    n, n_cpgs = x.shape
+    called = (~np.isnan(u)).astype(float)
+    m = np.nan_to_num(u)
+    differ = m @ (called - m).T
+    base = n_cpgs + 1
+    key = np.rint(differ + differ.T).astype(np.int64) * base + np.rint(called @ called.T).astype(np.int64)
+    # ordered pairs of distinct clones behind each (differ, shared) pair
     c = counts.astype(float)
-    w = np.outer(c, c) - np.diag(c)  # ordered pairs of distinct clones with these two patterns
-    defined = (shared > 0) & (w > 0)
-    fill = float((w[defined] * d[defined]).sum() / w[defined].sum()) if defined.any() else 0.5
-    d = np.where(np.isnan(d), fill, d)
-    np.fill_diagonal(d, 0.0)
-    scale = KERNEL_FRACTION * _median_distance(shared, differ, w, fill, x.shape[1]) if n > 1 else 1.0
-    if scale <= 0:
-        scale = 1.0 / max(1, x.shape[1])
-    return np.exp(-d / scale), index, scale, undefined
-
-
-def _median_distance(shared: np.ndarray, differ: np.ndarray, w: np.ndarray, fill: float, n_cpgs: int) -> float:
-    """np.median of the distances of every ordered pair of distinct clones (``w``: the pairs each entry stands
-    for), from the few distinct (differing, shared) counts: a distance is differ / shared, ``fill`` without a
-    shared call."""
-    key = np.rint(differ).astype(np.int64) * (n_cpgs + 1) + np.rint(shared).astype(np.int64)
-    weight = np.bincount(key.ravel(), w.ravel(), (n_cpgs + 1) ** 2)
-    present = np.flatnonzero(weight > 0)
-    dif, sh = np.divmod(present, n_cpgs + 1)
+    weight = (np.bincount(key.ravel(), np.outer(c, c).ravel(), base * base)
+              - np.bincount(np.diagonal(key), c, base * base))
+    dif, shared = np.divmod(np.arange(base * base), base)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.where(sh > 0, dif.astype(float) / np.where(sh > 0, sh, 1).astype(float), fill)
-    order = np.argsort(value, kind="stable")
-    value, cum = value[order], np.cumsum(weight[present][order])
+        value = dif.astype(float) / shared.astype(float)
+    defined = (shared > 0) & (weight > 0)
+    fill = float((weight[defined] * value[defined]).sum() / weight[defined].sum()) if defined.any() else 0.5
+    value[shared == 0] = fill  # no shared call (key 0)
+    undefined = round(float(weight[0]) / 2)
+    scale = KERNEL_FRACTION * _weighted_median(value, weight) if n > 1 else 1.0
+    if scale <= 0:
+        scale = 1.0 / max(1, n_cpgs)
+    k = np.exp(-value / scale)[key]
+    np.fill_diagonal(k, 1.0)  # a clone with itself: distance 0
+    return k, index, scale, undefined
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """np.median of the array holding each value ``weights`` (whole numbers) times."""
+    keep = weights > 0
+    v, w = values[keep], weights[keep]
+    order = np.argsort(v, kind="stable")
+    v, cum = v[order], np.cumsum(w[order])
     total = round(float(cum[-1]))
     at = np.searchsorted(cum, [(total - 1) // 2 + 0.5, total // 2 + 0.5])  # 0-based ranks of the middle values
-    lo, hi = float(value[at[0]]), float(value[at[1]])
+    lo, hi = float(v[at[0]]), float(v[at[1]])
     return lo if total % 2 else float(np.mean([lo, hi]))
 
 
@@ -390,7 +388,7 @@ class GroupBlocks:
     labels: np.ndarray  # the groups' labels, sorted
     sizes: np.ndarray
     starts: np.ndarray
-    order: np.ndarray  # draws x clones
+    order: Optional[np.ndarray]  # draws x clones (None when not asked for)
 
     def members(self, groups: np.ndarray) -> np.ndarray:
         """Positions in ``order`` of the clones of ``groups`` (group after group)."""
@@ -399,16 +397,20 @@ class GroupBlocks:
         return np.concatenate([np.arange(self.starts[g], self.starts[g] + self.sizes[g]) for g in groups])
 
 
-def group_blocks(draws: np.ndarray) -> GroupBlocks:
-    """``GroupBlocks`` of ``draws``; ValueError when a row does not have the first row's group sizes."""
+def group_blocks(draws: np.ndarray, with_order: bool = True) -> GroupBlocks:
+    """``GroupBlocks`` of ``draws`` (``order`` None unless ``with_order``); ValueError when a row does not have
+    the first row's group sizes."""
     draws = np.atleast_2d(np.asarray(draws))
     labels, sizes = np.unique(draws[0], return_counts=True)
     dense = labels.dtype.kind in "iu" and labels[0] == 0 and labels[-1] == len(labels) - 1  # labels are 0..G-1
     rank = draws if dense else np.searchsorted(labels, draws)
-    rank = rank.astype(np.int16 if len(labels) < 2 ** 15 else np.int64)  # int16: a radix sort
-    order = np.argsort(rank, axis=1, kind="stable")
-    if not (np.take_along_axis(rank, order, axis=1) == np.repeat(np.arange(len(labels)), sizes)[None, :]).all():
+    n_draws, n_groups = len(draws), len(labels)
+    per_row = np.bincount((np.arange(n_draws)[:, None] * n_groups + rank).ravel(), minlength=n_draws * n_groups)
+    if not (per_row.reshape(n_draws, n_groups) == sizes[None, :]).all():
         raise ValueError("every row of draws must permute the labels of the first row")
+    order = None
+    if with_order:  # int16: a radix sort
+        order = np.argsort(rank.astype(np.int16 if n_groups < 2 ** 15 else np.int64), axis=1, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
     return GroupBlocks(labels, sizes, starts, order)
 
@@ -440,9 +442,11 @@ def kernel_dispersion(k: np.ndarray, draws: np.ndarray, strata: Optional[np.ndar
         r_all = ks @ c_all
         tot = float(c_all @ r_all)
         acc = np.zeros(n_draws) - tot / big_n
-        blocks = group_blocks(draws[:, idx])
+        blocks = group_blocks(draws[:, idx], with_order=False)
         sizes = blocks.sizes
         small = PAIR_COST * sizes * (sizes - 1) / 2 < len(pats) ** 2 + big_n
+        if small.any():
+            blocks = group_blocks(draws[:, idx])
         quad = np.empty((len(sizes), n_draws))
         if small.any():
             quad[small] = _pair_quads(ks, local, blocks, np.flatnonzero(small)).T

@@ -442,13 +442,17 @@ def _trend_rows(clones, dose, scope, rng, reps) -> list[dict]:
     # effect: OLS slope of per-clone % on dose, CI by resampling clones within dose levels
     slope = _slope(s, 100 * f)
     idx_by = [np.flatnonzero(s == score[lv]) for lv in levels]
-    # all resamples at once (reps x clones), clones resampled within their dose level
-    pick = np.concatenate([ix[rng.integers(0, len(ix), size=(reps, len(ix)))] for ix in idx_by], axis=1)
-    xs, ys = s[pick], 100 * f[pick]
-    xc = xs - xs.mean(axis=1, keepdims=True)
-    ss = (xc ** 2).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = np.where(ss > 0, (xc * (ys - ys.mean(axis=1, keepdims=True))).sum(axis=1) / ss, np.nan)
+    # clones resampled within their dose level, so each level keeps its clone count and its dose: the resampled
+    # slope needs only each level's sum of per-clone % (sum_l (s_l - mean s) (S_l - n_l mean y) / sum_l n_l
+    # (s_l - mean s)^2), not the reps x clones matrices of doses and centred values
+    sums = np.stack([(100 * f[ix])[rng.integers(0, len(ix), size=(reps, len(ix)))].sum(axis=1) for ix in idx_by])
+    n_l = np.array([len(ix) for ix in idx_by], float)
+    s_l = np.array([score[lv] for lv in levels], float)
+    xc = s_l - (n_l * s_l).sum() / n_l.sum()
+    ss = float((n_l * xc ** 2).sum())
+    y_bar = sums.sum(axis=0) / n_l.sum()
+    boot = ((xc[:, None] * (sums - n_l[:, None] * y_bar[None, :])).sum(axis=0) / ss if ss > 0
+            else np.full(reps, np.nan))
     lo, hi = (np.nanquantile(boot, [0.025, 0.975]) if len(f) > 2 and not np.isnan(boot).all()
               else (math.nan, math.nan))
     rows = [_row("trend_jt_clones", scope, groups, "all", jt, p, slope, (float(lo), float(hi)), len(f),
