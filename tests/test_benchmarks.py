@@ -87,6 +87,12 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         rf"^planted duplicates, evidence \(-log10 chance match\): min {NUM}, median {NUM}$",
         r"^threshold 4\.0: planted found \d/2, distinct pairs flagged \d+/\d+$",
     ]),
+    "bench_compare": (["--smoke"], [
+        r"^bsmeth compare, CPU seconds of compare_results in a fresh process; old: ",
+        # old and new CPU seconds, the speed-up and whether both wrote the same tables (old: - without git history)
+        rf"^20 samples x 2 clones +by=sample +({NUM} +{NUM} +{NUM}x +(yes|NO)|- +{NUM} +- +- .*)$",
+        rf"^20 samples x 2 clones +default +({NUM} +{NUM} +{NUM}x +(yes|NO)|- +{NUM} +- +- .*)$",
+    ]),
     "asm": (["--smoke"], [
         r"^designs of 12 clones per sample",
         rf"^   asm_perm_clones p < 0\.01 in \d+/4 = {NUM} % of designs",
