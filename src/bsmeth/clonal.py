@@ -75,10 +75,13 @@ def clonal_results(data, roles, config) -> tuple[list[dict], list[dict]]:
         mine = [s for s in sets if s.amplicon == amp]
         common = H.common_count([s.n for s in mine])
         smallest = next((s.sample for s in mine if s.n == common), "") if common else ""
-        for s in mine:
-            for h in H.sample_heterogeneity(s.calls, common, _rng(config.seed, "rarefy", amp, s.sample),
-                                            boot=boots[amp].of((s.sample,)), smallest=smallest,
-                                            f=boots[amp].features((s.sample,))):
+        boots[amp].prefetch([(s.sample,) for s in mine])
+        per_sample = H.samples_heterogeneity([s.calls for s in mine], common,
+                                             [_rng(config.seed, "rarefy", amp, s.sample) for s in mine],
+                                             [boots[amp].of((s.sample,)) for s in mine], smallest,
+                                             [boots[amp].features((s.sample,)) for s in mine])
+        for s, rows_of_sample in zip(mine, per_sample):
+            for h in rows_of_sample:
                 het.append({**({P.AMPLICON: amp} if panel else {}), "sample": s.sample,
                             **{c: sheet.get(s.sample, {}).get(c, "") for c in data.sample_columns},
                             "metric": h.metric, "value": h.value, "ci_low": h.ci[0], "ci_high": h.ci[1],
@@ -113,11 +116,17 @@ class _Bootstrap:
     def of(self, samples: tuple) -> Optional[dict]:
         key = tuple(samples)
         if key not in self.cache:
-            x = np.concatenate([self.sets[s].calls for s in key])
-            rng = _rng(self.config.seed, "bootstrap", self.amp, *key)
-            self.cache[key] = H.bootstrap_metrics(x, self.config.resamples, rng,
-                                                  self.features(key) if len(x) >= 2 else None)
+            self.prefetch([key])
         return self.cache[key]
+
+    def prefetch(self, keys: list) -> None:
+        """Draw the resamples of every cell of ``keys`` not drawn yet, together (``H.bootstrap_many``)."""
+        todo = [tuple(k) for k in dict.fromkeys(tuple(k) for k in keys) if tuple(k) not in self.cache]
+        xs = [np.concatenate([self.sets[s].calls for s in key]) for key in todo]
+        rngs = [_rng(self.config.seed, "bootstrap", self.amp, *key) for key in todo]
+        fs = [self.features(key) if len(x) >= 2 else None for key, x in zip(todo, xs)]
+        for key, got in zip(todo, H.bootstrap_many(xs, self.config.resamples, rngs, fs)):
+            self.cache[key] = got
 
 
 def _value(sheet: dict, sample: str, column: Optional[str]) -> str:

@@ -68,10 +68,11 @@ def features(x: np.ndarray) -> Features:
     n_win = max(0, j - WINDOW + 1)
     pat, starts = np.zeros((n, 0)), np.zeros(0, np.intp)
     if n_win and n:
-        from numpy.lib.stride_tricks import sliding_window_view
-
-        ok = sliding_window_view(called, WINDOW, axis=1).all(axis=2)  # clones x windows
-        code = (sliding_window_view(meth, WINDOW, axis=1) * (2 ** np.arange(WINDOW))).sum(axis=2)
+        ok = called[:, :n_win].copy()  # clones x windows: all WINDOW CpGs called
+        code = meth[:, :n_win].astype(np.intp)  # the window's pattern, CpG k of the window = bit k
+        for k in range(1, WINDOW):
+            ok &= called[:, k:k + n_win]
+            code += meth[:, k:k + n_win].astype(np.intp) << k
         key = np.where(ok, np.arange(n_win)[None, :] * 2 ** WINDOW + code, -1)
         present = np.unique(key[ok])  # one column per (window, pattern) seen: window after window, codes sorted
         window = present // 2 ** WINDOW
@@ -114,22 +115,50 @@ def metrics_weighted(f: Features, w: np.ndarray) -> dict[str, np.ndarray]:
 
 def metrics_from_sums(f: Features, sums: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric from weighted sums of ``f.table`` (sets x columns, whole numbers)."""
-    n_sets = len(sums)
-    n_pat = f.patterns.shape[1]
-    if len(f.starts):
-        counts = sums[:, :n_pat]  # sets x (window, pattern) columns
-        # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
-        ci = np.rint(counts).astype(np.intp)
-        c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
-        total = np.add.reduceat(counts, f.starts, axis=1)  # sets x windows
-        sumsq = np.add.reduceat((c * c)[ci], f.starts, axis=1)
-        clogc = np.add.reduceat(_clogc(len(c) - 1)[ci], f.starts, axis=1)
-        out = _window_metrics(total, sumsq, clogc)
-    else:
-        nan = np.full(n_sets, np.nan)
-        out = {"epipolymorphism": nan, "entropy": nan.copy()}
-    out.update(_run_metrics(sums[:, n_pat:]))
-    return out
+    return metrics_many([(f, sums)])[0]
+
+
+def metrics_many(items: Sequence[tuple]) -> list[dict[str, np.ndarray]]:
+    """``metrics_from_sums`` of each (features, sums) pair, computed together: each item's numbers go through
+    the same operations as alone (the same sums in the same order), but the items share the calls, whose
+    overhead is most of the cost for small sets of clones (one sample's bootstrap resamples).  An item may be
+    (features, sums, rows): its sets are ``sums[rows]`` (distinct sets computed once)."""
+    out: list[dict] = [{} for _ in items]
+    groups: dict = {}  # items with the same shapes share the arithmetic
+    for k, item in enumerate(items):
+        f, sums = item[0], item[1]
+        n_out = len(item[2]) if len(item) > 2 and item[2] is not None else len(sums)
+        if len(f.starts):
+            groups.setdefault(("windows", len(sums), len(f.starts), n_out), []).append(k)
+        else:
+            nan = np.full(n_out, np.nan)
+            out[k].update(epipolymorphism=nan, entropy=nan.copy())
+        groups.setdefault(("runs", len(sums), sums.shape[1] - f.patterns.shape[1], n_out), []).append(k)
+    for (part, n_sets, width, n_out), ks in groups.items():
+        rows = None
+        if any(len(items[k]) > 2 and items[k][2] is not None for k in ks):
+            rows = np.stack([items[k][2] if len(items[k]) > 2 and items[k][2] is not None else np.arange(n_sets)
+                             for k in ks])  # items x sets out: the row of each
+        if part == "windows":
+            n_pat = [items[k][0].patterns.shape[1] for k in ks]
+            counts = np.concatenate([items[k][1][:, :m] for k, m in zip(ks, n_pat)], axis=1)
+            starts = np.concatenate([items[k][0].starts + o for k, o in zip(ks, np.cumsum([0] + n_pat[:-1]))])
+            # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
+            ci = np.rint(counts).astype(np.intp)
+            c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
+
+            def per_window(values: np.ndarray) -> np.ndarray:  # items x sets x windows
+                return np.ascontiguousarray(np.add.reduceat(values, starts, axis=1).reshape(
+                    n_sets, len(ks), width).transpose(1, 0, 2))
+
+            got = _window_metrics(per_window(counts), per_window((c * c)[ci]), per_window(_clogc(len(c) - 1)[ci]))
+            if rows is not None:
+                got = {m: np.take_along_axis(v, rows, axis=1) for m, v in got.items()}
+        else:
+            got = _run_metrics(np.stack([items[k][1][:, items[k][0].patterns.shape[1]:] for k in ks]), rows)
+        for j, k in enumerate(ks):
+            out[k].update({m: v[j] for m, v in got.items()})
+    return [{m: o[m] for m in METRICS} for o in out]
 
 
 def _clogc(top: int) -> np.ndarray:
@@ -139,42 +168,51 @@ def _clogc(top: int) -> np.ndarray:
 
 
 def _window_metrics(total: np.ndarray, sumsq: np.ndarray, clogc: np.ndarray) -> dict[str, np.ndarray]:
-    """Epipolymorphism and entropy from per-window sums (sets x windows): the clones fully called in the window
+    """Epipolymorphism and entropy from per-window sums (... x windows): the clones fully called in the window
     (N), sum of c^2 and of c log2 c over its patterns (c = clones showing the pattern)."""
     out: dict[str, np.ndarray] = {}
     used = total >= WINDOW_MIN_CLONES
     safe = np.where(used, total, 1.0)
-    n_used = used.sum(axis=1)
+    n_used = used.sum(axis=-1)
     # 1 - sum p^2 and sum -p log2 p = log2 N - sum c log2 c / N, averaged over the windows used
-    epi = np.where(used, 1.0 - sumsq / (safe * safe), 0.0).sum(axis=1)
-    ent = np.where(used, np.log2(safe) - clogc / safe, 0.0).sum(axis=1) / WINDOW
+    epi = np.where(used, 1.0 - sumsq / (safe * safe), 0.0).sum(axis=-1)
+    ent = np.where(used, np.log2(safe) - clogc / safe, 0.0).sum(axis=-1) / WINDOW
     with np.errstate(invalid="ignore", divide="ignore"):
         out["epipolymorphism"] = np.where(n_used > 0, epi / n_used, np.nan)
         out["entropy"] = np.where(n_used > 0, ent / n_used, np.nan)
     return out
 
 
-def _run_metrics(sums: np.ndarray) -> dict[str, np.ndarray]:
-    """PDR and MHL from the sums of the table's last columns (sets x (eligible, discordant, i-mers called (L),
-    i-mers methylated (L)))."""
+def _run_metrics(sums: np.ndarray, rows: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """PDR and MHL from the sums of the table's last columns (... x (eligible, discordant, i-mers called (L),
+    i-mers methylated (L))); ``rows`` (items x sets out, with ``sums`` items x sets x columns): each set's row of
+    ``sums``.  MHL's sum over i is a matrix-vector product, whose rounding depends on the matrix's shape: it runs
+    on the sets out, as it would without ``rows``."""
     out: dict[str, np.ndarray] = {}
-    elig, disc = sums[:, 0], sums[:, 1]
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        return v if rows is None else np.take_along_axis(v, rows, axis=-1)
+
+    elig, disc = sums[..., 0], sums[..., 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["pdr"] = np.where(elig > 0, disc / np.where(elig > 0, elig, 1), np.nan)
-    big_l = (sums.shape[1] - 2) // 2
+        out["pdr"] = spread(np.where(elig > 0, disc / np.where(elig > 0, elig, 1), np.nan))
+    big_l = (sums.shape[-1] - 2) // 2
     if big_l:
-        called, meth = sums[:, 2:2 + big_l], sums[:, 2 + big_l:]
+        called, meth = sums[..., 2:2 + big_l], sums[..., 2 + big_l:]
         has = called > 0
-        length = np.where(has.any(axis=1), big_l - np.argmax(has[:, ::-1], axis=1), 0)  # longest i
+        length = np.where(has.any(axis=-1), big_l - np.argmax(has[..., ::-1], axis=-1), 0)  # longest i
         i = np.arange(1, big_l + 1, dtype=float)
-        inside = i[None, :] <= length[:, None]
+        inside = i <= length[..., None]
         mh = meth / np.where(has, called, 1.0)
-        num = (mh * inside) @ i
-        den = length * (length + 1) / 2.0
+        terms = mh * inside
+        if rows is not None:
+            terms = np.ascontiguousarray(np.take_along_axis(terms, rows[..., None], axis=-2))
+        num = terms @ i
+        den = spread(length * (length + 1) / 2.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["mhl"] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
     else:
-        out["mhl"] = np.full(len(sums), np.nan)
+        out["mhl"] = spread(np.full(sums.shape[:-1], np.nan))
     return out
 
 
@@ -288,10 +326,43 @@ def bootstrap_metrics(x: np.ndarray, reps: int, rng: np.random.Generator,
                       f: Optional[Features] = None) -> Optional[dict[str, np.ndarray]]:
     """Every metric of ``reps`` bootstrap resamples of the clones (rows) of ``x`` (``f``: their features, when
     known); None with fewer than 2."""
-    x = np.asarray(x, float)
-    if len(x) < 2:
-        return None
-    return metrics_weighted(features(x) if f is None else f, bootstrap_weights(len(x), reps, rng))
+    return bootstrap_many([x], reps, [rng], [f])[0]
+
+
+def bootstrap_many(xs: Sequence[np.ndarray], reps: int, rngs: Sequence[np.random.Generator],
+                   fs: Optional[Sequence[Optional[Features]]] = None) -> list[Optional[dict[str, np.ndarray]]]:
+    """``bootstrap_metrics`` of several clone sets, each resampled from its own generator, computed together."""
+    xs = [np.asarray(x, float) for x in xs]
+    fs = list(fs) if fs is not None else [None] * len(xs)
+    out: list = [None] * len(xs)
+    todo = [k for k, x in enumerate(xs) if len(x) >= 2]
+    for chunk in _chunks(todo, [reps * (fs[k].table.shape[1] if fs[k] is not None else 64) for k in todo]):
+        items = []
+        for k in chunk:
+            f = features(xs[k]) if fs[k] is None else fs[k]
+            w = bootstrap_weights(len(xs[k]), reps, rngs[k])
+            rows = None
+            n = len(xs[k])
+            if 4 * math.comb(2 * n - 1, n) <= reps:  # few distinct resamples (n <= 6): each computed once
+                code = w.astype(np.int64) @ (n + 1) ** np.arange(n, dtype=np.int64)  # multiplicities in base n + 1
+                _, first, rows = np.unique(code, return_index=True, return_inverse=True)
+                w, rows = w[first], rows.reshape(-1)
+            items.append((f, w @ f.table, rows))
+        for k, got in zip(chunk, metrics_many(items)):
+            out[k] = got
+    return out
+
+
+def _chunks(keys: list, sizes: list, budget: int = 1 << 22) -> list[list]:
+    """``keys`` in consecutive runs whose ``sizes`` add up to about ``budget`` (bounded temporary arrays)."""
+    out, run, total = [], [], 0
+    for k, size in zip(keys, sizes):
+        if run and total + size > budget:
+            out.append(run)
+            run, total = [], 0
+        run.append(k)
+        total += size
+    return out + ([run] if run else [])
 
 
 def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Generator,
@@ -300,30 +371,46 @@ def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Ge
     """Each metric of one sample's clones ``x`` with a bootstrap interval from ``boot`` (``bootstrap_metrics``
     of ``x``; percentiles shifted by the bootstrap bias, ``shifted_percentile_ci``) and its mean over subsets
     of ``common`` clones drawn from ``rng`` (rarefaction); ``f``: the features of ``x``, when known."""
-    x = np.asarray(x, float)
-    n = len(x)
-    f = features(x) if f is None else f
-    point = metrics_weighted(f, np.ones((1, n)))
-    what = ""
-    rare: dict = {}
-    if common is not None and n >= common:
-        w, exact = subset_weights(n, common, rng)
-        vals = metrics_weighted(f, w)
-        rare = {k: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for k, v in vals.items()}
-        how = (f"every subset ({len(w)})" if exact else f"mean of {len(w)} random subsets")
-        what = (f"clones subsampled without replacement to {common}{' (' + smallest + ')' if smallest else ''}; "
-                f"{how}" if n > common else f"all {n} clones (the common count)")
-    elif common is not None:
-        what = f"not rarefied: {n} clones < the common count {common}"
-    else:
-        what = f"not rarefied: no sample has >= {RAREFY_MIN} clones"
-    text = units(f) if n else {m: "" for m in METRICS}
-    cis = (shifted_percentile_cis([boot[m] for m in METRICS], [float(point[m][0]) for m in METRICS], (0.0, 1.0))
-           if boot is not None else [(math.nan, math.nan)] * len(METRICS))
+    return samples_heterogeneity([x], common, [rng], [boot], smallest, [f])[0]
+
+
+def samples_heterogeneity(xs: Sequence[np.ndarray], common: Optional[int], rngs: Sequence[np.random.Generator],
+                          boots: Sequence[Optional[dict]], smallest: str = "",
+                          fs: Optional[Sequence[Optional[Features]]] = None) -> list[list[SampleHeterogeneity]]:
+    """``sample_heterogeneity`` of several samples (each rarefied with its own generator), computed together."""
+    xs = [np.asarray(x, float) for x in xs]
+    fs = [features(x) if f is None else f for x, f in zip(xs, fs if fs is not None else [None] * len(xs))]
+    point = metrics_many([(f, np.ones((1, len(x))) @ f.table) for x, f in zip(xs, fs)])
+    rare: list[dict] = [{} for _ in xs]
+    what = []
+    rarefy = []  # (sample, subset weights)
+    for k, x in enumerate(xs):
+        n = len(x)
+        if common is not None and n >= common:
+            w, exact = subset_weights(n, common, rngs[k])
+            rarefy.append((k, w))
+            how = (f"every subset ({len(w)})" if exact else f"mean of {len(w)} random subsets")
+            what.append(f"clones subsampled without replacement to {common}"
+                        f"{' (' + smallest + ')' if smallest else ''}; {how}" if n > common
+                        else f"all {n} clones (the common count)")
+        elif common is not None:
+            what.append(f"not rarefied: {n} clones < the common count {common}")
+        else:
+            what.append(f"not rarefied: no sample has >= {RAREFY_MIN} clones")
+    for chunk in _chunks(rarefy, [len(w) * fs[k].table.shape[1] for k, w in rarefy]):
+        for (k, _), vals in zip(chunk, metrics_many([(fs[k], w @ fs[k].table) for k, w in chunk])):
+            rare[k] = {m: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for m, v in vals.items()}
+    with_boot = [k for k, b in enumerate(boots) if b is not None]
+    flat = shifted_percentile_cis([boots[k][m] for k in with_boot for m in METRICS],
+                                  [float(point[k][m][0]) for k in with_boot for m in METRICS], (0.0, 1.0))
+    cis = {k: flat[j * len(METRICS):(j + 1) * len(METRICS)] for j, k in enumerate(with_boot)}
     out = []
-    for m, ci in zip(METRICS, cis):
-        out.append(SampleHeterogeneity(m, float(point[m][0]), ci, n, text[m], rare.get(m, math.nan),
-                                       common if rare else None, what))
+    for k, x in enumerate(xs):
+        n = len(x)
+        text = units(fs[k]) if n else {m: "" for m in METRICS}
+        ci = cis.get(k, [(math.nan, math.nan)] * len(METRICS))
+        out.append([SampleHeterogeneity(m, float(point[k][m][0]), ci[j], n, text[m], rare[k].get(m, math.nan),
+                                        common if rare[k] else None, what[k]) for j, m in enumerate(METRICS)])
     return out
 
 
