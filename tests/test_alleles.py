@@ -175,6 +175,32 @@ def test_stratified_allele_test_weights_samples():
     assert not t.exact and t.draws == 300 and t.strata == 2 and 1 / 301 <= t.p <= 1
 
 
+def test_allele_bootstrap_is_the_weighted_difference_of_resampled_clones():
+    """The interval from each (sample, allele) cell's resampled means equals the weighted difference computed on
+    the whole resampled matrix (clones drawn within cells in first-appearance order, from the same generator),
+    bit for bit: many samples made the matrix and the per-sample selections of it slow."""
+    rng = np.random.default_rng(6)
+    f, lab, st = rng.random(90), rng.integers(0, 2, 90), rng.integers(0, 12, 90)
+    t = A.allele_test(f, lab, st, np.random.default_rng(2), reps=50, boot=400)
+    draw = np.random.default_rng(2)
+    P.label_draws(lab, st, draw, 50)  # the permutations come first
+    cells = list(dict.fromkeys(zip(st.tolist(), lab.tolist())))
+    idx = [np.flatnonzero((st == s) & (lab == a)) for s, a in cells]
+    order = np.concatenate(idx)
+    values = f[np.concatenate([i[draw.integers(0, len(i), size=(400, len(i)))] for i in idx], axis=1)]
+    num, den = np.zeros(400), 0.0
+    for s in np.unique(st):
+        in_s = st[order] == s
+        alt = lab[order][in_s] == 1
+        n1, n0 = int(alt.sum()), int((~alt).sum())
+        if n1 and n0:
+            v = values[:, in_s]
+            w = n1 * n0 / (n1 + n0)
+            num += w * (v[:, alt].mean(axis=1) - v[:, ~alt].mean(axis=1))
+            den += w
+    assert t.ci == tuple(float(q) for q in np.nanquantile(num / den, [0.025, 0.975]))
+
+
 def test_scan_on_example_reads_finds_rs2854744_when_it_is_not_given(tmp_path):
     """Real traces (two samples of the example reads) called without the known SNP: the scan finds it, at
     CpG 6, and splits the clones as the known SNP's genotype does."""

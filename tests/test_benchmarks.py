@@ -107,6 +107,12 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
         r"^\d+ random reads with an alignment of 30\+ bases",
         r"^aligned bases +n +identity median",
     ]),
+    "bench_compare": (["--smoke"], [
+        r"^bsmeth compare, CPU seconds of compare_results in a fresh process; old: ",
+        # old and new CPU seconds, the speed-up and whether both wrote the same tables (old: - without git history)
+        rf"^20 samples x 2 clones +by=sample +({NUM} +{NUM} +{NUM}x +(yes|NO)|- +{NUM} +- +- .*)$",
+        rf"^20 samples x 2 clones +default +({NUM} +{NUM} +{NUM}x +(yes|NO)|- +{NUM} +- +- .*)$",
+    ]),
     "asm": (["--smoke"], [
         r"^designs of 12 clones per sample",
         rf"^   asm_perm_clones p < 0\.01 in \d+/4 = {NUM} % of designs",

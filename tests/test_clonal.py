@@ -4,6 +4,7 @@ pattern-structured designs."""
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,3 +201,58 @@ def test_calibration_benchmark_smoke_run(capsys):
     out = capsys.readouterr().out
     for part in ("A. allele-specific methylation", "B. null designs", "C. 50% methylated", "pattern_mmd_perm"):
         assert part in out, part
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pinned outputs: stats.tsv and heterogeneity.tsv of one design, written by the code before the scaling rewrite
+# (d9468ee; tests/data/compare_pinned/SOURCE.md); every row must stay the same to the last printed digit
+
+PINNED = Path(__file__).resolve().parent / "data" / "compare_pinned"
+PINNED_CONFIGS = {
+    "by_sample": S.CompareConfig(by="sample", within=None, permutations=199, resamples=100, bootstrap_reps=200),
+    "default": S.CompareConfig(permutations=199, resamples=100, bootstrap_reps=200),
+}
+
+
+def _pinned_design(directory):
+    """25 samples: 24 of 2-5 clones (cell lines A/B, doses 0-2, a SNP on CpG 6, CpG 1 under a primer, about half
+    the clones of the SNP allele) and one of 30 clones; small groups and one large one in the same comparison."""
+    rng = random.Random(21)
+    samples = [{"sample": f"S{i:02d}", "cell_line": "AB"[i % 2], "dose": str((i // 2) % 3),
+                "clones": _snp_clones(rng, 2 + i % 4, 0.2 + 0.025 * i)} for i in range(24)]
+    samples.append({"sample": "BIG", "cell_line": "B", "dose": "1",
+                    "clones": _snp_clones(rng, 30, 0.5) + ["MMMMMMMMMM"] * 4 + ["UUUUUUUUUU"] * 4})
+    return write_call_dir(directory, samples, snp_cpg=6, under_primer=(1,))
+
+
+def _pinned_outputs(directory) -> dict:
+    data = load_call_dir(_pinned_design(directory))
+    out = {}
+    for name, config in PINNED_CONFIGS.items():
+        rows, het = S.compare_results(data, config)
+        out[f"{name}.stats.tsv"] = S.rows_to_tsv(rows)
+        out[f"{name}.heterogeneity.tsv"] = S.rows_to_tsv(het, clonal.heterogeneity_columns(data))
+    return out
+
+
+def write_pinned(folder) -> None:
+    """Write the pinned outputs into ``folder`` (run with the code that defines them; see SOURCE.md there)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in _pinned_outputs(Path(tmp) / "c").items():
+            (Path(folder) / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pinned_now(tmp_path_factory):
+    return _pinned_outputs(tmp_path_factory.mktemp("pinned") / "c")
+
+
+@pytest.mark.parametrize("name", sorted(f"{c}.{t}.tsv" for c in PINNED_CONFIGS for t in ("stats", "heterogeneity")))
+def test_outputs_are_pinned(name, pinned_now):
+    got = pinned_now[name].splitlines()
+    want = (PINNED / name).read_text(encoding="utf-8").splitlines()
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g == w

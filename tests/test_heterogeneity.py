@@ -223,3 +223,102 @@ def test_group_statistic_two_groups_and_trend():
         xs = np.array([0.0, 1.0, 3.0])
         slope = ((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum()
         assert got[m][0] == pytest.approx(slope, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the two ways of summing a group (pairs of clones for small groups, a matrix product for large ones), and the
+# batched computations: the same numbers as the plain ones
+
+
+def _random_matrix(rng, n, n_cpg, p_nd=0.1):
+    x = (rng.random((n, n_cpg)) < rng.random()).astype(float)
+    x[rng.random((n, n_cpg)) < p_nd] = np.nan
+    return x[~np.isnan(x).all(axis=1)]
+
+
+def _brute_group_statistic(x, draws, strata, kind, scores=None):
+    """group_statistic from the definitions: every metric of every group of every draw from its own clones."""
+    out = {m: [] for m in H.METRICS}
+    for d in draws:
+        acc = {m: [] for m in H.METRICS}
+        for s in np.unique(strata):
+            idx = strata == s
+            present = np.unique(d[idx])
+            vals = {g: H.metrics(x[idx & (d == g)]) for g in present}
+            ns = {g: float((idx & (d == g)).sum()) for g in present}
+            for m in H.METRICS:
+                v = np.array([vals[g][m] for g in present])
+                if kind == "two":
+                    acc[m].append(v[1] - v[0])
+                elif kind == "k":
+                    w = np.array([ns[g] for g in present])
+                    acc[m].append((w * (v - (v * w).sum() / w.sum()) ** 2).sum() / w.sum())
+                else:
+                    xs = np.array([scores[g] for g in present])
+                    xc = xs - xs.mean()
+                    acc[m].append((xc * (v - v.mean())).sum() / (xc ** 2).sum())
+        for m in H.METRICS:
+            out[m].append(np.mean(acc[m]))
+    return {m: np.array(v) for m, v in out.items()}
+
+
+@pytest.mark.parametrize("kind", ["two", "k", "trend"])
+@pytest.mark.parametrize("cost", [0.0, math.inf, H.PAIR_COST])
+def test_group_statistic_by_pairs_and_by_matrix_products(kind, cost, monkeypatch):
+    """Both paths (forced with PAIR_COST 0 and infinity, and the default mix) give the statistic computed from
+    each group's clones directly, groups of 1 to 13 clones, two strata, undetermined CpGs."""
+    from bsmeth.patterns import label_draws
+
+    monkeypatch.setattr(H, "PAIR_COST", cost)
+    rng = np.random.default_rng(11)
+    x = _random_matrix(rng, 70, 9)
+    n = len(x)
+    strata = (np.arange(n) >= n // 2).astype(int)
+    k = 2 if kind == "two" else 9
+    labels = np.concatenate([rng.permutation(np.arange(n // 2) % k), rng.permutation(np.arange(n - n // 2) % k)])
+    labels[:3] = k - 1 if kind != "two" else labels[:3]  # unequal group sizes
+    draws, _ = label_draws(labels, strata, rng, 6)
+    scores = {g: float(g) ** 1.3 for g in range(k)}
+    got = H.group_statistic(H.features(x), draws, strata, kind, scores)
+    want = _brute_group_statistic(x, draws, strata, kind, scores)
+    for m in H.METRICS:
+        assert np.allclose(got[m], want[m], rtol=0, atol=1e-12, equal_nan=True), m
+
+
+def test_group_statistic_needs_permuted_draws():
+    f = H.features(matrix(["MMMM", "UUUU", "MUMU", "UMUM"]))
+    with pytest.raises(ValueError, match="permute"):
+        H.group_statistic(f, np.array([[0, 0, 1, 1], [0, 1, 1, 1]]), np.zeros(4, int), "two")
+
+
+def test_metrics_many_is_metrics_from_sums_item_by_item():
+    """Bit for bit: the batched computation does each item's arithmetic in the same order; rows repeat sets."""
+    rng = np.random.default_rng(3)
+    items, want = [], []
+    for k in range(12):
+        x = _random_matrix(rng, int(rng.integers(1, 12)), 10 if k % 3 else 5)
+        f = H.features(x)
+        w = H.bootstrap_weights(len(x), 40, rng)
+        sums = w @ f.table
+        rows = rng.integers(0, len(sums), 40) if k % 2 else None
+        items.append((f, sums, rows))
+        want.append(H.metrics_from_sums(f, sums if rows is None else sums[rows]))
+    for got, ref in zip(H.metrics_many(items), want):
+        for m in H.METRICS:
+            assert np.array_equal(got[m], ref[m], equal_nan=True), m
+
+
+def test_batched_samples_equal_one_sample_at_a_time():
+    rng = np.random.default_rng(5)
+    xs = [_random_matrix(rng, n, 8) for n in (1, 2, 3, 5, 9, 14)]
+    boots = H.bootstrap_many(xs, 300, [np.random.default_rng(k) for k in range(len(xs))])
+    for k, x in enumerate(xs):
+        one = H.bootstrap_metrics(x, 300, np.random.default_rng(k))
+        assert (one is None) == (boots[k] is None)
+        if one is not None:  # small samples: each distinct resample computed once, then spread
+            plain = H.metrics_weighted(H.features(x), H.bootstrap_weights(len(x), 300, np.random.default_rng(k)))
+            assert all(np.array_equal(one[m], boots[k][m], equal_nan=True) for m in H.METRICS)
+            assert all(np.array_equal(one[m], plain[m], equal_nan=True) for m in H.METRICS)
+    rows = H.samples_heterogeneity(xs, 3, [np.random.default_rng(k) for k in range(len(xs))], boots, "s")
+    for k, x in enumerate(xs):
+        assert repr(rows[k]) == repr(H.sample_heterogeneity(x, 3, np.random.default_rng(k), boots[k], "s"))

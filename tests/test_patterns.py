@@ -154,3 +154,66 @@ def test_clone_layouts_of_a_call_folder_group_by_the_snp_allele(tmp_path):
     first, second = lay.reads[:lay.groups[0][2]], lay.reads[lay.groups[1][1]:]
     assert all(int(r[-2:]) % 2 == 1 for r in first) and all(int(r[-2:]) % 2 == 0 for r in second)
     assert lay.segments and lay.max_height > 0
+
+
+def _brute_dispersion(k, draws, strata):
+    """sum over strata of (sum_g 1'K_g 1 / n_g - 1'K 1 / N) / N, straight from the clone kernel."""
+    out = []
+    for d in draws:
+        t = 0.0
+        for s in np.unique(strata):
+            idx = strata == s
+            big_n = idx.sum()
+            acc = -k[np.ix_(idx, idx)].sum() / big_n
+            for g in np.unique(d[idx]):
+                m = idx & (d == g)
+                acc += k[np.ix_(m, m)].sum() / m.sum()
+            t += acc / big_n
+        out.append(t)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("cost", [0.0, math.inf, P.PAIR_COST])
+@pytest.mark.parametrize("groups", [2, 3, 25])
+def test_kernel_dispersion_by_pairs_and_by_pattern_counts(cost, groups, monkeypatch):
+    """Small groups summed over their pairs of clones, large ones as c'Kc over pattern counts (forced with
+    PAIR_COST 0 and infinity, and the default mix): the definition, with repeated patterns, clones without a
+    shared call and two strata."""
+    monkeypatch.setattr(P, "PAIR_COST", cost)
+    rng = np.random.default_rng(groups)
+    x = (rng.random((60, 7)) < 0.4).astype(float)
+    x[rng.random((60, 7)) < 0.1] = np.nan
+    x[:12] = x[12:24]  # repeated patterns
+    x[30] = [np.nan] * 6 + [1.0]
+    x[31] = [1.0] + [np.nan] * 6  # shares no call with clone 30
+    strata = (np.arange(60) % 5 == 0).astype(int)
+    labels = np.arange(60) % groups
+    draws, _ = P.label_draws(labels, strata, rng, 8)
+    k_u, index, scale, undefined = P.pattern_kernel(x)
+    assert undefined >= 1 and len(k_u) < 60
+    k, scale2, _ = P.kernel_matrix(x)
+    assert np.array_equal(k, k_u[np.ix_(index, index)]) and scale == scale2
+    want = _brute_dispersion(k, draws, strata)
+    assert np.allclose(P.kernel_dispersion(k_u, draws, strata, index), want, rtol=1e-12, atol=1e-15)
+    assert np.allclose(P.kernel_dispersion(k, draws, strata), want, rtol=1e-12, atol=1e-15)
+
+
+def test_pattern_kernel_is_the_clone_kernel_of_the_distances():
+    """Bandwidth and the distance of pairs without a shared call (the mean of the defined ones) over every pair
+    of clones, as pattern_distance gives them, with repeated patterns."""
+    rng = np.random.default_rng(8)
+    x = (rng.random((40, 6)) < 0.5).astype(float)
+    x[rng.random((40, 6)) < 0.3] = np.nan
+    x = x[~np.isnan(x).all(axis=1)]
+    x = np.concatenate([x, x[:15]])
+    d, undefined = P.pattern_distance(x)
+    k, scale, undefined2 = P.kernel_matrix(x)
+    assert undefined == undefined2 > 0
+    assert scale == pytest.approx(P.KERNEL_FRACTION * np.median(d[~np.eye(len(x), dtype=bool)]), rel=1e-14)
+    assert np.allclose(k, np.exp(-d / scale), rtol=1e-13, atol=0)
+
+
+def test_kernel_dispersion_needs_permuted_draws():
+    k = np.eye(4)
+    with pytest.raises(ValueError, match="permute"):
+        P.kernel_dispersion(k, np.array([[0, 0, 1, 1], [0, 0, 0, 1]]))

@@ -395,8 +395,7 @@ def test_two_thousand_reads_stay_under_three_megabytes(tmp_path):
     # the figures as run passes them (a 2,000-clone lollipop grid at 200 dpi is 3,862 x 9,242 px)
     text = R.build_report(load_call_dir(d), pngs={"lollipop": _png(3862, 9242), "dose_response": _png(995, 771)},
                           # Kruskal-Wallis over the samples (pooled Fisher on 12,500 calls takes seconds)
-                          compare_config=CompareConfig(by="sample", within=None, bootstrap_reps=50, permutations=19,
-                                                       resamples=20))
+                          compare_config=CompareConfig(by="sample", within=None))
     size = len(text.encode())
     assert size + RR.TRACE_BUDGET < 3_000_000, size
     assert text.count('<a href="#read" class="rd">') == 2000
@@ -412,8 +411,7 @@ def test_twelve_hundred_samples_stay_usable(tmp_path):
     data = load_call_dir(d)
     tall = _png(1000, 30000)  # a grid of 1,200 samples in one piece
     text = R.build_report(data, pngs={"lollipop": tall, "dose_response": _png(900, 700)},
-                          compare_config=CompareConfig(by="sample", within=None, bootstrap_reps=50, permutations=19,
-                                                       resamples=20))
+                          compare_config=CompareConfig(by="sample", within=None))
     sizes = [H.png_size(base64.b64decode(src)) for src in re.findall(r'src="data:image/png;base64,([^"]*)"', text)]
     assert all(w <= R.FIGURE_MAX_PX[0] and h <= R.FIGURE_MAX_PX[1] for w, h in sizes) and len(sizes) == 2
     for table_id in ("qc-counts", "samples", "cpgs", "reads"):

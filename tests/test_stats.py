@@ -57,6 +57,56 @@ def test_fisher_two_sided_definition_is_sum_of_less_likely_tables():
     assert abs(S.fisher_2x2(m1, u1, m2, u2)[1] - p) < 1e-9
 
 
+def _fisher_by_binomials(m1, u1, m2, u2):
+    """The two-sided p as fisher_2x2 computed it before the recurrence: every weight from two binomials."""
+    a, b, c, d = m2, u2, m1, u1
+    if min(a + b, c + d, a + c, b + d) == 0:
+        return 1.0
+    row1, row2, col1 = a + b, c + d, a + c
+    weights = [math.comb(row1, x) * math.comb(row2, col1 - x) for x in range(max(0, col1 - row2), min(row1, col1) + 1)]
+    observed = math.comb(row1, a) * math.comb(row2, col1 - a)
+    return min(1.0, sum(w for w in weights if w * 10 ** 14 <= observed * (10 ** 14 + 1)) / math.comb(row1 + row2, col1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.tuples(*[st.integers(0, 400)] * 4) | st.tuples(*[st.integers(0, 12)] * 4))
+def test_fisher_recurrence_gives_the_binomials_p_exactly(table):
+    """The weights by their integer recurrence are the binomial products, so p is the same float, not just close
+    (pooled tables of thousands of calls were what made compare slow)."""
+    assert S.fisher_2x2(*table)[1] == _fisher_by_binomials(*table)
+
+
+def test_fisher_on_a_pooled_table_of_two_thousand_calls():
+    m1, u1, m2, u2 = 255, 745, 281, 719
+    p = S.fisher_2x2(m1, u1, m2, u2)[1]
+    assert p == _fisher_by_binomials(m1, u1, m2, u2)
+    assert abs(p - ss.fisher_exact([[m2, u2], [m1, u1]]).pvalue) < 1e-9
+
+
+def test_trend_bootstrap_from_level_sums_is_the_slope_of_each_resample():
+    """_trend_rows' CI: the slope of every resample from the levels' sums equals the least-squares slope of the
+    resampled clones themselves (the reps x clones computation it replaces)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n = 60
+    df = pd.DataFrame({"dose": rng.choice(["0", "1", "3", "10"], n), "fraction": np.round(rng.random(n), 2),
+                       "m": rng.integers(0, 9, n), "n": np.full(n, 10)})
+    row = S._trend_rows(df, "dose", "all", np.random.default_rng(1), 300)[0]
+    # the same resamples, drawn level by level as _trend_rows draws them
+    draw = np.random.default_rng(1)
+    s = df["dose"].astype(float).to_numpy()
+    y = 100 * df["fraction"].to_numpy()
+    levels = sorted(set(s))
+    pick = np.concatenate([np.flatnonzero(s == lv)[draw.integers(0, (s == lv).sum(), size=(300, (s == lv).sum()))]
+                           for lv in levels], axis=1)
+    xs, ys = s[pick], y[pick]
+    xc = xs - xs.mean(axis=1, keepdims=True)
+    slopes = (xc * (ys - ys.mean(axis=1, keepdims=True))).sum(axis=1) / (xc ** 2).sum(axis=1)
+    lo, hi = np.nanquantile(slopes, [0.025, 0.975])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi), abs=1e-9)
+
+
 def test_mann_whitney_and_kruskal_match_scipy():
     rng = np.random.default_rng(3)
     x = rng.integers(0, 11, 14) / 10  # per-clone fractions: many ties

@@ -100,9 +100,9 @@ def known_sites(data) -> list[Site]:
     if "genotype" not in reads.columns:
         return []
     passing = reads[reads["status"] == "pass"]
-    amp_col = passing[AMPLICON] if AMPLICON in passing.columns else [""] * len(passing)
+    amp_col = passing[AMPLICON].tolist() if AMPLICON in passing.columns else [""] * len(passing)
     seen: dict = {}
-    for amp, rid, gt in zip(amp_col, passing["read"], passing["genotype"]):
+    for amp, rid, gt in zip(amp_col, passing["read"].tolist(), passing["genotype"].tolist()):
         for item in str(gt).split(","):
             if ":" not in item:
                 continue
@@ -125,9 +125,9 @@ def known_sites(data) -> list[Site]:
 def _snp_cpgs(data) -> dict:
     """(amplicon, SNP name) -> CpG numbers noted ``snp:<name>`` in summary.tsv."""
     s = data.summary
-    amp_col = s[AMPLICON] if AMPLICON in s.columns else [""] * len(s)
+    amp_col = s[AMPLICON].tolist() if AMPLICON in s.columns else [""] * len(s)
     out: dict = {}
-    for amp, c, note in zip(amp_col, s["cpg"], s["note"]):
+    for amp, c, note in zip(amp_col, s["cpg"].tolist(), s["note"].tolist()):
         if note.startswith("snp:"):
             cpgs = out.setdefault((amp, note[4:]), [])
             if int(c) not in cpgs:
@@ -243,13 +243,13 @@ def scan_sites(data, known: Optional[list[Site]] = None) -> list[Scan]:
     skipped).  Needs alignments.txt; without it each amplicon's ``Scan`` says so."""
     path: Optional[Path] = data.alignments_path
     known = known or []
-    amps = list(dict.fromkeys(data.cpg_calls[AMPLICON])) if AMPLICON in data.cpg_calls.columns else [""]
+    amps = list(dict.fromkeys(data.cpg_calls[AMPLICON].tolist())) if AMPLICON in data.cpg_calls.columns else [""]
     if path is None:
         return [Scan(a, 0, 0, math.nan, math.nan, (), "alignments.txt not found: no scan") for a in amps]
     aligned = [a for a in parse_alignments(path.read_text(encoding="utf-8", errors="replace"))
                if a.status == "pass"]
     # a panel's alignments.txt may not name the amplicon in each header: then the read's calls do
-    amp_of = (dict(zip(data.cpg_calls["read"], data.cpg_calls[AMPLICON]))
+    amp_of = (dict(zip(data.cpg_calls["read"].tolist(), data.cpg_calls[AMPLICON].tolist()))
               if AMPLICON in data.cpg_calls.columns else {})
     out = []
     for amp in amps:
@@ -435,34 +435,34 @@ def allele_test(fractions: np.ndarray, labels: np.ndarray, strata: np.ndarray, r
     stats = _weighted_difference(fr, draws, st)
     p = permutation_p(stats, exact)
     # bootstrap: resample clones within each stratum x allele cell; the labels stay
-    keys = [f"{x}\t{y}" for x, y in zip(st, lab)]
-    cols, picks = [], []
-    for key in dict.fromkeys(keys):
-        idx = np.flatnonzero(np.array(keys) == key)
-        cols.append(idx)
-        picks.append(idx[rng.integers(0, len(idx), size=(boot, len(idx)))])
-    order = np.concatenate(cols)
-    bs = _bootstrap_stat(fr[np.concatenate(picks, axis=1)], lab[order], st[order])
+    cells: dict = {}  # (stratum, allele) -> its clones, cells in first-appearance order (their draws' order)
+    for i, key in enumerate(zip(st.tolist(), lab.tolist())):
+        cells.setdefault(key, []).append(i)
+    means = {}
+    for key, members in cells.items():
+        idx = np.array(members)
+        resampled = fr[idx[rng.integers(0, len(idx), size=(boot, len(idx)))]]
+        # summed clone after clone (column-major), as the selection of the cell's columns was summed before
+        means[key] = (np.asfortranarray(resampled).mean(axis=1), len(idx))
+    bs = _bootstrap_stat(means, boot)
     lo, hi = (np.nanquantile(bs, [0.025, 0.975]) if np.isfinite(bs).sum() >= 2 else (math.nan, math.nan))
     return AlleleTest(float(stats[0]), p, (float(lo), float(hi)), len(fr), exact, len(draws) - 1,
                       len(np.unique(st)))
 
 
-def _bootstrap_stat(values: np.ndarray, lab: np.ndarray, st: np.ndarray) -> np.ndarray:
-    """``_weighted_difference`` of resampled values (reps x clones) with fixed labels and strata."""
-    num = np.zeros(len(values))
+def _bootstrap_stat(means: dict, reps: int) -> np.ndarray:
+    """``_weighted_difference`` of resampled cell means: ``means[(stratum, allele)]`` = (the cell's mean in each
+    of ``reps`` resamples, its clone count)."""
+    num = np.zeros(reps)
     den = 0.0
-    for s in np.unique(st):
-        idx = st == s
-        l1 = lab[idx] == 1
-        n1, n0 = int(l1.sum()), int((~l1).sum())
-        if n1 == 0 or n0 == 0:
+    for s in sorted({s for s, _ in means}):
+        if (s, 1) not in means or (s, 0) not in means:
             continue
-        v = values[:, idx]
+        (alt, n1), (ref, n0) = means[(s, 1)], means[(s, 0)]
         w = n1 * n0 / (n1 + n0)
-        num += w * (v[:, l1].mean(axis=1) - v[:, ~l1].mean(axis=1))
+        num += w * (alt - ref)
         den += w
-    return num / den if den > 0 else np.full(len(values), np.nan)
+    return num / den if den > 0 else np.full(reps, np.nan)
 
 
 # =============================================================================================

@@ -75,9 +75,13 @@ def clonal_results(data, roles, config) -> tuple[list[dict], list[dict]]:
         mine = [s for s in sets if s.amplicon == amp]
         common = H.common_count([s.n for s in mine])
         smallest = next((s.sample for s in mine if s.n == common), "") if common else ""
-        for s in mine:
-            for h in H.sample_heterogeneity(s.calls, common, _rng(config.seed, "rarefy", amp, s.sample),
-                                            boot=boots[amp].of((s.sample,)), smallest=smallest):
+        boots[amp].prefetch([(s.sample,) for s in mine])
+        per_sample = H.samples_heterogeneity([s.calls for s in mine], common,
+                                             [_rng(config.seed, "rarefy", amp, s.sample) for s in mine],
+                                             [boots[amp].of((s.sample,)) for s in mine], smallest,
+                                             [boots[amp].features((s.sample,)) for s in mine])
+        for s, rows_of_sample in zip(mine, per_sample):
+            for h in rows_of_sample:
                 het.append({**({P.AMPLICON: amp} if panel else {}), "sample": s.sample,
                             **{c: sheet.get(s.sample, {}).get(c, "") for c in data.sample_columns},
                             "metric": h.metric, "value": h.value, "ci_low": h.ci[0], "ci_high": h.ci[1],
@@ -101,14 +105,28 @@ class _Bootstrap:
         self.amp, self.config = amp, config
         self.sets = {s.sample: s for s in sets}
         self.cache: dict = {}
+        self.feature_cache: dict = {}
+
+    def features(self, samples: tuple) -> H.Features:
+        key = tuple(samples)
+        if key not in self.feature_cache:
+            self.feature_cache[key] = H.features(np.concatenate([self.sets[s].calls for s in key]))
+        return self.feature_cache[key]
 
     def of(self, samples: tuple) -> Optional[dict]:
         key = tuple(samples)
         if key not in self.cache:
-            x = np.concatenate([self.sets[s].calls for s in key])
-            rng = _rng(self.config.seed, "bootstrap", self.amp, *key)
-            self.cache[key] = H.bootstrap_metrics(x, self.config.resamples, rng)
+            self.prefetch([key])
         return self.cache[key]
+
+    def prefetch(self, keys: list) -> None:
+        """Draw the resamples of every cell of ``keys`` not drawn yet, together (``H.bootstrap_many``)."""
+        todo = [tuple(k) for k in dict.fromkeys(tuple(k) for k in keys) if tuple(k) not in self.cache]
+        xs = [np.concatenate([self.sets[s].calls for s in key]) for key in todo]
+        rngs = [_rng(self.config.seed, "bootstrap", self.amp, *key) for key in todo]
+        fs = [self.features(key) if len(x) >= 2 else None for key, x in zip(todo, xs)]
+        for key, got in zip(todo, H.bootstrap_many(xs, self.config.resamples, rngs, fs)):
+            self.cache[key] = got
 
 
 def _value(sheet: dict, sample: str, column: Optional[str]) -> str:
@@ -401,8 +419,8 @@ def _compare_groups(amp, scope, strata, levels, by, within, config, row, boot: _
                         f"clones {counts} (pooled per group); statistic = {what}; {how}{strat}"
                         + ("; bootstrap CI over clones (percentiles shifted by the bootstrap bias); values on all "
                            "clones (heterogeneity.tsv: rarefied)" if two else "")))
-    k, scale, undefined = P.kernel_matrix(x)
-    disp = P.kernel_dispersion(k, draws, st)
+    k, index, scale, undefined = P.pattern_kernel(x)
+    disp = P.kernel_dispersion(k, draws, st, index)
     rows.append(row("pattern_mmd_perm", _scope(amp, scope), label, "all", float(disp[0]),
                     P.permutation_p(disp, exact, two_sided=False), n=len(lab),
                     note=_pattern_note(counts, scale, undefined, how, strat)))
@@ -448,8 +466,8 @@ def _dose_trend(amp, scope, strata, doses, scores, dose, numeric, config, row, b
                         f"per {dose} unit over the {dose} levels (one value per level, clones pooled); {how}; "
                         f"bootstrap CI over clones within levels (percentiles shifted by the bootstrap bias)"
                         f"{scale_note}"))
-    k, scale, undefined = P.kernel_matrix(x)
-    disp = P.kernel_dispersion(k, draws, st)
+    k, index, scale, undefined = P.pattern_kernel(x)
+    disp = P.kernel_dispersion(k, draws, st, index)
     rows.append(row("pattern_mmd_perm", _scope(amp, scope), " vs ".join(f"{dose}={doses[g]}" for g in present),
                     "all", float(disp[0]), P.permutation_p(disp, exact, two_sided=False), n=len(lab),
                     note=_pattern_note(counts, scale, undefined, how, "")))

@@ -38,6 +38,9 @@ PDR_MIN_CPGS = 4  # PDR counts clones with at least this many CpGs called (Landa
 METRICS = ("epipolymorphism", "entropy", "pdr", "mhl")
 RAREFY_MIN = 4  # samples with fewer clones are not rarefied (and do not set the common count)
 RAREFY_DRAWS = 500  # random subsets when there are more subsets than this (else every subset, exactly)
+# Group comparisons: one (clone pair, window) of the pair path of a small group costs about as much as this many
+# multiply-adds of the matrix product of a large group (measured: benchmarks/bench_compare.py --tune)
+PAIR_COST = 20.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,39 +66,35 @@ def features(x: np.ndarray) -> Features:
     called = ~np.isnan(x)
     meth = np.nan_to_num(x) > 0.5
     n_win = max(0, j - WINDOW + 1)
-    blocks, starts, width = [], [], 0
-    for w in range(n_win):
-        ok = called[:, w:w + WINDOW].all(axis=1)
-        code = np.where(ok, (meth[:, w:w + WINDOW] * (2 ** np.arange(WINDOW))).sum(axis=1), -1)
-        present = np.unique(code[ok])
-        if len(present):
-            starts.append(width)
-            blocks.append((code[:, None] == present[None, :]).astype(float))
-            width += len(present)
-    pat = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
+    pat, starts = np.zeros((n, 0)), np.zeros(0, np.intp)
+    if n_win and n:
+        ok = called[:, :n_win].copy()  # clones x windows: all WINDOW CpGs called
+        code = meth[:, :n_win].astype(np.intp)  # the window's pattern, CpG k of the window = bit k
+        for k in range(1, WINDOW):
+            ok &= called[:, k:k + n_win]
+            code += meth[:, k:k + n_win].astype(np.intp) << k
+        key = np.where(ok, np.arange(n_win)[None, :] * 2 ** WINDOW + code, -1)
+        present = np.unique(key[ok])  # one column per (window, pattern) seen: window after window, codes sorted
+        window = present // 2 ** WINDOW
+        pat = (key[:, window] == present[None, :]).astype(float)
+        starts = np.flatnonzero(np.r_[True, window[1:] != window[:-1]]) if len(present) else starts
     mer_called = np.zeros((n, j))
     mer_meth = np.zeros((n, j))
-    run_c = np.zeros((n, j), int)  # length of the called run ending at each CpG
-    run_m = np.zeros((n, j), int)  # ... of the fully methylated run
-    for k in range(j):
-        prev_c = run_c[:, k - 1] if k else 0
-        prev_m = run_m[:, k - 1] if k else 0
-        run_c[:, k] = np.where(called[:, k], prev_c + 1, 0)
-        run_m[:, k] = np.where(called[:, k] & meth[:, k], prev_m + 1, 0)
     # an i-mer ending at CpG k is fully called when the called run ending there is >= i long: count the run
     # lengths per clone, then i-mers of length i = positions with run >= i (a reversed cumulative sum)
     if j:
-        lengths = np.eye(j + 1)
-        for run, out in ((run_c, mer_called), (run_m, mer_meth)):
-            hist = lengths[run].sum(axis=1)  # clones x (run length 0..j)
-            out[:] = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        at = np.arange(j)
+        for state, out in ((called, mer_called), (called & meth, mer_meth)):
+            run = at - np.maximum.accumulate(np.where(state, -1, at), axis=1)  # length of the run ending at k
+            hist = np.bincount((np.arange(n)[:, None] * (j + 1) + run).ravel(), minlength=n * (j + 1))
+            out[:] = np.cumsum(hist.reshape(n, j + 1)[:, ::-1], axis=1)[:, ::-1][:, 1:]
     n_called = called.sum(axis=1)
     n_meth = (called & meth).sum(axis=1)
     eligible = n_called >= PDR_MIN_CPGS
     discordant = eligible & (n_meth > 0) & (n_meth < n_called)
     elig, disc = eligible.astype(float), discordant.astype(float)
     table = np.ascontiguousarray(np.column_stack([pat, elig, disc, mer_called, mer_meth]))
-    return Features(pat, np.array(starts, np.intp), n_win, mer_called, mer_meth, elig, disc, table)
+    return Features(pat, np.asarray(starts, np.intp), n_win, mer_called, mer_meth, elig, disc, table)
 
 
 def subset(f: Features, idx: np.ndarray) -> Features:
@@ -116,48 +115,104 @@ def metrics_weighted(f: Features, w: np.ndarray) -> dict[str, np.ndarray]:
 
 def metrics_from_sums(f: Features, sums: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric from weighted sums of ``f.table`` (sets x columns, whole numbers)."""
-    n_sets = len(sums)
-    n_pat = f.patterns.shape[1]
+    return metrics_many([(f, sums)])[0]
+
+
+def metrics_many(items: Sequence[tuple]) -> list[dict[str, np.ndarray]]:
+    """``metrics_from_sums`` of each (features, sums) pair, computed together: each item's numbers go through
+    the same operations as alone (the same sums in the same order), but the items share the calls, whose
+    overhead is most of the cost for small sets of clones (one sample's bootstrap resamples).  An item may be
+    (features, sums, rows): its sets are ``sums[rows]`` (distinct sets computed once)."""
+    out: list[dict] = [{} for _ in items]
+    groups: dict = {}  # items with the same shapes share the arithmetic
+    for k, item in enumerate(items):
+        f, sums = item[0], item[1]
+        n_out = len(item[2]) if len(item) > 2 and item[2] is not None else len(sums)
+        if len(f.starts):
+            groups.setdefault(("windows", len(sums), len(f.starts), n_out), []).append(k)
+        else:
+            nan = np.full(n_out, np.nan)
+            out[k].update(epipolymorphism=nan, entropy=nan.copy())
+        groups.setdefault(("runs", len(sums), sums.shape[1] - f.patterns.shape[1], n_out), []).append(k)
+    for (part, n_sets, width, n_out), ks in groups.items():
+        rows = None
+        if any(len(items[k]) > 2 and items[k][2] is not None for k in ks):
+            rows = np.stack([items[k][2] if len(items[k]) > 2 and items[k][2] is not None else np.arange(n_sets)
+                             for k in ks])  # items x sets out: the row of each
+        if part == "windows":
+            n_pat = [items[k][0].patterns.shape[1] for k in ks]
+            counts = np.concatenate([items[k][1][:, :m] for k, m in zip(ks, n_pat)], axis=1)
+            starts = np.concatenate([items[k][0].starts + o for k, o in zip(ks, np.cumsum([0] + n_pat[:-1]))])
+            # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
+            ci = np.rint(counts).astype(np.intp)
+            c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
+
+            def per_window(values: np.ndarray) -> np.ndarray:  # items x sets x windows
+                return np.ascontiguousarray(np.add.reduceat(values, starts, axis=1).reshape(
+                    n_sets, len(ks), width).transpose(1, 0, 2))
+
+            got = _window_metrics(per_window(counts), per_window((c * c)[ci]), per_window(_clogc(len(c) - 1)[ci]))
+            if rows is not None:
+                got = {m: np.take_along_axis(v, rows, axis=1) for m, v in got.items()}
+        else:
+            got = _run_metrics(np.stack([items[k][1][:, items[k][0].patterns.shape[1]:] for k in ks]), rows)
+        for j, k in enumerate(ks):
+            out[k].update({m: v[j] for m, v in got.items()})
+    return [{m: o[m] for m in METRICS} for o in out]
+
+
+def _clogc(top: int) -> np.ndarray:
+    """c log2 c for c = 0..top (0 at c = 0)."""
+    c = np.arange(top + 1, dtype=float)
+    return c * np.log2(np.maximum(c, 1.0))
+
+
+def _window_metrics(total: np.ndarray, sumsq: np.ndarray, clogc: np.ndarray) -> dict[str, np.ndarray]:
+    """Epipolymorphism and entropy from per-window sums (... x windows): the clones fully called in the window
+    (N), sum of c^2 and of c log2 c over its patterns (c = clones showing the pattern)."""
     out: dict[str, np.ndarray] = {}
-    nan = np.full(n_sets, np.nan)
-    if len(f.starts):
-        counts = sums[:, :n_pat]  # sets x (window, pattern) columns
-        # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
-        ci = np.rint(counts).astype(np.intp)
-        c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
-        clogc_table = c * np.log2(np.maximum(c, 1.0))
-        total = np.add.reduceat(counts, f.starts, axis=1)  # sets x windows
-        sumsq = np.add.reduceat((c * c)[ci], f.starts, axis=1)
-        clogc = np.add.reduceat(clogc_table[ci], f.starts, axis=1)
-        used = total >= WINDOW_MIN_CLONES
-        safe = np.where(used, total, 1.0)
-        n_used = used.sum(axis=1)
-        # 1 - sum p^2 and sum -p log2 p = log2 N - sum c log2 c / N, averaged over the windows used
-        epi = np.where(used, 1.0 - sumsq / (safe * safe), 0.0).sum(axis=1)
-        ent = np.where(used, np.log2(safe) - clogc / safe, 0.0).sum(axis=1) / WINDOW
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["epipolymorphism"] = np.where(n_used > 0, epi / n_used, np.nan)
-            out["entropy"] = np.where(n_used > 0, ent / n_used, np.nan)
-    else:
-        out["epipolymorphism"], out["entropy"] = nan, nan.copy()
-    sums = sums[:, n_pat:]  # sets x (eligible, discordant, i-mers called (L), i-mers methylated (L))
-    elig, disc = sums[:, 0], sums[:, 1]
+    used = total >= WINDOW_MIN_CLONES
+    safe = np.where(used, total, 1.0)
+    n_used = used.sum(axis=-1)
+    # 1 - sum p^2 and sum -p log2 p = log2 N - sum c log2 c / N, averaged over the windows used
+    epi = np.where(used, 1.0 - sumsq / (safe * safe), 0.0).sum(axis=-1)
+    ent = np.where(used, np.log2(safe) - clogc / safe, 0.0).sum(axis=-1) / WINDOW
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["pdr"] = np.where(elig > 0, disc / np.where(elig > 0, elig, 1), np.nan)
-    big_l = (sums.shape[1] - 2) // 2
+        out["epipolymorphism"] = np.where(n_used > 0, epi / n_used, np.nan)
+        out["entropy"] = np.where(n_used > 0, ent / n_used, np.nan)
+    return out
+
+
+def _run_metrics(sums: np.ndarray, rows: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
+    """PDR and MHL from the sums of the table's last columns (... x (eligible, discordant, i-mers called (L),
+    i-mers methylated (L))); ``rows`` (items x sets out, with ``sums`` items x sets x columns): each set's row of
+    ``sums``.  MHL's sum over i is a matrix-vector product, whose rounding depends on the matrix's shape: it runs
+    on the sets out, as it would without ``rows``."""
+    out: dict[str, np.ndarray] = {}
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        return v if rows is None else np.take_along_axis(v, rows, axis=-1)
+
+    elig, disc = sums[..., 0], sums[..., 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["pdr"] = spread(np.where(elig > 0, disc / np.where(elig > 0, elig, 1), np.nan))
+    big_l = (sums.shape[-1] - 2) // 2
     if big_l:
-        called, meth = sums[:, 2:2 + big_l], sums[:, 2 + big_l:]
+        called, meth = sums[..., 2:2 + big_l], sums[..., 2 + big_l:]
         has = called > 0
-        length = np.where(has.any(axis=1), big_l - np.argmax(has[:, ::-1], axis=1), 0)  # longest i
+        length = np.where(has.any(axis=-1), big_l - np.argmax(has[..., ::-1], axis=-1), 0)  # longest i
         i = np.arange(1, big_l + 1, dtype=float)
-        inside = i[None, :] <= length[:, None]
+        inside = i <= length[..., None]
         mh = meth / np.where(has, called, 1.0)
-        num = (mh * inside) @ i
-        den = length * (length + 1) / 2.0
+        terms = mh * inside
+        if rows is not None:
+            terms = np.ascontiguousarray(np.take_along_axis(terms, rows[..., None], axis=-2))
+        num = terms @ i
+        den = spread(length * (length + 1) / 2.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["mhl"] = np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
     else:
-        out["mhl"] = nan.copy()
+        out["mhl"] = spread(np.full(sums.shape[:-1], np.nan))
     return out
 
 
@@ -186,12 +241,12 @@ def units(f: Features) -> dict[str, str]:
 def bootstrap_weights(n: int, reps: int, rng: np.random.Generator, groups: Optional[Sequence] = None) -> np.ndarray:
     """Resample multiplicities (reps x n): clones drawn with replacement, within each group when given."""
     groups = np.zeros(n, int) if groups is None else np.asarray(groups)
-    w = np.zeros((reps, n))
+    w = np.zeros(reps * n)
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
         picks = idx[rng.integers(0, len(idx), size=(reps, len(idx)))]
-        np.add.at(w, (np.repeat(np.arange(reps), len(idx)), picks.ravel()), 1.0)
-    return w
+        w += np.bincount((np.arange(reps)[:, None] * n + picks).ravel(), minlength=reps * n)
+    return w.reshape(reps, n)
 
 
 def shifted_percentile_ci(values: np.ndarray, observed: float, level: float = 0.95,
@@ -212,6 +267,23 @@ def shifted_percentile_ci(values: np.ndarray, observed: float, level: float = 0.
     shift = observed - float(v.mean())
     lo, hi = np.quantile(v, [a, 1 - a]) + shift
     return (float(min(max(lo, bounds[0]), bounds[1])), float(min(max(hi, bounds[0]), bounds[1])))
+
+
+def shifted_percentile_cis(values: Sequence[np.ndarray], observed: Sequence[float],
+                           bounds: tuple[float, float] = (-math.inf, math.inf)) -> list[tuple[float, float]]:
+    """``shifted_percentile_ci`` of several sets of resampled values (95 %), those without NaN in one call."""
+    out: list = [None] * len(observed)
+    plain = [k for k, (v, o) in enumerate(zip(values, observed))
+             if len(v) >= 2 and not math.isnan(o) and not np.isnan(v).any()]
+    if plain and len({len(values[k]) for k in plain}) == 1:
+        v = np.stack([np.asarray(values[k], float) for k in plain])
+        a = (1 - 0.95) / 2  # as shifted_percentile_ci computes it
+        shift = np.array([observed[k] for k in plain]) - v.mean(axis=1)
+        q = np.quantile(v, [a, 1 - a], axis=1).T + shift[:, None]
+        for k, (lo, hi) in zip(plain, q):
+            out[k] = (float(min(max(lo, bounds[0]), bounds[1])), float(min(max(hi, bounds[0]), bounds[1])))
+    return [o if o is not None else shifted_percentile_ci(v, ob, bounds=bounds)
+            for o, v, ob in zip(out, values, observed)]
 
 
 def subset_weights(n: int, k: int, rng: np.random.Generator, draws: int = RAREFY_DRAWS) -> tuple[np.ndarray, bool]:
@@ -250,43 +322,95 @@ def common_count(sizes: Sequence[int]) -> Optional[int]:
     return min(ok) if ok else None
 
 
-def bootstrap_metrics(x: np.ndarray, reps: int, rng: np.random.Generator) -> Optional[dict[str, np.ndarray]]:
-    """Every metric of ``reps`` bootstrap resamples of the clones (rows) of ``x``; None with fewer than 2."""
-    x = np.asarray(x, float)
-    if len(x) < 2:
-        return None
-    return metrics_weighted(features(x), bootstrap_weights(len(x), reps, rng))
+def bootstrap_metrics(x: np.ndarray, reps: int, rng: np.random.Generator,
+                      f: Optional[Features] = None) -> Optional[dict[str, np.ndarray]]:
+    """Every metric of ``reps`` bootstrap resamples of the clones (rows) of ``x`` (``f``: their features, when
+    known); None with fewer than 2."""
+    return bootstrap_many([x], reps, [rng], [f])[0]
+
+
+def bootstrap_many(xs: Sequence[np.ndarray], reps: int, rngs: Sequence[np.random.Generator],
+                   fs: Optional[Sequence[Optional[Features]]] = None) -> list[Optional[dict[str, np.ndarray]]]:
+    """``bootstrap_metrics`` of several clone sets, each resampled from its own generator, computed together."""
+    xs = [np.asarray(x, float) for x in xs]
+    fs = list(fs) if fs is not None else [None] * len(xs)
+    out: list = [None] * len(xs)
+    todo = [k for k, x in enumerate(xs) if len(x) >= 2]
+    for chunk in _chunks(todo, [reps * (fs[k].table.shape[1] if fs[k] is not None else 64) for k in todo]):
+        items = []
+        for k in chunk:
+            f = features(xs[k]) if fs[k] is None else fs[k]
+            w = bootstrap_weights(len(xs[k]), reps, rngs[k])
+            rows = None
+            n = len(xs[k])
+            if 4 * math.comb(2 * n - 1, n) <= reps:  # few distinct resamples (n <= 6): each computed once
+                code = w.astype(np.int64) @ (n + 1) ** np.arange(n, dtype=np.int64)  # multiplicities in base n + 1
+                _, first, rows = np.unique(code, return_index=True, return_inverse=True)
+                w, rows = w[first], rows.reshape(-1)
+            items.append((f, w @ f.table, rows))
+        for k, got in zip(chunk, metrics_many(items)):
+            out[k] = got
+    return out
+
+
+def _chunks(keys: list, sizes: list, budget: int = 1 << 22) -> list[list]:
+    """``keys`` in consecutive runs whose ``sizes`` add up to about ``budget`` (bounded temporary arrays)."""
+    out, run, total = [], [], 0
+    for k, size in zip(keys, sizes):
+        if run and total + size > budget:
+            out.append(run)
+            run, total = [], 0
+        run.append(k)
+        total += size
+    return out + ([run] if run else [])
 
 
 def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Generator,
-                         boot: Optional[dict] = None, smallest: str = "") -> list[SampleHeterogeneity]:
+                         boot: Optional[dict] = None, smallest: str = "",
+                         f: Optional[Features] = None) -> list[SampleHeterogeneity]:
     """Each metric of one sample's clones ``x`` with a bootstrap interval from ``boot`` (``bootstrap_metrics``
     of ``x``; percentiles shifted by the bootstrap bias, ``shifted_percentile_ci``) and its mean over subsets
-    of ``common`` clones drawn from ``rng`` (rarefaction)."""
-    x = np.asarray(x, float)
-    n = len(x)
-    f = features(x)
-    point = metrics_weighted(f, np.ones((1, n)))
-    what = ""
-    rare: dict = {}
-    if common is not None and n >= common:
-        w, exact = subset_weights(n, common, rng)
-        vals = metrics_weighted(f, w)
-        rare = {k: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for k, v in vals.items()}
-        how = (f"every subset ({len(w)})" if exact else f"mean of {len(w)} random subsets")
-        what = (f"clones subsampled without replacement to {common}{' (' + smallest + ')' if smallest else ''}; "
-                f"{how}" if n > common else f"all {n} clones (the common count)")
-    elif common is not None:
-        what = f"not rarefied: {n} clones < the common count {common}"
-    else:
-        what = f"not rarefied: no sample has >= {RAREFY_MIN} clones"
-    text = units(f) if n else {m: "" for m in METRICS}
+    of ``common`` clones drawn from ``rng`` (rarefaction); ``f``: the features of ``x``, when known."""
+    return samples_heterogeneity([x], common, [rng], [boot], smallest, [f])[0]
+
+
+def samples_heterogeneity(xs: Sequence[np.ndarray], common: Optional[int], rngs: Sequence[np.random.Generator],
+                          boots: Sequence[Optional[dict]], smallest: str = "",
+                          fs: Optional[Sequence[Optional[Features]]] = None) -> list[list[SampleHeterogeneity]]:
+    """``sample_heterogeneity`` of several samples (each rarefied with its own generator), computed together."""
+    xs = [np.asarray(x, float) for x in xs]
+    fs = [features(x) if f is None else f for x, f in zip(xs, fs if fs is not None else [None] * len(xs))]
+    point = metrics_many([(f, np.ones((1, len(x))) @ f.table) for x, f in zip(xs, fs)])
+    rare: list[dict] = [{} for _ in xs]
+    what = []
+    rarefy = []  # (sample, subset weights)
+    for k, x in enumerate(xs):
+        n = len(x)
+        if common is not None and n >= common:
+            w, exact = subset_weights(n, common, rngs[k])
+            rarefy.append((k, w))
+            how = (f"every subset ({len(w)})" if exact else f"mean of {len(w)} random subsets")
+            what.append(f"clones subsampled without replacement to {common}"
+                        f"{' (' + smallest + ')' if smallest else ''}; {how}" if n > common
+                        else f"all {n} clones (the common count)")
+        elif common is not None:
+            what.append(f"not rarefied: {n} clones < the common count {common}")
+        else:
+            what.append(f"not rarefied: no sample has >= {RAREFY_MIN} clones")
+    for chunk in _chunks(rarefy, [len(w) * fs[k].table.shape[1] for k, w in rarefy]):
+        for (k, _), vals in zip(chunk, metrics_many([(fs[k], w @ fs[k].table) for k, w in chunk])):
+            rare[k] = {m: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for m, v in vals.items()}
+    with_boot = [k for k, b in enumerate(boots) if b is not None]
+    flat = shifted_percentile_cis([boots[k][m] for k in with_boot for m in METRICS],
+                                  [float(point[k][m][0]) for k in with_boot for m in METRICS], (0.0, 1.0))
+    cis = {k: flat[j * len(METRICS):(j + 1) * len(METRICS)] for j, k in enumerate(with_boot)}
     out = []
-    for m in METRICS:
-        ci = (shifted_percentile_ci(boot[m], float(point[m][0]), bounds=(0.0, 1.0)) if boot is not None
-              else (math.nan, math.nan))
-        out.append(SampleHeterogeneity(m, float(point[m][0]), ci, n, text[m], rare.get(m, math.nan),
-                                       common if rare else None, what))
+    for k, x in enumerate(xs):
+        n = len(x)
+        text = units(fs[k]) if n else {m: "" for m in METRICS}
+        ci = cis.get(k, [(math.nan, math.nan)] * len(METRICS))
+        out.append([SampleHeterogeneity(m, float(point[k][m][0]), ci[j], n, text[m], rare[k].get(m, math.nan),
+                                        common if rare[k] else None, what[k]) for j, m in enumerate(METRICS)])
     return out
 
 
@@ -296,7 +420,8 @@ def sample_heterogeneity(x: np.ndarray, common: Optional[int], rng: np.random.Ge
 
 def group_statistic(f: Features, draws: np.ndarray, strata: np.ndarray, kind: str,
                     scores: Optional[dict] = None) -> dict[str, np.ndarray]:
-    """The comparison statistic of every metric for each row of ``draws`` (group labels per clone).
+    """The comparison statistic of every metric for each row of ``draws`` (group labels per clone; every row
+    permutes the labels of the first within each stratum, as ``patterns.label_draws`` draws them).
 
     ``two``: metric(label 1) - metric(label 0), averaged over strata that have both labels.
     ``k``: the spread of the groups' metric values, sum_g n_g (m_g - m_bar)^2 / N with m_bar the n-weighted
@@ -305,19 +430,10 @@ def group_statistic(f: Features, draws: np.ndarray, strata: np.ndarray, kind: st
     """
     draws = np.atleast_2d(draws)
     acc: dict = {m: [] for m in METRICS}
-    n_draws = len(draws)
     for s in np.unique(strata):
         idx = np.flatnonzero(strata == s)
-        fs = subset(f, idx)
-        lab = draws[:, idx]
-        present = np.unique(lab[0])
-        # one matrix product for every group but the last, whose sums are the stratum's total minus theirs
-        ind = [(lab == g).astype(float) for g in present]
-        sums = np.concatenate(ind[:-1]) @ fs.table if len(present) > 1 else np.zeros((0, fs.table.shape[1]))
-        parts = [sums[k * n_draws:(k + 1) * n_draws] for k in range(len(present) - 1)]
-        total = fs.table.sum(axis=0)
-        parts.append(total - sum(parts) if parts else np.broadcast_to(total, (n_draws, len(total))))
-        per = {g: (metrics_from_sums(fs, part), i.sum(axis=1)) for g, part, i in zip(present, parts, ind)}
+        per = _group_metrics(subset(f, idx), draws[:, idx])
+        present = list(per)
         for m in METRICS:
             if kind == "two":
                 if len(present) < 2:
@@ -336,3 +452,100 @@ def group_statistic(f: Features, draws: np.ndarray, strata: np.ndarray, kind: st
                 acc[m].append((xc[:, None] * (vals - vals.mean(axis=0))).sum(axis=0) / ss if ss > 0
                               else np.full(len(draws), np.nan))
     return {m: (np.mean(np.stack(v), axis=0) if v else np.full(len(draws), np.nan)) for m, v in acc.items()}
+
+
+def _group_metrics(fs: Features, lab: np.ndarray) -> dict:
+    """{label: (metrics of the label's clones in each draw, clone count in each draw)}, labels in order.
+
+    Large groups: their sums of ``fs.table`` from one matrix product per group (O(clones x columns) per draw).
+    Small groups: the counts of each window's patterns from the pairs of the group's clones (O(n_g^2 x
+    windows) per draw, however many columns the pooled clones' patterns make), so many small groups (e.g. one
+    per sample) cost O(clones) per draw instead of O(groups x clones).  Both give the same whole-number sums."""
+    from .patterns import group_blocks
+
+    n_draws, n = lab.shape
+    blocks = group_blocks(lab, with_order=False)
+    sizes = blocks.sizes
+    n_win = len(fs.starts)
+    small = PAIR_COST * sizes * sizes * max(1, n_win) < n * fs.table.shape[1]
+    if small.any():
+        blocks = group_blocks(lab)
+    values: dict = {}
+    if small.any():
+        values.update(_small_group_metrics(fs, blocks, np.flatnonzero(small)))
+    large = np.flatnonzero(~small)
+    if len(large):
+        # one matrix product per group; when every group is large, the last is the stratum's total minus the rest
+        ind = [(lab == blocks.labels[g]).astype(float) for g in large]
+        direct = large if small.any() else large[:-1]
+        sums = {g: i @ fs.table for g, i in zip(direct, ind)}
+        if not small.any():
+            total = fs.table.sum(axis=0)
+            rest = [sums[g] for g in direct]
+            sums[large[-1]] = total - sum(rest) if rest else np.broadcast_to(total, (n_draws, len(total)))
+        for g in large:
+            values[g] = metrics_from_sums(fs, sums[g])
+    return {blocks.labels[g]: (values[g], np.full(n_draws, float(sizes[g]))) for g in range(len(sizes))}
+
+
+def _small_group_metrics(fs: Features, blocks, groups: np.ndarray) -> dict:
+    """{group: metrics in each draw} for the ``groups`` of ``blocks`` (``patterns.GroupBlocks``), from the pairs
+    of their clones: in each window, a clone's pattern count c is the number of the group's clones showing the
+    same pattern (itself included), so N = clones fully called, sum c^2 = sum over clones of c, and
+    sum c log2 c = sum over the first clone of each pattern of c log2 c."""
+    from .patterns import _CHUNK
+
+    n_pat = fs.patterns.shape[1]
+    n_win = len(fs.starts)
+    extra = fs.table[:, n_pat:]
+    if n_win:  # each clone's pattern in each window (its column there, counted from the window's first), -1: none
+        at = np.arange(n_pat, dtype=float) - np.repeat(fs.starts, np.diff(np.r_[fs.starts, n_pat]))
+        called = np.add.reduceat(fs.patterns, fs.starts, axis=1) > 0
+        local = np.rint(np.add.reduceat(fs.patterns * at, fs.starts, axis=1))
+        code = np.where(called, local, -1).astype(np.int8 if 2 ** WINDOW < 127 else np.int32)
+    n_draws = len(blocks.order)
+    out: dict = {}
+    for size in np.unique(blocks.sizes[groups]):
+        size = int(size)
+        which = groups[blocks.sizes[groups] == size]
+        pos = blocks.starts[which][:, None] + np.arange(size)[None, :]  # groups x clones: positions in a draw
+        table = _clogc(size)
+        per_row = len(which) * size * (3 * max(1, n_win) + extra.shape[1])
+        step = max(1, _CHUNK // max(1, per_row))
+        parts: dict = {m: [] for m in METRICS}
+        for r0 in range(0, n_draws, step):
+            clones = blocks.order[r0:r0 + step][:, pos]  # rows x groups x clones
+            rows = len(clones)
+            flat = rows * len(which)
+            if n_win:
+                c = code[clones]  # rows x groups x clones x windows
+                ok = c >= 0
+                count = np.zeros(c.shape, np.int32)  # clones showing each clone's pattern (0: not fully called)
+                seen = np.zeros(c.shape, bool)  # an earlier clone shows the same pattern
+                for b in range(size):
+                    same = (c == c[:, :, b:b + 1, :]) & ok
+                    count += same
+                    seen[:, :, b + 1:, :] |= same[:, :, b + 1:, :]
+                first = ok & ~seen
+                total = ok[:, :, 0, :].astype(np.int32)
+                sumsq = count[:, :, 0, :].copy()
+                clogc = np.where(first[:, :, 0, :], table[count[:, :, 0, :]], 0.0)
+                for a in range(1, size):
+                    total += ok[:, :, a, :]
+                    sumsq += count[:, :, a, :]
+                    clogc += np.where(first[:, :, a, :], table[count[:, :, a, :]], 0.0)
+                got = _window_metrics(total.reshape(flat, n_win).astype(float),
+                                      sumsq.reshape(flat, n_win).astype(float), clogc.reshape(flat, n_win))
+            else:
+                nan = np.full(flat, np.nan)
+                got = {"epipolymorphism": nan, "entropy": nan.copy()}
+            sums = extra[clones[:, :, 0]]
+            for a in range(1, size):
+                sums += extra[clones[:, :, a]]
+            got.update(_run_metrics(sums.reshape(flat, extra.shape[1])))
+            for m in METRICS:
+                parts[m].append(got[m].reshape(rows, len(which)))
+        joined = {m: np.concatenate(parts[m]) for m in METRICS}
+        for k, g in enumerate(which):
+            out[int(g)] = {m: joined[m][:, k] for m in METRICS}
+    return out

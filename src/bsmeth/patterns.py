@@ -80,15 +80,15 @@ def excluded_cpgs(data, extra: Optional[dict] = None) -> dict:
     and the calls' ``why``; ``extra`` adds more (e.g. CpGs on a heterozygous site found by ``alleles``)."""
     out: dict = {}
     s = data.summary
-    amp_col = s[AMPLICON] if has_amplicon(s) else [""] * len(s)
-    for a, c, note in zip(amp_col, s["cpg"], s["note"]):
+    amp_col = s[AMPLICON].tolist() if has_amplicon(s) else [""] * len(s)
+    for a, c, note in zip(amp_col, s["cpg"].tolist(), s["note"].tolist()):
         if note == "under_primer" or note.startswith("snp:"):
             out.setdefault(a, {})[int(c)] = note
     calls = data.cpg_calls
     mask = calls["why"].isin(("under_primer", "snp"))
     sub = calls[mask]
-    amp_col = sub[AMPLICON] if has_amplicon(sub) else [""] * len(sub)
-    for a, c, why in zip(amp_col, sub["cpg"], sub["why"]):
+    amp_col = sub[AMPLICON].tolist() if has_amplicon(sub) else [""] * len(sub)
+    for a, c, why in zip(amp_col, sub["cpg"].tolist(), sub["why"].tolist()):
         out.setdefault(a, {}).setdefault(int(c), why if why == "under_primer" else "snp")
     for a, cpgs in (extra or {}).items():
         for c, why in cpgs.items():
@@ -104,27 +104,30 @@ def clone_sets(data, extra_excluded: Optional[dict] = None) -> list[CloneSet]:
     calls = data.cpg_calls
     amp_of_call = calls[AMPLICON] if has_amplicon(calls) else None
     excluded = excluded_cpgs(data, extra_excluded)
-    amplicons = list(dict.fromkeys(amp_of_call)) if amp_of_call is not None else [""]
+    amplicons = list(dict.fromkeys(amp_of_call.tolist())) if amp_of_call is not None else [""]
     reads = data.reads[data.reads["status"] == "pass"]
     order = data.sample_order()
     out: list[CloneSet] = []
+    order_set = set(order)
     for amp in amplicons:
         c_amp = calls if amp_of_call is None else calls[amp_of_call == amp]
         skip = excluded.get(amp, {})
-        all_cpgs = sorted({int(c) for c in c_amp["cpg"]})
+        all_cpgs = sorted({int(c) for c in c_amp["cpg"].unique().tolist()})
         cpgs = [c for c in all_cpgs if c not in skip]
         col = {c: j for j, c in enumerate(cpgs)}
         p = c_amp[c_amp["status"] == "pass"]
         p = p[p["call"].isin(("M", "U"))]
         r_amp = reads if amp_of_call is None or not has_amplicon(reads) else reads[reads[AMPLICON] == amp]
-        samples = [s for s in order if s in set(r_amp["sample"])] + \
-            [s for s in dict.fromkeys(r_amp["sample"]) if s not in order]
-        rows_of = {}
-        for s in samples:
-            rows_of[s] = [r for r in r_amp["read"][r_amp["sample"] == s]]
+        read_ids, read_samples = r_amp["read"].tolist(), r_amp["sample"].tolist()
+        present = set(read_samples)
+        samples = [s for s in order if s in present] + \
+            [s for s in dict.fromkeys(read_samples) if s not in order_set]
+        rows_of: dict = {s: [] for s in samples}
+        for rid, s in zip(read_ids, read_samples):
+            rows_of[s].append(rid)
         index = {rid: (s, i) for s, rids in rows_of.items() for i, rid in enumerate(rids)}
         mats = {s: np.full((len(rids), len(cpgs)), np.nan) for s, rids in rows_of.items()}
-        for rid, cpg, call in zip(p["read"], p["cpg"], p["call"]):
+        for rid, cpg, call in zip(p["read"].tolist(), p["cpg"].tolist(), p["call"].tolist()):
             j = col.get(int(cpg))
             where = index.get(rid)
             if j is not None and where is not None:
@@ -160,6 +163,19 @@ def pattern_distance(x: np.ndarray) -> tuple[np.ndarray, int]:
     d = np.where(np.isnan(d), fill, d)
     np.fill_diagonal(d, 0.0)
     return d, undefined
+
+
+def unique_patterns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the distinct rows of ``x`` (NaN = NaN), index of each row's distinct row, multiplicity of each)."""
+    x = np.asarray(x, float)
+    if len(x) == 0 or x.shape[1] == 0:
+        return x[:min(len(x), 1)], np.zeros(len(x), np.intp), np.array([len(x)] if len(x) else [], np.intp)
+    code = np.where(np.isnan(x), 2, x).astype(np.int32)
+    blank = np.isnan(x).all(axis=1)  # a row without a call is not the same pattern as another such row
+    code = np.column_stack([code, np.where(blank, np.arange(1, len(x) + 1), 0)])
+    _, first, inverse, counts = np.unique(code, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+    return x[first], inverse.reshape(-1).astype(np.intp), counts
 
 
 @dataclass(frozen=True)
@@ -266,14 +282,16 @@ def label_draws(labels: np.ndarray, strata: Optional[np.ndarray], rng: np.random
             from itertools import combinations
 
             draws = np.full((math.comb(n, k), n), values[0], dtype=labels.dtype)
-            for r, chosen in enumerate(combinations(range(n), k)):
-                draws[r, list(chosen)] = values[1]
+            chosen = np.array(list(combinations(range(n), k)), dtype=np.intp).reshape(len(draws), k)
+            draws[np.arange(len(draws))[:, None], chosen] = values[1]
             observed = labels[None, :]
             return np.concatenate([observed, draws]), True
     draws = np.empty((reps + 1, n), dtype=labels.dtype)
     draws[0] = labels
-    for s in np.unique(strata):
-        idx = np.flatnonzero(strata == s)
+    order = np.argsort(strata, kind="stable")  # the clones of each stratum, in index order
+    bounds = np.flatnonzero(np.r_[True, strata[order][1:] != strata[order][:-1], True]) if n else [0]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        idx = order[a:b]
         keys = rng.random((reps, len(idx)))
         draws[1:, idx] = labels[idx][np.argsort(keys, axis=1)]
     return draws, False
@@ -304,34 +322,201 @@ def kernel_matrix(x: np.ndarray) -> tuple[np.ndarray, float, int]:
     """(exp(-d / l), l, pairs without a shared call) with l = KERNEL_FRACTION x the median off-diagonal pattern
     distance (a function of the pooled clones only, so it does not change under permutation; 1 / CpGs when the
     median is 0)."""
-    d, undefined = pattern_distance(x)
-    n = len(d)
-    off = d[~np.eye(n, dtype=bool)]
-    scale = KERNEL_FRACTION * float(np.median(off)) if len(off) else 1.0
+    k, index, scale, undefined = pattern_kernel(x)
+    return k[np.ix_(index, index)], scale, undefined
+
+
+def pattern_kernel(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """``kernel_matrix`` on the distinct patterns: (kernel between distinct patterns, index of each clone's
+    pattern, l, pairs without a shared call).  Clones with equal patterns have equal kernel rows, so the
+    statistic needs only these (``kernel_dispersion``'s ``index``); the bandwidth and the fill distance are
+    taken over every pair of clones (each pair of patterns weighted by the pairs of clones it stands for), as
+    on the full matrix.  A distance is differ / shared for two whole numbers up to the number of CpGs, so the
+    kernel takes few values: it is looked up by that pair."""
+    x = np.asarray(x, float)
+    u, index, counts = unique_patterns(x)
+    n, n_cpgs = x.shape
+    called = (~np.isnan(u)).astype(float)
+    m = np.nan_to_num(u)
+    differ = m @ (called - m).T
+    base = n_cpgs + 1
+    key = np.rint(differ + differ.T).astype(np.int64) * base + np.rint(called @ called.T).astype(np.int64)
+    # ordered pairs of distinct clones behind each (differ, shared) pair
+    c = counts.astype(float)
+    weight = (np.bincount(key.ravel(), np.outer(c, c).ravel(), base * base)
+              - np.bincount(np.diagonal(key), c, base * base))
+    dif, shared = np.divmod(np.arange(base * base), base)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = dif.astype(float) / shared.astype(float)
+    defined = (shared > 0) & (weight > 0)
+    fill = float((weight[defined] * value[defined]).sum() / weight[defined].sum()) if defined.any() else 0.5
+    value[shared == 0] = fill  # no shared call (key 0)
+    undefined = round(float(weight[0]) / 2)
+    scale = KERNEL_FRACTION * _weighted_median(value, weight) if n > 1 else 1.0
     if scale <= 0:
-        scale = 1.0 / max(1, x.shape[1])
-    return np.exp(-d / scale), scale, undefined
+        scale = 1.0 / max(1, n_cpgs)
+    k = np.exp(-value / scale)[key]
+    np.fill_diagonal(k, 1.0)  # a clone with itself: distance 0
+    return k, index, scale, undefined
 
 
-def kernel_dispersion(k: np.ndarray, draws: np.ndarray, strata: Optional[np.ndarray] = None) -> np.ndarray:
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """np.median of the array holding each value ``weights`` (whole numbers) times."""
+    keep = weights > 0
+    v, w = values[keep], weights[keep]
+    order = np.argsort(v, kind="stable")
+    v, cum = v[order], np.cumsum(w[order])
+    total = round(float(cum[-1]))
+    at = np.searchsorted(cum, [(total - 1) // 2 + 0.5, total // 2 + 0.5])  # 0-based ranks of the middle values
+    lo, hi = float(v[at[0]]), float(v[at[1]])
+    return lo if total % 2 else float(np.mean([lo, hi]))
+
+
+# A kernel value gathered for one pair of clones costs about as much as this many multiply-adds of a matrix
+# product (measured: benchmarks/bench_compare.py --tune): what decides between the two ways of summing a group's
+# kernel in kernel_dispersion.
+PAIR_COST = 400.0
+_CHUNK = 1 << 21  # elements of the largest temporary array of a chunk of draws
+
+
+@dataclass(frozen=True)
+class GroupBlocks:
+    """The draws of a permutation test (rows of group labels that permute the first row) as clone orders: row
+    r of ``order`` lists the clones group by group (groups in label order, clones in index order within a
+    group), so group g of draw r is ``order[r, starts[g]:starts[g] + sizes[g]]``."""
+
+    labels: np.ndarray  # the groups' labels, sorted
+    sizes: np.ndarray
+    starts: np.ndarray
+    order: Optional[np.ndarray]  # draws x clones (None when not asked for)
+
+    def members(self, groups: np.ndarray) -> np.ndarray:
+        """Positions in ``order`` of the clones of ``groups`` (group after group)."""
+        if not len(groups):
+            return np.zeros(0, np.intp)
+        return np.concatenate([np.arange(self.starts[g], self.starts[g] + self.sizes[g]) for g in groups])
+
+
+def group_blocks(draws: np.ndarray, with_order: bool = True) -> GroupBlocks:
+    """``GroupBlocks`` of ``draws`` (``order`` None unless ``with_order``); ValueError when a row does not have
+    the first row's group sizes."""
+    draws = np.atleast_2d(np.asarray(draws))
+    labels, sizes = np.unique(draws[0], return_counts=True)
+    dense = labels.dtype.kind in "iu" and labels[0] == 0 and labels[-1] == len(labels) - 1  # labels are 0..G-1
+    rank = draws if dense else np.searchsorted(labels, draws)
+    n_draws, n_groups = len(draws), len(labels)
+    per_row = np.bincount((np.arange(n_draws)[:, None] * n_groups + rank).ravel(), minlength=n_draws * n_groups)
+    if not (per_row.reshape(n_draws, n_groups) == sizes[None, :]).all():
+        raise ValueError("every row of draws must permute the labels of the first row")
+    order = None
+    if with_order:  # int16: a radix sort
+        order = np.argsort(rank.astype(np.int16 if n_groups < 2 ** 15 else np.int64), axis=1, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    return GroupBlocks(labels, sizes, starts, order)
+
+
+def kernel_dispersion(k: np.ndarray, draws: np.ndarray, strata: Optional[np.ndarray] = None,
+                      index: Optional[np.ndarray] = None) -> np.ndarray:
     """Between-group kernel dispersion per row of ``draws`` (group labels), summed over strata:
-    sum_s sum_g (n_sg / N_s) ||mu_sg - mu_s||^2 = sum_s (sum_g 1'K_sg 1 / n_sg - 1'K_s 1 / N_s) / N_s."""
-    n = k.shape[0]
+    sum_s sum_g (n_sg / N_s) ||mu_sg - mu_s||^2 = sum_s (sum_g 1'K_sg 1 / n_sg - 1'K_s 1 / N_s) / N_s.
+
+    ``k`` is the kernel between clones, or between distinct patterns with ``index`` giving each clone's row
+    (``pattern_kernel``).  Every row of ``draws`` must permute the labels of the first within each stratum
+    (``label_draws``), so the group sizes are those of the first row.  A group's 1'K_g 1 in a draw is summed
+    over its pairs of clones (small groups: O(n_g^2) per draw) or as c'Kc with c the group's count of each
+    pattern (O(patterns^2) per draw), whichever costs less; either way O(N^2) per draw at most, whatever the
+    number of groups."""
+    draws = np.atleast_2d(np.asarray(draws))
+    n = draws.shape[1]
     strata = np.zeros(n, int) if strata is None else np.asarray(strata)
-    total = np.zeros(len(draws))
+    index = np.arange(n) if index is None else np.asarray(index, np.intp)
+    n_draws = len(draws)
+    total = np.zeros(n_draws)
     for s in np.unique(strata):
         idx = np.flatnonzero(strata == s)
-        ks = k[np.ix_(idx, idx)]
-        lab = draws[:, idx]
         big_n = len(idx)
-        acc = np.zeros(len(draws)) - ks.sum() / big_n
-        for g in np.unique(lab[0]):
-            ind = (lab == g).astype(float)
-            ng = ind.sum(axis=1)
-            quad = np.einsum("ij,ij->i", ind @ ks, ind)
-            acc += np.where(ng > 0, quad / np.where(ng > 0, ng, 1), 0.0)
+        pats, local = np.unique(index[idx], return_inverse=True)
+        local = local.reshape(-1)
+        ks = k[np.ix_(pats, pats)]
+        c_all = np.bincount(local, minlength=len(pats)).astype(float)
+        r_all = ks @ c_all
+        tot = float(c_all @ r_all)
+        acc = np.zeros(n_draws) - tot / big_n
+        blocks = group_blocks(draws[:, idx], with_order=False)
+        sizes = blocks.sizes
+        small = PAIR_COST * sizes * (sizes - 1) / 2 < len(pats) ** 2 + big_n
+        if small.any():
+            blocks = group_blocks(draws[:, idx])
+        quad = np.empty((len(sizes), n_draws))
+        if small.any():
+            quad[small] = _pair_quads(ks, local, blocks, np.flatnonzero(small)).T
+        large = np.flatnonzero(~small)
+        if len(large):
+            quad[large] = _count_quads(ks, local, draws[:, idx], blocks, large, c_all, r_all, tot, small.any())
+        for g in range(len(sizes)):
+            acc += quad[g] / float(sizes[g])
         total += acc / big_n
     return total
+
+
+def _count_quads(ks: np.ndarray, local: np.ndarray, lab: np.ndarray, blocks: GroupBlocks, groups: np.ndarray,
+                 c_all: np.ndarray, r_all: np.ndarray, tot: float, others: bool) -> np.ndarray:
+    """1'K_g 1 = c_g'K c_g of the ``groups`` in every draw (groups x draws), c_g the group's count of each
+    pattern; ``others``: the stratum has groups besides these."""
+    n_draws, u = len(lab), len(ks)
+    cells = np.arange(n_draws)[:, None] * u + local[None, :]  # (draw, pattern) of each clone
+
+    def counts(g: int) -> np.ndarray:
+        return np.bincount(cells[lab == blocks.labels[g]], minlength=n_draws * u).reshape(n_draws, u).astype(float)
+
+    quad = np.empty((len(groups), n_draws))
+    if others or len(groups) != 2:
+        for k, g in enumerate(groups):
+            c = counts(g)
+            quad[k] = np.einsum("ij,ij->i", c @ ks, c)
+        return quad
+    # two groups: the larger is the rest of the stratum, c_last = c_all - c with c the other's counts, so
+    # c_last'K c_last = c_all'K c_all - 2 c'K c_all + c'K c needs no product of its own (with more groups the
+    # cancellation in such a sum costs more digits than it saves time)
+    last = int(np.argmax(blocks.sizes[groups]))
+    first = 1 - last
+    c = counts(groups[first])
+    quad[first] = np.einsum("ij,ij->i", c @ ks, c)
+    quad[last] = tot - 2.0 * (c @ r_all) + quad[first]
+    return quad
+
+
+def _pair_quads(ks: np.ndarray, local: np.ndarray, blocks: GroupBlocks, groups: np.ndarray) -> np.ndarray:
+    """1'K_g 1 of the ``groups`` in every draw (draws x groups), summed over their clones' pairs."""
+    sizes = blocks.sizes[groups]
+    pos = blocks.members(groups)  # positions in the draws' clone order
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # of each group in ``pos``
+    pa, pb, pg = [], [], []
+    for size in np.unique(sizes):
+        if size < 2:
+            continue
+        which = np.flatnonzero(sizes == size)
+        i, j = np.triu_indices(int(size), 1)
+        pa.append((first[which][:, None] + i[None, :]).ravel())
+        pb.append((first[which][:, None] + j[None, :]).ravel())
+        pg.append(np.repeat(which, len(i)))
+    pa, pb, pg = (np.concatenate(v) if v else np.zeros(0, np.intp) for v in (pa, pb, pg))
+    by_group = np.argsort(pg, kind="stable")  # each group's pairs together, for a pairwise (accurate) sum
+    pa, pb, pg = pa[by_group], pb[by_group], pg[by_group]
+    paired = np.unique(pg)  # the groups with at least two clones
+    seg = np.searchsorted(pg, paired)
+    diag = np.diagonal(ks)
+    n_groups = len(groups)
+    out = np.empty((len(blocks.order), n_groups))
+    step = max(1, _CHUNK // max(1, len(pa) + len(pos)))
+    for r0 in range(0, len(blocks.order), step):
+        pat = local[blocks.order[r0:r0 + step][:, pos]]  # chunk x clones of the groups: their pattern
+        rows = len(pat)
+        within = np.add.reduceat(diag[pat], first, axis=1) if len(pos) else np.zeros((rows, 0))
+        if len(pa):
+            within[:, paired] += 2.0 * np.add.reduceat(ks[pat[:, pa], pat[:, pb]], seg, axis=1)
+        out[r0:r0 + rows] = within
+    return out
 
 
 @dataclass(frozen=True)

@@ -120,9 +120,11 @@ def _run_section(data) -> str:
 # results in words
 
 
-def _stats_rows(data, config: CompareConfig) -> tuple[list[dict], str]:
-    """The statistics of one amplicon as dicts of stats.tsv's cells, and where they come from."""
-    from .stats import STATS_COLUMNS, amplicon_rows, format_value
+def _stats_rows(data, config: CompareConfig, computed: Optional[dict] = None) -> tuple[list[dict], str]:
+    """The statistics of one amplicon as dicts of stats.tsv's cells, and where they come from.  When they are
+    computed here, ``computed["results"]`` keeps compare's (stats, heterogeneity) rows for the allele and
+    heterogeneity sections (computing them once)."""
+    from .stats import STATS_COLUMNS, amplicon_results, format_value
     from .tsv import TableError, read_table
 
     name = (data.run.get("amplicon") or {}).get("name")
@@ -137,7 +139,10 @@ def _stats_rows(data, config: CompareConfig) -> tuple[list[dict], str]:
             picked = [dict(zip(header, r)) for r in rows if amp_i is None or r[amp_i] == name]
             return picked, "stats.tsv (bsmeth compare)"
     cols = [c for c in STATS_COLUMNS if c != "amplicon"]
-    return ([{c: format_value(r[c]) for c in cols} for r in amplicon_rows(data, config)],
+    results = amplicon_results(data, config)
+    if computed is not None:
+        computed["results"] = results
+    return ([{c: format_value(r[c]) for c in cols} for r in results[0]],
             "computed for this report with default options (bsmeth compare writes stats.tsv)")
 
 
@@ -344,12 +349,12 @@ def _stats_section(rows: list[dict], source: str, anchor: str) -> str:
     return "".join(out)
 
 
-def _clonal_sections(data, compare_config: CompareConfig, anchor: str) -> list[str]:
+def _clonal_sections(data, compare_config: CompareConfig, anchor: str, results=None) -> list[str]:
     """The allele split and the heterogeneity tables of one amplicon (``report_clonal``: plain data)."""
     from .report_clonal import sections
 
     parts = []
-    for sec in sections(data, compare_config):
+    for sec in sections(data, compare_config, results):
         parts += [f'<h3 id="{anchor}{sec.anchor}">{esc(sec.title)}</h3>',
                   *(f'<p class="note">{esc(n)}</p>' for n in sec.notes)]
         for t in sec.tables:
@@ -359,7 +364,7 @@ def _clonal_sections(data, compare_config: CompareConfig, anchor: str) -> list[s
 
 
 def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareConfig, dpi: int, pngs: dict,
-                       stats: tuple[list[dict], str], heading: str, anchor: str) -> list[str]:
+                       stats: tuple[list[dict], str], heading: str, anchor: str, results=None) -> list[str]:
     """Samples, figures, per-CpG table, statistics, allele split and heterogeneity of one amplicon (``data``:
     its tables)."""
     from .plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
@@ -388,7 +393,7 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
                      "when groups have several samples; *_molecules tests take the molecule as the unit "
                      "(docs/statistics.md, docs/ngs.md).</p>")
     else:  # the clone-pattern analyses work on clones (deep data: the pattern counts in patterns.tsv)
-        parts += _clonal_sections(data, compare_config, anchor)
+        parts += _clonal_sections(data, compare_config, anchor, results)
     parts.append("</section>")
     return parts
 
@@ -442,7 +447,8 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
     title = f"bsmeth report: {data.directory.name}"
     subsets = list(data.by_amplicon())
     panel = len(subsets) > 1
-    stats = {name: _stats_rows(sub, compare_config) for name, sub in subsets}
+    computed: dict = {name: {} for name, _ in subsets}  # compare's rows when computed here (no stats.tsv)
+    stats = {name: _stats_rows(sub, compare_config, computed[name]) for name, sub in subsets}
     clones = {name: clone_table(sub) for name, sub in subsets}
     nav = ['<a href="#summary">Results</a>', '<a href="#qc">Quality control</a>']
     nav += [f'<a href="#a{k + 1}-results">{esc(name)}</a>' if panel else '<a href="#results">Figures and tests</a>'
@@ -462,7 +468,7 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
     for k, (name, sub) in enumerate(subsets):
         heading = f"Amplicon {name}" if panel else "Figures and tests"
         parts += _amplicon_sections(sub, plot_config, compare_config, dpi, pngs, stats[name], heading,
-                                    f"a{k + 1}-" if panel else "")
+                                    f"a{k + 1}-" if panel else "", computed[name].get("results"))
     if not data.weighted:  # deep data (NGS): molecules are pattern counts, there is no per-read section
         trace_html = "".join(traces[name] if name in traces else (traces[""] if "" in traces and not panel else
                                                                    trace_section(sub)) for name, sub in subsets)

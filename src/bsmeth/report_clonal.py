@@ -61,8 +61,9 @@ def _read(path, amplicon: str) -> list[dict]:
     return [r for r in out if r.get("amplicon", amplicon) == amplicon]
 
 
-def _results(data, config) -> tuple[list[dict], list[dict], str]:
-    """stats and heterogeneity rows of one amplicon (``data``: its tables, ``CallData.subset``)."""
+def _results(data, config, computed=None) -> tuple[list[dict], list[dict], str]:
+    """stats and heterogeneity rows of one amplicon (``data``: its tables, ``CallData.subset``); ``computed``:
+    ``stats.amplicon_results`` of them with ``config``, when the report has it already."""
     amplicon = str((data.run.get("amplicon") or {}).get("name", ""))
     stats_path, het_path = data.directory / "stats.tsv", data.directory / HETEROGENEITY_FILE
     if stats_path.is_file() and het_path.is_file():
@@ -70,15 +71,16 @@ def _results(data, config) -> tuple[list[dict], list[dict], str]:
                 "from stats.tsv and heterogeneity.tsv (bsmeth compare)")
     from .stats import amplicon_results, format_value
 
-    rows, het = amplicon_results(data, config)
+    rows, het = computed if computed is not None else amplicon_results(data, config)
     fmt = [{k: format_value(v) for k, v in r.items()} for r in rows]
     return fmt, [{k: format_value(v) for k, v in h.items()} for h in het], \
         "computed for this report (run bsmeth compare to write stats.tsv and heterogeneity.tsv)"
 
 
-def sections(data, config) -> list[Section]:
-    """The allele-split section and the heterogeneity section of one amplicon's part of the report."""
-    stats, het, source = _results(data, config)
+def sections(data, config, computed=None) -> list[Section]:
+    """The allele-split section and the heterogeneity section of one amplicon's part of the report (``computed``:
+    ``stats.amplicon_results(data, config)``, when already computed)."""
+    stats, het, source = _results(data, config, computed)
     known = A.known_sites(data)
     scans = A.scan_sites(data, known)
     sites = known + [s for sc in scans for s in sc.sites]

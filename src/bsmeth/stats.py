@@ -94,11 +94,19 @@ def fisher_2x2(m1: int, u1: int, m2: int, u2: int) -> tuple[float, float]:
         return (math.nan, 1.0)
     odds = a * d / (b * c) if b > 0 and c > 0 else math.inf
     row1, row2, col1 = a + b, c + d, a + c
-    xs = range(max(0, col1 - row2), min(row1, col1) + 1)
-    weights = [math.comb(row1, x) * math.comb(row2, col1 - x) for x in xs]
+    lo, hi = max(0, col1 - row2), min(row1, col1)
     observed = math.comb(row1, a) * math.comb(row2, col1 - a)
-    # weight <= observed * (1 + 1e-14), in integers
-    tail = sum(w for w in weights if w * 10 ** 14 <= observed * (10 ** 14 + 1))
+    # weight <= observed * (1 + 1e-14), in integers; the weights C(row1, x) C(row2, col1 - x) by their exact
+    # recurrence (one multiplication and one division by small numbers per table instead of two binomials:
+    # pooled tables of thousands of calls took seconds)
+    limit = observed * (10 ** 14 + 1)
+    w = math.comb(row1, lo) * math.comb(row2, col1 - lo)
+    tail = 0
+    for x in range(lo, hi + 1):
+        if w * 10 ** 14 <= limit:
+            tail += w
+        if x < hi:
+            w = w * (row1 - x) * (col1 - x) // ((x + 1) * (row2 - col1 + x + 1))
     return (odds, min(1.0, tail / math.comb(row1 + row2, col1)))
 
 
@@ -518,10 +526,10 @@ def _two_group_rows(clones, every, calls, cpgs, by, scope, levels, rng, reps) ->
     e1, e2 = every[every[by] == g1], every[every[by] == g2]
     rows = []
     k1, n1, k2, n2 = int(e1["m"].sum()), int(e1["n"].sum()), int(e2["m"].sum()), int(e2["n"].sum())
-    group_of = {**{r: 0 for r in e1["read"]}, **{r: 1 for r in e2["read"]}}
+    group_of = {**{r: 0 for r in e1["read"].tolist()}, **{r: 1 for r in e2["read"].tolist()}}
     # one pass over the calls instead of a pandas selection per CpG (that was most of `compare`'s time)
     mu: dict = {}  # (cpg, group) -> [M, U]
-    for read, cpg, call in zip(calls["read"], calls["cpg"], calls["call"]):
+    for read, cpg, call in zip(calls["read"].tolist(), calls["cpg"].tolist(), calls["call"].tolist()):
         grp = group_of.get(read)
         if grp is not None and call in ("M", "U"):
             mu.setdefault((int(cpg), grp), [0, 0])[call == "U"] += 1
@@ -566,13 +574,17 @@ def _trend_rows(clones, dose, scope, rng, reps) -> list[dict]:
     # effect: OLS slope of per-clone % on dose, CI by resampling clones within dose levels
     slope = _slope(s, 100 * f)
     idx_by = [np.flatnonzero(s == score[lv]) for lv in levels]
-    # all resamples at once (reps x clones), clones resampled within their dose level
-    pick = np.concatenate([ix[rng.integers(0, len(ix), size=(reps, len(ix)))] for ix in idx_by], axis=1)
-    xs, ys = s[pick], 100 * f[pick]
-    xc = xs - xs.mean(axis=1, keepdims=True)
-    ss = (xc ** 2).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        boot = np.where(ss > 0, (xc * (ys - ys.mean(axis=1, keepdims=True))).sum(axis=1) / ss, np.nan)
+    # clones resampled within their dose level, so each level keeps its clone count and its dose: the resampled
+    # slope needs only each level's sum of per-clone % (sum_l (s_l - mean s) (S_l - n_l mean y) / sum_l n_l
+    # (s_l - mean s)^2), not the reps x clones matrices of doses and centred values
+    sums = np.stack([(100 * f[ix])[rng.integers(0, len(ix), size=(reps, len(ix)))].sum(axis=1) for ix in idx_by])
+    n_l = np.array([len(ix) for ix in idx_by], float)
+    s_l = np.array([score[lv] for lv in levels], float)
+    xc = s_l - (n_l * s_l).sum() / n_l.sum()
+    ss = float((n_l * xc ** 2).sum())
+    y_bar = sums.sum(axis=0) / n_l.sum()
+    boot = ((xc[:, None] * (sums - n_l[:, None] * y_bar[None, :])).sum(axis=0) / ss if ss > 0
+            else np.full(reps, np.nan))
     lo, hi = (np.nanquantile(boot, [0.025, 0.975]) if len(f) > 2 and not np.isnan(boot).all()
               else (math.nan, math.nan))
     rows = [_row("trend_jt_clones", scope, groups, "all", jt, p, slope, (float(lo), float(hi)), len(f),
@@ -688,7 +700,11 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
         if len(levels) == 2:
             rows += _two_group_rows(sub, sub_every, calls, cpgs, by, scope, levels, rng, reps)
         elif len(levels) > 2:
-            groups = [sub[sub[by] == lv]["fraction"].to_numpy() for lv in levels]
+            member: dict = {lv: [] for lv in levels}  # one pass (a selection per level: O(levels x clones))
+            for i, lv in enumerate(sub[by].tolist()):
+                member[lv].append(i)
+            fraction = sub["fraction"].to_numpy()
+            groups = [fraction[member[lv]] for lv in levels]
             h, p = kruskal(groups)
             rows.append(_row("kruskal_clones", scope, " vs ".join(f"{by}={lv}" for lv in levels), "all", h, p,
                              n=len(sub), note=f"clones per group {', '.join(str(len(g)) for g in groups)}; "
