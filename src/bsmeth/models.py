@@ -370,6 +370,9 @@ class ReadResult:
     sequence: str = ""
     qualities: Optional[np.ndarray] = None
     fmt: str = ""
+    # readsbam.ReadParts: the read's reads.bam/reads.mod.bam records but for what QC may still change, made
+    # where the read was processed (None: made when the BAMs are written)
+    bam_parts: Optional[object] = field(default=None, compare=False, repr=False)
 
     @property
     def n_called(self) -> int:

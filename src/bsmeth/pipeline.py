@@ -129,11 +129,17 @@ def process_panel_read(read: Union[Read, Unreadable], sample: str, panel: Panel,
 
 def process_file(path: Path, sample: str, panel: Union[Panel, Amplicon],
                  config: Union[CallConfig, Sequence[CallConfig]]) -> list[ReadResult]:
-    """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
+    """All reads of one file.  Reads (and their traces) are dropped here: only results travel on, each with
+    its reads.bam records made (``readsbam.ReadParts``) unless ``write_bam`` is off."""
     panel = as_panel(panel)
     configs = [config] * len(panel) if isinstance(config, CallConfig) else list(config)
     name = shown(path)  # as given, in writable text (a file name need not be UTF-8)
-    return [process_panel_read(read, sample, panel, configs, name) for read in read_file(path)]
+    results = [process_panel_read(read, sample, panel, configs, name) for read in read_file(path)]
+    if configs[0].write_bam:
+        from .readsbam import with_parts
+
+        results = [with_parts(r, panel, configs[0].min_qual) for r in results]
+    return results
 
 
 def as_panel(x: Union[Panel, Amplicon]) -> Panel:
@@ -417,7 +423,8 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     from .readsbam import output_names, write_read_bams
 
     if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
-        write_read_bams(target, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
+        write_read_bams(target, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv,
+                        threads=max(1, config.threads))
         outputs += output_names()
     meta = {
         "version": __version__,
