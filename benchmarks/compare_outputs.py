@@ -13,7 +13,9 @@ The sets: ``example_reads/`` (96 simulated traces, sample sheet), the BiQ Analyz
 (whole reference, vector on both sides), NOMePlot's Oct4 traces (``--nome``), the two pCR4-TOPO reads of
 ``tests/data/pcr4topo`` (no genomic reference is published: the A07 read's insert between the vector's
 cloning sites serves as the reference, so that both reads run through vector trimming and both orientations),
-the 454 EPM2AIP1 reads (``--nome``), a two-amplicon panel (``tests/data/panel``: example traces, 454 reads
+the 454 EPM2AIP1 reads (``--nome``), the real ABIF and SCF traces of ``tests/data/traces`` (of other sequences:
+they exercise the trace readers and fail ``no_amplicon``), sangerseqR's real heterozygous trace (ABIF and SCF)
+against its own base calls as the reference (trace evidence on a real chromatogram), a two-amplicon panel (``tests/data/panel``: example traces, 454 reads
 and off-target reads), a bottom-strand simulated set (whole IGFBP3 record, ``--strand bottom``) and a
 simulated set of ``--sim`` traces (default 2,000), made once by the new code's simulator.
 
@@ -61,6 +63,9 @@ def sets(inputs: Path) -> dict[str, list[str]]:
                   str(panel / "offtarget_reads_same_run.fasta"), "--panel", str(panel / "panel.tsv")],
         "bottom_strand": [str(inputs / "bottom"), "--samples", str(inputs / "bottom" / "samples.csv"), "--reference",
                           str(ROOT / "src" / "bsmeth" / "data" / "IGFBP3_promoter_hg19.fa"), "--strand", "bottom"],
+        "real_traces": [str(DATA / "traces")],
+        "heterozygous_trace": [str(DATA / "traces" / "heterozygous.ab1"), str(DATA / "traces" / "heterozygous.scf"),
+                               "--reference", str(inputs / "heterozygous_calls.fa")],  # real ABIF and SCF files of other sequences: the readers, no_amplicon
         "simulated": [str(inputs / "sim"), "--samples", str(inputs / "sim" / "samples.csv")],
     }
 
@@ -72,6 +77,23 @@ def pcr4_reference(path: Path) -> None:
     left, right = "GAATTCGCCCTT", "AAGGGCGAATTC"
     insert = seq[seq.index(left) + len(left):seq.index(right)]
     path.write_text(">pCR4_A07_insert\n" + insert + "\n")
+
+
+def trace_reference(path: Path) -> None:
+    """sangerseqR's real heterozygous trace's own base calls as a reference record: the trace evidence and
+    calls on a real chromatogram with two peaks at many positions (its C are unconverted: low_conversion)."""
+    data = (DATA / "traces" / "heterozygous.ab1").read_bytes()
+    import struct
+
+    n, offset = struct.unpack_from(">4xI2x", data, 18)[0], struct.unpack_from(">I", data, 26)[0]
+    for i in range(n):
+        name, number, _, _, count, size, off, _ = struct.unpack_from(">4sIHHIIII", data, offset + 28 * i)
+        if name == b"PBAS" and number == 2:
+            calls = data[off:off + size] if size > 4 else data[offset + 28 * i + 20:offset + 28 * i + 20 + size]
+            seq = "".join(b if b in "ACGT" else "N" for b in calls.decode("ascii").upper())  # IUPAC calls as N
+            path.write_text(">heterozygous_calls\n" + seq + "\n")
+            return
+    raise SystemExit("heterozygous.ab1: no PBAS2 tag")
 
 
 def simulate(src: Path, out: Path, n_clones: int, seed: int, bottom: bool = False) -> None:
@@ -172,6 +194,7 @@ def main() -> None:
         wanted = set(filter(None, args.only.split(","))) or (
             {"biq", "pcr4", "simulated"} if args.smoke else set(sets(inputs)))
         pcr4_reference(inputs / "pcr4_insert.fa")
+        trace_reference(inputs / "heterozygous_calls.fa")
         if "simulated" in wanted and not (inputs / "sim" / "samples.csv").is_file():
             simulate(new_src, inputs / "sim", max(1, (n_sim - 8) // 8), seed=2)
         if "bottom_strand" in wanted and not (inputs / "bottom" / "samples.csv").is_file():

@@ -161,6 +161,12 @@ class Trace:
     base_order: str  # FWO_ as stored
 
     @cached_property
+    def matrix(self) -> np.ndarray:
+        """The channels as one array, rows A, C, G, T, in the channels' own number type (no conversion):
+        what the trace evidence gathers its windows from, one gather for all of them."""
+        return np.stack([self.channels[b] for b in "ACGT"])
+
+    @cached_property
     def stacked(self) -> np.ndarray:
         """The channels as one float array, rows A, C, G, T, then a row of NaN (for letters without a
         channel): what the trace evidence gathers from, one gather for all letters."""
