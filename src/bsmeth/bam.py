@@ -9,12 +9,16 @@ and reads.mod.bam as plain ``Record`` values and ``write_bam`` writes them, coor
 from __future__ import annotations
 
 import os
+import struct
 import zlib
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
-from .atomic import write_via_path
+import numpy as np
+
+from .atomic import write_via_path, write_with
 
 FLAG_REVERSE = 0x10
 FLAG_UNMAPPED = 0x4
@@ -69,30 +73,166 @@ class Header:
         return out
 
 
-def _segment(rec: Record, header, pysam):
-    from array import array
+# ------------------------------------------------------------------------------------ encoding (SAM v1.6, 4.2)
 
-    a = pysam.AlignedSegment(header)
-    a.query_name = rec.name
-    a.flag = rec.flag
-    if rec.contig:
-        a.reference_name = rec.contig
-        a.reference_start = rec.pos
-        a.mapping_quality = rec.mapq
-        a.cigartuples = [(CIGAR_CODES[op], n) for op, n in rec.cigar]
-    else:
-        a.reference_id = -1
-        a.reference_start = -1
-        a.mapping_quality = 0
-    a.query_sequence = rec.seq
-    if rec.qual is not None:
-        a.query_qualities = array("B", rec.qual)
-    for tag, value, kind in rec.tags:
-        if kind.startswith("B"):
-            a.set_tag(tag, array(kind[1].replace("C", "B").replace("c", "b"), value))
+_SEQ_CODES = np.full(256, 15, dtype=np.uint8)  # htslib's seq_nt16_table: '=ACMGRSVTWYHKDBN', anything else N
+for _i, _c in enumerate("=ACMGRSVTWYHKDBN"):
+    _SEQ_CODES[ord(_c)] = _SEQ_CODES[ord(_c.lower())] = _i
+_FIXED = struct.Struct("<iiiBBHHHiiii")  # block_size ... tlen: the fixed 36 bytes of a record
+_INT32 = struct.Struct("<i")
+_FLOAT = struct.Struct("<f")
+_B_TYPES = {"C": "B", "c": "b", "S": "H", "s": "h", "I": "I", "i": "i", "f": "f"}  # B subtype -> array code
+
+
+def reg2bin(beg: int, end: int) -> int:
+    """The BAI bin of the 0-based half-open interval [beg, end) (SAM v1.6, 5.3; 4680 for an unmapped read)."""
+    end -= 1
+    for shift, offset in ((14, 4681), (17, 585), (20, 73), (23, 9), (26, 1)):
+        if beg >> shift == end >> shift:
+            return offset + (beg >> shift)
+    return 0
+
+
+def pack_seq(seq: str) -> bytes:
+    """Bases as BAM stores them: two 4-bit codes a byte."""
+    c = _SEQ_CODES[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
+    if len(c) % 2:
+        c = np.append(c, np.uint8(0))
+    return ((c[0::2] << 4) | c[1::2]).tobytes()
+
+
+def cigar_bytes(cigar: Sequence[tuple[str, int]]) -> bytes:
+    return struct.pack(f"<{len(cigar)}I", *[n << 4 | CIGAR_CODES[op] for op, n in cigar])
+
+
+def ref_length(cigar: Sequence[tuple[str, int]]) -> int:
+    """Reference bases the alignment covers (M, D, N, =, X)."""
+    return sum(n for op, n in cigar if op in "MDN=X")
+
+
+def tag_bytes(tags: Sequence[tuple[str, object, str]]) -> bytes:
+    """Optional fields as BAM stores them (types as pysam's ``set_tag`` writes them: ``i`` as int32)."""
+    out = []
+    for tag, value, kind in tags:
+        t = tag.encode("ascii")
+        if kind == "Z":
+            out.append(t + b"Z" + str(value).encode("ascii") + b"\0")
+        elif kind == "i":
+            out.append(t + b"i" + _INT32.pack(value))
+        elif kind == "A":
+            out.append(t + b"A" + str(value).encode("ascii"))
+        elif kind == "f":
+            out.append(t + b"f" + _FLOAT.pack(value))
+        elif kind.startswith("B"):
+            sub = kind[1]
+            values = array(_B_TYPES[sub], value)
+            out.append(t + b"B" + sub.encode("ascii") + _INT32.pack(len(values)) + values.tobytes())
         else:
-            a.set_tag(tag, value, kind)
-    return a
+            raise ValueError(f"tag {tag}: unknown type {kind!r}")
+    return b"".join(out)
+
+
+def encode_record(name: str, flag: int, ref_id: int, pos: int, bin_: int, n_cigar: int, l_seq: int, body: bytes,
+                  mapq: int = 255) -> bytes:
+    """One BAM record from its parts: ``body`` is the CIGAR, the packed bases, the qualities and the tags, as
+    BAM stores them (``cigar_bytes``, ``pack_seq``, ``tag_bytes``)."""
+    qname = name.encode("ascii") + b"\0"
+    size = 32 + len(qname) + len(body)
+    return _FIXED.pack(size, ref_id, pos, len(qname), mapq, bin_, n_cigar, flag, l_seq, -1, -1, 0) + qname + body
+
+
+def record_bytes(rec: Record, ref_ids: dict[str, int]) -> bytes:
+    """A ``Record`` as BAM stores it."""
+    q = b"\xff" * len(rec.seq) if rec.qual is None else bytes(rec.qual)
+    body = cigar_bytes(rec.cigar) + pack_seq(rec.seq) + q + tag_bytes(rec.tags)
+    if not rec.contig:
+        return encode_record(rec.name, rec.flag, -1, -1, 4680, 0, len(rec.seq), body, 0)
+    end = rec.pos + max(ref_length(rec.cigar), 1)
+    return encode_record(rec.name, rec.flag, ref_ids[rec.contig], rec.pos, reg2bin(rec.pos, end), len(rec.cigar),
+                         len(rec.seq), body, rec.mapq)
+
+
+def header_bytes(header: Header) -> bytes:
+    """The BAM header: magic, the SAM header text (as pysam formats it) and the reference list."""
+    import pysam
+
+    text = str(pysam.AlignmentHeader.from_dict(header.as_dict())).encode("utf-8")
+    out = [b"BAM\1", _INT32.pack(len(text)), text, _INT32.pack(len(header.references))]
+    for name, length, _ in header.references:
+        n = name.encode("utf-8") + b"\0"
+        out += [_INT32.pack(len(n)), n, _INT32.pack(length)]
+    return b"".join(out)
+
+
+# ------------------------------------------------------------------------------------------- BGZF (SAM v1.6, 4.1)
+
+BGZF_BLOCK = 0xFF00  # uncompressed bytes a block holds at most (htslib's BGZF_BLOCK_SIZE)
+BGZF_LEVEL = 6  # zlib's default, as htslib writes "wb"
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+def _bgzf_block(data: bytes) -> bytes:
+    """One BGZF block: gzip member with the BC extra field holding the block's size."""
+    z = zlib.compressobj(BGZF_LEVEL, zlib.DEFLATED, -15)
+    packed = z.compress(data) + z.flush()
+    if len(packed) + 26 > 0x10000:  # incompressible: stored
+        z = zlib.compressobj(0, zlib.DEFLATED, -15)
+        packed = z.compress(data) + z.flush()
+    head = struct.pack("<4BI2BH2BHH", 0x1F, 0x8B, 8, 4, 0, 0, 0xFF, 6, 66, 67, 2, len(packed) + 25)
+    return head + packed + struct.pack("<II", zlib.crc32(data), len(data))
+
+
+def _blocks(header: bytes, records: Iterable[bytes]) -> list[bytes]:
+    """Uncompressed blocks: the header alone (as htslib flushes after it), then records, a record never split
+    across blocks unless it is larger than a block (as htslib's ``bam_write1``)."""
+    out = [header[i:i + BGZF_BLOCK] for i in range(0, len(header), BGZF_BLOCK)] or [b""]
+    cur: list[bytes] = []
+    size = 0
+    for rec in records:
+        if size and size + len(rec) > BGZF_BLOCK:
+            out.append(b"".join(cur))
+            cur, size = [], 0
+        cur.append(rec)
+        size += len(rec)
+    if cur:
+        out.append(b"".join(cur))
+    big = [b for b in out if len(b) > BGZF_BLOCK]
+    if big:  # a record larger than a block: cut the stream at block size
+        data = b"".join(out[1:])
+        out = out[:1] + [data[i:i + BGZF_BLOCK] for i in range(0, len(data), BGZF_BLOCK)]
+    return out
+
+
+def write_bams(files: Sequence[tuple[str | os.PathLike, Header, Sequence[bytes]]], threads: int = 1) -> list[Path]:
+    """Write BAM files of already encoded records (``record_bytes``/``encode_record``), in the order given, each
+    with a ``.bai`` index.  The BGZF blocks of all files are compressed on ``threads`` threads (zlib runs
+    outside the interpreter lock)."""
+    import pysam
+
+    jobs = [(Path(path), _blocks(header_bytes(header), records)) for path, header, records in files]
+    flat = [b for _, blocks in jobs for b in blocks]
+    if threads > 1 and len(flat) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(flat))) as pool:
+            packed = list(pool.map(_bgzf_block, flat))
+    else:
+        packed = [_bgzf_block(b) for b in flat]
+    out, k = [], 0
+    for path, blocks in jobs:
+        mine = packed[k:k + len(blocks)]
+        k += len(blocks)
+        write_with(path, lambda fh, mine=mine: fh.write(b"".join(mine) + BGZF_EOF))
+        write_via_path(path.with_name(path.name + ".bai"), lambda tmp, path=path: pysam.index("-o", str(tmp), str(path)))
+        out.append(path)
+    return out
+
+
+def write_bam(path: str | os.PathLike, header: Header, records: Sequence[Record]) -> Path:
+    """Write ``records`` coordinate-sorted (stable: equal positions keep their order) with a ``.bai`` index."""
+    order = {name: i for i, name in enumerate(n for n, _, _ in header.references)}
+    records = sorted(records, key=lambda r: sort_key(r, order))
+    return write_bams([(path, header, [record_bytes(r, order) for r in records])])[0]
 
 
 def sort_key(rec: Record, order: dict[str, int]) -> tuple:
@@ -100,25 +240,6 @@ def sort_key(rec: Record, order: dict[str, int]) -> tuple:
     if not rec.contig:
         return (len(order), 0)
     return (order[rec.contig], rec.pos)
-
-
-def write_bam(path: str | os.PathLike, header: Header, records: Sequence[Record]) -> Path:
-    """Write ``records`` coordinate-sorted (stable: equal positions keep their order) with a ``.bai`` index."""
-    import pysam
-
-    path = Path(path)
-    order = {name: i for i, name in enumerate(n for n, _, _ in header.references)}
-    records = sorted(records, key=lambda r: sort_key(r, order))
-
-    def write(tmp: Path) -> None:
-        h = pysam.AlignmentHeader.from_dict(header.as_dict())
-        with pysam.AlignmentFile(str(tmp), "wb", header=h) as out:
-            for rec in records:
-                out.write(_segment(rec, h, pysam))
-
-    write_via_path(path, write)
-    write_via_path(path.with_name(path.name + ".bai"), lambda tmp: pysam.index("-o", str(tmp), str(path)))
-    return path
 
 
 def index_fasta(path: str | os.PathLike) -> Path:

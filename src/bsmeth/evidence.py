@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -111,7 +112,7 @@ def geometry(peaks: np.ndarray) -> tuple[int, int]:
     """(half-width of the peak window, half-width of the baseline window) in trace points."""
     spacing = 12.0
     if len(peaks) > 1:  # the median base spacing
-        d = np.diff(peaks)
+        d = peaks[1:] - peaks[:-1]
         k = len(d)
         part = np.partition(d, ((k - 1) // 2, k // 2))
         spacing = (float(part[(k - 1) // 2]) + float(part[k // 2])) / 2
@@ -124,28 +125,31 @@ def peak_heights(channel: np.ndarray, xs: np.ndarray, half: int, window: int) ->
     Windows beyond the ends of the trace repeat the end value.  Only the few windows needed are gathered
     (index arithmetic, no copy of the channel): this runs for every C of every read.
     """
-    return _heights(np.asarray(channel, dtype=np.float64)[None, :], np.zeros(1, dtype=np.intp), xs, half, window)[0]
+    return _heights(np.asarray(channel)[None, :], np.zeros(1, dtype=np.intp), xs, half, window)[0]
 
 
-def _heights(stacked: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
-    """``peak_heights`` of the channels ``stacked[rows]`` at the same positions (the windows built once)."""
-    n = stacked.shape[1]
-    xs = np.asarray(xs, dtype=np.intp)[:, None]
-    iw = xs + np.arange(-half - 1, half + 2)  # the peak window and one point more each side
-    ib = xs + np.arange(-window, window + 1)  # the baseline window
-    if xs.size and (xs[0, 0] < window or xs[-1, 0] >= n - window or xs.min() < window or xs.max() >= n - window):
-        iw, ib = np.minimum(np.maximum(iw, 0), n - 1), np.minimum(np.maximum(ib, 0), n - 1)
-    out = []
-    for row in rows:
-        ch = stacked[row]
-        wide = np.take(ch, iw)
-        inner = wide[:, 1:-1]
-        at = inner.argmax(axis=1)
-        peak = inner[np.arange(len(at)), at]
-        flank = ((at == 0) & (wide[:, 0] > peak)) | ((at == 2 * half) & (wide[:, -1] > peak))
-        peak = np.where(flank, inner[:, half], peak)
-        out.append(np.maximum(peak - np.take(ch, ib).min(axis=1), 0.0))
-    return np.array(out)
+@lru_cache(maxsize=64)
+def _offsets(half: int, window: int) -> np.ndarray:
+    """The peak window and one point more each side, then the baseline window, around a position."""
+    return np.concatenate((np.arange(-half - 1, half + 2), np.arange(-window, window + 1)))
+
+
+def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
+    """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions:
+    every window of every row in one gather, the arithmetic in float64."""
+    n = channels.shape[1]
+    xs = np.asarray(xs, dtype=np.intp)
+    at = xs[:, None] + _offsets(half, window)
+    if len(xs) and (xs.min() < window or xs.max() >= n - window):
+        at = np.clip(at, 0, n - 1)
+    w = 2 * half + 3
+    g = channels.take(np.asarray(rows, dtype=np.intp)[:, None, None] * n + at).astype(np.float64)
+    inner = g[..., 1:w - 1]
+    where = inner.argmax(axis=-1)
+    peak = inner.max(axis=-1)
+    flank = ((where == 0) & (g[..., 0] > peak)) | ((where == 2 * half) & (g[..., w - 1] > peak))
+    peak = np.where(flank, inner[..., half], peak)
+    return np.maximum(peak - g[..., w:].min(axis=-1), 0.0)
 
 
 _ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.stacked holding a base call's own channel
@@ -165,39 +169,48 @@ def called_values(read: Read) -> np.ndarray:
     The analysed channels of an instrument file are baseline-subtracted already, so this is the peak's
     height to the precision the absolute check of ``PeakSignal.mixed`` needs, at no cost.
     """
-    return _called_at(read, np.arange(len(read.seq)))
+    tr = read.trace
+    m = tr.matrix
+    npts = m.shape[1]
+    rows = _ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)]
+    xs = np.minimum(np.maximum(tr.peaks, 0), npts - 1)
+    out = m.take(np.minimum(rows, 3) * npts + xs).astype(np.float64)
+    out[rows == 4] = np.nan
+    return out
 
 
 def _called_at(read: Read, j: np.ndarray) -> np.ndarray:
     """``called_values`` at base indexes ``j`` (any shape; NaN outside the read)."""
-    tr = read.trace
     n = len(read.seq)
-    last = tr.stacked.shape[1] - 1
-    rows = np.append(_ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)], 4)  # index n: outside
-    xs = np.append(np.minimum(np.maximum(tr.peaks, 0), last), 0)
-    jj = np.where((j >= 0) & (j < n), j, n)
-    return np.take(tr.stacked.ravel(), np.take(rows, jj) * tr.stacked.shape[1] + np.take(xs, jj))
+    vals = np.append(called_values(read), np.nan)  # index n: outside
+    return vals[np.where((j >= 0) & (j < n), j, n)]
 
 
 def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarray:
     """Median of the called peaks within ``REF_HALF`` bases of each base call (or of the calls ``idx``):
     the height of a full peak there; 0 where no base nearby is called A, C, G or T."""
-    tr = read.trace
     n = len(read.seq)
-    at = np.arange(n) if idx is None else np.asarray(idx, dtype=np.int64)
-    # every base call's own peak value once, NaN-padded by REF_HALF each side, then the windows as a view
-    rows = _ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)]
-    xs = np.minimum(np.maximum(tr.peaks, 0), tr.stacked.shape[1] - 1)
-    padded = np.full(n + 2 * REF_HALF, np.nan)
-    padded[REF_HALF:REF_HALF + n] = np.take(tr.stacked.ravel(), rows * tr.stacked.shape[1] + xs)
-    win = np.lib.stride_tricks.sliding_window_view(padded, 2 * REF_HALF + 1)[at]
-    # nanmedian without the all-NaN warning: NaN sorts last
-    srt = np.sort(win, axis=1)
-    k = np.count_nonzero(srt == srt, axis=1)  # not NaN
-    r = np.arange(len(win))
-    lo = srt[r, np.maximum((k - 1) // 2, 0)]
-    hi = srt[r, np.maximum(k // 2, 0)]
+    at = np.arange(n) if idx is None else np.asarray(idx, dtype=np.intp)
+    width = 2 * REF_HALF + 1
+    vals = called_values(read)
+    if len(at) and at.min() >= REF_HALF and at.max() < n - REF_HALF:
+        win = vals[at[:, None] + _AROUND]
+        if not np.isnan(win).any():  # every window whole: the middle of 13 values
+            return np.partition(win, REF_HALF, axis=1)[:, REF_HALF]
+    # windows past the read's ends or holding N: NaN-padded, NaN sorts last (a nanmedian without its warning)
+    padded = np.empty(n + 2 * REF_HALF)
+    padded[:REF_HALF] = padded[REF_HALF + n:] = np.nan
+    padded[REF_HALF:REF_HALF + n] = vals
+    srt = np.sort(padded[at[:, None] + _WINDOW], axis=1)
+    k = width - np.isnan(srt).sum(axis=1)
+    flat, base = srt.ravel(), np.arange(0, len(at) * width, width)
+    lo = flat[base + np.maximum((k - 1) // 2, 0)]
+    hi = flat[base + np.maximum(k // 2, 0)]
     return np.where(k > 0, (lo + hi) / 2, 0.0)
+
+
+_AROUND = np.arange(-REF_HALF, REF_HALF + 1)
+_WINDOW = np.arange(2 * REF_HALF + 1)
 
 
 def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
@@ -216,15 +229,15 @@ def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
     if targets.size > 1 and (targets[1:] <= targets[:-1]).any():
         targets = np.unique(targets)
     idx = aln.read_pos[targets].astype(np.int64)
-    ok = idx >= 0
-    xs = tr.peaks[np.where(ok, idx, 0)].astype(np.int64)
-    ok &= (xs >= 0) & (xs < len(tr.channels["A"]))
-    if not ok.any():
-        return NO_SIGNALS
-    targets, idx, xs = targets[ok], idx[ok], xs[ok]
+    xs = tr.peaks[idx].astype(np.int64)  # idx -1 (no base call) reads the last peak: left out below
+    ok = (idx >= 0) & (xs >= 0) & (xs < tr.matrix.shape[1])
+    if not ok.all():
+        if not ok.any():
+            return NO_SIGNALS
+        targets, idx, xs = targets[ok], idx[ok], xs[ok]
     half, window = geometry(tr.peaks)
     rows = _PLUS if aln.orientation == "+" else _MINUS  # the C and T channels (G and A on '-')
-    c, t = _heights(tr.stacked, rows, xs, half, window)
+    c, t = _heights(tr.matrix, rows, xs, half, window)
     return Signals(targets, c, t, reference_heights(read, idx))
 
 

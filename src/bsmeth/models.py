@@ -164,6 +164,12 @@ class Trace:
     base_order: str  # FWO_ as stored
 
     @cached_property
+    def matrix(self) -> np.ndarray:
+        """The channels as one array, rows A, C, G, T, in the channels' own number type (no conversion):
+        what the trace evidence gathers its windows from, one gather for all of them."""
+        return np.stack([self.channels[b] for b in "ACGT"])
+
+    @cached_property
     def stacked(self) -> np.ndarray:
         """The channels as one float array, rows A, C, G, T, then a row of NaN (for letters without a
         channel): what the trace evidence gathers from, one gather for all letters."""
@@ -373,6 +379,9 @@ class ReadResult:
     sequence: str = ""
     qualities: Optional[np.ndarray] = None
     fmt: str = ""
+    # readsbam.ReadParts: the read's reads.bam/reads.mod.bam records but for what QC may still change, made
+    # where the read was processed (None: made when the BAMs are written)
+    bam_parts: Optional[object] = field(default=None, compare=False, repr=False)
 
     @property
     def n_called(self) -> int:

@@ -10,12 +10,15 @@ genome anchor.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
 from .atomic import write_text as atomic_write  # the writer of every file here
 from .coords import one_based
-from .models import Amplicon, Call, Panel, ReadResult, Status
+import numpy as np
+
+from .models import WHY_CODES, Amplicon, CpGCalls, Panel, ReadResult, Status
 from .tsv import cell, line, table_text
 
 READ_COLUMNS = (
@@ -73,52 +76,118 @@ def genome_cells(amp: Amplicon) -> dict[int, str]:
 
 
 def calls_table(panel: Panel, results: Sequence[ReadResult]) -> str:
-    """One row per read and CpG of its amplicon.  Read-level cells are formatted once per read."""
+    """One row per read and CpG of its amplicon.  Read-level cells are formatted once per read, CpG-level ones
+    once per amplicon; a read's calls are read from its ``CpGCalls`` strings and arrays (no ``CpGCall``
+    objects are made)."""
+    by_name = {a.name: a for a in panel}
     genome = {a.name: genome_cells(a) for a in panel}
-    out = []
+    fixed = {a.name: [f"{c.number}\t{one_based(c.ref_pos)}\t{genome[a.name][c.number]}" for c in a.cpgs]
+             for a in panel}
+    targets = {a.name: [c.target_pos for c in a.cpgs] for a in panel}
+    out: list[str] = []
     for r in results:
-        if not r.calls:
+        calls = r.calls
+        if not calls:
             continue
+        amp = by_name.get(r.amplicon)
         head = line([r.read_id, r.sample, r.amplicon])
         status = r.status.value
         read_pos = r.aligned.read_pos if r.aligned is not None else None
-        g = genome[r.amplicon]
-        for c in r.calls:
-            q = int(read_pos[c.cpg.target_pos]) if read_pos is not None else -1
-            out.append("\t".join((
-                head, str(c.cpg.number), str(one_based(c.cpg.ref_pos)), g[c.cpg.number], c.call.value,
-                c.why.value if c.why else "", status, cell(c.base), cell(c.qual),
-                str(one_based(q)) if q >= 0 and c.base not in ("", "-") else "",
-                cell(c.c_signal), cell(c.t_signal), cell(c.c_frac), cell(c.confidence),
-                "contradicted" if c.contradicted else "")))
+        if amp is None or not isinstance(calls, CpGCalls) or calls.cpgs is not amp.cpgs:
+            out += _call_rows(calls, head, status, read_pos, genome[r.amplicon])
+            continue
+        bases = calls.bases
+        q = read_pos[targets[amp.name]].tolist() if read_pos is not None else [-1] * len(bases)
+        pos = ["" if p < 0 or b in " -" else str(p + 1) for p, b in zip(q, bases)]
+        if calls.c_signal is None:
+            signals = [_NO_SIGNAL] * len(bases)
+        else:
+            signals = _signal_cells(calls.c_signal, calls.t_signal, calls.contradicted or bytes(len(bases)))
+        lead = f"{head}\t"
+        mid = f"\t{status}\t"
+        out += [f"{lead}{f}\t{code}\t{_WHY_CELL[w]}{mid}{_base_cell(b)}\t{'' if qq == 255 else qq}\t{p}\t{sig}"
+                for f, code, w, b, qq, p, sig in zip(fixed[amp.name], calls.codes, calls.whys, bases, calls.quals, pos,
+                                                     signals)]
     return table_text(CALL_COLUMNS, out)
+
+
+_WHY_CELL = {code: (w.value if w is not None else "") for w, code in WHY_CODES.items()}
+_NO_SIGNAL = "\t\t\t\t"  # and an empty trace_flag
+_BASE_CELLS: dict[str, str] = {}
+
+
+def _base_cell(b: str) -> str:
+    """The cell of a ``CpGCalls.bases`` letter (' ': none), as ``cell`` writes ``CpGCall.base``."""
+    c = _BASE_CELLS.get(b)
+    if c is None:
+        c = _BASE_CELLS[b] = cell(b.strip())
+    return c
+
+
+def _signal_cells(cs: np.ndarray, ts: np.ndarray, contradicted: bytes) -> list[str]:
+    """Per CpG: c_signal, t_signal, c_frac, confidence and trace_flag as ``CpGCall`` rounds the signals (to 0.1)
+    and derives the rest (NaN: none)."""
+    integral = bool(np.all((np.trunc(cs) == cs) | np.isnan(cs)) and np.all((np.trunc(ts) == ts) | np.isnan(ts)))
+    c_list, t_list = cs.tolist(), ts.tolist()
+    if not integral:  # peak heights of integer channels are whole numbers: round(x, 1) is x
+        c_list, t_list = [round(c, 1) for c in c_list], [round(t, 1) for t in t_list]
+    flags = ["contradicted" if x else "" for x in contradicted]
+    return [("\t\t\t\t" if c != c else
+             f"{c:.4f}\t{t:.4f}\t{(f := c / (c + t)):.4f}\t{abs(2 * f - 1):.4f}\t" if c + t > 0 else
+             _no_fraction(c, t)) + x for c, t, x in zip(c_list, t_list, flags)]
+
+
+def _no_fraction(c: float, t: float) -> str:
+    """The signal cells when c + t is not positive (both 0) or not a number: no c_frac, no confidence."""
+    return f"{c:.4f}\t" + (f"{t:.4f}" if t == t else "") + "\t\t\t"
+
+
+def _call_rows(calls, head: str, status: str, read_pos, genome: dict[int, str]) -> list[str]:
+    """The rows of calls given as ``CpGCall`` objects."""
+    out = []
+    for c in calls:
+        q = int(read_pos[c.cpg.target_pos]) if read_pos is not None else -1
+        out.append("\t".join((
+            head, str(c.cpg.number), str(one_based(c.cpg.ref_pos)), genome[c.cpg.number], c.call.value,
+            c.why.value if c.why else "", status, cell(c.base), cell(c.qual),
+            str(one_based(q)) if q >= 0 and c.base not in ("", "-") else "",
+            cell(c.c_signal), cell(c.t_signal), cell(c.c_frac), cell(c.confidence),
+            "contradicted" if c.contradicted else "")))
+    return out
+
+
+def _codes(r: ReadResult) -> str:
+    """A read's calls as one letter per CpG (M, U, -)."""
+    return r.calls.codes if isinstance(r.calls, CpGCalls) else "".join(c.call.value for c in r.calls)
 
 
 def summary_table(panel: Panel, results: Sequence[ReadResult], samples: Sequence[str]) -> str:
     """Per sample, amplicon and CpG: counts of M, U and not determined over the passing reads."""
-    passing: dict[tuple[str, str], list[ReadResult]] = {}
+    passing: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.status is Status.PASS:
-            passing.setdefault((r.sample, r.amplicon), []).append(r)
+            passing.setdefault((r.sample, r.amplicon), []).append(_codes(r))
+    per_amp = []
+    for amp in panel:
+        genome = genome_cells(amp)
+        lead = [f"{line([amp.name, c.number, one_based(c.ref_pos)])}\t{genome[c.number]}" for c in amp.cpgs]
+        notes = ["under_primer" if c.under_primer else (f"snp:{c.snp.name}" if c.snp else "") for c in amp.cpgs]
+        per_amp.append((amp, lead, notes))
     rows = []
     for s in samples:
-        for amp in panel:
-            genome = genome_cells(amp)
-            reads = passing.get((s, amp.name), [])
-            for k, cpg in enumerate(amp.cpgs):
-                m = u = nd = 0
-                for r in reads:
-                    c = r.calls[k].call
-                    if c is Call.METHYLATED:
-                        m += 1
-                    elif c is Call.UNMETHYLATED:
-                        u += 1
-                    else:
-                        nd += 1
+        head = cell(s)
+        for amp, lead, notes in per_amp:
+            n = len(amp.cpgs)
+            codes = [c[:n] for c in passing.get((s, amp.name), [])]
+            if any(len(c) < n for c in codes):
+                raise IndexError(f"a passing read of {s} has fewer calls than {amp.name} has CpGs")
+            mat = np.frombuffer("".join(codes).encode("ascii"), dtype=np.uint8).reshape(len(codes), n)
+            ms = np.count_nonzero(mat == ord("M"), axis=0).tolist()
+            us = np.count_nonzero(mat == ord("U"), axis=0).tolist()
+            for k in range(n):
+                m, u = ms[k], us[k]
                 pct = f"{100 * m / (m + u):.2f}" if m + u else ""
-                note = "under_primer" if cpg.under_primer else (f"snp:{cpg.snp.name}" if cpg.snp else "")
-                rows.append("\t".join((line([s, amp.name, cpg.number, one_based(cpg.ref_pos)]), genome[cpg.number],
-                                       line([m, u, nd, pct, note]))))
+                rows.append(f"{head}\t{lead[k]}\t{m}\t{u}\t{len(codes) - m - u}\t{pct}\t{cell(notes[k])}")
     return table_text(SUMMARY_COLUMNS, rows)
 
 
@@ -141,7 +210,7 @@ def samples_table(panel: Panel, results: Sequence[ReadResult], samples: Sequence
                 continue
             rs = rs or []
             passing = [r for r in rs if r.status is Status.PASS]
-            m = sum(c.call is Call.METHYLATED for r in passing for c in r.calls)
+            m = sum(_codes(r).count("M") for r in passing)
             n = sum(r.n_called for r in passing)
             rows.append([s, *[cond.get(c, "") for c in sheet_columns], amp, len(rs), len(passing), n,
                          f"{100 * m / n:.2f}" if n else ""])
@@ -166,24 +235,49 @@ def alignments_text(panel: Panel, results: Sequence[ReadResult], width: int = 60
                    f"{' reason=' + r.reason.value if r.reason else ''} orientation={aln.orientation}"
                    f" identity={ident} conversion={conv} file={r.file}")
         tline, mline, rline = aln.lines
-        call_at = {c.cpg.target_pos: c.call.value for c in r.calls}
-        cline, pos_at = [], []
-        t = aln.target_start
-        for ch in tline:
-            if ch == "-":
-                cline.append(" ")
-                pos_at.append(None)
-            else:
-                cline.append(call_at.get(t, " "))
-                pos_at.append(t)
-                t += 1
-        cline = "".join(cline)
+        cline = _call_line(r, amp, tline, aln.target_start)
+        t = aln.target_start  # the target position of the next non-gap column
         for i in range(0, len(tline), width):
-            first = next((p for p in pos_at[i:i + width] if p is not None), None)
-            label = f"{one_based(first):>5} " if first is not None else "      "
-            out += [label + tline[i:i + width], "      " + mline[i:i + width], "      " + rline[i:i + width],
+            chunk = tline[i:i + width]
+            gaps = chunk.count("-")
+            label = "      " if gaps == len(chunk) else f"{one_based(t):>5} "  # the chunk's first target position
+            t += len(chunk) - gaps
+            out += [label + chunk, "      " + mline[i:i + width], "      " + rline[i:i + width],
                     "      " + cline[i:i + width], ""]
     return "\n".join(out) + "\n"
+
+
+def _call_line(r: ReadResult, amp: Amplicon, tline: str, t_start: int) -> str:
+    """M/U/- under every CpG's C of the target line (blank elsewhere and under insertions)."""
+    n = amp.length
+    if isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs:
+        row = bytearray(b" " * n)
+        for t, code in zip(_targets(amp), r.calls.codes):
+            row[t] = ord(code)
+        full = row.decode("ascii")
+    else:
+        call_at = {c.cpg.target_pos: c.call.value for c in r.calls}
+        full = "".join(call_at.get(t, " ") for t in range(n))
+    if "-" not in tline:
+        return full[t_start:t_start + len(tline)]
+    out, t = [], t_start
+    for piece in re.split(r"(-+)", tline):
+        if piece.startswith("-"):
+            out.append(" " * len(piece))
+        else:
+            out.append(full[t:t + len(piece)])
+            t += len(piece)
+    return "".join(out)
+
+
+_TARGETS: dict[int, tuple[Amplicon, list[int]]] = {}
+
+
+def _targets(amp: Amplicon) -> list[int]:
+    hit = _TARGETS.get(id(amp))
+    if hit is None or hit[0] is not amp:
+        hit = _TARGETS[id(amp)] = (amp, [c.target_pos for c in amp.cpgs])
+    return hit[1]
 
 
 def write_json(path: Path, data: dict) -> None:

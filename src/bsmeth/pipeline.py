@@ -21,7 +21,7 @@ from .alignment import align
 from .assign import assign
 from .calling import call_read, genotype
 from .coords import one_based
-from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable
+from .models import Amplicon, CallConfig, CpGCalls, Panel, Read, ReadResult, Reason, Status, Unreadable
 from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
                      write_json)
 from .evidence import signals_at
@@ -129,11 +129,17 @@ def process_panel_read(read: Union[Read, Unreadable], sample: str, panel: Panel,
 
 def process_file(path: Path, sample: str, panel: Union[Panel, Amplicon],
                  config: Union[CallConfig, Sequence[CallConfig]]) -> list[ReadResult]:
-    """All reads of one file.  Reads (and their traces) are dropped here: only results travel on."""
+    """All reads of one file.  Reads (and their traces) are dropped here: only results travel on, each with
+    its reads.bam records made (``readsbam.ReadParts``) unless ``write_bam`` is off."""
     panel = as_panel(panel)
     configs = [config] * len(panel) if isinstance(config, CallConfig) else list(config)
     name = shown(path)  # as given, in writable text (a file name need not be UTF-8)
-    return [process_panel_read(read, sample, panel, configs, name) for read in read_file(path)]
+    results = [process_panel_read(read, sample, panel, configs, name) for read in read_file(path)]
+    if configs[0].write_bam:
+        from .readsbam import with_parts
+
+        results = [with_parts(r, panel, configs[0].min_qual) for r in results]
+    return results
 
 
 def as_panel(x: Union[Panel, Amplicon]) -> Panel:
@@ -212,7 +218,7 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             # small chunks: results (and the progress bar) arrive steadily
             results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * threads))))
             for batch in results:
-                yield batch
+                yield share_cpgs(batch, panel)
                 if steps:
                     steps.pop(0)()
             for step in steps:
@@ -220,6 +226,28 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
         except BaseException:
             pool.terminate()
             raise
+
+
+def share_cpgs(results: list[ReadResult], panel: Panel) -> list[ReadResult]:
+    """Results from a worker process, their calls pointing at this process's CpG tuples again.
+
+    Unpickled calls hold a copy of their amplicon's CpGs; the table writers and duplicate grouping read a
+    read's calls straight from its strings and arrays only when ``calls.cpgs is amp.cpgs`` (else CpG by CpG,
+    through ``CpGCall`` objects).  Equal copies are replaced by the amplicon's own tuple (compared once per
+    copy: a batch's results share one)."""
+    by_name = {a.name: a.cpgs for a in panel}
+    same: list[tuple] = []  # the copies found equal (kept alive: compared by identity)
+    for r in results:
+        calls = r.calls
+        if not isinstance(calls, CpGCalls):
+            continue
+        mine = by_name.get(r.amplicon)
+        if mine is None or calls.cpgs is mine:
+            continue
+        if any(calls.cpgs is x for x in same) or calls.cpgs == mine:
+            same.append(calls.cpgs)
+            object.__setattr__(calls, "cpgs", mine)
+    return results
 
 
 def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
@@ -419,7 +447,8 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     from .readsbam import output_names, write_read_bams
 
     if config.write_bam:  # from the in-memory results (read bases and alignments): only `call` can write them
-        write_read_bams(target, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv)
+        write_read_bams(target, panel, run.results, run.samples, config.min_qual, list(command) or sys.argv,
+                        threads=max(1, config.threads))
         outputs += output_names()
     meta = {
         "version": __version__,

@@ -253,6 +253,25 @@ def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
     return s
 
 
+def _state_matrix(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> np.ndarray:
+    """``_states`` of every read, one row each, made in one pass over the reads' stacked arrays."""
+    if not all(isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs for r in rows):
+        return np.stack([_states(amp, r, config) for r in rows])
+    st = sites(amp)
+    alns = [r.aligned for r in rows]
+    b = np.stack([a.bases for a in alns]).view(np.uint32)
+    cols = np.arange(amp.length)
+    t0 = np.array([a.target_start for a in alns])[:, None]
+    t1 = np.array([a.target_end for a in alns])[:, None]
+    ok = st.cph & (cols >= t0) & (cols < t1) & (np.stack([a.quals for a in alns]) >= config.min_qual)
+    s = np.full(b.shape, -1, dtype=np.int8)
+    s[ok & (b == _C)] = 1
+    s[ok & (b == _T)] = 0
+    code = np.frombuffer("".join([r.calls.codes for r in rows]).encode("ascii"), dtype=np.uint8).reshape(len(rows), -1)
+    s[:, st.cpg_t] = np.where(code == ord("M"), 1, np.where(code == ord("U"), 0, -1))
+    return s
+
+
 def chance_match(a: np.ndarray, b: np.ndarray, ones: np.ndarray, known: np.ndarray,
                  max_diff: int = 0, prior: Optional[np.ndarray] = None, floor: Optional[np.ndarray] = None,
                  error_rate: Optional[float] = None) -> tuple[bool, float, int]:
@@ -293,7 +312,7 @@ def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
     """State matrix (informative sites only), per-read CpG methylation level, which columns are CpGs, and
     the pooled CpH non-conversion rate of one sample."""
     cpg = sites(amp).cpg
-    mat = np.stack([_states(amp, r, config) for r in rows])
+    mat = _state_matrix(amp, rows, config)
     used = (mat >= 0).any(axis=0)  # sites no read of the sample determines carry nothing
     mat, cpg = mat[:, used], cpg[used]
     m_cpg = np.count_nonzero((mat == 1) & cpg, axis=1)
@@ -305,13 +324,14 @@ def _sample_model(amp: Amplicon, rows: list[ReadResult], config: CallConfig):
 
 def candidate_pairs(mat: np.ndarray, max_diff: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i < j) of reads that share a determined site and disagree at no more than ``max_diff``
-    shared sites: the only pairs that can be one molecule.  Two matrix products over the sample (BLAS)."""
-    ones = (mat == 1).astype(np.float32)
-    zeros = (mat == 0).astype(np.float32)
+    shared sites: the only pairs that can be one molecule.  Two matrix products over the sample, in integers
+    (exact counts; numpy's own loops: BLAS would start threads that cost more than these small products)."""
+    ones = (mat == 1).astype(np.int32)
+    zeros = (mat == 0).astype(np.int32)
     known = ones + zeros
     diff = ones @ zeros.T
     diff += diff.T
-    ok = (diff <= max_diff + 0.5) & (known @ known.T > 0.5)
+    ok = (diff <= max_diff) & (known @ known.T > 0)
     i, j = np.nonzero(np.triu(ok, 1))
     return i, j
 
@@ -348,15 +368,15 @@ def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate:
     lo = np.searchsorted(sorted_level, lo_l, side="left")
     hi = np.searchsorted(sorted_level, hi_l, side="right")
     # counts over the other reads: all of them (CpH) or those of a similar level (CpG), the pair left out
-    own1, ownk = is1[i] + is1[j], known[i] + known[j]
+    a, b = mat[i], mat[j]
+    is1_i, is1_j, known_i, known_j = is1[i], is1[j], known[i], known[j]
     in_i = ((level[i] >= lo_l) & (level[i] <= hi_l))[:, None]
     in_j = ((level[j] >= lo_l) & (level[j] <= hi_l))[:, None]
-    ones_sim = cum1[hi] - cum1[lo] - is1[i] * in_i - is1[j] * in_j
-    known_sim = cumk[hi] - cumk[lo] - known[i] * in_i - known[j] * in_j
-    ones = np.where(cpg, ones_sim, cum1[-1] - own1)
-    kn = np.where(cpg, known_sim, cumk[-1] - ownk)
+    ones_sim = cum1[hi] - cum1[lo] - is1_i * in_i - is1_j * in_j
+    known_sim = cumk[hi] - cumk[lo] - known_i * in_i - known_j * in_j
+    ones = np.where(cpg, ones_sim, cum1[-1] - (is1_i + is1_j))
+    kn = np.where(cpg, known_sim, cumk[-1] - (known_i + known_j))
     prior = np.where(cpg, np.clip(pl, 0.01, 0.99)[:, None], cph_rate)
-    a, b = mat[i], mat[j]
     both = (a >= 0) & (b >= 0)
     same = both & (a == b)
     agree = (np.count_nonzero(both, axis=1) - np.count_nonzero(same, axis=1) <= max_diff) & both.any(axis=1)

@@ -24,18 +24,22 @@ The conventions, in short (docs/interop.md has them in full):
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 from urllib.parse import quote
 
 import numpy as np
 
 from . import __version__
 from .atomic import write_text
-from .bam import FLAG_DUPLICATE, FLAG_QCFAIL, FLAG_REVERSE, FLAG_UNMAPPED, Header, Record, index_fasta, write_bam
+from .bam import (FLAG_DUPLICATE, FLAG_QCFAIL, FLAG_REVERSE, FLAG_UNMAPPED, Header, Record, cigar_bytes, encode_record,
+                  index_fasta, record_bytes, reg2bin, tag_bytes, write_bams)
 from .contigs import Placement, place_panel
-from .coords import complement, read_index, revcomp
-from .models import Amplicon, Call, Panel, ReadResult, Reason, Status
+from .coords import complement
+from .models import Amplicon, CpGCalls, Panel, ReadResult, Reason, Status
 
 READS_BAM = "reads.bam"
 MOD_BAM = "reads.mod.bam"
@@ -77,75 +81,74 @@ def read_group_id(sample: str) -> str:
 
 # ------------------------------------------------------------------------------------------ one read
 
-class _Columns:
-    """The alignment of one read as columns in the orientation of the amplified strand:
-    ``ops`` (M, I, D, S), ``q`` (index in the oriented read, -1 for D) and ``t`` (target position, -1 for I/S)."""
+@dataclass(frozen=True, eq=False)
+class ReadParts:
+    """The reads.bam and reads.mod.bam records of one aligned read, but for what QC may still change after the
+    read is processed (the name, the flag's QC bits and the tags RG, YN, YA, YS, YR, YD, YP, which ``assemble``
+    adds).  Made where the read is processed (``pipeline.process_file``, in the worker processes), so that
+    writing the BAMs is only assembling, sorting and compressing."""
 
-    def __init__(self, result: ReadResult):
-        aln = result.aligned
-        n = len(result.sequence)
-        o = aln.orientation
-        rp = aln.read_pos
-        ops: list[str] = []
-        qs: list[int] = []
-        ts: list[int] = []
-        prev = None
-        for t in range(aln.target_start, aln.target_end):
-            given = int(rp[t])
-            if given < 0:
-                if prev is not None:  # a deletion (none can come before the first aligned base)
-                    ops.append("D"), qs.append(-1), ts.append(t)
-                continue
-            q = read_index(given, o, n)
-            if prev is not None:
-                if q <= prev:
-                    raise ValueError(f"read {result.read_id}: read positions do not increase along the target")
-                for k in range(prev + 1, q):
-                    ops.append("I"), qs.append(k), ts.append(-1)
-            ops.append("M"), qs.append(q), ts.append(t)
-            prev = q
-        while ops and ops[-1] == "D":  # trailing deletions are no alignment
-            ops.pop(), qs.pop(), ts.pop()
-        first = qs[0]
-        self.ops = ["S"] * first + ops + ["S"] * (n - 1 - prev)
-        self.q = list(range(first)) + qs + list(range(prev + 1, n))
-        self.t = [-1] * first + ts + [-1] * (n - 1 - prev)
+    min_qual: int  # the --min-qual XM was made with
+    amplicon: str
+    pos: int  # 0-based leftmost position on the contig
+    bin: int
+    n_cigar: int
+    l_seq: int
+    reverse: bool  # flag 16: the amplified strand is the genome's minus strand
+    plain: bytes  # CIGAR, bases, qualities, NM, MD, XM, XR, XG (as BAM stores them)
+    mod: bytes  # CIGAR, restored bases, qualities, NM, MD, MM, ML, MN, YB
+    tail: bytes  # YO, YC, YI, YG
 
 
-def _cigar(ops: Sequence[str]) -> tuple[tuple[str, int], ...]:
-    out: list[list] = []
-    for op in ops:
-        if out and out[-1][0] == op:
-            out[-1][1] += 1
-        else:
-            out.append([op, 1])
-    return tuple((op, n) for op, n in out)
+@dataclass(frozen=True, eq=False)
+class _AmpliconTables:
+    """Per-amplicon arrays the records are made from (built once per amplicon)."""
+
+    tgt: np.ndarray  # uint8 letters of the target
+    comp: np.ndarray  # uint8 letters of the target complemented (a minus-strand record's reference letters)
+    cpg_t: np.ndarray  # int64 per call, in target order: the target position of its C
+    cpg_c: np.ndarray  # bool per call, in target order: the target letter there is a C
+    perm: Optional[np.ndarray]  # the calls in target order (None: they are in it already)
+    other_t: np.ndarray  # int64: every other C of the target outside the primers
+    other_ctx: np.ndarray  # uint8 per other C: Bismark's context letter (z, x, h, u), lower case
 
 
-def _md_nm(ops: Sequence[str], read: Sequence[str], ref: Sequence[str]) -> tuple[str, int]:
-    """MD and NM of columns in record orientation (``read``/``ref``: the letters of each column, '' if none)."""
-    md: list[str] = []
-    run = nm = 0
-    in_del = False
-    for op, b, r in zip(ops, read, ref):
-        if op == "M":
-            in_del = False
-            if b == r and b in "ACGT":
-                run += 1
-            else:
-                md.append(str(run)), md.append(r)
-                run, nm = 0, nm + 1
-        elif op == "D":
-            if not in_del:
-                md.append(str(run)), md.append("^")
-                run, in_del = 0, True
-            md.append(r)
-            nm += 1
-        elif op == "I":
-            nm += 1
-            in_del = False  # a deletion after an insertion starts a new ^ item
-    md.append(str(run))
-    return "".join(md), nm
+_TABLES: dict[int, tuple[Amplicon, _AmpliconTables]] = {}
+
+
+def _tables(amp: Amplicon) -> _AmpliconTables:
+    hit = _TABLES.get(id(amp))
+    if hit is not None and hit[0] is amp:
+        return hit[1]
+    out = _make_tables(amp, [c.target_pos for c in amp.cpgs])
+    if len(_TABLES) >= 16:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[id(amp)] = (amp, out)
+    return out
+
+
+def _make_tables(amp: Amplicon, call_t: Sequence[int]) -> _AmpliconTables:
+    """The tables for calls made at target positions ``call_t`` (every other C gets XM from its base)."""
+    target = amp.target
+    called = set(call_t)
+    other = [t for t in range(amp.length) if target[t] == "C" and t not in called and not amp.in_primer(t)]
+    perm = np.argsort(np.array(call_t, dtype=np.int64), kind="stable")  # a bottom strand's CpGs run backwards
+    ts = [call_t[i] for i in perm.tolist()]
+    return _AmpliconTables(
+        tgt=np.frombuffer(target.encode("ascii"), dtype=np.uint8),
+        comp=np.frombuffer(complement(target).encode("ascii"), dtype=np.uint8),
+        cpg_t=np.array(ts, dtype=np.int64),
+        cpg_c=np.array([target[t] == "C" for t in ts], dtype=bool),
+        perm=None if ts == list(call_t) else perm,
+        other_t=np.array(other, dtype=np.int64),
+        other_ctx=np.frombuffer("".join(_context(amp, t) for t in other).encode("ascii"), dtype=np.uint8))
+
+
+_OK_BASES = np.zeros(256, dtype=bool)
+_OK_BASES[[ord(b) for b in "ACGT"]] = True
+_DOT, _C, _T, _UPPER = ord("."), ord("C"), ord("T"), 32
+_CALL_XM = np.zeros(256, dtype=np.uint8)  # a CpG call's XM letter: M -> Z, U -> z, anything else none
+_CALL_XM[ord("M")], _CALL_XM[ord("U")] = ord("Z"), ord("z")
 
 
 def target_letters(amp: Amplicon, t: int, n: int) -> str:
@@ -178,87 +181,190 @@ def _context(amp: Amplicon, t: int) -> str:
     return "u" if nxt[1] == "N" else "h"
 
 
-def build_records(result: ReadResult, amp: Amplicon, place: Placement, min_qual: int, qname: str,
-                  rg: str) -> tuple[Record, Record]:
-    """The reads.bam and reads.mod.bam records of one aligned read."""
-    cols = _Columns(result)
-    seq = result.sequence
-    o = result.aligned.orientation
-    oriented = seq if o == "+" else revcomp(seq)
+def _md(n_m: int, miss: np.ndarray, letters: str, dels: Sequence[tuple[int, str]]) -> str:
+    """The MD string of an alignment with ``n_m`` aligned (M) columns in record order, mismatching at the
+    columns ``miss`` (increasing; ``letters``: their reference letters) and with deletions ``dels``:
+    (number of M columns before it, deleted reference letters), in record order."""
+    if not dels:
+        if not len(miss):
+            return str(n_m)
+        runs = miss.copy()
+        runs[1:] -= miss[:-1] + 1
+        return "".join(chain.from_iterable(zip(map(str, runs.tolist()), letters))) + str(n_m - 1 - int(miss[-1]))
+    events = sorted([(p, 0, "^" + d) for p, d in dels] + [(p, 1, c) for p, c in zip(miss.tolist(), letters)])
+    out, end = [], 0
+    for p, is_miss, text in events:  # a deletion before column p comes before a mismatch at column p
+        out.append(f"{p - end}{text}")
+        end = p + is_miss
+    return "".join(out) + str(n_m - end)
+
+
+_PAIRS = np.zeros(1 << 16, dtype=np.uint8)  # two bases (a little-endian uint16 of their letters) -> BAM's byte
+
+
+def _init_pairs() -> None:
+    from .bam import _SEQ_CODES
+
+    v = np.arange(1 << 16)
+    _PAIRS[:] = (_SEQ_CODES[v & 0xFF] << 4) | _SEQ_CODES[v >> 8]
+
+
+_init_pairs()
+
+
+def _packed(letters: bytes) -> bytes:
+    """``bam.pack_seq`` of letters."""
+    if len(letters) % 2:
+        letters += b"="  # code 0: the pad nibble
+    return _PAIRS[np.frombuffer(letters, dtype="<u2")].tobytes()
+
+
+def _z(tag: bytes, text: str) -> bytes:
+    return tag + b"Z" + text.encode("ascii") + b"\0"
+
+
+def _i(tag: bytes, value: int) -> bytes:
+    return tag + b"i" + _I32.pack(value)
+
+
+def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: int) -> ReadParts:
+    """Everything of the two records of one aligned read that QC does not change later (see ``ReadParts``)."""
+    aln = result.aligned
+    seq = result.sequence.encode("ascii", "replace")
+    n = len(seq)
+    o = aln.orientation
+    oriented = seq if o == "+" else seq.translate(_COMP_BYTES)[::-1]  # the read as the amplified strand
+    read = np.frombuffer(oriented, dtype=np.uint8)
     quals = result.qualities
-    oq = None if quals is None else bytes(np.asarray(quals if o == "+" else quals[::-1], dtype=np.uint8))
-    n = len(oriented)
-    call_at = {c.cpg.target_pos: c for c in result.calls}
-    # XM and the restored sequence, in the oriented read
-    xm = ["."] * n
-    restored = list(oriented)
-    called: dict[int, bool] = {}  # oriented index -> methylated, for the CpGs called M/U
-    for op, q, t in zip(cols.ops, cols.q, cols.t):
-        if op != "M" or amp.target[t] != "C":
-            continue
-        c = call_at.get(t)
-        if c is not None:
-            if c.call is Call.NOT_DETERMINED:
-                continue
-            xm[q] = "Z" if c.call is Call.METHYLATED else "z"
-            called[q] = c.call is Call.METHYLATED
-            restored[q] = "C"
-            continue
-        b = oriented[q]
-        if amp.in_primer(t) or b not in "CT" or (oq is not None and oq[q] < min_qual):
-            continue
-        ctx = _context(amp, t)
-        xm[q] = ctx.upper() if b == "C" else ctx
-    restored_s = "".join(restored)
-    # MM/ML on the oriented read (the record's original orientation, see module docstring)
-    skips, probs, k = [], [], 0
-    for i, b in enumerate(restored_s):
-        if b != "C":
-            continue
-        if i in called:
-            skips.append(k)
-            probs.append(255 if called[i] else 0)
-            k = 0
-        else:
-            k += 1
-    mm = "C+m?" + "".join(f",{s}" for s in skips) + ";"
-    # record orientation: the genome's forward strand
+    oq = None if quals is None else np.asarray(quals if o == "+" else quals[::-1], dtype=np.uint8)
+    calls = result.calls
+    if isinstance(calls, CpGCalls) and calls.cpgs is amp.cpgs:
+        tab = _tables(amp)
+        codes = np.frombuffer(calls.codes.encode("ascii"), dtype=np.uint8)
+    else:
+        tab = _make_tables(amp, [c.cpg.target_pos for c in calls])
+        codes = np.array([ord(c.call.value) for c in calls], dtype=np.uint8)
+    # the aligned columns: target positions tm (M) and their index qm in the oriented read, in target order
+    t0 = aln.target_start
+    span = aln.read_pos[t0:aln.target_end]
+    tm = (span >= 0).nonzero()[0]
+    if len(tm) == 0:
+        raise ValueError(f"read {result.read_id}: no aligned base")
+    qm = span[tm].astype(np.int64)
+    if o == "-":
+        qm = n - 1 - qm
+    tm += t0
+    dq = qm[1:] - qm[:-1]
+    if len(dq) and dq.min() <= 0:
+        raise ValueError(f"read {result.read_id}: read positions do not increase along the target")
+    breaks = ((dq != 1) | (tm[1:] - tm[:-1] != 1)).nonzero()[0] + 1  # first columns of the gap-free blocks
+    # per target position, the index in the oriented read (-1: none), for the CpGs and the other C
+    qt = np.empty(amp.length, dtype=np.int64)
+    qt.fill(-1)
+    qt[tm] = qm
+    # XM and the restored sequence (C at every CpG called M or U), in the oriented read
+    xm = np.frombuffer(bytearray(b"." * n), dtype=np.uint8)
+    q_o = qt[tab.other_t]
+    ok = q_o >= 0
+    b_o = read[np.where(ok, q_o, 0)]
+    ok &= (b_o == _C) | (b_o == _T)
+    if oq is not None:
+        ok &= oq[np.where(ok, q_o, 0)] >= min_qual
+    ctx = tab.other_ctx[ok]
+    xm[q_o[ok]] = np.where(b_o[ok] == _C, ctx - _UPPER, ctx)
+    q_c = qt[tab.cpg_t]
+    letter = _CALL_XM[codes if tab.perm is None else codes[tab.perm]]
+    sel = (q_c >= 0) & tab.cpg_c & (letter != 0)
+    cq, letter = q_c[sel], letter[sel]  # in the order of the oriented read
+    xm[cq] = letter
+    restored = read.copy()
+    restored[cq] = _C
+    # MM/ML on the oriented read (the record's original orientation, see module docstring): skips over the
+    # other C before each called one
+    skips = (restored == _C).cumsum()[cq] - np.arange(1, len(cq) + 1)  # uncalled C before each called one
+    skips[1:] -= skips[:-1].copy()
+    mm = "C+m?" + "".join([f",{k}" for k in skips.tolist()]) + ";"
+    probs = np.where(letter == ord("Z"), 255, 0).astype(np.uint8)
+    # mismatches against the unconverted reference: read and restored letters
+    rm, gm, rs = read[qm], tab.tgt[tm], restored[qm]
+    ok_base = _OK_BASES[rm]
+    miss = ((rm != gm) | ~ok_base).nonzero()[0]
+    miss_mod = ((rs != gm) | ~_OK_BASES[rs]).nonzero()[0]
     rev = place.strand == "-"
-    frame = place.frame
-    ops, qidx, tidx = cols.ops, cols.q, cols.t
+    n_m = len(tm)
+    bounds = [0, *breaks.tolist(), n_m]
+    gaps = []  # (column, deleted target letters in record orientation, inserted bases) between blocks
+    ref_letters = tab.comp if rev else tab.tgt
+    for b in bounds[1:-1]:
+        t_prev, t_next = int(tm[b - 1]), int(tm[b])
+        d = ref_letters[t_prev + 1:t_next].tobytes().decode("ascii")
+        gaps.append((b, d[::-1] if rev else d, int(qm[b] - qm[b - 1]) - 1))
+    cigar: list[tuple[str, int]] = []
+    for i in range(len(bounds) - 1):
+        if i:
+            _, d, ins = gaps[i - 1]
+            if d:
+                cigar.append(("D", len(d)))
+            if ins:
+                cigar.append(("I", ins))
+        cigar.append(("M", bounds[i + 1] - bounds[i]))
+    first, last = int(qm[0]), int(qm[-1])
+    cigar = ([("S", first)] if first else []) + cigar + ([("S", n - 1 - last)] if n - 1 - last else [])
+    n_gap = sum(g[2] + len(g[1]) for g in gaps)
     if rev:
-        ops, qidx, tidx = ops[::-1], qidx[::-1], tidx[::-1]
-    ref = [(complement(amp.target[t]) if rev else amp.target[t]) if t >= 0 else "" for t in tidx]
+        cigar.reverse()
+        dels = [(n_m - b, d) for b, d, _ in reversed(gaps) if d]
+    else:
+        dels = [(b, d) for b, d, _ in gaps if d]
+    mds = []
+    for mi in (miss, miss_mod):
+        letters = ref_letters[tm[mi]].tobytes().decode("ascii")
+        if rev:
+            mi, letters = n_m - 1 - mi[::-1], letters[::-1]
+        mds.append((_md(n_m, mi, letters, dels), len(mi) + n_gap))
+    # the record's orientation: the genome's forward strand
+    restored_b, xm_b = restored.tobytes(), xm.tobytes()
+    if rev:
+        rec_read, rec_restored = oriented.translate(_COMP_BYTES)[::-1], restored_b.translate(_COMP_BYTES)[::-1]
+        xm_b = xm_b[::-1]
+        qual = b"\xff" * n if oq is None else oq[::-1].tobytes()
+    else:
+        rec_read, rec_restored = oriented, restored_b
+        qual = b"\xff" * n if oq is None else oq.tobytes()
+    pos = place.frame.genome_of_target(int(tm[-1] if rev else tm[0]))
+    cig = cigar_bytes(cigar)
+    (md, nm), (md_mod, nm_mod) = mds
+    plain = b"".join((cig, _packed(rec_read), qual, _i(b"NM", nm), _z(b"MD", md), b"XMZ", xm_b, b"\0XRZCT\0",
+                      b"XGZGA\0" if rev else b"XGZCT\0"))
+    mod = [cig, _packed(rec_restored), qual, _i(b"NM", nm_mod), _z(b"MD", md_mod), _z(b"MM", mm)]
+    if len(probs):
+        mod.append(b"MLBC" + _I32.pack(len(probs)) + probs.tobytes())
+    mod += [_i(b"MN", n), b"YBZ", rec_read, b"\0"]
+    return ReadParts(min_qual, result.amplicon, pos, reg2bin(pos, pos + int(tm[-1] - tm[0]) + 1), len(cigar), n,
+                     rev, plain, b"".join(mod), tag_bytes(_fixed_tags(result)))
 
-    def in_record(s: str) -> str:
-        return revcomp(s) if rev else s
 
-    rec_seq, rec_restored = in_record(oriented), in_record(restored_s)
-    rec_xm = "".join(xm[::-1]) if rev else "".join(xm)
-    rec_qual = None if oq is None else (oq[::-1] if rev else oq)
-    read_letters = [rec_seq[(n - 1 - q) if rev else q] if q >= 0 else "" for q in qidx]
-    md, nm = _md_nm(ops, read_letters, ref)
-    restored_letters = [rec_restored[(n - 1 - q) if rev else q] if q >= 0 else "" for q in qidx]
-    md_mod, nm_mod = _md_nm(ops, restored_letters, ref)
-    aligned_t = [t for t in tidx if t >= 0]
-    pos = frame.genome_of_target(aligned_t[0])
-    flag = FLAG_REVERSE if rev else 0
-    if result.status is Status.FAIL:
-        flag |= FLAG_DUPLICATE if result.reason is Reason.DUPLICATE else FLAG_QCFAIL
-    cigar = _cigar(ops)
-    common = _common_tags(result, rg, qname)
-    bismark = (("XM", rec_xm, "Z"), ("XR", "CT", "Z"), ("XG", "GA" if rev else "CT", "Z"))
-    plain = Record(qname, flag, place.contig, pos, cigar, rec_seq, rec_qual,
-                   (("NM", nm, "i"), ("MD", md, "Z"), *bismark, *common))
-    mod_tags = [("NM", nm_mod, "i"), ("MD", md_mod, "Z"), ("MM", mm, "Z")]
-    if probs:
-        mod_tags.append(("ML", probs, "BC"))
-    mod_tags += [("MN", n, "i"), ("YB", rec_seq, "Z"), *common]
-    mod = Record(qname, flag, place.contig, pos, cigar, rec_restored, rec_qual, tuple(mod_tags))
-    return plain, mod
+_I32 = struct.Struct("<i")
+_COMP_BYTES = complement("".join(chr(i) for i in range(128))).encode("latin-1") + bytes(range(128, 256))
 
 
-def _common_tags(result: ReadResult, rg: str, qname: str) -> list[tuple[str, object, str]]:
+def _fixed_tags(result: ReadResult) -> list[tuple[str, object, str]]:
+    """The tags QC does not change (after the others, in this order)."""
+    tags: list[tuple[str, object, str]] = []
+    if result.aligned is not None:
+        tags.append(("YO", result.aligned.orientation, "A"))
+    qc = result.qc
+    if qc is not None:
+        if qc.conversion is not None:
+            tags.append(("YC", round(float(qc.conversion), 4), "f"))
+        tags.append(("YI", round(float(qc.identity), 4), "f"))
+    if result.genotype:
+        tags.append(("YG", sam_text(result.genotype), "Z"))
+    return tags
+
+
+def _qc_tags(result: ReadResult, rg: str, qname: str) -> list[tuple[str, object, str]]:
+    """The tags that follow the read's final QC (duplicates, curation), before ``_fixed_tags``."""
     tags: list[tuple[str, object, str]] = [("RG", rg, "Z")]
     if qname != result.read_id:
         tags.append(("YN", encode_name(result.read_id), "Z"))
@@ -271,16 +377,26 @@ def _common_tags(result: ReadResult, rg: str, qname: str) -> list[tuple[str, obj
         tags.append(("YD", sam_text(result.detail), "Z"))
     if result.duplicate_of:
         tags.append(("YP", encode_name(result.duplicate_of), "Z"))
-    if result.aligned is not None:
-        tags.append(("YO", result.aligned.orientation, "A"))
-    qc = result.qc
-    if qc is not None:
-        if qc.conversion is not None:
-            tags.append(("YC", round(float(qc.conversion), 4), "f"))
-        tags.append(("YI", round(float(qc.identity), 4), "f"))
-    if result.genotype:
-        tags.append(("YG", sam_text(result.genotype), "Z"))
     return tags
+
+
+def qc_flag(result: ReadResult) -> int:
+    if result.status is Status.FAIL:
+        return FLAG_DUPLICATE if result.reason is Reason.DUPLICATE else FLAG_QCFAIL
+    return 0
+
+
+def assemble(parts: ReadParts, result: ReadResult, ref_id: int, qname: str, rg: str) -> tuple[bytes, bytes]:
+    """The reads.bam and reads.mod.bam records (as BAM stores them) of an aligned read, from its parts and its
+    final QC."""
+    flag = (FLAG_REVERSE if parts.reverse else 0) | qc_flag(result)
+    tags = tag_bytes(_qc_tags(result, rg, qname)) + parts.tail
+    return (encode_record(qname, flag, ref_id, parts.pos, parts.bin, parts.n_cigar, parts.l_seq, parts.plain + tags),
+            encode_record(qname, flag, ref_id, parts.pos, parts.bin, parts.n_cigar, parts.l_seq, parts.mod + tags))
+
+
+def _common_tags(result: ReadResult, rg: str, qname: str) -> list[tuple[str, object, str]]:
+    return _qc_tags(result, rg, qname) + _fixed_tags(result)
 
 
 def unmapped_record(result: ReadResult, qname: str, rg: str) -> Record:
@@ -353,17 +469,50 @@ def bam_header(panel: Panel, places: dict[str, Placement], samples: Sequence[str
     return Header(tuple(refs.values()), tuple(rgs), program, comments)
 
 
+def panel_parts(panel: Panel) -> tuple[dict[str, Amplicon], dict[str, Placement]]:
+    """The amplicons and placements ``record_parts`` needs, by amplicon name (kept for the last panel)."""
+    hit = _PLACES.get(id(panel))
+    if hit is None or hit[0] is not panel:
+        hit = _PLACES[id(panel)] = (panel, {a.name: a for a in panel}, place_panel(panel))
+        for k in [k for k in _PLACES if k != id(panel)]:
+            del _PLACES[k]
+    return hit[1], hit[2]
+
+
+_PLACES: dict[int, tuple] = {}
+
+
+def with_parts(result: ReadResult, panel: Panel, min_qual: int) -> ReadResult:
+    """``result`` carrying its ``ReadParts`` (where it has an alignment to an amplicon of ``panel``)."""
+    if result.aligned is None or not result.sequence:
+        return result
+    amps, places = panel_parts(panel)
+    amp = amps.get(result.amplicon)
+    if amp is None:
+        return result
+    parts = record_parts(result, amp, places[result.amplicon], min_qual)
+    out = object.__new__(ReadResult)  # dataclasses.replace, without re-running __init__ on 19 fields
+    out.__dict__.update(result.__dict__, bam_parts=parts)
+    return out
+
+
 def write_read_bams(out: Path, panel: Panel, results: Sequence[ReadResult], samples: Sequence[str],
-                    min_qual: int, command: Sequence[str] = ()) -> list[Path]:
-    """reads.bam, reads.mod.bam (each with its .bai) and amplicons.fa (with .fai) in ``out``."""
+                    min_qual: int, command: Sequence[str] = (), threads: int = 1) -> list[Path]:
+    """reads.bam, reads.mod.bam (each with its .bai) and amplicons.fa (with .fai) in ``out``.
+
+    An aligned read's records are assembled from the ``ReadParts`` its result carries (made in the worker
+    that processed it), or made here; ``threads``: for compressing the files."""
     out = Path(out)
-    places = place_panel(panel)
-    by_name = {a.name: a for a in panel}
+    by_name, places = panel_parts(panel)
     fasta = write_text(out / AMPLICONS_FA, amplicons_fasta(panel, places))
     index_fasta(fasta)
+    headers = [bam_header(panel, places, samples, results, command, mod) for mod in (False, True)]
+    ref_ids = {name: i for i, (name, _, _) in enumerate(headers[0].references)}
+    unmapped_key = (len(ref_ids), 0)
     groups = {s: read_group_id(s) for s in samples}
-    plain: list[Record] = []
-    mod: list[Record] = []
+    keys: list[tuple[int, int]] = []
+    plain: list[bytes] = []
+    mod: list[bytes] = []
     used: set[str] = set()
     for r in results:
         if not r.sequence:
@@ -375,15 +524,22 @@ def write_read_bams(out: Path, panel: Panel, results: Sequence[ReadResult], samp
         used.add(qname)
         rg = groups.get(r.sample) or read_group_id(r.sample)
         if r.aligned is None or r.amplicon not in by_name:
-            rec = unmapped_record(r, qname, rg)
+            rec = record_bytes(unmapped_record(r, qname, rg), ref_ids)
+            keys.append(unmapped_key)
             plain.append(rec)
             mod.append(rec)
             continue
-        a, b = build_records(r, by_name[r.amplicon], places[r.amplicon], min_qual, qname, rg)
+        parts = r.bam_parts
+        if not isinstance(parts, ReadParts) or parts.min_qual != min_qual or parts.amplicon != r.amplicon:
+            parts = record_parts(r, by_name[r.amplicon], places[r.amplicon], min_qual)
+        ref_id = ref_ids[places[r.amplicon].contig]
+        a, b = assemble(parts, r, ref_id, qname, rg)
+        keys.append((ref_id, parts.pos))
         plain.append(a)
         mod.append(b)
-    written = [write_bam(out / READS_BAM, bam_header(panel, places, samples, results, command, False), plain),
-               write_bam(out / MOD_BAM, bam_header(panel, places, samples, results, command, True), mod)]
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # coordinate order; stable: ties keep input order
+    written = write_bams([(out / READS_BAM, headers[0], [plain[i] for i in order]),
+                          (out / MOD_BAM, headers[1], [mod[i] for i in order])], threads)
     return [fasta, *written]
 
 
