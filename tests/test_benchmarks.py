@@ -126,6 +126,11 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
     ]),
     "fuzz_readers": (["--smoke"], [
         r"^done: 30 inputs in 1 rounds over 0\.\d min; 0 distinct failure\(s\)$",
+    ]),    # this tree against itself: every output of the smoke sets must be identical
+    "compare_outputs": ([str(BENCH.parent / "src"), "--smoke"], [
+        r"^biq: 10 reads, same; call wall old",
+        r"^simulated: 16 reads, same; call wall old",
+        r"^every output identical$",
     ]),
 }
 
