@@ -227,6 +227,13 @@ _call_options = _options(
     click.option("--per-read", is_flag=True,
                  help="Amplicon FASTQ (NGS) input: also write reads.tsv and cpg_calls.tsv, one row per read pair "
                       "(large: about 2 KB per pair). Off by default: the tables hold counts and patterns."),
+    click.option("--umi", is_flag=True,
+                 help="Amplicon FASTQ (NGS) input: read pairs with the same UMI (read name: Illumina "
+                      "'...:ACGTACGT', umi_tools '..._ACGTACGT', detected per file) on the same amplicon and strand "
+                      "are one molecule, counted once by its pairs' majority call per CpG (docs/ngs.md)."),
+    click.option("--umi-pattern", metavar="REGEX",
+                 help="With --umi: the UMI is group 'umi' (or the first group) of this regular expression, searched "
+                      "in the first word of each read name (instead of detecting the convention)."),
 )
 
 
@@ -327,9 +334,10 @@ def _do_ngs(kw: dict, panel, downstream=None):
     from .ngs.run import NgsConfig, run_ngs
 
     progress = NgsProgress(not _quiet())
+    ngs = NgsConfig(per_read=kw["per_read"], umi=kw["umi"] or bool(kw["umi_pattern"]), umi_pattern=kw["umi_pattern"])
     try:
         run = run_ngs(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
-                      force=kw["force"], ngs=NgsConfig(per_read=kw["per_read"]), progress=progress,
+                      force=kw["force"], ngs=ngs, progress=progress,
                       downstream=downstream)
     finally:
         progress.close()
@@ -354,6 +362,9 @@ def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
                            err=True)
     if _ngs_inputs(kw):
         return _do_ngs(kw, panel, downstream)
+    if kw["umi"] or kw["umi_pattern"]:
+        raise click.UsageError("--umi and --umi-pattern apply to amplicon sequencing FASTQ (the NGS engine); these "
+                               "inputs are clone reads (Sanger traces or long reads): leave them out")
     run = run_call(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
                    force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile,
                    downstream=downstream, curation=kw["curation"])
