@@ -227,6 +227,13 @@ _call_options = _options(
     click.option("--per-read", is_flag=True,
                  help="Amplicon FASTQ (NGS) input: also write reads.tsv and cpg_calls.tsv, one row per read pair "
                       "(large: about 2 KB per pair). Off by default: the tables hold counts and patterns."),
+    click.option("--umi", is_flag=True,
+                 help="Amplicon FASTQ (NGS) input: read pairs with the same UMI (read name: Illumina "
+                      "'...:ACGTACGT', umi_tools '..._ACGTACGT', detected per file) on the same amplicon and strand "
+                      "are one molecule, counted once by its pairs' majority call per CpG (docs/ngs.md)."),
+    click.option("--umi-pattern", metavar="REGEX",
+                 help="With --umi: the UMI is group 'umi' (or the first group) of this regular expression, searched "
+                      "in the first word of each read name (instead of detecting the convention)."),
 )
 
 
@@ -327,15 +334,18 @@ def _do_ngs(kw: dict, panel, downstream=None):
     from .ngs.run import NgsConfig, run_ngs
 
     progress = NgsProgress(not _quiet())
+    ngs = NgsConfig(per_read=kw["per_read"], umi=kw["umi"] or bool(kw["umi_pattern"]),
+                    umi_pattern=kw["umi_pattern"])
     try:
         run = run_ngs(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
-                      force=kw["force"], ngs=NgsConfig(per_read=kw["per_read"]), progress=progress,
+                      force=kw["force"], ngs=ngs, progress=progress,
                       downstream=downstream)
     finally:
         progress.close()
     if not _quiet():
         reasons = ", ".join(f"{k} {v}" for k, v in run.reasons().items()) or "none"
-        click.echo(f"{run.n_pairs} read pairs in {len(run.samples)} samples: {run.n_pass} pass, "
+        unit = " molecules (UMI families)" if run.tally.umi else ""
+        click.echo(f"{run.n_pairs} read pairs in {len(run.samples)} samples: {run.n_pass}{unit} pass, "
                    f"{run.n_pairs - run.n_pass} fail ({reasons}); {run.seconds:.1f} s")
     return run
 
@@ -354,6 +364,9 @@ def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
                            err=True)
     if _ngs_inputs(kw):
         return _do_ngs(kw, panel, downstream)
+    if kw["umi"] or kw["umi_pattern"]:
+        raise click.UsageError("--umi and --umi-pattern apply to amplicon sequencing FASTQ (the NGS engine); these "
+                               "inputs are clone reads (Sanger traces or long reads): leave them out")
     run = run_call(kw["inputs"], panel, Path(kw["out"]), _call_config(kw), kw["sheet"], command=sys.argv,
                    force=kw["force"], progress=Progress("aligning files", not quiet), meanwhile=meanwhile,
                    downstream=downstream, curation=kw["curation"])
@@ -376,6 +389,7 @@ def call(ctx, **kw):
     run = _do_call(ctx, kw)
     if not _quiet() and hasattr(run, "n_pairs"):
         click.echo(f"results in {run.out}/ (summary.tsv, samples.tsv, patterns.tsv, funnel.tsv, cpg_strands.tsv"
+                   f"{', umi_families.tsv' if run.tally.umi else ''}"
                    f"{', reads.tsv, cpg_calls.tsv' if kw['per_read'] else ''}, run.json)")
         return
     if not _quiet():
@@ -619,11 +633,18 @@ def run(ctx, **kw):
 @click.option("--replicates", default=2, show_default=True, help="--ngs: samples per condition.")
 @click.option("--directional", is_flag=True, help="--ngs: a directional library (R1 always from the forward "
                                                   "primer); default: non-directional.")
+@click.option("--umi-length", default=0, show_default=True, type=click.IntRange(0, 32),
+              help="--ngs: give every molecule a UMI of this many bases (in the read names, Illumina style) and "
+                   "read it as a family of PCR copies; 0: no UMIs.")
+@click.option("--family-size", default=4.0, show_default=True, type=click.FloatRange(1, 1e6),
+              help="--ngs --umi-length: mean read pairs per molecule (log-normal).")
+@click.option("--family-sigma", default=1.0, show_default=True, type=click.FloatRange(0, 5),
+              help="--ngs --umi-length: spread of log(family size); 2 or more: strong PCR jackpotting.")
 @_reference_options
 @_panel_option
 @_global_options
-def simulate(out, design, seed, force, direct, ngs, pairs, replicates, directional, reference, forward, reverse,
-             strand, snps, anchor, panel):
+def simulate(out, design, seed, force, direct, ngs, pairs, replicates, directional, umi_length, family_size,
+             family_sigma, reference, forward, reverse, strand, snps, anchor, panel):
     """Write realistic simulated .ab1 traces of cloned bisulfite products, a sample sheet and the truth."""
     import json
 
@@ -642,8 +663,12 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
         kw = dict(reference=reference, forward=forward, reverse=reverse, strand=strand, snps=snps, anchor=anchor,
                   panel=panel)
         p = _panel(kw)
-        d = replace(default_design(p, pairs=pairs, replicates=replicates), directional=directional)
-        sim = simulate_ngs(d, p, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
+        d = replace(default_design(p, pairs=pairs, replicates=replicates), directional=directional,
+                    umi_length=umi_length, family_mean=family_size, family_sigma=family_sigma)
+        try:
+            sim = simulate_ngs(d, p, out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
         click.echo(f"{sim.n_pairs} simulated read pairs of {len(p)} amplicon(s), {len(sim.samples)} samples, in "
                    f"{out_p}/fastq/; sample sheet {sim.sample_sheet.name}, panel panel.tsv, truth in "
                    f"{sim.truth_cpgs.name} and truth_pairs.tsv.gz")

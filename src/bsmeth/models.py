@@ -40,6 +40,7 @@ class Why(str, enum.Enum):
     GCG = "gcg"  # --nome: a GCG site, where GpC methylase also protects the C
     MIXED = "mixed"  # the trace has strong C and T peaks: two templates
     MATE_CONFLICT = "mate_conflict"  # paired-end reads: the two mates of one molecule disagree (C vs T)
+    UMI_CONFLICT = "umi_conflict"  # --umi: the read pairs of one UMI family are split evenly (as many M as U)
 
 
 class Status(str, enum.Enum):
@@ -60,6 +61,8 @@ class Reason(str, enum.Enum):
     MIXED_TRACE = "mixed_trace"
     NO_CPH = "no_cph"
     LOW_CONVERSION = "low_conversion"
+    NO_UMI = "no_umi"  # --umi (amplicon FASTQ): the read name carries no UMI
+    UMI_MISMATCH = "umi_mismatch"  # --umi: the two mates' names carry different UMIs
     DUPLICATE = "duplicate"
     EXCLUDED_BY_USER = "excluded_by_user"  # --curation: the user excluded the clone (after every QC reason)
 

@@ -118,8 +118,14 @@ REASONS: dict[Reason, str] = {
     Reason.NO_CPH: "no good-quality non-CpG C in the read: bisulfite conversion cannot be checked.",
     Reason.LOW_CONVERSION: "fewer non-CpG C converted to T than --min-conversion (95 %), or more unconverted than "
                            "--max-unconverted: incomplete bisulfite conversion would read as methylation.",
+    Reason.NO_UMI: "amplicon sequencing with --umi: the read pair's names carry no UMI, so it cannot be placed in "
+                   "a molecule's family.",
+    Reason.UMI_MISMATCH: "amplicon sequencing with --umi: the two mates' names carry different UMIs (or only one "
+                         "has one).",
     Reason.DUPLICATE: "a clonal duplicate: the same molecule picked twice (it matches another read of the sample "
-                      "at every site, unlikely by chance); the read kept is named in duplicate_of.",
+                      "at every site, unlikely by chance); the read kept is named in duplicate_of. Amplicon "
+                      "sequencing with --umi: another read pair of the same UMI family (one molecule counts once, "
+                      "by the consensus of its pairs).",
     Reason.EXCLUDED_BY_USER: "excluded by hand: listed to exclude in the curation file given with --curation.",
 }
 
@@ -136,6 +142,8 @@ WHYS: dict[Why, str] = {
     Why.MIXED: "the trace has strong C and T peaks at this CpG: two templates.",
     Why.MATE_CONFLICT: "amplicon sequencing: the two mates of a pair read this CpG differently (one M, one U): "
                        "neither is trusted.",
+    Why.UMI_CONFLICT: "amplicon sequencing with --umi: the read pairs of one UMI family (one molecule) read this "
+                      "CpG as often M as U: no majority.",
 }
 
 MARKS = ("| match, . converted C (T at a non-CpG C), ! unconverted non-CpG C, * CpG, x mismatch, blank: gap; "

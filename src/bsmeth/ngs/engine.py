@@ -59,14 +59,14 @@ NO_AMPLICON_IDENTITY = 0.65  # below: not this amplicon at all (the clone rule, 
 # per-CpG call codes (int8): M, U, then the reasons of '-'
 M, U = 0, 1
 WHY_CODES = (Why.GAP, Why.OTHER_BASE, Why.AMBIGUOUS, Why.LOW_QUALITY, Why.NOT_COVERED, Why.UNDER_PRIMER, Why.SNP,
-             Why.MATE_CONFLICT)
-GAP, OTHER, AMBIG, LOWQ, NOTCOV, PRIMER, SNPC, CONFLICT = range(2, 2 + len(WHY_CODES))
+             Why.MATE_CONFLICT, Why.UMI_CONFLICT)
+GAP, OTHER, AMBIG, LOWQ, NOTCOV, PRIMER, SNPC, CONFLICT, UMICONF = range(2, 2 + len(WHY_CODES))
 CALL_LETTERS = np.frombuffer(b"MU" + b"-" * len(WHY_CODES), np.uint8)
 
 # per-pair outcome codes (int8): 0 pass, then reasons in the clone order
 REASON_CODES = (Reason.NO_AMPLICON, Reason.AMBIGUOUS_AMPLICON, Reason.LOW_IDENTITY, Reason.NO_CPH,
-                Reason.LOW_CONVERSION, Reason.LOW_QUALITY, Reason.DUPLICATE)
-R_NOAMP, R_AMBIG, R_LOWID, R_NOCPH, R_LOWCONV, R_LOWQ, R_DUP = range(1, 1 + len(REASON_CODES))
+                Reason.LOW_CONVERSION, Reason.LOW_QUALITY, Reason.NO_UMI, Reason.UMI_MISMATCH, Reason.DUPLICATE)
+R_NOAMP, R_AMBIG, R_LOWID, R_NOCPH, R_LOWCONV, R_LOWQ, R_NOUMI, R_UMIMIS, R_DUP = range(1, 1 + len(REASON_CODES))
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,6 +39,8 @@ class Records:
     buffer: np.ndarray  # uint8: the chunk's bytes
     qstart: np.ndarray  # int64: where each read's quality line starts in ``buffer``
     names: list[str] | None = None
+    hstart: np.ndarray | None = None  # int64: where each read's header line ('@...') starts in ``buffer``
+    hend: np.ndarray | None = None  # int64: where it ends (line end excluded)
 
     def __len__(self) -> int:
         return len(self.length)
@@ -137,7 +139,8 @@ def parse_chunk(buf: bytes, names: bool = False, what: str = "FASTQ") -> Records
     a = np.frombuffer(buf, np.uint8)
     if len(a) == 0:
         z = np.zeros((0, 1), np.uint8)
-        return Records(z, np.zeros(0, np.int32), a, np.zeros(0, np.int64), [] if names else None)
+        e = np.zeros(0, np.int64)
+        return Records(z, np.zeros(0, np.int32), a, e, [] if names else None, e, e)
     nl = np.flatnonzero(a == 10)
     if a[-1] != 10:
         nl = np.append(nl, len(a))
@@ -169,7 +172,7 @@ def parse_chunk(buf: bytes, names: bool = False, what: str = "FASTQ") -> Records
     if names:
         ids = [buf[i + 1:j].split(None, 1)[0].decode("utf-8", "replace") if j > i + 1 else ""
                for i, j in zip(h0.tolist(), ends[0::4].tolist())]
-    return Records(seq, length, a, q0.astype(np.int64), ids)
+    return Records(seq, length, a, q0.astype(np.int64), ids, h0.astype(np.int64), ends[0::4].astype(np.int64))
 
 
 def mate_id(name: str) -> str:

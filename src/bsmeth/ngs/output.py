@@ -29,23 +29,26 @@ from ..output import (
     write_json,
 )
 from ..tsv import line, table_text
-from .aggregate import FUNNEL, Patterns
-from .engine import CONFLICT, REASON_CODES, WHY_CODES, M, U
+from .aggregate import FUNNEL, N_CODES, split_pattern_key
+from .engine import CONFLICT, REASON_CODES, UMICONF, WHY_CODES, M, U
 from .index import STRAND_NAMES
 
 PATTERNS_FILE = "patterns.tsv"
 FUNNEL_FILE = "funnel.tsv"
 STRANDS_FILE = "cpg_strands.tsv"
+FAMILIES_FILE = "umi_families.tsv"
 PATTERN_COLUMNS = ("amplicon", "sample", "pattern", "count", "fraction")
 STRAND_COLUMNS = ("sample", "amplicon", "cpg", "pos", "strand", "methylated", "unmethylated", "not_determined",
-                  "mate_conflict")
+                  "mate_conflict", "umi_conflict")
+FAMILY_COLUMNS = ("sample", "amplicon", "family_size", "families", "pairs")
+FUNNEL_UMI = ("families", "family_size_median", "family_size_max", "single_pair_families")
 REASON_NAMES = tuple(r.value for r in REASON_CODES)
 NGS_READ_EXTRA = ("strand",)  # reads.tsv of an NGS run: the clone columns plus the strand of the molecule
 OUTPUTS = ("summary.tsv", "samples.tsv", PATTERNS_FILE, FUNNEL_FILE, STRANDS_FILE, "run.json")
 
 
-def funnel_columns(sheet_columns: Sequence[str]) -> tuple[str, ...]:
-    return ("sample", *sheet_columns, *FUNNEL, *REASON_NAMES)
+def funnel_columns(sheet_columns: Sequence[str], umi: bool = False) -> tuple[str, ...]:
+    return ("sample", *sheet_columns, *FUNNEL, *REASON_NAMES, *(FUNNEL_UMI if umi else ()))
 
 
 def _share(m: int, n: int) -> str:
@@ -59,7 +62,7 @@ def summary_text(run, samples: Sequence[str]) -> str:
         for ai, amp in enumerate(panel):
             genome = genome_cells(amp)
             codes = tally.codes.get((si, ai))
-            per = codes.sum(axis=0) if codes is not None else np.zeros((len(amp.cpgs), 1 + CONFLICT), np.int64)
+            per = codes.sum(axis=0) if codes is not None else np.zeros((len(amp.cpgs), N_CODES), np.int64)
             for k, cpg in enumerate(amp.cpgs):
                 m, u = int(per[k, M]), int(per[k, U])
                 nd = int(per[k].sum()) - m - u
@@ -93,29 +96,52 @@ def samples_text(run, samples: Sequence[str], conditions: dict, columns: Sequenc
 
 def pattern_lines(run, samples: Sequence[str]):
     """patterns.tsv, a block of lines per (amplicon, sample): every epiallele, most frequent first, ties by
-    pattern.  A generator: the file is written as it is made, so a run of millions of distinct patterns never
-    holds their text at once."""
+    pattern.  A generator: the file is written as it is made.  The patterns come out of the run's store (sorted
+    by amplicon, sample and pattern, each once with its count; ``spill``), and go through a second store sorted
+    by amplicon, sample, count (descending) and pattern: both keep a bounded number of records in memory, so a run
+    of millions of distinct patterns holds neither them nor their text at once."""
+    from .spill import Store, word_bytes
+
     yield line(PATTERN_COLUMNS) + "\n"
-    for ai, amp in enumerate(run.panel):
-        for si, s in enumerate(samples):
-            pat: Patterns | None = run.tally.patterns.get((si, ai))
-            if pat is None:
-                continue
-            rows, counts = pat.compact()
-            total = int(counts.sum())
-            if not total:
-                continue
-            keys = np.frombuffer(np.ascontiguousarray(rows).tobytes(), dtype=f"S{rows.shape[1]}")
-            order = np.lexsort((keys, -counts))  # most frequent first, ties by pattern
-            head = line([amp.name, s])
-            for k in range(0, len(order), 100_000):
-                part = order[k:k + 100_000]
-                block = []
-                for key, c in zip(keys[part].tolist(), counts[part].tolist()):
-                    t = key.decode("ascii")
+    tally = run.tally
+    store = tally.patterns
+    width = tally.width
+    kw = store.dtype["key"].shape[0]
+    ordered = Store(np.dtype([("key", np.uint64, (kw + 1,))]), {}, store.bound, store.folder)
+    totals: dict = {}
+    top = np.uint64((1 << 63) - 1)
+    try:
+        for block in store.sorted_blocks():
+            head = block["key"][:, 0]
+            u, inv = np.unique(head, return_inverse=True)
+            for h, c in zip(u.tolist(), np.bincount(inv.ravel(), weights=block["n"]).tolist()):
+                totals[h] = totals.get(h, 0) + int(c)
+            recs = np.zeros(len(block), ordered.dtype)
+            recs["key"][:, 0] = head
+            recs["key"][:, 1] = top - block["n"].astype(np.uint64)
+            recs["key"][:, 2:] = block["key"][:, 1:]
+            ordered.add(recs)
+        for block in ordered.sorted_blocks():
+            key = block["key"]
+            amp, smp = split_pattern_key(key)
+            counts = (top - key[:, 1]).astype(np.int64).tolist()
+            letters = word_bytes(key[:, 2:], width)
+            group = np.flatnonzero(np.r_[True, key[1:, 0] != key[:-1, 0]])
+            out = []
+            for g0, g1 in zip(group.tolist(), [*group[1:].tolist(), len(key)]):
+                ai, si = int(amp[g0]), int(smp[g0])
+                nk = len(run.panel.amplicons[ai].cpgs)
+                total = totals[int(key[g0, 0])]
+                head = line([run.panel.amplicons[ai].name, samples[si]])
+                texts = (np.ascontiguousarray(letters[g0:g1, :nk]).view(f"S{nk}").ravel().tolist() if nk
+                         else [b""] * (g1 - g0))
+                for t, c in zip(texts, counts[g0:g1]):
+                    t = t.decode("ascii")
                     # the letters M, U, - need no quoting; a leading '-' gets the formula guard (tsv.text_cell)
-                    block.append(f"{head}\t{chr(39) if t[0] == '-' else ''}{t}\t{c}\t{c / total:.6f}\n")
-                yield "".join(block)
+                    out.append(f"{head}\t{chr(39) if t[:1] == '-' else ''}{t}\t{c}\t{c / total:.6f}\n")
+            yield "".join(out)
+    finally:
+        ordered.close()
 
 
 def patterns_text(run, samples: Sequence[str]) -> str:
@@ -123,6 +149,7 @@ def patterns_text(run, samples: Sequence[str]) -> str:
 
 
 def funnel_text(run, samples: Sequence[str], conditions: dict, columns: Sequence[str]) -> str:
+    umi = run.tally.umi
     rows = []
     for si, s in enumerate(samples):
         f = run.tally.funnel.get(si, np.zeros(len(FUNNEL), np.int64))
@@ -131,8 +158,38 @@ def funnel_text(run, samples: Sequence[str], conditions: dict, columns: Sequence
             if sj == si and code:
                 reasons[code - 1] += n
         cond = conditions.get(s, {})
-        rows.append([s, *[cond.get(c, "") for c in columns], *[int(x) for x in f], *reasons])
-    return table_text(funnel_columns(columns), rows)
+        extra = []
+        if umi:
+            sizes: dict = {}
+            for (sj, _a), hist in run.tally.family_sizes.items():
+                if sj == si:
+                    for size, k in hist.items():
+                        sizes[size] = sizes.get(size, 0) + k
+            extra = _family_summary(sizes)
+        rows.append([s, *[cond.get(c, "") for c in columns], *[int(x) for x in f], *reasons, *extra])
+    return table_text(funnel_columns(columns, umi), rows)
+
+
+def _family_summary(sizes: dict) -> list:
+    """families, median and largest family size (pairs), families of one pair."""
+    n = sum(sizes.values())
+    if not n:
+        return [0, None, None, 0]
+    order = sorted(sizes)
+    counts = np.cumsum([sizes[k] for k in order])
+    lo, hi = order[int(np.searchsorted(counts, (n + 1) // 2))], order[int(np.searchsorted(counts, n // 2 + 1))]
+    median = lo if lo == hi else (lo + hi) / 2
+    return [n, median, order[-1], sizes.get(1, 0)]
+
+
+def families_text(run, samples: Sequence[str]) -> str:
+    """umi_families.tsv: per sample and amplicon, how many UMI families had each size (read pairs)."""
+    rows = []
+    for si, s in enumerate(samples):
+        for ai, amp in enumerate(run.panel):
+            hist = run.tally.family_sizes.get((si, ai), {})
+            rows += [[s, amp.name, size, hist[size], size * hist[size]] for size in sorted(hist)]
+    return table_text(FAMILY_COLUMNS, rows)
 
 
 def strands_text(run, samples: Sequence[str]) -> str:
@@ -149,18 +206,19 @@ def strands_text(run, samples: Sequence[str]) -> str:
                     c = codes[st, k]
                     m, u = int(c[M]), int(c[U])
                     rows.append([s, amp.name, cpg.number, one_based(cpg.ref_pos), name, m, u,
-                                 int(c.sum()) - m - u, int(c[CONFLICT])])
+                                 int(c.sum()) - m - u, int(c[CONFLICT]), int(c[UMICONF])])
     return table_text(STRAND_COLUMNS, rows)
 
 
 class PerReadWriter:
     """reads.tsv and cpg_calls.tsv streamed in input order into temporary files, renamed by ``finish``."""
 
-    def __init__(self, out: Path, panel: Panel, columns: Sequence[str]):
+    def __init__(self, out: Path, panel: Panel, columns: Sequence[str], umi: bool = False):
         self.out = out
         self.paths = {name: out / f".{name}.partial" for name in ("reads.tsv", "cpg_calls.tsv")}
         self.handles = {name: open(p, "w", encoding="utf-8", newline="\n") for name, p in self.paths.items()}
-        self.handles["reads.tsv"].write(line([*read_columns(columns), *NGS_READ_EXTRA]) + "\n")
+        extra = (*NGS_READ_EXTRA, *(("umi",) if umi else ()))
+        self.handles["reads.tsv"].write(line([*read_columns(columns), *extra]) + "\n")
         self.handles["cpg_calls.tsv"].write(line(CALL_COLUMNS) + "\n")
 
     def write(self, lines: tuple[str, str]) -> None:
@@ -179,8 +237,10 @@ class PerReadWriter:
             Path(self.paths[name]).unlink(missing_ok=True)
 
 
-def per_read_lines(p, rec1, rec2, sample: int, index, per_read, names, file: str = "") -> tuple[str, str]:
-    """The rows of reads.tsv and cpg_calls.tsv of one chunk (one row per pair, named after R1)."""
+def per_read_lines(p, rec1, rec2, sample: int, index, per_read, names, file: str = "",
+                   umis: list[str] | None = None) -> tuple[str, str]:
+    """The rows of reads.tsv and cpg_calls.tsv of one chunk (one row per pair, named after R1; ``umis``: the
+    pairs' UMIs, a last column, with ``--umi``)."""
     _columns, cond_of = per_read
     s = names["samples"][sample]
     cond = cond_of[s]
@@ -211,7 +271,7 @@ def per_read_lines(p, rec1, rec2, sample: int, index, per_read, names, file: str
                            one_based(int(p.start[i])) if amp and p.start[i] >= 0 else None,
                            int(p.end[i]) if amp and p.end[i] >= 0 else None,
                            int(p.edits[i]) if amp else None, conv if amp else None, unconv if amp else None,
-                           None, "", "", strand]))
+                           None, "", "", strand, *((umis[i],) if umis is not None else ())]))
         if amp is None:
             continue
         head = line([rid, s, amp.name])
@@ -240,6 +300,7 @@ def write_tables(run, conditions: dict, columns: Sequence[str], config, command,
 
     write_with(out / PATTERNS_FILE, write_patterns)
     texts = {
+        **({FAMILIES_FILE: families_text(run, samples)} if run.tally.umi else {}),
         "summary.tsv": summary_text(run, samples),
         "samples.tsv": samples_text(run, samples, conditions, columns),
         FUNNEL_FILE: funnel_text(run, samples, conditions, columns),
@@ -248,6 +309,8 @@ def write_tables(run, conditions: dict, columns: Sequence[str], config, command,
     for name, text in texts.items():
         write_text(out / name, text)
     outputs = list(OUTPUTS)
+    if run.tally.umi:
+        outputs[-1:-1] = [FAMILIES_FILE]
     if writer is not None:
         writer.finish()
         outputs[-1:-1] = ["reads.tsv", "cpg_calls.tsv"]

@@ -4,7 +4,10 @@ Pipeline position: the NGS counterpart of ``pipeline.run_call`` (``cli`` routes 
 process reads the FASTQ files in chunks (``fastq.chunks``) and hands them to worker processes (fork), at most
 ``IN_FLIGHT`` per worker at a time, so memory does not grow with the number of reads; results come back in input
 order and are merged (``aggregate.Tally``).  Per-read tables (``--per-read``) are written by the main process as
-they arrive.  Progress on stderr (``progress(pairs, seconds)``).
+they arrive.  Progress on stderr (``progress(pairs, seconds)``).  The epialleles and, with ``--umi``, the UMI
+families are held in stores that spill sorted runs to a folder beside the staged result set (``spill``), removed
+with it.  With ``--umi`` the convention of each FASTQ file is detected first (``umi.detect``) and the workers
+read each pair's UMI from its names (``umi``).
 
 Pairing (docs/ngs.md): a sample sheet's ``file2`` column names R2; otherwise R2 is found by name next to R1
 (``x_R1_001.fastq.gz`` / ``x_R2_001.fastq.gz``, ``x_R1.fq`` / ``x_R2.fq``, ``x_1.fq.gz`` / ``x_2.fq.gz``); a file
@@ -28,7 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models import CallConfig, Panel
-from .aggregate import Tally
+from .aggregate import SPILL_BYTES, Tally
 from .engine import mates, pairs
 from .fastq import chunks, header_ids, parse_chunk
 from .index import Index, build_index
@@ -45,6 +48,8 @@ class Job:
     sample: int  # index into the run's samples
     r1: Path
     r2: Path | None
+    umi1: str | None = None  # --umi: the UMI convention of each file (umi.detect)
+    umi2: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class NgsConfig:
 
     per_read: bool = False  # write reads.tsv and cpg_calls.tsv (one row per pair; large)
     chunk_bytes: int = 1 << 21
+    umi: bool = False  # deduplicate by the UMI in the read names (docs/ngs.md "UMIs")
+    umi_pattern: str | None = None  # a regular expression for the UMI in the name's first word (else detected)
+    spill_bytes: int = SPILL_BYTES  # patterns (and UMI families) held in memory before sorted runs go to disk
 
 
 def mate_of(path: Path) -> tuple[Path, str, int] | None:
@@ -140,7 +148,7 @@ def _init(index: Index, config: CallConfig, min_aligned: np.ndarray, per_read, n
 def process_chunk(job: tuple, state: dict | None = None):
     """One chunk of one sample's pairs: (Tally, per-read lines or None, pairs)."""
     st = state or _STATE
-    sample, c1, c2, file1, first_read = job
+    sample, c1, c2, file1, first_read, conv1, conv2 = job
     index, config = st["index"], st["config"]
     per_read = st["per_read"]
     what1 = f"{file1}, the chunk from read {first_read + 1}"
@@ -152,13 +160,29 @@ def process_chunk(job: tuple, state: dict | None = None):
     m1 = mates(rec1, index, config, width)
     m2 = mates(rec2, index, config, width) if rec2 is not None else None
     p = pairs(m1, m2, index, config, st["min_aligned"])
-    tally = Tally(index.n_cpgs)
-    tally.add(sample, p)
+    umis = None
+    if conv1 is not None:
+        from .engine import R_NOUMI, R_UMIMIS
+        from .umi import pair_umis, parse
+
+        u1, ok1 = parse(rec1, conv1)
+        u2, ok2 = parse(rec2, conv2) if rec2 is not None else (None, None)
+        umis, none, differ = pair_umis(u1, ok1, u2, ok2)
+        ok = p.reason == 0
+        p.reason[ok & none] = R_NOUMI
+        p.reason[ok & differ] = R_UMIMIS
+    tally = Tally(index.n_cpgs, umi=umis is not None)
+    tally.add(sample, p, umis)
     lines = None
     if per_read is not None:
         from .output import per_read_lines
 
-        lines = per_read_lines(p, rec1, rec2, sample, index, per_read, st["names"], file1)
+        texts = None
+        if umis is not None:
+            from .umi import umi_text
+
+            texts = umi_text(umis)
+        lines = per_read_lines(p, rec1, rec2, sample, index, per_read, st["names"], file1, texts)
     return tally, lines, len(rec1)
 
 
@@ -201,7 +225,7 @@ def _job_chunks(jobs: list[Job], size: int):
                 if a != b:
                     raise InputError(f"{job.r1} and {job.r2}: reads out of step (R1 {a[0]!r} ... {a[1]!r}, R2 "
                                      f"{b[0]!r} ... {b[1]!r}); give the two files of one run, in the same order")
-            yield (job.sample, c1, c2, str(job.r1), n)
+            yield (job.sample, c1, c2, str(job.r1), n, job.umi1, job.umi2)
             n += c1.count(b"\n") // 4
             last = n
         del last
@@ -242,12 +266,22 @@ def _run_ngs(files, sheet, panel: Panel, out: Path, folder: Path, config: CallCo
     index = build_index(panel)
     min_aligned = np.array([fit_to_amplicon(config, a).min_aligned for a in panel])
     sample_of = {s: i for i, s in enumerate(samples)}
-    jobs = [Job(sample_of[s], r1, r2) for r1, r2, s, _ in files]
-    writer = PerReadWriter(folder, panel, columns) if ngs.per_read else None
+    umi_of: dict = {}
+    if ngs.umi or ngs.umi_pattern:
+        from .umi import detect
+
+        for r1, r2, _s, _v in files:
+            for f in (r1, r2):
+                if f is not None and str(f) not in umi_of:
+                    umi_of[str(f)] = detect(Path(f), ngs.umi_pattern)
+    jobs = [Job(sample_of[s], r1, r2, umi_of.get(str(r1)), umi_of.get(str(r2)) if r2 else None)
+            for r1, r2, s, _ in files]
+    writer = PerReadWriter(folder, panel, columns, bool(umi_of)) if ngs.per_read else None
     per_read = (columns, {s: [conditions[s].get(c, "") for c in columns] for s in samples}) if writer else None
     state = {"index": index, "config": config, "min_aligned": min_aligned, "per_read": per_read,
                  "names": {"samples": samples, "files": {}}}
-    tally = Tally(index.n_cpgs)
+    # the stores spill beside the staged set (outdir removes that folder whatever happens)
+    tally = Tally(index.n_cpgs, ngs.spill_bytes, folder.parent / "spill", umi=bool(umi_of))
     t0 = time.monotonic()
     done = 0
     threads = max(1, config.threads)
@@ -291,18 +325,23 @@ def _run_ngs(files, sheet, panel: Panel, out: Path, folder: Path, config: CallCo
                 except BaseException:
                     pool.terminate()
                     raise
+        tally.finish()
         seconds = time.monotonic() - t0
+        run = NgsRun(out, panel, tuple(samples), tally, seconds)
+        warnings = run_warnings(run)
+        for w in warnings:
+            log.warning("warning: %s", w)
+        run = replace(run, warnings=tuple(warnings))
+        extra = {"umi": {"pattern": ngs.umi_pattern, "conventions": umi_of}} if umi_of else None
+        write_tables(run, conditions, columns, config, list(command) or sys.argv, sheet_path, writer,
+                     files=[(str(r1), str(r2) if r2 else "", s) for r1, r2, s, _ in files], folder=folder,
+                     extra=extra)
     except BaseException:
         if writer:
             writer.abort()
         raise
-    run = NgsRun(out, panel, tuple(samples), tally, seconds)
-    warnings = run_warnings(run)
-    for w in warnings:
-        log.warning("warning: %s", w)
-    run = replace(run, warnings=tuple(warnings))
-    write_tables(run, conditions, columns, config, list(command) or sys.argv, sheet_path, writer,
-                 files=[(str(r1), str(r2) if r2 else "", s) for r1, r2, s, _ in files], folder=folder)
+    finally:
+        tally.close()
     return run
 
 

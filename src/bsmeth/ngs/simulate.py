@@ -10,6 +10,12 @@ are drawn and sequenced as Illumina read pairs (numpy, vectorised: a million pai
 * a library: ``directional`` (R1 always from the forward primer: OT) or not (R1 from either end: OT or CTOT);
   reads of ``read_length`` bases, adapter read-through past a short insert;
 * qualities falling towards the 3' end, substitutions drawn with the probability each PHRED says;
+* optional UMIs (``umi_length``): every molecule gets a UMI of its own (distinct within a sample and amplicon)
+  and is read as a family of PCR copies whose sizes follow a log-normal law (``family_mean``, ``family_sigma``:
+  a large sigma is PCR jackpotting, a few molecules taking many of the reads); the UMI is the last ``:`` field
+  of the read names (Illumina's convention); each copy has its own strand read first, qualities, sequencing
+  errors and, rarely, an indel (``indel`` is drawn per molecule and planted in its first copy only);
+  conversion, methylation and the artefacts primer dimer / other product belong to the molecule;
 * planted artefacts, each with the reason ``bsmeth call`` must give (truth column ``expected_reason``):
   ``indel`` (a 1-3 base insertion or deletion in one mate: must pass), ``poor_conversion`` (conversion
   70-85 %: ``low_conversion``), ``primer_dimer`` (the two primers joined: ``no_amplicon``), ``other_product``
@@ -18,7 +24,8 @@ are drawn and sequenced as Illumina read pairs (numpy, vectorised: a million pai
 Files (docs/simulate.md): ``fastq/<sample>_R1_001.fastq.gz`` and ``_R2_001``, ``samples.csv`` (file, file2,
 sample, cell_line, dose, replicate), ``truth_cpgs.tsv`` (per sample, amplicon and CpG: the design probability and
 the percent methylated among the simulated molecules that must pass), ``truth_pairs.tsv.gz`` (per pair: kind,
-expected reason, strand, the molecule's true pattern and the errors planted), ``panel.tsv``, ``README.txt``.
+expected reason, strand, the molecule's true pattern, the errors planted, the molecule and its UMI), ``panel.tsv``,
+``README.txt``.  With UMIs, ``truth_cpgs.tsv`` counts molecules (what ``--umi`` should recover), not pairs.
 """
 
 from __future__ import annotations
@@ -57,6 +64,9 @@ class NgsDesign:
     artefacts: tuple[tuple[str, float], ...] = (("indel", 0.02), ("poor_conversion", 0.01),
                                                 ("primer_dimer", 0.01), ("other_product", 0.01))
     quality: tuple[float, float] = (36.0, 3.0)  # PHRED mean at the 5' end and spread; falls towards the 3' end
+    umi_length: int = 0  # 0: no UMIs (every pair its own molecule)
+    family_mean: float = 4.0  # UMIs: mean read pairs per molecule (log-normal family sizes, at least 1)
+    family_sigma: float = 1.0  # UMIs: sigma of log(family size); 2 or more: strong PCR jackpotting
 
 
 def default_design(panel: Panel, pairs: int = 10_000, replicates: int = 2, seed: int = 20240115) -> NgsDesign:
@@ -120,6 +130,40 @@ def _errors(seq: np.ndarray, qual: np.ndarray, rng: np.random.Generator) -> tupl
     return seq, err
 
 
+def _family_sizes(n: int, mean: float, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Read pairs per molecule, log-normal (at least 1), adding up to ``n`` (the last family cut short)."""
+    mu = np.log(max(mean, 1.0)) - sigma ** 2 / 2
+    parts: list = []
+    total = 0
+    while total < n:
+        d = np.maximum(1, np.rint(rng.lognormal(mu, sigma, max(16, int(2 * n / max(mean, 1.0)))))).astype(np.int64)
+        parts.append(d)
+        total += int(d.sum())
+    sizes = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    cum = np.cumsum(sizes)
+    k = int(np.searchsorted(cum, n))  # the family that reaches n
+    sizes = sizes[:k + 1].copy() if n else sizes[:0]
+    if n:
+        sizes[-1] -= int(cum[k]) - n
+    return sizes
+
+
+def _umis(m: int, length: int, rng: np.random.Generator) -> list[str]:
+    """``m`` distinct random UMIs of ``length`` bases."""
+    space = 4 ** length
+    if m > space // 2:
+        raise ValueError(f"--umi-length {length}: too short for {m} distinct molecules of one sample and amplicon")
+    vals = rng.integers(0, space, m)
+    while True:
+        _, first = np.unique(vals, return_index=True)
+        dup = np.setdiff1d(np.arange(m), first)
+        if not len(dup):
+            break
+        vals[dup] = rng.integers(0, space, len(dup))
+    digits = (vals[:, None] >> (2 * np.arange(length)[::-1])[None, :]) & 3
+    return [row.tobytes().decode() for row in _LETTERS[digits]]
+
+
 def _reads(frag: list[bytes], length: int, adapter: str) -> np.ndarray:
     ad = adapter.encode()
     return np.frombuffer(b"".join((f + ad)[:length].ljust(length, b"A") for f in frag), np.uint8).reshape(-1, length)
@@ -163,7 +207,7 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
     rng = np.random.default_rng(seed)
     sheet = ["file,file2,sample,cell_line,dose,replicate"]
     truth_cpg = ["sample\tamplicon\tcpg\tpos\tprobability\tmolecules\tmethylated\tpercent"]
-    truth_rows = ["read\tsample\tamplicon\tkind\texpected_reason\tstrand\tpattern\terrors_r1\terrors_r2"]
+    truth_rows = ["read\tsample\tamplicon\tkind\texpected_reason\tstrand\tpattern\terrors_r1\terrors_r2\tmolecule\tumi"]
     samples = []
     total = 0
     conds = [(replace(c, sample=f"{c.sample}_r{r + 1}"), r + 1) for c in design.conditions
@@ -182,15 +226,28 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
             target = np.frombuffer(amp.target.upper().encode(), np.uint8)
             cpg_c = np.array([c.target_pos for c in amp.cpgs], int)
             probs = _probabilities(cond, len(amp.cpgs), ai)
-            kinds = np.full(n, "ok", object)
-            u = rng.random(n)
+            # molecules and their read pairs (without UMIs one pair per molecule); families drawn apart from
+            # ``rng`` so that a run without UMIs draws what it always drew
+            umis: list[str] = []
+            if design.umi_length:
+                frng = np.random.default_rng([seed, 104729, len(samples), ai])
+                sizes = _family_sizes(n, design.family_mean, design.family_sigma, frng)
+                umis = _umis(len(sizes), design.umi_length, frng)
+                n_mol = len(sizes)
+                fam = np.repeat(np.arange(n_mol), sizes)
+            else:
+                n_mol = n
+                fam = np.arange(n)
+            first_copy = np.r_[True, fam[1:] != fam[:-1]] if n else np.zeros(0, bool)
+            kinds = np.full(n_mol, "ok", object)
+            u = rng.random(n_mol)
             edge = 0.0
             for kind, frac in design.artefacts:
                 kinds[(u >= edge) & (u < edge + frac)] = kind
                 edge += frac
-            meth = rng.random((n, len(cpg_c))) < probs[None, :]
-            conversion = np.where(kinds == "poor_conversion", rng.uniform(0.70, 0.85, n), design.conversion)
-            mol = _convert(np.broadcast_to(target, (n, L)), cpg_c, meth, conversion, rng)
+            meth = rng.random((n_mol, len(cpg_c))) < probs[None, :]
+            conversion = np.where(kinds == "poor_conversion", rng.uniform(0.70, 0.85, n_mol), design.conversion)
+            mol = _convert(np.broadcast_to(target, (n_mol, L)), cpg_c, meth, conversion, rng)
             # what the molecule itself shows at its non-CpG C outside the primers (what conversion QC sees)
             tpos = np.arange(L)
             f0, f1 = amp.forward_span
@@ -198,7 +255,7 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
             nxt = np.r_[target[1:], ord("N")]
             cph = np.flatnonzero((target == ord("C")) & (nxt != ord("G")) & ~((tpos >= f0) & (tpos < f1))
                                  & ~((tpos >= r0) & (tpos < r1_)))
-            mol_conv = (mol[:, cph] == ord("T")).mean(axis=1) if len(cph) else np.ones(n)
+            mol_conv = (mol[:, cph] == ord("T")).mean(axis=1) if len(cph) else np.ones(n_mol)
             frags = [bytes(m) for m in mol]
             fwd = amp.forward or amp.target[:20]
             rev_end = amp.target[amp.reverse_span[0]:] if amp.reverse else amp.target[-20:]
@@ -209,6 +266,10 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
                 other = rng.choice(_LETTERS, rng.integers(150, 260))
                 other[other == ord("C")] = ord("T")  # an unmethylated, converted product of other DNA
                 frags[i] = bytes(other)
+            frags = [frags[m] for m in fam]  # a read pair per PCR copy
+            # an indel is a copy's own (a polymerase or sequencing slip): the molecule's first copy carries it
+            pair_kinds = kinds[fam]
+            pair_kinds[(pair_kinds == "indel") & ~first_copy] = "ok"
             # R1 from the forward primer (OT) or, in a non-directional library, from the reverse one (CTOT)
             ctot = (rng.random(n) < 0.5) if not design.directional else np.zeros(n, bool)
             first = [revcomp(f.decode()).encode() if c else f for f, c in zip(frags, ctot)]
@@ -220,7 +281,7 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
             r1, e1 = _errors(r1, q1, rng)
             r2, e2 = _errors(r2, q2, rng)
             indel_note = [""] * n
-            for i in np.flatnonzero(kinds == "indel"):
+            for i in np.flatnonzero(pair_kinds == "indel"):
                 mate = int(rng.integers(0, 2))
                 size = int(rng.integers(1, 4))
                 at = int(rng.integers(30, L_read - 30))
@@ -235,7 +296,8 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
                     indel_note[i] = f"R{mate + 1}:ins{size}@{at + 1}"
                 r[i] = row
             pre = f"SIM:{s}:{amp.name}"
-            aid = [f"{pre}:{i + 1}" for i in range(n)]
+            aid = ([f"{pre}:{i + 1}:{umis[m]}" for i, m in enumerate(fam.tolist())] if umis
+                   else [f"{pre}:{i + 1}" for i in range(n)])
             ids += aid
             r1s.append(r1)
             r2s.append(r2)
@@ -251,16 +313,18 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
             if truth:
                 letters = np.where(meth, ord("M"), ord("U")).astype(np.uint8)
                 letters[:, [c.under_primer for c in amp.cpgs]] = ord("-")
-                for i in range(n):
-                    k = kinds[i]
-                    pattern = letters[i].tobytes().decode() if k in ("ok", "indel", "poor_conversion") else ""
+                for i, m in enumerate(fam.tolist()):
+                    k = pair_kinds[i]
+                    pattern = letters[m].tobytes().decode() if k in ("ok", "indel", "poor_conversion") else ""
                     strand = "CTOT" if ctot[i] else "OT"
                     expected = EXPECTED[k]
                     if k in ("ok", "indel", "poor_conversion"):  # what the molecule itself shows decides
-                        expected = "low_conversion" if mol_conv[i] < min_conversion else ""
+                        expected = "low_conversion" if mol_conv[m] < min_conversion else ""
+                    note1 = ";" + indel_note[i] if indel_note[i].startswith("R1") else ""
+                    note2 = ";" + indel_note[i] if indel_note[i].startswith("R2") else ""
                     truth_rows.append(f"{aid[i]}\t{s}\t{amp.name}\t{k}\t{expected}\t{strand}\t{pattern}\t"
-                                      f"{int(e1[i].sum())}{';' + indel_note[i] if indel_note[i].startswith('R1') else ''}"
-                                      f"\t{int(e2[i].sum())}{';' + indel_note[i] if indel_note[i].startswith('R2') else ''}")
+                                      f"{int(e1[i].sum())}{note1}\t{int(e2[i].sum())}{note2}\t{amp.name}:{m + 1}\t"
+                                      f"{umis[m] if umis else ''}")
         # pairs of all amplicons shuffled together, as a sequencer writes them
         order = rng.permutation(len(ids))
         R1, R2 = np.concatenate(r1s)[order], np.concatenate(r2s)[order]
@@ -286,7 +350,10 @@ def simulate_ngs(design: NgsDesign, panel: Panel, out_dir: str | Path, seed: int
                f"command: {command}\nseed: {seed}\nsamples: {len(samples)}, read pairs: {total} "
                f"({design.pairs} per sample), read length {design.read_length}, "
                f"{'directional' if design.directional else 'non-directional'} library\n"
-               f"artefacts (share of pairs): {', '.join(f'{k} {v:g}' for k, v in design.artefacts)}\n"
+               f"artefacts (share of molecules): {', '.join(f'{k} {v:g}' for k, v in design.artefacts)}\n"
+               + (f"UMIs: {design.umi_length} bases, the last ':' field of the read names; read pairs per molecule "
+                  f"log-normal, mean about {design.family_mean:g}, sigma {design.family_sigma:g}\n"
+                  if design.umi_length else "") +
                "run: bsmeth run --samples samples.csv --panel panel.tsv --out results\n")
     return NgsSimulation(out, sheet_path, cpgs_path, pairs_path, total, tuple(samples))
 
