@@ -19,7 +19,10 @@ from pathlib import Path
 import pysam
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bsmeth.bam import fai_text
 from bsmeth.cli import cli
 from bsmeth.coords import GenomeAnchor, complement, revcomp
 from bsmeth.models import CallConfig
@@ -450,3 +453,32 @@ def test_no_bam_and_export_none(tmp_path, runs):
         r = CliRunner().invoke(cli, ["-q", "call", str(reads), "--out", str(again), *extra], catch_exceptions=False)
         assert r.exit_code == 0, r.output
         assert (again / "reads.bam").exists() == (not extra) == (again / "reads.mod.bam.bai").exists()
+
+
+# --------------------------------------------------------------------------- the .fai of amplicons.fa
+
+
+@settings(max_examples=60, deadline=None)
+@given(records=st.lists(st.tuples(st.text("ACGTN", min_size=1, max_size=200), st.integers(1, 80)),
+                        min_size=1, max_size=4),
+       crlf=st.booleans(), final_newline=st.booleans())
+def test_fai_text_equals_samtools_faidx(tmp_path_factory, records, crlf, final_newline):
+    """Our .fai (no pysam at run time) byte for byte as samtools faidx (pysam's copy) writes it."""
+    eol = "\r\n" if crlf else "\n"
+    parts = []
+    for i, (seq, width) in enumerate(records):
+        lines = [seq[k:k + width] for k in range(0, len(seq), width)]
+        parts.append(f">rec{i} some description{eol}" + eol.join(lines))
+    text = eol.join(parts) + (eol if final_newline else "")
+    folder = tmp_path_factory.mktemp("fai")
+    fa = folder / "x.fa"
+    fa.write_bytes(text.encode())
+    pysam.faidx(str(fa))
+    assert fai_text(fa.read_bytes()) == (folder / "x.fa.fai").read_text()
+
+
+def test_fai_text_refuses_ragged_lines():
+    with pytest.raises(ValueError, match="lines of different lengths"):
+        fai_text(b">a\nACGT\nAC\nACGT\n")
+    with pytest.raises(ValueError, match="lines of different lengths"):
+        fai_text(b">a\nACGT\nACGTA\n")

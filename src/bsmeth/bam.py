@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from .atomic import write_via_path, write_with
+from .atomic import write_text, write_via_path, write_with
 
 FLAG_REVERSE = 0x10
 FLAG_UNMAPPED = 0x4
@@ -242,18 +242,45 @@ def sort_key(rec: Record, order: dict[str, int]) -> tuple:
     return (order[rec.contig], rec.pos)
 
 
+def fai_text(fasta: bytes) -> str:
+    """The samtools ``.fai`` index of a FASTA file's bytes: per record its name (first word), length, offset of
+    its first base, bases per line and bytes per line (``\n`` or ``\r\n`` endings).  As ``samtools faidx``,
+    every line of a record but its last must have the same length; else ``ValueError``."""
+    rows = []
+    pos = 0
+    name = None
+    length = offset = line_bases = line_width = 0
+    short_seen = False
+    for line in fasta.splitlines(keepends=True):
+        content = line.rstrip(b"\r\n")
+        if content.startswith(b">"):
+            if name is not None:
+                rows.append(f"{name}\t{length}\t{offset}\t{line_bases}\t{line_width}\n")
+            name = content[1:].split(None, 1)[0].decode() if content[1:].split() else ""
+            length = line_bases = line_width = 0
+            offset = pos + len(line)
+            short_seen = False
+        elif name is not None:
+            if content and short_seen:  # a line after a shorter one (or a blank one)
+                raise ValueError(f"FASTA record {name}: lines of different lengths (byte {pos})")
+            if not line_bases:
+                # a record's only line without a line end: samtools counts one byte for it
+                line_bases, line_width = len(content), max(len(line), len(content) + 1)
+            elif len(content) > line_bases:
+                raise ValueError(f"FASTA record {name}: lines of different lengths (byte {pos})")
+            short_seen = short_seen or not content or len(content) < line_bases or len(line) < line_width
+            length += len(content)
+        pos += len(line)
+    if name is not None:
+        rows.append(f"{name}\t{length}\t{offset}\t{line_bases}\t{line_width}\n")
+    return "".join(rows)
+
+
 def index_fasta(path: str | os.PathLike) -> Path:
-    """The samtools ``.fai`` index of a FASTA file (what IGV and samtools need to use it as a genome)."""
-    import pysam
-
+    """The samtools ``.fai`` index of a FASTA file (what IGV and samtools need to use it as a genome), written
+    next to it (``fai_text``; the tests check it against pysam's ``faidx``)."""
     path = Path(path)
-    fai = path.with_name(path.name + ".fai")
-    # faidx writes next to the FASTA; make it under a temporary name, then rename
-    return write_via_path(fai, lambda tmp: _faidx_to(pysam, path, tmp))
-
-
-def _faidx_to(pysam, fasta: Path, out: Path) -> None:
-    pysam.faidx(str(fasta), "--fai-idx", str(out))
+    return write_text(path.with_name(path.name + ".fai"), fai_text(path.read_bytes()))
 
 
 # ---------------------------------------------------------------------------------------------- reading

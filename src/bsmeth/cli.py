@@ -298,7 +298,7 @@ def _call_config(kw: dict):
 def _ngs_inputs(kw: dict) -> bool:
     """Are the inputs amplicon-sequencing FASTQ (short reads, every file FASTQ by content)?  Then the NGS
     engine (``bsmeth.ngs``) takes them; any other input goes to the clone workflow."""
-    from .ngs.run import looks_like_ngs
+    from .ngs.fastq import looks_like_ngs
 
     if kw["inputs"]:
         from .reads import collect

@@ -14,7 +14,7 @@ FASTQ is parsed again by dnaio, whose message names the problem.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,3 +188,18 @@ def header_ids(buf: bytes) -> tuple[str, str]:
     last = tail[-4] if len(tail) >= 4 else b""
     last = last[1:].split(None, 1)[0].decode("utf-8", "replace") if last.startswith(b"@") else ""
     return mate_id(first), mate_id(last)
+
+
+def looks_like_ngs(paths: Sequence[Path]) -> bool:
+    """FASTQ input of amplicon sequencing: every file FASTQ by content, and short reads (at most
+    ``SHORT_READ`` bases among the first reads: Illumina, not Sanger clone reads, which run 500-1000 bases)."""
+    if not paths:
+        return False
+    for p in paths:
+        if not is_fastq(p):
+            return False
+    lengths = first_lengths(paths[0])
+    return bool(lengths) and max(lengths) <= SHORT_READ
+
+
+SHORT_READ = 400

@@ -356,23 +356,6 @@ def run_warnings(run: NgsRun) -> list[str]:
     return out
 
 
-def looks_like_ngs(paths: Sequence[Path]) -> bool:
-    """FASTQ input of amplicon sequencing: every file FASTQ by content, and short reads (at most
-    ``SHORT_READ`` bases among the first reads: Illumina, not Sanger clone reads, which run 500-1000 bases)."""
-    from .fastq import first_lengths, is_fastq
-
-    if not paths:
-        return False
-    for p in paths:
-        if not is_fastq(p):
-            return False
-    lengths = first_lengths(paths[0])
-    return bool(lengths) and max(lengths) <= SHORT_READ
-
-
-SHORT_READ = 400
-
-
 def default_threads() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
