@@ -31,10 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "bsmeth-hypothesis"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import test_fuzz  # noqa: E402  (the strategies and the property check)
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-import test_fuzz  # noqa: E402  (the strategies and the property check)
 
 
 class Slow(Exception):

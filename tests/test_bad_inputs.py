@@ -23,11 +23,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from command import bsmeth_cmd
 
 from bsmeth import pipeline
 from bsmeth.cli import cli, main
-
-from command import bsmeth_cmd
 
 DATA = Path(__file__).parent / "data"
 BAD = DATA / "bad"

@@ -24,7 +24,14 @@ from bsmeth.cli import cli
 from bsmeth.coords import GenomeAnchor, complement, revcomp
 from bsmeth.models import CallConfig
 from bsmeth.pipeline import run_call
-from bsmeth.reference import DEFAULT_ANCHOR, DEFAULT_FORWARD, DEFAULT_REVERSE, DEFAULT_SNPS, build_amplicon, load_amplicon
+from bsmeth.reference import (
+    DEFAULT_ANCHOR,
+    DEFAULT_FORWARD,
+    DEFAULT_REVERSE,
+    DEFAULT_SNPS,
+    build_amplicon,
+    load_amplicon,
+)
 from bsmeth.simulate import seed_study_design, simulate
 
 SAMTOOLS = shutil.which("samtools")

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from bsmeth import layout as L
 
-
 # --- CpG x positions ---------------------------------------------------------------------------
 
 

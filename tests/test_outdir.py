@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
+from command import bsmeth_cmd
 
 import bsmeth.atomic as atomic_mod
 import bsmeth.outdir as outdir
 from bsmeth.cli import main
 from bsmeth.errors import OutputError
-
-from command import bsmeth_cmd
 
 DATA = Path(__file__).parent / "data"
 DEMO = DATA / "biq_demo" / "Demo_data"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from readfixtures import clone
 
 from bsmeth.alignment import align
 from bsmeth.calling import call_read
@@ -16,7 +17,6 @@ from bsmeth.models import AlignedRead, CallConfig, Read, ReadQC, ReadResult, Rea
 from bsmeth.pipeline import run_call
 from bsmeth.qc import chance_match, hq_bases, mark_duplicates, measure, verdict
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
-from readfixtures import clone
 
 DATA = Path(__file__).parent / "data"
 CFG = CallConfig()

@@ -9,18 +9,16 @@ import struct
 import zlib
 
 import pytest
-
-from bsmeth import report as R
-from bsmeth.errors import InputError
-from bsmeth.stats import CompareConfig, run_compare
-from bsmeth.tables import clone_table, load_call_dir, order_levels
-
 from callfixtures import dose_design, random_clones, write_call_dir
 
+from bsmeth import report as R
 from bsmeth import report_html as H
 from bsmeth import report_reads as RR
 from bsmeth import report_summary as S
+from bsmeth.errors import InputError
 from bsmeth.models import Reason, Why
+from bsmeth.stats import CompareConfig, run_compare
+from bsmeth.tables import clone_table, load_call_dir, order_levels
 
 
 @pytest.fixture

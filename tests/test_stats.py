@@ -2,21 +2,20 @@
 
 import itertools
 import math
+import random
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats as ss
-from hypothesis import given, settings, strategies as st
+from callfixtures import dose_design, random_clones, write_call_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bsmeth import stats as S
 from bsmeth.errors import InputError
 from bsmeth.tables import clone_table, load_call_dir
-
-from callfixtures import dose_design, random_clones, write_call_dir
-
-import random
 
 
 def _read_stats(path: Path) -> list[dict]:

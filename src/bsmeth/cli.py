@@ -699,8 +699,8 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
     if panel:
         if direct:
             raise click.UsageError("--direct simulates one amplicon: leave out --panel")
-        from .simulate_panel import simulate_panel
         from .models import Panel
+        from .simulate_panel import simulate_panel
 
         sim = simulate_panel(d, Panel(amplicons), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
         click.echo(f"{sim.n_reads} simulated traces of {len(sim.per_amplicon)} amplicons in {out_p}/ (one folder per "

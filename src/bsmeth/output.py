@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .atomic import write_text as atomic_write  # the writer of every file here
-from .coords import one_based
 import numpy as np
 
+from .atomic import write_text as atomic_write  # the writer of every file here
+from .coords import one_based
 from .models import WHY_CODES, Amplicon, CpGCalls, Panel, ReadResult, Status
 from .tsv import cell, line, table_text
 

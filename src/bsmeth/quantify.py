@@ -72,7 +72,7 @@ from .atomic import write_text
 from .coords import one_based
 from .errors import InputError
 from .evidence import channel_of, geometry, peak_heights, usable
-from .models import Amplicon, AlignedRead, Read, Unreadable
+from .models import AlignedRead, Amplicon, Read, Unreadable
 
 log = logging.getLogger("bsmeth")
 
@@ -473,7 +473,8 @@ def _aligned(amp: Amplicon, item: Union[Read, Unreadable],
     identity that unrelated sequence reaches by chance, is no amplicon; below ``min_identity``, low identity.
     """
     from .models import CallConfig
-    from .qc import amplicon_check, measure as qc_measure, region_limit
+    from .qc import amplicon_check, region_limit
+    from .qc import measure as qc_measure
 
     if isinstance(item, Unreadable):
         return None, "unreadable"

@@ -14,16 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .errors import SampleSheetError
-from .output import READ_COLUMNS
 from .files import Refused, decode_text, file_key, link_problem, read_input_bytes, shown
+from .output import READ_COLUMNS
 from .reads import InputFile
 
 

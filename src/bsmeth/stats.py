@@ -672,7 +672,6 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
     clone-pattern analyses of ``clonal`` (allele split, heterogeneity, pattern tests), BH-adjusted per
     (test, scope)."""
     from .clonal import clonal_results
-
     from .tables import clone_table, cpg_table, order_levels
 
     roles = resolve_roles(data.sample_columns, config)
