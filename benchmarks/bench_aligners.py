@@ -235,7 +235,7 @@ def main(smoke: bool = False) -> None:
                 got = [fn(tcode, t3, w, w3) for w, w3, _ in items]
                 best = min(best, time.process_time() - c)
             diff_cpg = diff_span = n_cpg = 0
-            for (w, w3, keep), blocks, rr in zip(items, got, ref_ri):
+            for (w, _w3, keep), blocks, rr in zip(items, got, ref_ri):
                 if not keep:
                     continue
                 ri = _ri(amp.length, A._clip_ends([list(b) for b in blocks]) if blocks else [])

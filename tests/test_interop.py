@@ -138,7 +138,7 @@ def test_mm_ml_decoded_by_pysam_give_exactly_the_calls(runs, form):
             assert a.get_tag("MM").startswith("C+m?")
             to_ref = dict(a.get_aligned_pairs(matches_only=True))
             got = {}
-            for (base, strand, code), calls_ in (a.modified_bases or {}).items():
+            for (base, _strand, code), calls_ in (a.modified_bases or {}).items():
                 assert (base, code) == ("C", "m")
                 for q, p in calls_:
                     assert p in (0, 255)

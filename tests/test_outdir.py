@@ -387,7 +387,7 @@ def test_new_set_is_not_swapped_in_when_the_block_fails(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with outdir.new_result_set(out, outdir.CALL, force=True) as staging:
             make_set(staging.path, "new")
-            1 / 0
+            _ = 1 / 0  # the block fails
     assert {(out / n).read_text() for n in TABLES} == {f"old {n}\n" for n in TABLES}
     assert names(out) == sorted(TABLES)
 

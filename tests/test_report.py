@@ -338,7 +338,7 @@ def test_every_read_carries_its_chromatogram_at_every_cpg(traced_call_dir):
         peaks = list(__import__("itertools").accumulate(struct.unpack(f"<{meta['nb']}H", chunk[:2 * meta["nb"]])))
         rows = data.cpg_calls[(data.cpg_calls["read"] == rid) & data.cpg_calls["read_pos"].notna()]
         assert sorted(c for c, _, _ in meta["cpg"]) == sorted(rows["cpg"].astype(int))
-        for cpg, i, call in meta["cpg"]:
+        for _cpg, i, call in meta["cpg"]:
             if call in "MU":
                 want = {"+": {"M": "C", "U": "T"}, "-": {"M": "G", "U": "A"}}[meta["o"]][call]
                 assert meta["seq"][i] == want

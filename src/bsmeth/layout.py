@@ -734,7 +734,7 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     # paginate: a band goes on the current page if it fits (with room for position labels under it)
     page_bands: list[list[_Band]] = [[]]
     used = MARGIN
-    for i, band in enumerate(bands):
+    for band in bands:
         prev = page_bands[-1][-1] if page_bands[-1] else None
         header = has_cols and (prev is None or prev.cols != band.cols)
         h = band_height(band, header, True) + (BAND_GAP if prev else 0.0)

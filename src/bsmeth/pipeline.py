@@ -333,7 +333,7 @@ def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress
 
     configs = [fit_to_amplicon(config, amp) for amp in panel]
     conditions: dict[str, dict] = {}
-    for f, sample, values in assigned:
+    for _f, sample, values in assigned:
         conditions.setdefault(sample, values)
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []

@@ -497,7 +497,7 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
             g = Group(gid)
             left, top = box.left, box.top
 
-            def X(cell: float) -> float:
+            def X(cell: float, left: float = left) -> float:
                 return left + geom.x(cell)
 
             right = left + geom.data_width
@@ -960,7 +960,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_F
             kwargs["pil_kwargs"] = {"compression": "tiff_lzw"}
         # fixed hash salt: SVG clip-path ids are otherwise random, and outputs must be deterministic
         with matplotlib.rc_context({"svg.hashsalt": "bsmeth", "svg.fonttype": "none", "pdf.fonttype": 42}):
-            write_with_atomic(path, lambda fh: fig.savefig(fh, **kwargs))
+            write_with_atomic(path, lambda fh, kwargs=kwargs: fig.savefig(fh, **kwargs))
         out.append(path)
     return out
 
