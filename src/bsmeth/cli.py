@@ -79,7 +79,8 @@ def _panel(kw: dict):
         given = [f"--{k}" for k in ("reference", "forward", "reverse", "strand", "anchor") if kw.get(k)]
         given += ["--snp"] if kw.get("snps") else []
         if given:
-            raise click.UsageError(f"--panel names every amplicon's reference and primers: leave out {', '.join(given)}")
+            raise click.UsageError(
+                f"--panel names every amplicon's reference and primers: leave out {', '.join(given)}")
         from .panel import load_panel
 
         return load_panel(kw["panel"])

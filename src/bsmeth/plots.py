@@ -666,10 +666,11 @@ def _per_sample(clones, columns: Sequence[str]):
     return pd.DataFrame(rows, columns=["read", "sample", "fraction", "m", "n", *columns])
 
 
-DOSE_CAPTION_DEEP = ("Filled circles and lines: mean over the samples of each sample's mean per-molecule % methylation, "
-                     "with its 95\u00a0% t interval (samples are the replicates). Open squares: all CpG calls pooled, "
-                     "Wilson 95\u00a0% interval. Small dots: single samples. Dose levels are equally spaced "
-                     "categories, not to scale; the trend tests (stats.tsv) use dose as a number on a linear scale.")
+DOSE_CAPTION_DEEP = ("Filled circles and lines: mean over the samples of each sample's mean per-molecule "
+                     "% methylation, with its 95\u00a0% t interval (samples are the replicates). Open squares: "
+                     "all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single samples. Dose levels are "
+                     "equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as a number on a "
+                     "linear scale.")
 DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with its 95\u00a0% t interval (the clone is "
                 "the unit). Open squares: all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single clones. "
                 "Dose levels are equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as "

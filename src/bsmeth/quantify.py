@@ -615,7 +615,8 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
     columns = tuple(sheet.columns) if sheet else ()
     clash = [c for c in columns if c in QUANTIFY_COLUMNS]
     if clash:
-        raise InputError(f"sample sheet {sheet_path}: column(s) {', '.join(clash)} are quantify.tsv columns; rename them")
+        raise InputError(
+            f"sample sheet {sheet_path}: column(s) {', '.join(clash)} are quantify.tsv columns; rename them")
     with new_result_set(out, QUANTIFY, config.force) as staging:  # held, staged, swapped in whole (outdir)
         _quantify(assigned, amplicon, staging.path, config, sheet_path, command, columns)
     return out / "quantify.tsv"
