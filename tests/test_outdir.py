@@ -162,7 +162,7 @@ def test_force_replaces_the_whole_set_and_keeps_other_files(tmp_path):
     assert names(out) == sorted([*TABLES, *output_names(), *mine])
 
 
-# ---------------------------------------------------------------------------------------------- failures keep the old set
+# ---------------------------------------------------------------------------------------- failures keep the old set
 def test_file_size_limit_exits_4_and_keeps_the_previous_results(tmp_path):
     """EFBIG for real (ulimit -f): one line, exit 4, the previous results byte for byte, no leftovers."""
     out = tmp_path / "out"

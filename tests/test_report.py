@@ -344,7 +344,8 @@ def test_every_read_carries_its_chromatogram_at_every_cpg(traced_call_dir):
                 assert meta["seq"][i] == want
         # channel A, undone as the page does (running sum modulo 256), against the trace itself
         n = meta["n"]
-        a = list(__import__("itertools").accumulate(chunk[2 * meta["nb"]:2 * meta["nb"] + n], lambda x, y: (x + y) & 255))
+        a = list(__import__("itertools").accumulate(chunk[2 * meta["nb"]:2 * meta["nb"] + n],
+                                                    lambda x, y: (x + y) & 255))
         tr = read.trace
         x0 = int(tr.peaks[meta["i0"]]) - peaks[0] * meta["step"]
         raw = [float(v) for v in tr.channels["A"][x0:x0 + n * meta["step"]:meta["step"]]]
