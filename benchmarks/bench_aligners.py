@@ -124,7 +124,8 @@ def candidates():
             m[a, b] = A.MATCH if a == b else A.MISMATCH
     for x in A.ALPHABET:
         m["N", x] = m[x, "N"] = 0.0
-    m["C", "T"], m["C", "C"], m["Z", "C"], m["Z", "T"], m["Z", "Z"] = A.MATCH, A.UNCONVERTED, A.MATCH, A.MATCH, A.MISMATCH
+    m["C", "T"], m["C", "C"] = A.MATCH, A.UNCONVERTED
+    m["Z", "C"], m["Z", "T"], m["Z", "Z"] = A.MATCH, A.MATCH, A.MISMATCH
     bio = PairwiseAligner()
     bio.mode, bio.substitution_matrix = "local", m
     bio.open_gap_score, bio.extend_gap_score = -A.GAP_OPEN, -A.GAP_EXTEND
@@ -235,7 +236,7 @@ def main(smoke: bool = False) -> None:
                 got = [fn(tcode, t3, w, w3) for w, w3, _ in items]
                 best = min(best, time.process_time() - c)
             diff_cpg = diff_span = n_cpg = 0
-            for (w, w3, keep), blocks, rr in zip(items, got, ref_ri):
+            for (w, _w3, keep), blocks, rr in zip(items, got, ref_ri):
                 if not keep:
                     continue
                 ri = _ri(amp.length, A._clip_ends([list(b) for b in blocks]) if blocks else [])

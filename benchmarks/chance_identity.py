@@ -52,7 +52,8 @@ def main(n: int = 60) -> None:
         sel = (rows[:, 0] >= lo) & (rows[:, 0] < hi)
         if sel.any():
             r = rows[sel]
-            print(f"{lo:4d}-{hi:<5d} {sel.sum():6d}    {np.median(r[:, 1]):.3f}           {np.percentile(r[:, 1], 99):.3f}"
+            print(f"{lo:4d}-{hi:<5d} {sel.sum():6d}    {np.median(r[:, 1]):.3f}           "
+                  f"{np.percentile(r[:, 1], 99):.3f}"
                   f"     {r[:, 1].max():.3f}  {chance_identity(lo, 630, cfg):.3f}                     "
                   f"{int(np.count_nonzero(r[:, 1] >= r[:, 2]))}")
 

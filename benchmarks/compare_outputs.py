@@ -15,16 +15,18 @@ The sets: ``example_reads/`` (96 simulated traces, sample sheet), the BiQ Analyz
 cloning sites serves as the reference, so that both reads run through vector trimming and both orientations),
 the 454 EPM2AIP1 reads (``--nome``), the real ABIF and SCF traces of ``tests/data/traces`` (of other sequences:
 they exercise the trace readers and fail ``no_amplicon``), sangerseqR's real heterozygous trace (ABIF and SCF)
-against its own base calls as the reference (trace evidence on a real chromatogram), a two-amplicon panel (``tests/data/panel``: example traces, 454 reads
-and off-target reads), a bottom-strand simulated set (whole IGFBP3 record, ``--strand bottom``) and a
-simulated set of ``--sim`` traces (default 2,000), made once by the new code's simulator.
+against its own base calls as the reference (trace evidence on a real chromatogram), a two-amplicon panel
+(``tests/data/panel``: example traces, 454 reads and off-target reads), a bottom-strand simulated set (whole
+IGFBP3 record, ``--strand bottom``) and a simulated set of ``--sim`` traces (default 2,000), made once by the
+new code's simulator.
 
 Compared: reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, alignments.txt, amplicons.fa(.fai) byte for
 byte; run.json, with the output folder's path replaced by a placeholder (it is written into it); reads.bam
 and reads.mod.bam decoded by ``samtools view -h`` (pysam's copy when samtools is not installed), the output
 folder's path replaced likewise (it is in the @PG command line), and their ``.bai`` through
 ``samtools idxstats``; when the records agree, the uncompressed BAM bytes are compared too (reported
-separately: a different encoding of the same records, e.g. an integer tag's type).  The wall time of each call is printed too (one run each: not a benchmark).
+separately: a different encoding of the same records, e.g. an integer tag's type).  The wall time of each call
+is printed too (one run each: not a benchmark).
 """
 
 from __future__ import annotations
@@ -52,20 +54,21 @@ def sets(inputs: Path) -> dict[str, list[str]]:
     gm9, oct4, panel = DATA / "quma_gm9", DATA / "nomeplot" / "Oct4", DATA / "panel"
     return {
         "example_reads": [str(ROOT / "example_reads"), "--samples", str(ROOT / "example_reads" / "samples.csv")],
-        "biq": [str(DATA / "biq_demo" / "multiFASTA.fasta"), "--reference", str(DATA / "biq_demo" / "Master_Sequence.txt")],
+        "biq": [str(DATA / "biq_demo" / "multiFASTA.fasta"), "--reference",
+                str(DATA / "biq_demo" / "Master_Sequence.txt")],
         "gm9": [str(gm9 / "Gm9_J1_multi_fasta.txt"), str(gm9 / "Gm9_16aabb_multi_fasta.txt"), "--reference",
                 str(gm9 / "sample_genome_fasta.txt")],
         "oct4_nome": [str(oct4), "--reference", str(oct4 / "Oct4-Reference-Genomic.txt"), "--nome"],
         "pcr4": [str(DATA / "pcr4topo"), "--reference", str(inputs / "pcr4_insert.fa")],
-        "mapit454_nome": [str(DATA / "mapit454" / "reads.fasta"), "--reference", str(DATA / "mapit454" / "reference.fa"),
-                          "--nome"],
+        "mapit454_nome": [str(DATA / "mapit454" / "reads.fasta"), "--reference",
+                          str(DATA / "mapit454" / "reference.fa"), "--nome"],
         "panel": [str(ROOT / "example_reads" / "BT474_d0"), str(panel / "EPM2AIP1_reads_on_target_full.fasta"),
                   str(panel / "offtarget_reads_same_run.fasta"), "--panel", str(panel / "panel.tsv")],
         "bottom_strand": [str(inputs / "bottom"), "--samples", str(inputs / "bottom" / "samples.csv"), "--reference",
                           str(ROOT / "src" / "bsmeth" / "data" / "IGFBP3_promoter_hg19.fa"), "--strand", "bottom"],
-        "real_traces": [str(DATA / "traces")],
+        "real_traces": [str(DATA / "traces")],  # real ABIF and SCF files of other sequences: the readers, no_amplicon
         "heterozygous_trace": [str(DATA / "traces" / "heterozygous.ab1"), str(DATA / "traces" / "heterozygous.scf"),
-                               "--reference", str(inputs / "heterozygous_calls.fa")],  # real ABIF and SCF files of other sequences: the readers, no_amplicon
+                               "--reference", str(inputs / "heterozygous_calls.fa")],
         "simulated": [str(inputs / "sim"), "--samples", str(inputs / "sim" / "samples.csv")],
     }
 

@@ -62,8 +62,8 @@ def main() -> None:
     args = ap.parse_args()
     amp, cfg = load_amplicon(), CallConfig()
     base = seed_study_design()
-    print(f"per-pair threshold {cfg.duplicate_min_evidence} (-log10) up to {qc.REFERENCE_READS} reads per sample, raised "
-          f"by log10 of the comparisons per clone beyond that; designs from seed {args.first_seed}")
+    print(f"per-pair threshold {cfg.duplicate_min_evidence} (-log10) up to {qc.REFERENCE_READS} reads per sample, "
+          f"raised by log10 of the comparisons per clone beyond that; designs from seed {args.first_seed}")
     for size in args.sizes:
         n_designs = args.designs or DESIGNS.get(size, max(1, 3000 // (8 * size)))
         design = replace(base, conditions=tuple(replace(c, n_clones=size) for c in base.conditions),

@@ -31,10 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", os.path.join(tempfile.gettempdir(), "bsmeth-hypothesis"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import test_fuzz  # noqa: E402  (the strategies and the property check)
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-import test_fuzz  # noqa: E402  (the strategies and the property check)
 
 
 class Slow(Exception):
@@ -72,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         test_fuzz.damaged(real),
         st.tuples(st.sampled_from(test_fuzz.SUFFIXES), st.binary(max_size=4096)),
         st.tuples(st.sampled_from(test_fuzz.SUFFIXES),
-                  st.builds(lambda h, t: h + t, st.sampled_from([b"ABIF", b"\x1f\x8b", b">", b"@"]), st.binary(max_size=2048))),
+                  st.builds(lambda h, t: h + t, st.sampled_from([b"ABIF", b"\x1f\x8b", b">", b"@"]),
+                            st.binary(max_size=2048))),
     )
     tried = 0
     failures: dict[tuple, dict] = {}  # (exception type, file, line) -> the last (shrunk) failing input

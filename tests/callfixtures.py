@@ -133,9 +133,10 @@ def write_call_dir(
                       if called_total else ""})
     amp_col = [] if legacy else ["amplicon"]
     pct = "" if legacy else "_pct"
-    read_cols = ["read", "file", "sample", *sheet_columns, *amp_col, "status", "reason", "orientation", f"conversion{pct}",
-                 f"identity{pct}", "cpgs_called", f"methylation{pct}", "duplicate_of", "detail", "length", "aligned_start",
-                 "aligned_end", "mismatches", "converted", "unconverted", "mean_qual", "genotype", "mixed_sites"]
+    read_cols = ["read", "file", "sample", *sheet_columns, *amp_col, "status", "reason", "orientation",
+                 f"conversion{pct}", f"identity{pct}", "cpgs_called", f"methylation{pct}", "duplicate_of", "detail",
+                 "length", "aligned_start", "aligned_end", "mismatches", "converted", "unconverted", "mean_qual",
+                 "genotype", "mixed_sites"]
     _tsv(d / "reads.tsv", read_cols, reads)
     _tsv(d / "cpg_calls.tsv", ["read", "sample", *amp_col, "cpg", "pos", "call", "why", "status", "base", "qual",
                                "c_signal", "t_signal", "c_frac", "confidence", "trace_flag"], calls)

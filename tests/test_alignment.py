@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from readfixtures import clone
 
 from bsmeth.alignment import align, clean_read
 from bsmeth.models import Call, Strand, Why
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
-from readfixtures import clone
 
 DATA = Path(__file__).parent / "data"
 COMP = {"A": "T", "C": "G", "G": "C", "T": "A", "N": "N"}

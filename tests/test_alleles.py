@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from callfixtures import write_call_dir
 
 from bsmeth import alleles as A
 from bsmeth import patterns as P
@@ -16,8 +17,6 @@ from bsmeth.models import CallConfig
 from bsmeth.pipeline import run_call
 from bsmeth.reference import DEFAULT_FORWARD, DEFAULT_REVERSE, DEFAULT_SNPS, build_amplicon, read_reference
 from bsmeth.tables import load_call_dir
-
-from callfixtures import write_call_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from command import bsmeth_cmd
 
 from bsmeth import pipeline
 from bsmeth.cli import cli, main
-
-from command import bsmeth_cmd
 
 DATA = Path(__file__).parent / "data"
 BAD = DATA / "bad"
@@ -73,7 +72,8 @@ EXPECTED: dict[str, list[tuple[str, str, str, str]]] = {
     ],
     "duplicate_ids.fasta": [("clone1", P, "", ""), ("clone1#2", P, "", "")],
     "clones.fasta.gz": [("seq_B", P, "", ""), ("seq_C", P, "", "")],
-    "clones.fastq.gz": [("seq_E", P, "", ""), ("seq_I", P, "", ""), ("seq_H_lowq", F, "low_quality", "high-quality bases")],
+    "clones.fastq.gz": [("seq_E", P, "", ""), ("seq_I", P, "", ""),
+                        ("seq_H_lowq", F, "low_quality", "high-quality bases")],
     "malformed.fastq": [
         ("good_first", P, "", ""),
         ("short_qual", F, "unreadable", "lengths differ"),
@@ -97,7 +97,8 @@ EXPECTED: dict[str, list[tuple[str, str, str, str]]] = {
                                     ("seq_I_ok", P, "", "")],
     # 3100.ab1 (16S, not this amplicon) with an anomaly: said in the detail, after the reason's own words
     "short_quality_array.ab1": [("short_quality_array", F, "no_amplicon",
-                                 "; the trace's quality array (PCON) has 785 values for 795 base calls: qualities ignored")],
+                                 "; the trace's quality array (PCON) has 785 values for 795 base calls: "
+                                 "qualities ignored")],
     "empty_channels.ab1": [("empty_channels", F, "no_amplicon",
                             "; the data channels are empty (all zero or no points): the chromatogram is not used")],
 }
@@ -630,7 +631,8 @@ def run_measured(args: list, cwd: Path) -> tuple[subprocess.CompletedProcess, fl
     """The installed command in a fresh helper process, and its peak RSS in MiB (the helper's only child)."""
     helper = ("import json, resource, subprocess, sys\n"
               "r = subprocess.run(sys.argv[1:], capture_output=True, text=True, timeout=300)\n"
-              "print(json.dumps([r.returncode, r.stdout, r.stderr, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
+              "print(json.dumps([r.returncode, r.stdout, r.stderr, "
+              "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss]))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     p = subprocess.run([sys.executable, "-c", helper, *bsmeth_cmd(), *[str(a) for a in args]], cwd=cwd,
                        capture_output=True, text=True, env=env, timeout=330)
@@ -694,11 +696,12 @@ def test_fifos_devices_and_links_are_rows_or_one_line_never_a_hang(tmp_path):
     assert "a symbolic link loop" in got["loop.fasta"][2]
     warning, = [ln for ln in p.stderr.splitlines() if "warning: skipped" in ln]
     assert warning.startswith("bsmeth: warning: skipped 3 entries of the input folders: ")
-    for words in ("pipe_notes (a FIFO (named pipe))", "broken_notes (a broken symbolic link", "linked_folder (a symbolic "
-                  "link to a folder, not followed"):
+    for words in ("pipe_notes (a FIFO (named pipe))", "broken_notes (a broken symbolic link",
+                  "linked_folder (a symbolic link to a folder, not followed"):
         assert words in warning, words
     # a broken or looping link given as an argument: one line, exit 3, as a missing path
-    for link, words in ((folder / "broken.ab1", "a broken symbolic link"), (folder / "loop.fasta", "a symbolic link loop")):
+    for link, words in ((folder / "broken.ab1", "a broken symbolic link"),
+                        (folder / "loop.fasta", "a symbolic link loop")):
         p = run_cmd(["call", link, "-r", MASTER, "--out", tmp_path / "o2"], cwd=tmp_path)
         assert p.returncode == 3
         assert_one_error_line(p.stderr, link.name, words)

@@ -20,7 +20,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from headless import chromium_path
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"

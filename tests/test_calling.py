@@ -210,8 +210,8 @@ AMBIGUOUS_CELL = ("seq_E", 69)  # SOURCE.md: the call depends on where the align
 def biq_keep(tmp_path_factory):
     """The demo through the CLI: --reference Master_Sequence.txt --keep-duplicates."""
     out = tmp_path_factory.mktemp("biq_keep")
-    res = CliRunner().invoke(cli, ["call", str(BIQ / "multiFASTA.fasta"), "--reference", str(BIQ / "Master_Sequence.txt"),
-                                   "--keep-duplicates", "--out", str(out)])
+    res = CliRunner().invoke(cli, ["call", str(BIQ / "multiFASTA.fasta"), "--reference",
+                                   str(BIQ / "Master_Sequence.txt"), "--keep-duplicates", "--out", str(out)])
     assert res.exit_code == 0, res.output
     return out
 

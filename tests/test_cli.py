@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from command import bsmeth_cmd
 
 from bsmeth.cli import cli, main
-
-from command import bsmeth_cmd
 
 
 def rows(path: Path) -> list[dict]:

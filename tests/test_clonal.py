@@ -6,17 +6,17 @@ import math
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
+from callfixtures import random_clones, write_call_dir, write_panel_call_dir
 
-from bsmeth import clonal, heterogeneity as H, patterns as P
+from bsmeth import clonal
+from bsmeth import heterogeneity as H
+from bsmeth import patterns as P
 from bsmeth import stats as S
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate import Condition, Design
 from bsmeth.simulate_calls import write_call_folder
 from bsmeth.tables import load_call_dir
-
-from callfixtures import random_clones, write_call_dir, write_panel_call_dir
 
 AMP = load_amplicon()
 FAST = S.CompareConfig(permutations=199, resamples=100, bootstrap_reps=200)

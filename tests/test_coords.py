@@ -6,8 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth.coords import (Frame, GenomeAnchor, Strand, complement, from_one_based, one_based, parse_anchor,
-                           read_index, revcomp)
+from bsmeth.coords import (
+    Frame,
+    GenomeAnchor,
+    Strand,
+    complement,
+    from_one_based,
+    one_based,
+    parse_anchor,
+    read_index,
+    revcomp,
+)
 from bsmeth.reference import DEFAULT_ANCHOR, build_amplicon, convert, cpg_sites, load_amplicon
 
 COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}

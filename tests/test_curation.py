@@ -7,13 +7,12 @@ import json
 import subprocess
 
 import pytest
+from command import bsmeth_cmd
 
 from bsmeth.curation import apply_curation, load_curation
 from bsmeth.errors import InputError
-from bsmeth.models import Reason, ReadResult, Status
+from bsmeth.models import ReadResult, Reason, Status
 from bsmeth.tsv import read_table
-
-from command import bsmeth_cmd
 
 
 def _write(path, text: str):

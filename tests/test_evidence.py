@@ -66,7 +66,8 @@ def trace_read(seq: str, second: dict, orientation: str = "+", calls: str | None
         add(b, peaks[i] + off, h, *sigma)
     channels = {b: np.rint(v + 5).astype(np.int16) for b, v in ch.items()}  # a flat baseline of 5
     called = calls if calls is not None else read_seq
-    return Read("syn", "syn.ab1", called, np.full(n, 40, np.uint8), "ab1", Trace(channels, peaks.astype(np.int32), "GATC"))
+    return Read("syn", "syn.ab1", called, np.full(n, 40, np.uint8), "ab1",
+                Trace(channels, peaks.astype(np.int32), "GATC"))
 
 
 def aligned(read: Read):

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from command import bsmeth_cmd
 
 ROOT = Path(__file__).parent.parent

@@ -157,7 +157,8 @@ def test_random_bytes(workdir, suffix, data):
 
 
 @settings(max_examples=60, **SETTINGS)
-@given(suffix=st.sampled_from(SUFFIXES), head=st.sampled_from([b"ABIF", b"\x1f\x8b", b">", b"@", b".scf", b"PK\x03\x04"]),
+@given(suffix=st.sampled_from(SUFFIXES),
+       head=st.sampled_from([b"ABIF", b"\x1f\x8b", b">", b"@", b".scf", b"PK\x03\x04"]),
        data=st.binary(max_size=1024))
 def test_random_bytes_after_a_magic(workdir, suffix, head, data):
     check(workdir, suffix, head + data)

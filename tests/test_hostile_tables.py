@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from command import bsmeth_cmd
 
 from bsmeth.tables import clone_table, load_call_dir
 from bsmeth.tsv import needs_guard, read_table
-
-from command import bsmeth_cmd
 
 BIQ = Path(__file__).parent / "data" / "biq_demo"
 # the six BiQ demo clones that pass (real reads), under hostile ids; seq_B twice more as 'x' and once as 'x#2'

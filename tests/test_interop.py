@@ -27,7 +27,14 @@ from bsmeth.cli import cli
 from bsmeth.coords import GenomeAnchor, complement, revcomp
 from bsmeth.models import CallConfig
 from bsmeth.pipeline import run_call
-from bsmeth.reference import DEFAULT_ANCHOR, DEFAULT_FORWARD, DEFAULT_REVERSE, DEFAULT_SNPS, build_amplicon, load_amplicon
+from bsmeth.reference import (
+    DEFAULT_ANCHOR,
+    DEFAULT_FORWARD,
+    DEFAULT_REVERSE,
+    DEFAULT_SNPS,
+    build_amplicon,
+    load_amplicon,
+)
 from bsmeth.simulate import seed_study_design, simulate
 
 SAMTOOLS = shutil.which("samtools")
@@ -134,7 +141,7 @@ def test_mm_ml_decoded_by_pysam_give_exactly_the_calls(runs, form):
             assert a.get_tag("MM").startswith("C+m?")
             to_ref = dict(a.get_aligned_pairs(matches_only=True))
             got = {}
-            for (base, strand, code), calls_ in (a.modified_bases or {}).items():
+            for (base, _strand, code), calls_ in (a.modified_bases or {}).items():
                 assert (base, code) == ("C", "m")
                 for q, p in calls_:
                     assert p in (0, 255)

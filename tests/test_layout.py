@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from bsmeth import layout as L
 
-
 # --- CpG x positions ---------------------------------------------------------------------------
 
 
@@ -208,7 +207,8 @@ def test_pages_are_the_width_asked_and_panels_disjoint(width_mm):
     g = L.grid_layout(samples, [s[0] for s in samples], [s[1:] for s in samples], "cell_line", "dose")
     clones = {s: [None] * (5 + 7 * i) for i, s in enumerate(samples)}
     lay = L.lollipop_layout(g, [float(i) for i in range(25)], clones, width_mm * L.MM, _titles(samples), 40.0)
-    assert lay.geometry.circle_diameter < lay.geometry.cpg_pitch and lay.geometry.circle_diameter < lay.geometry.clone_pitch
+    assert (lay.geometry.circle_diameter < lay.geometry.cpg_pitch
+            and lay.geometry.circle_diameter < lay.geometry.clone_pitch)
     drawn = [p.sample for page in lay.pages for p in page.panels]
     assert sorted(drawn) == sorted(samples)  # each once
     for page in lay.pages:

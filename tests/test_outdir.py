@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
+from command import bsmeth_cmd
 
 import bsmeth.atomic as atomic_mod
 import bsmeth.outdir as outdir
 from bsmeth.cli import main
 from bsmeth.errors import OutputError
-
-from command import bsmeth_cmd
 
 DATA = Path(__file__).parent / "data"
 DEMO = DATA / "biq_demo" / "Demo_data"
@@ -163,7 +162,7 @@ def test_force_replaces_the_whole_set_and_keeps_other_files(tmp_path):
     assert names(out) == sorted([*TABLES, *output_names(), *mine])
 
 
-# ---------------------------------------------------------------------------------------------- failures keep the old set
+# ---------------------------------------------------------------------------------------- failures keep the old set
 def test_file_size_limit_exits_4_and_keeps_the_previous_results(tmp_path):
     """EFBIG for real (ulimit -f): one line, exit 4, the previous results byte for byte, no leftovers."""
     out = tmp_path / "out"
@@ -388,7 +387,7 @@ def test_new_set_is_not_swapped_in_when_the_block_fails(tmp_path):
     with pytest.raises(ZeroDivisionError):
         with outdir.new_result_set(out, outdir.CALL, force=True) as staging:
             make_set(staging.path, "new")
-            1 / 0
+            _ = 1 / 0  # the block fails
     assert {(out / n).read_text() for n in TABLES} == {f"old {n}\n" for n in TABLES}
     assert names(out) == sorted(TABLES)
 

@@ -13,7 +13,6 @@ import pytest
 
 import bsmeth.atomic as atomic_mod
 from bsmeth.errors import OutputError
-
 from bsmeth.models import CallConfig, Reason, Why
 from bsmeth.output import CALL_COLUMNS, READ_COLUMNS, SUMMARY_COLUMNS, atomic_write
 from bsmeth.pipeline import run_call

@@ -7,11 +7,10 @@ import random
 
 import numpy as np
 import pytest
+from callfixtures import random_clones, write_call_dir, write_panel_call_dir
 
 from bsmeth import patterns as P
 from bsmeth.tables import load_call_dir
-
-from callfixtures import random_clones, write_call_dir, write_panel_call_dir
 
 
 def matrix(clones):

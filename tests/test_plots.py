@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from callfixtures import dose_design, random_clones, write_call_dir
 
 from bsmeth import layout as L
 from bsmeth import plots as P
 from bsmeth.errors import InputError
 from bsmeth.scene import Circle, Text, text_box
 from bsmeth.tables import load_call_dir
-
-from callfixtures import dose_design, random_clones, write_call_dir
 
 EFFECT = {("HCT116", 0): 0.8, ("HCT116", 1): 0.6, ("HCT116", 3): 0.4, ("HCT116", 10): 0.2,
           ("DKO", 0): 0.3, ("DKO", 1): 0.3, ("DKO", 10): 0.3}  # DKO dose 3 missing: an empty grid cell

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from readfixtures import clone
 
 from bsmeth.alignment import align
 from bsmeth.calling import call_read
@@ -16,7 +17,6 @@ from bsmeth.models import AlignedRead, CallConfig, Read, ReadQC, ReadResult, Rea
 from bsmeth.pipeline import run_call
 from bsmeth.qc import chance_match, hq_bases, mark_duplicates, measure, verdict
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
-from readfixtures import clone
 
 DATA = Path(__file__).parent / "data"
 CFG = CallConfig()
@@ -144,7 +144,8 @@ def test_verdict_order_of_precedence():
         (None, worst, 300, Reason.NO_AMPLICON),
         (_aln(n=cfg.min_aligned - 1), worst, 300, Reason.NO_AMPLICON),
         (_aln(score=3 * cfg.min_aligned - 1), worst, 300, Reason.NO_AMPLICON),
-        (_aln(), _qc(identity=0.64, mismatches=30, converted=0, unconverted=0), 300, Reason.NO_AMPLICON),  # README: < 65 %
+        # README: < 65 %
+        (_aln(), _qc(identity=0.64, mismatches=30, converted=0, unconverted=0), 300, Reason.NO_AMPLICON),
         (_aln(), worst, 300, Reason.LOW_IDENTITY),
         (_aln(), _qc(mismatches=30, converted=0, unconverted=0), 300, Reason.TOO_MANY_MISMATCHES),
         (_aln(), _qc(converted=0, unconverted=0), 300, Reason.NO_CPH),
@@ -272,7 +273,8 @@ def test_duplicates_kept_with_keep_duplicates(biq_amp):
 def test_duplicates_only_within_a_sample_and_among_passing_reads(biq_amp):
     x = clone(biq_amp, [i % 3 == 1 for i in range(len(biq_amp.cpgs))])
     bg = background(biq_amp)
-    rs = [result(biq_amp, f"a{i}", s, "A") for i, s in enumerate(bg)] + [result(biq_amp, f"b{i}", s, "B") for i, s in enumerate(bg)]
+    rs = ([result(biq_amp, f"a{i}", s, "A") for i, s in enumerate(bg)]
+          + [result(biq_amp, f"b{i}", s, "B") for i, s in enumerate(bg)])
     rs += [result(biq_amp, "xa", x, "A"), result(biq_amp, "xb", x, "B")]
     out = mark_duplicates(biq_amp, rs, CFG)
     assert all(r.status is Status.PASS and not r.duplicate_of for r in out)
@@ -356,11 +358,13 @@ def test_gm9_low_conversion_and_wrong_products(gm9_run):
     assert j15.qc.conversion < 0.6
     for rid in GARBAGE:
         # README: an identity below 65 % is what unrelated sequence reaches by chance: a wrong product
-        assert (results[rid].status, results[rid].reason) == (Status.FAIL, Reason.NO_AMPLICON), (rid, results[rid].detail)
+        assert (results[rid].status, results[rid].reason) == (Status.FAIL, Reason.NO_AMPLICON), (
+            rid, results[rid].detail)
     # every other read passes, or fails only as a clonal duplicate of a passing read
     for rid in set(results) - GARBAGE - {"Gm9_J1_seq_15", SHORT_INSERT}:
         r = results[rid]
-        assert r.status is Status.PASS or (r.reason is Reason.DUPLICATE and results[r.duplicate_of].status is Status.PASS)
+        assert r.status is Status.PASS or (r.reason is Reason.DUPLICATE
+                                           and results[r.duplicate_of].status is Status.PASS)
 
 
 SHORT_INSERT = "Gm9_16aabb_seq_14"  # 105 bp of the 453-bp region between vector (its SOURCE.md)
@@ -562,4 +566,5 @@ def test_duplicate_threshold_is_corrected_for_the_comparisons_per_clone():
     assert evidence_needed(2, CFG) == evidence_needed(12, CFG) == base  # as calibrated
     assert evidence_needed(50, CFG) == pytest.approx(base + math.log10(49 / 11))
     assert evidence_needed(250, CFG) == pytest.approx(base + math.log10(249 / 11))
-    assert evidence_needed(250, CallConfig(duplicate_min_evidence=base + 1)) == pytest.approx(evidence_needed(250, CFG) + 1)
+    assert (evidence_needed(250, CallConfig(duplicate_min_evidence=base + 1))
+            == pytest.approx(evidence_needed(250, CFG) + 1))

@@ -14,8 +14,15 @@ from bsmeth.cli import cli
 from bsmeth.errors import InputError, OutputError
 from bsmeth.evidence import signals_at
 from bsmeth.models import Read, Unreadable
-from bsmeth.quantify import (QUANTIFY_COLUMNS, QuantifyConfig, ReadEstimate, SiteEstimate, quantify_reads,
-                             run_quantify, sample_summary)
+from bsmeth.quantify import (
+    QUANTIFY_COLUMNS,
+    QuantifyConfig,
+    ReadEstimate,
+    SiteEstimate,
+    quantify_reads,
+    run_quantify,
+    sample_summary,
+)
 from bsmeth.reads import read_file
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate_direct import DYE, DirectModel, simulate_direct

@@ -9,18 +9,16 @@ import struct
 import zlib
 
 import pytest
-
-from bsmeth import report as R
-from bsmeth.errors import InputError
-from bsmeth.stats import CompareConfig, run_compare
-from bsmeth.tables import clone_table, load_call_dir, order_levels
-
 from callfixtures import dose_design, random_clones, write_call_dir
 
+from bsmeth import report as R
 from bsmeth import report_html as H
 from bsmeth import report_reads as RR
 from bsmeth import report_summary as S
+from bsmeth.errors import InputError
 from bsmeth.models import Reason, Why
+from bsmeth.stats import CompareConfig, run_compare
+from bsmeth.tables import clone_table, load_call_dir, order_levels
 
 
 @pytest.fixture
@@ -340,13 +338,14 @@ def test_every_read_carries_its_chromatogram_at_every_cpg(traced_call_dir):
         peaks = list(__import__("itertools").accumulate(struct.unpack(f"<{meta['nb']}H", chunk[:2 * meta["nb"]])))
         rows = data.cpg_calls[(data.cpg_calls["read"] == rid) & data.cpg_calls["read_pos"].notna()]
         assert sorted(c for c, _, _ in meta["cpg"]) == sorted(rows["cpg"].astype(int))
-        for cpg, i, call in meta["cpg"]:
+        for _cpg, i, call in meta["cpg"]:
             if call in "MU":
                 want = {"+": {"M": "C", "U": "T"}, "-": {"M": "G", "U": "A"}}[meta["o"]][call]
                 assert meta["seq"][i] == want
         # channel A, undone as the page does (running sum modulo 256), against the trace itself
         n = meta["n"]
-        a = list(__import__("itertools").accumulate(chunk[2 * meta["nb"]:2 * meta["nb"] + n], lambda x, y: (x + y) & 255))
+        a = list(__import__("itertools").accumulate(chunk[2 * meta["nb"]:2 * meta["nb"] + n],
+                                                    lambda x, y: (x + y) & 255))
         tr = read.trace
         x0 = int(tr.peaks[meta["i0"]]) - peaks[0] * meta["step"]
         raw = [float(v) for v in tr.channels["A"][x0:x0 + n * meta["step"]:meta["step"]]]

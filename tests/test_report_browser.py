@@ -14,11 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from bsmeth.tsv import read_table
-
 from command import bsmeth_cmd
 from headless import Browser, chromium_path
+
+from bsmeth.tsv import read_table
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "example_reads"

@@ -43,7 +43,8 @@ def test_basic_sheet_relative_paths_and_columns(tmp_path, reads):
 
 @pytest.mark.parametrize("delim", [",", "\t", ";"])
 def test_delimiters_case_bom_comments_blank_lines(tmp_path, reads, delim):
-    text = "\ufeff# plate 1\n\n" + delim.join(["File", "Sample", "Dose"]) + "\n\n" + delim.join(["reads/a1.ab1", " ctrl ", "0"]) + "\n"
+    text = ("\ufeff# plate 1\n\n" + delim.join(["File", "Sample", "Dose"]) + "\n\n"
+            + delim.join(["reads/a1.ab1", " ctrl ", "0"]) + "\n")
     s = read_sheet(sheet(tmp_path, text))
     assert s.columns == ("Dose",)
     assert list(s.rows.values()) == [("ctrl", {"Dose": "0"})]
@@ -76,7 +77,8 @@ def test_windows_excel_sheets(tmp_path, reads):
 
 
 def test_identical_duplicate_row_is_accepted(tmp_path, reads):
-    s = read_sheet(sheet(tmp_path, "file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a2.ab1,ctrl,0\n./reads/a1.ab1,ctrl,0\n"))
+    s = read_sheet(sheet(tmp_path, "file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a2.ab1,ctrl,0\n"
+                                   "./reads/a1.ab1,ctrl,0\n"))
     assert len(s.rows) == 2 and len(s.order) == 2
 
 
@@ -93,16 +95,19 @@ def test_identical_duplicate_row_is_accepted(tmp_path, reads):
     ("file,sample\nreads/a1.ab1,\n", 2, "empty 'file' or 'sample'"),
     ("file,sample\nreads/zz.ab1,ctrl\n", 2, "file reads/zz.ab1 does not exist"),
     ("file,sample\nreads,ctrl\n", 2, "reads is a folder"),
-    ("file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a1.ab1,ctrl,5\n", 3, "listed again with different values (first on line 2)"),
+    ("file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a1.ab1,ctrl,5\n", 3,
+     "listed again with different values (first on line 2)"),
     ("file,sample\nreads/a1.ab1,ctrl\nreads/a1.ab1,treated\n", 3, "listed again"),
-    ("file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a2.ab1,ctrl,5\n", 3, "sample ctrl has other condition values than on line 2"),
+    ("file,sample,dose\nreads/a1.ab1,ctrl,0\nreads/a2.ab1,ctrl,5\n", 3,
+     "sample ctrl has other condition values than on line 2"),
     # comment and blank lines count: the line number is the one an editor shows
     ("# my sheet\n\nfile,sample\n\nreads/a1.ab1,ctrl\n\nreads/zz.ab1,ctrl\n", 7, "does not exist"),
     # after the header a '#' line is a row (a file may be named '#3.ab1'), and says so when its file is missing
     ("file,sample\nreads/a1.ab1,ctrl\n# reads/a2.ab1,ctrl\n", 3, "a line starting with # is a row, not a comment"),
     # a quoted cell spans lines: the error names the line where the row starts
     ('file,sample,note\nreads/a1.ab1,ctrl,"two\nlines"\nreads/zz.ab1,ctrl,x\n', 4, "does not exist"),
-    ('file,sample,note\nreads/a1.ab1,ctrl,"never closed\nreads/a2.ab1,ctrl,x\n', 2, "opened in this row is never closed"),
+    ('file,sample,note\nreads/a1.ab1,ctrl,"never closed\nreads/a2.ab1,ctrl,x\n', 2,
+     "opened in this row is never closed"),
     ('file,sample\n"reads/a1.ab1"x,ctrl\n', 2, "a quote inside a cell must be doubled"),
     # a column of numbers (e.g. dose) must hold finite numbers: statistics take it as numeric
     ("file,sample,dose\nreads/a1.ab1,a,0\nreads/a2.ab1,b,inf\n", 3, "dose 'inf' is not a finite number"),
@@ -140,7 +145,8 @@ def test_assign_with_and_without_sheet(tmp_path, reads):
     assert [(f.path.name, s, v) for f, s, v in assign(files, None)] == [("a1.ab1", "a1", {}), ("b1.ab1", "b1", {})]
     s = read_sheet(sheet(tmp_path, "file,sample,dose\nreads/b1.ab1,t,5\nreads/a1.ab1,c,0\nreads/c1.fasta,c,0\n"))
     got = assign(files, s)
-    assert [(f.path.name, smp, v) for f, smp, v in got] == [("a1.ab1", "c", {"dose": "0"}), ("b1.ab1", "t", {"dose": "5"})]
+    assert [(f.path.name, smp, v) for f, smp, v in got] == [("a1.ab1", "c", {"dose": "0"}),
+                                                            ("b1.ab1", "t", {"dose": "5"})]
 
 
 def test_assign_input_missing_from_sheet_names_the_files(tmp_path, reads):

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from bsmeth.models import SNP, Strand
 from bsmeth.reference import build_amplicon, load_amplicon, revcomp
 from bsmeth.simulate import (
-    FAULT_KINDS, M13F_FLANK, M13R_FLANK, Condition, Design, ReadModel, seed_study_design, simulate,
+    FAULT_KINDS,
+    M13F_FLANK,
+    M13R_FLANK,
+    Condition,
+    Design,
+    ReadModel,
+    seed_study_design,
+    simulate,
 )
 
 AMP = load_amplicon()

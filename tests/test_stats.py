@@ -2,21 +2,20 @@
 
 import itertools
 import math
+import random
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.stats as ss
-from hypothesis import given, settings, strategies as st
+from callfixtures import dose_design, random_clones, write_call_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bsmeth import stats as S
 from bsmeth.errors import InputError
 from bsmeth.tables import clone_table, load_call_dir
-
-from callfixtures import dose_design, random_clones, write_call_dir
-
-import random
 
 
 def _read_stats(path: Path) -> list[dict]:
@@ -330,7 +329,8 @@ def test_ols_hc3_against_explicit_sandwich():
 def _two_group_dir(tmp_path, snp=False):
     rng = random.Random(9)
     samples = [
-        {"sample": "ctrl", "group": "ctrl", "clones": random_clones(rng, 9, 0.2, 10), "failed": [("low_conversion", "c")]},
+        {"sample": "ctrl", "group": "ctrl", "clones": random_clones(rng, 9, 0.2, 10),
+         "failed": [("low_conversion", "c")]},
         {"sample": "aza", "group": "aza", "clones": random_clones(rng, 11, 0.7, 10)},
     ]
     return write_call_dir(tmp_path / "two", samples, sheet_columns=("group",), under_primer=(1,),
@@ -342,8 +342,8 @@ def test_two_groups_agree_with_scipy_on_counts(tmp_path):
     out = S.run_compare(d, S.CompareConfig(seed=1))
     assert out == d / "stats.tsv"
     header = out.read_text().split("\n")[0].split("\t")
-    assert header == ["amplicon", "test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high",
-                      "n", "note"]
+    assert header == ["amplicon", "test", "scope", "groups", "cpg", "statistic", "p", "p_adj", "effect", "ci_low",
+                      "ci_high", "n", "note"]
     rows = _read_stats(out)
     data = load_call_dir(d)
     calls = data.cpg_calls[data.cpg_calls["status"] == "pass"]
@@ -418,7 +418,8 @@ def test_within_scopes_and_bh_families(tmp_path):
 
 
 def test_roles_and_bad_column(tmp_path):
-    assert S.resolve_roles(["cell_line", "dose"], S.CompareConfig()) == S.Roles("cell_line", "dose", "dose", "cell_line")
+    assert (S.resolve_roles(["cell_line", "dose"], S.CompareConfig())
+            == S.Roles("cell_line", "dose", "dose", "cell_line"))
     assert S.resolve_roles([], S.CompareConfig()) == S.Roles("sample", None, None, None)
     assert S.resolve_roles(["dose"], S.CompareConfig()).by == "dose"
     with pytest.raises(InputError, match="available: sample, cell_line"):

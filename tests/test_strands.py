@@ -19,7 +19,14 @@ from bsmeth.coords import GenomeAnchor, Strand, revcomp
 from bsmeth.models import CallConfig
 from bsmeth.pipeline import run_call, run_downstream
 from bsmeth.plots import PlotConfig
-from bsmeth.reference import DEFAULT_ANCHOR, DEFAULT_FORWARD, DEFAULT_REVERSE, DEFAULT_SNPS, build_amplicon, load_amplicon
+from bsmeth.reference import (
+    DEFAULT_ANCHOR,
+    DEFAULT_FORWARD,
+    DEFAULT_REVERSE,
+    DEFAULT_SNPS,
+    build_amplicon,
+    load_amplicon,
+)
 from bsmeth.simulate import seed_study_design, simulate
 from bsmeth.stats import CompareConfig
 

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth.tsv import (TableError, cell, needs_guard, parse, read_table, table_text, undo_byte_escapes,
-                        write_table)
+from bsmeth.tsv import TableError, cell, needs_guard, parse, read_table, table_text, undo_byte_escapes, write_table
 
 HOSTILE = ['"quoted" id', 'a"b', "line\nbreak", "carriage\rreturn", "tab\there", "=cmd|' /C calc'!A0",
            "+1+2", "-2+3", "@SUM(A1)", "'already quoted", "'", "-", "+", "-0.25", "NA", "", "001", " padded ",

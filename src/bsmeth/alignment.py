@@ -272,12 +272,12 @@ def normalise_gaps(blocks: list[list[int]], tcode: str, q: str) -> list[list[int
             continue  # no gap, or a deletion next to an insertion: left as the aligner placed it
         shift = 0
         while prev[1] - prev[0] - shift > 1:
-            a, b, k, l = prev[1] - shift, cur[0] - shift, prev[3] - shift, cur[2] - shift
+            a, b, k, m = prev[1] - shift, cur[0] - shift, prev[3] - shift, cur[2] - shift
             if deletion:  # read base k-1 moves from target a-1 to target b-1
                 ok = t3[a - 1] == t3[b - 1] and score.get((tcode[b - 1], q[k - 1]), 0) >= score.get(
                     (tcode[a - 1], q[k - 1]), 0)
-            else:  # target a-1 is paired with read l-1 instead of read k-1
-                ok = q3[k - 1] == q3[l - 1] and score.get((tcode[a - 1], q[l - 1]), 0) >= score.get(
+            else:  # target a-1 is paired with read m-1 instead of read k-1
+                ok = q3[k - 1] == q3[m - 1] and score.get((tcode[a - 1], q[m - 1]), 0) >= score.get(
                     (tcode[a - 1], q[k - 1]), 0)
             if not ok:
                 break

@@ -13,6 +13,7 @@ from typing import Optional
 
 from .errors import ReferenceFileError
 
+
 def sniff(text: str) -> Optional[str]:
     """'genbank' or 'embl' when ``text`` starts as a record of that format, else None."""
     first = text.lstrip("\ufeff \t\r\n").split("\n", 1)[0]

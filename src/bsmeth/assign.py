@@ -9,9 +9,10 @@ are aligned and the alignment scores decide.  Scores within ``SCORE_TIE`` of
 each other (nested or overlapping amplicons: a read of the part both share)
 are decided by coverage: an amplicon the alignment covers whole (``WHOLE``)
 wins over one it covers in part (the short product of a nested pair, read
-through from primer to primer); otherwise the read is ``ambiguous_amplicon``.  A read with no hit in any amplicon of a panel
-of several is ``no_amplicon`` without alignment.  A panel of one amplicon skips
-the vote: every read is aligned to it, as in the one-amplicon form.
+through from primer to primer); otherwise the read is ``ambiguous_amplicon``.
+A read with no hit in any amplicon of a panel of several is ``no_amplicon``
+without alignment.  A panel of one amplicon skips the vote: every read is
+aligned to it, as in the one-amplicon form.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import codecs
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO, Callable
 
 from .errors import OutputError
 

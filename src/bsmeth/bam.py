@@ -223,7 +223,8 @@ def write_bams(files: Sequence[tuple[str | os.PathLike, Header, Sequence[bytes]]
         mine = packed[k:k + len(blocks)]
         k += len(blocks)
         write_with(path, lambda fh, mine=mine: fh.write(b"".join(mine) + BGZF_EOF))
-        write_via_path(path.with_name(path.name + ".bai"), lambda tmp, path=path: pysam.index("-o", str(tmp), str(path)))
+        write_via_path(path.with_name(path.name + ".bai"),
+                       lambda tmp, path=path: pysam.index("-o", str(tmp), str(path)))
         out.append(path)
     return out
 

@@ -17,10 +17,9 @@ from typing import Optional
 import numpy as np
 
 from .coords import one_based
-
 from .evidence import PeakSignal, Signals, is_mixed
-from .models import NO_QUAL, WHY_CODES, AlignedRead, Amplicon, CallConfig, CpG, CpGCall, CpGCalls, Strand, Why
-from .reference import revcomp
+from .models import NO_QUAL, WHY_CODES, AlignedRead, Amplicon, CallConfig, CpG, CpGCall, CpGCalls, Why
+
 
 def snp_target(amp: Amplicon, snp) -> tuple[int, str]:
     """Target coordinate and amplified-strand letter of a SNP's alternative allele."""

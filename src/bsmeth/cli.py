@@ -79,7 +79,8 @@ def _panel(kw: dict):
         given = [f"--{k}" for k in ("reference", "forward", "reverse", "strand", "anchor") if kw.get(k)]
         given += ["--snp"] if kw.get("snps") else []
         if given:
-            raise click.UsageError(f"--panel names every amplicon's reference and primers: leave out {', '.join(given)}")
+            raise click.UsageError(
+                f"--panel names every amplicon's reference and primers: leave out {', '.join(given)}")
         from .panel import load_panel
 
         return load_panel(kw["panel"])
@@ -699,8 +700,8 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
     if panel:
         if direct:
             raise click.UsageError("--direct simulates one amplicon: leave out --panel")
-        from .simulate_panel import simulate_panel
         from .models import Panel
+        from .simulate_panel import simulate_panel
 
         sim = simulate_panel(d, Panel(amplicons), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
         click.echo(f"{sim.n_reads} simulated traces of {len(sim.per_amplicon)} amplicons in {out_p}/ (one folder per "

@@ -13,8 +13,9 @@ SNPs known or found by ``alleles.scan_sites``) and returns
 
 Scopes follow ``compare``'s roles: the ``by`` groups within each ``within`` level, over all levels
 (stratified by level), and over dose per cell line.  With an ``amplicon`` column every analysis runs per
-amplicon (``stats.compare_results`` calls this module with one amplicon's tables at a time).  Every test draws from its own
-generator, seeded by ``CompareConfig.seed`` and the test's name and scope, so rows do not depend on each other.
+amplicon (``stats.compare_results`` calls this module with one amplicon's tables at a time).  Every test draws
+from its own generator, seeded by ``CompareConfig.seed`` and the test's name and scope, so rows do not depend on
+each other.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import InputError
-from .models import Reason, ReadResult, Status
+from .models import ReadResult, Reason, Status
 
 COLUMNS = ("read", "decision", "note")
 EXCLUDE, INCLUDE = "exclude", "include"

@@ -156,7 +156,8 @@ def read_input_bytes(path: str | os.PathLike, limit: int = MAX_INPUT_BYTES) -> b
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise Refused(f"cannot open: {special_kind(st.st_mode)}, not a regular file (bsmeth reads only regular files)")
+            raise Refused(f"cannot open: {special_kind(st.st_mode)}, not a regular file "
+                          "(bsmeth reads only regular files)")
         if st.st_size > limit:
             raise _too_large(f"{_mib(st.st_size)} on disk")
     except BaseException:

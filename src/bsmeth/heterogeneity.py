@@ -134,7 +134,7 @@ def metrics_many(items: Sequence[tuple]) -> list[dict[str, np.ndarray]]:
             nan = np.full(n_out, np.nan)
             out[k].update(epipolymorphism=nan, entropy=nan.copy())
         groups.setdefault(("runs", len(sums), sums.shape[1] - f.patterns.shape[1], n_out), []).append(k)
-    for (part, n_sets, width, n_out), ks in groups.items():
+    for (part, n_sets, width, _n_out), ks in groups.items():
         rows = None
         if any(len(items[k]) > 2 and items[k][2] is not None for k in ks):
             rows = np.stack([items[k][2] if len(items[k]) > 2 and items[k][2] is not None else np.arange(n_sets)
@@ -147,9 +147,9 @@ def metrics_many(items: Sequence[tuple]) -> list[dict[str, np.ndarray]]:
             ci = np.rint(counts).astype(np.intp)
             c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
 
-            def per_window(values: np.ndarray) -> np.ndarray:  # items x sets x windows
-                return np.ascontiguousarray(np.add.reduceat(values, starts, axis=1).reshape(
-                    n_sets, len(ks), width).transpose(1, 0, 2))
+            def per_window(values: np.ndarray, starts=starts, shape=(n_sets, len(ks), width)) -> np.ndarray:
+                # items x sets x windows
+                return np.ascontiguousarray(np.add.reduceat(values, starts, axis=1).reshape(shape).transpose(1, 0, 2))
 
             got = _window_metrics(per_window(counts), per_window((c * c)[ci]), per_window(_clogc(len(c) - 1)[ci]))
             if rows is not None:

@@ -681,12 +681,12 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     """Pages of the lollipop grid, ``width`` points wide, none taller than ``max_height``.
 
     Every panel has the same CpG axis and circle size.  A grid row is a *band*; when the grid has more
-    columns than fit (each data area at least ``MIN_DATA_WIDTH`` and ``MIN_CPG_PITCH`` a cell), a grid row wraps into several bands, each
-    with its own column headers.  Within a band every panel is as tall as the band's largest clone count,
-    clone rows top-aligned, so strips line up.  A band taller than a page is sliced into clone ranges
-    (the title says which clones; the strip comes with the last slice).  Bands fill pages top to bottom; each
-    page is as tall as its content plus the legend (``legend_height``).  ``titles[sample]``: the panel
-    title's lines (for its width; a title wider than its panel is shortened by the caller, see ``fit_text``).
+    columns than fit (each data area at least ``MIN_DATA_WIDTH`` and ``MIN_CPG_PITCH`` a cell), a grid row wraps
+    into several bands, each with its own column headers.  Within a band every panel is as tall as the band's
+    largest clone count, clone rows top-aligned, so strips line up.  A band taller than a page is sliced into
+    clone ranges (the title says which clones; the strip comes with the last slice).  Bands fill pages top to
+    bottom; each page is as tall as its content plus the legend (``legend_height``).  ``titles[sample]``: the
+    panel title's lines (for its width; a title wider than its panel is shortened by the caller, see ``fit_text``).
     ``dendrogram``: each panel is ``dendrogram_room(True)`` wider, right of its data area (whose share of the
     width shrinks by as much).
     """
@@ -734,7 +734,7 @@ def lollipop_layout(grid: Grid, xs: Sequence[float], clones: dict, width: float,
     # paginate: a band goes on the current page if it fits (with room for position labels under it)
     page_bands: list[list[_Band]] = [[]]
     used = MARGIN
-    for i, band in enumerate(bands):
+    for band in bands:
         prev = page_bands[-1][-1] if page_bands[-1] else None
         header = has_cols and (prev is None or prev.cols != band.cols)
         h = band_height(band, header, True) + (BAND_GAP if prev else 0.0)

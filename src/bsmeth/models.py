@@ -18,7 +18,6 @@ import numpy as np
 from .coords import Frame, GenomeAnchor, Strand
 
 
-
 class Call(str, enum.Enum):
     """Methylation call of one CpG in one read."""
 

@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .atomic import write_text as atomic_write  # the writer of every file here
-from .coords import one_based
 import numpy as np
 
+from .atomic import write_text as atomic_write  # the writer of every file here
+from .coords import one_based
 from .models import WHY_CODES, Amplicon, CpGCalls, Panel, ReadResult, Status
 from .tsv import cell, line, table_text
 
@@ -56,7 +56,8 @@ def reads_table(results: Sequence[ReadResult], conditions: dict, sheet_columns: 
         rows.append(
             [r.read_id, r.file, r.sample, *[cond.get(c, "") for c in sheet_columns], r.amplicon,
              r.status.value, r.reason.value if r.reason else "",
-             aln.orientation if aln else "", pct_cell(qc.conversion if qc else None), pct_cell(qc.identity if qc else None),
+             aln.orientation if aln else "", pct_cell(qc.conversion if qc else None),
+             pct_cell(qc.identity if qc else None),
              r.n_called if r.calls else (0 if aln else None), pct_cell(r.methylation),
              r.duplicate_of, r.detail, r.length,
              one_based(aln.target_start) if aln else None, aln.target_end if aln else None,

@@ -21,14 +21,13 @@ from .alignment import align
 from .assign import assign
 from .calling import call_read, genotype
 from .coords import one_based
-from .models import Amplicon, CallConfig, CpGCalls, Panel, Read, ReadResult, Reason, Status, Unreadable
-from .output import (alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table,
-                     write_json)
 from .evidence import signals_at
+from .files import shown
+from .models import Amplicon, CallConfig, CpGCalls, Panel, Read, ReadResult, Reason, Status, Unreadable
+from .outdir import CALL, CALL_TABLES, new_result_set
+from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import read_file
-from .files import shown
-from .outdir import CALL, CALL_TABLES, new_result_set
 from .samples import resolve_inputs
 
 log = logging.getLogger("bsmeth")
@@ -334,7 +333,7 @@ def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress
 
     configs = [fit_to_amplicon(config, amp) for amp in panel]
     conditions: dict[str, dict] = {}
-    for f, sample, values in assigned:
+    for _f, sample, values in assigned:
         conditions.setdefault(sample, values)
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []
@@ -526,12 +525,20 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     ``progress(done, total)`` after each file.  The report is put together last.  No plotting library is
     imported: the figures are drawn by bsmeth's own writers (``scene``, ``raster``, ``pdfwrite``).
     """
-    from .plots import (check_config, dose_response_figure, figure_files, figure_name, figure_png_bytes,
-                        format_names, lollipop_figure, output_prefix, write_figure)
+    from .plots import (
+        check_config,
+        dose_response_figure,
+        figure_files,
+        figure_name,
+        figure_png_bytes,
+        format_names,
+        lollipop_figure,
+        output_prefix,
+        write_figure,
+    )
     from .report import DPI as REPORT_DPI
     from .report import save_report
     from .stats import write_stats
-
     from .tables import load_call_dir
 
     check_config(plot_config)

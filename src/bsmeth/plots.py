@@ -497,7 +497,7 @@ def lollipop_pages(inp: LollipopInput, config: PlotConfig = PlotConfig()) -> tup
             g = Group(gid)
             left, top = box.left, box.top
 
-            def X(cell: float) -> float:
+            def X(cell: float, left: float = left) -> float:
                 return left + geom.x(cell)
 
             right = left + geom.data_width
@@ -666,10 +666,11 @@ def _per_sample(clones, columns: Sequence[str]):
     return pd.DataFrame(rows, columns=["read", "sample", "fraction", "m", "n", *columns])
 
 
-DOSE_CAPTION_DEEP = ("Filled circles and lines: mean over the samples of each sample's mean per-molecule % methylation, "
-                     "with its 95\u00a0% t interval (samples are the replicates). Open squares: all CpG calls pooled, "
-                     "Wilson 95\u00a0% interval. Small dots: single samples. Dose levels are equally spaced "
-                     "categories, not to scale; the trend tests (stats.tsv) use dose as a number on a linear scale.")
+DOSE_CAPTION_DEEP = ("Filled circles and lines: mean over the samples of each sample's mean per-molecule "
+                     "% methylation, with its 95\u00a0% t interval (samples are the replicates). Open squares: "
+                     "all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single samples. Dose levels are "
+                     "equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as a number on a "
+                     "linear scale.")
 DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with its 95\u00a0% t interval (the clone is "
                 "the unit). Open squares: all CpG calls pooled, Wilson 95\u00a0% interval. Small dots: single clones. "
                 "Dose levels are equally spaced categories, not to scale; the trend tests (stats.tsv) use dose as "
@@ -960,7 +961,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_F
             kwargs["pil_kwargs"] = {"compression": "tiff_lzw"}
         # fixed hash salt: SVG clip-path ids are otherwise random, and outputs must be deterministic
         with matplotlib.rc_context({"svg.hashsalt": "bsmeth", "svg.fonttype": "none", "pdf.fonttype": 42}):
-            write_with_atomic(path, lambda fh: fig.savefig(fh, **kwargs))
+            write_with_atomic(path, lambda fh, kwargs=kwargs: fig.savefig(fh, **kwargs))
         out.append(path)
     return out
 

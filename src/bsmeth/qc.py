@@ -114,7 +114,8 @@ def gpc_enrichment_p(gpc_kept: int, gpc_converted: int, other_kept: int, other_c
     n_gpc = gpc_kept + gpc_converted
     total = n_gpc + other_kept + other_converted
     denom = comb(total, n_kept)
-    return sum(comb(n_gpc, k) * comb(total - n_gpc, n_kept - k) for k in range(gpc_kept, min(n_gpc, n_kept) + 1)) / denom
+    return sum(comb(n_gpc, k) * comb(total - n_gpc, n_kept - k)
+               for k in range(gpc_kept, min(n_gpc, n_kept) + 1)) / denom
 
 
 def looks_like_nome(qc: ReadQC, config: CallConfig) -> bool:
@@ -342,11 +343,12 @@ def pair_evidence(mat: np.ndarray, level: np.ndarray, cpg: np.ndarray, cph_rate:
 
     Non-CpG C: every other read of the sample gives the site's non-conversion rate (prior: the sample's
     pooled rate), but never below the pair's own non-conversion rate: two reads that each left one C of 54
-    unconverted share it by chance once in 54, however well the rest of the sample converted.  CpG: methylation patterns are structured (alleles, epialleles, imprinting), so the site
-    frequencies come only from the other reads whose overall methylation is within ``SIMILAR_LEVEL`` of
-    the pair's, with the pair's own level as prior: two fully unmethylated (or fully methylated) clones
-    among others like them prove nothing.  Reads are sorted by level and the counts are prefix sums, so
-    "the other reads within 0.2 of a level" costs one subtraction per site.
+    unconverted share it by chance once in 54, however well the rest of the sample converted.  CpG: methylation
+    patterns are structured (alleles, epialleles, imprinting), so the site frequencies come only from the other
+    reads whose overall methylation is within ``SIMILAR_LEVEL`` of the pair's, with the pair's own level as
+    prior: two fully unmethylated (or fully methylated) clones among others like them prove nothing.  Reads are
+    sorted by level and the counts are prefix sums, so "the other reads within 0.2 of a level" costs one
+    subtraction per site.
 
     A site where the two disagree (at most ``max_diff``) is a base-call error if they are one molecule
     (``error_rate``: the error of a base at the quality floor) and the second read's state by chance if not:

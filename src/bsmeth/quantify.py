@@ -72,7 +72,7 @@ from .atomic import write_text
 from .coords import one_based
 from .errors import InputError
 from .evidence import channel_of, geometry, peak_heights, usable
-from .models import Amplicon, AlignedRead, Read, Unreadable
+from .models import AlignedRead, Amplicon, Read, Unreadable
 
 log = logging.getLogger("bsmeth")
 
@@ -473,7 +473,8 @@ def _aligned(amp: Amplicon, item: Union[Read, Unreadable],
     identity that unrelated sequence reaches by chance, is no amplicon; below ``min_identity``, low identity.
     """
     from .models import CallConfig
-    from .qc import amplicon_check, measure as qc_measure, region_limit
+    from .qc import amplicon_check, region_limit
+    from .qc import measure as qc_measure
 
     if isinstance(item, Unreadable):
         return None, "unreadable"
@@ -614,7 +615,8 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
     columns = tuple(sheet.columns) if sheet else ()
     clash = [c for c in columns if c in QUANTIFY_COLUMNS]
     if clash:
-        raise InputError(f"sample sheet {sheet_path}: column(s) {', '.join(clash)} are quantify.tsv columns; rename them")
+        raise InputError(
+            f"sample sheet {sheet_path}: column(s) {', '.join(clash)} are quantify.tsv columns; rename them")
     with new_result_set(out, QUANTIFY, config.force) as staging:  # held, staged, swapped in whole (outdir)
         _quantify(assigned, amplicon, staging.path, config, sheet_path, command, columns)
     return out / "quantify.tsv"

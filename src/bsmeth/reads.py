@@ -21,8 +21,7 @@ from typing import Iterator, Union
 import numpy as np
 
 from .errors import InputError, ReadFormatError
-from .files import (MAX_INPUT_BYTES, Refused, decode_text, file_key, link_problem,  # noqa: F401 (re-exported)
-                    read_input_bytes, shown, special_kind)
+from .files import MAX_INPUT_BYTES, Refused, decode_text, file_key, link_problem, read_input_bytes, shown, special_kind  # noqa: F401 (re-exported)
 from .models import Read, Reason, Unreadable
 
 log = logging.getLogger("bsmeth")

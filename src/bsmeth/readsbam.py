@@ -35,8 +35,21 @@ import numpy as np
 
 from . import __version__
 from .atomic import write_text
-from .bam import (FLAG_DUPLICATE, FLAG_QCFAIL, FLAG_REVERSE, FLAG_UNMAPPED, Header, Record, cigar_bytes, encode_record,
-                  index_fasta, record_bytes, reg2bin, tag_bytes, write_bams)
+from .bam import (
+    FLAG_DUPLICATE,
+    FLAG_QCFAIL,
+    FLAG_REVERSE,
+    FLAG_UNMAPPED,
+    Header,
+    Record,
+    cigar_bytes,
+    encode_record,
+    index_fasta,
+    record_bytes,
+    reg2bin,
+    tag_bytes,
+    write_bams,
+)
 from .contigs import Placement, place_panel
 from .coords import complement
 from .models import Amplicon, CpGCalls, Panel, ReadResult, Reason, Status

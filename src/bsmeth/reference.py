@@ -153,7 +153,8 @@ def _clean_primer(primer: str, label: str) -> str:
         raise PrimerError(f"{label} primer is empty; give it 5'->3' in converted form")
     bad = sorted(set(p) - set(IUPAC_SETS))
     if bad:
-        raise PrimerError(f"{label} primer {primer!r}: non-DNA letter(s) {''.join(bad)}; give it 5'->3' in converted form")
+        raise PrimerError(
+            f"{label} primer {primer!r}: non-DNA letter(s) {''.join(bad)}; give it 5'->3' in converted form")
     return p
 
 

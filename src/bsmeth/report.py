@@ -77,7 +77,8 @@ def _amplicon_items(amp: dict, one: bool) -> list[tuple[str, object]]:
              f"{genome.get('amplicon_end', '?')} ({genome.get('amplified_strand', '?')} strand)") if genome else \
         "no genome anchor"
     items = [
-        (f"reference{label}", f"{amp.get('name', '')} ({amp.get('reference_length', '?')} bp; {amp.get('source', '')})"),
+        (f"reference{label}",
+         f"{amp.get('name', '')} ({amp.get('reference_length', '?')} bp; {amp.get('source', '')})"),
         (f"amplicon{label}", f"{amp.get('strand', '')} strand, {amp.get('start', '?')}-{amp.get('end', '?')} "
                              f"({amp.get('length', '?')} bp); genome: {where}"),
         (f"primers{label}", _primers(amp.get("primers") or {k: amp.get(k) for k in ("forward", "reverse")})),

@@ -9,9 +9,10 @@ report of 2,000 reads opens as fast as one of 20.
 Chromatograms: for each read with a trace, the stretch of the trace from 5 bases before its first covered CpG to
 5 bases after its last, the four channels quantised to 64 levels (relative to the stretch's highest point),
 sampled at about four points per base (traces hold 10-12), delta-coded and deflated together with the base calls
-and their peak positions: about 1.5 kB of the page per read, real or simulated (measured: 5-6 bytes per base).  The data are embedded up to a budget (``TRACE_BUDGET`` bytes of the page): every read
-when it fits (the example's 96 reads take a seventh of it); beyond it, failed and flagged reads first,
-then passing reads taken in turn from each sample.  The page says how many were embedded.
+and their peak positions: about 1.5 kB of the page per read, real or simulated (measured: 5-6 bytes per base).
+The data are embedded up to a budget (``TRACE_BUDGET`` bytes of the page): every read when it fits (the
+example's 96 reads take a seventh of it); beyond it, failed and flagged reads first, then passing reads taken
+in turn from each sample.  The page says how many were embedded.
 """
 
 from __future__ import annotations

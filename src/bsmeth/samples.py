@@ -14,16 +14,16 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from .errors import SampleSheetError
-from .output import READ_COLUMNS
 from .files import Refused, decode_text, file_key, link_problem, read_input_bytes, shown
+from .output import READ_COLUMNS
 from .reads import InputFile
 
 
@@ -45,7 +45,8 @@ def _text(p: Path) -> str:
     try:
         raw = read_input_bytes(p)
     except Refused as e:
-        raise SampleSheetError(f"sample sheet {shown(p)}: {f'cannot read ({e.strerror})' if e.strerror else e.why}") from None
+        raise SampleSheetError(
+            f"sample sheet {shown(p)}: {f'cannot read ({e.strerror})' if e.strerror else e.why}") from None
     text = decode_text(raw)
     if text is None:
         raise SampleSheetError(f"sample sheet {p}: not a text CSV file (UTF-8, UTF-16 or Windows-1252); save it as CSV")
@@ -198,17 +199,19 @@ def read_sheet(path: str | Path) -> SampleSheet:
     missing = [c for c in ("file", "sample") if c not in low]
     if missing:
         raise SampleSheetError(
-            f"sample sheet {p}, line {head_no}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'none'}); "
-            "the header must name 'file' and 'sample'"
+            f"sample sheet {p}, line {head_no}: missing column(s) {', '.join(missing)} "
+            f"(found: {', '.join(header) or 'none'}); the header must name 'file' and 'sample'"
         )
     if "" in header:
-        raise SampleSheetError(f"sample sheet {p}, line {head_no}: column {header.index('') + 1} of the header has no name")
+        raise SampleSheetError(
+            f"sample sheet {p}, line {head_no}: column {header.index('') + 1} of the header has no name")
     if len(set(low)) != len(low):
         raise SampleSheetError(f"sample sheet {p}, line {head_no}: repeated column name in {', '.join(header)}")
     clash = [h for h in header if h.lower() in RESERVED and h.lower() not in ("file", "sample")]
     if clash:
         raise SampleSheetError(
-            f"sample sheet {p}, line {head_no}: column name(s) {', '.join(clash)} are bsmeth output columns; rename them"
+            f"sample sheet {p}, line {head_no}: column name(s) {', '.join(clash)} are bsmeth output columns; "
+            "rename them"
         )
     fi, si = low.index("file"), low.index("sample")
     f2 = low.index("file2") if "file2" in low else None  # R2 of paired-end FASTQ
@@ -293,7 +296,9 @@ def assign(files: list[InputFile], sheet: Optional[SampleSheet]) -> list[tuple[I
     return out
 
 
-def resolve_inputs(inputs, sheet_path: Optional[str]) -> tuple[Optional[SampleSheet], list[tuple[InputFile, str, dict]]]:
+def resolve_inputs(
+    inputs, sheet_path: Optional[str]
+) -> tuple[Optional[SampleSheet], list[tuple[InputFile, str, dict]]]:
     """The sheet (if any) and (file, sample, condition values) for every input; the sheet's files without inputs."""
     from .errors import InputError
     from .reads import collect

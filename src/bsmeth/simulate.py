@@ -125,7 +125,8 @@ class Condition:
     pattern: str = "independent"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.sample, str) or not self.sample or not all(c.isalnum() or c in "._-" for c in self.sample):
+        if (not isinstance(self.sample, str) or not self.sample
+                or not all(c.isalnum() or c in "._-" for c in self.sample)):
             raise ValueError(f"sample name {self.sample!r}: use letters, digits, '.', '_' or '-' (it names a folder)")
         where = f"condition {self.sample}"
         _number(self.n_clones, f"{where}: n_clones", 0, MAX_COUNT, integer=True)
@@ -464,7 +465,8 @@ def _sequence(template: str, insert: tuple[int, int], rm: ReadModel, rng: np.ran
         extra = [(pos[diff], amp[diff] * share_b, sig[diff], code_b[diff])]
     signal = _peaks(
         np.concatenate([pos, pos, ins_pos, *(e[0] for e in extra)]),
-        np.concatenate([main, amp * sec_amp, amp[ins_idx] * rng.uniform(0.5, 0.9, len(ins_idx)), *(e[1] for e in extra)]),
+        np.concatenate([main, amp * sec_amp, amp[ins_idx] * rng.uniform(0.5, 0.9, len(ins_idx)),
+                        *(e[1] for e in extra)]),
         np.concatenate([sig, sig, sig[ins_idx], *(e[2] for e in extra)]),
         np.concatenate([code, other, ins_base, *(e[3] for e in extra)]),
         n_points,
@@ -766,7 +768,8 @@ def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, coun
         ]
     if "mixed_clone" in design.faults:
         lines[-1:-1] = [
-            "- `truth_mixed.tsv`: per mixed clone (two molecules of the sample in one trace) the minor molecule's share",
+            "- `truth_mixed.tsv`: per mixed clone (two molecules of the sample in one trace) the minor molecule's "
+            "share",
             "  of the signal, the CpG numbers and the count of non-CpG C where the two differ, and both molecules;",
             "  `truth_cpgs.tsv` and `molecule` give the major molecule (the base calls follow the larger peak).",
         ]

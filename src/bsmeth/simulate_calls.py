@@ -6,8 +6,8 @@ Pipeline position: outside the analysis path, a test-data generator (as ``simula
 calls are its true states, except that a CpG is ``-``/``low_quality`` with probability ``undetermined``.  What
 this leaves out, sequencing and calling, changes almost nothing downstream: on the example reads (simulated
 traces through ``bsmeth call``) 2,127 of the 2,128 non-SNP CpGs of pass clones outside the primers are called,
-every call equal to the truth, and 1 is undetermined (docs/statistics.md); failed reads never enter the analyses.  A SNP allele that destroys
-a CpG gives ``-``/``snp`` and the ``genotype`` column, as ``call`` does.
+every call equal to the truth, and 1 is undetermined (docs/statistics.md); failed reads never enter the
+analyses.  A SNP allele that destroys a CpG gives ``-``/``snp`` and the ``genotype`` column, as ``call`` does.
 
 Writes what ``tables.load_call_dir`` needs (reads.tsv, cpg_calls.tsv, summary.tsv, samples.tsv, run.json) and
 ``truth_cpgs.tsv``; no alignments.txt (so no site scan: the SNPs are the amplicon's known ones).

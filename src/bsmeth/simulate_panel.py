@@ -57,7 +57,8 @@ def simulate_panel(design: Optional[Design], panel: Panel, out_dir: Union[str, P
     cpgs: list[list[str]] = []
     for k, amp in enumerate(panel):
         sub = out / amp.name
-        res = simulate(design or seed_study_design(n_cpgs=len(amp.cpgs)), amp, sub, seed=seed * 1000 + k, command=command, id_prefix=f"{amp.name}_")
+        res = simulate(design or seed_study_design(n_cpgs=len(amp.cpgs)), amp, sub, seed=seed * 1000 + k,
+                       command=command, id_prefix=f"{amp.name}_")
         results[amp.name] = res
         for part, target, prefix_file in ((res.sample_sheet, sheet, True), (res.truth_reads, reads, True),
                                           (res.truth_cpgs, cpgs, False)):
@@ -74,5 +75,5 @@ def simulate_panel(design: Optional[Design], panel: Panel, out_dir: Union[str, P
                 if not target:
                     target.append(["amplicon", *head])
                 target.extend([amp.name, *r] for r in body)
-    return PanelSimulation(out, results, _write(out / "samples.csv", sheet, ","), _write(out / "truth_reads.tsv", reads),
-                           _write(out / "truth_cpgs.tsv", cpgs))
+    return PanelSimulation(out, results, _write(out / "samples.csv", sheet, ","),
+                           _write(out / "truth_reads.tsv", reads), _write(out / "truth_cpgs.tsv", cpgs))

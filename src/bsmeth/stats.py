@@ -228,7 +228,8 @@ def jonckheere_terpstra(values: Sequence[float], groups: Sequence[float]) -> tup
     _, tj = np.unique(v, return_counts=True)
     tj = tj.astype(float)
     mean = (n * n - (ni ** 2).sum()) / 4.0
-    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum() - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
+    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum()
+           - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
     if n > 2:
         var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
     if n > 1:
@@ -239,7 +240,8 @@ def jonckheere_terpstra(values: Sequence[float], groups: Sequence[float]) -> tup
     return (jt, z, float(2 * ndtr(-abs(z))))
 
 
-def cochran_armitage(successes: Sequence[int], totals: Sequence[int], scores: Sequence[float]) -> tuple[float, float, float]:
+def cochran_armitage(successes: Sequence[int], totals: Sequence[int],
+                     scores: Sequence[float]) -> tuple[float, float, float]:
     """Cochran-Armitage test for a linear trend in proportions: (z, two-sided p, slope).
 
     T = sum x_i (s_i - s_bar), Var = p_bar (1 - p_bar) sum n_i (s_i - s_bar)^2 with s_bar the
@@ -398,7 +400,8 @@ def jonckheere_weighted(values, weights, groups) -> tuple[float, float, float]:
     tj = per.sum(axis=0)
     n = float(ni.sum())
     mean = (n * n - (ni ** 2).sum()) / 4.0
-    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum() - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
+    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum()
+           - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
     if n > 2:
         var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
     if n > 1:
@@ -493,7 +496,8 @@ def resolve_roles(columns: Sequence[str], config: CompareConfig) -> Roles:
         return value
 
     dose = ("dose" if "dose" in cols else None) if config.dose == AUTO else check(config.dose, "--dose")
-    line = ("cell_line" if "cell_line" in cols else None) if config.cell_line == AUTO else check(config.cell_line, "--cell-line")
+    line = (("cell_line" if "cell_line" in cols else None) if config.cell_line == AUTO
+            else check(config.cell_line, "--cell-line"))
     if config.by == AUTO:
         others = [c for c in columns if c != dose]
         by = line or (others[0] if others else (dose or "sample"))
@@ -672,7 +676,6 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
     clone-pattern analyses of ``clonal`` (allele split, heterogeneity, pattern tests), BH-adjusted per
     (test, scope)."""
     from .clonal import clonal_results
-
     from .tables import clone_table, cpg_table, order_levels
 
     roles = resolve_roles(data.sample_columns, config)
@@ -714,7 +717,8 @@ def amplicon_results(data, config: CompareConfig) -> tuple[list[dict], list[dict
     if roles.dose:
         if roles.cell_line and roles.cell_line != roles.dose:
             for lv in order_levels(clones[roles.cell_line]):
-                rows += _trend_rows(clones[clones[roles.cell_line] == lv], roles.dose, f"{roles.cell_line}={lv}", rng, reps)
+                rows += _trend_rows(clones[clones[roles.cell_line] == lv], roles.dose, f"{roles.cell_line}={lv}",
+                                    rng, reps)
             rows += _interaction_rows(clones, roles.dose, roles.cell_line)
         else:
             rows += _trend_rows(clones, roles.dose, "all", rng, reps)

@@ -156,7 +156,8 @@ def _trend(sub, dose, scope, means, numeric_levels) -> list[dict]:
         p = math.nan if math.isnan(t) else float(2 * stdtr(df, -abs(t)))
         q = float(stdtrit(df, 0.975)) if df > 0 else math.nan
         rows.append(_row("trend_ols_samples", scope, groups, "all", t, p, float(coef[1]),
-                         (None, None) if math.isnan(se) else (float(coef[1] - q * se), float(coef[1] + q * se)), len(ys),
+                         (None, None) if math.isnan(se) else (float(coef[1] - q * se), float(coef[1] + q * se)),
+                         len(ys),
                          f"OLS of sample mean % on {dose} ({len(ys)} samples); effect = slope in % per {dose} "
                          f"unit; statistic = t; primary when levels are replicated{scale}"))
     return rows

@@ -115,7 +115,8 @@ def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str], legac
         raise InputError(f"{path}: empty; expected a header line (see docs/outputs.md)")
     if len(set(header)) != len(header):
         raise InputError(f"{path}: repeated column name in the header {header}")
-    df = pd.DataFrame(rows, columns=header, dtype=str) if rows else pd.DataFrame({c: pd.Series(dtype=str) for c in header})
+    df = (pd.DataFrame(rows, columns=header, dtype=str) if rows
+          else pd.DataFrame({c: pd.Series(dtype=str) for c in header}))
     renamed = {old: new for old, new in (legacy or {}).items() if old in df.columns and new not in df.columns}
     if renamed:
         df = df.rename(columns=renamed)
@@ -321,7 +322,8 @@ def cpg_table(data: CallData) -> pd.DataFrame:
     """The amplicon CpGs: ``cpg``, ``pos``, ``note`` ('' / 'under_primer' / 'snp:<name>'), sorted by number."""
     s = data.summary
     if len(s):
-        notes = s.groupby("cpg", sort=True).agg(pos=("pos", "first"), note=("note", lambda x: next((v for v in x if v), "")))
+        notes = s.groupby("cpg", sort=True).agg(pos=("pos", "first"),
+                                                note=("note", lambda x: next((v for v in x if v), "")))
         out = notes.reset_index()
     else:
         out = data.cpg_calls.groupby("cpg", sort=True).agg(pos=("pos", "first")).reset_index()

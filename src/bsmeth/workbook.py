@@ -22,10 +22,10 @@ RESULTS_XLSX = "results.xlsx"
 # columns written as numbers (every other column is text, e.g. read ids such as 001), plus the sheet columns
 # whose every value is a number (dose)
 NUMERIC = frozenset((
-    "conversion_pct", "identity_pct", "cpgs_called", "methylation_pct", "length", "aligned_start", "aligned_end", "mismatches",
-    "converted", "unconverted", "mean_qual", "cpg", "pos", "genome_pos", "qual", "read_pos", "methylated",
-    "unmethylated", "not_determined", "percent", "reads", "pass", "c_signal", "t_signal", "c_frac", "confidence",
-    "statistic", "p", "p_adj", "effect", "ci_low", "ci_high", "n",
+    "conversion_pct", "identity_pct", "cpgs_called", "methylation_pct", "length", "aligned_start", "aligned_end",
+    "mismatches", "converted", "unconverted", "mean_qual", "cpg", "pos", "genome_pos", "qual", "read_pos",
+    "methylated", "unmethylated", "not_determined", "percent", "reads", "pass", "c_signal", "t_signal", "c_frac",
+    "confidence", "statistic", "p", "p_adj", "effect", "ci_low", "ci_high", "n",
 ))
 
 

@@ -124,7 +124,10 @@ def make_view(R: Reference, rc: bool) -> View:
     three = seq.copy()
     three[three == G_] = A_
     ins = R.insert[::-1].copy()
-    flip = lambda a: np.where(a >= 0, L - 1 - a, -1).astype(np.int32)
+
+    def flip(a: np.ndarray) -> np.ndarray:
+        return np.where(a >= 0, L - 1 - a, -1).astype(np.int32)
+
     return View(0, True, seq, G_, A_, flip(R.cpg), flip(R.cph), np.r_[0, np.cumsum(ins)], ins, flip(R.snp_pos),
                 COMP[R.snp_alt], three.tobytes(), R.cpg_primer)
 

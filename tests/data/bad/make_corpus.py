@@ -183,8 +183,8 @@ def build() -> dict[str, bytes]:
         "this line is not FASTQ\n"
         f"@good_last\n{seq['I']}\n+\n{'I' * len(seq['I'])}\n"
     ).encode()
-    files[r + "wrong_gene_3100.fasta"] = fasta([("calls_3100 base calls of tests/data/traces/3100.ab1 (16S rDNA, not bisulfite)",
-                                                  calls_3100)]).encode()
+    files[r + "wrong_gene_3100.fasta"] = fasta([("calls_3100 base calls of tests/data/traces/3100.ab1 "
+                                                  "(16S rDNA, not bisulfite)", calls_3100)]).encode()
     rng = random.Random(20240101)
     files[r + "random_100kb.fasta"] = fasta([("random_100kb seeded random sequence",
                                                "".join(rng.choice("ACGT") for _ in range(100_000)))], width=80).encode()
@@ -207,7 +207,8 @@ def build() -> dict[str, bytes]:
     files[r + "bomb_96mib.fasta.gz"] = gz(head + b"A" * (2**20 - len(head))) + gz(b"A" * 2**20) * 95
     # wrapped FASTQ (sequence and qualities over several lines of 60; quality lines starting with '@')
     files[r + "wrapped.fastq"] = "".join(
-        f"@{n} wrapped at 60\n" + "\n".join(wrap(sq)) + "\n+\n" + "\n".join(wrap(("@" + "I" * 59) * 10)[: len(wrap(sq))])[: len(sq) + len(wrap(sq)) - 1] + "\n"
+        f"@{n} wrapped at 60\n" + "\n".join(wrap(sq)) + "\n+\n"
+        + "\n".join(wrap(("@" + "I" * 59) * 10)[: len(wrap(sq))])[: len(sq) + len(wrap(sq)) - 1] + "\n"
         for n, sq in (("seq_B_wrapped", seq["B"]), ("seq_E_wrapped", seq["E"]), ("seq_I_wrapped", seq["I"]))
     ).encode()
     # wrapped FASTQ whose middle record lost its last quality line
@@ -253,22 +254,24 @@ def build() -> dict[str, bytes]:
     files[s + "dose_nan.csv"] = (f"file,sample,cell_line,dose\n{demo}/seq_B.fasta,ctrl,HeLa,nan\n"
                                  f"{demo}/seq_C.fasta,high,HeLa,10\n").encode()
     files[s + "dose_not_numeric.csv"] = (f"file,sample,cell_line,dose\n{demo}/seq_B.fasta,ctrl,HeLa,none\n"
-                                         f"{demo}/seq_C.fasta,low,HeLa,10 uM\n{demo}/seq_E.fasta,high,HeLa,high\n").encode()
+                                         f"{demo}/seq_C.fasta,low,HeLa,10 uM\n"
+                                         f"{demo}/seq_E.fasta,high,HeLa,high\n").encode()
 
     # -- references ----------------------------------------------------------------------------
     f = "references/"
     a, b = _longest_cpg_free(calls_a_forward)
-    files[f + "no_cpg.fasta"] = fasta([(f"A_forward_{a + 1}_{b} CpG-free stretch of the base calls of traces/A_forward.ab1",
-                                        calls_a_forward[a:b])]).encode()
+    files[f + "no_cpg.fasta"] = fasta([(f"A_forward_{a + 1}_{b} CpG-free stretch of the base calls of "
+                                        "traces/A_forward.ab1", calls_a_forward[a:b])]).encode()
     files[f + "converted.fasta"] = fasta([("genomic_seq_converted BiQ master sequence, bisulfite-converted in silico",
                                            master.replace("C", "T"))]).encode()
-    files[f + "repeated_primer_site.fasta"] = fasta([("genomic_seq_repeat BiQ master sequence + a copy of its first 40 bp",
-                                                      master + "AAAAAAAAAA" + master[:40])]).encode()
+    files[f + "repeated_primer_site.fasta"] = fasta([("genomic_seq_repeat BiQ master sequence + a copy of its "
+                                                      "first 40 bp", master + "AAAAAAAAAA" + master[:40])]).encode()
     files[f + "protein.fasta"] = fasta([("p53_protein human TP53 N-terminus",
                                          "MEEPQSDPSVEPPLSQETFSDLWKLLPENNVLSPLPSQAMDDLMLSPDDIEQWFTEDPGP")]).encode()
     files[f + "empty.fasta"] = b">nothing_here\n\n"
     iupac = master[:60] + "R" + master[61:150] + "Y" + master[151:]
-    files[f + "iupac.fasta"] = fasta([("genomic_seq_iupac BiQ master sequence with R at 61 and Y at 151", iupac)]).encode()
+    files[f + "iupac.fasta"] = fasta([("genomic_seq_iupac BiQ master sequence with R at 61 and Y at 151",
+                                       iupac)]).encode()
     files[f + "windows1252_header.fasta"] = fasta([("genomic_seq BiQ master sequence \u2013 5 \u00b5g, "
                                                     "header in Windows-1252", master)]).encode("cp1252")
     rng = random.Random(11)
