@@ -17,9 +17,8 @@ from bsmeth.coords import revcomp
 from bsmeth.errors import InputError
 from bsmeth.models import CallConfig, Why
 from bsmeth.ngs import engine as E
-from bsmeth.ngs.fastq import parse_chunk
+from bsmeth.ngs.fastq import looks_like_ngs, parse_chunk
 from bsmeth.ngs.index import build_index
-from bsmeth.ngs.fastq import looks_like_ngs
 from bsmeth.ngs.run import NgsConfig, mate_of, resolve_pairs, run_ngs
 from bsmeth.ngs.simulate import default_design, simulate_ngs
 from bsmeth.panel import load_panel
