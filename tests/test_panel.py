@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from bsmeth import pipeline
 from bsmeth.assign import assign
 from bsmeth.cli import cli
 from bsmeth.coords import GenomeAnchor, Strand, one_based
@@ -138,7 +139,9 @@ def two_amplicon_run(tmp_path_factory, two_strand_panel):
     assert [a.strand for a in panel] == [Strand.TOP, Strand.BOTTOM]
     reads, sim = _simulated_reads(tmp_path_factory, panel)
     out = tmp_path_factory.mktemp("out") / "res"
-    run = run_call([str(reads)], panel, out, CallConfig(threads=2), sheet_path=str(sim.sample_sheet))
+    with pytest.MonkeyPatch.context() as mp:  # through the workers, however few the traces
+        mp.setattr(pipeline, "FILES_PER_WORKER", 1)
+        run = run_call([str(reads)], panel, out, CallConfig(threads=2), sheet_path=str(sim.sample_sheet))
     files = run_downstream(out, PlotConfig(formats=("png",)), CompareConfig(), processes=2)
     return panel, sim, out, run, files
 

@@ -157,9 +157,12 @@ def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
 
 
-def test_progress_advances_while_workers_align(tmp_path):
+def test_progress_advances_while_workers_align(tmp_path, monkeypatch):
     """`run` imports its later libraries while the call's workers align: one import a batch of results, so
     the progress bar moves between them instead of staying blank, then jumping to the end."""
+    from bsmeth import pipeline
+
+    monkeypatch.setattr(pipeline, "FILES_PER_WORKER", 1)  # 96 traces would stay in one process
     root = Path(__file__).resolve().parents[1]
     events: list = []
     steps = [lambda k=k: events.append(f"step{k}") for k in range(3)]
@@ -186,3 +189,22 @@ def test_downstream_reports_progress_to_the_end(tmp_path):
     assert seen and seen[-1][0] == seen[-1][1] == len(out)
     steps = [b - a for a, b in zip([0] + [d for d, _ in seen], [d for d, _ in seen])]
     assert sorted(steps) == [1] * (len(out) - 2) + [2]
+
+
+@pytest.mark.parametrize("per_worker,pool", [(64, False), (1, True)])
+def test_small_trace_runs_stay_in_one_process(tmp_path, monkeypatch, per_worker, pool):
+    """Under FILES_PER_WORKER trace files a process, a pool costs more than it saves: no workers start; with a
+    lower bound the same run goes to the workers, and the tables are the same."""
+    from bsmeth import pipeline
+
+    started = []
+    real = pipeline.mp.get_context
+    monkeypatch.setattr(pipeline.mp, "get_context", lambda *a: started.append(a) or real(*a))
+    monkeypatch.setattr(pipeline, "FILES_PER_WORKER", per_worker)
+    root = Path(__file__).resolve().parents[1]
+    traces = sorted((root / "example_reads").rglob("*.ab1"))[:12]
+    run_call([str(t) for t in traces], load_amplicon(), tmp_path / "two", CallConfig(threads=2))
+    run_call([str(t) for t in traces], load_amplicon(), tmp_path / "one", CallConfig(threads=1))
+    assert bool(started) == pool
+    for name in ("reads.tsv", "cpg_calls.tsv", "summary.tsv"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

@@ -222,7 +222,8 @@ _call_options = _options(
                       "decision, note); excluded reads fail as excluded_by_user."),
     click.option("--threads", "-j", default=0, type=click.IntRange(0, 256),
                  help="Worker processes (reading and aligning; figures beside statistics in `run`). "
-                      "Default 0: one per available CPU, at most 8."),
+                      "Default 0: one per available CPU, at most 8. Trace files: one process per 64 files at "
+                      "most (fewer traces align faster in one process)."),
     click.option("--no-bam", is_flag=True,
                  help="Do not write reads.bam / reads.mod.bam (+ .bai) and amplicons.fa (docs/interop.md)."),
     click.option("--per-read", is_flag=True,
