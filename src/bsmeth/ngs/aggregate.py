@@ -35,7 +35,10 @@ from .spill import Store, key_words, sort_reduce
 N_CODES = 2 + len(WHY_CODES)
 N_STRANDS = 4
 FUNNEL = ("pairs", "assigned", "identity_ok", "conversion_ok", "used")
-SPILL_BYTES = 24 << 20  # records a store holds in memory (about; sorting needs as much again) before it spills
+# records a store holds in memory before it spills (sorting and the final merge need a few times as much): 8 MiB
+# keeps a run's peak flat (benchmarks/bench_ngs.py, -j 2, all processes: 199 MiB at 10^6 pairs, 213 at 3 x 10^6,
+# 220 at 6 x 10^6; with 24 MiB the main process alone reached 309 MiB at 3 x 10^6) and was no slower
+SPILL_BYTES = 8 << 20
 
 
 def pattern_dtype(width: int) -> np.dtype:
