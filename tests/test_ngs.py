@@ -309,3 +309,47 @@ def test_simulator_is_deterministic(panel, tmp_path):
         if f.is_file() and f.name != "README.txt":
             assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes(), f
     assert a.n_pairs == 30
+
+
+# --------------------------------------------------------------------------- conversion evidence beside indels
+
+
+def _zone(ref: str, read: str, x: list[int], bottom: bool = False) -> str:
+    """``_indel_zones`` of one read as a string over the view (``#`` excluded), on the top or, complemented,
+    the bottom frame."""
+    from types import SimpleNamespace
+
+    from bsmeth.ngs.index import C_, G_
+
+    if bottom:  # the same case on a G/A frame: complement the letters
+        ref, read = ref.translate(str.maketrans("ACGT", "TGCA")), read.translate(str.maketrans("ACGT", "TGCA"))
+    conv = ("G", "A") if bottom else ("C", "T")
+    v = SimpleNamespace(c_letter=G_ if bottom else C_, three=ref.replace(*conv).encode())
+    zone = E._indel_zones(np.array([x]), np.frombuffer(read.encode(), np.uint8)[None, :], v)[0]
+    return "".join("#" if z else "." for z in zone)
+
+
+@pytest.mark.parametrize("bottom", [False, True])
+def test_an_insertion_in_a_converted_run_hides_the_whole_run(bottom):
+    # reference AAG CCCTCCC AAG; the read has 3 extra C in the converted T run: TTTTTTT CCC -> it could sit
+    # anywhere among those 10 bases, so the 7 reference C are no conversion evidence (margin 3 either side)
+    ref = "AAGCCCTCCCAAGAAGAAG"
+    read = "AAG" + "TTTTTTT" + "CCC" + "AAGAAGAAG"
+    # the aligner put the insertion first in the run: view 3..9 take read columns 6..12 (the CCC on CCC)
+    x = [0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21]
+    # the insertion can slide from view 3 to 10: 3..9 change their read base; with the margin, 0..12
+    assert _zone(ref, read, x, bottom) == "#" * 13 + "." * 6
+
+
+@pytest.mark.parametrize("bottom", [False, True])
+def test_a_deletion_slides_over_equal_reference_letters(bottom):
+    # reference AAG TTTT GAAGAAGAAG; the read lacks one T: the gap can be at any of the 4
+    ref = "AAGTTTTGAAGAAGAAGAAG"
+    read = "AAGTTTGAAGAAGAAGAAG"
+    x = [0, 1, 2, -2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+    # the gap can be at view 3..6; with the margin, 0..9
+    assert _zone(ref, read, x, bottom) == "#" * 10 + "." * 10
+
+
+def test_no_indel_no_zone():
+    assert _zone("AAGCCCTCCCAAG", "AAGTTTTTTTAAG", list(range(13))) == "." * 13

@@ -53,7 +53,7 @@ MAX_SUBSTITUTIONS = 3  # mismatches an ungapped match may have (sequencing error
 LATE_WINDOW = 15  # an indel this close to the read's end shifts few bases: there, at most one mismatch
 EDGE_SLACK = 15  # reference bases either side of the diagonal that edlib may use
 EDIT_SHARE = 0.15  # edlib gives up beyond this share of edits (+ 3): low identity anyway
-INDEL_MARGIN = 3  # bases either side of an indel that are not conversion evidence
+INDEL_MARGIN = 3  # bases either side of where an indel could be (_indel_zones) that are not conversion evidence
 NO_AMPLICON_IDENTITY = 0.65  # below: not this amplicon at all (the clone rule, docs/panels.md)
 
 # per-CpG call codes (int8): M, U, then the reasons of '-'
@@ -271,16 +271,53 @@ def _gapped_rows(rows, seq, ln, d: int, v, rec: Records, config: CallConfig, out
         if len(v.cph):
             # bases beside an indel are placed by the aligner's choice among equal alignments (an inserted C may
             # land on a converted C): they are not conversion evidence
-            gap = Xa == -2
-            jump = np.zeros_like(gap)
-            jump[:, 1:] = (Xa[:, 1:] >= 0) & (Xa[:, :-1] >= 0) & (Xa[:, 1:] - Xa[:, :-1] > 1)
-            near = gap | jump
-            for k in range(1, INDEL_MARGIN + 1):
-                near[:, k:] |= gap[:, :-k] | jump[:, :-k]
-                near[:, :-k] |= gap[:, k:] | jump[:, k:]
+            near = _indel_zones(Xa, seq[aligned], v)
             cph = out["cph"][rows[aligned], :len(v.cph)]
             cph[near[:, v.cph]] = 0
             out["cph"][rows[aligned], :len(v.cph)] = cph
+
+
+def _indel_zones(X: np.ndarray, seq: np.ndarray, v) -> np.ndarray:
+    """Per read (rows of ``X``: read column per view position, -2 deletion, -1 not aligned; ``seq``: the reads),
+    the view positions whose read base depends on where the aligner put an indel: every place the indel could
+    slide to at the same cost in the 3-letter alphabet (in a converted T run an inserted C can sit anywhere in
+    the run), plus ``INDEL_MARGIN`` bases either side."""
+    zone = np.zeros(X.shape, bool)
+    gap, on = X == -2, X >= 0
+    starts = gap[:, 1:] & ~gap[:, :-1]  # a deletion starts at p
+    starts |= on[:, 1:] & on[:, :-1] & (X[:, 1:] - X[:, :-1] > 1)  # k read bases inserted before p
+    rows, ps = np.nonzero(starts)
+    if not len(rows):
+        return zone
+    ps += 1
+    table = _C2T if v.c_letter == C_ else _G2A
+    ref3, L = v.three, X.shape[1]
+    reads: dict[int, bytes] = {}
+    for j, p in zip(rows.tolist(), ps.tolist()):
+        x = X[j]
+        if x[p] == -2:  # a deletion: view positions p .. q-1 have no read base
+            q = p
+            while q < L and x[q] == -2:
+                q += 1
+            k = q - p
+            lo, hi = p, q
+            while lo >= 1 and x[lo - 1] >= 0 and ref3[lo - 1] == ref3[lo - 1 + k]:
+                lo -= 1
+            while hi < L and x[hi] >= 0 and ref3[hi] == ref3[hi - k]:
+                hi += 1
+        else:  # an insertion of k read bases before p
+            r3 = reads.get(j)
+            if r3 is None:
+                r3 = reads[j] = seq[j].tobytes().translate(table)
+            c, k = int(x[p - 1]), int(x[p] - x[p - 1] - 1)
+            lo, hi = p, p
+            while lo >= 1 and x[lo - 1] >= 0 and r3[c - (p - lo)] == r3[c - (p - lo) + k]:
+                lo -= 1
+            while (hi < L and x[hi] >= 0 and c + 1 + (hi - p) + k < len(r3)
+                   and r3[c + 1 + (hi - p)] == r3[c + 1 + (hi - p) + k]):
+                hi += 1
+        zone[j, max(0, lo - INDEL_MARGIN):hi + INDEL_MARGIN] = True
+    return zone
 
 
 def _one_gapped(i: int, seq: np.ndarray, ln: int, d: int, v, row: np.ndarray, out: dict) -> bool:
