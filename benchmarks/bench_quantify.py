@@ -88,7 +88,7 @@ def table(results: dict) -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    from bsmeth.plots import _new_figure, save_figure
+    from bsmeth.figures.plots import _new_figure, save_figure
 
     fig = _new_figure(10.5, 3.8)
     panels = [("default", "batch"), ("default", "single"), ("harsh", "batch")]

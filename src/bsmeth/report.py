@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .plots import PlotConfig
+from .figures.plots import PlotConfig
 from .report_html import NOSCRIPT_STYLE, Raw, definition_list, esc, html_table, img, preview_png
 from .report_reads import TRACE_BUDGET, per_read_scripts, read_table, split_alignments  # noqa: F401
 from .report_reads import trace_section as _trace_section
@@ -368,7 +368,7 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
                        stats: tuple[list[dict], str], heading: str, anchor: str, results=None) -> list[str]:
     """Samples, figures, per-CpG table, statistics, allele split and heterogeneity of one amplicon (``data``:
     its tables)."""
-    from .plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
+    from .figures.plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
 
     def lollipop():
         return figure_png_bytes(lollipop_figure(data, plot_config), dpi)
