@@ -173,7 +173,7 @@ def test_simulated_calls_are_the_truth(tmp_path):
 
 def test_report_shows_the_allele_split_and_heterogeneity(dose_dir, tmp_path):
     from bsmeth.report import build_report
-    from bsmeth.report_clonal import sections
+    from bsmeth.report.clonal import sections
 
     data = load_call_dir(dose_dir)
     alleles, het = sections(data, FAST)
