@@ -15,7 +15,7 @@ from bsmeth import patterns as P
 from bsmeth import stats as S
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate import Condition, Design
-from bsmeth.simulate_calls import write_call_folder
+from bsmeth.simulate.calls import write_call_folder
 from bsmeth.tables import load_call_dir
 
 AMP = load_amplicon()

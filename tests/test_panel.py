@@ -23,7 +23,7 @@ from bsmeth.pipeline import fit_to_amplicon, process_panel_read, run_call, run_d
 from bsmeth.reads import read_file
 from bsmeth.reference import DEFAULT_FORWARD, DEFAULT_REVERSE, load_amplicon
 from bsmeth.simulate import seed_study_design
-from bsmeth.simulate_panel import simulate_panel
+from bsmeth.simulate.panel import simulate_panel
 from bsmeth.stats import CompareConfig
 
 DATA = Path(__file__).parent / "data"

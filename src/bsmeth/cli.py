@@ -676,7 +676,7 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
                    f"{sim.truth_cpgs.name} and truth_pairs.tsv.gz")
         return
     if direct:
-        from .simulate_direct import simulate_direct
+        from .simulate.direct import simulate_direct
 
         amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
         res = simulate_direct(amp, out_p, seed=seed)
@@ -702,7 +702,7 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
         if direct:
             raise click.UsageError("--direct simulates one amplicon: leave out --panel")
         from .models import Panel
-        from .simulate_panel import simulate_panel
+        from .simulate.panel import simulate_panel
 
         sim = simulate_panel(d, Panel(amplicons), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
         click.echo(f"{sim.n_reads} simulated traces of {len(sim.per_amplicon)} amplicons in {out_p}/ (one folder per "
