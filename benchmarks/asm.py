@@ -15,7 +15,7 @@ C. random patterns vs fully methylated + unmethylated clones at the same average
 D. with ``--traces N``: N designs of A simulated as .ab1 traces and called by ``bsmeth call``, against the
    call-table simulation of the same molecules (the faithfulness of simulating at the call-table level)
 
-Designs are simulated at the level of the call tables (``bsmeth.simulate_calls``): the same molecules as
+Designs are simulated at the level of the call tables (``bsmeth.simulate.calls``): the same molecules as
 ``bsmeth simulate`` (same design, same seed), each CpG undetermined with probability 2 % (the example reads
 have 1 in 2,128), no sequencing.  Each design's per-CpG methylation varies around its mean (logit effects,
 sd 0.9, as in the seed study).
@@ -41,8 +41,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: BLAS threa
 import numpy as np  # noqa: E402
 
 from bsmeth.reference import load_amplicon  # noqa: E402
-from bsmeth.simulate import Condition, Design, _mean_matched  # noqa: E402
-from bsmeth.simulate_calls import write_call_folder  # noqa: E402
+from bsmeth.simulate import Condition, Design  # noqa: E402
+from bsmeth.simulate.calls import write_call_folder  # noqa: E402
+from bsmeth.simulate.clones import _mean_matched  # noqa: E402
 from bsmeth.stats import CompareConfig, compare_results  # noqa: E402
 from bsmeth.tables import load_call_dir  # noqa: E402
 

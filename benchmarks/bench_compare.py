@@ -13,7 +13,7 @@ Designs (call folders written once, each compared in a fresh process of this int
 * 1,200 samples x 10 clones with a SNP on CpG 6 (about half the clones carry its other allele): default roles,
   so also the allele split of every sample;
 * the seed-study design with 250 clones per sample (8 samples, 2,000 clones, 24 assessable CpGs: the molecules of
-  ``benchmarks/bench_call.py --scale 2000``, simulated at the call-table level by ``bsmeth.simulate_calls``).
+  ``benchmarks/bench_call.py --scale 2000``, simulated at the call-table level by ``bsmeth.simulate.calls``).
 
 Default compare options (999 permutations, 1,000 and 4,000 bootstrap resamples), seed 1.  The old code is
 ``git archive d9468ee`` of this repository (or ``--old SRC``, a source folder); a run of it that needs more than
@@ -79,7 +79,7 @@ def deep_design(folder: Path, clones: int) -> Path:
 
     from bsmeth.reference import load_amplicon
     from bsmeth.simulate import seed_study_design
-    from bsmeth.simulate_calls import write_call_folder
+    from bsmeth.simulate.calls import write_call_folder
 
     design = seed_study_design()
     design = replace(design, conditions=tuple(replace(c, n_clones=clones) for c in design.conditions))

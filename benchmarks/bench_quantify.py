@@ -29,7 +29,7 @@ import numpy as np
 from bsmeth.quantify import QuantifyConfig, quantify_reads
 from bsmeth.reads import read_file
 from bsmeth.reference import load_amplicon
-from bsmeth.simulate_direct import DirectModel, simulate_direct
+from bsmeth.simulate.direct import DirectModel, simulate_direct
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -88,7 +88,7 @@ def table(results: dict) -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    from bsmeth.plots import _new_figure, save_figure
+    from bsmeth.figures.plots import _new_figure, save_figure
 
     fig = _new_figure(10.5, 3.8)
     panels = [("default", "batch"), ("default", "single"), ("harsh", "batch")]
@@ -114,7 +114,7 @@ def plot(results: dict, path: Path) -> None:
             ax.legend(fontsize=7, loc="upper left", frameon=False)
         ax.tick_params(labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
-    fig.text(0.01, 0.005, "Simulated direct reads (bsmeth.simulate_direct), IGFBP3 amplicon, both orientations; "
+    fig.text(0.01, 0.005, "Simulated direct reads (bsmeth.simulate.direct), IGFBP3 amplicon, both orientations; "
              "batch: all reads of the run calibrate the per-CpG dye ratio; single: every read alone.",
              fontsize=7, color="#333333")
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.18, top=0.9, wspace=0.25)

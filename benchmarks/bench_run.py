@@ -99,7 +99,8 @@ def breakdown(reads: Path, out: Path, formats: tuple[str, ...]) -> list[tuple[st
     sw("import scipy.special", importlib.import_module, "scipy.special")
     sw("import Pillow", importlib.import_module, "PIL.ImageFont")
     sw("import fontTools.subset", importlib.import_module, "fontTools.subset")
-    from bsmeth import plots, report, stats
+    from bsmeth import report, stats
+    from bsmeth.figures import plots
     from bsmeth.tables import load_call_dir
 
     data = sw("load call folder", load_call_dir, out)

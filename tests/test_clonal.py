@@ -15,7 +15,7 @@ from bsmeth import patterns as P
 from bsmeth import stats as S
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate import Condition, Design
-from bsmeth.simulate_calls import write_call_folder
+from bsmeth.simulate.calls import write_call_folder
 from bsmeth.tables import load_call_dir
 
 AMP = load_amplicon()
@@ -173,7 +173,7 @@ def test_simulated_calls_are_the_truth(tmp_path):
 
 def test_report_shows_the_allele_split_and_heterogeneity(dose_dir, tmp_path):
     from bsmeth.report import build_report
-    from bsmeth.report_clonal import sections
+    from bsmeth.report.clonal import sections
 
     data = load_call_dir(dose_dir)
     alleles, het = sections(data, FAST)

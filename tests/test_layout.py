@@ -1,4 +1,4 @@
-"""Pure layout arithmetic of the figures (bsmeth.layout): no drawing involved."""
+"""Pure layout arithmetic of the figures (bsmeth.figures.layout): no drawing involved."""
 
 import itertools
 import sys
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth import layout as L
+from bsmeth.figures import layout as L
 
 # --- CpG x positions ---------------------------------------------------------------------------
 
@@ -303,7 +303,7 @@ def test_dose_helpers():
 def test_layout_is_pure():
     import subprocess
 
-    code = ("import sys, bsmeth.layout; "
+    code = ("import sys, bsmeth.figures.layout; "
             "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'numpy', 'PIL') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -313,7 +313,7 @@ def test_layout_is_pure():
 
 
 def test_epiallele_rows_top_patterns_and_the_pooled_rest():
-    from bsmeth.layout import epiallele_rows
+    from bsmeth.figures.layout import epiallele_rows
 
     shown, rest = epiallele_rows([5, 500, 3, 300, 192], top=2, min_share=0.01)
     assert shown == [1, 3] and rest == 200
@@ -325,14 +325,14 @@ def test_epiallele_rows_top_patterns_and_the_pooled_rest():
 @pytest.mark.parametrize("fraction,label", [(0.37, "37%"), (0.042, "4.2%"), (0.003, "0.3%"), (0.0001, "<.1%"),
                                             (0.0, "0%"), (1.0, "100%")])
 def test_share_label_fits_the_strip_label_column(fraction, label):
-    from bsmeth.layout import FONT, share_label, strip_label_width, text_width
+    from bsmeth.figures.layout import FONT, share_label, strip_label_width, text_width
 
     assert share_label(fraction) == label
     assert text_width(label, FONT) <= strip_label_width()
 
 
 def test_grey_for_runs_from_white_to_black():
-    from bsmeth.layout import grey_for
+    from bsmeth.figures.layout import grey_for
 
     assert (grey_for(0.0), grey_for(1.0), grey_for(0.5)) == ("#FFFFFF", "#000000", "#808080")
 

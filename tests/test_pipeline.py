@@ -108,8 +108,8 @@ def _downstream_dir(tmp_path: Path, name: str) -> Path:
 def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
     """`run` writes SVG, PNG and statistics while a forked worker writes the PDFs and the report's trace
     section: the files must not depend on that split."""
+    from bsmeth.figures.plots import PlotConfig
     from bsmeth.pipeline import run_downstream
-    from bsmeth.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     one, two = _downstream_dir(tmp_path, "one"), _downstream_dir(tmp_path, "two")
@@ -126,7 +126,7 @@ def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
 def test_downstream_worker_errors_reach_the_caller(tmp_path, monkeypatch):
     from bsmeth import pipeline
     from bsmeth.errors import InputError
-    from bsmeth.plots import PlotConfig
+    from bsmeth.figures.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     d = _downstream_dir(tmp_path, "bad")
@@ -147,7 +147,7 @@ def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
     from concurrent.futures.process import BrokenProcessPool
 
     from bsmeth import pipeline
-    from bsmeth.plots import PlotConfig
+    from bsmeth.figures.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     d = _downstream_dir(tmp_path, "dies")
@@ -178,8 +178,8 @@ def test_progress_advances_while_workers_align(tmp_path, monkeypatch):
 
 
 def test_downstream_reports_progress_to_the_end(tmp_path):
+    from bsmeth.figures.plots import PlotConfig
     from bsmeth.pipeline import run_downstream
-    from bsmeth.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     seen: list = []

@@ -1,4 +1,4 @@
-"""Figures of `bsmeth plot` (bsmeth.plots, scene, raster, pdfwrite): files, one panel per sample, text that is
+"""Figures of `bsmeth plot` (bsmeth.figures: plots, scene, raster, pdfwrite): files, one panel per sample, text that is
 readable at print size and never overlaps, the data behind each figure, pages instead of unbounded growth."""
 
 import csv
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from callfixtures import dose_design, random_clones, write_call_dir
 
-from bsmeth import layout as L
-from bsmeth import plots as P
 from bsmeth.errors import InputError
-from bsmeth.scene import Circle, Text, text_box
+from bsmeth.figures import layout as L
+from bsmeth.figures import plots as P
+from bsmeth.figures.scene import Circle, Text, text_box
 from bsmeth.tables import load_call_dir
 
 EFFECT = {("HCT116", 0): 0.8, ("HCT116", 1): 0.6, ("HCT116", 3): 0.4, ("HCT116", 10): 0.2,
@@ -376,14 +376,15 @@ def test_bad_options(dose_dir):
 
 
 def test_heavy_modules_not_imported_at_package_import():
-    code = ("import sys, bsmeth, bsmeth.plots, bsmeth.stats, bsmeth.report, bsmeth.layout, bsmeth.scene; "
+    code = ("import sys, bsmeth, bsmeth.figures.plots, bsmeth.stats, bsmeth.report, bsmeth.figures.layout, "
+            "bsmeth.figures.scene; "
             "bad = [m for m in ('matplotlib', 'pandas', 'scipy', 'PIL', 'fontTools') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_figures_are_drawn_without_matplotlib(dose_dir):
-    code = ("import sys; from bsmeth.plots import run_plot, PlotConfig; "
+    code = ("import sys; from bsmeth.figures.plots import run_plot, PlotConfig; "
             f"run_plot({str(dose_dir)!r}, PlotConfig(formats=('svg', 'png', 'pdf', 'tiff'), "
             f"out_prefix={str(dose_dir / 'q_')!r})); "
             "assert 'matplotlib' not in sys.modules")
@@ -396,8 +397,8 @@ def test_raster_puts_ink_where_the_scene_says(rotated):
     reserves for it, and filling most of that box along the text."""
     from PIL import ImageChops
 
-    from bsmeth import raster
-    from bsmeth.scene import Scene
+    from bsmeth.figures import raster
+    from bsmeth.figures.scene import Scene
 
     k = 4  # pixels per point at 288 dpi
     s = Scene(120, 120)

@@ -1,4 +1,4 @@
-"""bsmeth quantify (direct sequencing of uncloned product) on simulated direct reads (bsmeth.simulate_direct)."""
+"""bsmeth quantify (direct sequencing of uncloned product) on simulated direct reads (bsmeth.simulate.direct)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from bsmeth.quantify import (
 )
 from bsmeth.reads import read_file
 from bsmeth.reference import load_amplicon
-from bsmeth.simulate_direct import DYE, DirectModel, simulate_direct
+from bsmeth.simulate.direct import DYE, DirectModel, simulate_direct
 
 AMP = load_amplicon()
 

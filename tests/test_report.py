@@ -11,12 +11,12 @@ import zlib
 import pytest
 from callfixtures import dose_design, random_clones, write_call_dir
 
-from bsmeth import report as R
-from bsmeth import report_html as H
-from bsmeth import report_reads as RR
-from bsmeth import report_summary as S
 from bsmeth.errors import InputError
 from bsmeth.models import Reason, Why
+from bsmeth.report import build as R
+from bsmeth.report import html as H
+from bsmeth.report import reads as RR
+from bsmeth.report import summary as S
 from bsmeth.stats import CompareConfig, run_compare
 from bsmeth.tables import clone_table, load_call_dir, order_levels
 
@@ -177,8 +177,8 @@ def test_summary_items_from_stats_rows():
 
 def test_every_reason_why_and_test_is_explained(call_dir):
     """A new QC reason, why token or test cannot be added without its line in the glossary."""
-    assert set(S.REASONS) == set(Reason), "add the new Reason to report_summary.REASONS"
-    assert set(S.WHYS) == set(Why), "add the new Why to report_summary.WHYS"
+    assert set(S.REASONS) == set(Reason), "add the new Reason to report.summary.REASONS"
+    assert set(S.WHYS) == set(Why), "add the new Why to report.summary.WHYS"
     assert all(len(v) > 20 for v in [*S.REASONS.values(), *S.WHYS.values()])
     text = R.write_report(call_dir).read_text()
     glossary = text.split('<h2 id="glossary">')[1].split("<h2")[0]
@@ -188,7 +188,7 @@ def test_every_reason_why_and_test_is_explained(call_dir):
 
     tests = {r["test"] for r in compare_rows(load_call_dir(call_dir), CompareConfig(bootstrap_reps=50))}
     unnamed = tests - set(S.TESTS)
-    assert not unnamed, f"name these tests in words in report_summary.TESTS: {sorted(unnamed)}"
+    assert not unnamed, f"name these tests in words in report.summary.TESTS: {sorted(unnamed)}"
     for tid in tests:
         assert f"<code>{tid}</code>" in glossary
 

@@ -14,16 +14,8 @@ from hypothesis import strategies as st
 
 from bsmeth.models import SNP, Strand
 from bsmeth.reference import build_amplicon, load_amplicon, revcomp
-from bsmeth.simulate import (
-    FAULT_KINDS,
-    M13F_FLANK,
-    M13R_FLANK,
-    Condition,
-    Design,
-    ReadModel,
-    seed_study_design,
-    simulate,
-)
+from bsmeth.simulate import Condition, Design, ReadModel, seed_study_design, simulate
+from bsmeth.simulate.clones import FAULT_KINDS, M13F_FLANK, M13R_FLANK
 
 AMP = load_amplicon()
 
@@ -302,7 +294,7 @@ def test_truth_is_consistent_for_any_seed_and_strand(tmp_path, seed, p, alt, str
 
 @pytest.fixture(scope="module")
 def mixed_study(tmp_path_factory):
-    from bsmeth.simulate import TRACE_FAULT_KINDS  # noqa: F401  (the kind exists)
+    from bsmeth.simulate.clones import TRACE_FAULT_KINDS  # noqa: F401  (the kind exists)
 
     out = tmp_path_factory.mktemp("mixed")
     design = Design((Condition("m50", {"group": "x"}, 6, 0.5), Condition("m20", {"group": "y"}, 6, 0.2)),
@@ -314,7 +306,8 @@ def mixed_study(tmp_path_factory):
 
 
 def test_mixed_clones_are_planted_with_their_truth(mixed_study):
-    from bsmeth.simulate import MIXED_FRACTION, MIXED_MIN_DIFF, mixed_differences
+    from bsmeth.simulate import mixed_differences
+    from bsmeth.simulate.clones import MIXED_FRACTION, MIXED_MIN_DIFF
 
     out, result, reads, mixed = mixed_study
     assert result.faults == {**{k: 0 for k in FAULT_KINDS}, "duplicate": 1, "mixed_clone": 6}

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bsmeth.coords import GenomeAnchor, Strand, revcomp
+from bsmeth.figures.plots import PlotConfig
 from bsmeth.models import CallConfig
 from bsmeth.pipeline import run_call, run_downstream
-from bsmeth.plots import PlotConfig
 from bsmeth.reference import (
     DEFAULT_ANCHOR,
     DEFAULT_FORWARD,

@@ -477,8 +477,8 @@ _file_options = _options(
 
 
 def _plot_config(kw: dict):
-    from .layout import parse_width
-    from .plots import PlotConfig
+    from .figures.layout import parse_width
+    from .figures.plots import PlotConfig
 
     try:
         width = parse_width(kw["width"])
@@ -526,8 +526,8 @@ def _compare_config(kw: dict):
 def plot(call_dir, **kw):
     """Lollipop grid and dose-response figure from a call folder, each with its data (lollipop.tsv,
     dose_response.tsv)."""
+    from .figures.plots import run_plot
     from .outdir import claim
-    from .plots import run_plot
 
     with claim(call_dir, create=False):
         paths = run_plot(call_dir, _plot_config(kw))
@@ -593,7 +593,7 @@ def run(ctx, **kw):
 
     t0 = time.monotonic()
     plot_config, compare_config, threads = _plot_config(kw), _compare_config(kw), _threads(kw)
-    from .plots import check_config
+    from .figures.plots import check_config
 
     check_config(plot_config)  # bad figure options fail before the call, not after it
     # BAM, bedMethyl, xlsx...: from the per-read results of clones; not (yet) for amplicon FASTQ (docs/ngs.md)
@@ -676,7 +676,7 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
                    f"{sim.truth_cpgs.name} and truth_pairs.tsv.gz")
         return
     if direct:
-        from .simulate_direct import simulate_direct
+        from .simulate.direct import simulate_direct
 
         amp = _amplicon(reference, forward, reverse, strand, snps, anchor)
         res = simulate_direct(amp, out_p, seed=seed)
@@ -702,7 +702,7 @@ def simulate(out, design, seed, force, direct, ngs, pairs, replicates, direction
         if direct:
             raise click.UsageError("--direct simulates one amplicon: leave out --panel")
         from .models import Panel
-        from .simulate_panel import simulate_panel
+        from .simulate.panel import simulate_panel
 
         sim = simulate_panel(d, Panel(amplicons), out_p, seed=seed, command=" ".join(["bsmeth"] + sys.argv[1:]))
         click.echo(f"{sim.n_reads} simulated traces of {len(sim.per_amplicon)} amplicons in {out_p}/ (one folder per "

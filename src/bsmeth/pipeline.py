@@ -494,7 +494,7 @@ _SIDE: dict = {}
 def _worker_half(data, figs, formats: tuple[str, ...], prefix: str, dpi: int) -> tuple[dict, list[Path]]:
     """The report's trace sections (amplicon name -> HTML with an embedded PNG), and ``figs`` ((stem, figure)
     pairs) written in ``formats``."""
-    from .plots import write_figure
+    from .figures.plots import write_figure
     from .report import trace_section
 
     paths = [p for stem, fig in figs for p in write_figure(fig, f"{prefix}{stem}", formats, dpi, table=False)]
@@ -533,9 +533,9 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and the report's
     trace section while this process writes the other formats and the statistics (see WORKER_FORMATS).
     ``progress(done, total)`` after each file.  The report is put together last.  No plotting library is
-    imported: the figures are drawn by bsmeth's own writers (``scene``, ``raster``, ``pdfwrite``).
+    imported: the figures are drawn by bsmeth's own writers (``figures``: ``scene``, ``raster``, ``pdfwrite``).
     """
-    from .plots import (
+    from .figures.plots import (
         check_config,
         dose_response_figure,
         figure_files,

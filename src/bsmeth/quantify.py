@@ -560,7 +560,7 @@ def sample_summary(estimates: Sequence[ReadEstimate], samples: Sequence[str]) ->
 
 def quantify_figure(amp: Amplicon, estimates: Sequence[ReadEstimate], samples: Sequence[str]):
     """Percent methylation per CpG, one line per sample (error bars: 95 % interval of the reads' mean)."""
-    from .plots import LINE_COLOURS, _new_figure
+    from .figures.plots import LINE_COLOURS, _new_figure
 
     summary = sample_summary(estimates, samples)
     numbers = [c.number for c in amp.cpgs]
@@ -603,8 +603,8 @@ def quantify_figure(amp: Amplicon, estimates: Sequence[ReadEstimate], samples: S
 def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: QuantifyConfig = QuantifyConfig(),
                  sheet_path: Optional[str] = None, command: Sequence[str] = ()) -> Path:
     """Quantify every read of ``inputs``; write quantify.tsv, quantify.json and the plot.  Returns quantify.tsv."""
+    from .figures.plots import FORMATS
     from .outdir import QUANTIFY, new_result_set
-    from .plots import FORMATS
     from .samples import resolve_inputs
 
     out = Path(out_dir)
@@ -623,7 +623,7 @@ def run_quantify(inputs: Sequence[str], amplicon: Amplicon, out_dir, config: Qua
 
 
 def _quantify(assigned, amplicon: Amplicon, out: Path, config: QuantifyConfig, sheet_path, command, columns) -> Path:
-    from .plots import save_figure
+    from .figures.plots import save_figure
     from .reads import collect, read_file
 
     conditions: dict = {}

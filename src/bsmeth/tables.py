@@ -238,7 +238,7 @@ def order_levels(values: Iterable) -> list:
 
     Empty strings (no value in the sheet) are dropped: they are not a level.
     """
-    from .layout import ordered_levels
+    from .figures.layout import ordered_levels
 
     return ordered_levels([v for v in values if str(v) != ""])
 

@@ -1,6 +1,6 @@
 """Simulated paired-end bisulfite amplicon sequencing, with truth (``bsmeth simulate --ngs``).
 
-Pipeline position: beside ``simulate``/``simulate_panel`` (it reuses their design: ``Condition`` per sample with
+Pipeline position: beside ``simulate.clones``/``simulate.panel`` (it reuses their design: ``Condition`` per sample with
 per-CpG methylation probabilities and sheet columns; the default is the seed study's BT474/rBT474 x dose design,
 in ``replicates`` biological replicates per condition).  For every sample and amplicon of the panel, molecules
 are drawn and sequenced as Illumina read pairs (numpy, vectorised: a million pairs take seconds):

@@ -1,6 +1,6 @@
 """The report's words: the results summary at the top, the names of the tests, and the glossaries.
 
-Pipeline position: used by ``report`` only; reads the rows of stats.tsv (strings, as written) or of
+Pipeline position: used by ``build`` only; reads the rows of stats.tsv (strings, as written) or of
 ``stats.amplicon_rows`` (numbers) and the clone table, never recomputes a test.  The glossaries hold one line
 for every QC reason and every ``why`` token of ``models`` (a test checks that none is missing) and for every
 test of ``stats`` (an unknown test, e.g. from a newer bsmeth, is shown by its id).
@@ -12,8 +12,8 @@ import math
 import re
 from typing import Optional, Sequence
 
-from .models import Reason, Why
-from .report_html import esc
+from ..models import Reason, Why
+from .html import esc
 
 ALPHA = 0.05  # the level at which the summary says "rises", "differs" (p as in stats.tsv; see the glossary)
 MAX_SENTENCES = 12  # per kind of comparison; the rest are in the statistics table

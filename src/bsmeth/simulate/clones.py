@@ -18,7 +18,7 @@ drawn from one numpy Generator seeded by ``seed``: same seed, same bytes.
 Fault ``mixed_clone`` (two colonies picked together): the trace is the sum of
 two molecules of the sample, the minor one 30-50 % of the signal; the base
 caller calls the larger peak with a lowered PHRED (``_mix``).  Direct reads of
-uncloned product are simulated by ``simulate_direct``.
+uncloned product are simulated by ``direct``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from .abif import AbifRecord, write_abif
-from .atomic import write_bytes as atomic_write
-from .calling import snp_target
-from .coords import one_based
-from .models import Amplicon, CallConfig, Reason
-from .reference import IUPAC_SETS, revcomp
+from ..abif import AbifRecord, write_abif
+from ..atomic import write_bytes as atomic_write
+from ..calling import snp_target
+from ..coords import one_based
+from ..models import Amplicon, CallConfig, Reason
+from ..reference import IUPAC_SETS, revcomp
 
 # pCR4-TOPO on the strand read from M13 reverse, from just after the M13R primer
 # site to the TOPO site (...CCCTT) where the insert starts.  Source:
@@ -300,7 +300,7 @@ def seed_study_design(seed: int = 20240115, n_cpgs: Optional[int] = None) -> Des
     higher than others in every condition.  ``n_cpgs`` defaults to the embedded amplicon's.
     """
     if n_cpgs is None:
-        from .reference import load_amplicon
+        from ..reference import load_amplicon
 
         n_cpgs = len(load_amplicon().cpgs)
     effect = np.random.default_rng(seed).normal(0.0, 0.9, n_cpgs)
@@ -587,7 +587,7 @@ def _condition_probabilities(cond: Condition, amp: Amplicon) -> tuple[np.ndarray
 def clean_molecules(design: Design, amp: Amplicon, seed: int = 1) -> list[tuple[int, _Molecule]]:
     """(condition index, molecule) of every clean clone of ``design``, as ``simulate`` draws them first with
     the same ``seed`` (faulty reads and sequencing are not simulated): the truth a call-level simulation
-    starts from (``simulate_calls``)."""
+    starts from (``calls``)."""
     rng = np.random.default_rng(seed)
     out = []
     for ci, cond in enumerate(design.conditions):
@@ -631,7 +631,7 @@ def _plan_mixed(amp: Amplicon, probs: np.ndarray, cond: Condition, rng: np.rando
 def _table(header: list[str], rows: list[list], delimiter: str = "\t") -> str:
     """Truth tables through the one table writer (``tsv``); the sample sheet (``,``) as a plain CSV."""
     if delimiter == "\t":
-        from .tsv import line, table_text
+        from ..tsv import line, table_text
 
         return table_text(header, [line(str(v) for v in r) for r in rows])
     buf = io.StringIO()
@@ -731,7 +731,7 @@ def simulate(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed
 
 
 def _readme(design: Design, amp: Amplicon, seed: int, command: str, n: int, counts: dict, skipped: list) -> str:
-    from . import __version__
+    from .. import __version__
 
     lines = [
         "# SIMULATED data: not real sequencing",

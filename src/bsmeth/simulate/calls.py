@@ -21,8 +21,8 @@ from typing import Union
 
 import numpy as np
 
-from .models import Amplicon
-from .simulate import Design, clean_molecules
+from ..models import Amplicon
+from .clones import Design, clean_molecules
 
 
 def _table(header, rows) -> str:
@@ -32,7 +32,7 @@ def _table(header, rows) -> str:
 def write_call_folder(design: Design, amplicon: Amplicon, out_dir: Union[str, Path], seed: int = 1,
                       undetermined: float = 0.0) -> Path:
     """Simulate ``design`` into the call folder ``out_dir`` (created); return it."""
-    from .pipeline import amplicon_dict
+    from ..pipeline import amplicon_dict
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from .atomic import write_text
-from .models import Panel
-from .simulate import Design, SimulationResult, seed_study_design, simulate
+from ..atomic import write_text
+from ..models import Panel
+from .clones import Design, SimulationResult, seed_study_design, simulate
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import alleles as A
-from . import patterns as P
-from .clonal import HETEROGENEITY_FILE, METRIC_LABEL
-from .heterogeneity import METRICS
+from .. import alleles as A
+from .. import patterns as P
+from ..clonal import HETEROGENEITY_FILE, METRIC_LABEL
+from ..heterogeneity import METRICS
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _p(x) -> str:
 
 def _read(path, amplicon: str) -> list[dict]:
     """The rows of a table (through the one reader) that belong to ``amplicon``."""
-    from .tsv import read_table
+    from ..tsv import read_table
 
     header, rows = read_table(path)
     out = [dict(zip(header, r)) for r in rows]
@@ -69,7 +69,7 @@ def _results(data, config, computed=None) -> tuple[list[dict], list[dict], str]:
     if stats_path.is_file() and het_path.is_file():
         return (_read(stats_path, amplicon), _read(het_path, amplicon),
                 "from stats.tsv and heterogeneity.tsv (bsmeth compare)")
-    from .stats import amplicon_results, format_value
+    from ..stats import amplicon_results, format_value
 
     rows, het = computed if computed is not None else amplicon_results(data, config)
     fmt = [{k: format_value(v) for k, v in r.items()} for r in rows]

@@ -1,7 +1,7 @@
 """HTML building blocks of the report: escaping, compact tables, embedded data and figures.
 
-Bottom of the report's modules (``report`` assembles, ``report_summary`` words the results, ``report_reads``
-embeds the per-read data).  Every piece of text from the inputs goes through ``esc``.  Tables are plain HTML,
+Bottom of the report's modules (``build`` assembles, ``summary`` words the results, ``reads`` embeds the
+per-read data).  Every piece of text from the inputs goes through ``esc``.  Tables are plain HTML,
 readable without JavaScript; ``class="data"`` marks the ones the page's script makes sortable, filterable and
 searchable.  Closing ``</td>``/``</tr>`` tags are left out (HTML allows it): a 2,000-row table is a fifth smaller.
 A table of more than ``PAGE_ROWS`` rows shows its first rows only until the script pages it: laying out 2,000 rows

@@ -97,7 +97,7 @@ def _slug(text: str) -> str:
 
 
 def _resolve(value: Optional[str], default: str, columns: Sequence[str], option: str) -> Optional[str]:
-    from .errors import InputError
+    from ..errors import InputError
 
     if value == AUTO:
         return default if default in columns else None
@@ -204,7 +204,7 @@ def arrange_rows(clones: Sequence[Clone], mode: str, allele: Optional[dict] = No
     blocks: dict = {}
     segs: dict = {}
     if mode == "cluster" and patterns is not None and patterns.n:
-        from .patterns import CloneSet, clone_layout
+        from ..patterns import CloneSet, clone_layout
 
         mine = [i for i, r in enumerate(patterns.reads) if r in index]
         # the group that comes first in the drawing is seen first by clone_layout, which keeps first-seen order
@@ -240,8 +240,8 @@ def _clone_rows(data, clones: dict, config: PlotConfig) -> tuple[dict, list[str]
     if not config.allele_groups and mode != "cluster":
         return {s: arrange_rows(c, mode) for s, c in clones.items()}, (
             ["Most methylated clone on top."] if mode == "methylation" else [])
-    from . import alleles as A
-    from .patterns import clone_sets
+    from .. import alleles as A
+    from ..patterns import clone_sets
 
     sites, scans = A.grouping_sites(data)
     site = next(iter(sites.values()), None) if config.allele_groups else None
@@ -309,7 +309,7 @@ def _legend_notes(cpgs, plotted, layout: str) -> list[str]:
 
 def lollipop_input(data, config: PlotConfig = PlotConfig()) -> LollipopInput:
     """The grid's content for one amplicon's call tables (``data``)."""
-    from .tables import cpg_table, sheet_columns
+    from ..tables import cpg_table, sheet_columns
 
     columns = sheet_columns(data)
     rows_col = _resolve(config.rows, "cell_line", columns, "--rows")
@@ -623,8 +623,8 @@ def dose_response_table(data, dose: str, line: Optional[str]):
     import pandas as pd
     from scipy.special import stdtrit
 
-    from .stats import wilson_ci
-    from .tables import clone_table, order_levels
+    from ..stats import wilson_ci
+    from ..tables import clone_table, order_levels
 
     clones = clone_table(data)
     if data.weighted:  # deep data: each sample one value (its mean per-molecule %): samples are the replicates
@@ -679,8 +679,8 @@ DOSE_CAPTION = ("Filled circles and lines: mean of per-clone % methylation with 
 
 def dose_response_figure(data, config: PlotConfig = PlotConfig()) -> Optional[Figure]:
     """Percent methylation per dose level, one series per cell line; ``None`` when there is no dose column."""
-    from .stats import wilson_ci
-    from .tables import sheet_columns
+    from ..stats import wilson_ci
+    from ..tables import sheet_columns
 
     columns = sheet_columns(data)
     dose = _resolve(config.dose, "dose", columns, "--dose")
@@ -791,7 +791,7 @@ def _tint(colour: str, strength: float) -> str:
 def format_names(formats: Sequence[str]) -> tuple[str, ...]:
     """``formats`` as bsmeth names them ("PNG", ".png", "tif" -> "png", "tiff"); an unknown one raises
     ``InputError``."""
-    from .errors import InputError
+    from ..errors import InputError
 
     names = tuple({"tif": "tiff"}.get(f.lower().lstrip("."), f.lower().lstrip(".")) for f in formats)
     for given, name in zip(formats, names):
@@ -827,7 +827,7 @@ def write_figure(fig: Figure, stem: str | os.PathLike, formats: Sequence[str] = 
                  progress: Progress = None, table: bool = True) -> list[Path]:
     """Write ``fig`` in every format (atomically, byte-for-byte reproducibly) and, with ``table``, its data as
     ``<stem>.tsv``."""
-    from .atomic import write_bytes, write_text
+    from ..atomic import write_bytes, write_text
 
     stem = str(stem)
     out = []
@@ -875,7 +875,7 @@ def plot_dose_response(data, config: PlotConfig = PlotConfig(), progress: Progre
 
 def check_config(config: PlotConfig) -> None:
     """Options that are wrong whatever the data: raised before any work."""
-    from .errors import InputError
+    from ..errors import InputError
 
     if config.layout not in L.LAYOUTS:
         raise InputError(f"layout {config.layout!r}: choose {', '.join(L.LAYOUTS)}")
@@ -900,7 +900,7 @@ def run_plot(call_dir: str | os.PathLike, config: PlotConfig = PlotConfig(), pro
 
     Returns the written paths (figures, then the TSV of each figure's data).
     """
-    from .tables import load_call_dir
+    from ..tables import load_call_dir
 
     check_config(config)
     paths: list[Path] = []
@@ -942,7 +942,7 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = DEFAULT_F
     """Write a matplotlib figure as ``<stem>.<fmt>`` for every format, atomically and reproducibly."""
     import matplotlib
 
-    from .atomic import write_with as write_with_atomic
+    from ..atomic import write_with as write_with_atomic
 
     out = []
     bbox = None

@@ -9,7 +9,7 @@ samples (with the numbers of the page's curation), figures, per-CpG table and st
 one for its alignment and chromatogram at every CpG; untick clones to exclude them and download
 ``curation.tsv``), the glossary and the run's parameters.  Every table is plain HTML, readable without
 JavaScript; the script makes them sortable, filterable and searchable.  Per-read data are packed
-(``report_reads``) and drawn only when a read is opened, so the page stays small and fast (docs/report.md).
+(``reads``) and drawn only when a read is opened, so the page stays small and fast (docs/report.md).
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .plots import PlotConfig
-from .report_html import NOSCRIPT_STYLE, Raw, definition_list, esc, html_table, img, preview_png
-from .report_reads import TRACE_BUDGET, per_read_scripts, read_table, split_alignments  # noqa: F401
-from .report_reads import trace_section as _trace_section
-from .report_summary import MARKS, REASONS, TERMS, TESTS, WHYS, p_html, summary_items, test_kind, test_name
-from .stats import CompareConfig
+from ..figures.plots import PlotConfig
+from ..stats import CompareConfig
+from .html import NOSCRIPT_STYLE, Raw, definition_list, esc, html_table, img, preview_png
+from .reads import TRACE_BUDGET, per_read_scripts, read_table, split_alignments  # noqa: F401
+from .reads import trace_section as _trace_section
+from .summary import MARKS, REASONS, TERMS, TESTS, WHYS, p_html, summary_items, test_kind, test_name
 
 DPI = 130  # figures drawn for the report itself (run embeds its own PNGs instead)
 FIGURE_MAX_PX = (2600, 12000)  # an embedded figure's largest width and height in pixels
-FIGURE_MAX_BYTES = 450_000  # larger figures are embedded reduced (report_html.preview_png)
+FIGURE_MAX_BYTES = 450_000  # larger figures are embedded reduced (html.preview_png)
 
 __all__ = ["build_report", "save_report", "write_report", "trace_section", "html_table", "split_alignments"]
 
@@ -125,8 +125,8 @@ def _stats_rows(data, config: CompareConfig, computed: Optional[dict] = None) ->
     """The statistics of one amplicon as dicts of stats.tsv's cells, and where they come from.  When they are
     computed here, ``computed["results"]`` keeps compare's (stats, heterogeneity) rows for the allele and
     heterogeneity sections (computing them once)."""
-    from .stats import STATS_COLUMNS, amplicon_results, format_value
-    from .tsv import TableError, read_table
+    from ..stats import STATS_COLUMNS, amplicon_results, format_value
+    from ..tsv import TableError, read_table
 
     name = (data.run.get("amplicon") or {}).get("name")
     path = data.directory / "stats.tsv"
@@ -151,7 +151,7 @@ def _qc_sentence(reads, curation) -> str:
     n = len(reads)
     passed = int((reads["status"] == "pass").sum())
     fails = reads.loc[reads["status"] != "pass", "reason"].value_counts()
-    from .models import Reason
+    from ..models import Reason
 
     order = [r.value for r in Reason]
     parts = [f"{int(fails[r])} {r.replace('_', ' ')}" for r in sorted(fails.index, key=lambda x: (
@@ -211,7 +211,7 @@ def _qc_section(data) -> str:
 
     if data.weighted:
         return _funnel_section(data)
-    from .models import Reason
+    from ..models import Reason
 
     reads = data.reads
     counts = reads.assign(reason=reads["reason"].where(reads["status"] != "pass", "pass"))
@@ -274,7 +274,7 @@ def _figure(pngs: dict, stem: str, alt: str, fallback) -> str:
 
 def _cpg_section(data, anchor: str = "") -> str:
     """Per sample (rows) and CpG (columns): % methylated (methylated/called clones) over pass reads."""
-    from .tables import cpg_table
+    from ..tables import cpg_table
 
     cpgs = cpg_table(data)
     s = data.summary
@@ -298,7 +298,7 @@ STATS_HEADERS = ("test", "scope", "groups", "effect", "95 % CI", "p", "p_adj", "
 
 
 def _effect(r: dict) -> tuple[str, str]:
-    from .report_summary import num
+    from .summary import num
 
     e, lo, hi = num(r.get("effect")), num(r.get("ci_low")), num(r.get("ci_high"))
     return (f"{e:+.2f}" if e is not None else "",
@@ -323,7 +323,7 @@ def _stats_table(rows: list[dict], table_id: str, cpg: bool = False) -> str:
 
 
 def _num(x) -> Optional[float]:
-    from .report_summary import num
+    from .summary import num
 
     return num(x)
 
@@ -351,8 +351,8 @@ def _stats_section(rows: list[dict], source: str, anchor: str) -> str:
 
 
 def _clonal_sections(data, compare_config: CompareConfig, anchor: str, results=None) -> list[str]:
-    """The allele split and the heterogeneity tables of one amplicon (``report_clonal``: plain data)."""
-    from .report_clonal import sections
+    """The allele split and the heterogeneity tables of one amplicon (``clonal``: plain data)."""
+    from .clonal import sections
 
     parts = []
     for sec in sections(data, compare_config, results):
@@ -368,7 +368,7 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
                        stats: tuple[list[dict], str], heading: str, anchor: str, results=None) -> list[str]:
     """Samples, figures, per-CpG table, statistics, allele split and heterogeneity of one amplicon (``data``:
     its tables)."""
-    from .plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
+    from ..figures.plots import dose_response_figure, figure_name, figure_png_bytes, lollipop_figure
 
     def lollipop():
         return figure_png_bytes(lollipop_figure(data, plot_config), dpi)
@@ -404,7 +404,7 @@ def _amplicon_sections(data, plot_config: PlotConfig, compare_config: CompareCon
 
 
 def _glossary() -> str:
-    from .models import Reason, Why
+    from ..models import Reason, Why
 
     tests = "".join(f"<dt>{esc(name)} <code>{esc(tid)}</code></dt><dd>{esc(what)}</dd>"
                     for tid, (name, _, what) in TESTS.items())
@@ -441,7 +441,7 @@ def build_report(data, plot_config: PlotConfig = PlotConfig(), compare_config: C
     (``bsmeth run``); missing ones are drawn here.  ``traces`` (amplicon name -> HTML of ``trace_section``):
     the chromatogram data, already made; missing ones are made here.
     """
-    from .tables import clone_table
+    from ..tables import clone_table
 
     pngs = pngs or {}
     traces = {"": traces} if isinstance(traces, str) else (traces or {})
@@ -490,7 +490,7 @@ def save_report(data, out: Optional[str | os.PathLike] = None, plot_config: Plot
                 compare_config: CompareConfig = CompareConfig(), pngs: Optional[dict] = None,
                 traces: Optional[Union[dict, str]] = None) -> Path:
     """Write the report of the loaded call directory ``data`` to ``<directory>/report.html`` (or ``out``)."""
-    from .atomic import write_text as write_text_atomic
+    from ..atomic import write_text as write_text_atomic
 
     path = Path(out) if out is not None else data.directory / "report.html"
     return write_text_atomic(path, build_report(data, plot_config, compare_config, pngs=pngs, traces=traces))
@@ -499,6 +499,6 @@ def save_report(data, out: Optional[str | os.PathLike] = None, plot_config: Plot
 def write_report(call_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None,
                  plot_config: PlotConfig = PlotConfig(), compare_config: CompareConfig = CompareConfig()) -> Path:
     """Entry point of ``bsmeth report``: write ``<call_dir>/report.html`` (or ``out``) and return its path."""
-    from .tables import load_call_dir
+    from ..tables import load_call_dir
 
     return save_report(load_call_dir(call_dir), out, plot_config, compare_config)

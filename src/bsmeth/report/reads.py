@@ -1,7 +1,7 @@
 """Per-read data of the report, embedded compactly and shown on demand: the read table, each read's CpG calls,
 alignment and chromatogram at every CpG.
 
-Pipeline position: used by ``report`` (and by ``pipeline.run_downstream`` through ``report.trace_section``,
+Pipeline position: used by ``build`` (and by ``pipeline.run_downstream`` through ``report.trace_section``,
 which makes the chromatogram data beside the figures).  Nothing here is drawn: the page's script
 (``data/report.js``) inflates the packed data when a read is opened and draws the traces in a ``<canvas>``, so a
 report of 2,000 reads opens as fast as one of 20.
@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from .report_html import Raw, esc, html_table, json_script, packed, packed_script
+from .html import Raw, esc, html_table, json_script, packed, packed_script
 
 SNIPPET_BASES = 5  # bases drawn each side of a CpG
 POINTS_PER_BASE = 4  # trace points kept per base (traces hold 10-12; 4 still draw each peak's shape)
@@ -195,7 +195,7 @@ def trace_file(data, name: str) -> Optional[Path]:
     """The trace file named in reads.tsv (relative to the result folder): found from where the folder is now
     (moved or copied together with its reads), else from where it was at run time (moved alone), else as
     bsmeth 0.1 wrote it (relative to the working folder)."""
-    from .tsv import undo_byte_escapes
+    from ..tsv import undo_byte_escapes
 
     if not name:
         return None
@@ -214,7 +214,7 @@ def trace_file(data, name: str) -> Optional[Path]:
 def cpg_columns(data) -> dict[str, list[tuple[int, int, str]]]:
     """Per read: (CpG number, 0-based index in the read as given, call) of each CpG whose base was read, from
     cpg_calls.tsv's ``read_pos`` (the aligner's own map; either strand, either orientation)."""
-    from .coords import from_one_based
+    from ..coords import from_one_based
 
     calls = data.cpg_calls
     if "read_pos" not in calls.columns:
@@ -279,8 +279,8 @@ def _priority(data, columns: dict) -> list[str]:
 
 def trace_payload(data, budget: int) -> tuple[dict, bytes, dict]:
     """(index, binary, counts) of the chromatograms embedded for ``data`` within ``budget`` bytes of base64."""
-    from .models import Read
-    from .reads import read_file
+    from ..models import Read
+    from ..reads import read_file
 
     reads = data.reads
     columns = cpg_columns(data)
