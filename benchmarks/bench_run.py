@@ -31,9 +31,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/ is this script's folder, first on sys.path
-from bench_call import installed_env  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "example_reads"
 
@@ -56,7 +53,10 @@ def whole_run(reads: Path, out: Path, threads: int, formats: tuple[str, ...], sr
     """Wall seconds and CPU seconds (this command and its worker processes) of one ``bsmeth run`` of the code
     in ``src``."""
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(installed_env(), PYTHONPATH=str(src))  # bytecode cached as after pip install (bench_call)
+    # bytecode cached as after pip install; imported here: --stages must start without bsmeth loaded
+    from bench_call import installed_env  # benchmarks/ is this script's folder, first on sys.path
+
+    env = dict(installed_env(), PYTHONPATH=str(src))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "from bsmeth.cli import main; main()", "run", str(reads),
