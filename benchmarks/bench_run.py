@@ -98,7 +98,6 @@ def breakdown(reads: Path, out: Path, formats: tuple[str, ...]) -> list[tuple[st
     sw("import pandas", importlib.import_module, "pandas")
     sw("import scipy.special", importlib.import_module, "scipy.special")
     sw("import Pillow", importlib.import_module, "PIL.ImageFont")
-    sw("import fontTools.subset", importlib.import_module, "fontTools.subset")
     from bsmeth import report, stats
     from bsmeth.figures import plots
     from bsmeth.tables import load_call_dir

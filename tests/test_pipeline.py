@@ -105,21 +105,43 @@ def _downstream_dir(tmp_path: Path, name: str) -> Path:
     return dose_design(tmp_path / name / "call", effect, n_clones=8, under_primer=(1,), snp_cpg=6)
 
 
+def _call_dir(folder: Path) -> Path:
+    """A real call folder (what the exports need): 24 of the example traces, three per sample."""
+    root = Path(__file__).resolve().parents[1]
+    traces = [str(p) for d in sorted((root / "example_reads").iterdir()) if d.is_dir()
+              for p in sorted(d.glob("*.ab1"))[:3]]
+    sheet = str(root / "example_reads" / "samples.csv")
+    run_call(traces, load_amplicon(), folder / "call", CallConfig(threads=1), sheet)
+    return folder / "call"
+
+
 def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
-    """`run` writes SVG, PNG and statistics while a forked worker writes the PDFs and the report's trace
-    section: the files must not depend on that split."""
+    """`run` writes SVG and statistics while a forked worker writes the PDFs, PNGs and the report's trace
+    section, then the exports while `run` assembles the report: the files must not depend on that split."""
     from bsmeth.figures.plots import PlotConfig
     from bsmeth.pipeline import run_downstream
     from bsmeth.stats import CompareConfig
 
-    one, two = _downstream_dir(tmp_path, "one"), _downstream_dir(tmp_path, "two")
-    out1 = run_downstream(one, PlotConfig(), CompareConfig(), processes=1)
-    out2 = run_downstream(two, PlotConfig(), CompareConfig(), processes=2)
+    one, two = _call_dir(tmp_path / "one"), _call_dir(tmp_path / "two")
+    exports = ("bedmethyl", "methylkit", "xlsx", "igv")
+    out1 = run_downstream(one, PlotConfig(), CompareConfig(), processes=1, exports=exports)
+    out2 = run_downstream(two, PlotConfig(), CompareConfig(), processes=2, exports=exports)
     assert [p.name for p in out1] == [p.name for p in out2]
-    assert {"lollipop.png", "dose_response.pdf", "lollipop.tsv", "stats.tsv", "report.html"} <= {p.name for p in out1}
+    assert {"lollipop.png", "dose_response.pdf", "lollipop.tsv", "stats.tsv", "report.html",
+            "results.xlsx"} <= {p.name for p in out1}
     for a, b in zip(out1, out2):
-        # the report quotes run.json's command, which names the fixture's folder
+        if a.suffix == ".xlsx":  # a zip: compare what it holds
+            import openpyxl
+
+            wa, wb = openpyxl.load_workbook(a), openpyxl.load_workbook(b)
+            assert wa.sheetnames == wb.sheetnames
+            for name in wa.sheetnames:
+                assert list(wa[name].values) == list(wb[name].values), name
+            continue
+        # the report (and the IGV session) quote run.json's command or paths, which name the fixture's folder
         assert a.read_bytes().replace(b"/one/", b"/two/") == b.read_bytes(), a.name
+    for folder in (one, two):
+        assert sorted(p.name for p in (folder / "bedmethyl").iterdir()) != []
     assert not [p for p in two.iterdir() if p.name.endswith(".tmp")]
 
 

@@ -158,6 +158,45 @@ def test_pdf_fonts_are_embedded(dose_dir, tmp_path, width):
         assert min(s for _, s in chars) >= 6.0 - 1e-6
 
 
+def test_shipped_font_subsets_match_the_installed_fonts():
+    """The shipped subsets (data/DejaVuSans*-base.ttf) were cut from matplotlib's DejaVu Sans: for every
+    character of BASE_CHARS the same advance width and outline (and the table's hash is that font file's)."""
+    from fontTools.ttLib import TTFont
+
+    from bsmeth.figures import pdfwrite
+    from bsmeth.figures.scene import font_path
+
+    for bold in (False, True):
+        shipped = pdfwrite._shipped_base(bold)
+        if shipped is None:
+            pytest.skip("this matplotlib's DejaVu Sans is not the file the subsets were cut from (made at run time)")
+        sub, full = TTFont(io.BytesIO(shipped)), TTFont(str(font_path(bold)))
+        sub_map, full_map = sub.getBestCmap(), full.getBestCmap()
+        for ch in pdfwrite.BASE_CHARS:  # glyph names may differ (the subset renames a few), not their shapes
+            g_sub, g_full = sub_map[ord(ch)], full_map[ord(ch)]
+            assert sub["hmtx"][g_sub] == full["hmtx"][g_full], ch
+            a, b = sub["glyf"][g_sub], full["glyf"][g_full]
+            assert a.numberOfContours == b.numberOfContours, ch
+            if a.numberOfContours > 0:
+                assert list(a.coordinates) == list(b.coordinates), ch
+
+
+def test_pdfs_of_base_characters_need_no_font_subsetting(dose_dir):
+    """A figure whose texts stay within BASE_CHARS embeds the shipped subsets: fontTools is not even imported
+    (it cost a run 0.4 s); a character beyond them (Greek omega) is subset at run time and embedded."""
+    code = ("import sys; from bsmeth.figures.plots import run_plot, PlotConfig; "
+            f"run_plot({str(dose_dir)!r}, PlotConfig(formats=('pdf',), out_prefix={str(dose_dir / 'f_')!r})); "
+            "assert 'fontTools' not in sys.modules, 'fontTools imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from bsmeth.figures import pdfwrite
+    from bsmeth.figures.scene import Scene, Text
+
+    scene = Scene(100, 50, (Text(10, 20, "50 % \u03a9 methylated", 8),))
+    data = pdfwrite.pdf_bytes([scene])
+    assert data.count(b"/FontFile2") == 1
+    assert pdfwrite._font_chars({"\u03a9"}) != pdfwrite.BASE_CHARS  # so _subset_font made this one
+
+
 # --- geometry of what is drawn ----------------------------------------------------------------------
 
 

@@ -602,11 +602,11 @@ def run(ctx, **kw):
     def downstream(folder: Path) -> list[Path]:
         """Figures, statistics, report and exports: they join the new result set before it replaces the old
         one (outdir)."""
-        outputs = run_downstream(folder, plot_config, compare_config, threads,
-                                 progress=Progress("figures, statistics, report", not _quiet(), since=t0))
-        if formats:  # after compare: results.xlsx holds stats.tsv
-            outputs += [p for p in _do_export(folder, formats, _quiet()).files if p.parent == folder]
-        return outputs
+        quiet = _quiet()
+        return run_downstream(folder, plot_config, compare_config, threads,
+                              progress=Progress("figures, statistics, report", not quiet, since=t0),
+                              exports=formats,
+                              warn=None if quiet else lambda w: click.echo(f"bsmeth: warning: {w}", err=True))
 
     call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries(), downstream=downstream)
     if not _quiet():

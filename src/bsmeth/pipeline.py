@@ -204,8 +204,8 @@ FILES_PER_WORKER = 64
 
 def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfig],
              meanwhile: Sequence[Callable[[], object]] = ()) -> Iterator[list[ReadResult]]:
-    """Results file by file, in input order, on ``configs[0].threads`` processes (for trace files, fewer when
-    there are fewer than ``FILES_PER_WORKER`` files per process).
+    """Results file by file, in input order, on ``configs[0].threads`` processes (for trace files and nothing to
+    do ``meanwhile``, fewer when there are fewer than ``FILES_PER_WORKER`` files per process).
 
     ``meanwhile``: steps of work for this process while the workers align (``run`` imports the libraries
     of its later stages).  One step runs after each batch of results arrives, so the caller's progress bar
@@ -213,7 +213,9 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
     """
     steps = list(meanwhile)
     threads = configs[0].threads
-    if all(Path(path).suffix.lower() in TRACE_EXT for path, _ in jobs):  # one read a file: the work is known
+    # one read a file: the work is known.  With steps to run meanwhile (``run`` imports its later libraries
+    # while the workers align) the pool pays for itself however few the traces.
+    if not steps and all(Path(path).suffix.lower() in TRACE_EXT for path, _ in jobs):
         threads = min(threads, len(jobs) // FILES_PER_WORKER)
     if threads <= 1 or len(jobs) < 2:
         for step in steps:
@@ -484,10 +486,10 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(target / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py): a forked worker writes the
-# PDFs (font subsetting makes them the slowest format) and draws the report's chromatogram snippets; this
-# process meanwhile writes the other formats and the statistics.
-WORKER_FORMATS = ("pdf",)
+# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py, example_reads): a forked worker
+# writes the PDFs and PNGs (0.1 and 0.25 s) and draws the report's chromatogram snippets (0.1 s); this process
+# meanwhile writes the other formats and the statistics (0.35 s).
+WORKER_FORMATS = ("pdf", "png")
 _SIDE: dict = {}
 
 
@@ -515,7 +517,15 @@ def _side_job(formats, prefix, dpi):
     return _worker_half(_SIDE["data"], _SIDE["figs"], formats, prefix, dpi)
 
 
-DOWNSTREAM_IMPORTS = ("pandas", "scipy.special", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont", "fontTools.subset")
+def _export_job(call_dir: Path, formats: tuple[str, ...]):
+    """``bsmeth export``'s tables of the call folder (after stats.tsv: results.xlsx holds it)."""
+    from .exports import run_export
+
+    return run_export(call_dir, formats)
+
+
+# (fontTools.subset is not among them: PDFs embed the shipped ASCII font subsets, figures.pdfwrite)
+DOWNSTREAM_IMPORTS = ("pandas", "scipy.special", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont")
 
 
 def import_downstream_libraries() -> list[Callable[[], object]]:
@@ -527,13 +537,16 @@ def import_downstream_libraries() -> list[Callable[[], object]]:
 
 
 def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1,
-                   progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder.
+                   progress: Optional[Callable[[int, int], None]] = None, exports: tuple[str, ...] = (),
+                   warn: Optional[Callable[[str], None]] = None) -> list[Path]:
+    """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder,
+    then the ``exports`` (``exports.run_export``'s formats; its warnings to ``warn``).
 
-    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and the report's
-    trace section while this process writes the other formats and the statistics (see WORKER_FORMATS).
-    ``progress(done, total)`` after each file.  The report is put together last.  No plotting library is
-    imported: the figures are drawn by bsmeth's own writers (``figures``: ``scene``, ``raster``, ``pdfwrite``).
+    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and PNGs and the
+    report's trace section while this process writes the other formats and the statistics (see
+    WORKER_FORMATS); the worker then writes the exports while this process puts the report together.
+    ``progress(done, total)`` after each file.  No plotting library is imported: the figures are drawn by
+    bsmeth's own writers (``figures``: ``scene``, ``raster``, ``pdfwrite``).
     """
     from .figures.plots import (
         check_config,
@@ -580,6 +593,19 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         step(n=2)  # stats.tsv and heterogeneity.tsv
         return paths, stats
 
+    def _report(figures: list[Path], traces: dict) -> Path:
+        order = {fmt: i for i, fmt in enumerate(formats)}
+        figures.sort(key=lambda p: (not p.name.startswith("lollipop"), order.get(p.suffix[1:], 99), p.name))
+        # the report embeds the PNGs just written (first page) rather than drawing the same figures again
+        pngs = {}
+        for stem, fig in figs:
+            png = Path(figure_files(f"{prefix}{stem}", "png", len(fig.pages))[0])
+            pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
+        path = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs,
+                           traces=traces)
+        step()
+        return path
+
     if parallel:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -590,26 +616,29 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
             try:
                 pending = pool.submit(_side_job, theirs, prefix, dpi)
                 figures, stats = write_mine()
+                exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
                 traces, their_paths = pending.result()
+                step(n=len(their_paths))
+                figures += their_paths
+                report = _report(figures, traces)
+                export = exported.result() if exported else None
             except BaseException:
                 for child in mp.active_children():  # the worker only: the call's pool is gone
                     child.terminate()
                 raise
-        step(n=len(their_paths))
-        figures += their_paths
     else:
         figures, stats = write_mine()
         traces, _ = _worker_half(data, [], (), prefix, dpi)
-    order = {fmt: i for i, fmt in enumerate(formats)}
-    figures.sort(key=lambda p: (not p.name.startswith("lollipop"), order.get(p.suffix[1:], 99), p.name))
-    # the report embeds the PNGs just written (first page) rather than drawing the same figures again
-    pngs = {}
-    for stem, fig in figs:
-        png = Path(figure_files(f"{prefix}{stem}", "png", len(fig.pages))[0])
-        pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
-    report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
-    step()
+        report = _report(figures, traces)
+        export = _export_job(Path(call_dir), tuple(exports)) if exports else None
     from .clonal import HETEROGENEITY_FILE
 
     heterogeneity = [p for p in (Path(call_dir) / HETEROGENEITY_FILE,) if p.is_file()]
-    return [*figures, stats, *heterogeneity, report]
+    exported_files = []
+    if export is not None:
+        for w in export.warnings:
+            if warn:
+                warn(w)
+        exported_files = [p for p in export.files if p.parent == Path(call_dir)]
+    return [*figures, stats, *heterogeneity, report, *exported_files]
+

@@ -124,17 +124,64 @@ class _Content:
 
 
 ASCII = frozenset(chr(c) for c in range(32, 127))
+# printable ASCII and the few other characters figures use (no-break space in the captions) or users' labels
+# often hold (micro, degree, plus-minus, times, en and em dash, minus): every PDF's subset holds at least these
+BASE_CHARS = ASCII | frozenset("\u00a0\u00b0\u00b1\u00b5\u00d7\u2013\u2014\u2212")
 
 
 def _font_chars(used: set[str]) -> frozenset:
-    """The characters a PDF's font subset holds: printable ASCII, plus any other character used.  One set for
-    most figures, so that a process subsets each font once (``_subset_font`` is cached)."""
-    return ASCII | frozenset(used)
+    """The characters a PDF's font subset holds: ``BASE_CHARS``, plus any other character used.  One set for
+    nearly every figure, whose subsets are shipped (``_subset_font``)."""
+    return BASE_CHARS | frozenset(used)
+
+
+# The BASE_CHARS subsets of the two fonts are shipped (data/DejaVuSans*-base.ttf, made by ``write_base_subsets``):
+# nearly every figure needs only them, and making them costs a run about 0.4 s (importing fontTools.subset and
+# subsetting both fonts).  data/font_subsets.tsv records the sha256 of the font each was cut from; a shipped
+# subset is used only while matplotlib's font is that same file, else the subset is made here.
+SUBSETS_TABLE = "font_subsets.tsv"
+
+
+def _data_file(name: str) -> bytes:
+    from importlib.resources import files
+
+    return files("bsmeth").joinpath("data", name).read_bytes()
+
+
+@lru_cache(maxsize=2)
+def _shipped_base(bold: bool) -> bytes | None:
+    """The shipped ``BASE_CHARS`` subset of the font, if it was cut from the installed font file."""
+    rows = [line.split("\t") for line in _data_file(SUBSETS_TABLE).decode().splitlines()[1:] if line]
+    for kind, subset_file, source_sha256 in rows:
+        if kind == ("bold" if bold else "regular"):
+            if hashlib.sha256(font_path(bold).read_bytes()).hexdigest() == source_sha256:
+                return _data_file(subset_file)
+    return None
+
+
+def write_base_subsets(folder) -> None:
+    """(Re)make the shipped ``BASE_CHARS`` subsets and their table in ``folder`` (the package's ``data``):
+    ``python -c "from bsmeth.figures.pdfwrite import write_base_subsets as w; w('src/bsmeth/data')"``."""
+    from pathlib import Path
+
+    lines = ["font\tsubset\tsource_sha256"]
+    for bold in (False, True):
+        name = f"DejaVuSans{'-Bold' if bold else ''}-base.ttf"
+        (Path(folder) / name).write_bytes(_make_subset(bold, BASE_CHARS))
+        sha = hashlib.sha256(font_path(bold).read_bytes()).hexdigest()
+        lines.append(f"{'bold' if bold else 'regular'}\t{name}\t{sha}")
+    (Path(folder) / SUBSETS_TABLE).write_text("\n".join(lines) + "\n")
 
 
 @lru_cache(maxsize=8)
 def _subset_font(bold: bool, chars: frozenset) -> bytes:
-    """The TrueType font reduced to ``chars`` (plus .notdef), hinting and layout tables dropped."""
+    """The TrueType font reduced to ``chars`` (plus .notdef), hinting and layout tables dropped: the shipped
+    subset for ``BASE_CHARS``, else made by fontTools."""
+    shipped = _shipped_base(bold) if chars == BASE_CHARS else None
+    return shipped if shipped is not None else _make_subset(bold, chars)
+
+
+def _make_subset(bold: bool, chars: frozenset) -> bytes:
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
