@@ -1,3 +1,3 @@
-"""bsmeth: methylation calls from Sanger reads of cloned bisulfite PCR products."""
+"""bsmeth: methylation calls from Sanger reads of cloned bisulfite PCR products or amplicon-sequencing FASTQ."""
 
 __version__ = "0.1.0"
