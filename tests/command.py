@@ -14,3 +14,12 @@ def bsmeth_cmd() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-c", "import sys; from bsmeth.cli import main; sys.exit(main())"]
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a command a test will interrupt: Ctrl-C (SIGINT) back to its default.  A shell starts
+    background jobs with SIGINT ignored, and an ignored signal stays ignored across exec, so a test suite run in
+    the background (as a CI script may be) would hand its commands a SIGINT they never see."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

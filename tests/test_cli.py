@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from command import bsmeth_cmd
+from command import bsmeth_cmd, interruptible
 
 from bsmeth.cli import cli, main
 
@@ -136,7 +136,7 @@ def test_interrupt_leaves_previous_outputs_intact(tmp_path, biq, sig, threads):
         _many_reads(tmp_path / f"big{i}.fasta", biq["reads"], 500)
     proc = subprocess.Popen(bsmeth_cmd() + ["call", *map(str, sorted(tmp_path.glob("big*.fasta"))), "--reference",
                                             str(biq["reference"]), "--out", str(out), "--force", "-j", threads],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     time.sleep(2.5)
     assert proc.poll() is None, "the run ended before the signal: make the input larger"
     proc.send_signal(sig)
@@ -287,7 +287,7 @@ def test_interrupt_during_figures_leaves_no_temp_files(tmp_path, sig):
     out = tmp_path / "results"
     proc = subprocess.Popen(bsmeth_cmd() + ["run", str(root / "example_reads"), "--samples",
                                             str(root / "example_reads" / "samples.csv"), "--out", str(out), "-j", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.time() + 60
     while not list(out.glob(".bsmeth-staging-*/*/run.json")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

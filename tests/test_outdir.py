@@ -163,6 +163,38 @@ def test_force_replaces_the_whole_set_and_keeps_other_files(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- failures keep the old set
+
+
+def test_an_interrupt_python_dropped_still_keeps_the_previous_results(tmp_path, capsys, monkeypatch):
+    """Python drops an exception raised in some callbacks (an at-fork hook while a worker is forked), so the
+    KeyboardInterrupt of a Ctrl-C/SIGTERM can be lost; the handler notes the signal first, and the result set is
+    not published: exit 130, the previous results untouched, no staging folder left."""
+    from bsmeth import pipeline
+
+    out = tmp_path / "out"
+    assert run_cmd(["call", GOOD, "-r", MASTER, "--out", out], tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = pipeline.write_outputs
+
+    def write_then_signal(*args, **kwargs):  # the signal arrives, its exception is swallowed
+        result = real(*args, **kwargs)
+        try:
+            from bsmeth.cli import _on_interrupt
+
+            _on_interrupt(signal.SIGTERM, None)
+        except KeyboardInterrupt:
+            pass
+        return result
+
+    monkeypatch.setattr(pipeline, "write_outputs", write_then_signal)
+    with pytest.raises(SystemExit) as e:
+        main(["call", str(DEMO / "seq_C.fasta"), "-r", str(MASTER), "--out", str(out), "--force"])
+    assert e.value.code == 130 and "interrupted" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.setattr(pipeline, "write_outputs", real)
+    # the next run in this process is not held back by the old signal
+    main(["call", str(DEMO / "seq_C.fasta"), "-r", str(MASTER), "--out", str(out), "--force"])
+    assert [r["read"] for r in rows(out / "reads.tsv")] == ["seq_C"]
 def test_file_size_limit_exits_4_and_keeps_the_previous_results(tmp_path):
     """EFBIG for real (ulimit -f): one line, exit 4, the previous results byte for byte, no leftovers."""
     out = tmp_path / "out"

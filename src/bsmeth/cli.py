@@ -813,7 +813,12 @@ def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, anch
         click.echo(f"results in {table.parent}/ (quantify.tsv, quantify.json, quantify.{{{','.join(fmts)}}})")
 
 
-def _on_sigterm(signum, frame):
+def _on_interrupt(signum, frame):
+    """Ctrl-C and SIGTERM: noted (``outdir.INTERRUPT``: an interrupt Python drops in a callback still stops the
+    result set from being published), then KeyboardInterrupt."""
+    from .outdir import note_interrupt
+
+    note_interrupt(signum)
     raise KeyboardInterrupt
 
 
@@ -838,7 +843,21 @@ def main(argv=None) -> None:
     """Entry point: turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    from .outdir import INTERRUPT
+
+    INTERRUPT.clear()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _on_interrupt)
+    if before[signal.SIGINT] is signal.default_int_handler:  # not when started with Ctrl-C ignored
+        signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        _main(args, debug)
+    finally:  # called in-process (tests, scripts): the caller's handlers again
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _main(args: list[str], debug: bool) -> None:
     try:
         rv = cli.main(args=args, prog_name="bsmeth", standalone_mode=False)
         if isinstance(rv, int) and rv:

@@ -185,8 +185,22 @@ def new_result_set(out: str | os.PathLike, kind: Kind, force: bool) -> Iterator[
             shutil.rmtree(root, ignore_errors=True)
 
 
+# Set by the command line's Ctrl-C/SIGTERM handler before it raises KeyboardInterrupt.  Python drops an
+# exception raised in some callbacks (an at-fork hook while a worker is forked, a finaliser: "Exception ignored
+# in ..."), so an interrupt can be lost; ``commit`` checks this flag, so such a run still ends without
+# replacing the previous results.
+INTERRUPT: list[int] = []
+
+
+def note_interrupt(signum: int) -> None:
+    INTERRUPT.append(signum)
+
+
 def commit(staging: Staging) -> None:
-    """Swap the complete set in ``staging`` into its folder: the old set's files out, the new ones in."""
+    """Swap the complete set in ``staging`` into its folder: the old set's files out, the new ones in (not
+    after an interrupt, even one Python dropped: ``INTERRUPT``)."""
+    if INTERRUPT:
+        raise KeyboardInterrupt
     out, kind = staging.out, staging.kind
     names = sorted(os.listdir(staging.path))
     if kind.marker not in names:
