@@ -165,6 +165,34 @@ def test_force_replaces_the_whole_set_and_keeps_other_files(tmp_path):
 # ---------------------------------------------------------------------------------------- failures keep the old set
 
 
+def test_an_interrupt_lost_while_aligning_stops_the_run_at_the_next_file(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C landing in a finaliser (the aligner's results are freed by ``__del__`` for every read) loses its
+    KeyboardInterrupt; the noted signal stops the loop over files at the next one, instead of after them all."""
+    from bsmeth import pipeline
+    from bsmeth.cli import _on_interrupt
+
+    seen = []
+    real = pipeline.process_file
+
+    def process_then_lose_an_interrupt(*args, **kwargs):
+        seen.append(args[0])
+        result = real(*args, **kwargs)
+        try:
+            _on_interrupt(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass  # dropped, as Python drops it in __del__
+        return result
+
+    monkeypatch.setattr(pipeline, "process_file", process_then_lose_an_interrupt)
+    inputs = [str(p) for p in sorted(DEMO.glob("seq_*.fasta"))]
+    assert len(inputs) > 2
+    with pytest.raises(SystemExit) as e:
+        main(["call", *inputs, "-r", str(MASTER), "--out", str(tmp_path / "out"), "--threads", "1"])
+    assert e.value.code == 130 and "interrupted" in capsys.readouterr().err
+    assert len(seen) == 1  # the next file was not started
+    assert not (tmp_path / "out" / "reads.tsv").exists()
+
+
 def test_an_interrupt_python_dropped_still_keeps_the_previous_results(tmp_path, capsys, monkeypatch):
     """Python drops an exception raised in some callbacks (an at-fork hook while a worker is forked), so the
     KeyboardInterrupt of a Ctrl-C/SIGTERM can be lost; the handler notes the signal first, and the result set is

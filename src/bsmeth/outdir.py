@@ -186,9 +186,10 @@ def new_result_set(out: str | os.PathLike, kind: Kind, force: bool) -> Iterator[
 
 
 # Set by the command line's Ctrl-C/SIGTERM handler before it raises KeyboardInterrupt.  Python drops an
-# exception raised in some callbacks (an at-fork hook while a worker is forked, a finaliser: "Exception ignored
-# in ..."), so an interrupt can be lost; ``commit`` checks this flag, so such a run still ends without
-# replacing the previous results.
+# exception raised in some callbacks ("Exception ignored in ..."): a finaliser such as the aligner's result
+# objects' ``__del__``, which runs for every read, or an at-fork hook while a worker is forked.  So an
+# interrupt can be lost: the loops over files and chunks check this flag (``raise_if_interrupted``), and
+# ``commit`` does, so such a run still stops soon and never replaces the previous results.
 INTERRUPT: list[int] = []
 
 
@@ -196,11 +197,16 @@ def note_interrupt(signum: int) -> None:
     INTERRUPT.append(signum)
 
 
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if an interrupt was noted (one whose own exception Python may have dropped)."""
+    if INTERRUPT:
+        raise KeyboardInterrupt
+
+
 def commit(staging: Staging) -> None:
     """Swap the complete set in ``staging`` into its folder: the old set's files out, the new ones in (not
     after an interrupt, even one Python dropped: ``INTERRUPT``)."""
-    if INTERRUPT:
-        raise KeyboardInterrupt
+    raise_if_interrupted()
     out, kind = staging.out, staging.kind
     names = sorted(os.listdir(staging.path))
     if kind.marker not in names:

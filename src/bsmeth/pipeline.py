@@ -24,7 +24,7 @@ from .coords import one_based
 from .evidence import signals_at
 from .files import shown
 from .models import Amplicon, CallConfig, CpGCalls, Panel, Read, ReadResult, Reason, Status, Unreadable
-from .outdir import CALL, CALL_TABLES, new_result_set
+from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import TRACE_EXT, read_file
@@ -221,6 +221,7 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
         for step in steps:
             step()
         for path, sample in jobs:
+            raise_if_interrupted()
             yield process_file(path, sample, panel, configs)
         return
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
@@ -229,6 +230,7 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             # small chunks: results (and the progress bar) arrive steadily
             results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * threads))))
             for batch in results:
+                raise_if_interrupted()
                 yield share_cpgs(batch, panel)
                 if steps:
                     steps.pop(0)()

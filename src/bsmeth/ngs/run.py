@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models import CallConfig, Panel
+from ..outdir import raise_if_interrupted
 from .aggregate import SPILL_BYTES, Tally
 from .engine import mates, pairs
 from .fastq import chunks, header_ids, parse_chunk
@@ -290,6 +291,7 @@ def _run_ngs(files, sheet, panel: Panel, out: Path, folder: Path, config: CallCo
         if threads <= 1:
             results = (process_chunk(job, state) for job in source)
             for t, lines, n in results:
+                raise_if_interrupted()
                 tally.merge(t)
                 if writer and lines:
                     writer.write(lines)
@@ -305,6 +307,7 @@ def _run_ngs(files, sheet, panel: Panel, out: Path, folder: Path, config: CallCo
                 try:
                     pending: deque = deque()
                     for job in source:
+                        raise_if_interrupted()
                         pending.append(pool.apply_async(process_chunk, (job,)))
                         while len(pending) >= IN_FLIGHT * threads:
                             t, lines, n = pending.popleft().get()
