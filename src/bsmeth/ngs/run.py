@@ -24,6 +24,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -144,6 +145,30 @@ def _init(index: Index, config: CallConfig, min_aligned: np.ndarray, per_read, n
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _STATE.update(index=index, config=config, min_aligned=min_aligned, per_read=per_read, names=names)
+
+
+def _chunk_results(source, threads: int, state: dict, init_args: tuple):
+    """(Tally, per-read lines, pairs) of each chunk of ``source``, in input order: in this process, or on
+    ``threads`` worker processes with at most ``IN_FLIGHT`` chunks each in flight."""
+    if threads <= 1:
+        for job in source:
+            yield process_chunk(job, state)
+        return
+    from ..pipeline import FORK_IS_SAFE
+
+    ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
+    with ctx.Pool(threads, initializer=_init, initargs=init_args) as pool:
+        try:
+            pending: deque = deque()
+            for job in source:
+                pending.append(pool.apply_async(process_chunk, (job,)))
+                while len(pending) >= IN_FLIGHT * threads:
+                    yield pending.popleft().get()
+            while pending:
+                yield pending.popleft().get()
+        except BaseException:  # also GeneratorExit: the caller stopped
+            pool.terminate()
+            raise
 
 
 def process_chunk(job: tuple, state: dict | None = None):
@@ -287,9 +312,9 @@ def _run_ngs(files, sheet, panel: Panel, out: Path, folder: Path, config: CallCo
     done = 0
     threads = max(1, config.threads)
     try:
-        source = _job_chunks(jobs, ngs.chunk_bytes)
-        if threads <= 1:
-            results = (process_chunk(job, state) for job in source)
+        results = _chunk_results(_job_chunks(jobs, ngs.chunk_bytes), threads, state,
+                                 (index, config, min_aligned, per_read, state["names"]))
+        with closing(results):  # an error here stops the workers at once
             for t, lines, n in results:
                 raise_if_interrupted()
                 tally.merge(t)
@@ -298,36 +323,6 @@ def _run_ngs(files, sheet, panel: Panel, out: Path, folder: Path, config: CallCo
                 done += n
                 if progress:
                     progress(done, time.monotonic() - t0)
-        else:
-            from ..pipeline import FORK_IS_SAFE
-
-            ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-            with ctx.Pool(threads, initializer=_init, initargs=(index, config, min_aligned, per_read,
-                                                                 state["names"])) as pool:
-                try:
-                    pending: deque = deque()
-                    for job in source:
-                        raise_if_interrupted()
-                        pending.append(pool.apply_async(process_chunk, (job,)))
-                        while len(pending) >= IN_FLIGHT * threads:
-                            t, lines, n = pending.popleft().get()
-                            tally.merge(t)
-                            if writer and lines:
-                                writer.write(lines)
-                            done += n
-                            if progress:
-                                progress(done, time.monotonic() - t0)
-                    while pending:
-                        t, lines, n = pending.popleft().get()
-                        tally.merge(t)
-                        if writer and lines:
-                            writer.write(lines)
-                        done += n
-                        if progress:
-                            progress(done, time.monotonic() - t0)
-                except BaseException:
-                    pool.terminate()
-                    raise
         tally.finish()
         seconds = time.monotonic() - t0
         run = NgsRun(out, panel, tuple(samples), tally, seconds)
