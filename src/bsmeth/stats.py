@@ -204,6 +204,24 @@ def bootstrap_mean_diff_ci(x: Sequence[float], y: Sequence[float], rng: np.rando
     return (d, float(lo), float(hi))
 
 
+def _jt_normal(jt: float, n, ni: np.ndarray, tj: np.ndarray) -> tuple[float, float, float]:
+    """(J, z, two-sided p) of the Jonckheere-Terpstra statistic ``jt`` by its normal approximation with the
+    tie-corrected variance (Hollander & Wolfe): ``n`` observations, ``ni`` per group, ``tj`` per tied value."""
+    from scipy.special import ndtr
+
+    mean = (n * n - (ni ** 2).sum()) / 4.0
+    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum()
+           - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
+    if n > 2:
+        var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
+    if n > 1:
+        var += (ni * (ni - 1)).sum() * (tj * (tj - 1)).sum() / (8.0 * n * (n - 1))
+    if var <= 0:
+        return (jt, math.nan, math.nan)
+    z = (jt - mean) / math.sqrt(var)
+    return (jt, z, float(2 * ndtr(-abs(z))))
+
+
 def jonckheere_terpstra(values: Sequence[float], groups: Sequence[float]) -> tuple[float, float, float]:
     """Jonckheere-Terpstra test for an ordered alternative (groups ordered by their number, e.g. dose).
 
@@ -211,7 +229,6 @@ def jonckheere_terpstra(values: Sequence[float], groups: Sequence[float]) -> tup
     Mann-Whitney U statistics.  Normal approximation with the exact permutation variance given ties
     (Hollander & Wolfe).  Returns (JT, z, two-sided p).
     """
-    from scipy.special import ndtr
 
     v = np.asarray(values, float)
     g = np.asarray(groups, float)
@@ -227,17 +244,7 @@ def jonckheere_terpstra(values: Sequence[float], groups: Sequence[float]) -> tup
     ni = np.array([(g == lv).sum() for lv in levels], float)
     _, tj = np.unique(v, return_counts=True)
     tj = tj.astype(float)
-    mean = (n * n - (ni ** 2).sum()) / 4.0
-    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum()
-           - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
-    if n > 2:
-        var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
-    if n > 1:
-        var += (ni * (ni - 1)).sum() * (tj * (tj - 1)).sum() / (8.0 * n * (n - 1))
-    if var <= 0:
-        return (jt, math.nan, math.nan)
-    z = (jt - mean) / math.sqrt(var)
-    return (jt, z, float(2 * ndtr(-abs(z))))
+    return _jt_normal(jt, n, ni, tj)
 
 
 def cochran_armitage(successes: Sequence[int], totals: Sequence[int],
@@ -384,7 +391,6 @@ def kruskal_weighted(groups: Sequence[tuple]) -> tuple[float, float]:
 
 def jonckheere_weighted(values, weights, groups) -> tuple[float, float, float]:
     """``jonckheere_terpstra`` of values repeated by weights: (JT, z, two-sided p)."""
-    from scipy.special import ndtr
 
     v, w, g = np.asarray(values, float), np.asarray(weights, float), np.asarray(groups, float)
     levels = np.unique(g)
@@ -399,17 +405,7 @@ def jonckheere_weighted(values, weights, groups) -> tuple[float, float, float]:
     ni = per.sum(axis=1)
     tj = per.sum(axis=0)
     n = float(ni.sum())
-    mean = (n * n - (ni ** 2).sum()) / 4.0
-    var = (n * (n - 1) * (2 * n + 5) - (ni * (ni - 1) * (2 * ni + 5)).sum()
-           - (tj * (tj - 1) * (2 * tj + 5)).sum()) / 72.0
-    if n > 2:
-        var += (ni * (ni - 1) * (ni - 2)).sum() * (tj * (tj - 1) * (tj - 2)).sum() / (36.0 * n * (n - 1) * (n - 2))
-    if n > 1:
-        var += (ni * (ni - 1)).sum() * (tj * (tj - 1)).sum() / (8.0 * n * (n - 1))
-    if var <= 0:
-        return (jt, math.nan, math.nan)
-    z = (jt - mean) / math.sqrt(var)
-    return (jt, z, float(2 * ndtr(-abs(z))))
+    return _jt_normal(jt, n, ni, tj)
 
 
 def fisher_2x2_large(m1: int, u1: int, m2: int, u2: int) -> tuple[float, float]:
