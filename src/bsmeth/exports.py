@@ -195,13 +195,18 @@ def _sorted_sites(folder: CallFolder) -> list[Site]:
     return sorted(folder.sites, key=lambda s: (s.contig, s.pos, s.strand))
 
 
+def _called_sites(folder: CallFolder, sample: Optional[str]):
+    """(site, its counts) of every assessable CpG with at least one M/U call in ``sample`` (None: all), sorted."""
+    for s in _sorted_sites(folder):
+        n = folder.site_counts(sample, s)
+        if not s.under_primer and n.valid:
+            yield s, n
+
+
 def bedmethyl_lines(folder: CallFolder, sample: Optional[str]) -> list[str]:
     """modkit's 18 columns (tab-separated), one line per CpG with a call, sorted by contig and position."""
     out = []
-    for s in _sorted_sites(folder):
-        n = folder.site_counts(sample, s)
-        if s.under_primer or n.valid == 0:
-            continue
+    for s, n in _called_sites(folder, sample):
         out.append("\t".join(map(str, (
             s.contig, s.pos, s.pos + 1, "m", n.valid, s.strand, s.pos, s.pos + 1, "255,0,0", n.valid,
             _pct(n.m, n.valid), n.m, n.u, 0, n.delete, n.fail, n.diff, n.nocall))))
@@ -211,10 +216,7 @@ def bedmethyl_lines(folder: CallFolder, sample: Optional[str]) -> list[str]:
 def coverage_lines(folder: CallFolder, sample: Optional[str]) -> list[str]:
     """Bismark's coverage file: chrom, start, end (1-based, the C), percent, count methylated, unmethylated."""
     out = []
-    for s in _sorted_sites(folder):
-        n = folder.site_counts(sample, s)
-        if s.under_primer or n.valid == 0:
-            continue
+    for s, n in _called_sites(folder, sample):
         p = one_based(s.pos)
         out.append(f"{s.contig}\t{p}\t{p}\t{_pct(n.m, n.valid)}\t{n.m}\t{n.u}")
     return out
@@ -244,10 +246,7 @@ def methylkit_rows(folder: CallFolder, sample: Optional[str]) -> list[list]:
     """methylKit's text format (methRead(pipeline = "amp")): chrBase, chr, base (1-based C), strand F/R,
     coverage, freqC, freqT (percents)."""
     out = []
-    for s in _sorted_sites(folder):
-        n = folder.site_counts(sample, s)
-        if s.under_primer or n.valid == 0:
-            continue
+    for s, n in _called_sites(folder, sample):
         p = one_based(s.pos)
         out.append([f"{s.contig}.{p}", s.contig, p, "F" if s.strand == "+" else "R", n.valid,
                     _pct(n.m, n.valid), _pct(n.u, n.valid)])
