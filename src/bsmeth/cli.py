@@ -19,7 +19,7 @@ import click
 
 from . import __version__
 from .errors import BsmethError, OutputError
-from .outdir import is_write_error
+from .outdir import INTERRUPT, is_write_error, note_interrupt
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -816,8 +816,6 @@ def quantify(ctx, inputs, sheet, reference, forward, reverse, strand, snps, anch
 def _on_interrupt(signum, frame):
     """Ctrl-C and SIGTERM: noted (``outdir.INTERRUPT``: an interrupt Python drops in a callback still stops the
     result set from being published), then KeyboardInterrupt."""
-    from .outdir import note_interrupt
-
     note_interrupt(signum)
     raise KeyboardInterrupt
 
@@ -843,8 +841,6 @@ def main(argv=None) -> None:
     """Entry point: turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    from .outdir import INTERRUPT
-
     INTERRUPT.clear()
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     signal.signal(signal.SIGTERM, _on_interrupt)
