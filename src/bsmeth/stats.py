@@ -508,6 +508,20 @@ def resolve_roles(columns: Sequence[str], config: CompareConfig) -> Roles:
     return Roles(by, within, dose, line)
 
 
+def fisher_cpg_row(scope, label, cpg: int, note: str, counts: tuple[int, int, int, int], fisher=fisher_2x2,
+                   unit: str = "") -> dict:
+    """The ``fisher_cpg`` row of one CpG from (methylated, unmethylated) of group 1 and group 2: odds ratio and
+    p by ``fisher``, the difference in percent with Newcombe's interval; ``unit`` is added to the note."""
+    m1, u1, m2, u2 = counts
+    if m1 + u1 == 0 or m2 + u2 == 0:
+        return _row("fisher_cpg", scope, label, cpg, n=m1 + u1 + m2 + u2,
+                    note="; ".join(x for x in (note, "no calls in one group") if x))
+    orr, p = fisher(m1, u1, m2, u2)
+    d, lo, hi = newcombe_diff_ci(m1, m1 + u1, m2, m2 + u2)
+    return _row("fisher_cpg", scope, label, cpg, orr, p, _pct(d), (_pct(lo), _pct(hi)), m1 + u1 + m2 + u2,
+                "; ".join(x for x in (note, f"{m2}/{m2 + u2} vs {m1}/{m1 + u1}{unit}") if x))
+
+
 def _row(test, scope, groups="", cpg="all", statistic=None, p=None, effect=None, ci=(None, None), n=None, note=""):
     return {"test": test, "scope": scope, "groups": groups, "cpg": cpg, "statistic": statistic, "p": p,
             "p_adj": None, "effect": effect, "ci_low": ci[0], "ci_high": ci[1], "n": n, "note": note}
@@ -537,14 +551,7 @@ def _two_group_rows(clones, every, calls, cpgs, by, scope, levels, rng, reps) ->
         if note == "under_primer":
             continue  # never assessable: the primer sequence is copied into the product
         (m1, u1), (m2, u2) = mu.get((int(number), 0), (0, 0)), mu.get((int(number), 1), (0, 0))
-        if m1 + u1 == 0 or m2 + u2 == 0:
-            rows.append(_row("fisher_cpg", scope, label, int(number), n=m1 + u1 + m2 + u2,
-                             note="; ".join(x for x in (note, "no calls in one group") if x)))
-            continue
-        orr, p = fisher_2x2(m1, u1, m2, u2)
-        d, lo, hi = newcombe_diff_ci(m1, m1 + u1, m2, m2 + u2)
-        rows.append(_row("fisher_cpg", scope, label, int(number), orr, p, _pct(d), (_pct(lo), _pct(hi)),
-                         m1 + u1 + m2 + u2, "; ".join(x for x in (note, f"{m2}/{m2 + u2} vs {m1}/{m1 + u1}") if x)))
+        rows.append(fisher_cpg_row(scope, label, int(number), note, (m1, u1, m2, u2)))
     orr, p = fisher_2x2(k1, n1 - k1, k2, n2 - k2)
     d, lo, hi = newcombe_diff_ci(k1, n1, k2, n2)
     rows.append(_row("fisher_pooled", scope, label, "all", orr, p, _pct(d), (_pct(lo), _pct(hi)), n1 + n2,

@@ -33,6 +33,7 @@ from .stats import (
     bh_adjust,
     cochran_armitage,
     fisher_2x2_large,
+    fisher_cpg_row,
     interaction_design,
     jonckheere_weighted,
     kruskal,
@@ -75,17 +76,10 @@ def _two_groups(sub, summary, cpgs, by, scope, levels, means) -> list[dict]:
         here = summary[summary["cpg"] == number]
         a = here[here["sample"].isin(s1)]
         b = here[here["sample"].isin(s2)]
-        m1, u1 = int(a["methylated"].sum()), int(a["unmethylated"].sum())
-        m2, u2 = int(b["methylated"].sum()), int(b["unmethylated"].sum())
-        if m1 + u1 == 0 or m2 + u2 == 0:
-            rows.append(_row("fisher_cpg", scope, label, int(number), n=m1 + u1 + m2 + u2,
-                             note="; ".join(x for x in (note, "no calls in one group") if x)))
-            continue
-        orr, p = fisher_2x2_large(m1, u1, m2, u2)
-        d, lo, hi = newcombe_diff_ci(m1, m1 + u1, m2, m2 + u2)
-        rows.append(_row("fisher_cpg", scope, label, int(number), orr, p, _pct(d), (_pct(lo), _pct(hi)),
-                         m1 + u1 + m2 + u2, "; ".join(x for x in (note, (f"{m2}/{m2 + u2} vs {m1}/{m1 + u1}; "
-                                                                    "molecules as units")) if x)))
+        counts = (int(a["methylated"].sum()), int(a["unmethylated"].sum()), int(b["methylated"].sum()),
+                  int(b["unmethylated"].sum()))
+        rows.append(fisher_cpg_row(scope, label, int(number), note, counts, fisher_2x2_large,
+                                   "; molecules as units"))
     k1, n1 = int((c1["m"] * c1["weight"]).sum()), int((c1["n"] * c1["weight"]).sum())
     k2, n2 = int((c2["m"] * c2["weight"]).sum()), int((c2["n"] * c2["weight"]).sum())
     orr, p = fisher_2x2_large(k1, n1 - k1, k2, n2 - k2)
