@@ -434,3 +434,18 @@ def test_normalise_gaps_moves_a_gap_off_a_cpg_c():
     # a read C is not moved off a genomic C onto a T where that would score worse: the G itself is missing
     out = normalise_gaps([[0, 4, 0, 4], [6, 9, 4, 7]], "AGAZGTTAA", "AGACTAA")
     assert out == [[0, 4, 0, 4], [6, 9, 4, 7]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ACGTN", max_size=60))
+def test_kmer_codes_are_the_base3_codes_of_the_3_letter_kmers(seq):
+    """The doubling computation of the k-mer codes against their definition: C read as T, each k-mer's
+    letters as base-3 digits (A 0, G 1, T 2), and one code past every real k-mer for k-mers holding an N."""
+    from bsmeth.alignment import _NO_KMER, K, _kmer_codes
+
+    digit = {"A": 0, "G": 1, "T": 2, "C": 2}
+    want = []
+    for i in range(len(seq) - K + 1):
+        kmer = seq[i:i + K]
+        want.append(_NO_KMER if "N" in kmer else sum(digit[b] * 3 ** (K - 1 - j) for j, b in enumerate(kmer)))
+    assert _kmer_codes(seq).tolist() == want

@@ -230,3 +230,17 @@ def test_small_trace_runs_stay_in_one_process(tmp_path, monkeypatch, per_worker,
     assert bool(started) == pool
     for name in ("reads.tsv", "cpg_calls.tsv", "summary.tsv"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_result_but_is_dataclass_replace():
+    """``ReadResult.but`` (the per-read replace that skips ``__init__``) gives what ``dataclasses.replace`` gives,
+    and refuses a field the result does not have."""
+    from dataclasses import replace as dc_replace
+
+    from bsmeth.models import ReadResult, Reason, Status
+
+    r = ReadResult("r1", "a/r1.ab1", "S", Status.FAIL, Reason.LOW_QUALITY, "short", length=12)
+    assert r.but(file="r1.ab1", detail="x") == dc_replace(r, file="r1.ab1", detail="x")
+    assert r.but(file="r1.ab1").file == "r1.ab1" and r.file == "a/r1.ab1"
+    with pytest.raises(TypeError, match="no field nope"):
+        r.but(nope=1)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bsmeth.errors import InputError
 from bsmeth.models import Read, Unreadable
@@ -235,3 +237,18 @@ def test_missing_and_unopenable_file(tmp_path):
     assert isinstance(u, Unreadable) and u.id == "gone" and "cannot open" in u.message
     (u,) = read_file(tmp_path)  # a folder where a file was expected
     assert "cannot open" in u.message
+
+
+@given(st.lists(st.text(alphabet="ab.-_éZ", min_size=1, max_size=6).filter(lambda p: p not in (".", "..")),
+               min_size=1, max_size=3),
+       st.sampled_from(["", ".gz", ".GZ"]))
+def test_file_stem_is_pathlibs_stem_with_gz_skipped(parts, gz):
+    """The read id of a file: pathlib's stem of its name once a trailing .gz is dropped, for any name."""
+    from bsmeth.files import file_stem
+
+    path = "/".join(parts) + gz
+    name = Path(path).name
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
+    assert file_stem(path) == Path(name).stem
+    assert file_stem(Path(path)) == Path(name).stem

@@ -64,40 +64,46 @@ def clean_read(seq: str) -> str:
 
 # --------------------------------------------------------------------------------------- k-mer vote
 
-_CODE3 = np.full(256, 3, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest are 3 (no k-mer)
-_CODE3_RC = np.full(256, 3, dtype=np.int64)  # the same for the complement (read backwards: reverse complement)
+_NO_KMER = 3 ** K  # the code of every k-mer holding a letter outside the 3-letter alphabet (N): no target k-mer
+_CODE3 = np.full(256, _NO_KMER, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest: no k-mer
+_CODE3_RC = np.full(256, _NO_KMER, dtype=np.int64)  # the same for the complement (read backwards: reverse complement)
 for _b, _v, _c in (("A", 0, 2), ("G", 1, 2), ("T", 2, 0), ("C", 2, 1)):
     _CODE3[ord(_b)] = _v
     _CODE3_RC[ord(_b)] = _c
-_WEIGHTS = 3 ** np.arange(K - 1, -1, -1, dtype=np.int64)
 
 
-def _codes_of(c: np.ndarray, has_n: bool = True) -> np.ndarray:
-    """Base-3 code of every k-mer of the letter codes ``c``; -1 for k-mers holding a 3 (N), looked for only
-    when ``has_n``."""
+def _codes_of(c: np.ndarray) -> np.ndarray:
+    """Base-3 code of every k-mer of the letter codes ``c`` (``_CODE3``); ``_NO_KMER`` for k-mers holding an N.
+
+    Codes of 2-, 4-, 8-mers by doubling, then the k-mers from those (8 + 4 for K = 12): a few whole-array
+    operations.  A letter coded ``_NO_KMER`` makes its k-mers' codes at least ``_NO_KMER`` (clipped to it)."""
     if len(c) < K:
         return np.zeros(0, dtype=np.int64)
-    if not has_n:
-        return np.convolve(c, _WEIGHTS[::-1], mode="valid")
-    bad = c == 3
-    out = np.convolve(np.where(bad, 0, c), _WEIGHTS[::-1], mode="valid")
-    nb = np.concatenate(([0], np.cumsum(bad)))
-    out[nb[K:] > nb[:-K]] = -1
-    return out
+    parts = {1: c}
+    w = 1
+    while 2 * w <= K:
+        parts[2 * w] = parts[w][:-w] * 3 ** w + parts[w][w:]
+        w *= 2
+    out, have = parts[w], w
+    for p in sorted(parts, reverse=True):  # the rest of K in powers of two
+        if have + p <= K:
+            out = out[:len(out) - p] * 3 ** p + parts[p][have:]
+            have += p
+    return np.minimum(out, _NO_KMER)
 
 
 def _kmer_codes(seq: str) -> np.ndarray:
-    """Base-3 code of every k-mer of ``seq`` in the 3-letter alphabet; -1 for k-mers holding an N."""
+    """Base-3 code of every k-mer of ``seq`` in the 3-letter alphabet; ``_NO_KMER`` for k-mers holding an N."""
     return _codes_of(_CODE3[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)])
 
 
 @lru_cache(maxsize=16)
 def _target_table(target: str) -> np.ndarray:
     """Which 3-letter k-mers occur in the target: a lookup table over all 3**K codes (531 kB)."""
-    table = np.zeros(3 ** K + 1, dtype=bool)  # the last entry is what k-mers holding an N (-1) look up
+    table = np.zeros(_NO_KMER + 1, dtype=bool)  # the last entry is what k-mers holding an N look up
     codes = _kmer_codes(target)
-    table[codes[codes >= 0]] = True
-    table[-1] = False
+    table[codes] = True
+    table[_NO_KMER] = False
     return table
 
 
@@ -109,8 +115,7 @@ def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
     if n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     # both orientations in one pass; the k-mers that span the junction of the two are left out
-    has_n = len(seq) != sum(map(seq.count, "ACGT"))
-    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], _CODE3_RC[b[::-1]])), has_n)]
+    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], _CODE3_RC[b[::-1]])))]
     return np.flatnonzero(hit[:n]), np.flatnonzero(hit[n + K - 1:])
 
 
@@ -210,18 +215,15 @@ def _local(tcode: str, q: str) -> tuple[int, list[list[int]]]:
         t, r = cig.beg_query, cig.beg_ref
     finally:
         lib.parasail_cigar_free(ptr)
-    # gap-free blocks: runs of M/=/X operations between gaps (parasail writes a mismatch as its own X)
+    # gap-free blocks: runs of M/=/X operations between the gaps (parasail writes a mismatch as its own X)
     n, code = ops >> 4, ops & 15
-    m = (code == 0) | (code == 7) | (code == 8)
-    t_end = t + np.cumsum(np.where(m | (code == 1), n, 0))  # I: target letters only (a deletion in the read)
-    r_end = r + np.cumsum(np.where(m | (code == 2), n, 0))  # D: read letters only (an insertion in the read)
-    t_start, r_start = t_end - np.where(m | (code == 1), n, 0), r_end - np.where(m | (code == 2), n, 0)
-    cut = [-1, *np.flatnonzero(~m).tolist(), len(ops)]
-    t_start, t_end, r_start, r_end = t_start.tolist(), t_end.tolist(), r_start.tolist(), r_end.tolist()
+    t_end = (t + np.cumsum(np.where(code == 2, 0, n))).tolist()  # D: read letters only (an insertion in the read)
+    r_end = (r + np.cumsum(np.where(code == 1, 0, n))).tolist()  # I: target letters only (a deletion in the read)
+    gaps = ((code == 1) | (code == 2)).nonzero()[0].tolist()
     blocks: list[list[int]] = []
-    for a, b in zip(cut, cut[1:]):
-        if b - a > 1:  # M operations a+1 .. b-1
-            blocks.append([t_start[a + 1], t_end[b - 1], r_start[a + 1], r_end[b - 1]])
+    for a, b in zip([-1, *gaps], [*gaps, len(ops)]):
+        if b - a > 1:  # M operations a+1 .. b-1: from where the one before ended to where the last ends
+            blocks.append([t_end[a] if a >= 0 else t, t_end[b - 1], r_end[a] if a >= 0 else r, r_end[b - 1]])
     return score, blocks
 
 

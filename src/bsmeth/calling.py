@@ -141,9 +141,10 @@ def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: np.ndarray,
         # the evidence is attached wherever the read has a base at the CpG
         keep = has_sig & (why != 2) & (why != 3)
         cs, ts = np.where(keep, c, np.nan), np.where(keep, t, np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = c / (c + t)
-        contra = keep & (c + t > 0) & (((code == ord("M")) & (f < 0.5)) | ((code == ord("U")) & (f > 0.5)))
+        total = c + t
+        some = total > 0  # NaN (no signal) compares false
+        f = c / np.where(some, total, 1.0)
+        contra = keep & some & (((code == ord("M")) & (f < 0.5)) | ((code == ord("U")) & (f > 0.5)))
         contra = contra.astype(np.uint8).tobytes()
     return CpGCalls(tuple(amp.cpgs[i] for i in idx.tolist()) if len(idx) != len(amp.cpgs) else amp.cpgs,
                     code.tobytes().decode("ascii"), whys.tobytes().decode("ascii"),

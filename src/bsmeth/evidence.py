@@ -46,9 +46,8 @@ _COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
 def is_mixed(c, t, ref):
     """Two templates at a position (scalars or arrays): the smaller peak is at least ``MIXED_RATIO`` of the
     larger and, where a full peak nearby is known (``ref`` > 0), at least ``MIXED_MIN_LEVEL`` of it."""
-    hi, lo = np.maximum(c, t), np.minimum(c, t)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (hi > 0) & (lo >= MIXED_RATIO * hi) & ((ref <= 0) | (lo >= MIXED_MIN_LEVEL * ref))
+    hi, lo = np.maximum(c, t), np.minimum(c, t)  # NaN (no signal) compares false, without a warning
+    return (hi > 0) & (lo >= MIXED_RATIO * hi) & ((ref <= 0) | (lo >= MIXED_MIN_LEVEL * ref))
 
 
 @dataclass(frozen=True)

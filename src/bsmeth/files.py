@@ -52,6 +52,16 @@ def decode_text(data: bytes) -> Optional[str]:
     return text
 
 
+def file_stem(path: str | os.PathLike) -> str:
+    """The file's name without its extension, a trailing .gz skipped (``x.ab1.gz`` -> ``x``): pathlib's
+    ``stem`` rule, without making a Path (folders of thousands of traces)."""
+    name = os.path.basename(os.fspath(path))
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
+    i = name.rfind(".")
+    return name[:i] if 0 < i < len(name) - 1 else name
+
+
 def shown(name: str | os.PathLike) -> str:
     """A file name or path as writable text: bytes that are not UTF-8 become ``\\xNN`` (e.g. ``clone\\xe9.ab1``)."""
     s = os.fspath(name)

@@ -385,6 +385,16 @@ class ReadResult:
     # where the read was processed (None: made when the BAMs are written)
     bam_parts: Optional[object] = field(default=None, compare=False, repr=False)
 
+    def but(self, **changes) -> "ReadResult":
+        """``dataclasses.replace`` without running ``__init__`` again on 19 fields (it has no checks to rerun):
+        for the per-read steps that change one field of thousands of results."""
+        unknown = changes.keys() - self.__dataclass_fields__.keys()
+        if unknown:
+            raise TypeError(f"ReadResult has no field {', '.join(sorted(unknown))}")
+        out = object.__new__(ReadResult)
+        out.__dict__.update(self.__dict__, **changes)
+        return out
+
     @property
     def n_called(self) -> int:
         if isinstance(self.calls, CpGCalls):

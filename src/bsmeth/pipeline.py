@@ -415,7 +415,7 @@ def results_relative(results: Sequence[ReadResult], out: Path) -> list[ReadResul
                 cache[f] = os.path.abspath(f)
         return cache[f]
 
-    return [replace(r, file=rel(r.file)) for r in results]
+    return [r.but(file=rel(r.file)) for r in results]
 
 
 def anchor_dict(amp: Amplicon) -> Optional[dict]:

@@ -36,6 +36,9 @@ def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
     return idx[np.searchsorted(idx, aln.target_start):np.searchsorted(idx, aln.target_end)]
 
 
+_AROUND_5 = np.arange(-5, 6)  # the 11 bases around a site, whose median quality says whether the read is good there
+
+
 def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
     """Mixed peaks at CpG and non-CpG C, counted only where the read around them is good.
 
@@ -56,7 +59,7 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
     # the median of the 11 qualities around each site, the span's end qualities repeated beyond it
-    j = np.clip(signals.targets[:, None] + np.arange(-5, 6), t0, t1 - 1)
+    j = np.minimum(np.maximum(signals.targets[:, None] + _AROUND_5, t0), t1 - 1)
     local = np.partition(aln.quals[j], 5, axis=1)[:, 5]
     good = local >= config.mixed_min_local_qual
     mixed = signals.mixed & good

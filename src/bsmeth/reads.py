@@ -21,7 +21,17 @@ from typing import Iterator, Union
 import numpy as np
 
 from .errors import InputError, ReadFormatError
-from .files import MAX_INPUT_BYTES, Refused, decode_text, file_key, link_problem, read_input_bytes, shown, special_kind  # noqa: F401 (re-exported)
+from .files import (  # noqa: F401 (re-exported)
+    MAX_INPUT_BYTES,
+    Refused,
+    decode_text,
+    file_key,
+    file_stem,
+    link_problem,
+    read_input_bytes,
+    shown,
+    special_kind,
+)
 from .models import Read, Reason, Unreadable
 
 log = logging.getLogger("bsmeth")
@@ -56,13 +66,6 @@ def _suffix(p: Path | str) -> str:
         return "." + parts[-2]
     i = name.rfind(".")
     return name[i:] if 0 < i < len(name) - 1 else ""
-
-
-def _stem(p: Path) -> str:
-    name = p.name
-    if name.lower().endswith(".gz"):
-        name = name[:-3]
-    return Path(name).stem
 
 
 @dataclass
@@ -164,7 +167,7 @@ def collect(inputs: list[str], warn: bool = True) -> list[InputFile]:
                     f"{', '.join(sorted(FOLDER_EXT))} (optionally .gz)"
                 )
         elif p.exists():
-            add(arg, arg, shown(_stem(p)), None)
+            add(arg, arg, shown(file_stem(p)), None)
         elif link_problem(arg):
             raise InputError(f"{shown(arg)}: {link_problem(arg)}; give the file it should lead to")
         elif any(ch in arg for ch in "*?["):
@@ -180,7 +183,7 @@ def collect(inputs: list[str], warn: bool = True) -> list[InputFile]:
             if not matches:
                 raise InputError(f"{shown(arg)}: pattern matches no file")
             for m, st in matches:
-                add(m, arg, shown(_stem(Path(m))), file_key(m, st) if st is not None else os.path.abspath(m))
+                add(m, arg, shown(file_stem(m)), file_key(m, st) if st is not None else os.path.abspath(m))
         else:
             raise InputError(f"{shown(arg)}: no such file or folder")
     if warn:
@@ -202,7 +205,7 @@ def _records_fasta(text: str, path: Path) -> Iterator[tuple[str, str, int]]:
             rid, parts, line_no = (head.split()[0] if head else f"record_at_line_{i}"), [], i
         else:
             if rid is None:
-                rid, line_no = _stem(path), i
+                rid, line_no = file_stem(path), i
             parts.append(line)
     if rid is not None:
         yield rid, "".join(parts), line_no
@@ -320,9 +323,9 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
     """
     from .traces import read_abif, read_scf
 
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     name = shown(path)  # the file as written into tables and messages
-    stem = shown(_stem(path))
+    stem = shown(file_stem(path))
 
     def unreadable(why: str, reason: Reason = Reason.UNREADABLE) -> list[Union[Read, Unreadable]]:
         return [Unreadable(stem, name, f"{name}: {why}", reason)]
@@ -335,12 +338,12 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
         from .bam_reads import read_bam_file
 
         return read_bam_file(path)
-    if not data.strip():
+    if not data[:64].strip() and not data.strip():  # (the whole file copied only when it starts blank)
         return unreadable("empty file")
     for magic, reader in ((b"ABIF", read_abif), (b".scf", read_scf)):
         if data[:4] == magic:
             try:
-                return [reader(Path(name), data)]
+                return [reader(name, data)]
             except ReadFormatError as e:
                 return [Unreadable(stem, name, str(e))]
     for magic, what in _MAGIC:

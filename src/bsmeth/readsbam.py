@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Optional, Sequence
 from urllib.parse import quote
@@ -77,6 +76,8 @@ def decode_name(text: str) -> str:
 
 def sam_text(text: str) -> str:
     """Free text (a reason's detail) as a SAM Z value: printable ASCII, anything else as a backslash escape."""
+    if text.isascii() and text.isprintable():  # ASCII's printable characters are exactly ' '..'~'
+        return text
     return "".join(c if " " <= c <= "~" else c.encode("utf-8", "surrogateescape").decode("latin-1")
                    .encode("unicode_escape").decode("ascii") for c in text)
 
@@ -84,6 +85,8 @@ def sam_text(text: str) -> str:
 def qname_of(read_id: str) -> str:
     """The read id as a SAM QNAME ([!-?A-~]+, at most 254): other characters as ``_`` (the id is then kept in
     ``YN:Z``)."""
+    if read_id.isascii() and read_id.isprintable() and " " not in read_id and "@" not in read_id:
+        return read_id[:254] or "_"
     q = "".join(c if c in _QNAME_OK else "_" for c in read_id)[:254]
     return q or "_"
 
@@ -194,6 +197,11 @@ def _context(amp: Amplicon, t: int) -> str:
     return "u" if nxt[1] == "N" else "h"
 
 
+_NUMBERS = 4096  # the decimal text of the small numbers MD and MM strings are made of, written once
+_NUMBER = [str(i) for i in range(_NUMBERS)]
+_COMMA_NUMBER = [f",{i}" for i in range(_NUMBERS)]
+
+
 def _md(n_m: int, miss: np.ndarray, letters: str, dels: Sequence[tuple[int, str]]) -> str:
     """The MD string of an alignment with ``n_m`` aligned (M) columns in record order, mismatching at the
     columns ``miss`` (increasing; ``letters``: their reference letters) and with deletions ``dels``:
@@ -203,7 +211,8 @@ def _md(n_m: int, miss: np.ndarray, letters: str, dels: Sequence[tuple[int, str]
             return str(n_m)
         runs = miss.copy()
         runs[1:] -= miss[:-1] + 1
-        return "".join(chain.from_iterable(zip(map(str, runs.tolist()), letters))) + str(n_m - 1 - int(miss[-1]))
+        text = [(_NUMBER[r] if r < _NUMBERS else str(r)) + c for r, c in zip(runs.tolist(), letters)]
+        return "".join(text) + str(n_m - 1 - int(miss[-1]))
     events = sorted([(p, 0, "^" + d) for p, d in dels] + [(p, 1, c) for p, c in zip(miss.tolist(), letters)])
     out, end = [], 0
     for p, is_miss, text in events:  # a deletion before column p comes before a mismatch at column p
@@ -296,7 +305,7 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     # other C before each called one
     skips = (restored == _C).cumsum()[cq] - np.arange(1, len(cq) + 1)  # uncalled C before each called one
     skips[1:] -= skips[:-1].copy()
-    mm = "C+m?" + "".join([f",{k}" for k in skips.tolist()]) + ";"
+    mm = "C+m?" + "".join([_COMMA_NUMBER[k] if k < _NUMBERS else f",{k}" for k in skips.tolist()]) + ";"
     probs = np.where(letter == ord("Z"), 255, 0).astype(np.uint8)
     # mismatches against the unconverted reference: read and restored letters
     rm, gm, rs = read[qm], tab.tgt[tm], restored[qm]
@@ -504,9 +513,7 @@ def with_parts(result: ReadResult, panel: Panel, min_qual: int) -> ReadResult:
     if amp is None:
         return result
     parts = record_parts(result, amp, places[result.amplicon], min_qual)
-    out = object.__new__(ReadResult)  # dataclasses.replace, without re-running __init__ on 19 fields
-    out.__dict__.update(result.__dict__, bam_parts=parts)
-    return out
+    return result.but(bam_parts=parts)
 
 
 def write_read_bams(out: Path, panel: Panel, results: Sequence[ReadResult], samples: Sequence[str],

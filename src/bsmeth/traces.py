@@ -26,12 +26,14 @@ and as SCF.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ReadFormatError
+from .files import file_stem
 from .models import Read, Trace
 
 _DATA_TAGS = ("DATA9", "DATA10", "DATA11", "DATA12")
@@ -42,14 +44,6 @@ _ENTRY = struct.Struct(">4sIHHIIII")  # name, number, element type, element size
 _IUPAC = frozenset("ACGTRYKMSWBDHVN")
 _CUT = "the file was cut short (incomplete download or copy?)"
 _AS_PLAIN = "qualities ignored, the base calls are used as plain sequence"
-
-
-def _stem(path: Path) -> str:
-    """File stem, ignoring a trailing .gz (``x.ab1.gz`` -> ``x``)."""
-    name = path.name
-    if name.lower().endswith(".gz"):
-        name = name[:-3]
-    return Path(name).stem
 
 
 def check_abif(data: bytes, path: Path) -> dict[str, tuple[int, int, int, int]]:
@@ -145,18 +139,17 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
                    if outside else "")
 
 
-def _bytes_of(path: Path, data: bytes | None) -> bytes:
+def _bytes_of(path: str | Path, data: bytes | None) -> bytes:
     if data is not None:
         return data
     try:
-        return path.read_bytes()
+        return Path(path).read_bytes()
     except OSError as e:
         raise ReadFormatError(f"{path}: cannot open ({e.strerror})") from None
 
 
-def read_abif(path: Path, data: bytes | None = None) -> Read:
+def read_abif(path: str | Path, data: bytes | None = None) -> Read:
     """One trace file -> one ``Read`` (id = file stem).  Raises ``ReadFormatError`` if unusable."""
-    path = Path(path)
     data = _bytes_of(path, data)
     tags = check_abif(data, path)
     calls = _raw(data, tags, "PBAS2")
@@ -183,7 +176,7 @@ def read_abif(path: Path, data: bytes | None = None) -> Read:
         notes.append(f"the trace has no qualities (no PCON tag): {_AS_PLAIN}" if qual is None else
                      f"the trace's quality array (PCON) has {len(qual)} values for {len(seq)} base calls: {_AS_PLAIN}")
     trace, problem = _trace(data, tags, len(seq))
-    return Read(id=_stem(path), file=str(path), seq=seq, qual=q, fmt="ab1", trace=trace,
+    return Read(id=file_stem(path), file=os.fspath(path), seq=seq, qual=q, fmt="ab1", trace=trace,
                 notes=tuple(notes + ([problem] if problem else [])))
 
 
@@ -248,7 +241,7 @@ def scf_comments(data: bytes) -> dict[str, str]:
     return out
 
 
-def read_scf(path: Path, data: bytes | None = None) -> Read:
+def read_scf(path: str | Path, data: bytes | None = None) -> Read:
     """One SCF (v2 or v3) trace -> one ``Read`` (id = file stem).  Raises ``ReadFormatError`` if unusable.
 
     Quality of a base: the SCF probability of its own letter (the PHRED value that phred and the ABI
@@ -256,7 +249,6 @@ def read_scf(path: Path, data: bytes | None = None) -> Read:
     above 100 (a 0-255 probability scale, not PHRED): no qualities.  The channels are in A, C, G, T
     order (SCF's fixed order, ``base_order`` 'ACGT').
     """
-    path = Path(path)
     data = _bytes_of(path, data)
     n_bytes = len(data)
     if data[:4] != b".scf":
@@ -304,4 +296,5 @@ def read_scf(path: Path, data: bytes | None = None) -> Read:
         notes.append(f"peak positions lie past the trace's {n_samples} samples: {_NO_TRACE}")
     else:
         trace = Trace(channels=channels, peaks=peaks.astype(np.int32), base_order=_SCF_ORDER)
-    return Read(id=_stem(path), file=str(path), seq=seq, qual=qual, fmt="scf", trace=trace, notes=tuple(notes))
+    return Read(id=file_stem(path), file=os.fspath(path), seq=seq, qual=qual, fmt="scf", trace=trace,
+                notes=tuple(notes))
