@@ -49,6 +49,9 @@ class Sites:
     gcg: np.ndarray  # bool per CpG: preceded by G (GpC methylase marks it too)
     snp_t: np.ndarray  # int64 per CpG: target position of its SNP, -1 if none
     snp_alt: np.ndarray  # uint32 per CpG: amplified-strand letter of that SNP's alternative allele
+    # per known SNP of the amplicon inside it: (target position, amplified-strand alt and ref letters, the
+    # genotype text of each allele, e.g. ``rs2854744:A``), for ``genotype``
+    alleles: tuple = ()
 
 
 _SITES: dict[int, tuple[Amplicon, Sites]] = {}
@@ -89,9 +92,11 @@ def sites(amp: Amplicon) -> Sites:
         cpg_t=cpg_t, under_primer=np.array([c.under_primer for c in amp.cpgs], dtype=bool),
         gcg=np.array([t > 0 and amp.target[t - 1] == "G" for t in cpg_t.tolist()], dtype=bool),
         snp_t=np.array(snp_t, dtype=np.int64), snp_alt=np.array(snp_alt, dtype=np.uint32),
+        alleles=tuple(_alleles(amp)),
     )
     for a in vars(out).values():
-        a.flags.writeable = False  # shared between reads: never modified in place
+        if isinstance(a, np.ndarray):
+            a.flags.writeable = False  # shared between reads: never modified in place
     if len(_SITES) >= 16:
         _SITES.pop(next(iter(_SITES)))
     _SITES[id(amp)] = (amp, out)
@@ -188,18 +193,24 @@ def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
     return _calls(amp, aln, config, idx, *sig)[0]
 
 
+def _alleles(amp: Amplicon):
+    """``Sites.alleles``: the amplicon's SNPs that lie inside it, as ``genotype`` reads them."""
+    for snp in amp.snps:
+        ts, alt = snp_target(amp, snp)
+        if 0 <= ts < amp.length:
+            name = snp.name or str(one_based(snp.pos))
+            yield ts, alt, amp.frame.allele_on_target(snp.ref), f"{name}:{snp.alt}", f"{name}:{snp.ref}"
+
+
 def genotype(amp: Amplicon, aln: AlignedRead) -> str:
     """Alleles this read shows at the amplicon's known SNPs, e.g. ``rs2854744:A``; '' if none covered."""
     out = []
-    for snp in amp.snps:
-        ts, alt = snp_target(amp, snp)
-        b = str(aln.bases[ts]) if 0 <= ts < amp.length else " "
+    for ts, alt, ref, shows_alt, shows_ref in sites(amp).alleles:
+        b = str(aln.bases[ts])
         if b in (" ", "-", "N"):
             continue
-        name = snp.name or str(one_based(snp.pos))
-        ref = amp.frame.allele_on_target(snp.ref)
         if b == alt:
-            out.append(f"{name}:{snp.alt}")
+            out.append(shows_alt)
         elif b == ref or (ref == "C" and b == "T"):  # a converted C is still the C allele
-            out.append(f"{name}:{snp.ref}")
+            out.append(shows_ref)
     return ",".join(out)

@@ -151,7 +151,7 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
     return np.maximum(peak - g[..., w:].min(axis=-1), 0.0)
 
 
-_ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.stacked holding a base call's own channel
+_ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.matrix holding a base call's own channel (4: none)
 for _i, _b in enumerate("ACGT"):
     _ROW[ord(_b)] = _i
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -164,23 +163,13 @@ class Trace:
     channels: dict  # base letter -> np.ndarray of signal
     peaks: np.ndarray  # trace index of each base call (PLOC)
     base_order: str  # FWO_ as stored
+    # the channels as one array, rows A, C, G, T, in the channels' own number type (no conversion): what the
+    # trace evidence gathers its windows from, one gather for all of them; made from ``channels`` unless given
+    matrix: Optional[np.ndarray] = field(default=None, repr=False)
 
-    @cached_property
-    def matrix(self) -> np.ndarray:
-        """The channels as one array, rows A, C, G, T, in the channels' own number type (no conversion):
-        what the trace evidence gathers its windows from, one gather for all of them."""
-        return np.stack([self.channels[b] for b in "ACGT"])
-
-    @cached_property
-    def stacked(self) -> np.ndarray:
-        """The channels as one float array, rows A, C, G, T, then a row of NaN (for letters without a
-        channel): what the trace evidence gathers from, one gather for all letters."""
-        a = self.channels["A"]
-        out = np.empty((5, len(a)))
-        for i, b in enumerate("ACGT"):
-            out[i] = self.channels[b]
-        out[4] = np.nan
-        return out
+    def __post_init__(self) -> None:
+        if self.matrix is None:
+            object.__setattr__(self, "matrix", np.stack([self.channels[b] for b in "ACGT"]))
 
 
 @dataclass(frozen=True, eq=False)

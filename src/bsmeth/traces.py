@@ -125,7 +125,14 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
         return None, f"analysed data channels (DATA9-12) missing or not 16-bit: {_NO_TRACE}"
     if len({len(a) for a in arrays}) != 1:
         return None, f"the four data channels differ in length ({', '.join(str(len(a)) for a in arrays)}): {_NO_TRACE}"
-    if not any(a.any() for a in arrays):
+    # rows A, C, G, T (Trace.matrix): one copy out of the file when the four channels lie one after the other
+    n, rows = len(arrays[0]), [order.index(b) for b in "ACGT"]
+    at = [tags[t][3] for t in _DATA_TAGS]
+    if all(b - a == 2 * n for a, b in zip(at, at[1:])):
+        matrix = np.frombuffer(data, dtype=">i2", count=4 * n, offset=at[0]).reshape(4, n)[rows]
+    else:
+        matrix = np.stack([arrays[i] for i in rows])
+    if not matrix.any():
         return None, f"the data channels are empty (all zero or no points): {_NO_TRACE}"
     peaks = _int16s(data, tags, "PLOC2")
     if peaks is None:
@@ -133,8 +140,9 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
     if peaks is None or len(peaks) != n_calls:
         found = "no peak positions (PLOC)" if peaks is None else f"{len(peaks)} peak positions (PLOC)"
         return None, f"{found} for {n_calls} base calls: {_NO_TRACE}"
-    outside = int(np.count_nonzero((peaks < 0) | (peaks >= len(arrays[0]))))
-    trace = Trace(channels=dict(zip(order, arrays)), peaks=peaks.astype(np.int32), base_order=order)
+    peaks = peaks.astype(np.int32)
+    outside = int(np.count_nonzero((peaks < 0) | (peaks >= n)))
+    trace = Trace(channels=dict(zip("ACGT", matrix)), peaks=peaks, base_order=order, matrix=matrix)
     return trace, (f"{outside} peak position(s) lie outside the trace: no chromatogram evidence there"
                    if outside else "")
 
