@@ -52,6 +52,8 @@ def needs_guard(s: str) -> bool:
 
 def text_cell(s: str) -> str:
     """A text value as written in a table: formula-safe, quoted when needed."""
+    if s.isascii() and s.isprintable() and '"' not in s and not needs_guard(s):
+        return s  # the common case, as it is: no tab, line end, quote, non-ASCII character or formula start
     if needs_guard(s):
         s = "'" + s
     try:
