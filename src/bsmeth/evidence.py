@@ -135,20 +135,22 @@ def _offsets(half: int, window: int) -> np.ndarray:
 
 def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
     """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions:
-    every window of every row in one gather, the arithmetic in float64."""
+    every window of every row in one gather, laid out (row, window point, position) so that each reduction runs
+    across positions; integer channels in integer arithmetic (exact), the heights as float64."""
     n = channels.shape[1]
     xs = np.asarray(xs, dtype=np.intp)
-    at = xs[:, None] + _offsets(half, window)
+    at = _offsets(half, window)[:, None] + xs
     if len(xs) and (xs.min() < window or xs.max() >= n - window):
         at = np.clip(at, 0, n - 1)
     w = 2 * half + 3
-    g = channels.take(np.asarray(rows, dtype=np.intp)[:, None, None] * n + at).astype(np.float64)
-    inner = g[..., 1:w - 1]
-    where = inner.argmax(axis=-1)
-    peak = inner.max(axis=-1)
-    flank = ((where == 0) & (g[..., 0] > peak)) | ((where == 2 * half) & (g[..., w - 1] > peak))
-    peak = np.where(flank, inner[..., half], peak)
-    return np.maximum(peak - g[..., w:].min(axis=-1), 0.0)
+    g = channels.take(np.asarray(rows, dtype=np.intp)[:, None, None] * n + at)
+    g = g.astype(np.int32 if g.dtype.kind in "iu" else np.float64)  # (instrument channels are integers)
+    inner = g[:, 1:w - 1]
+    where = inner.argmax(axis=1)
+    peak = inner.max(axis=1)
+    flank = ((where == 0) & (g[:, 0] > peak)) | ((where == 2 * half) & (g[:, w - 1] > peak))
+    peak = np.where(flank, inner[:, half], peak)
+    return np.maximum(peak - g[:, w:].min(axis=1), 0).astype(np.float64)
 
 
 _ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.matrix holding a base call's own channel (4: none)
