@@ -7,6 +7,14 @@ evidence (-log10 chance match) of planted duplicates and the highest evidences o
 the threshold the rule applied (``qc.evidence_needed``: the per-pair threshold corrected for the number of
 pairs compared in samples larger than the seed study's), and the time of duplicate grouping.
 
+Which planted duplicates can be told at all: the simulator draws a clone's CpG states and unconverted non-CpG C
+independently with known probabilities, so the chance P that another clone of the sample repeats a source's
+pattern exactly (CpGs outside primers, non-CpG C outside primers; the SNP's CpG left out) is known.  A source
+whose sample of n clones would hold a chance twin ((n - 1) x P) more often than once in 1,000 samples cannot be
+flagged by any rule that keeps false duplicates under 1 per 1,000 clones; the line "identifiable" counts the
+planted duplicates below that bound and how many of them were found (an upper bound on what any rule could see:
+it ignores the sites a read does not cover or reads poorly).
+
     python benchmarks/duplicates.py                       # 12, 50 and 250 clones per sample
     python benchmarks/duplicates.py --sizes 12 --designs 30
 """
@@ -52,6 +60,29 @@ def run_design(amp, folder: Path, cfg: CallConfig):
     return marked, truth, scores, took
 
 
+IDENTIFIABLE = 1e-3  # (n - 1) x P below this: a chance twin in fewer than 1 of 1,000 samples of n clones
+
+
+def chance_twin_log10(amp, design, truth_rows: dict, source: str) -> float:
+    """log10 of the chance that an independent clone of the source's condition repeats the source molecule's
+    pattern, by the simulator's own probabilities (see the module docstring)."""
+    from bsmeth.calling import sites
+
+    row = truth_rows[source]
+    cond = next(c for c in design.conditions if c.sample == row["sample"])
+    probs = cond.probabilities(len(amp.cpgs))
+    mol = row["molecule"]
+    log_p = 0.0
+    for j, c in enumerate(amp.cpgs):
+        if c.under_primer or mol[c.target_pos] not in "CT":
+            continue
+        p = probs[j] if mol[c.target_pos] == "C" else 1.0 - probs[j]
+        log_p += np.log10(max(p, 1e-300))
+    for t in np.flatnonzero(sites(amp).cph).tolist():
+        log_p += np.log10(1.0 - cond.conversion if mol[t] == "C" else cond.conversion)
+    return float(log_p)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[12, 50, 250], help="clones per sample")
@@ -71,6 +102,7 @@ def main() -> None:
         planted = found = false = distinct = 0
         dup_ev, non_ev, took, reads = [], [], 0.0, 0
         by_marks: dict[int, list[int]] = {}  # source's marks (methylated CpGs + unconverted CpH) -> [planted, found]
+        identifiable = [0, 0]  # planted duplicates an oracle could tell (see IDENTIFIABLE), found of those
         with tempfile.TemporaryDirectory() as tmp:
             for seed in range(args.first_seed, args.first_seed + n_designs):
                 folder = Path(tmp) / str(seed)
@@ -80,6 +112,7 @@ def main() -> None:
                 reads += len(marked)
                 flagged = {r.read_id: r.duplicate_of for r in marked if r.duplicate_of}
                 by_id = {r.read_id: r for r in marked}
+                rows = {r["read"]: r for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
                 for r in marked:
                     src = truth.get(r.read_id, "")
                     if src:
@@ -91,6 +124,9 @@ def main() -> None:
                                  if s is not None and s.calls is not None else -1)
                         by_marks.setdefault(min(marks, 6), [0, 0])[0] += 1
                         by_marks[min(marks, 6)][1] += hit
+                        if np.log10(size - 1) + chance_twin_log10(amp, design, rows, src) < np.log10(IDENTIFIABLE):
+                            identifiable[0] += 1
+                            identifiable[1] += hit
                     elif r.read_id in flagged and truth.get(flagged[r.read_id]) != r.read_id:
                         false += 1
                 distinct += sum((r.status is Status.PASS or r.reason is Reason.DUPLICATE) and not truth.get(r.read_id)
@@ -105,6 +141,9 @@ def main() -> None:
         print(f"  planted duplicates found: {found}/{planted} ({100 * found / max(planted, 1):.1f} %)")
         print("  found by the marks of the source (methylated CpGs + unconverted non-CpG C; 6 = 6 or more): "
               + ", ".join(f"{k}: {v[1]}/{v[0]}" for k, v in sorted(by_marks.items())))
+        print(f"  identifiable (a chance twin in fewer than 1 of {1 / IDENTIFIABLE:,.0f} samples of {size} clones, by "
+              f"the simulator's probabilities): {identifiable[0]}/{planted}; found {identifiable[1]}/{identifiable[0]} "
+              f"({100 * identifiable[1] / max(identifiable[0], 1):.1f} %)")
         print(f"  false duplicates: {false} ({1000 * false / max(distinct, 1):.2f} per 1,000 distinct clones)")
         if dup_ev:
             print(f"  planted, evidence: min {dup_ev[0][0]:.2f}, median {np.median([s for s, _ in dup_ev]):.2f}; "
