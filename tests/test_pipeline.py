@@ -158,7 +158,7 @@ def test_downstream_worker_errors_reach_the_caller(tmp_path, monkeypatch):
     def fails(*args, **kwargs):
         raise InputError("trace file unreadable")
 
-    monkeypatch.setattr(pipeline, "_worker_half", fails)  # inherited by the forked worker
+    monkeypatch.setattr(pipeline, "_write_figures", fails)  # inherited by the forked worker
     with pytest.raises(InputError, match="trace file unreadable"):
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
 
@@ -174,7 +174,7 @@ def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
 
     d = _downstream_dir(tmp_path, "dies")
     # inherited by the forked worker, which then dies as if killed by the system
-    monkeypatch.setattr(pipeline, "_worker_half", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    monkeypatch.setattr(pipeline, "_write_figures", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(BrokenProcessPool):
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
 

@@ -488,35 +488,40 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(target / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py, example_reads): a forked worker
-# writes the PDFs and PNGs (0.1 and 0.25 s) and draws the report's chromatogram snippets (0.1 s); this process
-# meanwhile writes the other formats and the statistics (0.35 s).
+# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py, example_reads, CPU seconds): a
+# forked worker writes the PNGs and PDFs (0.27 and 0.05 s) and then the exports (0.22 s); this process meanwhile
+# writes the other formats and the statistics (0.35 s), draws the report's chromatogram snippets (0.09 s) and
+# puts the report together (0.11 s).
 WORKER_FORMATS = ("pdf", "png")
 _SIDE: dict = {}
 
 
-def _worker_half(data, figs, formats: tuple[str, ...], prefix: str, dpi: int) -> tuple[dict, list[Path]]:
-    """The report's trace sections (amplicon name -> HTML with an embedded PNG), and ``figs`` ((stem, figure)
-    pairs) written in ``formats``."""
+def _write_figures(figs, formats: tuple[str, ...], prefix: str, dpi: int) -> list[Path]:
+    """``figs`` ((stem, figure) pairs) written in ``formats`` (no data TSVs: this process writes them)."""
     from .figures.plots import write_figure
+
+    return [p for stem, fig in figs for p in write_figure(fig, f"{prefix}{stem}", formats, dpi, table=False)]
+
+
+def _trace_sections(data) -> dict:
+    """The report's trace sections: amplicon name -> HTML with an embedded PNG."""
     from .report import trace_section
 
-    paths = [p for stem, fig in figs for p in write_figure(fig, f"{prefix}{stem}", formats, dpi, table=False)]
-    return {name: trace_section(sub) for name, sub in data.by_amplicon()}, paths
+    return {name: trace_section(sub) for name, sub in data.by_amplicon()}
 
 
-def _init_side_worker(data, figs, parent: int) -> None:
+def _init_side_worker(figs, parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     die_with_parent(parent)
-    _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and built figures are inherited, not pickled
+    _SIDE.update(figs=figs)  # forked: the built figures are inherited, not pickled
 
 
-def _side_job(formats, prefix, dpi):
-    return _worker_half(_SIDE["data"], _SIDE["figs"], formats, prefix, dpi)
+def _side_job(formats, prefix, dpi) -> list[Path]:
+    return _write_figures(_SIDE["figs"], formats, prefix, dpi)
 
 
 def _export_job(call_dir: Path, formats: tuple[str, ...]):
@@ -544,8 +549,8 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder,
     then the ``exports`` (``exports.run_export``'s formats; its warnings to ``warn``).
 
-    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and PNGs and the
-    report's trace section while this process writes the other formats and the statistics (see
+    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and PNGs while this
+    process writes the other formats and the statistics and draws the report's trace section (see
     WORKER_FORMATS); the worker then writes the exports while this process puts the report together.
     ``progress(done, total)`` after each file.  No plotting library is imported: the figures are drawn by
     bsmeth's own writers (``figures``: ``scene``, ``raster``, ``pdfwrite``).
@@ -614,12 +619,13 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
         # waiting forever
         with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(data, figs, os.getpid())) as pool:
+                                 initargs=(figs, os.getpid())) as pool:
             try:
                 pending = pool.submit(_side_job, theirs, prefix, dpi)
                 figures, stats = write_mine()
                 exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
-                traces, their_paths = pending.result()
+                traces = _trace_sections(data)
+                their_paths = pending.result()
                 step(n=len(their_paths))
                 figures += their_paths
                 report = _report(figures, traces)
@@ -630,7 +636,7 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
                 raise
     else:
         figures, stats = write_mine()
-        traces, _ = _worker_half(data, [], (), prefix, dpi)
+        traces = _trace_sections(data)
         report = _report(figures, traces)
         export = _export_job(Path(call_dir), tuple(exports)) if exports else None
     from .clonal import HETEROGENEITY_FILE
