@@ -488,11 +488,12 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(target / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py, example_reads, CPU seconds): a
-# worker forked as soon as the tables are loaded writes the statistics (0.34 s) and then the exports (0.24 s, after
-# stats.tsv: results.xlsx holds it); this process meanwhile builds the figures and writes them in every format
-# (0.09 and 0.33 s), draws the report's chromatogram snippets (0.1 s) and, once stats.tsv is there, puts the
-# report together (0.12 s).  The statistics then start at once instead of after the figures are built.
+# run_downstream's two halves, balanced by measurement (example_reads, CPU seconds timed inside `bsmeth run`): a
+# worker forked as soon as the tables are loaded writes the statistics (0.30-0.35 s) and then the exports (0.22 s,
+# after stats.tsv: results.xlsx holds it); this process meanwhile builds the figures and writes them in every
+# format (0.08 and 0.33 s), draws the report's chromatogram snippets (0.09 s) and, once stats.tsv is there, puts
+# the report together (0.12 s).  The statistics start at once instead of after the figures are built; the
+# snippets drawn by the worker too made it the longer half (docs/performance.md).
 _SIDE: dict = {}
 
 
