@@ -166,8 +166,10 @@ def main() -> None:
                 (old_w, old_c), (new_w, new_c) = medians[trees[0][0]], medians[trees[1][0]]
                 print(f"  -j {threads} new / old: wall {new_w / old_w:.2f}, CPU {new_c / old_c:.2f}")
         if not args.no_stages:
-            # a fresh interpreter: this one has imported the simulator for --smoke
+            # a fresh interpreter: this one has imported the simulator for --smoke; one BLAS thread, as the
+            # `bsmeth` command sets it (cli.main)
             env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+            env.setdefault("OPENBLAS_NUM_THREADS", "1")
             subprocess.run([sys.executable, __file__, "--stages", str(reads), str(Path(tmp) / "stages"),
                             "--formats", ",".join(formats)], check=True, env=env)
 

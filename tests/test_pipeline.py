@@ -146,20 +146,20 @@ def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
 
 
 def test_downstream_worker_errors_reach_the_caller(tmp_path, monkeypatch):
-    from bsmeth import pipeline
+    from bsmeth import pipeline, stats
     from bsmeth.errors import InputError
     from bsmeth.figures.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     d = _downstream_dir(tmp_path, "bad")
-    with pytest.raises(InputError, match="treatment"):  # raised by `compare` in this process
+    with pytest.raises(InputError, match="treatment"):  # raised by `compare` in the worker, re-raised here
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(by="treatment"), processes=2)
 
     def fails(*args, **kwargs):
-        raise InputError("trace file unreadable")
+        raise InputError("statistics failed")
 
-    monkeypatch.setattr(pipeline, "_worker_half", fails)  # inherited by the forked worker
-    with pytest.raises(InputError, match="trace file unreadable"):
+    monkeypatch.setattr(stats, "write_stats", fails)  # inherited by the forked worker, which writes the statistics
+    with pytest.raises(InputError, match="statistics failed"):
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
 
 
@@ -168,13 +168,13 @@ def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
     import signal
     from concurrent.futures.process import BrokenProcessPool
 
-    from bsmeth import pipeline
+    from bsmeth import pipeline, stats
     from bsmeth.figures.plots import PlotConfig
     from bsmeth.stats import CompareConfig
 
     d = _downstream_dir(tmp_path, "dies")
-    # inherited by the forked worker, which then dies as if killed by the system
-    monkeypatch.setattr(pipeline, "_worker_half", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    # inherited by the forked worker (it writes the statistics), which then dies as if killed by the system
+    monkeypatch.setattr(stats, "write_stats", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(BrokenProcessPool):
         pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
 

@@ -840,6 +840,9 @@ def _exit_interrupted() -> None:
 def main(argv=None) -> None:
     """Entry point: turns errors into one line and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    # bsmeth works in parallel with processes (-j); its matrices are small, and OpenBLAS threads on top of that
+    # only spin on the cores the workers use (read when numpy loads, so before any command imports it)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     debug = "--debug" in args
     INTERRUPT.clear()
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}

@@ -143,15 +143,16 @@ def metrics_many(items: Sequence[tuple]) -> list[dict[str, np.ndarray]]:
             n_pat = [items[k][0].patterns.shape[1] for k in ks]
             counts = np.concatenate([items[k][1][:, :m] for k, m in zip(ks, n_pat)], axis=1)
             starts = np.concatenate([items[k][0].starts + o for k, o in zip(ks, np.cumsum([0] + n_pat[:-1]))])
-            # counts are whole numbers (the weights are): c^2 and c log2 c (0 at c = 0) by table lookup
-            ci = np.rint(counts).astype(np.intp)
-            c = np.arange(int(ci.max(initial=0)) + 1, dtype=float)
+            # counts are whole numbers (the weights are), held exactly: c^2 as it is, c log2 c (0 at c = 0) by
+            # table lookup at the counts as integers (truncation is exact here; np.rint took a quarter of the time)
+            ci = counts.astype(np.intp)
 
             def per_window(values: np.ndarray, starts=starts, shape=(n_sets, len(ks), width)) -> np.ndarray:
                 # items x sets x windows
                 return np.ascontiguousarray(np.add.reduceat(values, starts, axis=1).reshape(shape).transpose(1, 0, 2))
 
-            got = _window_metrics(per_window(counts), per_window((c * c)[ci]), per_window(_clogc(len(c) - 1)[ci]))
+            got = _window_metrics(per_window(counts), per_window(counts * counts),
+                                  per_window(_clogc(int(ci.max(initial=0)))[ci]))
             if rows is not None:
                 got = {m: np.take_along_axis(v, rows, axis=1) for m, v in got.items()}
         else:

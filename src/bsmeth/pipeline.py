@@ -488,35 +488,37 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     write_json(target / "run.json", meta)
 
 
-# run_downstream's two halves, balanced by measurement (benchmarks/bench_run.py, example_reads): a forked worker
-# writes the PDFs and PNGs (0.1 and 0.25 s) and draws the report's chromatogram snippets (0.1 s); this process
-# meanwhile writes the other formats and the statistics (0.35 s).
-WORKER_FORMATS = ("pdf", "png")
+# run_downstream's two halves, balanced by measurement (example_reads, CPU seconds timed inside `bsmeth run`): a
+# worker forked as soon as the tables are loaded writes the statistics (0.30-0.35 s) and then the exports (0.22 s,
+# after stats.tsv: results.xlsx holds it); this process meanwhile builds the figures and writes them in every
+# format (0.08 and 0.33 s), draws the report's chromatogram snippets (0.09 s) and, once stats.tsv is there, puts
+# the report together (0.12 s).  The statistics start at once instead of after the figures are built; the
+# snippets drawn by the worker too made it the longer half (docs/performance.md).
 _SIDE: dict = {}
 
 
-def _worker_half(data, figs, formats: tuple[str, ...], prefix: str, dpi: int) -> tuple[dict, list[Path]]:
-    """The report's trace sections (amplicon name -> HTML with an embedded PNG), and ``figs`` ((stem, figure)
-    pairs) written in ``formats``."""
-    from .figures.plots import write_figure
+def _trace_sections(data) -> dict:
+    """The report's trace sections: amplicon name -> HTML with an embedded PNG."""
     from .report import trace_section
 
-    paths = [p for stem, fig in figs for p in write_figure(fig, f"{prefix}{stem}", formats, dpi, table=False)]
-    return {name: trace_section(sub) for name, sub in data.by_amplicon()}, paths
+    return {name: trace_section(sub) for name, sub in data.by_amplicon()}
 
 
-def _init_side_worker(data, figs, parent: int) -> None:
+def _init_side_worker(data, parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     die_with_parent(parent)
-    _SIDE.update(data=data, figs=figs)  # forked: the loaded tables and built figures are inherited, not pickled
+    _SIDE.update(data=data)  # forked: the loaded tables are inherited, not pickled
 
 
-def _side_job(formats, prefix, dpi):
-    return _worker_half(_SIDE["data"], _SIDE["figs"], formats, prefix, dpi)
+def _stats_job(compare_config) -> Path:
+    """stats.tsv and heterogeneity.tsv of the loaded tables; the path of stats.tsv."""
+    from .stats import write_stats
+
+    return Path(write_stats(_SIDE["data"], compare_config))
 
 
 def _export_job(call_dir: Path, formats: tuple[str, ...]):
@@ -544,14 +546,42 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder,
     then the ``exports`` (``exports.run_export``'s formats; its warnings to ``warn``).
 
-    With ``processes`` > 1 the figures are built, then a forked worker writes their PDFs and PNGs and the
-    report's trace section while this process writes the other formats and the statistics (see
-    WORKER_FORMATS); the worker then writes the exports while this process puts the report together.
+    With ``processes`` > 1 a worker forked once the tables are loaded writes the statistics and then the exports
+    while this process builds and writes the figures and draws the report's trace section; the report is put
+    together when stats.tsv is there (the balance: the comment above ``_SIDE``).
     ``progress(done, total)`` after each file.  No plotting library is imported: the figures are drawn by
     bsmeth's own writers (``figures``: ``scene``, ``raster``, ``pdfwrite``).
     """
+    from .figures.plots import check_config
+    from .tables import load_call_dir
+
+    check_config(plot_config)
+    data = load_call_dir(call_dir)  # once: figures, statistics and the report use these tables
+    parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the tables by fork
+    if not parallel:
+        return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn)
+    from concurrent.futures import ProcessPoolExecutor
+
+    # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of waiting
+    # forever
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
+                             initargs=(data, os.getpid())) as pool:
+        try:
+            stats = pool.submit(_stats_job, compare_config)
+            exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
+            return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn, stats,
+                               exported)
+        except BaseException:
+            for child in mp.active_children():  # the worker only: the call's pool is gone
+                child.terminate()
+            raise
+
+
+def _downstream(data, call_dir: Path, plot_config, compare_config, progress, exports: tuple[str, ...], warn,
+                stats_done=None, export_done=None) -> list[Path]:
+    """``run_downstream`` on the loaded tables ``data``; ``stats_done`` and ``export_done``: futures of the
+    worker's statistics and exports (else this process writes them, in the same order)."""
     from .figures.plots import (
-        check_config,
         dose_response_figure,
         figure_files,
         figure_name,
@@ -564,18 +594,12 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     from .report import DPI as REPORT_DPI
     from .report import save_report
     from .stats import write_stats
-    from .tables import load_call_dir
 
-    check_config(plot_config)
-    data = load_call_dir(call_dir)  # once: figures, statistics and the report use these tables
     # (file stem, figure) of every amplicon: lollipop.* and dose_response.*, or lollipop_<amplicon>.* in a panel
     figs = [(figure_name(sub, f.name), f) for _, sub in data.by_amplicon()
             for f in (lollipop_figure(sub, plot_config), dose_response_figure(sub, plot_config)) if f]
     formats = format_names(plot_config.formats)
     prefix, dpi = output_prefix(call_dir, plot_config), plot_config.dpi
-    parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the figures by fork
-    theirs = tuple(f for f in formats if f in WORKER_FORMATS) if parallel else ()
-    mine = tuple(f for f in formats if f not in theirs)
     # every figure file, each figure's TSV, stats.tsv + heterogeneity.tsv, report.html
     total = sum(len(figure_files("x", fmt, len(f.pages))) for _, f in figs for fmt in formats) + len(figs) + 3
     done = 0
@@ -586,52 +610,25 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
         if progress:
             progress(done, total)
 
-    def write_mine() -> tuple[list[Path], Path]:
-        paths = []
-        for stem, fig in figs:
-            paths += write_figure(fig, f"{prefix}{stem}", mine, dpi, step)
-            step()  # its TSV
-        stats = Path(write_stats(data, compare_config))
-        step(n=2)  # stats.tsv and heterogeneity.tsv
-        return paths, stats
-
-    def _report(figures: list[Path], traces: dict) -> Path:
-        order = {fmt: i for i, fmt in enumerate(formats)}
-        figures.sort(key=lambda p: (not p.name.startswith("lollipop"), order.get(p.suffix[1:], 99), p.name))
-        # the report embeds the PNGs just written (first page) rather than drawing the same figures again
-        pngs = {}
-        for stem, fig in figs:
-            png = Path(figure_files(f"{prefix}{stem}", "png", len(fig.pages))[0])
-            pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
-        path = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs,
-                           traces=traces)
-        step()
-        return path
-
-    if parallel:
-        from concurrent.futures import ProcessPoolExecutor
-
-        # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of
-        # waiting forever
-        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=(data, figs, os.getpid())) as pool:
-            try:
-                pending = pool.submit(_side_job, theirs, prefix, dpi)
-                figures, stats = write_mine()
-                exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
-                traces, their_paths = pending.result()
-                step(n=len(their_paths))
-                figures += their_paths
-                report = _report(figures, traces)
-                export = exported.result() if exported else None
-            except BaseException:
-                for child in mp.active_children():  # the worker only: the call's pool is gone
-                    child.terminate()
-                raise
+    figures = []
+    for stem, fig in figs:
+        figures += write_figure(fig, f"{prefix}{stem}", formats, dpi, step)
+        step()  # its TSV
+    traces = _trace_sections(data)
+    stats = stats_done.result() if stats_done is not None else Path(write_stats(data, compare_config))
+    step(n=2)  # stats.tsv and heterogeneity.tsv
+    order = {fmt: i for i, fmt in enumerate(formats)}
+    figures.sort(key=lambda p: (not p.name.startswith("lollipop"), order.get(p.suffix[1:], 99), p.name))
+    # the report embeds the PNGs just written (first page) rather than drawing the same figures again
+    pngs = {}
+    for stem, fig in figs:
+        png = Path(figure_files(f"{prefix}{stem}", "png", len(fig.pages))[0])
+        pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
+    report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
+    step()
+    if export_done is not None:
+        export = export_done.result()
     else:
-        figures, stats = write_mine()
-        traces, _ = _worker_half(data, [], (), prefix, dpi)
-        report = _report(figures, traces)
         export = _export_job(Path(call_dir), tuple(exports)) if exports else None
     from .clonal import HETEROGENEITY_FILE
 
