@@ -244,3 +244,28 @@ def test_result_but_is_dataclass_replace():
     assert r.but(file="r1.ab1").file == "r1.ab1" and r.file == "a/r1.ab1"
     with pytest.raises(TypeError, match="no field nope"):
         r.but(nope=1)
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_calls_pickle_their_cpgs_as_plain_values(registered, monkeypatch):
+    """A read's calls travel between processes with their CpGs as plain values: back in a process that registered
+    the amplicon's CpGs they point at its own tuple (the tables' fast path), elsewhere at an equal tuple made from
+    the values, the SNP on a CpG included."""
+    import pickle
+
+    from bsmeth import models
+    from bsmeth.alignment import align
+    from bsmeth.calling import call_read
+    from bsmeth.reference import convert
+
+    monkeypatch.setattr(models, "_KEY_OF", {})  # this test's registry only
+    monkeypatch.setattr(models, "_TUPLE_OF_KEY", {})
+    amp = load_amplicon()
+    assert any(c.snp is not None for c in amp.cpgs)  # the IGFBP3 amplicon's rs2854744 sits on a CpG
+    calls = call_read(amp, align(amp, convert(amp.target, methylated_cpg=True), None), CallConfig())
+    if registered:
+        models.register_cpgs(amp.cpgs)
+    back = pickle.loads(pickle.dumps(calls))
+    assert list(back) == list(calls) and back.codes == calls.codes and "M" in back.codes
+    assert back.cpgs == amp.cpgs and (back.cpgs is amp.cpgs) == registered
+    assert models.cpgs_key(back.cpgs) == models.cpgs_key(amp.cpgs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import numpy as np
@@ -85,6 +85,51 @@ class CpG:
     under_primer: bool
     snp: Optional[SNP] = None
     genome_pos: Optional[int] = None  # 0-based genome position of the assayed C (None without an anchor)
+
+
+# A tuple of CpGs as plain values (``cpgs_key``), the same in every process, and the tuples registered under it:
+# results pickled in a worker come back pointing at this process's own tuple of their amplicon's CpGs.
+_CPG_FIELDS = tuple(f.name for f in fields(CpG))
+_TUPLE_OF_KEY: dict[tuple, tuple] = {}
+_KEY_OF: dict[int, tuple[tuple, tuple]] = {}  # id of a registered tuple -> (the tuple, its key)
+_REGISTERED = 64  # tuples kept registered at most
+
+
+def _plain(value):
+    return tuple(getattr(value, f.name) for f in fields(SNP)) if isinstance(value, SNP) else value
+
+
+def cpgs_key(cpgs: Sequence[CpG]) -> tuple:
+    """Every field of every CpG as plain values (a SNP as the tuple of its fields): what a CpG tuple pickles as."""
+    hit = _KEY_OF.get(id(cpgs))
+    if hit is not None and hit[0] is cpgs:
+        return hit[1]
+    return tuple(tuple(_plain(getattr(c, f)) for f in _CPG_FIELDS) for c in cpgs)
+
+
+def register_cpgs(cpgs: tuple[CpG, ...]) -> None:
+    """Make ``cpgs`` (an amplicon's CpGs) what an unpickled key equal to its own resolves to in this process."""
+    key = cpgs_key(cpgs)
+    if len(_KEY_OF) >= _REGISTERED:  # the oldest first (a long test session builds many amplicons)
+        old, old_key = _KEY_OF.pop(next(iter(_KEY_OF)))
+        if _TUPLE_OF_KEY.get(old_key) is old:
+            del _TUPLE_OF_KEY[old_key]
+    _KEY_OF[id(cpgs)] = (cpgs, key)
+    _TUPLE_OF_KEY[key] = cpgs
+
+
+def cpgs_of_key(key: tuple) -> tuple[CpG, ...]:
+    """The registered tuple of CpGs with this key, else one made from it."""
+    cpgs = _TUPLE_OF_KEY.get(key)
+    if cpgs is not None:
+        return cpgs
+    made = []
+    for values in key:
+        d = dict(zip(_CPG_FIELDS, values))
+        if d.get("snp") is not None:
+            d["snp"] = SNP(*d["snp"])
+        made.append(CpG(**d))
+    return tuple(made)
 
 
 @dataclass(frozen=True)
@@ -270,9 +315,15 @@ class CpGCalls(Sequence):
     _objects: Optional[tuple] = field(default=None, repr=False, compare=False)
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_objects"}
+        # the CpGs travel as their plain values (``cpgs_key``), not as 27 objects: half the cost of pickling a read
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_objects", "cpgs")}
+        state["cpgs_key"] = cpgs_key(self.cpgs)
+        return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        if "cpgs_key" in state:
+            state["cpgs"] = cpgs_of_key(state.pop("cpgs_key"))
         self.__dict__.update(state, _objects=None)
 
     @property

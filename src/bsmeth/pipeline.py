@@ -23,7 +23,7 @@ from .calling import call_read, genotype
 from .coords import one_based
 from .evidence import signals_at
 from .files import shown
-from .models import Amplicon, CallConfig, CpGCalls, Panel, Read, ReadResult, Reason, Status, Unreadable
+from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_cpgs
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
@@ -188,6 +188,8 @@ def _init_worker(panel: Panel, configs: list[CallConfig], parent: int) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
+    for amp in panel:  # (spawned: the panel is a copy here) its CpGs pickle by their registered key
+        register_cpgs(amp.cpgs)
     _WORKER.update(panel=panel, configs=configs)
 
 
@@ -224,6 +226,8 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             raise_if_interrupted()
             yield process_file(path, sample, panel, configs)
         return
+    for amp in panel:  # results come back pointing at this process's own CpGs of their amplicon (``cpgs_key``)
+        register_cpgs(amp.cpgs)
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
     with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs, os.getpid())) as pool:
         try:
@@ -231,7 +235,7 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * threads))))
             for batch in results:
                 raise_if_interrupted()
-                yield share_cpgs(batch, panel)
+                yield batch
                 if steps:
                     steps.pop(0)()
             for step in steps:
@@ -239,28 +243,6 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
         except BaseException:
             pool.terminate()
             raise
-
-
-def share_cpgs(results: list[ReadResult], panel: Panel) -> list[ReadResult]:
-    """Results from a worker process, their calls pointing at this process's CpG tuples again.
-
-    Unpickled calls hold a copy of their amplicon's CpGs; the table writers and duplicate grouping read a
-    read's calls straight from its strings and arrays only when ``calls.cpgs is amp.cpgs`` (else CpG by CpG,
-    through ``CpGCall`` objects).  Equal copies are replaced by the amplicon's own tuple (compared once per
-    copy: a batch's results share one)."""
-    by_name = {a.name: a.cpgs for a in panel}
-    same: list[tuple] = []  # the copies found equal (kept alive: compared by identity)
-    for r in results:
-        calls = r.calls
-        if not isinstance(calls, CpGCalls):
-            continue
-        mine = by_name.get(r.amplicon)
-        if mine is None or calls.cpgs is mine:
-            continue
-        if any(calls.cpgs is x for x in same) or calls.cpgs == mine:
-            same.append(calls.cpgs)
-            object.__setattr__(calls, "cpgs", mine)
-    return results
 
 
 def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:
