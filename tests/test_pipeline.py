@@ -43,11 +43,15 @@ def test_nome_hint_and_nome_mode(tmp_path, data, caplog):
     assert sum(c.call.value == "M" for c in called) / len(called) < 0.1
 
 
-@pytest.mark.parametrize("fork", [True, False])  # Linux forks its workers; macOS and Windows spawn them
-def test_threads_give_identical_outputs(tmp_path, gm9, monkeypatch, fork):
+@pytest.mark.parametrize("fork, table_process", [(True, False), (True, True), (False, False)])
+def test_threads_give_identical_outputs(tmp_path, gm9, monkeypatch, fork, table_process):
+    """Linux forks its workers, macOS and Windows spawn them; large runs on Linux also write cpg_calls.tsv in a
+    forked process (here forced by a threshold of one read)."""
     from bsmeth import pipeline
 
     monkeypatch.setattr(pipeline, "FORK_IS_SAFE", fork)
+    if table_process:
+        monkeypatch.setattr(pipeline, "PARALLEL_TABLE_READS", 1)
     amp = load_amplicon(gm9["reference"])
     inputs = [str(gm9["j1"]), str(gm9["ko"])]
     run_call(inputs, amp, tmp_path / "one", CallConfig(threads=1))
@@ -269,3 +273,27 @@ def test_calls_pickle_their_cpgs_as_plain_values(registered, monkeypatch):
     assert list(back) == list(calls) and back.codes == calls.codes and "M" in back.codes
     assert back.cpgs == amp.cpgs and (back.cpgs is amp.cpgs) == registered
     assert models.cpgs_key(back.cpgs) == models.cpgs_key(amp.cpgs)
+
+
+def test_table_process_errors_and_death_reach_the_caller(tmp_path, gm9, monkeypatch):
+    """cpg_calls.tsv written by a forked process: its error is raised here, its death is an error, not a hang,
+    and neither leaves a result set behind."""
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    from bsmeth import pipeline
+
+    monkeypatch.setattr(pipeline, "PARALLEL_TABLE_READS", 1)
+    amp = load_amplicon(gm9["reference"])
+
+    def fails(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "calls_table", fails)  # inherited by the forked table writer
+    with pytest.raises(OSError, match="No space left"):
+        run_call([str(gm9["j1"])], amp, tmp_path / "full", CallConfig(threads=2))
+    monkeypatch.setattr(pipeline, "calls_table", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(BrokenProcessPool):
+        run_call([str(gm9["j1"])], amp, tmp_path / "killed", CallConfig(threads=2))
+    assert not (tmp_path / "full" / "run.json").exists() and not (tmp_path / "killed" / "run.json").exists()
