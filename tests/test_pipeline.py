@@ -5,6 +5,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bsmeth.models import CallConfig, Reason, Status
 from bsmeth.pipeline import run_call
@@ -297,3 +299,18 @@ def test_table_process_errors_and_death_reach_the_caller(tmp_path, gm9, monkeypa
     with pytest.raises(BrokenProcessPool):
         run_call([str(gm9["j1"])], amp, tmp_path / "killed", CallConfig(threads=2))
     assert not (tmp_path / "full" / "run.json").exists() and not (tmp_path / "killed" / "run.json").exists()
+
+
+@given(st.lists(st.sampled_from(["a", "b", "..", "x y", "é"]), max_size=4),
+       st.lists(st.sampled_from(["a", "b", "out", "é"]), max_size=3), st.sampled_from(["r1.ab1", "r 2.scf", ""]))
+def test_results_relative_is_os_relpath(read_dirs, out_dirs, name):
+    """The input paths reads.tsv holds (one relpath per folder) are what os.path.relpath gives for each file."""
+    import os
+
+    from bsmeth.models import ReadResult, Status
+    from bsmeth.pipeline import results_relative
+
+    f = os.path.join("/data", *read_dirs, name) if name else ""
+    out = os.path.join("/data", *out_dirs, "results")
+    (r,) = results_relative([ReadResult("r", f, "S", Status.PASS)], Path(out))
+    assert r.file == (os.path.relpath(os.path.abspath(f), os.path.abspath(out)) if f else "")

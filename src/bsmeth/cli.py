@@ -299,7 +299,14 @@ def _call_config(kw: dict):
 
 def _ngs_inputs(kw: dict) -> bool:
     """Are the inputs amplicon-sequencing FASTQ (short reads, every file FASTQ by content)?  Then the NGS
-    engine (``bsmeth.ngs``) takes them; any other input goes to the clone workflow."""
+    engine (``bsmeth.ngs``) takes them; any other input goes to the clone workflow.  Answered once per command
+    (``run`` asks twice; a folder of 2,000 traces takes 0.07 s to list)."""
+    if "_ngs_inputs" not in kw:
+        kw["_ngs_inputs"] = _look_for_ngs(kw)
+    return kw["_ngs_inputs"]
+
+
+def _look_for_ngs(kw: dict) -> bool:
     from .ngs.fastq import looks_like_ngs
 
     if kw["inputs"]:

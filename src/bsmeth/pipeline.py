@@ -387,15 +387,21 @@ def results_relative(results: Sequence[ReadResult], out: Path) -> list[ReadResul
     """Input paths as written into reads.tsv: relative to the result folder, so that a folder moved or copied
     together with its reads still finds them (run.json keeps the folder's absolute path for the other case)."""
     base = os.path.abspath(out)
-    cache: dict[str, str] = {}
+    cache: dict[str, str] = {"": ""}
+    folders: dict[str, Optional[str]] = {}  # one relpath per folder (thousands of traces share a few)
 
     def rel(f: str) -> str:
-        if f not in cache:
-            try:
-                cache[f] = os.path.relpath(os.path.abspath(f), base) if f else f
-            except ValueError:  # another drive (Windows)
-                cache[f] = os.path.abspath(f)
-        return cache[f]
+        hit = cache.get(f)
+        if hit is None:
+            folder, name = os.path.split(os.path.abspath(f))
+            if folder not in folders:
+                try:
+                    folders[folder] = os.path.relpath(folder, base)
+                except ValueError:  # another drive (Windows)
+                    folders[folder] = None
+            up = folders[folder]
+            hit = cache[f] = os.path.join(folder, name) if up is None else name if up == "." else os.path.join(up, name)
+        return hit
 
     return [r.but(file=rel(r.file)) for r in results]
 
