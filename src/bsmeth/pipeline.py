@@ -10,6 +10,7 @@ import logging
 import multiprocessing as mp
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
@@ -449,17 +450,9 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     results = results_relative(run.results, out)  # relative to where the results will be, not the staging
     target = Path(folder or out)
     if config.threads > 1 and FORK_IS_SAFE and len(results) >= PARALLEL_TABLE_READS:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                                 initargs=((run.panel, results), os.getpid())) as pool:
-            try:
-                calls = pool.submit(_calls_table_job, target)
-                _write_outputs(run, results, conditions, columns, config, command, sheet_path, target, calls)
-            except BaseException:
-                for child in mp.active_children():  # the table writer only: the call's pool is gone
-                    child.terminate()
-                raise
+        with _side_process((run.panel, results)) as pool:
+            calls = pool.submit(_calls_table_job, target)
+            _write_outputs(run, results, conditions, columns, config, command, sheet_path, target, calls)
     else:
         _write_outputs(run, results, conditions, columns, config, command, sheet_path, target)
 
@@ -528,6 +521,23 @@ def _trace_sections(data) -> dict:
     return {name: trace_section(sub) for name, sub in data.by_amplicon()}
 
 
+@contextmanager
+def _side_process(data) -> Iterator:
+    """One forked worker process (an executor) that inherits ``data`` (``_SIDE["data"]``: not pickled), for
+    work beside this process's.  An executor, not a Pool: if the worker dies (killed, out of memory) result()
+    raises instead of waiting forever; if this process fails or is interrupted, the worker is stopped."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
+                             initargs=(data, os.getpid())) as pool:
+        try:
+            yield pool
+        except BaseException:
+            for child in mp.active_children():  # the worker only: the call's pool is gone by then
+                child.terminate()
+            raise
+
+
 def _init_side_worker(data, parent: int) -> None:
     import signal
 
@@ -584,21 +594,10 @@ def run_downstream(call_dir: Path, plot_config, compare_config, processes: int =
     parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the tables by fork
     if not parallel:
         return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn)
-    from concurrent.futures import ProcessPoolExecutor
-
-    # an executor, not a Pool: if the worker dies (killed, out of memory) result() raises instead of waiting
-    # forever
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                             initargs=(data, os.getpid())) as pool:
-        try:
-            stats = pool.submit(_stats_job, compare_config)
-            exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
-            return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn, stats,
-                               exported)
-        except BaseException:
-            for child in mp.active_children():  # the worker only: the call's pool is gone
-                child.terminate()
-            raise
+    with _side_process(data) as pool:
+        stats = pool.submit(_stats_job, compare_config)
+        exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
+        return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn, stats, exported)
 
 
 def _downstream(data, call_dir: Path, plot_config, compare_config, progress, exports: tuple[str, ...], warn,
