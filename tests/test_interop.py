@@ -489,3 +489,18 @@ def test_fai_text_refuses_ragged_lines():
         fai_text(b">a\nACGT\nAC\nACGT\n")
     with pytest.raises(ValueError, match="lines of different lengths"):
         fai_text(b">a\nACGT\nACGTA\n")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ACGTNacgtn=RYKMSWBDHVx*", max_size=41))
+def test_pack_seq_is_two_4_bit_codes_a_byte(seq):
+    """BAM's sequence encoding (SAM v1.6, 4.2.3): '=ACMGRSVTWYHKDBN' as 0-15, high nibble first, any other
+    letter N, an odd length padded with a 0 nibble; for text and bytes alike."""
+    from bsmeth.bam import pack_seq
+
+    codes = "=ACMGRSVTWYHKDBN"
+    packed = pack_seq(seq)
+    nibbles = [n for b in packed for n in (b >> 4, b & 15)]
+    assert len(packed) == (len(seq) + 1) // 2 and pack_seq(seq.encode("ascii")) == packed
+    assert "".join(codes[n] for n in nibbles[:len(seq)]) == "".join(c if c in codes else "N" for c in seq.upper())
+    assert len(seq) % 2 == 0 or nibbles[-1] == 0

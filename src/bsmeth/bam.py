@@ -93,12 +93,16 @@ def reg2bin(beg: int, end: int) -> int:
     return 0
 
 
-def pack_seq(seq: str) -> bytes:
-    """Bases as BAM stores them: two 4-bit codes a byte."""
-    c = _SEQ_CODES[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)]
-    if len(c) % 2:
-        c = np.append(c, np.uint8(0))
-    return ((c[0::2] << 4) | c[1::2]).tobytes()
+# two letters (a little-endian uint16 of their bytes) -> BAM's byte of their two 4-bit codes
+_PAIRS = ((_SEQ_CODES[np.arange(1 << 16) & 0xFF] << 4) | _SEQ_CODES[np.arange(1 << 16) >> 8]).astype(np.uint8)
+
+
+def pack_seq(seq: str | bytes) -> bytes:
+    """Bases as BAM stores them: two 4-bit codes a byte (one table lookup per pair of letters)."""
+    letters = seq if isinstance(seq, bytes) else seq.encode("ascii", "replace")
+    if len(letters) % 2:
+        letters += b"="  # code 0: the pad nibble
+    return _PAIRS[np.frombuffer(letters, dtype="<u2")].tobytes()
 
 
 def cigar_bytes(cigar: Sequence[tuple[str, int]]) -> bytes:

@@ -44,6 +44,7 @@ from .bam import (
     cigar_bytes,
     encode_record,
     index_fasta,
+    pack_seq,
     record_bytes,
     reg2bin,
     tag_bytes,
@@ -221,26 +222,6 @@ def _md(n_m: int, miss: np.ndarray, letters: str, dels: Sequence[tuple[int, str]
     return "".join(out) + str(n_m - end)
 
 
-_PAIRS = np.zeros(1 << 16, dtype=np.uint8)  # two bases (a little-endian uint16 of their letters) -> BAM's byte
-
-
-def _init_pairs() -> None:
-    from .bam import _SEQ_CODES
-
-    v = np.arange(1 << 16)
-    _PAIRS[:] = (_SEQ_CODES[v & 0xFF] << 4) | _SEQ_CODES[v >> 8]
-
-
-_init_pairs()
-
-
-def _packed(letters: bytes) -> bytes:
-    """``bam.pack_seq`` of letters."""
-    if len(letters) % 2:
-        letters += b"="  # code 0: the pad nibble
-    return _PAIRS[np.frombuffer(letters, dtype="<u2")].tobytes()
-
-
 def _z(tag: bytes, text: str) -> bytes:
     return tag + b"Z" + text.encode("ascii") + b"\0"
 
@@ -356,9 +337,9 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     pos = place.frame.genome_of_target(int(tm[-1] if rev else tm[0]))
     cig = cigar_bytes(cigar)
     (md, nm), (md_mod, nm_mod) = mds
-    plain = b"".join((cig, _packed(rec_read), qual, _i(b"NM", nm), _z(b"MD", md), b"XMZ", xm_b, b"\0XRZCT\0",
+    plain = b"".join((cig, pack_seq(rec_read), qual, _i(b"NM", nm), _z(b"MD", md), b"XMZ", xm_b, b"\0XRZCT\0",
                       b"XGZGA\0" if rev else b"XGZCT\0"))
-    mod = [cig, _packed(rec_restored), qual, _i(b"NM", nm_mod), _z(b"MD", md_mod), _z(b"MM", mm)]
+    mod = [cig, pack_seq(rec_restored), qual, _i(b"NM", nm_mod), _z(b"MD", md_mod), _z(b"MM", mm)]
     if len(probs):
         mod.append(b"MLBC" + _I32.pack(len(probs)) + probs.tobytes())
     mod += [_i(b"MN", n), b"YBZ", rec_read, b"\0"]
