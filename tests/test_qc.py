@@ -568,3 +568,17 @@ def test_duplicate_threshold_is_corrected_for_the_comparisons_per_clone():
     assert evidence_needed(250, CFG) == pytest.approx(base + math.log10(249 / 11))
     assert (evidence_needed(250, CallConfig(duplicate_min_evidence=base + 1))
             == pytest.approx(evidence_needed(250, CFG) + 1))
+
+
+def test_state_matrix_is_the_same_for_calls_given_as_cpgcall_objects(biq_amp):
+    """The C/T states duplicate grouping compares: from the calls' strings (the pipeline's CpGCalls) and from
+    any sequence of CpGCall objects alike."""
+    from dataclasses import replace
+
+    from bsmeth.qc import _state_matrix
+
+    rs = [result(biq_amp, f"bg{i}", s) for i, s in enumerate(background(biq_amp))]
+    as_objects = [replace(r, calls=tuple(r.calls)) for r in rs]
+    fast = _state_matrix(biq_amp, rs, CFG)
+    assert (fast == 1).any() and (fast == 0).any()
+    assert np.array_equal(_state_matrix(biq_amp, as_objects, CFG), fast)

@@ -233,46 +233,31 @@ def verdict(aln: Optional[AlignedRead], qc: Optional[ReadQC], hq: int, config: C
     return None, mixed_note
 
 
-def _states(amp: Amplicon, r: ReadResult, config: CallConfig) -> np.ndarray:
-    """Per target position: 1 = C (methylated CpG / unconverted CpH), 0 = T, -1 = unknown or not a C."""
-    st = sites(amp)
-    s = np.full(amp.length, -1, dtype=np.int8)
-    if isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs:
-        code = np.frombuffer(r.calls.codes.encode("ascii"), dtype=np.uint8)
-        s[st.cpg_t[code == ord("M")]] = 1
-        s[st.cpg_t[code == ord("U")]] = 0
-    else:
-        for c in r.calls:
-            if c.call is Call.METHYLATED:
-                s[c.cpg.target_pos] = 1
-            elif c.call is Call.UNMETHYLATED:
-                s[c.cpg.target_pos] = 0
-    aln = r.aligned
-    t0, t1 = aln.target_start, aln.target_end
-    b = aln.bases.view(np.uint32)[t0:t1]
-    ok = st.cph[t0:t1] & (aln.quals[t0:t1] >= config.min_qual)
-    part = s[t0:t1]
-    part[ok & (b == _C)] = 1
-    part[ok & (b == _T)] = 0
-    return s
-
-
 def _state_matrix(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> np.ndarray:
-    """``_states`` of every read, one row each, made in one pass over the reads' stacked arrays."""
-    if not all(isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs for r in rows):
-        return np.stack([_states(amp, r, config) for r in rows])
+    """Per read (one row each) and target position: 1 = C (methylated CpG / unconverted CpH), 0 = T, -1 =
+    unknown or not a C; made in one pass over the reads' stacked arrays."""
     st = sites(amp)
     alns = [r.aligned for r in rows]
     b = np.stack([a.bases for a in alns]).view(np.uint32)
+    s = np.full(b.shape, -1, dtype=np.int8)
+    fast = all(isinstance(r.calls, CpGCalls) and r.calls.cpgs is amp.cpgs for r in rows)
+    if not fast:  # calls as any sequence of CpGCall
+        for k, r in enumerate(rows):
+            for c in r.calls:
+                if c.call is Call.METHYLATED:
+                    s[k, c.cpg.target_pos] = 1
+                elif c.call is Call.UNMETHYLATED:
+                    s[k, c.cpg.target_pos] = 0
     cols = np.arange(amp.length)
     t0 = np.array([a.target_start for a in alns])[:, None]
     t1 = np.array([a.target_end for a in alns])[:, None]
     ok = st.cph & (cols >= t0) & (cols < t1) & (np.stack([a.quals for a in alns]) >= config.min_qual)
-    s = np.full(b.shape, -1, dtype=np.int8)
     s[ok & (b == _C)] = 1
     s[ok & (b == _T)] = 0
-    code = np.frombuffer("".join([r.calls.codes for r in rows]).encode("ascii"), dtype=np.uint8).reshape(len(rows), -1)
-    s[:, st.cpg_t] = np.where(code == ord("M"), 1, np.where(code == ord("U"), 0, -1))
+    if fast:
+        code = np.frombuffer("".join([r.calls.codes for r in rows]).encode("ascii"), dtype=np.uint8)
+        code = code.reshape(len(rows), -1)
+        s[:, st.cpg_t] = np.where(code == ord("M"), 1, np.where(code == ord("U"), 0, -1))
     return s
 
 
