@@ -264,26 +264,31 @@ def shifted_percentile_ci(values: np.ndarray, observed: float, level: float = 0.
     v = v[~np.isnan(v)]
     if len(v) < 2 or math.isnan(observed):
         return (math.nan, math.nan)
+    return _shifted_rows(v[None, :], np.array([observed]), level, bounds)[0]
+
+
+def _shifted_rows(v: np.ndarray, observed: np.ndarray, level: float,
+                  bounds: tuple[float, float]) -> list[tuple[float, float]]:
+    """``shifted_percentile_ci`` of each row of ``v`` (resampled values, no NaN, at least 2 a row)."""
     a = (1 - level) / 2
-    shift = observed - float(v.mean())
-    lo, hi = np.quantile(v, [a, 1 - a]) + shift
-    return (float(min(max(lo, bounds[0]), bounds[1])), float(min(max(hi, bounds[0]), bounds[1])))
+    shift = observed - v.mean(axis=1)
+    q = np.quantile(v, [a, 1 - a], axis=1).T + shift[:, None]
+    return [(float(min(max(lo, bounds[0]), bounds[1])), float(min(max(hi, bounds[0]), bounds[1]))) for lo, hi in q]
 
 
-def shifted_percentile_cis(values: Sequence[np.ndarray], observed: Sequence[float],
+def shifted_percentile_cis(values: Sequence[np.ndarray], observed: Sequence[float], level: float = 0.95,
                            bounds: tuple[float, float] = (-math.inf, math.inf)) -> list[tuple[float, float]]:
-    """``shifted_percentile_ci`` of several sets of resampled values (95 %), those without NaN in one call."""
+    """``shifted_percentile_ci`` of several sets of resampled values: those of one length without NaN in one
+    call, the others one by one."""
     out: list = [None] * len(observed)
     plain = [k for k, (v, o) in enumerate(zip(values, observed))
              if len(v) >= 2 and not math.isnan(o) and not np.isnan(v).any()]
     if plain and len({len(values[k]) for k in plain}) == 1:
-        v = np.stack([np.asarray(values[k], float) for k in plain])
-        a = (1 - 0.95) / 2  # as shifted_percentile_ci computes it
-        shift = np.array([observed[k] for k in plain]) - v.mean(axis=1)
-        q = np.quantile(v, [a, 1 - a], axis=1).T + shift[:, None]
-        for k, (lo, hi) in zip(plain, q):
-            out[k] = (float(min(max(lo, bounds[0]), bounds[1])), float(min(max(hi, bounds[0]), bounds[1])))
-    return [o if o is not None else shifted_percentile_ci(v, ob, bounds=bounds)
+        rows = _shifted_rows(np.stack([np.asarray(values[k], float) for k in plain]),
+                             np.array([observed[k] for k in plain], dtype=float), level, bounds)
+        for k, ci in zip(plain, rows):
+            out[k] = ci
+    return [o if o is not None else shifted_percentile_ci(v, ob, level, bounds)
             for o, v, ob in zip(out, values, observed)]
 
 
@@ -403,7 +408,7 @@ def samples_heterogeneity(xs: Sequence[np.ndarray], common: Optional[int], rngs:
             rare[k] = {m: float(np.nanmean(v)) if not np.isnan(v).all() else math.nan for m, v in vals.items()}
     with_boot = [k for k, b in enumerate(boots) if b is not None]
     flat = shifted_percentile_cis([boots[k][m] for k in with_boot for m in METRICS],
-                                  [float(point[k][m][0]) for k in with_boot for m in METRICS], (0.0, 1.0))
+                                  [float(point[k][m][0]) for k in with_boot for m in METRICS], bounds=(0.0, 1.0))
     cis = {k: flat[j * len(METRICS):(j + 1) * len(METRICS)] for j, k in enumerate(with_boot)}
     out = []
     for k, x in enumerate(xs):
