@@ -18,6 +18,7 @@ import numpy as np
 
 from .coords import one_based
 from .evidence import PeakSignal, Signals, is_mixed
+from .memo import by_identity
 from .models import NO_QUAL, WHY_CODES, AlignedRead, Amplicon, CallConfig, CpG, CpGCall, CpGCalls, Why
 
 
@@ -54,14 +55,15 @@ class Sites:
     alleles: tuple = ()
 
 
-_SITES: dict[int, tuple[Amplicon, Sites]] = {}
+_SITES: dict = {}
 
 
 def sites(amp: Amplicon) -> Sites:
     """The site tables of ``amp``, built on first use (kept for the last few amplicons)."""
-    hit = _SITES.get(id(amp))
-    if hit is not None and hit[0] is amp:
-        return hit[1]
+    return by_identity(_SITES, amp, lambda: _make_sites(amp))
+
+
+def _make_sites(amp: Amplicon) -> Sites:
     n = amp.length
     tgt = np.frombuffer(amp.target.encode("ascii"), dtype=np.uint8).astype(np.uint32)
     is_c = tgt == ord("C")
@@ -97,9 +99,6 @@ def sites(amp: Amplicon) -> Sites:
     for a in vars(out).values():
         if isinstance(a, np.ndarray):
             a.flags.writeable = False  # shared between reads: never modified in place
-    if len(_SITES) >= 16:
-        _SITES.pop(next(iter(_SITES)))
-    _SITES[id(amp)] = (amp, out)
     return out
 
 

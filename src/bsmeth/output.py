@@ -18,6 +18,7 @@ import numpy as np
 
 from .atomic import write_text as atomic_write  # the writer of every file here
 from .coords import one_based
+from .memo import by_identity
 from .models import WHY_CODES, Amplicon, CpGCalls, Panel, ReadResult, Status
 from .tsv import cell, line, table_text
 
@@ -271,14 +272,11 @@ def _call_line(r: ReadResult, amp: Amplicon, tline: str, t_start: int) -> str:
     return "".join(out)
 
 
-_TARGETS: dict[int, tuple[Amplicon, list[int]]] = {}
+_TARGETS: dict = {}
 
 
 def _targets(amp: Amplicon) -> list[int]:
-    hit = _TARGETS.get(id(amp))
-    if hit is None or hit[0] is not amp:
-        hit = _TARGETS[id(amp)] = (amp, [c.target_pos for c in amp.cpgs])
-    return hit[1]
+    return by_identity(_TARGETS, amp, lambda: [c.target_pos for c in amp.cpgs])
 
 
 def write_json(path: Path, data: dict) -> None:

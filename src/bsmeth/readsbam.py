@@ -52,6 +52,7 @@ from .bam import (
 )
 from .contigs import Placement, place_panel
 from .coords import complement
+from .memo import by_identity
 from .models import Amplicon, CpGCalls, Panel, ReadResult, Reason, Status
 
 READS_BAM = "reads.bam"
@@ -130,18 +131,11 @@ class _AmpliconTables:
     other_ctx: np.ndarray  # uint8 per other C: Bismark's context letter (z, x, h, u), lower case
 
 
-_TABLES: dict[int, tuple[Amplicon, _AmpliconTables]] = {}
+_TABLES: dict = {}
 
 
 def _tables(amp: Amplicon) -> _AmpliconTables:
-    hit = _TABLES.get(id(amp))
-    if hit is not None and hit[0] is amp:
-        return hit[1]
-    out = _make_tables(amp, [c.target_pos for c in amp.cpgs])
-    if len(_TABLES) >= 16:
-        _TABLES.pop(next(iter(_TABLES)))
-    _TABLES[id(amp)] = (amp, out)
-    return out
+    return by_identity(_TABLES, amp, lambda: _make_tables(amp, [c.target_pos for c in amp.cpgs]))
 
 
 def _make_tables(amp: Amplicon, call_t: Sequence[int]) -> _AmpliconTables:
@@ -474,15 +468,10 @@ def bam_header(panel: Panel, places: dict[str, Placement], samples: Sequence[str
 
 def panel_parts(panel: Panel) -> tuple[dict[str, Amplicon], dict[str, Placement]]:
     """The amplicons and placements ``record_parts`` needs, by amplicon name (kept for the last panel)."""
-    hit = _PLACES.get(id(panel))
-    if hit is None or hit[0] is not panel:
-        hit = _PLACES[id(panel)] = (panel, {a.name: a for a in panel}, place_panel(panel))
-        for k in [k for k in _PLACES if k != id(panel)]:
-            del _PLACES[k]
-    return hit[1], hit[2]
+    return by_identity(_PLACES, panel, lambda: ({a.name: a for a in panel}, place_panel(panel)), keep=1)
 
 
-_PLACES: dict[int, tuple] = {}
+_PLACES: dict = {}
 
 
 def with_parts(result: ReadResult, panel: Panel, min_qual: int) -> ReadResult:
