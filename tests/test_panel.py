@@ -16,10 +16,11 @@ from bsmeth import pipeline
 from bsmeth.assign import assign
 from bsmeth.cli import cli
 from bsmeth.coords import GenomeAnchor, Strand, one_based
+from bsmeth.downstream import run_downstream
 from bsmeth.figures.plots import PlotConfig
 from bsmeth.models import CallConfig, Panel, Reason, Status
 from bsmeth.panel import PanelError, load_panel
-from bsmeth.pipeline import fit_to_amplicon, process_panel_read, run_call, run_downstream
+from bsmeth.pipeline import fit_to_amplicon, process_panel_read, run_call
 from bsmeth.reads import read_file
 from bsmeth.reference import DEFAULT_FORWARD, DEFAULT_REVERSE, load_amplicon
 from bsmeth.simulate import seed_study_design

@@ -104,87 +104,6 @@ def test_gm9_vector_trimmed_and_junk_excluded(tmp_path, gm9):
     assert len(junk) >= 4
 
 
-def _downstream_dir(tmp_path: Path, name: str) -> Path:
-    from callfixtures import dose_design
-
-    effect = {("BT474", d): 0.1 for d in (0, 1, 3, 10)} | {("rBT474", d): 0.2 + 0.06 * d for d in (0, 1, 3, 10)}
-    return dose_design(tmp_path / name / "call", effect, n_clones=8, under_primer=(1,), snp_cpg=6)
-
-
-def _call_dir(folder: Path) -> Path:
-    """A real call folder (what the exports need): 24 of the example traces, three per sample."""
-    root = Path(__file__).resolve().parents[1]
-    traces = [str(p) for d in sorted((root / "example_reads").iterdir()) if d.is_dir()
-              for p in sorted(d.glob("*.ab1"))[:3]]
-    sheet = str(root / "example_reads" / "samples.csv")
-    run_call(traces, load_amplicon(), folder / "call", CallConfig(threads=1), sheet)
-    return folder / "call"
-
-
-def test_downstream_in_two_processes_writes_the_same_files(tmp_path):
-    """`run` writes SVG and statistics while a forked worker writes the PDFs, PNGs and the report's trace
-    section, then the exports while `run` assembles the report: the files must not depend on that split."""
-    from bsmeth.figures.plots import PlotConfig
-    from bsmeth.pipeline import run_downstream
-    from bsmeth.stats import CompareConfig
-
-    one, two = _call_dir(tmp_path / "one"), _call_dir(tmp_path / "two")
-    exports = ("bedmethyl", "methylkit", "xlsx", "igv")
-    out1 = run_downstream(one, PlotConfig(), CompareConfig(), processes=1, exports=exports)
-    out2 = run_downstream(two, PlotConfig(), CompareConfig(), processes=2, exports=exports)
-    assert [p.name for p in out1] == [p.name for p in out2]
-    assert {"lollipop.png", "dose_response.pdf", "lollipop.tsv", "stats.tsv", "report.html",
-            "results.xlsx"} <= {p.name for p in out1}
-    for a, b in zip(out1, out2):
-        if a.suffix == ".xlsx":  # a zip: compare what it holds
-            import openpyxl
-
-            wa, wb = openpyxl.load_workbook(a), openpyxl.load_workbook(b)
-            assert wa.sheetnames == wb.sheetnames
-            for name in wa.sheetnames:
-                assert list(wa[name].values) == list(wb[name].values), name
-            continue
-        # the report (and the IGV session) quote run.json's command or paths, which name the fixture's folder
-        assert a.read_bytes().replace(b"/one/", b"/two/") == b.read_bytes(), a.name
-    for folder in (one, two):
-        assert sorted(p.name for p in (folder / "bedmethyl").iterdir()) != []
-    assert not [p for p in two.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_downstream_worker_errors_reach_the_caller(tmp_path, monkeypatch):
-    from bsmeth import pipeline, stats
-    from bsmeth.errors import InputError
-    from bsmeth.figures.plots import PlotConfig
-    from bsmeth.stats import CompareConfig
-
-    d = _downstream_dir(tmp_path, "bad")
-    with pytest.raises(InputError, match="treatment"):  # raised by `compare` in the worker, re-raised here
-        pipeline.run_downstream(d, PlotConfig(), CompareConfig(by="treatment"), processes=2)
-
-    def fails(*args, **kwargs):
-        raise InputError("statistics failed")
-
-    monkeypatch.setattr(stats, "write_stats", fails)  # inherited by the forked worker, which writes the statistics
-    with pytest.raises(InputError, match="statistics failed"):
-        pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
-
-
-def test_downstream_worker_death_is_an_error_not_a_hang(tmp_path, monkeypatch):
-    import os
-    import signal
-    from concurrent.futures.process import BrokenProcessPool
-
-    from bsmeth import pipeline, stats
-    from bsmeth.figures.plots import PlotConfig
-    from bsmeth.stats import CompareConfig
-
-    d = _downstream_dir(tmp_path, "dies")
-    # inherited by the forked worker (it writes the statistics), which then dies as if killed by the system
-    monkeypatch.setattr(stats, "write_stats", lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
-    with pytest.raises(BrokenProcessPool):
-        pipeline.run_downstream(d, PlotConfig(), CompareConfig(), processes=2)
-
-
 def test_progress_advances_while_workers_align(tmp_path, monkeypatch):
     """`run` imports its later libraries while the call's workers align: one import a batch of results, so
     the progress bar moves between them instead of staying blank, then jumping to the end."""
@@ -203,20 +122,6 @@ def test_progress_advances_while_workers_align(tmp_path, monkeypatch):
     assert [e for e in events if isinstance(e, str)] == ["step0", "step1", "step2"]
     first_step = events.index("step0")
     assert 0 < first_step and events.index("step2") < len(events) - 1  # interleaved with the results
-
-
-def test_downstream_reports_progress_to_the_end(tmp_path):
-    from bsmeth.figures.plots import PlotConfig
-    from bsmeth.pipeline import run_downstream
-    from bsmeth.stats import CompareConfig
-
-    seen: list = []
-    out = run_downstream(_downstream_dir(tmp_path, "p"), PlotConfig(formats=("svg", "png")), CompareConfig(),
-                         processes=1, progress=lambda done, total: seen.append((done, total)))
-    # 4 figure files, 2 TSVs, stats.tsv + heterogeneity.tsv (one step of two), report.html
-    assert seen and seen[-1][0] == seen[-1][1] == len(out)
-    steps = [b - a for a, b in zip([0] + [d for d, _ in seen], [d for d, _ in seen])]
-    assert sorted(steps) == [1] * (len(out) - 2) + [2]
 
 
 @pytest.mark.parametrize("per_worker,pool", [(64, False), (1, True)])

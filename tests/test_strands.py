@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from bsmeth.coords import GenomeAnchor, Strand, revcomp
+from bsmeth.downstream import run_downstream
 from bsmeth.figures.plots import PlotConfig
 from bsmeth.models import CallConfig
-from bsmeth.pipeline import run_call, run_downstream
+from bsmeth.pipeline import run_call
 from bsmeth.reference import (
     DEFAULT_ANCHOR,
     DEFAULT_FORWARD,

@@ -596,7 +596,7 @@ def run(ctx, **kw):
     """The whole job: call + plot + compare + report.html + exports (BAM, bedMethyl, xlsx...), in one folder."""
     import time
 
-    from .pipeline import import_downstream_libraries, run_downstream
+    from .downstream import figure_process, import_downstream_libraries, run_downstream
 
     t0 = time.monotonic()
     plot_config, compare_config, threads = _plot_config(kw), _compare_config(kw), _threads(kw)
@@ -606,16 +606,22 @@ def run(ctx, **kw):
     # BAM, bedMethyl, xlsx...: from the per-read results of clones; not (yet) for amplicon FASTQ (docs/ngs.md)
     formats = _export_formats(kw["export_formats"]) if not _ngs_inputs(kw) else ()
 
-    def downstream(folder: Path) -> list[Path]:
-        """Figures, statistics, report and exports: they join the new result set before it replaces the old
-        one (outdir)."""
-        quiet = _quiet()
-        return run_downstream(folder, plot_config, compare_config, threads,
-                              progress=Progress("figures, statistics, report", not quiet, since=t0),
-                              exports=formats,
-                              warn=None if quiet else lambda w: click.echo(f"bsmeth: warning: {w}", err=True))
+    # with -j 2 or more, a process forked now imports the figure libraries while the reads are aligned, then
+    # draws the figures and the report while this process writes the statistics (downstream)
+    with figure_process(threads) as figures:
 
-    call_run = _do_call(ctx, kw, meanwhile=import_downstream_libraries(), downstream=downstream)
+        def downstream(folder: Path) -> list[Path]:
+            """Figures, statistics, report and exports: they join the new result set before it replaces the old
+            one (outdir)."""
+            quiet = _quiet()
+            return run_downstream(folder, plot_config, compare_config, threads,
+                                  progress=Progress("figures, statistics, report", not quiet, since=t0),
+                                  exports=formats, figures=figures,
+                                  warn=None if quiet else lambda w: click.echo(f"bsmeth: warning: {w}", err=True))
+
+        # one process: it imports the later stages' libraries first (or, with workers, while they align)
+        call_run = _do_call(ctx, kw, meanwhile=None if figures else import_downstream_libraries(),
+                            downstream=downstream)
     if not _quiet():
         names = ", ".join(sorted(set(call_run.added)))
         click.echo(f"results in {call_run.out}/: tables, {names}")

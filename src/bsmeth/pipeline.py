@@ -10,7 +10,6 @@ import logging
 import multiprocessing as mp
 import os
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence, Union
@@ -30,6 +29,7 @@ from .output import alignments_text, atomic_write, calls_table, reads_table, sam
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import TRACE_EXT, read_file
 from .samples import resolve_inputs
+from .workers import FORK_IS_SAFE, SIDE, die_with_parent, side_process
 
 log = logging.getLogger("bsmeth")
 OUTPUTS = CALL_TABLES
@@ -148,39 +148,6 @@ def as_panel(x: Union[Panel, Amplicon]) -> Panel:
 
 
 _WORKER: dict = {}
-
-
-# fork starts workers at once, with everything already imported; Python calls it unsafe on macOS (system
-# libraries may hold threads), so other systems spawn
-FORK_IS_SAFE = sys.platform.startswith("linux")
-
-
-def die_with_parent(parent: int) -> None:
-    """Make this forked worker exit when ``parent`` dies, even by SIGKILL: nothing else would stop it writing
-    into the result folder (and holding its lock, see ``outdir``).  Linux: the kernel sends SIGKILL
-    (PR_SET_PDEATHSIG); elsewhere a thread checks the parent twice a second."""
-    import signal
-
-    armed = False
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            armed = ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            armed = False
-    if not armed:
-        import threading
-        import time
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(1)
-
-        threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent:  # the parent died before the request above
-        os._exit(1)
 
 
 def _init_worker(panel: Panel, configs: list[CallConfig], parent: int) -> None:
@@ -437,7 +404,7 @@ PARALLEL_TABLE_READS = 500
 
 
 def _calls_table_job(target: Path) -> None:
-    panel, results = _SIDE["data"]
+    panel, results = SIDE["data"]
     atomic_write(target / "cpg_calls.tsv", calls_table(panel, results))
 
 
@@ -450,7 +417,7 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     results = results_relative(run.results, out)  # relative to where the results will be, not the staging
     target = Path(folder or out)
     if config.threads > 1 and FORK_IS_SAFE and len(results) >= PARALLEL_TABLE_READS:
-        with _side_process((run.panel, results)) as pool:
+        with side_process((run.panel, results)) as pool:
             calls = pool.submit(_calls_table_job, target)
             _write_outputs(run, results, conditions, columns, config, command, sheet_path, target, calls)
     else:
@@ -504,163 +471,4 @@ def _write_outputs(run: CallRun, results: list[ReadResult], conditions: dict, co
         calls_done.result()
     write_json(target / "run.json", meta)  # last: its presence marks a complete set of outputs
 
-
-# run_downstream's two halves, balanced by measurement (example_reads, CPU seconds timed inside `bsmeth run`): a
-# worker forked as soon as the tables are loaded writes the statistics (0.30-0.35 s) and then the exports (0.22 s,
-# after stats.tsv: results.xlsx holds it); this process meanwhile builds the figures and writes them in every
-# format (0.08 and 0.33 s), draws the report's chromatogram snippets (0.09 s) and, once stats.tsv is there, puts
-# the report together (0.12 s).  The statistics start at once instead of after the figures are built; the
-# snippets drawn by the worker too made it the longer half (docs/performance.md).
-_SIDE: dict = {}
-
-
-def _trace_sections(data) -> dict:
-    """The report's trace sections: amplicon name -> HTML with an embedded PNG."""
-    from .report import trace_section
-
-    return {name: trace_section(sub) for name, sub in data.by_amplicon()}
-
-
-@contextmanager
-def _side_process(data) -> Iterator:
-    """One forked worker process (an executor) that inherits ``data`` (``_SIDE["data"]``: not pickled), for
-    work beside this process's.  An executor, not a Pool: if the worker dies (killed, out of memory) result()
-    raises instead of waiting forever; if this process fails or is interrupted, the worker is stopped."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side_worker,
-                             initargs=(data, os.getpid())) as pool:
-        try:
-            yield pool
-        except BaseException:
-            for child in mp.active_children():  # the worker only: the call's pool is gone by then
-                child.terminate()
-            raise
-
-
-def _init_side_worker(data, parent: int) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    # the pool stops its worker with SIGTERM: exit through the atomic writer's cleanup, without a traceback
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
-    die_with_parent(parent)
-    _SIDE.update(data=data)  # forked: the data (loaded tables, results) are inherited, not pickled
-
-
-def _stats_job(compare_config) -> Path:
-    """stats.tsv and heterogeneity.tsv of the loaded tables; the path of stats.tsv."""
-    from .stats import write_stats
-
-    return Path(write_stats(_SIDE["data"], compare_config))
-
-
-def _export_job(call_dir: Path, formats: tuple[str, ...]):
-    """``bsmeth export``'s tables of the call folder (after stats.tsv: results.xlsx holds it)."""
-    from .exports import run_export
-
-    return run_export(call_dir, formats)
-
-
-# (fontTools.subset is not among them: PDFs embed the shipped ASCII font subsets, figures.pdfwrite)
-DOWNSTREAM_IMPORTS = ("pandas", "scipy.special", "PIL.Image", "PIL.ImageDraw", "PIL.ImageFont")
-
-
-def import_downstream_libraries() -> list[Callable[[], object]]:
-    """Steps importing what ``run_downstream`` needs (about a second of imports), for
-    ``run_call(meanwhile=...)``: one library a step."""
-    import importlib
-
-    return [lambda name=name: importlib.import_module(name) for name in DOWNSTREAM_IMPORTS]
-
-
-def run_downstream(call_dir: Path, plot_config, compare_config, processes: int = 1,
-                   progress: Optional[Callable[[int, int], None]] = None, exports: tuple[str, ...] = (),
-                   warn: Optional[Callable[[str], None]] = None) -> list[Path]:
-    """After ``call``: figures (each with its data TSV), statistics and the HTML report, all into the call folder,
-    then the ``exports`` (``exports.run_export``'s formats; its warnings to ``warn``).
-
-    With ``processes`` > 1 a worker forked once the tables are loaded writes the statistics and then the exports
-    while this process builds and writes the figures and draws the report's trace section; the report is put
-    together when stats.tsv is there (the balance: the comment above ``_SIDE``).
-    ``progress(done, total)`` after each file.  No plotting library is imported: the figures are drawn by
-    bsmeth's own writers (``figures``: ``scene``, ``raster``, ``pdfwrite``).
-    """
-    from .figures.plots import check_config
-    from .tables import load_call_dir
-
-    check_config(plot_config)
-    data = load_call_dir(call_dir)  # once: figures, statistics and the report use these tables
-    parallel = processes > 1 and FORK_IS_SAFE  # elsewhere one process: the worker gets the tables by fork
-    if not parallel:
-        return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn)
-    with _side_process(data) as pool:
-        stats = pool.submit(_stats_job, compare_config)
-        exported = pool.submit(_export_job, Path(call_dir), tuple(exports)) if exports else None
-        return _downstream(data, call_dir, plot_config, compare_config, progress, exports, warn, stats, exported)
-
-
-def _downstream(data, call_dir: Path, plot_config, compare_config, progress, exports: tuple[str, ...], warn,
-                stats_done=None, export_done=None) -> list[Path]:
-    """``run_downstream`` on the loaded tables ``data``; ``stats_done`` and ``export_done``: futures of the
-    worker's statistics and exports (else this process writes them, in the same order)."""
-    from .figures.plots import (
-        dose_response_figure,
-        figure_files,
-        figure_name,
-        figure_png_bytes,
-        format_names,
-        lollipop_figure,
-        output_prefix,
-        write_figure,
-    )
-    from .report import DPI as REPORT_DPI
-    from .report import save_report
-    from .stats import write_stats
-
-    # (file stem, figure) of every amplicon: lollipop.* and dose_response.*, or lollipop_<amplicon>.* in a panel
-    figs = [(figure_name(sub, f.name), f) for _, sub in data.by_amplicon()
-            for f in (lollipop_figure(sub, plot_config), dose_response_figure(sub, plot_config)) if f]
-    formats = format_names(plot_config.formats)
-    prefix, dpi = output_prefix(call_dir, plot_config), plot_config.dpi
-    # every figure file, each figure's TSV, stats.tsv + heterogeneity.tsv, report.html
-    total = sum(len(figure_files("x", fmt, len(f.pages))) for _, f in figs for fmt in formats) + len(figs) + 3
-    done = 0
-
-    def step(_name: str = "", n: int = 1) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, total)
-
-    figures = []
-    for stem, fig in figs:
-        figures += write_figure(fig, f"{prefix}{stem}", formats, dpi, step)
-        step()  # its TSV
-    traces = _trace_sections(data)
-    stats = stats_done.result() if stats_done is not None else Path(write_stats(data, compare_config))
-    step(n=2)  # stats.tsv and heterogeneity.tsv
-    order = {fmt: i for i, fmt in enumerate(formats)}
-    figures.sort(key=lambda p: (not p.name.startswith("lollipop"), order.get(p.suffix[1:], 99), p.name))
-    # the report embeds the PNGs just written (first page) rather than drawing the same figures again
-    pngs = {}
-    for stem, fig in figs:
-        png = Path(figure_files(f"{prefix}{stem}", "png", len(fig.pages))[0])
-        pngs[stem] = png.read_bytes() if "png" in formats else figure_png_bytes(fig, REPORT_DPI)
-    report = save_report(data, plot_config=plot_config, compare_config=compare_config, pngs=pngs, traces=traces)
-    step()
-    if export_done is not None:
-        export = export_done.result()
-    else:
-        export = _export_job(Path(call_dir), tuple(exports)) if exports else None
-    from .clonal import HETEROGENEITY_FILE
-
-    heterogeneity = [p for p in (Path(call_dir) / HETEROGENEITY_FILE,) if p.is_file()]
-    exported_files = []
-    if export is not None:
-        for w in export.warnings:
-            if warn:
-                warn(w)
-        exported_files = [p for p in export.files if p.parent == Path(call_dir)]
-    return [*figures, stats, *heterogeneity, report, *exported_files]
 

@@ -1,7 +1,7 @@
 """Per-read data of the report, embedded compactly and shown on demand: the read table, each read's CpG calls,
 alignment and chromatogram at every CpG.
 
-Pipeline position: used by ``build`` (and by ``pipeline.run_downstream`` through ``report.trace_section``,
+Pipeline position: used by ``build`` (and by ``downstream.draw`` through ``report.trace_section``,
 which makes the chromatogram data beside the figures).  Nothing here is drawn: the page's script
 (``data/report.js``) inflates the packed data when a read is opened and draws the traces in a ``<canvas>``, so a
 report of 2,000 reads opens as fast as one of 20.
