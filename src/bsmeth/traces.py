@@ -26,6 +26,7 @@ and as SCF.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from pathlib import Path
@@ -39,6 +40,7 @@ from .models import Read, Trace
 _DATA_TAGS = ("DATA9", "DATA10", "DATA11", "DATA12")
 _USED = frozenset(_DATA_TAGS + ("PBAS1", "PBAS2", "PCON1", "PCON2", "PLOC1", "PLOC2", "FWO_1"))
 _USED_NAMES = frozenset(t[:4].encode() for t in _USED)
+_USED_LABELS = {(t[:4].encode(), int(t[4:])): t for t in _USED}  # (name, number) as in the directory -> 'PBAS2'
 HEADER_SIZE = 128
 _ENTRY = struct.Struct(">4sIHHIIII")  # name, number, element type, element size, count, data size, offset, handle
 _IUPAC = frozenset("ACGTRYKMSWBDHVN")
@@ -72,23 +74,23 @@ def check_abif(data: bytes, path: Path) -> dict[str, tuple[int, int, int, int]]:
             f"{where} the end of the file ({n} bytes); {_CUT}"
         )
     tags: dict[str, tuple[int, int, int, int]] = {}
-    for i, (tag, number, etype, esize, ecount, dsize, doff, _) in enumerate(_ENTRY.iter_unpack(data[offset:end])):
-        used = tag in _USED_NAMES
-        if used or (dsize > 4 and doff + dsize > n):
-            label = tag.decode("latin-1") + str(number)
-            used = label in _USED
-            if used and esize * ecount != dsize:
-                raise ReadFormatError(
-                    f"{path}: corrupt ABIF trace: tag {label!r} claims {ecount} elements of {esize} bytes "
-                    f"but holds {dsize} bytes"
-                )
-            if dsize > 4 and doff + dsize > n:
-                raise ReadFormatError(
-                    f"{path}: truncated or corrupt ABIF trace: the data of tag {label!r} (bytes {doff}-{doff + dsize}) "
-                    f"lies past the end of the file ({n} bytes)"
-                )
-            if used:  # data of 4 bytes or less is stored in the offset field itself
-                tags.setdefault(label, (etype, ecount, dsize, doff if dsize > 4 else offset + i * _ENTRY.size + 20))
+    at = offset + 20  # where an entry's offset field lies: data of 4 bytes or less is stored there
+    for tag, number, etype, esize, ecount, dsize, doff, _ in _ENTRY.iter_unpack(data[offset:end]):
+        label = _USED_LABELS.get((tag, number)) if tag in _USED_NAMES else None  # a tag bsmeth reads
+        if label is not None and esize * ecount != dsize:
+            raise ReadFormatError(
+                f"{path}: corrupt ABIF trace: tag {label!r} claims {ecount} elements of {esize} bytes "
+                f"but holds {dsize} bytes"
+            )
+        if dsize > 4 and doff + dsize > n:
+            label = label or tag.decode("latin-1") + str(number)
+            raise ReadFormatError(
+                f"{path}: truncated or corrupt ABIF trace: the data of tag {label!r} (bytes {doff}-{doff + dsize}) "
+                f"lies past the end of the file ({n} bytes)"
+            )
+        if label is not None and label not in tags:  # the first of a repeated tag
+            tags[label] = (etype, ecount, dsize, doff if dsize > 4 else at)
+        at += _ENTRY.size
     return tags
 
 
@@ -111,7 +113,8 @@ def _int16s(data: bytes, tags: dict, name: str) -> np.ndarray | None:
 
 
 _NO_TRACE = "the chromatogram is not used"
-_ACGT = list("ACGT")
+# channel order (FWO_) -> the file's channel of A, C, G and T (Trace.matrix's rows), for the 24 orders there are
+_ROWS = {"".join(p): np.array([p.index(b) for b in "ACGT"]) for p in itertools.permutations("ACGT")}
 
 
 def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
@@ -120,7 +123,8 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
     if order is None:
         return None, f"no channel order (FWO_ tag): {_NO_TRACE}"
     order = order[:4].decode("ascii", "replace").upper()
-    if sorted(order) != _ACGT:
+    rows = _ROWS.get(order)
+    if rows is None:
         return None, f"channel order {order!r} (FWO_) is not A, C, G, T in some order: {_NO_TRACE}"
     # the channels from their directory entries (what ``_int16s`` checks), without an array each
     entries = [tags.get(t) for t in _DATA_TAGS]
@@ -130,9 +134,9 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
     if any(e[1] != n for e in entries):
         return None, f"the four data channels differ in length ({', '.join(str(e[1]) for e in entries)}): {_NO_TRACE}"
     # rows A, C, G, T (Trace.matrix): one copy out of the file when the four channels lie one after the other
-    rows, at = [order.index(b) for b in "ACGT"], [e[3] for e in entries]
+    at = [e[3] for e in entries]
     if at[1] - at[0] == at[2] - at[1] == at[3] - at[2] == 2 * n:
-        matrix = np.frombuffer(data, dtype=">i2", count=4 * n, offset=at[0]).reshape(4, n)[rows]
+        matrix = np.frombuffer(data, dtype=">i2", count=4 * n, offset=at[0]).reshape(4, n).take(rows, axis=0)
     else:
         matrix = np.stack([np.frombuffer(data, dtype=">i2", count=n, offset=at[i]) for i in rows])
     if not np.count_nonzero(matrix):
