@@ -118,6 +118,8 @@ def link_problem(path: str | os.PathLike) -> Optional[str]:
 MAX_INPUT_BYTES = 64 * 2**20
 _CHUNK = 2**20
 _GZIP = b"\x1f\x8b"  # the first two bytes of a gzip file
+# read-only, without blocking (a FIFO), never becoming the controlling terminal, binary (Windows)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 class Refused(Exception):
@@ -158,9 +160,8 @@ def read_input_bytes(path: str | os.PathLike, limit: int = MAX_INPUT_BYTES) -> b
     so a FIFO never hangs the run and /dev/zero is never read.  A file larger than ``limit`` on disk is
     not opened further; a gzip stream is decompressed in 1 MiB chunks and stopped past ``limit``.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as e:
         problem = link_problem(path)
         raise Refused(problem or f"cannot open ({e.strerror or e})", strerror=problem or str(e.strerror or e)) from None
