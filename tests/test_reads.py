@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bsmeth import files as files_mod
 from bsmeth.errors import InputError
-from bsmeth.models import Read, Unreadable
+from bsmeth.files import Refused, read_input_bytes
+from bsmeth.models import Read, Reason, Unreadable
 from bsmeth.reads import collect, read_file
 
 DATA = Path(__file__).parent / "data"
@@ -216,6 +218,47 @@ def test_gzip_with_flipped_byte_does_not_raise(tmp_path):
     g[30] ^= 0xFF
     (u,) = read_file(write(tmp_path / "c.fasta.gz", bytes(g)))
     assert isinstance(u, Unreadable) and "corrupt gzip" in u.message
+
+
+
+# ---------------------------------------------------------------------------------------------- the bytes
+def _os_read_at_most(monkeypatch, k: int) -> None:
+    real = files_mod.os.read
+    monkeypatch.setattr(files_mod.os, "read", lambda fd, n: real(fd, min(n, k)))
+
+
+@pytest.mark.parametrize("k", [1, 2, 1000])
+@pytest.mark.parametrize("gz", [False, True])
+def test_short_reads_give_the_whole_file(tmp_path, monkeypatch, k, gz):
+    """read_input_bytes reads a file in one os.read; reads that return less (allowed, rare) are completed."""
+    trace = (DATA / "traces" / "3100.ab1").read_bytes()
+    p = write(tmp_path / "t.ab1", gzip.compress(trace) if gz else trace)
+    _os_read_at_most(monkeypatch, k)
+    assert read_input_bytes(p) == trace
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_file_larger_than_its_fstat_size_is_read_whole_and_limited(tmp_path, monkeypatch, gz):
+    """A file that grew after fstat, or reports size 0 (/proc, some network files): read on to the end, never
+    past the limit."""
+    text = b">g1\n" + b"ACGT" * 5000 + b"\n"
+    p = write(tmp_path / "g.fasta", gzip.compress(text) if gz else text)
+    real = files_mod.os.fstat
+
+    class Zero:
+        def __init__(self, st):
+            self.st_mode, self.st_size = st.st_mode, 0
+
+    monkeypatch.setattr(files_mod.os, "fstat", lambda fd: Zero(real(fd)))
+    assert read_input_bytes(p) == text
+    with pytest.raises(Refused) as e:
+        read_input_bytes(p, limit=1000)
+    assert e.value.reason == Reason.TOO_LARGE
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs /proc")
+def test_proc_files_report_size_zero_and_are_read():
+    assert b"Pid:" in read_input_bytes("/proc/self/status")
 
 
 def test_sniffing_by_content_not_extension(tmp_path):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from bsmeth.errors import ReadFormatError
 from bsmeth.models import Read, Unreadable
@@ -188,3 +190,76 @@ def test_own_reader_agrees_with_biopython(data, name):
     for base, tag in zip(order[:4], ("DATA9", "DATA10", "DATA11", "DATA12")):
         assert list(ours.trace.channels[base]) == list(raw[tag])
     assert list(ours.trace.peaks) == list(raw["PLOC2"])
+
+
+# ---------------------------------------------------------------------------------------------- the chromatogram
+def _entry(data: bytes, name: bytes, number: int) -> tuple[int, int, int]:
+    """(directory position, element count, data offset) of one tag."""
+    at = _entry_at(data, name, number)
+    return at, struct.unpack_from(">I", data, at + 12)[0], struct.unpack_from(">I", data, at + 20)[0]
+
+
+def test_channels_anywhere_in_the_file_read_the_same(ab3100):
+    """The four channels are taken in one piece when they lie one after the other (as instruments write them),
+    else one by one: a copy of DATA10 placed after the directory gives the same chromatogram."""
+    at, n, off = _entry(ab3100, b"DATA", 10)
+    moved = _patched(ab3100 + ab3100[off:off + 2 * n], at + 20, ">I", len(ab3100))
+    a, b = read_abif(Path("a.ab1"), ab3100), read_abif(Path("b.ab1"), moved)
+    assert np.array_equal(a.trace.matrix, b.trace.matrix)
+    assert {m.dtype.newbyteorder("=") for m in (a.trace.matrix, b.trace.matrix)} == {np.dtype(np.int16)}
+    assert all(np.array_equal(a.trace.channels[x], b.trace.channels[x]) for x in "ACGT")
+    assert np.array_equal(a.trace.peaks, b.trace.peaks) and a.notes == b.notes
+
+
+def _damaged(data: bytes, how: str) -> bytes:
+    at, n, off = _entry(data, b"DATA", 10)
+    if how == "shorter channel":  # one element fewer, its size to match
+        return _patched(_patched(data, at + 12, ">I", n - 1), at + 16, ">I", 2 * (n - 1))
+    if how == "not 16-bit":  # element type 5 (long) instead of 4 (short)
+        return _patched(data, at + 8, ">H", 5)
+    if how == "no channel":  # DATA10 renamed
+        return _patched(data, at, ">4s", b"DATX")
+    if how == "all zero":
+        first = _entry(data, b"DATA", 9)[2]
+        return data[:first] + bytes(8 * n) + data[first + 8 * n:]
+    ploc, calls, poff = _entry(data, b"PLOC", 2)
+    if how == "peaks outside":  # a negative position and one past the end
+        return _patched(_patched(data, poff, ">h", -3), poff + 2, ">h", n)
+    assert how == "peaks missing"  # PLOC2 and PLOC1 as text (element type 2), not 16-bit numbers
+    return _patched(_patched(data, ploc + 8, ">H", 2), _entry_at(data, b"PLOC", 1) + 8, ">H", 2)
+
+
+@pytest.mark.parametrize("how, note", [
+    ("shorter channel", "the four data channels differ in length (10303, 10302, 10303, 10303)"),
+    ("not 16-bit", "analysed data channels (DATA9-12) missing or not 16-bit"),
+    ("no channel", "analysed data channels (DATA9-12) missing or not 16-bit"),
+    ("all zero", "the data channels are empty (all zero or no points)"),
+    ("peaks missing", "no peak positions (PLOC) for 795 base calls"),
+])
+def test_unusable_chromatogram_is_a_note(ab3100, how, note):
+    r = read_abif(Path("c.ab1"), _damaged(ab3100, how))
+    assert r.trace is None and len(r.seq) == 795
+    assert r.notes[-1] == f"{note}: the chromatogram is not used"
+
+
+def test_peaks_outside_the_trace_are_counted(ab3100):
+    r = read_abif(Path("c.ab1"), _damaged(ab3100, "peaks outside"))
+    assert r.trace is not None and r.trace.peaks[:2].tolist() == [-3, r.trace.matrix.shape[1]]
+    assert r.notes[-1] == "2 peak position(s) lie outside the trace: no chromatogram evidence there"
+
+
+@example(b"\xdf")  # latin-1 sharp s: upper-cased to 'SS', letters, as the text reading has always taken it
+@example(b"acgt")
+@example(b"A*")
+@given(st.binary(min_size=1, max_size=6))
+def test_base_calls_checked_as_text(ab3100, calls):
+    """The base calls are checked as bytes (IUPAC letters after upper-casing) and, when that fails, as text;
+    whatever the bytes, the result is the text rule's: the latin-1 text upper-cased, IUPAC letters only."""
+    at, count, off = _entry(ab3100, b"PBAS", 2)
+    data = ab3100[:off] + calls + ab3100[off + len(calls):]
+    text = (calls + ab3100[off + len(calls):off + count]).decode("latin-1").upper()
+    if set(text) <= set("ACGTRYKMSWBDHVN"):
+        assert read_abif(Path("c.ab1"), data).seq == text
+    else:
+        with pytest.raises(ReadFormatError, match="non-DNA characters"):
+            read_abif(Path("c.ab1"), data)

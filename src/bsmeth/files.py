@@ -117,6 +117,9 @@ def link_problem(path: str | os.PathLike) -> Optional[str]:
 # input can take (a gzip "bomb" is decompressed in chunks and stopped here).  Split larger files.
 MAX_INPUT_BYTES = 64 * 2**20
 _CHUNK = 2**20
+_GZIP = b"\x1f\x8b"  # the first two bytes of a gzip file
+# read-only, without blocking (a FIFO), never becoming the controlling terminal, binary (Windows)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 
 
 class Refused(Exception):
@@ -157,9 +160,8 @@ def read_input_bytes(path: str | os.PathLike, limit: int = MAX_INPUT_BYTES) -> b
     so a FIFO never hangs the run and /dev/zero is never read.  A file larger than ``limit`` on disk is
     not opened further; a gzip stream is decompressed in 1 MiB chunks and stopped past ``limit``.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as e:
         problem = link_problem(path)
         raise Refused(problem or f"cannot open ({e.strerror or e})", strerror=problem or str(e.strerror or e)) from None
@@ -173,23 +175,33 @@ def read_input_bytes(path: str | os.PathLike, limit: int = MAX_INPUT_BYTES) -> b
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "rb", buffering=0) as fh:
+    try:
+        # the whole file in one read, straight from the descriptor (no file object, no separate read of the
+        # first two bytes: this is the per-trace path); those two bytes tell whether it is gzip'd.  One byte
+        # more than its size, or a second read that finds the end, tells whether it grew since fstat (or
+        # reports size 0, as /proc and some network files do)
         try:
-            head = fh.read(2)
-            if head != b"\x1f\x8b":
-                data = head + fh.read(max(st.st_size - len(head), 0) + 1)  # the whole file, in one read
-                while len(data) <= st.st_size:  # a short read (rare): the rest
-                    more = fh.read(st.st_size + 1 - len(data))
-                    if not more:
-                        break
-                    data += more
-                if len(data) > st.st_size:  # it grew, or reports size 0 (/proc, some network files): read on
-                    data = _read_chunks(fh, limit, data, "holds")
-                return data
-            fh.seek(0)
-            with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
-                return _read_chunks(gz, limit, b"", f"{_mib(st.st_size)} gzip'd, decompresses to")
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise Refused(f"corrupt gzip file ({e})") from None
+            data = os.read(fd, max(st.st_size + 1, 2))
+            while len(data) <= st.st_size and data[:2] != _GZIP:  # the read that finds the end (or a short read)
+                more = os.read(fd, st.st_size + 1 - len(data))
+                if not more:
+                    return data
+                data += more
         except OSError as e:
             raise Refused(f"cannot read ({e.strerror or e})", strerror=str(e.strerror or e)) from None
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            fd = -1  # closed with fh
+            try:
+                if data[:2] != _GZIP:  # it grew: read on, never past the limit
+                    return _read_chunks(fh, limit, data, "holds")
+                del data  # gzip'd: read again from its start, decompressed in chunks (reading is cheap next to that)
+                fh.seek(0)
+                with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
+                    return _read_chunks(gz, limit, b"", f"{_mib(st.st_size)} gzip'd, decompresses to")
+            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                raise Refused(f"corrupt gzip file ({e})") from None
+            except OSError as e:
+                raise Refused(f"cannot read ({e.strerror or e})", strerror=str(e.strerror or e)) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)

@@ -33,6 +33,7 @@ from .files import (  # noqa: F401 (re-exported)
     special_kind,
 )
 from .models import Read, Reason, Unreadable
+from .traces import read_abif, read_scf
 
 log = logging.getLogger("bsmeth")
 
@@ -321,8 +322,6 @@ def read_file(path: Path) -> list[Union[Read, Unreadable]]:
     Never raises for bad content: whatever the bytes, the result has at least one item.  Ids, file
     names and messages are writable text (``text.shown``) whatever bytes the file name holds.
     """
-    from .traces import read_abif, read_scf
-
     path = path if isinstance(path, Path) else Path(path)
     name = shown(path)  # the file as written into tables and messages
     stem = shown(file_stem(path))

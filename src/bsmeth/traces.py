@@ -26,6 +26,7 @@ and as SCF.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 from pathlib import Path
@@ -39,9 +40,11 @@ from .models import Read, Trace
 _DATA_TAGS = ("DATA9", "DATA10", "DATA11", "DATA12")
 _USED = frozenset(_DATA_TAGS + ("PBAS1", "PBAS2", "PCON1", "PCON2", "PLOC1", "PLOC2", "FWO_1"))
 _USED_NAMES = frozenset(t[:4].encode() for t in _USED)
+_USED_LABELS = {(t[:4].encode(), int(t[4:])): t for t in _USED}  # (name, number) as in the directory -> 'PBAS2'
 HEADER_SIZE = 128
 _ENTRY = struct.Struct(">4sIHHIIII")  # name, number, element type, element size, count, data size, offset, handle
 _IUPAC = frozenset("ACGTRYKMSWBDHVN")
+_IUPAC_BYTES = "".join(sorted(_IUPAC)).encode()
 _CUT = "the file was cut short (incomplete download or copy?)"
 _AS_PLAIN = "qualities ignored, the base calls are used as plain sequence"
 
@@ -71,23 +74,23 @@ def check_abif(data: bytes, path: Path) -> dict[str, tuple[int, int, int, int]]:
             f"{where} the end of the file ({n} bytes); {_CUT}"
         )
     tags: dict[str, tuple[int, int, int, int]] = {}
-    for i, (tag, number, etype, esize, ecount, dsize, doff, _) in enumerate(_ENTRY.iter_unpack(data[offset:end])):
-        used = tag in _USED_NAMES
-        if used or (dsize > 4 and doff + dsize > n):
-            label = tag.decode("latin-1") + str(number)
-            used = label in _USED
-            if used and esize * ecount != dsize:
-                raise ReadFormatError(
-                    f"{path}: corrupt ABIF trace: tag {label!r} claims {ecount} elements of {esize} bytes "
-                    f"but holds {dsize} bytes"
-                )
-            if dsize > 4 and doff + dsize > n:
-                raise ReadFormatError(
-                    f"{path}: truncated or corrupt ABIF trace: the data of tag {label!r} (bytes {doff}-{doff + dsize}) "
-                    f"lies past the end of the file ({n} bytes)"
-                )
-            if used:  # data of 4 bytes or less is stored in the offset field itself
-                tags.setdefault(label, (etype, ecount, dsize, doff if dsize > 4 else offset + i * _ENTRY.size + 20))
+    at = offset + 20  # where an entry's offset field lies: data of 4 bytes or less is stored there
+    for tag, number, etype, esize, ecount, dsize, doff, _ in _ENTRY.iter_unpack(data[offset:end]):
+        label = _USED_LABELS.get((tag, number)) if tag in _USED_NAMES else None  # a tag bsmeth reads
+        if label is not None and esize * ecount != dsize:
+            raise ReadFormatError(
+                f"{path}: corrupt ABIF trace: tag {label!r} claims {ecount} elements of {esize} bytes "
+                f"but holds {dsize} bytes"
+            )
+        if dsize > 4 and doff + dsize > n:
+            label = label or tag.decode("latin-1") + str(number)
+            raise ReadFormatError(
+                f"{path}: truncated or corrupt ABIF trace: the data of tag {label!r} (bytes {doff}-{doff + dsize}) "
+                f"lies past the end of the file ({n} bytes)"
+            )
+        if label is not None and label not in tags:  # the first of a repeated tag
+            tags[label] = (etype, ecount, dsize, doff if dsize > 4 else at)
+        at += _ENTRY.size
     return tags
 
 
@@ -110,6 +113,8 @@ def _int16s(data: bytes, tags: dict, name: str) -> np.ndarray | None:
 
 
 _NO_TRACE = "the chromatogram is not used"
+# channel order (FWO_) -> the file's channel of A, C, G and T (Trace.matrix's rows), for the 24 orders there are
+_ROWS = {"".join(p): np.array([p.index(b) for b in "ACGT"]) for p in itertools.permutations("ACGT")}
 
 
 def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
@@ -118,21 +123,23 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
     if order is None:
         return None, f"no channel order (FWO_ tag): {_NO_TRACE}"
     order = order[:4].decode("ascii", "replace").upper()
-    if sorted(order) != list("ACGT"):
+    rows = _ROWS.get(order)
+    if rows is None:
         return None, f"channel order {order!r} (FWO_) is not A, C, G, T in some order: {_NO_TRACE}"
-    arrays = [_int16s(data, tags, t) for t in _DATA_TAGS]
-    if any(a is None for a in arrays):
+    # the channels from their directory entries (what ``_int16s`` checks), without an array each
+    entries = [tags.get(t) for t in _DATA_TAGS]
+    if not all(e is not None and e[0] == 4 and e[2] >= 2 * e[1] for e in entries):
         return None, f"analysed data channels (DATA9-12) missing or not 16-bit: {_NO_TRACE}"
-    if len({len(a) for a in arrays}) != 1:
-        return None, f"the four data channels differ in length ({', '.join(str(len(a)) for a in arrays)}): {_NO_TRACE}"
+    n = entries[0][1]
+    if any(e[1] != n for e in entries):
+        return None, f"the four data channels differ in length ({', '.join(str(e[1]) for e in entries)}): {_NO_TRACE}"
     # rows A, C, G, T (Trace.matrix): one copy out of the file when the four channels lie one after the other
-    n, rows = len(arrays[0]), [order.index(b) for b in "ACGT"]
-    at = [tags[t][3] for t in _DATA_TAGS]
-    if all(b - a == 2 * n for a, b in zip(at, at[1:])):
-        matrix = np.frombuffer(data, dtype=">i2", count=4 * n, offset=at[0]).reshape(4, n)[rows]
+    at = [e[3] for e in entries]
+    if at[1] - at[0] == at[2] - at[1] == at[3] - at[2] == 2 * n:
+        matrix = np.frombuffer(data, dtype=">i2", count=4 * n, offset=at[0]).reshape(4, n).take(rows, axis=0)
     else:
-        matrix = np.stack([arrays[i] for i in rows])
-    if not matrix.any():
+        matrix = np.stack([np.frombuffer(data, dtype=">i2", count=n, offset=at[i]) for i in rows])
+    if not np.count_nonzero(matrix):
         return None, f"the data channels are empty (all zero or no points): {_NO_TRACE}"
     peaks = _int16s(data, tags, "PLOC2")
     if peaks is None:
@@ -141,7 +148,8 @@ def _trace(data: bytes, tags: dict, n_calls: int) -> tuple[Trace | None, str]:
         found = "no peak positions (PLOC)" if peaks is None else f"{len(peaks)} peak positions (PLOC)"
         return None, f"{found} for {n_calls} base calls: {_NO_TRACE}"
     peaks = peaks.astype(np.int32)
-    outside = int(np.count_nonzero((peaks < 0) | (peaks >= n)))
+    # below 0 or at n and past: as unsigned, a negative position is past any n (n < 2**31, a file < 4 GiB)
+    outside = int(np.count_nonzero(peaks.view(np.uint32) >= n))
     trace = Trace(channels=dict(zip("ACGT", matrix)), peaks=peaks, base_order=order, matrix=matrix)
     return trace, (f"{outside} peak position(s) lie outside the trace: no chromatogram evidence there"
                    if outside else "")
@@ -163,13 +171,17 @@ def read_abif(path: str | Path, data: bytes | None = None) -> Read:
     calls = _raw(data, tags, "PBAS2")
     if calls is None:
         calls = _raw(data, tags, "PBAS1")
-    seq = (calls or b"").decode("latin-1").upper()
-    if not seq:
+    calls = (calls or b"").upper()
+    if not calls:
         raise ReadFormatError(f"{path}: ABIF file has no base calls (a fragment-analysis .fsa file?)")
-    bad = sorted(set(seq) - _IUPAC)
-    if bad:
-        shown = "".join(b if b.isprintable() and not b.isspace() else "?" for b in bad[:10])
-        raise ReadFormatError(f"{path}: corrupt ABIF trace: the base calls contain non-DNA characters ({shown!r})")
+    if not calls.translate(None, _IUPAC_BYTES):  # IUPAC letters only (the bytes way: no set of the letters)
+        seq = calls.decode("ascii")
+    else:  # the text way, for its message; bytes a latin-1 reading upper-cases to letters (\xdf: 'SS') pass
+        seq = calls.decode("latin-1").upper()
+        bad = sorted(set(seq) - _IUPAC)
+        if bad:
+            shown = "".join(b if b.isprintable() and not b.isspace() else "?" for b in bad[:10])
+            raise ReadFormatError(f"{path}: corrupt ABIF trace: the base calls contain non-DNA characters ({shown!r})")
     qual = _raw(data, tags, "PCON2")
     if qual is None:
         qual = _raw(data, tags, "PCON1")
@@ -177,7 +189,7 @@ def read_abif(path: str | Path, data: bytes | None = None) -> Read:
     notes = []  # anomalies, shown in the read's detail (never silent)
     if qual is not None and len(qual) == len(seq):
         q = np.frombuffer(qual, dtype=np.uint8).copy()
-        if not q.any():
+        if not np.count_nonzero(q):
             q = None  # instruments such as the ABI 310 store all-zero qualities: treat as no qualities
             notes.append(f"the trace's qualities are all zero: {_AS_PLAIN}")
     else:
