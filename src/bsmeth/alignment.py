@@ -185,7 +185,7 @@ class _Tables:
     """What the aligner derives from one amplicon, once (``_tables``)."""
 
     tcode: str  # the target code (Z at CpG C)
-    tbytes: bytes  # the same as bytes, for parasail's CIGAR
+    tsame: bytes  # one letter for each target letter, for parasail's CIGAR (``_local``)
     kmers: np.ndarray  # bool over all 3**K codes (+1): which 3-letter k-mers the target holds (``_kmer_table``)
     profile: object  # parasail's query profile of the target (the target is the query of every alignment)
     mark_keys: np.ndarray  # uint16 per target position: its code letter << 8, the high byte of a ``_marks`` key
@@ -203,10 +203,9 @@ def _make_tables(target: str) -> _Tables:
     import parasail
 
     tcode = _target_code(target)
-    tbytes = tcode.encode("ascii")
-    return _Tables(tcode=tcode, tbytes=tbytes, kmers=_kmer_table(target),
+    return _Tables(tcode=tcode, tsame=b"A" * len(tcode), kmers=_kmer_table(target),
                    profile=parasail.profile_create_16(tcode, _matrix()),
-                   mark_keys=np.frombuffer(tbytes, dtype=np.uint8).astype(np.uint16) << 8)
+                   mark_keys=np.frombuffer(tcode.encode("ascii"), dtype=np.uint8).astype(np.uint16) << 8)
 
 
 def _lib():
@@ -242,8 +241,12 @@ def _local(tab: _Tables, q: str, lo: int = 0) -> tuple[int, list[list[int]]]:
         score = res[0].score
         if score <= 0:
             return score, []
-        # the CIGAR (query: the target, reference: the read) copied out of the C struct, which is then freed
-        ptr = lib.parasail_result_get_cigar(res, tab.tbytes, len(tab.tbytes), qb, len(qb), _matrix().pointer)
+        # the CIGAR (query: the target, reference: the read) copied out of the C struct, which is then freed.
+        # parasail's traceback follows its trace table alone and looks at the letters only to write a diagonal
+        # step as = or X: given one letter throughout, it writes each gap-free run as one = (not a = or X per
+        # mismatch, a hundred operations on a typical read), which is all the blocks need
+        same = b"A" * len(qb)
+        ptr = lib.parasail_result_get_cigar(res, tab.tsame, len(tab.tsame), same, len(same), _matrix().pointer)
         try:
             cig = ptr[0]
             ops = memoryview(ctypes.string_at(cig.seq, 4 * cig.len)).cast("I")
@@ -252,8 +255,7 @@ def _local(tab: _Tables, q: str, lo: int = 0) -> tuple[int, list[list[int]]]:
             lib.parasail_cigar_free(ptr)
     finally:
         lib.parasail_result_free(res)
-    # gap-free blocks: runs of M/=/X operations between the gaps (parasail writes a mismatch as its own X); a
-    # few dozen operations, walked in Python (cheaper than numpy's calls on arrays this small)
+    # gap-free blocks: the runs of M/=/X operations between the gaps (a few operations: walked in Python)
     blocks: list[list[int]] = []
     t0, r0 = t, r  # where the current block starts
     for op in ops:
@@ -312,6 +314,8 @@ def normalise_gaps(blocks: list[list[int]], tcode: str, q: str) -> list[list[int
     read base onto a CpG C is allowed (C and T score alike there), so a homopolymer length error in the
     run before a CpG's G always leaves the C aligned with the read base next to the G.
     """
+    if len(blocks) < 2:
+        return blocks  # no gap
     t3, q3 = tcode.replace("Z", "C").translate(_TO3), q.translate(_TO3)
     score = _pair_scores()
     for i in range(1, len(blocks)):
