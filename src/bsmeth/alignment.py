@@ -133,11 +133,9 @@ def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, np.ndarray]]:
     score decides).
     """
     hf, hr = kmer_hits(amp, seq)
-    cands = [("+", seq, hf), ("-", revcomp(seq), hr)]
-    cands.sort(key=lambda c: -len(c[2]))
-    if len(cands[0][2]) >= 3 * max(len(cands[1][2]), 1):
-        cands = cands[:1]
-    return cands
+    best, other = (("+", hf), ("-", hr)) if len(hf) >= len(hr) else (("-", hr), ("+", hf))
+    keep = (best,) if len(best[1]) >= 3 * max(len(other[1]), 1) else (best, other)
+    return [(o, seq if o == "+" else revcomp(seq), hits) for o, hits in keep]  # reversed only when tried
 
 
 def window(n_read: int, hits: np.ndarray, n_target: int) -> tuple[int, int]:
