@@ -30,7 +30,6 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
 
 import numpy as np
 
@@ -206,6 +205,7 @@ def _make_tables(target: str) -> _Tables:
                    mark_keys=np.frombuffer(tcode.encode("ascii"), dtype=np.uint8).astype(np.uint16) << 8)
 
 
+@lru_cache(maxsize=1)
 def _lib():
     """parasail's C library (its Python wrapper re-encodes both sequences, decodes the profile's target twice
     and makes a result object per call: more than the fill of a short read costs)."""
@@ -374,7 +374,8 @@ def _project(amp: Amplicon, tab: _Tables, blocks: list[list[int]], orientation: 
     n = amp.length
     t_start, t_end = blocks[0][0], blocks[-1][1]
     qa = q if q.isascii() else q.encode("ascii", "replace").decode("ascii")  # a letter the aligner cannot name: '?'
-    ri = np.full(n, -1, dtype=np.int32)  # index in the read as given of the base at each target position
+    ri = np.empty(n, dtype=np.int32)  # index in the read as given of the base at each target position
+    ri.fill(-1)
     quals = np.zeros(n, dtype=np.uint8)
     last = len(q) - 1
     parts = [" " * t_start]
@@ -388,11 +389,11 @@ def _project(amp: Amplicon, tab: _Tables, blocks: list[list[int]], orientation: 
         quals[t0:t1] = qual[q0:q1] if qual is not None else NO_QUAL
     parts.append(" " * (n - t_end))
     codes = np.frombuffer("".join(parts).encode("ascii"), dtype=np.uint8)
-    insertions = sum(cur[2] - prev[3] for prev, cur in pairwise(blocks))
+    insertions = blocks[-1][3] - blocks[0][2] - sum(q1 - q0 for _, _, q0, q1 in blocks)  # read bases between blocks
     return AlignedRead(
         orientation=orientation, score=score, target_start=t_start, target_end=t_end,
         read_start=blocks[0][2], read_end=blocks[-1][3], bases=codes.astype(np.uint32).view("U1"), quals=quals,
-        read_pos=ri, insertions=int(insertions), lines=_lines(amp.target, tab, blocks, q, codes),
+        read_pos=ri, insertions=insertions, lines=_lines(amp.target, tab, blocks, q, codes),
     )
 
 
