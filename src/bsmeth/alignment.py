@@ -197,6 +197,7 @@ def _tables(amp: Amplicon) -> _Tables:
 
 
 def _make_tables(target: str) -> _Tables:
+    """The aligner's tables of one target (``_tables`` keeps them per amplicon)."""
     import parasail
 
     tcode = _target_code(target)
