@@ -135,7 +135,14 @@ def candidates():
         return [[int(t0), int(t1), int(q0), int(q1)] for (t0, t1), (q0, q1) in zip(*aln.aligned)]
 
     out["biopython"] = biopython
-    out["parasail-bs"] = lambda tcode, t3, w, w3: A._local(tcode, w)[1]
+    tables = {}  # the aligner's per-amplicon tables, by target code (Z marks a CpG C of the target)
+
+    def parasail_bs(tcode, t3, w, w3):
+        if tcode not in tables:
+            tables[tcode] = A._make_tables(tcode.replace("Z", "C"))
+        return A._local(tables[tcode], w)[1]
+
+    out["parasail-bs"] = parasail_bs
     import parasail
 
     m3 = parasail.matrix_create("AGTN", A.MATCH, A.MISMATCH)

@@ -449,3 +449,106 @@ def test_kmer_codes_are_the_base3_codes_of_the_3_letter_kmers(seq):
         kmer = seq[i:i + K]
         want.append(_NO_KMER if "N" in kmer else sum(digit[b] * 3 ** (K - 1 - j) for j, b in enumerate(kmer)))
     assert _kmer_codes(seq).tolist() == want
+
+
+def _mutated(data, amp, letters="ACGTN"):
+    """A stretch of a converted clone of ``amp`` with random substitutions, indels and Ns, either orientation."""
+    read = list(clone(amp, [data.draw(st.booleans()) for _ in amp.cpgs]))
+    a = data.draw(st.integers(0, amp.length // 2), label="start")
+    read = read[a:data.draw(st.integers(a + 20, amp.length), label="end")]
+    for _ in range(data.draw(st.integers(0, 12), label="n edits")):
+        i = data.draw(st.integers(0, len(read) - 1))
+        op = data.draw(st.sampled_from(["sub", "del", "ins"]))
+        if op == "sub":
+            read[i] = data.draw(st.sampled_from(letters))
+        elif op == "del" and len(read) > 15:
+            del read[i]
+        elif op == "ins":
+            read.insert(i, data.draw(st.sampled_from(letters)))
+    seq = "".join(read)
+    return revcomp(seq) if data.draw(st.booleans(), label="reverse") else seq
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_kmer_hits_are_the_read_kmers_found_in_the_target(data):
+    """The vote's table lookup (both orientations in one correlation) against its definition: the k-mers of the
+    read and of its reverse complement, C read as T, without N, that occur in the target."""
+    from bsmeth.alignment import K, kmer_hits
+
+    amp = _amp(data.draw(st.sampled_from(["igfbp3", "biq"]), label="amplicon"))
+    seq = _mutated(data, amp) + data.draw(st.text(alphabet="ACGTN", max_size=30), label="tail")
+    target_kmers = {amp.target[i:i + K].replace("C", "T") for i in range(amp.length - K + 1)}
+
+    def hits(s):
+        kmers = [s[i:i + K] for i in range(len(s) - K + 1)]
+        return [i for i, k in enumerate(kmers) if "N" not in k and k.replace("C", "T") in target_kmers]
+
+    fwd, rev = kmer_hits(amp, seq)
+    assert fwd.tolist() == hits(seq)
+    assert rev.tolist() == hits(revcomp(seq))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_aligned_blocks_are_parasails_cigar(data):
+    """The gap-free blocks read straight from the C library's CIGAR against parasail's own Python API (the
+    CIGAR as text), on reads with indels: the same alignment, the same blocks."""
+    import re
+
+    import parasail
+
+    from bsmeth.alignment import GAP_EXTEND, GAP_OPEN, _local, _matrix, _tables
+
+    amp = _amp(data.draw(st.sampled_from(["igfbp3", "biq"]), label="amplicon"))
+    q = _mutated(data, amp)
+    lo = data.draw(st.integers(0, 50), label="window start")
+    tab = _tables(amp)
+    res = parasail.sw_trace_scan_profile_16(parasail.profile_create_16(tab.tcode, _matrix()), q, GAP_OPEN, GAP_EXTEND)
+    score, blocks = _local(tab, q, lo)
+    assert score == res.score
+    if score <= 0:
+        assert blocks == []
+        return
+    cigar = res.cigar
+    t, r = cigar.beg_query, cigar.beg_ref + lo
+    want, cur = [], None
+    for n, op in re.findall(r"(\d+)([=XMID])", cigar.decode.decode()):
+        n = int(n)
+        if op in "ID":
+            cur = None
+            t, r = (t + n, r) if op == "I" else (t, r + n)
+            continue
+        if cur is None:
+            cur = [t, t, r, r]
+            want.append(cur)
+        t, r = t + n, r + n
+        cur[1], cur[3] = t, r
+    assert blocks == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_marks_follow_the_rule_column_by_column(data):
+    """The mark line (one table lookup per alignment) against the rule per column: ' ' for a read N (and in
+    gaps), '*' at a CpG C, '.' and '!' for T and C at another C, '|' for a match, 'x' otherwise."""
+    amp = _amp(data.draw(st.sampled_from(["igfbp3", "biq"]), label="amplicon"))
+    aln = align(amp, _mutated(data, amp, "ACGTN"), None)
+    if aln is None:
+        return
+    tline, marks, rline = aln.lines
+    assert len(tline) == len(marks) == len(rline)
+    t = aln.target_start
+    for g, m, r in zip(tline, marks, rline):
+        if g == "-" or r == "-":  # an insertion, a deletion
+            assert m == " "
+            t += g != "-"
+            continue
+        if r == "N":
+            want = " "
+        elif g == "C":
+            want = "*" if amp.target[t:t + 2] == "CG" else "." if r == "T" else "!" if r == "C" else "x"
+        else:
+            want = "|" if r == g else "x"
+        assert m == want, (t, g, r, m)
+        t += 1

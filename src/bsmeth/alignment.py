@@ -28,11 +28,12 @@ that are there); docs/performance.md has the measurements behind the choice of a
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise
 
 import numpy as np
 
+from .memo import by_identity
 from .models import NO_QUAL, AlignedRead, Amplicon
 from .reference import cpg_sites, revcomp
 
@@ -46,10 +47,9 @@ ALPHABET = "ACGTNZ"  # Z = CpG C in the target (C or T both match)
 
 def target_code(amp: Amplicon) -> str:
     """The target with each CpG C written as Z (a C that may read C or T); derived once per amplicon."""
-    return _target_code(amp.target)
+    return _tables(amp).tcode
 
 
-@lru_cache(maxsize=16)
 def _target_code(target: str) -> str:
     t = list(target)
     for i in cpg_sites(target):
@@ -65,44 +65,43 @@ def clean_read(seq: str) -> str:
 # --------------------------------------------------------------------------------------- k-mer vote
 
 _NO_KMER = 3 ** K  # the code of every k-mer holding a letter outside the 3-letter alphabet (N): no target k-mer
-_CODE3 = np.full(256, _NO_KMER, dtype=np.int64)  # 3-letter alphabet: C reads as T; N and the rest: no k-mer
-_CODE3_RC = np.full(256, _NO_KMER, dtype=np.int64)  # the same for the complement (read backwards: reverse complement)
-for _b, _v, _c in (("A", 0, 2), ("G", 1, 2), ("T", 2, 0), ("C", 2, 1)):
-    _CODE3[ord(_b)] = _v
-    _CODE3_RC[ord(_b)] = _c
 
 
-def _codes_of(c: np.ndarray) -> np.ndarray:
-    """Base-3 code of every k-mer of the letter codes ``c`` (``_CODE3``); ``_NO_KMER`` for k-mers holding an N.
+def _digit_map(pairs: str) -> bytes:
+    """A ``bytes.translate`` table: each letter of ``pairs`` ("A0G1...") to its base-3 digit, the rest to 3."""
+    table = bytearray([3]) * 256
+    for letter, digit in zip(pairs[::2], pairs[1::2]):
+        table[ord(letter)] = int(digit)
+    return bytes(table)
 
-    Codes of 2-, 4-, 8-mers by doubling, then the k-mers from those (8 + 4 for K = 12): a few whole-array
-    operations.  A letter coded ``_NO_KMER`` makes its k-mers' codes at least ``_NO_KMER`` (clipped to it)."""
-    if len(c) < K:
+
+_DIGIT3 = _digit_map("A0G1T2C2")  # 3-letter alphabet: C reads as T; N and the rest: 3 (no k-mer)
+_DIGIT3_RC = _digit_map("A2G2T0C1")  # the same for the complement (read backwards: the reverse complement)
+_DIGIT_VALUE = np.array([0, 1, 2, _NO_KMER], dtype=np.int64)  # a 3 weighs so much that its k-mers pass the table
+_WEIGHTS = 3 ** np.arange(K - 1, -1, -1, dtype=np.int64)  # the first letter of a k-mer is its top digit
+
+
+def _codes_of(digits: bytes) -> np.ndarray:
+    """Base-3 code of every k-mer of ``digits`` (one byte 0-3 a letter, ``_DIGIT3``); at least ``_NO_KMER``
+    for k-mers holding a 3 (N).
+
+    One correlation with the digit weights: a single C loop (a few whole-array operations by doubling
+    cost twice as much on a read).  A 3 is worth ``_NO_KMER`` so its k-mers' codes land past every real
+    code (at most 3**23 * 2: no overflow); the table lookup clips them to its last, empty entry."""
+    if len(digits) < K:
         return np.zeros(0, dtype=np.int64)
-    parts = {1: c}
-    w = 1
-    while 2 * w <= K:
-        parts[2 * w] = parts[w][:-w] * 3 ** w + parts[w][w:]
-        w *= 2
-    out, have = parts[w], w
-    for p in sorted(parts, reverse=True):  # the rest of K in powers of two
-        if have + p <= K:
-            out = out[:len(out) - p] * 3 ** p + parts[p][have:]
-            have += p
-    return np.minimum(out, _NO_KMER)
+    return np.correlate(_DIGIT_VALUE.take(np.frombuffer(digits, dtype=np.uint8)), _WEIGHTS)
 
 
 def _kmer_codes(seq: str) -> np.ndarray:
     """Base-3 code of every k-mer of ``seq`` in the 3-letter alphabet; ``_NO_KMER`` for k-mers holding an N."""
-    return _codes_of(_CODE3[np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)])
+    return np.minimum(_codes_of(seq.encode("ascii", "replace").translate(_DIGIT3)), _NO_KMER)
 
 
-@lru_cache(maxsize=16)
-def _target_table(target: str) -> np.ndarray:
+def _kmer_table(target: str) -> np.ndarray:
     """Which 3-letter k-mers occur in the target: a lookup table over all 3**K codes (531 kB)."""
     table = np.zeros(_NO_KMER + 1, dtype=bool)  # the last entry is what k-mers holding an N look up
-    codes = _kmer_codes(target)
-    table[codes] = True
+    table[_kmer_codes(target)] = True
     table[_NO_KMER] = False
     return table
 
@@ -110,13 +109,14 @@ def _target_table(target: str) -> np.ndarray:
 def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
     ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
-    b = np.frombuffer(seq.encode("ascii", "replace"), dtype=np.uint8)
+    b = seq.encode("ascii", "replace")
     n = len(b) - K + 1
     if n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     # both orientations in one pass; the k-mers that span the junction of the two are left out
-    hit = _target_table(amp.target)[_codes_of(np.concatenate((_CODE3[b], _CODE3_RC[b[::-1]])))]
-    return np.flatnonzero(hit[:n]), np.flatnonzero(hit[n + K - 1:])
+    codes = _codes_of(b.translate(_DIGIT3) + b[::-1].translate(_DIGIT3_RC))
+    hit = _tables(amp).kmers.take(codes, mode="clip")  # codes past the table (holding an N) read its last entry
+    return hit[:n].nonzero()[0], hit[n + K - 1:].nonzero()[0]
 
 
 def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
@@ -132,11 +132,9 @@ def orient(amp: Amplicon, seq: str) -> list[tuple[str, str, np.ndarray]]:
     score decides).
     """
     hf, hr = kmer_hits(amp, seq)
-    cands = [("+", seq, hf), ("-", revcomp(seq), hr)]
-    cands.sort(key=lambda c: -len(c[2]))
-    if len(cands[0][2]) >= 3 * max(len(cands[1][2]), 1):
-        cands = cands[:1]
-    return cands
+    best, other = (("+", hf), ("-", hr)) if len(hf) >= len(hr) else (("-", hr), ("+", hf))
+    keep = (best,) if len(best[1]) >= 3 * max(len(other[1]), 1) else (best, other)
+    return [(o, seq if o == "+" else revcomp(seq), hits) for o, hits in keep]  # reversed only when tried
 
 
 def window(n_read: int, hits: np.ndarray, n_target: int) -> tuple[int, int]:
@@ -147,8 +145,8 @@ def window(n_read: int, hits: np.ndarray, n_target: int) -> tuple[int, int]:
     """
     if len(hits) == 0:
         return 0, n_read
-    first = np.searchsorted(hits, hits - n_target, side="left")  # first hit within n_target of each hit
-    best = int(np.argmax(np.arange(len(hits)) - first))  # the first of the densest runs
+    first = hits.searchsorted(hits - n_target)  # first hit within n_target of each hit
+    best = int((np.arange(len(hits)) - first).argmax())  # the first of the densest runs
     end = int(hits[best]) + K
     start = end - n_target - K
     margin = n_target // 10 + 30  # room for indels the k-mers do not see and for noisy insert ends
@@ -179,51 +177,101 @@ def _matrix():
     return m
 
 
-@lru_cache(maxsize=16)
-def _profile(tcode: str):
-    """The target's query profile (built once per amplicon: the target is the query of every alignment)."""
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    """What the aligner derives from one amplicon, once (``_tables``)."""
+
+    tcode: str  # the target code (Z at CpG C)
+    tsame: bytes  # one letter for each target letter, for parasail's CIGAR (``_local``)
+    kmers: np.ndarray  # bool over all 3**K codes (+1): which 3-letter k-mers the target holds (``_kmer_table``)
+    profile: object  # parasail's query profile of the target (the target is the query of every alignment)
+    mark_keys: np.ndarray  # uint16 per target position: its code letter << 8, the high byte of a ``_marks`` key
+
+
+_TABLES: dict = {}
+
+
+def _tables(amp: Amplicon) -> _Tables:
+    """The amplicon's aligner tables, made once per amplicon (``memo.by_identity``)."""
+    return by_identity(_TABLES, amp, lambda: _make_tables(amp.target))
+
+
+def _make_tables(target: str) -> _Tables:
+    """The aligner's tables of one target (``_tables`` keeps them per amplicon)."""
     import parasail
 
-    return parasail.profile_create_16(tcode, _matrix())
+    tcode = _target_code(target)
+    return _Tables(tcode=tcode, tsame=b"A" * len(tcode), kmers=_kmer_table(target),
+                   profile=parasail.profile_create_16(tcode, _matrix()),
+                   mark_keys=np.frombuffer(tcode.encode("ascii"), dtype=np.uint8).astype(np.uint16) << 8)
 
 
-def _score(tcode: str, q: str) -> int:
+@lru_cache(maxsize=1)
+def _lib():
+    """parasail's C library (its Python wrapper re-encodes both sequences, decodes the profile's target twice
+    and makes a result object per call: more than the fill of a short read costs)."""
     import parasail
 
-    return parasail.sw_scan_profile_16(_profile(tcode), q, GAP_OPEN, GAP_EXTEND).score if q else 0
+    return parasail.bindings_v2._lib
 
 
-def _local(tcode: str, q: str) -> tuple[int, list[list[int]]]:
-    """Score and gap-free blocks [t0, t1, q0, q1] of the best local alignment of ``q`` to the target."""
-    import parasail
+def _score(tab: _Tables, q: str) -> int:
+    """Score of the best local alignment of ``q`` to the target (no traceback)."""
+    if not q:
+        return 0
+    lib = _lib()
+    qb = q.encode("latin_1")  # what parasail's wrapper passes
+    res = lib.parasail_sw_scan_profile_16(tab.profile.pointer, qb, len(qb), GAP_OPEN, GAP_EXTEND)
+    try:
+        return res[0].score
+    finally:
+        lib.parasail_result_free(res)
 
+
+def _local(tab: _Tables, q: str, lo: int = 0) -> tuple[int, list[list[int]]]:
+    """Score and gap-free blocks [t0, t1, q0, q1] of the best local alignment of ``q`` to the target (read
+    positions ``lo`` on: ``q`` is the window of the read that starts at ``lo``)."""
     if not q:
         return 0, []
-    res = parasail.sw_trace_scan_profile_16(_profile(tcode), q, GAP_OPEN, GAP_EXTEND)
-    score = res.score
-    if score <= 0:
-        return score, []
-    # the CIGAR straight from the C library (parasail's Python wrapper re-encodes both sequences and
-    # rebuilds ctypes signatures on every call); a copy of its array, then the C struct is freed
-    lib = parasail.bindings_v2._lib
-    tb = tcode.encode("ascii")
-    qb = q.encode("ascii", "replace")
-    ptr = lib.parasail_result_get_cigar(res.pointer, tb, len(tb), qb, len(qb), _matrix().pointer)
-    cig = ptr[0]
+    lib = _lib()
+    qb = q.encode("latin_1")  # what parasail's wrapper passes
+    res = lib.parasail_sw_trace_scan_profile_16(tab.profile.pointer, qb, len(qb), GAP_OPEN, GAP_EXTEND)
     try:
-        ops = np.frombuffer(ctypes.string_at(cig.seq, 4 * cig.len), dtype=np.uint32)
-        t, r = cig.beg_query, cig.beg_ref
+        score = res[0].score
+        if score <= 0:
+            return score, []
+        # the CIGAR (query: the target, reference: the read) copied out of the C struct, which is then freed.
+        # parasail's traceback follows its trace table alone and looks at the letters only to write a diagonal
+        # step as = or X: given one letter throughout, it writes each gap-free run as one = (not a = or X per
+        # mismatch, a hundred operations on a typical read), which is all the blocks need
+        same = b"A" * len(qb)
+        ptr = lib.parasail_result_get_cigar(res, tab.tsame, len(tab.tsame), same, len(same), _matrix().pointer)
+        try:
+            cig = ptr[0]
+            ops = memoryview(ctypes.string_at(cig.seq, 4 * cig.len)).cast("I")
+            t, r = cig.beg_query, cig.beg_ref + lo
+        finally:
+            lib.parasail_cigar_free(ptr)
     finally:
-        lib.parasail_cigar_free(ptr)
-    # gap-free blocks: runs of M/=/X operations between the gaps (parasail writes a mismatch as its own X)
-    n, code = ops >> 4, ops & 15
-    t_end = (t + np.cumsum(np.where(code == 2, 0, n))).tolist()  # D: read letters only (an insertion in the read)
-    r_end = (r + np.cumsum(np.where(code == 1, 0, n))).tolist()  # I: target letters only (a deletion in the read)
-    gaps = ((code == 1) | (code == 2)).nonzero()[0].tolist()
+        lib.parasail_result_free(res)
+    # gap-free blocks: the runs of M/=/X operations between the gaps (a few operations: walked in Python)
     blocks: list[list[int]] = []
-    for a, b in zip([-1, *gaps], [*gaps, len(ops)]):
-        if b - a > 1:  # M operations a+1 .. b-1: from where the one before ended to where the last ends
-            blocks.append([t_end[a] if a >= 0 else t, t_end[b - 1], r_end[a] if a >= 0 else r, r_end[b - 1]])
+    t0, r0 = t, r  # where the current block starts
+    for op in ops:
+        n, code = op >> 4, op & 15
+        if code == 1 or code == 2:
+            if t > t0:
+                blocks.append([t0, t, r0, r])
+            if code == 1:  # I: target letters only (a deletion in the read)
+                t += n
+            else:  # D: read letters only (an insertion in the read)
+                r += n
+            t0, r0 = t, r
+        else:
+            t += n
+            r += n
+    if t > t0:
+        blocks.append([t0, t, r0, r])
     return score, blocks
 
 
@@ -265,6 +313,8 @@ def normalise_gaps(blocks: list[list[int]], tcode: str, q: str) -> list[list[int
     read base onto a CpG C is allowed (C and T score alike there), so a homopolymer length error in the
     run before a CpG's G always leaves the C aligned with the read base next to the G.
     """
+    if len(blocks) < 2:
+        return blocks  # no gap
     t3, q3 = tcode.replace("Z", "C").translate(_TO3), q.translate(_TO3)
     score = _pair_scores()
     for i in range(1, len(blocks)):
@@ -294,62 +344,57 @@ def normalise_gaps(blocks: list[list[int]], tcode: str, q: str) -> list[list[int
 
 def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | None:
     """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
-    tcode = target_code(amp)
+    tab = _tables(amp)
     cands = orient(amp, clean_read(seq))
     best = None
     for o, q, hits in cands:
         lo, hi = window(len(q), hits, amp.length)
         # with one clear orientation the score pass is skipped: the alignment carries its score
-        score = _score(tcode, q[lo:hi]) if len(cands) > 1 else 1
+        score = _score(tab, q[lo:hi]) if len(cands) > 1 else 1
         if best is None or score > best[1]:
             best = (o, score, q, lo, hi)
     if best is None or best[1] <= 0:
         return None
     o, _, q, lo, hi = best
-    score, blocks = _local(tcode, q[lo:hi])
+    score, blocks = _local(tab, q[lo:hi], lo)
     if score <= 0 or not blocks:
         return None
-    for b in blocks:
-        b[2] += lo
-        b[3] += lo
-    blocks = normalise_gaps(_clip_ends(blocks), tcode, q)
+    blocks = normalise_gaps(_clip_ends(blocks), tab.tcode, q)
     quals = None
     if qual is not None:
         quals = qual if o == "+" else qual[::-1]
-    return _project(amp, blocks, o, float(score), q, quals)
+    return _project(amp, tab, blocks, o, float(score), q, quals)
 
 
-@lru_cache(maxsize=16)
-def _target_marks(target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per target position: the letter's code point, is a C, is a CpG C (for the mark line)."""
-    g = np.frombuffer(target.encode("ascii"), dtype=np.uint8).astype(np.uint32)
-    is_c = g == ord("C")
-    cpg = is_c & np.append(g[1:] == ord("G"), False)
-    return g, is_c, cpg
-
-
-def _project(amp: Amplicon, blocks: list[list[int]], orientation: str, score: float, q: str,
+def _project(amp: Amplicon, tab: _Tables, blocks: list[list[int]], orientation: str, score: float, q: str,
              qual: np.ndarray | None) -> AlignedRead:
-    """Per-target-position read bases, qualities and read positions from the aligned blocks."""
+    """Per-target-position read bases, qualities and read positions from the aligned blocks.
+
+    Block by block (slices: a handful of blocks per read); the bases as one byte string, ' ' outside the
+    aligned part, '-' in deletions."""
     n = amp.length
-    ri = np.full(n, -1, dtype=np.int32)  # index in the oriented read of the base at each target position
-    for t0, t1, q0, q1 in blocks:
-        ri[t0:t1] = np.arange(q0, q1, dtype=np.int32)
     t_start, t_end = blocks[0][0], blocks[-1][1]
-    on = ri >= 0
-    at = ri[on]
-    codes = np.full(n, ord(" "), dtype=np.uint32)  # the code points of a 'U1' array, viewed as one below
-    codes[t_start:t_end] = ord("-")
-    codes[on] = np.frombuffer(q.encode("ascii", "replace"), dtype=np.uint8)[at]
+    qa = q if q.isascii() else q.encode("ascii", "replace").decode("ascii")  # a letter the aligner cannot name: '?'
+    ri = np.empty(n, dtype=np.int32)  # index in the read as given of the base at each target position
+    ri.fill(-1)
     quals = np.zeros(n, dtype=np.uint8)
-    quals[on] = qual[at] if qual is not None else NO_QUAL
-    if orientation == "-":
-        ri[on] = len(q) - 1 - at
-    insertions = sum(cur[2] - prev[3] for prev, cur in pairwise(blocks))
+    last = len(q) - 1
+    parts = [" " * t_start]
+    prev = t_start
+    for t0, t1, q0, q1 in blocks:
+        parts.append("-" * (t0 - prev))
+        parts.append(qa[q0:q1])
+        prev = t1
+        ri[t0:t1] = np.arange(q0, q1, dtype=np.int32) if orientation == "+" else np.arange(
+            last - q0, last - q1, -1, dtype=np.int32)
+        quals[t0:t1] = qual[q0:q1] if qual is not None else NO_QUAL
+    parts.append(" " * (n - t_end))
+    codes = np.frombuffer("".join(parts).encode("ascii"), dtype=np.uint8)
+    insertions = blocks[-1][3] - blocks[0][2] - sum(q1 - q0 for _, _, q0, q1 in blocks)  # read bases between blocks
     return AlignedRead(
         orientation=orientation, score=score, target_start=t_start, target_end=t_end,
-        read_start=blocks[0][2], read_end=blocks[-1][3], bases=codes.view("U1"), quals=quals, read_pos=ri,
-        insertions=int(insertions), lines=_lines(amp.target, blocks, q, codes),
+        read_start=blocks[0][2], read_end=blocks[-1][3], bases=codes.astype(np.uint32).view("U1"), quals=quals,
+        read_pos=ri, insertions=insertions, lines=_lines(amp.target, tab, blocks, q, codes),
     )
 
 
@@ -357,20 +402,31 @@ _MARK = {k: ord(v) for k, v in (("match", "|"), ("mismatch", "x"), ("converted",
                                 ("cpg", "*"), ("n", " "))}
 
 
-def _lines(target: str, blocks: list[list[int]], q: str, codes: np.ndarray) -> tuple[str, str, str]:
-    """Target, mark and read lines for alignments.txt (insertions shown against '-' in the target line).
-
-    Marks: | match, . converted C, ! unconverted C, * CpG, x mismatch, blank for N.
-    """
-    t_start, t_end = blocks[0][0], blocks[-1][1]
-    g, is_c, cpg = (a[t_start:t_end] for a in _target_marks(target))
-    r = codes[t_start:t_end]
+@lru_cache(maxsize=1)
+def _marks() -> np.ndarray:
+    """The mark of every (target code letter, read letter) pair, at ``code << 8 | read``: the rule once, for
+    all pairs (a Z is a CpG C: its mark is '*' whatever the read shows, unless an N)."""
+    key = np.arange(1 << 16)
+    t, r = key >> 8, key & 255
+    is_cpg = t == ord("Z")
+    is_c = is_cpg | (t == ord("C"))
+    g = np.where(is_cpg, ord("C"), t)
     m = np.where(r == g, _MARK["match"], _MARK["mismatch"])
     m[is_c & (r == ord("T"))] = _MARK["converted"]
     m[is_c & (r == ord("C"))] = _MARK["unconverted"]
-    m[cpg] = _MARK["cpg"]
+    m[is_cpg] = _MARK["cpg"]
     m[r == ord("N")] = _MARK["n"]
-    marks = m.astype(np.uint8).tobytes().decode("ascii")
+    return m.astype(np.uint8)
+
+
+def _lines(target: str, tab: _Tables, blocks: list[list[int]], q: str, codes: np.ndarray) -> tuple[str, str, str]:
+    """Target, mark and read lines for alignments.txt (insertions shown against '-' in the target line).
+
+    Marks: | match, . converted C, ! unconverted C, * CpG, x mismatch, blank for N.  ``codes``: the read
+    byte at each target position (``_project``).
+    """
+    t_start, t_end = blocks[0][0], blocks[-1][1]
+    marks = _marks().take(tab.mark_keys[t_start:t_end] | codes[t_start:t_end]).tobytes().decode("ascii")
     tl, ml, rl = [], [], []
     prev = None
     for t0, t1, q0, q1 in blocks:
