@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .alignment import align, orient
+from .memo import hold
 from .models import Panel, Reason
 
 NEAR_TIE = 0.8  # runner-up k-mer hits at least this share of the winner's: decide by alignment score
@@ -40,6 +41,7 @@ class Assignment:
 
 def votes(panel: Panel, seq: str) -> list[int]:
     """Per amplicon, the read's k-mer hits in its better orientation."""
+    hold(len(panel))  # every read visits every amplicon's tables: keep them all
     return [max((len(hits) for _, _, hits in orient(amp, seq)), default=0) for amp in panel]
 
 
