@@ -219,3 +219,28 @@ def test_results_relative_is_os_relpath(read_dirs, out_dirs, name):
     out = os.path.join("/data", *out_dirs, "results")
     (r,) = results_relative([ReadResult("r", f, "S", Status.PASS)], Path(out))
     assert r.file == (os.path.relpath(os.path.abspath(f), os.path.abspath(out)) if f else "")
+
+
+def test_duplicates_are_looked_for_as_each_sample_completes(tmp_path, monkeypatch):
+    """`_call` looks for a sample's duplicates as soon as its last file is in (while the workers align the
+    others), before the ids are made unique: the same flags as looking at all reads at the end."""
+    from bsmeth import pipeline
+
+    root = Path(__file__).resolve().parents[1]
+    events: list = []
+    real = pipeline.sample_duplicates
+    monkeypatch.setattr(pipeline, "sample_duplicates", lambda *a: events.append("dups") or real(*a))
+    run = run_call([str(root / "example_reads")], load_amplicon(), tmp_path / "o", CallConfig(threads=1),
+                   str(root / "example_reads" / "samples.csv"),
+                   progress=lambda done, total: events.append(done))
+    assert events.count("dups") == len(run.samples) == 8
+    assert events.index("dups") < events.index(96)  # the first sample's, long before the last file
+    flagged = {r.read_id: r.duplicate_of for r in run.results if r.duplicate_of}
+    assert len(flagged) == 2
+    cleared = [r.but(status=Status.PASS, reason=None, duplicate_of=None, detail="") if r.duplicate_of else r
+               for r in run.results]
+    panel = pipeline.as_panel(load_amplicon())
+    configs = [pipeline.fit_to_amplicon(CallConfig(), panel.amplicons[0])]
+    again = pipeline.mark_panel_duplicates(panel, cleared, configs)
+    assert {r.read_id: r.duplicate_of for r in again if r.duplicate_of} == flagged
+    assert [(r.status, r.reason, r.detail) for r in again] == [(r.status, r.reason, r.detail) for r in run.results]

@@ -26,7 +26,7 @@ from .files import shown
 from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_cpgs
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
-from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
+from .qc import as_duplicate, c_positions, duplicate_links, hq_bases, looks_like_nome, measure, region_limit, verdict
 from .reads import TRACE_EXT, read_file
 from .samples import resolve_inputs
 from .workers import FORK_IS_SAFE, SIDE, die_with_parent, side_process
@@ -244,13 +244,32 @@ def unique_ids(results: Sequence[ReadResult]) -> list[ReadResult]:
     return out
 
 
-def mark_panel_duplicates(panel: Panel, results: list[ReadResult], configs: Sequence[CallConfig]) -> list[ReadResult]:
-    """Clonal duplicates, looked for among the reads of each amplicon (a molecule is of one amplicon)."""
-    out = list(results)
+def sample_duplicates(panel: Panel, results: Sequence[ReadResult], idx: Sequence[int],
+                      configs: Sequence[CallConfig]) -> dict[int, int]:
+    """The clonal duplicates among ``results[i]`` for i in ``idx`` (the reads of one sample), looked for among
+    the passing reads of each amplicon (a molecule is of one amplicon): duplicate's index -> kept read's."""
+    links: dict[int, int] = {}
     for amp, config in zip(panel, configs):
-        idx = [i for i, r in enumerate(out) if r.amplicon == amp.name]
-        for i, r in zip(idx, mark_duplicates(amp, [out[i] for i in idx], config)):
-            out[i] = r
+        mine = [i for i in idx if results[i].amplicon == amp.name and results[i].status is Status.PASS]
+        for k, rep in duplicate_links(amp, [results[i] for i in mine], config):
+            links[mine[k]] = mine[rep]
+    return links
+
+
+def mark_panel_duplicates(panel: Panel, results: list[ReadResult], configs: Sequence[CallConfig],
+                          found: Optional[dict[str, dict[int, int]]] = None) -> list[ReadResult]:
+    """Clonal duplicates flagged, sample by sample (``sample_duplicates``); ``found``: samples already looked at
+    (sample -> its links), as ``_call`` does while the workers align the other samples."""
+    by_sample: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        by_sample.setdefault(r.sample, []).append(i)
+    out = list(results)
+    config_of = {amp.name: c for amp, c in zip(panel, configs)}
+    for sample, idx in by_sample.items():
+        known = found.get(sample) if found is not None else None
+        links = known if known is not None else sample_duplicates(panel, results, idx, configs)
+        for i, rep in links.items():
+            out[i] = as_duplicate(out[i], out[rep], config_of[out[i].amplicon])
     return out
 
 
@@ -302,11 +321,23 @@ def _call(assigned, sheet, panel: Panel, out: Path, config: CallConfig, progress
     jobs = [(f.path, sample) for f, sample, _ in assigned]
     results: list[ReadResult] = []
     steps = () if meanwhile is None else ((meanwhile,) if callable(meanwhile) else tuple(meanwhile))
+    # a sample's duplicates are looked for as soon as its last file is in, while the workers align the others
+    # (duplicates are found within a sample; read ids play no part, so they are made unique after)
+    files_left: dict[str, int] = {}
+    for _, sample in jobs:
+        files_left[sample] = files_left.get(sample, 0) + 1
+    mine: dict[str, list[int]] = {}
+    found: dict[str, dict[int, int]] = {}
     for i, batch in enumerate(_results(jobs, panel, configs, steps)):
+        sample = jobs[i][1]
+        mine.setdefault(sample, []).extend(range(len(results), len(results) + len(batch)))
         results.extend(batch)
+        files_left[sample] -= 1
+        if not files_left[sample]:
+            found[sample] = sample_duplicates(panel, results, mine[sample], configs)
         if progress:
             progress(i + 1, len(jobs))
-    results = mark_panel_duplicates(panel, unique_ids(results), configs)
+    results = mark_panel_duplicates(panel, unique_ids(results), configs, found)
     applied: list[str] = []
     if cur is not None:
         results, applied = apply_curation(results, cur)

@@ -424,7 +424,22 @@ def pair_scores(amp: Amplicon, rows: list[ReadResult], config: CallConfig) -> li
 
 
 def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallConfig) -> list[ReadResult]:
-    """Flag clonal duplicates (one molecule picked twice) among passing reads of the same sample.
+    """Flag clonal duplicates (one molecule picked twice) among passing reads of the same sample
+    (``duplicate_links`` per sample, applied by ``as_duplicate``)."""
+    out = list(results)
+    by_sample: dict[str, list[int]] = {}
+    for i, r in enumerate(out):
+        if r.status is Status.PASS:
+            by_sample.setdefault(r.sample, []).append(i)
+    for idx in by_sample.values():
+        for k, rep in duplicate_links(amp, [out[i] for i in idx], config):
+            out[idx[k]] = as_duplicate(out[idx[k]], out[idx[rep]], config)
+    return out
+
+
+def duplicate_links(amp: Amplicon, rows: Sequence[ReadResult], config: CallConfig) -> list[tuple[int, int]]:
+    """Clonal duplicates (one molecule picked twice) among ``rows``, the passing reads of one sample in input
+    order: (k, rep) for each read ``rows[k]`` that duplicates the kept read ``rows[rep]``.
 
     Two reads are duplicates when their CpG and non-CpG conversion states agree
     at every C both determine but ``duplicate_max_diff`` (one, by default: a
@@ -438,42 +453,38 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     with most CpGs called, then most high-quality bases, then input order.
 
     Work per sample: two matrix products to find the pairs that can be one molecule, then their evidence
-    in one vectorised pass, then one pass over the reads.
+    in one vectorised pass, then one pass over the reads.  Read ids play no part (``pipeline`` looks for a
+    sample's duplicates as soon as its reads are in, before the ids are made unique).
     """
-    out = list(results)
-    by_sample: dict[str, list[int]] = {}
-    for i, r in enumerate(out):
-        if r.status is Status.PASS:
-            by_sample.setdefault(r.sample, []).append(i)
-    for idx in by_sample.values():
-        if len(idx) < 2:
+    if len(rows) < 2:
+        return []
+    rows = list(rows)
+    mat, level, cpg, cph_rate = _sample_model(amp, rows, config)
+    a, b = candidate_pairs(mat, config.duplicate_max_diff)
+    agree, log_p = pair_evidence(mat, level, cpg, cph_rate, a, b, config.duplicate_max_diff, base_error(config))
+    hit = agree & (log_p <= -evidence_needed(len(rows), config))
+    if not hit.any():
+        return []
+    partners: dict[int, set[int]] = {}
+    for x, y in zip(a[hit].tolist(), b[hit].tolist()):
+        partners.setdefault(x, set()).add(y)
+        partners.setdefault(y, set()).add(x)
+    order = sorted(range(len(rows)), key=lambda k: (-rows[k].n_called, -(rows[k].qc.hq_bases if rows[k].qc else 0), k))
+    rank = {k: pos for pos, k in enumerate(order)}
+    kept: set[int] = set()
+    links = []
+    for k in order:
+        reps = [m for m in partners.get(k, ()) if m in kept]
+        if not reps:
+            kept.add(k)
             continue
-        mat, level, cpg, cph_rate = _sample_model(amp, [out[i] for i in idx], config)
-        a, b = candidate_pairs(mat, config.duplicate_max_diff)
-        agree, log_p = pair_evidence(mat, level, cpg, cph_rate, a, b, config.duplicate_max_diff,
-                                     base_error(config))
-        hit = agree & (log_p <= -evidence_needed(len(idx), config))
-        if not hit.any():
-            continue
-        partners: dict[int, set[int]] = {}
-        for x, y in zip(a[hit].tolist(), b[hit].tolist()):
-            partners.setdefault(x, set()).add(y)
-            partners.setdefault(y, set()).add(x)
-        order = sorted(range(len(idx)), key=lambda k: (-out[idx[k]].n_called,
-                                                        -(out[idx[k]].qc.hq_bases if out[idx[k]].qc else 0), idx[k]))
-        rank = {k: pos for pos, k in enumerate(order)}
-        kept: set[int] = set()
-        for k in order:
-            reps = [m for m in partners.get(k, ()) if m in kept]
-            if not reps:
-                kept.add(k)
-                continue
-            dup_of = idx[min(reps, key=rank.__getitem__)]  # the first kept read it matches, as before
-            status = Status.PASS if config.keep_duplicates else Status.FAIL
-            reason = None if config.keep_duplicates else Reason.DUPLICATE
-            i = idx[k]
-            out[i] = replace(
-                out[i], status=status, reason=reason, duplicate_of=out[dup_of].read_id,
-                detail=f"clonal duplicate of {out[dup_of].read_id}",
-            )
-    return out
+        links.append((k, min(reps, key=rank.__getitem__)))  # the first kept read it matches
+    return links
+
+
+def as_duplicate(result: ReadResult, of: ReadResult, config: CallConfig) -> ReadResult:
+    """``result`` flagged as a clonal duplicate of ``of`` (failing ``duplicate`` unless ``keep_duplicates``)."""
+    status = Status.PASS if config.keep_duplicates else Status.FAIL
+    reason = None if config.keep_duplicates else Reason.DUPLICATE
+    return replace(result, status=status, reason=reason, duplicate_of=of.read_id,
+                   detail=f"clonal duplicate of {of.read_id}")
