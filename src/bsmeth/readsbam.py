@@ -289,9 +289,13 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     if o == "-":
         qm = n - 1 - qm
     tm += t0
+    n_m = len(tm)
     dq = qm[1:] - qm[:-1]
-    breaks = ((dq != 1) | (tm[1:] - tm[:-1] != 1)).nonzero()[0] + 1  # first columns of the gap-free blocks
-    if len(breaks) and dq[breaks - 1].min() <= 0:  # (elsewhere dq is 1)
+    jumps = dq != 1
+    if int(tm[-1]) - int(tm[0]) != n_m - 1:  # a deletion (else the target positions are consecutive)
+        jumps |= tm[1:] - tm[:-1] != 1
+    ends = jumps.nonzero()[0]  # last columns of the gap-free blocks but the last
+    if len(ends) and dq[ends].min() <= 0:  # (elsewhere dq is 1)
         raise ValueError(f"read {result.read_id}: read positions do not increase along the target")
     # the read laid over the target: per target position its index in the oriented read (n: none), base, XM
     qt = np.empty(amp.length, dtype=np.int64)
@@ -322,8 +326,7 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     # the restored read (which matches at the restored C), as columns in target order
     miss_t = base_t != tab.tgt_cmp
     rev = place.strand == "-"
-    n_m = len(tm)
-    bounds = [0, *breaks.tolist(), n_m]
+    bounds = [0, *[e + 1 for e in ends.tolist()], n_m]  # the gap-free blocks' first columns, and the end
     gaps = []  # (column, deleted target letters in record orientation, inserted bases) between blocks
     ref_letters = tab.comp if rev else tab.tgt
     for b in bounds[1:-1]:
