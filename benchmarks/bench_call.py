@@ -5,11 +5,12 @@
     python benchmarks/bench_call.py --smoke        # 16 traces (CI: checks the script runs)
     python benchmarks/bench_call.py --scale 2000 --profile   # and where a 2,000-trace call spends its time
 
-Per-read time is measured in-process over the per-read path (read .ab1, orient, align, trace evidence,
-call, QC), as CPU time (the fair figure on a shared machine), best of several passes, with each stage
-timed alone on the same reads; whole-process time runs the installed ``bsmeth`` command in a fresh
-process (imports included, Python's bytecode cached as after ``pip install``: ``installed_env``, one
-warm-up run first), as a user would.  Peak RSS is the child process's maximum resident set size.
+Per-read time is measured in-process over the per-read path (read .ab1, orient, align, trace evidence, call,
+QC, and the reads.bam records' parts made there), as CPU time (the fair figure on a shared machine), best of
+several passes, with each stage timed alone on the same reads; whole-process time runs the installed
+``bsmeth`` command in a fresh process (imports included, Python's bytecode cached as after ``pip install``:
+``installed_env``, one warm-up run first), as a user would. Peak RSS is the child process's maximum resident
+set size.
 ``--profile`` runs one 2,000-trace call in this process (one worker) and prints the time of its serial
 stages (resolving inputs, the per-read path, duplicate grouping, writing the tables), then pyinstrument's
 tree when pyinstrument is installed (the ``bench`` extra).
@@ -55,15 +56,21 @@ def per_read_ms(folder: Path, repeats: int = 5) -> tuple[float, float]:
 
 
 def stage_ms(folder: Path, repeats: int = 5) -> dict[str, float]:
-    """CPU milliseconds per read of each stage of the per-read path, each timed alone (best of ``repeats``)."""
+    """CPU milliseconds per read of each stage of the per-read path, each timed alone (best of ``repeats``); the
+    last, the reads.bam records' parts (``readsbam.with_parts``, made in ``process_file`` too), on the results
+    of the aligned reads."""
     from bsmeth.alignment import align, clean_read, orient
     from bsmeth.calling import call_read, genotype
     from bsmeth.evidence import signals_at
+    from bsmeth.models import Panel
     from bsmeth.qc import c_positions, measure, verdict
     from bsmeth.reads import read_file
+    from bsmeth.readsbam import with_parts
 
     amp, cfg = load_amplicon(), CallConfig()
     files = sorted(folder.glob("*/*.ab1"))
+    panel = Panel((amp,))
+    results = [r for f in files for r in process_file(f, "s", amp, replace(cfg, write_bam=False))]
     reads = [read_file(f)[0] for f in files]
     alns = [align(amp, r.seq, r.qual) for r in reads]
     ok = [(r, a) for r, a in zip(reads, alns) if a is not None]
@@ -77,6 +84,7 @@ def stage_ms(folder: Path, repeats: int = 5) -> dict[str, float]:
         "QC figures and verdict": lambda: [verdict(a, measure(amp, a, r, cfg, s), 500, cfg, r)
                                            for (r, a), s in zip(ok, sigs)],
         "calls and genotype": lambda: [(call_read(amp, a, cfg, s), genotype(amp, a)) for (r, a), s in zip(ok, sigs)],
+        "reads.bam record parts (with_parts)": lambda: [with_parts(r, panel, cfg.min_qual) for r in results],
     }
     assert len(qcs) == len(ok)
     out = {}

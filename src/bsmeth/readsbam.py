@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 from urllib.parse import quote
 
 import numpy as np
@@ -120,15 +121,16 @@ class ReadParts:
 
 @dataclass(frozen=True, eq=False)
 class _AmpliconTables:
-    """Per-amplicon arrays the records are made from (built once per amplicon)."""
+    """Per-amplicon arrays the records are made from (built once per amplicon).  A read is laid over them in
+    target order (its base and quality at every target position), so that XM and the mismatches are a few
+    table look-ups over the amplicon rather than a walk over its C."""
 
     tgt: np.ndarray  # uint8 letters of the target
     comp: np.ndarray  # uint8 letters of the target complemented (a minus-strand record's reference letters)
-    cpg_t: np.ndarray  # int64 per call, in target order: the target position of its C
-    cpg_c: np.ndarray  # bool per call, in target order: the target letter there is a C
-    perm: Optional[np.ndarray]  # the calls in target order (None: they are in it already)
-    other_t: np.ndarray  # int64: every other C of the target outside the primers
-    other_ctx: np.ndarray  # uint8 per other C: Bismark's context letter (z, x, h, u), lower case
+    tgt_cmp: np.ndarray  # uint8 letters of the target, 255 where not A, C, G or T (no read base equals it)
+    xm_row: np.ndarray  # uint16 per target position: its row of _XM_OTHER times 256 (row 0: no XM letter)
+    call_i: np.ndarray  # int64: the calls whose target letter is a C (the others get no XM letter), in target order
+    call_t: np.ndarray  # int64: the target position of each of those calls
 
 
 _TABLES: dict = {}
@@ -143,23 +145,34 @@ def _make_tables(amp: Amplicon, call_t: Sequence[int]) -> _AmpliconTables:
     target = amp.target
     called = set(call_t)
     other = [t for t in range(amp.length) if target[t] == "C" and t not in called and not amp.in_primer(t)]
+    xm_row = np.zeros(amp.length, dtype=np.uint16)
+    xm_row[other] = [_XM_ROWS.index(_context(amp, t)) << 8 for t in other]
     perm = np.argsort(np.array(call_t, dtype=np.int64), kind="stable")  # a bottom strand's CpGs run backwards
-    ts = [call_t[i] for i in perm.tolist()]
+    on_c = [i for i in perm.tolist() if target[call_t[i]] == "C"]
+    tgt = np.frombuffer(target.encode("ascii"), dtype=np.uint8)
     return _AmpliconTables(
-        tgt=np.frombuffer(target.encode("ascii"), dtype=np.uint8),
+        tgt=tgt,
         comp=np.frombuffer(complement(target).encode("ascii"), dtype=np.uint8),
-        cpg_t=np.array(ts, dtype=np.int64),
-        cpg_c=np.array([target[t] == "C" for t in ts], dtype=bool),
-        perm=None if ts == list(call_t) else perm,
-        other_t=np.array(other, dtype=np.int64),
-        other_ctx=np.frombuffer("".join(_context(amp, t) for t in other).encode("ascii"), dtype=np.uint8))
+        tgt_cmp=np.where(_OK_BASES[tgt], tgt, 255).astype(np.uint8),
+        xm_row=xm_row,
+        call_i=np.array(on_c, dtype=np.int64),
+        call_t=np.array([call_t[i] for i in on_c], dtype=np.int64))
 
 
 _OK_BASES = np.zeros(256, dtype=bool)
 _OK_BASES[[ord(b) for b in "ACGT"]] = True
-_DOT, _C, _T, _UPPER = ord("."), ord("C"), ord("T"), 32
+_DOT, _C = ord("."), ord("C")
 _CALL_XM = np.zeros(256, dtype=np.uint8)  # a CpG call's XM letter: M -> Z, U -> z, anything else none
 _CALL_XM[ord("M")], _CALL_XM[ord("U")] = ord("Z"), ord("z")
+_ML = np.zeros(256, dtype=np.uint8)  # a called CpG's ML probability, by its XM letter: 255 for Z (M), 0 for z (U)
+_ML[ord("Z")] = 255
+# XM of a C that is not a call, by Bismark's context letter (rows; row 0: no C of interest) and the base read
+# there: the context upper case for a C (not converted), lower case for a T (converted), else '.'
+_XM_ROWS = ("", "z", "x", "h", "u")
+_XM_OTHER = np.full((len(_XM_ROWS), 256), _DOT, dtype=np.uint8)
+for _row, _ctx in enumerate(_XM_ROWS[1:], 1):
+    _XM_OTHER[_row, ord("C")], _XM_OTHER[_row, ord("T")] = ord(_ctx.upper()), ord(_ctx)
+_XM_OTHER = _XM_OTHER.ravel()
 
 
 def target_letters(amp: Amplicon, t: int, n: int) -> str:
@@ -194,26 +207,51 @@ def _context(amp: Amplicon, t: int) -> str:
 
 _NUMBERS = 4096  # the decimal text of the small numbers MD and MM strings are made of, written once
 _NUMBER = [str(i) for i in range(_NUMBERS)]
+_RUN_TEXT = ["", *_NUMBER]  # a run of MD by its length + 1
 _COMMA_NUMBER = [f",{i}" for i in range(_NUMBERS)]
 
 
-def _md(n_m: int, miss: np.ndarray, letters: str, dels: Sequence[tuple[int, str]]) -> str:
-    """The MD string of an alignment with ``n_m`` aligned (M) columns in record order, mismatching at the
-    columns ``miss`` (increasing; ``letters``: their reference letters) and with deletions ``dels``:
-    (number of M columns before it, deleted reference letters), in record order."""
+def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, str]], reverse: bool = False) -> str:
+    """The MD string of an alignment of ``n_m`` aligned (M) columns.  ``miss`` (bool, ``n_m + 2``): per column
+    whether the read mismatches, between two True pads; ``ref`` (uint8, ``n_m + 1``): the reference letters of
+    the columns as the record shows them, after one pad; ``dels``: the deletions, (number of M columns before
+    it, deleted reference letters as the record shows them), in increasing order.  ``reverse``: the record runs
+    the other way (the columns are given in the opposite order of the record's)."""
     if not dels:
-        if not len(miss):
-            return str(n_m)
-        runs = miss.copy()
-        runs[1:] -= miss[:-1] + 1
-        text = [(_NUMBER[r] if r < _NUMBERS else str(r)) + c for r, c in zip(runs.tolist(), letters)]
-        return "".join(text) + str(n_m - 1 - int(miss[-1]))
-    events = sorted([(p, 0, "^" + d) for p, d in dels] + [(p, 1, c) for p, c in zip(miss.tolist(), letters)])
-    out, end = [], 0
-    for p, is_miss, text in events:  # a deletion before column p comes before a mismatch at column p
-        out.append(f"{p - end}{text}")
-        end = p + is_miss
-    return "".join(out) + str(n_m - end)
+        return _md_block(miss, ref, reverse)
+    parts, start = [], 0  # the blocks between deletions (each with its pads), and the deletions
+    for p, d in dels:
+        block = miss[start:p + 2].copy()
+        block[0] = block[-1] = True
+        parts += [_md_block(block, ref[start:p + 1], reverse), "^" + d]
+        start = p
+    block = miss[start:].copy()
+    block[0] = True
+    parts.append(_md_block(block, ref[start:], reverse))
+    if reverse:
+        parts.reverse()
+    return "".join(parts)
+
+
+def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> str:
+    """The MD string of columns without a deletion (``miss`` and ``ref`` with their pads, see ``_md``):
+    matching run, letter, ..., matching run.
+
+    A bisulfite read mismatches its unconverted reference at every converted C (dozens of events a read): the
+    runs are differences of the mismatches' indexes (the pads make the first and last run), their text one
+    table look-up each, joined in C."""
+    at = miss.nonzero()[0]  # 0, the columns + 1 of the mismatches, n_m + 1
+    steps = (at[1:] - at[:-1]).tolist()  # each run + 1
+    if len(steps) == 1:
+        return _RUN_TEXT[steps[0]] if steps[0] < _NUMBERS else str(steps[0] - 1)
+    numbers = itemgetter(*steps)(_RUN_TEXT) if len(miss) <= _NUMBERS else [str(k - 1) for k in steps]
+    letters = ref[at[1:-1]].tobytes().decode("ascii")
+    if reverse:
+        numbers, letters = numbers[::-1], letters[::-1]
+    out = [""] * (2 * len(steps) - 1)
+    out[::2] = numbers
+    out[1::2] = letters
+    return "".join(out)
 
 
 def _z(tag: bytes, text: str) -> bytes:
@@ -231,7 +269,7 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     n = len(seq)
     o = aln.orientation
     oriented = seq if o == "+" else seq.translate(_COMP_BYTES)[::-1]  # the read as the amplified strand
-    read = np.frombuffer(oriented, dtype=np.uint8)
+    read = np.frombuffer(oriented + b"\0", dtype=np.uint8)  # index n: a pad, where no base of the read is
     quals = result.qualities
     oq = None if quals is None else np.asarray(quals if o == "+" else quals[::-1], dtype=np.uint8)
     calls = result.calls
@@ -251,45 +289,44 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     if o == "-":
         qm = n - 1 - qm
     tm += t0
+    n_m = len(tm)
     dq = qm[1:] - qm[:-1]
-    if len(dq) and dq.min() <= 0:
+    jumps = dq != 1
+    if int(tm[-1]) - int(tm[0]) != n_m - 1:  # a deletion (else the target positions are consecutive)
+        jumps |= tm[1:] - tm[:-1] != 1
+    ends = jumps.nonzero()[0]  # last columns of the gap-free blocks but the last
+    if len(ends) and dq[ends].min() <= 0:  # (elsewhere dq is 1)
         raise ValueError(f"read {result.read_id}: read positions do not increase along the target")
-    breaks = ((dq != 1) | (tm[1:] - tm[:-1] != 1)).nonzero()[0] + 1  # first columns of the gap-free blocks
-    # per target position, the index in the oriented read (-1: none), for the CpGs and the other C
+    # the read laid over the target: per target position its index in the oriented read (n: none), base, XM
     qt = np.empty(amp.length, dtype=np.int64)
-    qt.fill(-1)
+    qt.fill(n)
     qt[tm] = qm
-    # XM and the restored sequence (C at every CpG called M or U), in the oriented read
-    xm = np.frombuffer(bytearray(b"." * n), dtype=np.uint8)
-    q_o = qt[tab.other_t]
-    ok = q_o >= 0
-    b_o = read[np.where(ok, q_o, 0)]
-    ok &= (b_o == _C) | (b_o == _T)
+    base_t = read[qt]
+    xm_t = _XM_OTHER[tab.xm_row + base_t]  # every other C outside the primers, by its base
     if oq is not None:
-        ok &= oq[np.where(ok, q_o, 0)] >= min_qual
-    ctx = tab.other_ctx[ok]
-    xm[q_o[ok]] = np.where(b_o[ok] == _C, ctx - _UPPER, ctx)
-    q_c = qt[tab.cpg_t]
-    letter = _CALL_XM[codes if tab.perm is None else codes[tab.perm]]
-    sel = (q_c >= 0) & tab.cpg_c & (letter != 0)
-    cq, letter = q_c[sel], letter[sel]  # in the order of the oriented read
+        xm_t[oq.take(qt, mode="clip") < min_qual] = _DOT  # (the pad's quality does not matter: its base is none)
+    xm = np.frombuffer(bytearray(b"." * (n + 1)), dtype=np.uint8)
+    xm[qt] = xm_t
+    # the CpG calls M and U on a C of the target with a base of the read: XM, and C restored in the mod record
+    letter = _CALL_XM[codes[tab.call_i]]
+    cq = qt[tab.call_t]
+    sel = letter.astype(bool) & (cq < n)
+    cq, letter = cq[sel], letter[sel]  # in the order of the oriented read
     xm[cq] = letter
     restored = read.copy()
     restored[cq] = _C
     # MM/ML on the oriented read (the record's original orientation, see module docstring): skips over the
     # other C before each called one
-    skips = (restored == _C).cumsum()[cq] - np.arange(1, len(cq) + 1)  # uncalled C before each called one
-    skips[1:] -= skips[:-1].copy()
-    mm = "C+m?" + "".join([_COMMA_NUMBER[k] if k < _NUMBERS else f",{k}" for k in skips.tolist()]) + ";"
-    probs = np.where(letter == ord("Z"), 255, 0).astype(np.uint8)
-    # mismatches against the unconverted reference: read and restored letters
-    rm, gm, rs = read[qm], tab.tgt[tm], restored[qm]
-    ok_base = _OK_BASES[rm]
-    miss = ((rm != gm) | ~ok_base).nonzero()[0]
-    miss_mod = ((rs != gm) | ~_OK_BASES[rs]).nonzero()[0]
+    skips = (restored == _C).nonzero()[0].searchsorted(cq)  # C before each called one
+    skips[1:] -= skips[:-1] + 1
+    mm = "C+m?" + "".join(map(_COMMA_NUMBER.__getitem__, skips.tolist()) if n < _NUMBERS else
+                          [f",{k}" for k in skips.tolist()]) + ";"
+    probs = _ML[letter]
+    # mismatches against the unconverted reference (any base but A, C, G, T mismatches), of the read and of
+    # the restored read (which matches at the restored C), as columns in target order
+    miss_t = base_t != tab.tgt_cmp
     rev = place.strand == "-"
-    n_m = len(tm)
-    bounds = [0, *breaks.tolist(), n_m]
+    bounds = [0, *[e + 1 for e in ends.tolist()], n_m]  # the gap-free blocks' first columns, and the end
     gaps = []  # (column, deleted target letters in record orientation, inserted bases) between blocks
     ref_letters = tab.comp if rev else tab.tgt
     for b in bounds[1:-1]:
@@ -310,17 +347,19 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     n_gap = sum(g[2] + len(g[1]) for g in gaps)
     if rev:
         cigar.reverse()
-        dels = [(n_m - b, d) for b, d, _ in reversed(gaps) if d]
-    else:
-        dels = [(b, d) for b, d, _ in gaps if d]
-    mds = []
-    for mi in (miss, miss_mod):
-        letters = ref_letters[tm[mi]].tobytes().decode("ascii")
-        if rev:
-            mi, letters = n_m - 1 - mi[::-1], letters[::-1]
-        mds.append((_md(n_m, mi, letters, dels), len(mi) + n_gap))
+    dels = [(b, d) for b, d, _ in gaps if d]
+    # MD and NM: mismatches per aligned column, padded (see _md)
+    ref_m = np.empty(n_m + 1, dtype=np.uint8)
+    ref_m[1:] = ref_letters[tm]
+    miss, miss_mod = np.empty(n_m + 2, dtype=bool), np.empty(n_m + 2, dtype=bool)
+    miss[0] = miss[-1] = miss_mod[0] = miss_mod[-1] = True
+    miss[1:-1] = miss_t[tm]
+    miss_t[tab.call_t[sel]] = False  # the restored read matches at the restored C
+    miss_mod[1:-1] = miss_t[tm]
+    md, md_mod = _md(miss, ref_m, dels, rev), _md(miss_mod, ref_m, dels, rev)
+    nm, nm_mod = np.count_nonzero(miss) - 2 + n_gap, np.count_nonzero(miss_mod) - 2 + n_gap
     # the record's orientation: the genome's forward strand
-    restored_b, xm_b = restored.tobytes(), xm.tobytes()
+    restored_b, xm_b = restored[:n].tobytes(), xm[:n].tobytes()
     if rev:
         rec_read, rec_restored = oriented.translate(_COMP_BYTES)[::-1], restored_b.translate(_COMP_BYTES)[::-1]
         xm_b = xm_b[::-1]
@@ -330,7 +369,6 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
         qual = b"\xff" * n if oq is None else oq.tobytes()
     pos = place.frame.genome_of_target(int(tm[-1] if rev else tm[0]))
     cig = cigar_bytes(cigar)
-    (md, nm), (md_mod, nm_mod) = mds
     plain = b"".join((cig, pack_seq(rec_read), qual, _i(b"NM", nm), _z(b"MD", md), b"XMZ", xm_b, b"\0XRZCT\0",
                       b"XGZGA\0" if rev else b"XGZCT\0"))
     mod = [cig, pack_seq(rec_restored), qual, _i(b"NM", nm_mod), _z(b"MD", md_mod), _z(b"MM", mm)]
