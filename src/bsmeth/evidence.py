@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Optional
 
 import numpy as np
@@ -87,8 +87,9 @@ class Signals(Mapping):
     t: np.ndarray
     ref: np.ndarray
 
-    @property
+    @cached_property
     def mixed(self) -> np.ndarray:
+        """Two templates at each position (``is_mixed``); worked out once, used by ``qc`` and ``calling``."""
         return is_mixed(self.c, self.t, self.ref)
 
     def __getitem__(self, target: int) -> PeakSignal:
