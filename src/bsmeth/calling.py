@@ -181,29 +181,30 @@ def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: Optional[np
     if idx is not None:
         pos, snp_at, snp_code, key0 = pos[idx], snp_at[idx], snp_code[idx], key0[idx]
     codes = aln.bases.view(np.uint32)
-    b = codes[pos]
-    q = aln.quals[pos]
+    b = codes.take(pos)
+    q = aln.quals.take(pos)
     key = _BASE_KEY.take(b, mode="clip")
     key += _qual_key(config.min_qual).take(q)
     key += key0
     if st.any_snp:
-        key += (codes[snp_at] == snp_code) * _K_SNP
+        np.add(key, _K_SNP, out=key, where=codes.take(snp_at) == snp_code)
     if mixed is not None:
-        key += mixed * _K_MIXED
+        np.add(key, _K_MIXED, out=key, where=mixed)
     cs = ts = None
     contra = b""
     if c is not None:
-        keep = _KEEP[key]
+        keep = _KEEP.take(key)
         cs, ts = np.where(keep, c, np.nan), np.where(keep, t, np.nan)
         total = c + t
-        some = total > 0  # NaN (no signal) compares false
-        f = c / np.where(some, total, 1.0)
-        contra = (some & (_AGAINST[key] * (0.5 - f) > 0)).astype(np.uint8).tobytes()
+        # c's share of the signal; 0.5 (contradicting nothing) where there is none (NaN compares false)
+        f = np.divide(c, total, out=np.full(len(c), 0.5), where=total > 0)
+        contra = (_AGAINST.take(key) * (0.5 - f) > 0).view(np.uint8).tobytes()
     n = len(pos)
     return CpGCalls(amp.cpgs if n == len(amp.cpgs) else tuple(amp.cpgs[i] for i in idx.tolist()),
-                    _CODE[key].tobytes().decode("ascii"), _WHY[key].tobytes().decode("ascii"),
+                    _CODE.take(key).tobytes().decode("ascii"), _WHY.take(key).tobytes().decode("ascii"),
                     b.astype(np.uint8).tobytes().decode("ascii"),
-                    np.where(_HAS_Q[key], q, np.uint8(255)).astype(np.uint8).tobytes(), cs, ts, contra)
+                    np.where(_HAS_Q.take(key), q, np.uint8(255)).astype(np.uint8, copy=False).tobytes(), cs, ts,
+                    contra)
 
 
 def _signal_arrays(amp: Amplicon, idx: Optional[np.ndarray], signals) -> tuple:
@@ -215,8 +216,9 @@ def _signal_arrays(amp: Amplicon, idx: Optional[np.ndarray], signals) -> tuple:
     if isinstance(signals, Signals):
         tg = signals.targets
         j = np.minimum(np.searchsorted(tg, pos), len(tg) - 1)
-        hit = tg[j] == pos
-        return np.where(hit, signals.c[j], np.nan), np.where(hit, signals.t[j], np.nan), hit & signals.mixed[j]
+        hit = tg.take(j) == pos
+        return (np.where(hit, signals.c.take(j), np.nan), np.where(hit, signals.t.take(j), np.nan),
+                hit & signals.mixed.take(j))
     out = np.full((3, len(pos)), np.nan)
     for k, p in enumerate(pos.tolist()):
         s = signals.get(p)

@@ -138,7 +138,7 @@ def geometry(peaks: np.ndarray) -> tuple[int, int]:
         d = peaks[1:] - peaks[:-1]
         k = len(d)
         part = np.partition(d, ((k - 1) // 2, k // 2))
-        spacing = (float(part[(k - 1) // 2]) + float(part[k // 2])) / 2
+        spacing = (float(part.item((k - 1) // 2)) + float(part.item(k // 2))) / 2
     return max(1, int(round(spacing * PEAK_HALF))), max(4, int(round(spacing * 1.5)))
 
 
@@ -157,22 +157,28 @@ def _offsets(reach: int) -> np.ndarray:
     return np.arange(-reach, reach + 1)
 
 
-def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
+def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int,
+             extremes: Optional[tuple[int, int]] = None) -> np.ndarray:
     """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions.
 
     Every window of every row in one gather, laid out (row, window point, position) so that each reduction runs
     across positions; the peak window and the point beyond each of its ends lie inside the baseline window
     (``geometry`` makes it so), which is all that is gathered.  The maxima, minima and comparisons are exact in
     the channels' own number type (no converted copy of the windows); only the two heights per position are
-    subtracted, in float64 (exact for instrument channels, which are integers).
+    subtracted, in float64 (exact for instrument channels, which are integers).  ``extremes``: (min, max) of
+    ``xs`` when the caller has them.
     """
     n = channels.shape[1]
     xs = np.asarray(xs)
     reach = max(window, half + 1)
-    at = _offsets(reach)[:, None] + xs
-    if len(xs) and (xs.min() < reach or xs.max() >= n - reach):
-        at = np.clip(at, 0, n - 1)
-    g = channels.take(np.asarray(rows, dtype=np.intp)[:, None, None] * n + at)
+    rows = np.asarray(rows, dtype=np.intp)
+    if len(xs) and extremes is None:
+        extremes = int(xs.min()), int(xs.max())
+    if len(xs) and (extremes[0] < reach or extremes[1] >= n - reach):  # windows past an end repeat the end value
+        at = rows[:, None, None] * n + np.clip(_offsets(reach)[:, None] + xs, 0, n - 1)
+    else:
+        at = (rows[:, None] * n + _offsets(reach))[:, :, None] + xs
+    g = channels.take(at)
     lo = reach - half  # the peak window is g[:, lo:lo + 2 * half + 1]; g[:, lo - 1] and g[:, hi] flank it
     hi = reach + half + 1
     inner = g[:, lo:hi]
@@ -231,7 +237,7 @@ def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarra
             rows, vals = _called(read, first, last)
             # all called A, C, G or T (and no NaN in a float channel): the middle of 13 values
             if not (rows == 4).any() and not (vals.dtype.kind == "f" and np.isnan(vals).any()):
-                win = vals[at[:, None] + (_AROUND - first)]
+                win = vals.take(at[:, None] + (_AROUND - first))
                 return np.sort(win, axis=1)[:, REF_HALF].astype(np.float64)
     # windows past the read's ends or holding N: NaN-padded, NaN sorts last (a nanmedian without its warning)
     vals = called_values(read)
@@ -265,17 +271,19 @@ def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
         return NO_SIGNALS
     if targets.size > 1 and (targets[1:] <= targets[:-1]).any():
         targets = np.unique(targets)
-    idx = aln.read_pos[targets]
-    xs = tr.peaks[idx]  # idx -1 (no base call) reads the last peak: left out below
+    idx = aln.read_pos.take(targets)
+    xs = tr.peaks.take(idx)  # idx -1 (no base call) reads the last peak: left out below
     npts = tr.matrix.shape[1]
-    if idx.min() < 0 or xs.min() < 0 or xs.max() >= npts:  # some position to leave out
+    extremes = int(xs.min()), int(xs.max())
+    if idx.min() < 0 or extremes[0] < 0 or extremes[1] >= npts:  # some position to leave out
         ok = (idx >= 0) & (xs >= 0) & (xs < npts)
         if not ok.any():
             return NO_SIGNALS
         targets, idx, xs = targets[ok], idx[ok], xs[ok]
+        extremes = None
     half, window = geometry(tr.peaks)
     rows = _PLUS if aln.orientation == "+" else _MINUS  # the C and T channels (G and A on '-')
-    c, t = _heights(tr.matrix, rows, xs, half, window)
+    c, t = _heights(tr.matrix, rows, xs, half, window, extremes)
     return Signals(targets, c, t, read=read, calls=idx)
 
 

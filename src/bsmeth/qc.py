@@ -62,10 +62,11 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
         return 0, 0, 0, 0
     # the 11 qualities around each site, the span's end qualities repeated beyond it; their median (the 6th
     # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort
-    j = np.minimum(np.maximum(signals.targets[:, None] + _AROUND_5, t0), t1 - 1)
-    good = (aln.quals[j] >= config.mixed_min_local_qual).sum(axis=1) >= 6
+    # (laid out one row per offset, so that the count runs across sites, in uint8: at most 11)
+    j = np.minimum(np.maximum(_AROUND_5[:, None] + signals.targets, t0), t1 - 1)
+    good = np.add.reduce((aln.quals.take(j) >= config.mixed_min_local_qual).view(np.uint8), axis=0) >= 6
     # one count per kind of site: bit 0 a CpG, bit 1 mixed, bit 2 good
-    kind = sites(amp).cpg.view(np.uint8)[signals.targets]
+    kind = sites(amp).cpg.view(np.uint8).take(signals.targets)
     np.add(kind, 2, out=kind, where=signals.mixed)
     np.add(kind, 4, out=kind, where=good)
     n = np.bincount(kind, minlength=8).tolist()
