@@ -155,76 +155,83 @@ def _rule(key: int) -> tuple[str, Optional[Why]]:
     return "-", Why.AMBIGUOUS if base == _B_N else Why.OTHER_BASE
 
 
-def _tables():
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per key: (code letter, reason letter, 255 where no quality is shown, 1 where the trace evidence is kept),
+    and +1 / -1 where a kept M / U call is contradicted by a C share below / above one half."""
     rules = [_rule(k) for k in range(_N_KEYS)]
-    code = np.array([ord(c) for c, _ in rules], dtype=np.uint8)
-    why = np.array([ord(WHY_CODES[w]) for _, w in rules], dtype=np.uint8)
-    # the trace evidence is kept wherever the read has a base at the CpG
-    keep = np.array([w not in (Why.NOT_COVERED, Why.GAP) for _, w in rules])
-    base = np.arange(_N_KEYS) // _K_BASE
-    has_q = (base != _B_SPACE) & (base != _B_GAP) & (np.arange(_N_KEYS) & _K_QUAL > 0)  # shown, PHRED known
-    # contradicted: +1 where a kept M call has f < 0.5 against it, -1 where a kept U call has f > 0.5
-    against = keep * np.select([code == ord("M"), code == ord("U")], [1.0, -1.0], 0.0)
-    return code, why, keep, has_q, against
+    key = np.arange(_N_KEYS)
+    base = key // _K_BASE
+    shown = (base != _B_SPACE) & (base != _B_GAP)
+    table = np.zeros((_N_KEYS, 4), dtype=np.uint8)
+    table[:, 0] = [ord(c) for c, _ in rules]
+    table[:, 1] = [ord(WHY_CODES[w]) for _, w in rules]
+    table[:, 2] = np.where(shown & (key & _K_QUAL > 0), 0, 255)  # the PHRED of a shown base, when known
+    table[:, 3] = [w not in (Why.NOT_COVERED, Why.GAP) for _, w in rules]  # wherever the read has a base there
+    against = table[:, 3] * np.select([table[:, 0] == ord("M"), table[:, 0] == ord("U")], [1.0, -1.0], 0.0)
+    table.flags.writeable = against.flags.writeable = False
+    return table, against
 
 
-_CODE, _WHY, _KEEP, _HAS_Q, _AGAINST = _tables()
+_TABLE, _AGAINST = _tables()
+# constants as 0-d arrays: numpy combines an array with a 0-d array faster than with a Python number
+_NAN, _HALF, _ZERO, _TINY = (np.array(x) for x in (np.nan, 0.5, 0.0, 5e-324))  # _TINY: the least float > 0
+_K_SNP_A, _K_MIXED_A = np.array(_K_SNP), np.array(_K_MIXED)
 
 
 def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: Optional[np.ndarray],
-           c: Optional[np.ndarray], t: Optional[np.ndarray], mixed: Optional[np.ndarray]) -> CpGCalls:
-    """Calls of the CpGs ``idx`` (indexes into amp.cpgs; None: all of them); c/t: their peak signals (NaN where
-    none) and ``mixed``: two templates there (``evidence.is_mixed``), or Nones for a read without trace evidence."""
+           ct: Optional[np.ndarray], mixed: Optional[np.ndarray]) -> CpGCalls:
+    """Calls of the CpGs ``idx`` (indexes into amp.cpgs; None: all of them); ``ct``: their C and T peak signals
+    (2 rows, NaN where none) and ``mixed``: two templates there (``evidence.is_mixed``), or Nones for a read
+    without trace evidence."""
     st = sites(amp)
     pos, snp_at, snp_code = st.cpg_t, st.snp_at, st.snp_code
     key0 = st.key_nome if config.nome else st.key_plain
     if idx is not None:
         pos, snp_at, snp_code, key0 = pos[idx], snp_at[idx], snp_code[idx], key0[idx]
     codes = aln.bases.view(np.uint32)
-    b = codes.take(pos)
-    q = aln.quals.take(pos)
+    b = codes[pos]
+    q = aln.quals[pos]
     key = _BASE_KEY.take(b, mode="clip")
-    key += _qual_key(config.min_qual).take(q)
+    key += _qual_key(config.min_qual)[q]
     key += key0
     if st.any_snp:
-        np.add(key, _K_SNP, out=key, where=codes.take(snp_at) == snp_code)
+        key += (codes[snp_at] == snp_code) * _K_SNP_A
     if mixed is not None:
-        np.add(key, _K_MIXED, out=key, where=mixed)
+        key += mixed * _K_MIXED_A
+    row = _TABLE[key]
+    n = len(pos)
+    text = row[:, :2].tobytes(order="F").decode("ascii")  # the codes, then the reasons
     cs = ts = None
     contra = b""
-    if c is not None:
-        keep = _KEEP.take(key)
-        cs, ts = np.where(keep, c, np.nan), np.where(keep, t, np.nan)
+    if ct is not None:
+        cs, ts = np.where(row[:, 3], ct, _NAN)
+        c, t = ct
         total = c + t
-        # c's share of the signal; 0.5 (contradicting nothing) where there is none (NaN compares false)
-        f = np.divide(c, total, out=np.full(len(c), 0.5), where=total > 0)
-        contra = (_AGAINST.take(key) * (0.5 - f) > 0).view(np.uint8).tobytes()
-    n = len(pos)
+        f = c / np.maximum(total, _TINY)  # c's share of the signal (NaN compares false), where there is some
+        contra = ((_AGAINST[key] * (_HALF - f) > _ZERO) & (total > _ZERO)).view(np.uint8).tobytes()
     return CpGCalls(amp.cpgs if n == len(amp.cpgs) else tuple(amp.cpgs[i] for i in idx.tolist()),
-                    _CODE.take(key).tobytes().decode("ascii"), _WHY.take(key).tobytes().decode("ascii"),
-                    b.astype(np.uint8).tobytes().decode("ascii"),
-                    np.where(_HAS_Q.take(key), q, np.uint8(255)).astype(np.uint8, copy=False).tobytes(), cs, ts,
-                    contra)
+                    text[:n], text[n:], b.astype(np.uint8).tobytes().decode("ascii"),
+                    np.maximum(q, row[:, 2]).astype(np.uint8, copy=False).tobytes(), cs, ts, contra)
 
 
 def _signal_arrays(amp: Amplicon, idx: Optional[np.ndarray], signals) -> tuple:
-    """Per-CpG (c, t, mixed) arrays from ``signals`` (NaN and False where a CpG has none); Nones without
-    signals."""
+    """Per-CpG C and T signals (2 rows, NaN where a CpG has none) and mixed flags from ``signals``; Nones
+    without signals."""
     if not signals:
-        return None, None, None
+        return None, None
     pos = sites(amp).cpg_t if idx is None else sites(amp).cpg_t[idx]
     if isinstance(signals, Signals):
         tg = signals.targets
-        j = np.minimum(np.searchsorted(tg, pos), len(tg) - 1)
-        hit = tg.take(j) == pos
-        return (np.where(hit, signals.c.take(j), np.nan), np.where(hit, signals.t.take(j), np.nan),
-                hit & signals.mixed.take(j))
+        j = tg.searchsorted(pos)  # len(tg) past the last: clipped, and no hit
+        hit = tg.take(j, mode="clip") == pos
+        return (np.where(hit, signals.heights.take(j, axis=1, mode="clip"), _NAN),
+                hit & signals.mixed.take(j, mode="clip"))
     out = np.full((3, len(pos)), np.nan)
     for k, p in enumerate(pos.tolist()):
         s = signals.get(p)
         if s is not None:
             out[:, k] = (s.c, s.t, s.ref)
-    return out[0], out[1], is_mixed(out[0], out[1], out[2])  # NaN (no signal) is not mixed
+    return out[:2], is_mixed(out[0], out[1], out[2])  # NaN (no signal) is not mixed
 
 
 def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig, signals=None) -> CpGCalls:
@@ -239,8 +246,7 @@ def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
              signal: Optional[PeakSignal] = None) -> CpGCall:
     """The call of one CpG (the same rules as ``call_read``, which calls them all at once)."""
     idx = np.array([amp.cpgs.index(cpg)])
-    sig = (None, None, None) if signal is None else (np.array([signal.c]), np.array([signal.t]),
-                                                     np.array([signal.mixed]))
+    sig = (None, None) if signal is None else (np.array([[signal.c], [signal.t]]), np.array([signal.mixed]))
     return _calls(amp, aln, config, idx, *sig)[0]
 
 

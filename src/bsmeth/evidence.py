@@ -47,13 +47,18 @@ def two_peaks(c, t):
     """The first half of ``is_mixed``, which needs no full peak nearby: the smaller peak is at least
     ``MIXED_RATIO`` of the larger (scalars or arrays)."""
     hi = np.maximum(c, t)  # NaN (no signal) compares false, without a warning
-    return (hi > 0) & (np.minimum(c, t) >= MIXED_RATIO * hi)
+    return (hi > _ZERO) & (np.minimum(c, t) >= _RATIO * hi)
 
 
 def is_mixed(c, t, ref):
     """Two templates at a position (scalars or arrays): the smaller peak is at least ``MIXED_RATIO`` of the
     larger and, where a full peak nearby is known (``ref`` > 0), at least ``MIXED_MIN_LEVEL`` of it."""
-    return two_peaks(c, t) & ((ref <= 0) | (np.minimum(c, t) >= MIXED_MIN_LEVEL * ref))
+    return two_peaks(c, t) & ((ref <= _ZERO) | (np.minimum(c, t) >= _LEVEL * ref))
+
+
+# the constants as 0-d arrays: numpy combines an array with a 0-d array faster than with a Python number
+_ZERO, _RATIO, _LEVEL = np.array(0.0), np.array(MIXED_RATIO), np.array(MIXED_MIN_LEVEL)
+_FIRST, _FOUR = np.array(0), np.array(4)
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,18 @@ class Signals(Mapping):
     mapping target position -> ``PeakSignal`` for code that wants one site at a time."""
 
     targets: np.ndarray  # int64, increasing
-    c: np.ndarray  # float64
-    t: np.ndarray
+    heights: np.ndarray  # float64, 2 rows: the C and the T signal (``c``, ``t``) at each position
     given_ref: Optional[np.ndarray] = None  # the full-peak heights (``ref``), when known up front; else
     read: Optional[Read] = field(default=None, repr=False)  # they are looked up in this read's trace
     calls: Optional[np.ndarray] = field(default=None, repr=False)  # at these base calls (one per position)
+
+    @property
+    def c(self) -> np.ndarray:
+        return self.heights[0]
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.heights[1]
 
     @cached_property
     def ref(self) -> np.ndarray:
@@ -107,12 +119,13 @@ class Signals(Mapping):
         A full peak nearby matters only where the two peaks alone could be mixed (``two_peaks``: a few
         positions of most reads), so unless ``ref`` is known already it is looked up only there.
         """
+        c, t = self.heights
         if self.given_ref is not None or "ref" in self.__dict__:
-            return is_mixed(self.c, self.t, self.ref)
-        two = two_peaks(self.c, self.t)
+            return is_mixed(c, t, self.ref)
+        two = two_peaks(c, t)
         out = np.zeros(len(two), dtype=bool)
-        if two.any():
-            out[two] = is_mixed(self.c[two], self.t[two], reference_heights(self.read, self.calls[two]))
+        if np.count_nonzero(two):
+            out[two] = is_mixed(c[two], t[two], reference_heights(self.read, self.calls[two]))
         return out
 
     def __getitem__(self, target: int) -> PeakSignal:
@@ -128,7 +141,7 @@ class Signals(Mapping):
         return len(self.targets)
 
 
-NO_SIGNALS = Signals(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+NO_SIGNALS = Signals(np.zeros(0, dtype=np.int64), np.zeros((2, 0)), np.zeros(0))
 
 
 def geometry(peaks: np.ndarray) -> tuple[int, int]:
@@ -184,10 +197,10 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
     inner = g[:, lo:hi]
     where = inner.argmax(axis=1)
     peak = inner.max(axis=1)
-    flank = ((where == 0) & (g[:, lo - 1] > peak)) | ((where == 2 * half) & (g[:, hi] > peak))
+    flank = ((where == _FIRST) & (g[:, lo - 1] > peak)) | ((where == np.array(2 * half)) & (g[:, hi] > peak))
     peak = np.where(flank, inner[:, half], peak).astype(np.float64)
     peak -= g[:, reach - window:reach + window + 1].min(axis=1)
-    return np.maximum(peak, 0.0)
+    return np.maximum(peak, _ZERO, out=peak)
 
 
 _ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.matrix holding a base call's own channel (4: none)
@@ -236,7 +249,7 @@ def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarra
         if first >= 0 and last <= n:  # every window inside the read: only the calls they cover are looked up
             rows, vals = _called(read, first, last)
             # all called A, C, G or T (and no NaN in a float channel): the middle of 13 values
-            if not (rows == 4).any() and not (vals.dtype.kind == "f" and np.isnan(vals).any()):
+            if not np.count_nonzero(rows == _FOUR) and not (vals.dtype.kind == "f" and np.isnan(vals).any()):
                 win = vals.take(at[:, None] + (_AROUND - first))
                 return np.sort(win, axis=1)[:, REF_HALF].astype(np.float64)
     # windows past the read's ends or holding N: NaN-padded, NaN sorts last (a nanmedian without its warning)
@@ -269,7 +282,7 @@ def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
     targets = np.asarray(targets, dtype=np.int64)
     if targets.size == 0:
         return NO_SIGNALS
-    if targets.size > 1 and (targets[1:] <= targets[:-1]).any():
+    if targets.size > 1 and np.count_nonzero(targets[1:] <= targets[:-1]):
         targets = np.unique(targets)
     idx = aln.read_pos.take(targets)
     xs = tr.peaks.take(idx)  # idx -1 (no base call) reads the last peak: left out below
@@ -283,8 +296,7 @@ def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
         extremes = None
     half, window = geometry(tr.peaks)
     rows = _PLUS if aln.orientation == "+" else _MINUS  # the C and T channels (G and A on '-')
-    c, t = _heights(tr.matrix, rows, xs, half, window, extremes)
-    return Signals(targets, c, t, read=read, calls=idx)
+    return Signals(targets, _heights(tr.matrix, rows, xs, half, window, extremes), read=read, calls=idx)
 
 
 _PLUS, _MINUS = np.array([1, 3]), np.array([2, 0])

@@ -8,7 +8,7 @@ Pipeline position: after ``calling``.  Every check returns data (figures and a
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Optional, Sequence
 
@@ -55,22 +55,36 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     """
     if not isinstance(signals, Signals):  # any mapping target -> PeakSignal
         ts = sorted(signals)
-        signals = Signals(np.array(ts, dtype=np.int64), *(
-            np.array([getattr(signals[t], k) for t in ts], dtype=float) for k in ("c", "t", "ref")))
+        sig = [signals[t] for t in ts]
+        signals = Signals(np.array(ts, dtype=np.int64), np.array([[s.c for s in sig], [s.t for s in sig]],
+                                                                  dtype=float).reshape(2, -1),
+                          np.array([s.ref for s in sig], dtype=float))
     t0, t1 = aln.target_start, aln.target_end
     if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
     # the 11 qualities around each site, the span's end qualities repeated beyond it; their median (the 6th
     # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort
     # (laid out one row per offset, so that the count runs across sites, in uint8: at most 11)
-    j = np.minimum(np.maximum(_AROUND_5[:, None] + signals.targets, t0), t1 - 1)
-    good = np.add.reduce((aln.quals.take(j) >= config.mixed_min_local_qual).view(np.uint8), axis=0) >= 6
-    # one count per kind of site: bit 0 a CpG, bit 1 mixed, bit 2 good
-    kind = sites(amp).cpg.view(np.uint8).take(signals.targets)
-    np.add(kind, 2, out=kind, where=signals.mixed)
-    np.add(kind, 4, out=kind, where=good)
+    tg = signals.targets  # increasing
+    j = _AROUND_5[:, None] + tg
+    if tg[0] - 5 < t0 or tg[-1] + 5 >= t1:
+        j = np.minimum(np.maximum(j, t0), t1 - 1)
+    reach = np.add.reduce(_reaches(config.mixed_min_local_qual)[aln.quals[j]], axis=0, dtype=np.uint8)
+    # one count per kind of site: 4 good, 2 a CpG, 1 mixed
+    kind = _GOOD_BIT[reach]
+    kind += _tables(amp).cpg_bit[tg]
+    kind += signals.mixed
     n = np.bincount(kind, minlength=8).tolist()
-    return n[7], n[5] + n[7], n[6], n[4] + n[6]
+    return n[7], n[6] + n[7], n[5], n[4] + n[5]
+
+
+_GOOD_BIT = np.where(np.arange(12) >= 6, 4, 0).astype(np.uint8)  # by how many of the 11 qualities reach it
+
+
+@lru_cache(maxsize=8)
+def _reaches(threshold: int) -> np.ndarray:
+    """By PHRED (0-255): 1 where it reaches ``threshold``."""
+    return (np.arange(256) >= threshold).astype(np.uint8)
 
 
 _C, _T = ord("C"), ord("T")
@@ -87,18 +101,27 @@ for _b, _r in (("-", _R_GAP), ("N", _R_N), ("C", _R_C), ("T", _R_T)):
     _BASE_CLASS[ord(_b)] = _r * 2
 _FIGURES = ("span", "gaps", "known", "matches", "converted", "unconverted", "hch_converted", "hch_unconverted")
 
-_CLASSES: dict = {}
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    """Per-amplicon tables of ``measure`` and ``_mixed_counts`` (target coordinates)."""
+
+    classes: np.ndarray  # intp: the position's class (``_P_*``) times 10, as ``measure`` builds its key
+    cpg_bit: np.ndarray  # uint8: 2 at the C of a CpG, as ``_mixed_counts`` builds its key
 
 
-def _classes(amp: Amplicon) -> np.ndarray:
-    """Per target position its class (``_P_*``) times 10, as ``measure`` builds its key."""
+_TABLES: dict = {}
+
+
+def _tables(amp: Amplicon) -> _Tables:
     def make():
         st = sites(amp)
         cls = np.select([st.primer, st.snp, st.cpg, st.gpc, st.is_c], [_P_PRIMER, _P_SNP, _P_CPG, _P_GPC, _P_HCH],
                         _P_OTHER).astype(np.intp) * 10
-        cls.flags.writeable = False
-        return cls
-    return by_identity(_CLASSES, amp, make)
+        out = _Tables(cls, st.cpg.astype(np.uint8) * np.uint8(2))
+        for a in (out.classes, out.cpg_bit):
+            a.flags.writeable = False
+        return out
+    return by_identity(_TABLES, amp, make)
 
 
 @lru_cache(maxsize=2)
@@ -138,10 +161,10 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, sig
     st = sites(amp)
     t0, t1 = aln.target_start, aln.target_end
     b = aln.bases.view(np.uint32)[t0:t1]
-    key = _classes(amp)[t0:t1] + _BASE_CLASS.take(b, mode="clip")  # class * 10 + base * 2
+    key = _tables(amp).classes[t0:t1] + _BASE_CLASS.take(b, mode="clip")  # class * 10 + base * 2
     key += b == st.tgt[t0:t1]
     key += key  # doubled: room for the quality bit
-    key += _hq_key(config.min_qual).take(aln.quals[t0:t1])
+    key += _hq_key(config.min_qual)[aln.quals[t0:t1]]
     span, gaps, known, matches, conv, unconv, hch_conv, hch_unconv = (
         _weights(config.nome) @ np.bincount(key, minlength=_N_BINS)).tolist()
     mism = gaps + known - matches + aln.insertions
