@@ -174,12 +174,13 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
              extremes: Optional[tuple[int, int]] = None) -> np.ndarray:
     """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions.
 
-    Every window of every row in one gather, laid out (row, window point, position) so that each reduction runs
-    across positions; the peak window and the point beyond each of its ends lie inside the baseline window
-    (``geometry`` makes it so), which is all that is gathered.  The maxima, minima and comparisons are exact in
-    the channels' own number type (no converted copy of the windows); only the two heights per position are
-    subtracted, in float64 (exact for instrument channels, which are integers).  ``extremes``: (min, max) of
-    ``xs`` when the caller has them.
+    Every window of every row in one gather (whole windows from a strided view of the channels when all lie
+    inside the trace, else point by point, clipped to it), laid out (row, window point, position) so that each
+    reduction runs across positions; the peak window and the point beyond each of its ends lie inside the
+    baseline window (``geometry`` makes it so), which is all that is gathered.  The maxima, minima and
+    comparisons are exact in the channels' own number type (no converted copy of the windows); only the two
+    heights per position are subtracted, in float64 (exact for instrument channels, which are integers).
+    ``extremes``: (min, max) of ``xs`` when the caller has them.
     """
     n = channels.shape[1]
     xs = np.asarray(xs)
@@ -188,10 +189,14 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
     if len(xs) and extremes is None:
         extremes = int(xs.min()), int(xs.max())
     if len(xs) and (extremes[0] < reach or extremes[1] >= n - reach):  # windows past an end repeat the end value
-        at = rows[:, None, None] * n + np.clip(_offsets(reach)[:, None] + xs, 0, n - 1)
-    else:
-        at = (rows[:, None] * n + _offsets(reach))[:, :, None] + xs
-    g = channels.take(at)
+        g = channels.take(rows[:, None, None] * n + np.clip(_offsets(reach)[:, None] + xs, 0, n - 1))
+    else:  # every window inside the trace (nearly always): copied whole from a strided view of the channels
+        m = np.ascontiguousarray(channels)
+        step = m.strides[1]
+        w = 2 * reach + 1
+        windows = np.ndarray((m.shape[0], n - w + 1, w), dtype=m.dtype, buffer=m,
+                             strides=(m.strides[0], step, step))  # windows[r, k] is m[r, k:k + w], no copy
+        g = np.ascontiguousarray(windows[rows[:, None], xs - reach].transpose(0, 2, 1))
     lo = reach - half  # the peak window is g[:, lo:lo + 2 * half + 1]; g[:, lo - 1] and g[:, hi] flank it
     hi = reach + half + 1
     inner = g[:, lo:hi]
