@@ -50,10 +50,16 @@ def two_peaks(c, t):
     return (hi > _ZERO) & (np.minimum(c, t) >= _RATIO * hi)
 
 
+def _real_peak(c, t, ref):
+    """The second half of ``is_mixed``: the smaller peak reaches ``MIXED_MIN_LEVEL`` of a full peak nearby,
+    where one is known (``ref`` > 0)."""
+    return (ref <= _ZERO) | (np.minimum(c, t) >= _LEVEL * ref)
+
+
 def is_mixed(c, t, ref):
     """Two templates at a position (scalars or arrays): the smaller peak is at least ``MIXED_RATIO`` of the
     larger and, where a full peak nearby is known (``ref`` > 0), at least ``MIXED_MIN_LEVEL`` of it."""
-    return two_peaks(c, t) & ((ref <= _ZERO) | (np.minimum(c, t) >= _LEVEL * ref))
+    return two_peaks(c, t) & _real_peak(c, t, ref)
 
 
 # the constants as 0-d arrays: numpy combines an array with a 0-d array faster than with a Python number
@@ -125,7 +131,7 @@ class Signals(Mapping):
         two = two_peaks(c, t)
         out = np.zeros(len(two), dtype=bool)
         if np.count_nonzero(two):
-            out[two] = is_mixed(c[two], t[two], reference_heights(self.read, self.calls[two]))
+            out[two] = _real_peak(c[two], t[two], reference_heights(self.read, self.calls[two]))
         return out
 
     def __getitem__(self, target: int) -> PeakSignal:
@@ -211,6 +217,7 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
 _ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.matrix holding a base call's own channel (4: none)
 for _i, _b in enumerate("ACGT"):
     _ROW[ord(_b)] = _i
+_ROW3 = np.minimum(_ROW, 3)  # the same, any channel for N and IUPAC calls (their value is not used)
 _ACGT = frozenset("ACGT")
 
 
@@ -226,9 +233,9 @@ def _called(read: Read, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     tr = read.trace
     m = tr.matrix
     npts = m.shape[1]
-    rows = _ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)[lo:hi]]
-    xs = np.minimum(np.maximum(tr.peaks[lo:hi], 0), npts - 1)
-    return rows, m.take(np.minimum(rows, 3) * npts + xs)
+    calls = np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)[lo:hi]
+    xs = np.minimum(np.maximum(tr.peaks[lo:hi], _FIRST), npts - 1)
+    return _ROW[calls], m[_ROW3[calls], xs]
 
 
 def called_values(read: Read) -> np.ndarray:
@@ -250,7 +257,8 @@ def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarra
     at = np.arange(n) if idx is None else np.asarray(idx, dtype=np.intp)
     width = 2 * REF_HALF + 1
     if len(at):
-        first, last = int(at.min()) - REF_HALF, int(at.max()) + REF_HALF + 1
+        ends = at.tolist() if len(at) < 16 else (at.min(), at.max())  # a few: found faster by Python
+        first, last = int(min(ends)) - REF_HALF, int(max(ends)) + REF_HALF + 1
         if first >= 0 and last <= n:  # every window inside the read: only the calls they cover are looked up
             rows, vals = _called(read, first, last)
             # all called A, C, G or T (and no NaN in a float channel): the middle of 13 values
