@@ -39,6 +39,7 @@ def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
 
 
 _AROUND_5 = np.arange(-5, 6)  # the 11 bases around a site, whose median quality says whether the read is good there
+_REACH_5 = int(_AROUND_5[-1])
 
 
 def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
@@ -67,7 +68,7 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     # (laid out one row per offset, so that the count runs across sites, in uint8: at most 11)
     tg = signals.targets  # increasing
     j = _AROUND_5[:, None] + tg
-    if tg[0] - 5 < t0 or tg[-1] + 5 >= t1:
+    if tg[0] - _REACH_5 < t0 or tg[-1] + _REACH_5 >= t1:
         j = np.minimum(np.maximum(j, t0), t1 - 1)
     reach = np.add.reduce(_reaches(config.mixed_min_local_qual)[aln.quals[j]], axis=0, dtype=np.uint8)
     # one count per kind of site: 4 good, 2 a CpG, 1 mixed
@@ -78,7 +79,8 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     return n[7], n[6] + n[7], n[5], n[4] + n[5]
 
 
-_GOOD_BIT = np.where(np.arange(12) >= 6, 4, 0).astype(np.uint8)  # by how many of the 11 qualities reach it
+# by how many of the 11 qualities reach the threshold: 4 (good) when the median does, i.e. at least 6 of them
+_GOOD_BIT = np.where(np.arange(len(_AROUND_5) + 1) > len(_AROUND_5) // 2, 4, 0).astype(np.uint8)
 
 
 @lru_cache(maxsize=8)
