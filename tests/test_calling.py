@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bsmeth.calling import call_cpg, call_read, genotype, snp_target
 from bsmeth.cli import cli
+from bsmeth.evidence import Signals, is_mixed
 from bsmeth.models import SNP, AlignedRead, Call, CallConfig, Reason, Status, Strand, Why
 from bsmeth.pipeline import run_call
 from bsmeth.reference import build_amplicon, convert, load_amplicon, read_reference, revcomp
@@ -269,3 +272,67 @@ def test_biq_demo_conversion_equals_quma(biq_default):
     for rid, expected in pconv.items():
         conv = by_id[rid].qc.conversion
         assert abs(100 * conv - expected) <= 0.1, (rid, 100 * conv, expected)
+
+
+# --------------------------------------------------------------------------- call_read against the rules, CpG by CpG
+
+_IGFBP3 = load_amplicon()
+
+def _call_by_hand(amp, cpg, aln, config, c, t, ref):
+    """(call letter, Why, base, qual, c, t, contradicted) of one CpG, the documented precedence written out."""
+    b, q = str(aln.bases[cpg.target_pos]), int(aln.quals[cpg.target_pos])
+    shown = b not in " -"
+    snp = False
+    if cpg.snp is not None:
+        ts, alt = snp_target(amp, cpg.snp)
+        snp = 0 <= ts < amp.length and str(aln.bases[ts]) == alt
+    mixed = c is not None and bool(is_mixed(c, t, ref)) and b in "CTN"
+    gcg = config.nome and cpg.target_pos > 0 and amp.target[cpg.target_pos - 1] == "G"
+    low = shown and q != 99 and q < config.min_qual
+    why = None
+    for applies, reason in ((cpg.under_primer, Why.UNDER_PRIMER), (b == " ", Why.NOT_COVERED), (b == "-", Why.GAP),
+                            (snp, Why.SNP), (mixed, Why.MIXED), (low, Why.LOW_QUALITY), (gcg, Why.GCG),
+                            (b not in "CTN", Why.OTHER_BASE), (b == "N", Why.AMBIGUOUS)):
+        if applies:
+            code, why = "-", reason
+            break
+    else:
+        code = "M" if b == "C" else "U"
+    kept = c is not None and c == c and why not in (Why.NOT_COVERED, Why.GAP)
+    f = c / (c + t) if kept and c + t > 0 else None
+    contra = f is not None and ((code == "M" and f < 0.5) or (code == "U" and f > 0.5))
+    return (code, why, b.strip(), q if shown and q != 99 else None, round(c, 1) if kept else None,
+            round(t, 1) if kept else None, contra)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_call_read_equals_the_rules_cpg_by_cpg(data):
+    amp = _IGFBP3  # with a known SNP that destroys a CpG
+    n = amp.length
+    t0 = data.draw(st.integers(0, n // 2))
+    t1 = data.draw(st.integers(t0 + 1, n))
+    bases = np.full(n, " ", dtype="U1")
+    bases[t0:t1] = data.draw(st.lists(st.sampled_from("CCTTANGR-"), min_size=t1 - t0, max_size=t1 - t0))
+    quals = np.zeros(n, dtype=np.uint8)
+    quals[t0:t1] = data.draw(st.lists(st.sampled_from([0, 12, 19, 20, 30, 99]), min_size=t1 - t0, max_size=t1 - t0))
+    aln = AlignedRead("+", 100.0, t0, t1, 0, t1 - t0, bases, quals, np.arange(n, dtype=np.int32), 0, ("", "", ""))
+    config = CallConfig(min_qual=data.draw(st.sampled_from([13, 20, 31])), nome=data.draw(st.booleans()))
+    pos = np.array([c.target_pos for c in amp.cpgs])
+    traced = np.array(data.draw(st.lists(st.booleans(), min_size=len(pos), max_size=len(pos))), dtype=bool)
+    m = int(traced.sum())
+    values = st.sampled_from([0.0, 35.0, 100.0, 250.0, np.nan])
+    heights = np.array(data.draw(st.lists(values, min_size=2 * m, max_size=2 * m))).reshape(2, m)
+    heights[:, np.isnan(heights).any(axis=0)] = np.nan  # no signal: neither channel
+    ref = np.array(data.draw(st.lists(st.sampled_from([0.0, 300.0, 2000.0]), min_size=m, max_size=m)))
+    signals = Signals(pos[traced].astype(np.int64), heights, ref) if m and data.draw(st.booleans()) else None
+    got = call_read(amp, aln, config, signals)
+    for k, cpg in enumerate(amp.cpgs):
+        if signals is not None and traced[k]:
+            i = int(np.searchsorted(signals.targets, cpg.target_pos))
+            c, t, r = float(signals.c[i]), float(signals.t[i]), float(signals.ref[i])
+        else:
+            c = t = r = None
+        g = got[k]
+        assert (g.call.value, g.why, g.base, g.qual, g.c_signal, g.t_signal, g.contradicted) == \
+            _call_by_hand(amp, cpg, aln, config, c, t, r)

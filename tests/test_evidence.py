@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bsmeth.alignment import align
 from bsmeth.calling import call_read
-from bsmeth.evidence import MIXED_MIN_LEVEL, MIXED_RATIO, PeakSignal, peak_heights, signals_at
+from bsmeth.evidence import (
+    MIXED_MIN_LEVEL,
+    MIXED_RATIO,
+    REF_HALF,
+    PeakSignal,
+    called_values,
+    is_mixed,
+    peak_heights,
+    reference_heights,
+    signals_at,
+)
 from bsmeth.models import Call, CallConfig, Read, ReadQC, Reason, Trace, Why
 from bsmeth.qc import c_positions, measure, verdict
 from bsmeth.reference import load_amplicon, revcomp
@@ -187,3 +199,62 @@ def test_mixed_trace_end_to_end():
     aln = aligned(clean)
     qc = measure(AMP, aln, clean, CallConfig(), signals_at(clean, aln, c_positions(AMP, aln)))
     assert qc.mixed_cpgs == 0 and verdict(aln, qc, 500, CallConfig())[0] is None
+
+
+# --------------------------------------------------------------------------- vectorised forms against the rules
+
+def _height_by_hand(ch: list, x: int, half: int, window: int) -> float:
+    """The documented peak height at one position, point by point (windows past an end repeat the end value)."""
+    def at(k):
+        return ch[min(max(k, 0), len(ch) - 1)]
+    win = [at(x + k) for k in range(-half, half + 1)]
+    peak = max(win)
+    where = win.index(peak)
+    if (where == 0 and at(x - half - 1) > peak) or (where == 2 * half and at(x + half + 1) > peak):
+        peak = win[half]  # the flank of a neighbouring peak: the value at the position
+    return max(float(peak) - float(min(at(x + k) for k in range(-window, window + 1))), 0.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([">i2", "<i2", "int32", "float64", "float32"]))
+def test_peak_heights_equal_the_rule_position_by_position(data, dtype):
+    n = data.draw(st.integers(3, 60))
+    ch = np.array(data.draw(st.lists(st.integers(-40, 3000), min_size=n, max_size=n))).astype(dtype)
+    half = data.draw(st.integers(1, 3))
+    window = data.draw(st.integers(half + 1, 20))
+    xs = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=12)))
+    assert peak_heights(ch, xs, half, window).tolist() == [_height_by_hand(ch.tolist(), int(x), half, window)
+                                                          for x in xs.tolist()]
+
+
+@pytest.mark.parametrize("n_calls", [(), (3,), (40, 41, 90)])
+def test_reference_heights_are_the_median_of_the_called_peaks_around(n_calls):
+    seq, second = molecule(methylated={1, 5})
+    calls = "".join("N" if i in n_calls else b for i, b in enumerate(seq))
+    read = trace_read(seq, second, calls=calls)
+    vals = called_values(read)
+    n = len(seq)
+
+    def by_hand(i):
+        w = vals[max(0, i - REF_HALF):i + REF_HALF + 1]
+        w = w[~np.isnan(w)]
+        return float(np.median(w)) if len(w) else 0.0
+
+    for idx in (np.arange(n), np.arange(20, 60), np.array([REF_HALF, 100, n - REF_HALF - 1]), np.array([0, n - 1])):
+        assert reference_heights(read, idx).tolist() == [by_hand(i) for i in idx.tolist()]
+
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_mixed_looked_up_only_where_two_peaks_equals_the_rule_everywhere(orientation):
+    """``Signals.mixed`` looks the full-peak height up only where ``two_peaks`` holds: the same flags as
+    ``is_mixed`` with every reference height, whichever of the two is asked first."""
+    seq, second = molecule(methylated={2, 7}, mixed={3: 0.4, 9: 0.3, 12: 0.5, 20: 0.2})
+    read = trace_read(seq, second, orientation)
+    aln = aligned(read)
+    lazy = signals_at(read, aln, c_positions(AMP, aln))
+    full = signals_at(read, aln, c_positions(AMP, aln))
+    ref = full.ref  # every reference height first
+    expected = is_mixed(full.c, full.t, reference_heights(read, aln.read_pos[full.targets]))
+    assert ref.tolist() == reference_heights(read, aln.read_pos[full.targets]).tolist()
+    assert lazy.mixed.tolist() == full.mixed.tolist() == expected.tolist()
+    assert 3 <= int(expected.sum()) < len(expected)

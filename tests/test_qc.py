@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from readfixtures import clone
 
 from bsmeth.alignment import align
-from bsmeth.calling import call_read
+from bsmeth.calling import call_read, sites
 from bsmeth.cli import cli
+from bsmeth.evidence import Signals
 from bsmeth.models import AlignedRead, CallConfig, Read, ReadQC, ReadResult, Reason, Status
 from bsmeth.pipeline import run_call
-from bsmeth.qc import chance_match, hq_bases, mark_duplicates, measure, verdict
+from bsmeth.qc import c_positions, chance_match, hq_bases, mark_duplicates, measure, verdict
 from bsmeth.reference import build_amplicon, convert, load_amplicon, revcomp
 
 DATA = Path(__file__).parent / "data"
@@ -582,3 +585,73 @@ def test_state_matrix_is_the_same_for_calls_given_as_cpgcall_objects(biq_amp):
     fast = _state_matrix(biq_amp, rs, CFG)
     assert (fast == 1).any() and (fast == 0).any()
     assert np.array_equal(_state_matrix(biq_amp, as_objects, CFG), fast)
+
+
+# --------------------------------------------------------------------------- measure against its definitions
+
+def _measure_by_masks(amp, aln, config):
+    """measure's figures from the definitions, one mask each (the formulation before the one-bincount form)."""
+    st_ = sites(amp)
+    t0, t1 = aln.target_start, aln.target_end
+    b = aln.bases[t0:t1]
+    tgt = np.array(list(amp.target[t0:t1]))
+    is_c, cpg, gpc = st_.is_c[t0:t1], st_.cpg[t0:t1], st_.gpc[t0:t1]
+    span = ~st_.primer[t0:t1]
+    gap = span & (b == "-")
+    known = span & ~gap & (b != "N") & ~st_.snp[t0:t1]
+    match = known & ((is_c & ((b == "C") | (b == "T"))) | (~is_c & (b == tgt)))
+    matches = int(match.sum())
+    mism = int(gap.sum()) + int(known.sum()) - matches + aln.insertions
+    hq = known & (aln.quals[t0:t1] >= config.min_qual) & is_c & ~cpg
+    hch = hq & ~gpc
+    counted = hch if config.nome else hq
+    total = matches + mism
+    return (int(span.sum()), matches / total if total else 0.0, mism, int((counted & (b == "T")).sum()),
+            int((counted & (b == "C")).sum()), int((hch & (b == "T")).sum()), int((hch & (b == "C")).sum()))
+
+
+def _mixed_by_median(amp, aln, signals, config):
+    """The mixed-site counts with the local quality as the median of the 11 qualities around each site."""
+    t0, t1 = aln.target_start, aln.target_end
+    j = np.clip(signals.targets[:, None] + np.arange(-5, 6), t0, t1 - 1)
+    good = np.median(aln.quals[j].astype(float), axis=1) >= config.mixed_min_local_qual
+    mixed = signals.mixed & good
+    is_cpg = sites(amp).cpg[signals.targets]
+    return (int((mixed & is_cpg).sum()), int((good & is_cpg).sum()), int((mixed & ~is_cpg).sum()),
+            int((good & ~is_cpg).sum()))
+
+
+_IGFBP3 = load_amplicon()  # has a known SNP
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_measure_equals_its_definitions_on_random_alignments(data):
+    amp = _IGFBP3
+    n = amp.length
+    t0 = data.draw(st.integers(0, n - 12))
+    t1 = data.draw(st.integers(t0 + 11, n))
+    bases = np.full(n, " ", dtype="U1")
+    bases[t0:t1] = data.draw(st.lists(st.sampled_from("ACGTTCN-R"), min_size=t1 - t0, max_size=t1 - t0))
+    quals = np.zeros(n, dtype=np.uint8)
+    quals[t0:t1] = data.draw(st.lists(st.sampled_from([0, 5, 19, 20, 29, 30, 40, 99]), min_size=t1 - t0,
+                                      max_size=t1 - t0))
+    aln = AlignedRead("+", 100.0, t0, t1, 0, t1 - t0, bases, quals, np.arange(n, dtype=np.int32),
+                      data.draw(st.integers(0, 3)), ("", "", ""))
+    config = CallConfig(min_qual=data.draw(st.sampled_from([10, 20, 30])), nome=data.draw(st.booleans()),
+                        mixed_min_local_qual=data.draw(st.sampled_from([20, 30])))
+    # trace evidence at some of the C, their reference heights given
+    cs = c_positions(amp, aln)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=len(cs), max_size=len(cs))), dtype=bool)
+    tg = cs[keep] if keep.any() else cs[:1]
+    m = len(tg)
+    heights = np.array(data.draw(st.lists(st.sampled_from([0.0, 40.0, 100.0, 300.0, np.nan]), min_size=2 * m,
+                                          max_size=2 * m))).reshape(2, m)
+    ref = np.array(data.draw(st.lists(st.sampled_from([0.0, 200.0, 1000.0]), min_size=m, max_size=m)))
+    signals = Signals(tg, heights, ref) if m else {}
+    qc = measure(amp, aln, Read("r", "r", "A"), config, signals, n_hq=7)
+    assert (qc.aligned_bases, qc.identity, qc.mismatches, qc.converted, qc.unconverted, qc.hch_converted,
+            qc.hch_unconverted) == _measure_by_masks(amp, aln, config)
+    if m:
+        assert (qc.mixed_cpgs, qc.traced_cpgs, qc.mixed_cph, qc.traced_cph) == _mixed_by_median(amp, aln, signals,
+                                                                                                 config)

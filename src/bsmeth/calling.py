@@ -12,6 +12,7 @@ All CpGs of a read are called in one vectorised pass (``call_read``) over per-am
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -48,8 +49,12 @@ class Sites:
     cpg_t: np.ndarray  # int64 per CpG: its target position
     under_primer: np.ndarray  # bool per CpG
     gcg: np.ndarray  # bool per CpG: preceded by G (GpC methylase marks it too)
-    snp_t: np.ndarray  # int64 per CpG: target position of its SNP, -1 if none
-    snp_alt: np.ndarray  # uint32 per CpG: amplified-strand letter of that SNP's alternative allele
+    snp_at: np.ndarray  # intp per CpG: target position of its SNP (0 if none)
+    snp_code: np.ndarray  # uint32 per CpG: code point of the SNP's amplified-strand alt letter (``_NO_BASE``: none)
+    any_snp: bool  # some CpG has a SNP
+    # per CpG, the read-independent bits of its rule key (``_CallKey``), without and with --nome
+    key_plain: np.ndarray
+    key_nome: np.ndarray
     # per known SNP of the amplicon inside it: (target position, amplified-strand alt and ref letters, the
     # genotype text of each allele, e.g. ``rs2854744:A``), for ``genotype``
     alleles: tuple = ()
@@ -82,18 +87,22 @@ def _make_sites(amp: Amplicon) -> Sites:
     cpg_t = np.array([c.target_pos for c in amp.cpgs], dtype=np.int64)
     cph = is_c & ~primer
     cph[cpg_t] = False
-    snp_t, snp_alt = [], []
+    snp_at, snp_code = [], []
     for c in amp.cpgs:
         ts, alt = snp_target(amp, c.snp) if c.snp is not None else (-1, "")
         ok = 0 <= ts < n
-        snp_t.append(ts if ok else -1)
-        snp_alt.append(_u(alt) if ok else 0)
+        snp_at.append(ts if ok else 0)
+        snp_code.append(_u(alt) if ok else _NO_BASE)
+    under_primer = np.array([c.under_primer for c in amp.cpgs], dtype=bool)
+    gcg = np.array([t > 0 and amp.target[t - 1] == "G" for t in cpg_t.tolist()], dtype=bool)
+    plain = np.where(under_primer, _K_PRIMER, 0).astype(np.intp)
     out = Sites(
         tgt=tgt, is_c=is_c, cpg=cpg, gpc=gpc, primer=primer, snp=snp, c_sites=np.flatnonzero(is_c & ~primer),
         cph=cph,
-        cpg_t=cpg_t, under_primer=np.array([c.under_primer for c in amp.cpgs], dtype=bool),
-        gcg=np.array([t > 0 and amp.target[t - 1] == "G" for t in cpg_t.tolist()], dtype=bool),
-        snp_t=np.array(snp_t, dtype=np.int64), snp_alt=np.array(snp_alt, dtype=np.uint32),
+        cpg_t=cpg_t, under_primer=under_primer, gcg=gcg,
+        snp_at=np.array(snp_at, dtype=np.intp), snp_code=np.array(snp_code, dtype=np.uint32),
+        any_snp=bool(np.any(np.array(snp_code, dtype=np.uint32) != _NO_BASE)),
+        key_plain=plain, key_nome=plain + np.where(gcg, _K_GCG, 0),
         alleles=tuple(_alleles(amp)),
     )
     for a in vars(out).values():
@@ -102,76 +111,127 @@ def _make_sites(amp: Amplicon) -> Sites:
     return out
 
 
-_M, _U, _N, _SPACE, _GAP = ord("C"), ord("T"), ord("N"), ord(" "), ord("-")
-# the reasons in the order of precedence of ``_calls``' np.select (0: called)
-_WHY_ORDER = (None, Why.UNDER_PRIMER, Why.NOT_COVERED, Why.GAP, Why.SNP, Why.MIXED, Why.LOW_QUALITY, Why.GCG,
-              Why.AMBIGUOUS, Why.OTHER_BASE)
-_WHY_LETTERS = np.array([ord(WHY_CODES[w]) for w in _WHY_ORDER], dtype=np.uint8)
+# What decides a CpG's call is a handful of facts about it, packed into one small integer key per CpG; the
+# call, its reason and what is kept with it are looked up in tables made once from the rules (``_rule``) over
+# every key.  A read's calls cost a few array operations, however many rules there are.
+_K_PRIMER, _K_GCG, _K_SNP, _K_MIXED, _K_LOW, _K_QUAL = 1, 2, 4, 8, 16, 32  # the key's bits
+_K_BASE = 64  # the class of the base shown (``_B_*``), times this
+_B_OTHER, _B_C, _B_T, _B_N, _B_SPACE, _B_GAP = range(6)
+_N_KEYS = 6 * _K_BASE
+_NO_BASE = 0xFFFFFFFF  # a code point no base has: "no SNP" in ``Sites.snp_code``
+
+_BASE_KEY = np.full(256, _B_OTHER * _K_BASE, dtype=np.intp)  # by code point; beyond 255 (clipped): other
+for _b, _cls in (("C", _B_C), ("T", _B_T), ("N", _B_N), (" ", _B_SPACE), ("-", _B_GAP)):
+    _BASE_KEY[ord(_b)] = _cls * _K_BASE
 
 
-def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: np.ndarray,
-           c: Optional[np.ndarray], t: Optional[np.ndarray], ref: Optional[np.ndarray]) -> CpGCalls:
-    """Calls of the CpGs ``idx`` (indexes into amp.cpgs); c/t/ref: their peak signals (NaN where none),
-    or None for a read without trace evidence."""
+@lru_cache(maxsize=8)
+def _qual_key(min_qual: int) -> np.ndarray:
+    """The quality bits of the key by PHRED (0-255): known (not ``NO_QUAL``) and, if known, below ``min_qual``."""
+    q = np.arange(256)
+    known = q != NO_QUAL
+    return np.where(known, _K_QUAL, 0) + np.where(known & (q < min_qual), _K_LOW, 0)
+
+
+def _rule(key: int) -> tuple[str, Optional[Why]]:
+    """The call ('M', 'U' or '-') of a CpG with this key and its reason: the first that applies, in order."""
+    base = key // _K_BASE
+    if key & _K_PRIMER:
+        return "-", Why.UNDER_PRIMER
+    if base == _B_SPACE:
+        return "-", Why.NOT_COVERED
+    if base == _B_GAP:
+        return "-", Why.GAP
+    if key & _K_SNP:  # the read shows the SNP allele that destroys the CpG
+        return "-", Why.SNP
+    if key & _K_MIXED and base in (_B_C, _B_T, _B_N):  # two templates where the read shows C, T or N
+        return "-", Why.MIXED
+    if key & _K_LOW:  # a known PHRED below the threshold
+        return "-", Why.LOW_QUALITY
+    if key & _K_GCG:  # set with --nome only
+        return "-", Why.GCG
+    if base in (_B_C, _B_T):
+        return ("M" if base == _B_C else "U"), None
+    return "-", Why.AMBIGUOUS if base == _B_N else Why.OTHER_BASE
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per key: (code letter, reason letter, 255 where no quality is shown, 1 where the trace evidence is kept),
+    and +1 / -1 where a kept M / U call is contradicted by a C share below / above one half."""
+    rules = [_rule(k) for k in range(_N_KEYS)]
+    key = np.arange(_N_KEYS)
+    base = key // _K_BASE
+    shown = (base != _B_SPACE) & (base != _B_GAP)
+    table = np.zeros((_N_KEYS, 4), dtype=np.uint8)
+    table[:, 0] = [ord(c) for c, _ in rules]
+    table[:, 1] = [ord(WHY_CODES[w]) for _, w in rules]
+    table[:, 2] = np.where(shown & (key & _K_QUAL > 0), 0, 255)  # the PHRED of a shown base, when known
+    table[:, 3] = [w not in (Why.NOT_COVERED, Why.GAP) for _, w in rules]  # wherever the read has a base there
+    against = table[:, 3] * np.select([table[:, 0] == ord("M"), table[:, 0] == ord("U")], [1.0, -1.0], 0.0)
+    table.flags.writeable = against.flags.writeable = False
+    return table, against
+
+
+_TABLE, _AGAINST = _tables()
+# constants as 0-d arrays: numpy combines an array with a 0-d array faster than with a Python number
+_NAN, _HALF, _ZERO, _TINY = (np.array(x) for x in (np.nan, 0.5, 0.0, 5e-324))  # _TINY: the least float > 0
+_K_SNP_A, _K_MIXED_A = np.array(_K_SNP), np.array(_K_MIXED)
+
+
+def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: Optional[np.ndarray],
+           ct: Optional[np.ndarray], mixed: Optional[np.ndarray]) -> CpGCalls:
+    """Calls of the CpGs ``idx`` (indexes into amp.cpgs; None: all of them); ``ct``: their C and T peak signals
+    (2 rows, NaN where none) and ``mixed``: two templates there (``evidence.is_mixed``), or Nones for a read
+    without trace evidence."""
     st = sites(amp)
-    pos = st.cpg_t[idx]
-    b = aln.bases.view(np.uint32)[pos]
-    q = aln.quals[pos].astype(np.int64)
-    shown = (b != _SPACE) & (b != _GAP)
-    has_q = shown & (q != NO_QUAL)
-    snp_t = st.snp_t[idx]
-    snp_hit = (snp_t >= 0) & (aln.bases.view(np.uint32)[np.maximum(snp_t, 0)] == st.snp_alt[idx])
-    has_sig = None if c is None else ~np.isnan(c)
-    # NaN (no signal) compares false: is_mixed is False there
-    mixed = np.zeros(len(idx), dtype=bool) if c is None else (is_mixed(c, t, ref) & ((b == _M) | (b == _U) | (b == _N)))
-    # the reason, by precedence: the first that applies (assigned last to first, so the first wins)
-    why = np.full(len(idx), 9, dtype=np.intp)  # other_base
-    why[b == _N] = 8
-    why[(b == _M) | (b == _U)] = 0
-    if config.nome:
-        why[st.gcg[idx]] = 7
-    why[has_q & (q < config.min_qual)] = 6
-    why[mixed] = 5
-    why[snp_hit] = 4
-    why[b == _GAP] = 3
-    why[b == _SPACE] = 2
-    why[st.under_primer[idx]] = 1
-    code = np.where(why == 0, np.where(b == _M, ord("M"), ord("U")), ord("-")).astype(np.uint8)
-    whys = _WHY_LETTERS[why]
-    bases = np.where(b == _GAP, _GAP, np.where(shown, b, _SPACE)).astype(np.uint8)
-    quals = np.where(has_q, q, 255).astype(np.uint8)
-    cs = ts = contra = None
-    if c is not None:
-        # the evidence is attached wherever the read has a base at the CpG
-        keep = has_sig & (why != 2) & (why != 3)
-        cs, ts = np.where(keep, c, np.nan), np.where(keep, t, np.nan)
+    pos, snp_at, snp_code = st.cpg_t, st.snp_at, st.snp_code
+    key0 = st.key_nome if config.nome else st.key_plain
+    if idx is not None:
+        pos, snp_at, snp_code, key0 = pos[idx], snp_at[idx], snp_code[idx], key0[idx]
+    codes = aln.bases.view(np.uint32)
+    b = codes[pos]
+    q = aln.quals[pos]
+    key = _BASE_KEY.take(b, mode="clip")
+    key += _qual_key(config.min_qual)[q]
+    key += key0
+    if st.any_snp:
+        key += (codes[snp_at] == snp_code) * _K_SNP_A
+    if mixed is not None:
+        key += mixed * _K_MIXED_A
+    row = _TABLE[key]
+    n = len(pos)
+    text = row[:, :2].tobytes(order="F").decode("ascii")  # the codes, then the reasons
+    cs = ts = None
+    contra = b""
+    if ct is not None:
+        cs, ts = np.where(row[:, 3], ct, _NAN)
+        c, t = ct
         total = c + t
-        some = total > 0  # NaN (no signal) compares false
-        f = c / np.where(some, total, 1.0)
-        contra = keep & some & (((code == ord("M")) & (f < 0.5)) | ((code == ord("U")) & (f > 0.5)))
-        contra = contra.astype(np.uint8).tobytes()
-    return CpGCalls(tuple(amp.cpgs[i] for i in idx.tolist()) if len(idx) != len(amp.cpgs) else amp.cpgs,
-                    code.tobytes().decode("ascii"), whys.tobytes().decode("ascii"),
-                    bases.tobytes().decode("ascii"), quals.tobytes(), cs, ts, contra or b"")
+        f = c / np.maximum(total, _TINY)  # c's share of the signal (NaN compares false), where there is some
+        contra = ((_AGAINST[key] * (_HALF - f) > _ZERO) & (total > _ZERO)).view(np.uint8).tobytes()
+    return CpGCalls(amp.cpgs if n == len(amp.cpgs) else tuple(amp.cpgs[i] for i in idx.tolist()),
+                    text[:n], text[n:], b.astype(np.uint8).tobytes().decode("ascii"),
+                    np.maximum(q, row[:, 2]).astype(np.uint8, copy=False).tobytes(), cs, ts, contra)
 
 
-def _signal_arrays(amp: Amplicon, idx: np.ndarray, signals) -> tuple:
-    """Per-CpG (c, t, ref) arrays from ``signals`` (NaN where a CpG has none); Nones without signals."""
+def _signal_arrays(amp: Amplicon, idx: Optional[np.ndarray], signals) -> tuple:
+    """Per-CpG C and T signals (2 rows, NaN where a CpG has none) and mixed flags from ``signals``; Nones
+    without signals."""
     if not signals:
-        return None, None, None
-    pos = sites(amp).cpg_t[idx]
+        return None, None
+    pos = sites(amp).cpg_t if idx is None else sites(amp).cpg_t[idx]
     if isinstance(signals, Signals):
         tg = signals.targets
-        j = np.minimum(np.searchsorted(tg, pos), len(tg) - 1)
-        hit = tg[j] == pos
-        return (np.where(hit, signals.c[j], np.nan), np.where(hit, signals.t[j], np.nan),
-                np.where(hit, signals.ref[j], np.nan))
+        j = tg.searchsorted(pos)  # len(tg) past the last: clipped, and no hit
+        hit = tg.take(j, mode="clip") == pos
+        return (np.where(hit, signals.heights.take(j, axis=1, mode="clip"), _NAN),
+                hit & signals.mixed.take(j, mode="clip"))
     out = np.full((3, len(pos)), np.nan)
     for k, p in enumerate(pos.tolist()):
         s = signals.get(p)
         if s is not None:
             out[:, k] = (s.c, s.t, s.ref)
-    return out[0], out[1], out[2]
+    return out[:2], is_mixed(out[0], out[1], out[2])  # NaN (no signal) is not mixed
 
 
 def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig, signals=None) -> CpGCalls:
@@ -179,16 +239,14 @@ def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig, signals=None)
 
     ``signals``: ``evidence.Signals`` (or any mapping target position -> ``PeakSignal``), or None.
     """
-    idx = np.arange(len(amp.cpgs))
-    return _calls(amp, aln, config, idx, *_signal_arrays(amp, idx, signals))
+    return _calls(amp, aln, config, None, *_signal_arrays(amp, None, signals))
 
 
 def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
              signal: Optional[PeakSignal] = None) -> CpGCall:
     """The call of one CpG (the same rules as ``call_read``, which calls them all at once)."""
     idx = np.array([amp.cpgs.index(cpg)])
-    sig = (None, None, None) if signal is None else (np.array([signal.c]), np.array([signal.t]),
-                                                     np.array([signal.ref]))
+    sig = (None, None) if signal is None else (np.array([[signal.c], [signal.t]]), np.array([signal.mixed]))
     return _calls(amp, aln, config, idx, *sig)[0]
 
 

@@ -28,8 +28,8 @@ hold only background, whose ratio is anything.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Optional
 
 import numpy as np
@@ -43,11 +43,28 @@ REF_HALF = 6  # bases each side over which the reference (full-peak) height is t
 _COMP = {"A": "T", "C": "G", "G": "C", "T": "A"}
 
 
+def two_peaks(c, t):
+    """The first half of ``is_mixed``, which needs no full peak nearby: the smaller peak is at least
+    ``MIXED_RATIO`` of the larger (scalars or arrays)."""
+    hi = np.maximum(c, t)  # NaN (no signal) compares false, without a warning
+    return (hi > _ZERO) & (np.minimum(c, t) >= _RATIO * hi)
+
+
+def _real_peak(c, t, ref):
+    """The second half of ``is_mixed``: the smaller peak reaches ``MIXED_MIN_LEVEL`` of a full peak nearby,
+    where one is known (``ref`` > 0)."""
+    return (ref <= _ZERO) | (np.minimum(c, t) >= _LEVEL * ref)
+
+
 def is_mixed(c, t, ref):
     """Two templates at a position (scalars or arrays): the smaller peak is at least ``MIXED_RATIO`` of the
     larger and, where a full peak nearby is known (``ref`` > 0), at least ``MIXED_MIN_LEVEL`` of it."""
-    hi, lo = np.maximum(c, t), np.minimum(c, t)  # NaN (no signal) compares false, without a warning
-    return (hi > 0) & (lo >= MIXED_RATIO * hi) & ((ref <= 0) | (lo >= MIXED_MIN_LEVEL * ref))
+    return two_peaks(c, t) & _real_peak(c, t, ref)
+
+
+# the constants as 0-d arrays: numpy combines an array with a 0-d array faster than with a Python number
+_ZERO, _RATIO, _LEVEL = np.array(0.0), np.array(MIXED_RATIO), np.array(MIXED_MIN_LEVEL)
+_FIRST, _FOUR = np.array(0), np.array(4)
 
 
 @dataclass(frozen=True)
@@ -83,13 +100,39 @@ class Signals(Mapping):
     mapping target position -> ``PeakSignal`` for code that wants one site at a time."""
 
     targets: np.ndarray  # int64, increasing
-    c: np.ndarray  # float64
-    t: np.ndarray
-    ref: np.ndarray
+    heights: np.ndarray  # float64, 2 rows: the C and the T signal (``c``, ``t``) at each position
+    given_ref: Optional[np.ndarray] = None  # the full-peak heights (``ref``), when known up front; else
+    read: Optional[Read] = field(default=None, repr=False)  # they are looked up in this read's trace
+    calls: Optional[np.ndarray] = field(default=None, repr=False)  # at these base calls (one per position)
 
     @property
+    def c(self) -> np.ndarray:
+        return self.heights[0]
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.heights[1]
+
+    @cached_property
+    def ref(self) -> np.ndarray:
+        """Height of a full peak near each position (``reference_heights``), looked up on first use."""
+        return self.given_ref if self.given_ref is not None else reference_heights(self.read, self.calls)
+
+    @cached_property
     def mixed(self) -> np.ndarray:
-        return is_mixed(self.c, self.t, self.ref)
+        """Two templates at each position (``is_mixed``); worked out once, used by ``qc`` and ``calling``.
+
+        A full peak nearby matters only where the two peaks alone could be mixed (``two_peaks``: a few
+        positions of most reads), so unless ``ref`` is known already it is looked up only there.
+        """
+        c, t = self.heights
+        if self.given_ref is not None or "ref" in self.__dict__:
+            return is_mixed(c, t, self.ref)
+        two = two_peaks(c, t)
+        out = np.zeros(len(two), dtype=bool)
+        if np.count_nonzero(two):
+            out[two] = _real_peak(c[two], t[two], reference_heights(self.read, self.calls[two]))
+        return out
 
     def __getitem__(self, target: int) -> PeakSignal:
         i = int(np.searchsorted(self.targets, target))
@@ -104,7 +147,7 @@ class Signals(Mapping):
         return len(self.targets)
 
 
-NO_SIGNALS = Signals(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0))
+NO_SIGNALS = Signals(np.zeros(0, dtype=np.int64), np.zeros((2, 0)), np.zeros(0))
 
 
 def geometry(peaks: np.ndarray) -> tuple[int, int]:
@@ -114,7 +157,7 @@ def geometry(peaks: np.ndarray) -> tuple[int, int]:
         d = peaks[1:] - peaks[:-1]
         k = len(d)
         part = np.partition(d, ((k - 1) // 2, k // 2))
-        spacing = (float(part[(k - 1) // 2]) + float(part[k // 2])) / 2
+        spacing = (float(part.item((k - 1) // 2)) + float(part.item(k // 2))) / 2
     return max(1, int(round(spacing * PEAK_HALF))), max(4, int(round(spacing * 1.5)))
 
 
@@ -128,40 +171,71 @@ def peak_heights(channel: np.ndarray, xs: np.ndarray, half: int, window: int) ->
 
 
 @lru_cache(maxsize=64)
-def _offsets(half: int, window: int) -> np.ndarray:
-    """The peak window and one point more each side, then the baseline window, around a position."""
-    return np.concatenate((np.arange(-half - 1, half + 2), np.arange(-window, window + 1)))
+def _offsets(reach: int) -> np.ndarray:
+    """The points within ``reach`` of a position, as index offsets."""
+    return np.arange(-reach, reach + 1)
 
 
-def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int) -> np.ndarray:
-    """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions:
-    every window of every row in one gather, laid out (row, window point, position) so that each reduction runs
-    across positions; integer channels in integer arithmetic (exact), the heights as float64."""
+def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, window: int,
+             extremes: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions.
+
+    Every window of every row in one gather (whole windows from a strided view of the channels when all lie
+    inside the trace, else point by point, clipped to it), laid out (row, window point, position) so that each
+    reduction runs across positions; the peak window and the point beyond each of its ends lie inside the
+    baseline window (``geometry`` makes it so), which is all that is gathered.  The maxima, minima and
+    comparisons are exact in the channels' own number type (no converted copy of the windows); only the two
+    heights per position are subtracted, in float64 (exact for instrument channels, which are integers).
+    ``extremes``: (min, max) of ``xs`` when the caller has them.
+    """
     n = channels.shape[1]
-    xs = np.asarray(xs, dtype=np.intp)
-    at = _offsets(half, window)[:, None] + xs
-    if len(xs) and (xs.min() < window or xs.max() >= n - window):
-        at = np.clip(at, 0, n - 1)
-    w = 2 * half + 3
-    g = channels.take(np.asarray(rows, dtype=np.intp)[:, None, None] * n + at)
-    g = g.astype(np.int32 if g.dtype.kind in "iu" else np.float64)  # (instrument channels are integers)
-    inner = g[:, 1:w - 1]
+    xs = np.asarray(xs)
+    reach = max(window, half + 1)
+    rows = np.asarray(rows, dtype=np.intp)
+    if len(xs) and extremes is None:
+        extremes = int(xs.min()), int(xs.max())
+    if len(xs) and (extremes[0] < reach or extremes[1] >= n - reach):  # windows past an end repeat the end value
+        g = channels.take(rows[:, None, None] * n + np.clip(_offsets(reach)[:, None] + xs, 0, n - 1))
+    else:  # every window inside the trace (nearly always): copied whole from a strided view of the channels
+        m = np.ascontiguousarray(channels)
+        step = m.strides[1]
+        w = 2 * reach + 1
+        windows = np.ndarray((m.shape[0], n - w + 1, w), dtype=m.dtype, buffer=m,
+                             strides=(m.strides[0], step, step))  # windows[r, k] is m[r, k:k + w], no copy
+        g = np.ascontiguousarray(windows[rows[:, None], xs - reach].transpose(0, 2, 1))
+    lo = reach - half  # the peak window is g[:, lo:lo + 2 * half + 1]; g[:, lo - 1] and g[:, hi] flank it
+    hi = reach + half + 1
+    inner = g[:, lo:hi]
     where = inner.argmax(axis=1)
     peak = inner.max(axis=1)
-    flank = ((where == 0) & (g[:, 0] > peak)) | ((where == 2 * half) & (g[:, w - 1] > peak))
-    peak = np.where(flank, inner[:, half], peak)
-    return np.maximum(peak - g[:, w:].min(axis=1), 0).astype(np.float64)
+    flank = ((where == _FIRST) & (g[:, lo - 1] > peak)) | ((where == np.array(2 * half)) & (g[:, hi] > peak))
+    peak = np.where(flank, inner[:, half], peak).astype(np.float64)
+    peak -= g[:, reach - window:reach + window + 1].min(axis=1)
+    return np.maximum(peak, _ZERO, out=peak)
 
 
 _ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.matrix holding a base call's own channel (4: none)
 for _i, _b in enumerate("ACGT"):
     _ROW[ord(_b)] = _i
+_ROW3 = np.minimum(_ROW, 3)  # the same, any channel for N and IUPAC calls (their value is not used)
+_ACGT = frozenset("ACGT")
 
 
 def usable(read: Read) -> bool:
     """Does the read carry a trace whose peaks match its base calls?"""
     tr = read.trace
-    return tr is not None and len(tr.peaks) == len(read.seq) and all(b in tr.channels for b in "ACGT")
+    return tr is not None and len(tr.peaks) == len(read.seq) and tr.channels.keys() >= _ACGT
+
+
+def _called(read: Read, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Base calls ``lo:hi``: the row of each one's own channel (4 for N and IUPAC calls) and that channel's
+    value at its peak, in the channel's number type (an arbitrary channel's value where the row is 4)."""
+    tr = read.trace
+    m = tr.matrix
+    npts = m.shape[1]
+    calls = np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)[lo:hi]
+    xs = np.minimum(np.maximum(tr.peaks[lo:hi], _FIRST), npts - 1)
+    return _ROW[calls], m[_ROW3[calls], xs]
 
 
 def called_values(read: Read) -> np.ndarray:
@@ -170,21 +244,10 @@ def called_values(read: Read) -> np.ndarray:
     The analysed channels of an instrument file are baseline-subtracted already, so this is the peak's
     height to the precision the absolute check of ``PeakSignal.mixed`` needs, at no cost.
     """
-    tr = read.trace
-    m = tr.matrix
-    npts = m.shape[1]
-    rows = _ROW[np.frombuffer(read.seq.encode("ascii"), dtype=np.uint8)]
-    xs = np.minimum(np.maximum(tr.peaks, 0), npts - 1)
-    out = m.take(np.minimum(rows, 3) * npts + xs).astype(np.float64)
+    rows, vals = _called(read, 0, len(read.seq))
+    out = vals.astype(np.float64)
     out[rows == 4] = np.nan
     return out
-
-
-def _called_at(read: Read, j: np.ndarray) -> np.ndarray:
-    """``called_values`` at base indexes ``j`` (any shape; NaN outside the read)."""
-    n = len(read.seq)
-    vals = np.append(called_values(read), np.nan)  # index n: outside
-    return vals[np.where((j >= 0) & (j < n), j, n)]
 
 
 def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarray:
@@ -193,12 +256,17 @@ def reference_heights(read: Read, idx: Optional[np.ndarray] = None) -> np.ndarra
     n = len(read.seq)
     at = np.arange(n) if idx is None else np.asarray(idx, dtype=np.intp)
     width = 2 * REF_HALF + 1
-    vals = called_values(read)
-    if len(at) and at.min() >= REF_HALF and at.max() < n - REF_HALF:
-        win = vals[at[:, None] + _AROUND]
-        if not np.isnan(win).any():  # every window whole: the middle of 13 values
-            return np.partition(win, REF_HALF, axis=1)[:, REF_HALF]
+    if len(at):
+        ends = at.tolist() if len(at) < 16 else (at.min(), at.max())  # a few: found faster by Python
+        first, last = int(min(ends)) - REF_HALF, int(max(ends)) + REF_HALF + 1
+        if first >= 0 and last <= n:  # every window inside the read: only the calls they cover are looked up
+            rows, vals = _called(read, first, last)
+            # all called A, C, G or T (and no NaN in a float channel): the middle of 13 values
+            if not np.count_nonzero(rows == _FOUR) and not (vals.dtype.kind == "f" and np.isnan(vals).any()):
+                win = vals.take(at[:, None] + (_AROUND - first))
+                return np.sort(win, axis=1)[:, REF_HALF].astype(np.float64)
     # windows past the read's ends or holding N: NaN-padded, NaN sorts last (a nanmedian without its warning)
+    vals = called_values(read)
     padded = np.empty(n + 2 * REF_HALF)
     padded[:REF_HALF] = padded[REF_HALF + n:] = np.nan
     padded[REF_HALF:REF_HALF + n] = vals
@@ -227,19 +295,21 @@ def signals_at(read: Read, aln: AlignedRead, targets) -> Signals:
     targets = np.asarray(targets, dtype=np.int64)
     if targets.size == 0:
         return NO_SIGNALS
-    if targets.size > 1 and (targets[1:] <= targets[:-1]).any():
+    if targets.size > 1 and np.count_nonzero(targets[1:] <= targets[:-1]):
         targets = np.unique(targets)
-    idx = aln.read_pos[targets].astype(np.int64)
-    xs = tr.peaks[idx].astype(np.int64)  # idx -1 (no base call) reads the last peak: left out below
-    ok = (idx >= 0) & (xs >= 0) & (xs < tr.matrix.shape[1])
-    if not ok.all():
+    idx = aln.read_pos.take(targets)
+    xs = tr.peaks.take(idx)  # idx -1 (no base call) reads the last peak: left out below
+    npts = tr.matrix.shape[1]
+    extremes = int(xs.min()), int(xs.max())
+    if idx.min() < 0 or extremes[0] < 0 or extremes[1] >= npts:  # some position to leave out
+        ok = (idx >= 0) & (xs >= 0) & (xs < npts)
         if not ok.any():
             return NO_SIGNALS
         targets, idx, xs = targets[ok], idx[ok], xs[ok]
+        extremes = None
     half, window = geometry(tr.peaks)
     rows = _PLUS if aln.orientation == "+" else _MINUS  # the C and T channels (G and A on '-')
-    c, t = _heights(tr.matrix, rows, xs, half, window)
-    return Signals(targets, c, t, reference_heights(read, idx))
+    return Signals(targets, _heights(tr.matrix, rows, xs, half, window, extremes), read=read, calls=idx)
 
 
 _PLUS, _MINUS = np.array([1, 3]), np.array([2, 0])

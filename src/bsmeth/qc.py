@@ -8,13 +8,15 @@ Pipeline position: after ``calling``.  Every check returns data (figures and a
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
 
 from .calling import sites
 from .evidence import Signals
+from .memo import by_identity
 from .models import AlignedRead, Amplicon, Call, CallConfig, CpGCalls, Read, ReadQC, ReadResult, Reason, Status
 
 # Below this identity the "alignment" is what unrelated sequence gets by chance
@@ -37,6 +39,7 @@ def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
 
 
 _AROUND_5 = np.arange(-5, 6)  # the 11 bases around a site, whose median quality says whether the read is good there
+_REACH_5 = int(_AROUND_5[-1])
 
 
 def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
@@ -53,22 +56,104 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     """
     if not isinstance(signals, Signals):  # any mapping target -> PeakSignal
         ts = sorted(signals)
-        signals = Signals(np.array(ts, dtype=np.int64), *(
-            np.array([getattr(signals[t], k) for t in ts], dtype=float) for k in ("c", "t", "ref")))
+        sig = [signals[t] for t in ts]
+        signals = Signals(np.array(ts, dtype=np.int64), np.array([[s.c for s in sig], [s.t for s in sig]],
+                                                                  dtype=float).reshape(2, -1),
+                          np.array([s.ref for s in sig], dtype=float))
     t0, t1 = aln.target_start, aln.target_end
     if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
-    # the median of the 11 qualities around each site, the span's end qualities repeated beyond it
-    j = np.minimum(np.maximum(signals.targets[:, None] + _AROUND_5, t0), t1 - 1)
-    local = np.partition(aln.quals[j], 5, axis=1)[:, 5]
-    good = local >= config.mixed_min_local_qual
-    mixed = signals.mixed & good
-    is_cpg = sites(amp).cpg[signals.targets]
-    return (int(np.count_nonzero(mixed & is_cpg)), int(np.count_nonzero(good & is_cpg)),
-            int(np.count_nonzero(mixed & ~is_cpg)), int(np.count_nonzero(good & ~is_cpg)))
+    # the 11 qualities around each site, the span's end qualities repeated beyond it; their median (the 6th
+    # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort
+    # (laid out one row per offset, so that the count runs across sites, in uint8: at most 11)
+    tg = signals.targets  # increasing
+    j = _AROUND_5[:, None] + tg
+    if tg[0] - _REACH_5 < t0 or tg[-1] + _REACH_5 >= t1:
+        j = np.minimum(np.maximum(j, t0), t1 - 1)
+    reach = np.add.reduce(_reaches(config.mixed_min_local_qual)[aln.quals[j]], axis=0, dtype=np.uint8)
+    # one count per kind of site: 4 good, 2 a CpG, 1 mixed
+    kind = _GOOD_BIT[reach]
+    kind += _tables(amp).cpg_bit[tg]
+    kind += signals.mixed
+    n = np.bincount(kind, minlength=8).tolist()
+    return n[7], n[6] + n[7], n[5], n[4] + n[5]
 
 
-_C, _T, _N, _GAP = ord("C"), ord("T"), ord("N"), ord("-")
+# by how many of the 11 qualities reach the threshold: 4 (good) when the median does, i.e. at least 6 of them
+_GOOD_BIT = np.where(np.arange(len(_AROUND_5) + 1) > len(_AROUND_5) // 2, 4, 0).astype(np.uint8)
+
+
+@lru_cache(maxsize=8)
+def _reaches(threshold: int) -> np.ndarray:
+    """By PHRED (0-255): 1 where it reaches ``threshold``."""
+    return (np.arange(256) >= threshold).astype(np.uint8)
+
+
+_C, _T = ord("C"), ord("T")
+
+
+# ``measure`` counts each target position by its class (``_classes``), the read's base there (``_BASE_CLASS``),
+# whether that base is the target letter, and whether its PHRED reaches ``min_qual``: one key per position, one
+# bincount per read, and the figures are sums of bins (``_weights``, made once from the definitions below).
+_P_PRIMER, _P_SNP, _P_OTHER, _P_CPG, _P_GPC, _P_HCH = range(6)  # position classes; _P_GPC/_P_HCH: non-CpG C
+_R_GAP, _R_N, _R_C, _R_T, _R_OTHER = range(5)  # the read's base
+_N_BINS = 6 * 5 * 4  # key: class * 20 + base * 4 + is the target letter * 2 + high quality
+_BASE_CLASS = np.full(256, _R_OTHER * 2, dtype=np.intp)  # by code point (clipped: beyond 255 is other), x2
+for _b, _r in (("-", _R_GAP), ("N", _R_N), ("C", _R_C), ("T", _R_T)):
+    _BASE_CLASS[ord(_b)] = _r * 2
+_FIGURES = ("span", "gaps", "known", "matches", "converted", "unconverted", "hch_converted", "hch_unconverted")
+
+@dataclass(frozen=True, eq=False)
+class _Tables:
+    """Per-amplicon tables of ``measure`` and ``_mixed_counts`` (target coordinates)."""
+
+    classes: np.ndarray  # intp: the position's class (``_P_*``) times 10, as ``measure`` builds its key
+    cpg_bit: np.ndarray  # uint8: 2 at the C of a CpG, as ``_mixed_counts`` builds its key
+
+
+_TABLES: dict = {}
+
+
+def _tables(amp: Amplicon) -> _Tables:
+    def make():
+        st = sites(amp)
+        cls = np.select([st.primer, st.snp, st.cpg, st.gpc, st.is_c], [_P_PRIMER, _P_SNP, _P_CPG, _P_GPC, _P_HCH],
+                        _P_OTHER).astype(np.intp) * 10
+        out = _Tables(cls, st.cpg.astype(np.uint8) * np.uint8(2))
+        for a in (out.classes, out.cpg_bit):
+            a.flags.writeable = False
+        return out
+    return by_identity(_TABLES, amp, make)
+
+
+@lru_cache(maxsize=2)
+def _weights(nome: bool) -> np.ndarray:
+    """Which bins of the key each figure of ``measure`` (``_FIGURES``) sums: the definitions, position by
+    position, over every key."""
+    w = np.zeros((len(_FIGURES), _N_BINS), dtype=np.int64)
+    for p in range(6):
+        for r in range(5):
+            for eq in (0, 1):
+                for hq in (0, 1):
+                    span = p != _P_PRIMER
+                    gap = span and r == _R_GAP
+                    known = span and not gap and r != _R_N and p != _P_SNP
+                    is_c = p in (_P_CPG, _P_GPC, _P_HCH)
+                    match = known and ((is_c and r in (_R_C, _R_T)) or (not is_c and bool(eq)))
+                    hq_c = known and bool(hq) and p in (_P_GPC, _P_HCH)  # a high-quality non-CpG C
+                    hch = hq_c and p == _P_HCH
+                    counted = hch if nome else hq_c  # NOMe: GpC C are protected by the methylase
+                    figures = (span, gap, known, match, counted and r == _R_T, counted and r == _R_C,
+                               hch and r == _R_T, hch and r == _R_C)
+                    w[:, p * 20 + r * 4 + eq * 2 + hq] = figures
+    w.flags.writeable = False
+    return w
+
+
+@lru_cache(maxsize=8)
+def _hq_key(min_qual: int) -> np.ndarray:
+    """By PHRED (0-255): 1 where it reaches ``min_qual``."""
+    return (np.arange(256) >= min_qual).astype(np.intp)
 
 
 def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None,
@@ -78,28 +163,23 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, sig
     st = sites(amp)
     t0, t1 = aln.target_start, aln.target_end
     b = aln.bases.view(np.uint32)[t0:t1]
-    tgt, is_c, cpg, gpc = st.tgt[t0:t1], st.is_c[t0:t1], st.cpg[t0:t1], st.gpc[t0:t1]
-    span = ~st.primer[t0:t1]
-    gap = span & (b == _GAP)
-    known = span & ~gap & (b != _N) & ~st.snp[t0:t1]
-    c_ok = is_c & ((b == _C) | (b == _T))
-    match = known & (c_ok | (~is_c & (b == tgt)))
-    matches = int(np.count_nonzero(match))
-    mism = int(np.count_nonzero(gap)) + int(np.count_nonzero(known)) - matches + aln.insertions
-    hq = known & (aln.quals[t0:t1] >= config.min_qual) & is_c & ~cpg
-    hch = hq & ~gpc
-    counted = hch if config.nome else hq  # NOMe: GpC C are protected by the methylase
-    is_t, is_cc = b == _T, b == _C
+    key = _tables(amp).classes[t0:t1] + _BASE_CLASS.take(b, mode="clip")  # class * 10 + base * 2
+    key += b == st.tgt[t0:t1]
+    key += key  # doubled: room for the quality bit
+    key += _hq_key(config.min_qual)[aln.quals[t0:t1]]
+    span, gaps, known, matches, conv, unconv, hch_conv, hch_unconv = (
+        _weights(config.nome) @ np.bincount(key, minlength=_N_BINS)).tolist()
+    mism = gaps + known - matches + aln.insertions
     total = matches + mism
     return ReadQC(
-        aligned_bases=int(np.count_nonzero(span)),
+        aligned_bases=span,
         identity=matches / total if total else 0.0,
         mismatches=mism,
-        converted=int(np.count_nonzero(counted & is_t)),
-        unconverted=int(np.count_nonzero(counted & is_cc)),
+        converted=conv,
+        unconverted=unconv,
         hq_bases=hq_bases(read, config) if n_hq is None else n_hq,
-        hch_converted=int(np.count_nonzero(hch & is_t)),
-        hch_unconverted=int(np.count_nonzero(hch & is_cc)),
+        hch_converted=hch_conv,
+        hch_unconverted=hch_unconv,
         **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
                    _mixed_counts(amp, aln, signals, config) if signals else (0, 0, 0, 0))),
     )
