@@ -221,26 +221,25 @@ def test_results_relative_is_os_relpath(read_dirs, out_dirs, name):
     assert r.file == (os.path.relpath(os.path.abspath(f), os.path.abspath(out)) if f else "")
 
 
-def test_duplicates_are_looked_for_as_each_sample_completes(tmp_path, monkeypatch):
-    """`_call` looks for a sample's duplicates as soon as its last file is in (while the workers align the
-    others), before the ids are made unique: the same flags as looking at all reads at the end."""
+def test_duplicates_are_looked_for_sample_by_sample_on_unique_ids(tmp_path, monkeypatch):
+    """Duplicates are found within a sample (``sample_duplicates``, once per sample) and flagged by the ids the
+    tables show; a read's flags are those ``qc.mark_duplicates`` gives the same reads."""
     from bsmeth import pipeline
+    from bsmeth.qc import mark_duplicates
 
     root = Path(__file__).resolve().parents[1]
-    events: list = []
+    calls: list = []
     real = pipeline.sample_duplicates
-    monkeypatch.setattr(pipeline, "sample_duplicates", lambda *a: events.append("dups") or real(*a))
+    monkeypatch.setattr(pipeline, "sample_duplicates", lambda *a: calls.append(a[2]) or real(*a))
     run = run_call([str(root / "example_reads")], load_amplicon(), tmp_path / "o", CallConfig(threads=1),
-                   str(root / "example_reads" / "samples.csv"),
-                   progress=lambda done, total: events.append(done))
-    assert events.count("dups") == len(run.samples) == 8
-    assert events.index("dups") < events.index(96)  # the first sample's, long before the last file
+                   str(root / "example_reads" / "samples.csv"))
+    assert len(calls) == len(run.samples) == 8
+    assert sorted(i for idx in calls for i in idx) == list(range(len(run.results)))
     flagged = {r.read_id: r.duplicate_of for r in run.results if r.duplicate_of}
     assert len(flagged) == 2
     cleared = [r.but(status=Status.PASS, reason=None, duplicate_of=None, detail="") if r.duplicate_of else r
                for r in run.results]
-    panel = pipeline.as_panel(load_amplicon())
-    configs = [pipeline.fit_to_amplicon(CallConfig(), panel.amplicons[0])]
-    again = pipeline.mark_panel_duplicates(panel, cleared, configs)
+    amp = load_amplicon()
+    again = mark_duplicates(amp, cleared, pipeline.fit_to_amplicon(CallConfig(), amp))
     assert {r.read_id: r.duplicate_of for r in again if r.duplicate_of} == flagged
     assert [(r.status, r.reason, r.detail) for r in again] == [(r.status, r.reason, r.detail) for r in run.results]
