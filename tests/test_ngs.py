@@ -353,3 +353,51 @@ def test_a_deletion_slides_over_equal_reference_letters(bottom):
 
 def test_no_indel_no_zone():
     assert _zone("AAGCCCTCCCAAG", "AAGTTTTTTTAAG", list(range(13))) == "." * 13
+
+
+def _stuck_chunk(job, state=None):
+    """A chunk that never ends (the workers of ``test_ngs_workers_die_with_a_killed_parent``)."""
+    import os
+    import time
+
+    os.write(job, f"{os.getpid()}\n".encode())
+    time.sleep(120)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the workers")
+def test_ngs_workers_die_with_a_killed_parent(monkeypatch):
+    """The NGS engine's pool workers exit when the run that started them is SIGKILLed (else they would wait
+    for chunks forever), as the call's workers do."""
+    import os
+    import signal
+    import time
+
+    from bsmeth.ngs import run as ngs_run
+
+    monkeypatch.setattr(ngs_run, "process_chunk", _stuck_chunk)  # inherited by the forked run and its workers
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the run: two workers, each handed a chunk that never ends
+        try:
+            for _ in ngs_run._chunk_results(iter([w, w]), 2, {}, (None, None, None, None, None)):
+                pass
+        finally:
+            os._exit(0)
+    os.close(w)
+    workers: list[int] = []
+    with os.fdopen(r) as fh:
+        while len(workers) < 2:
+            workers.append(int(fh.readline()))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    deadline = time.time() + 30
+
+    def alive(p: int) -> bool:
+        try:
+            return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    while any(alive(p) for p in workers) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(p) for p in workers), "an NGS worker outlived the killed run"

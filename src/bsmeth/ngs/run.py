@@ -139,9 +139,12 @@ def _key(path: Path) -> object:
 _STATE: dict = {}
 
 
-def _init(index: Index, config: CallConfig, min_aligned: np.ndarray, per_read, names) -> None:
+def _init(index: Index, config: CallConfig, min_aligned: np.ndarray, per_read, names, parent: int) -> None:
     import signal
 
+    from ..workers import die_with_parent
+
+    die_with_parent(parent)  # a killed run leaves no worker behind, waiting for chunks forever
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _STATE.update(index=index, config=config, min_aligned=min_aligned, per_read=per_read, names=names)
@@ -154,10 +157,10 @@ def _chunk_results(source, threads: int, state: dict, init_args: tuple):
         for job in source:
             yield process_chunk(job, state)
         return
-    from ..pipeline import FORK_IS_SAFE
+    from ..workers import FORK_IS_SAFE
 
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-    with ctx.Pool(threads, initializer=_init, initargs=init_args) as pool:
+    with ctx.Pool(threads, initializer=_init, initargs=(*init_args, os.getpid())) as pool:
         try:
             pending: deque = deque()
             for job in source:
