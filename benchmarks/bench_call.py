@@ -122,10 +122,10 @@ def profile_call(folder: Path, out: Path) -> None:
                 timed[name] = timed.get(name, 0.0) + time.perf_counter() - t
         return wrapper
 
-    originals = (pipeline.resolve_inputs, pipeline.process_file, pipeline.duplicate_links, pipeline.write_outputs)
+    originals = (pipeline.resolve_inputs, pipeline.process_file, pipeline.mark_duplicates, pipeline.write_outputs)
     pipeline.resolve_inputs = timing("resolve inputs (samples.resolve_inputs)", samples.resolve_inputs)
     pipeline.process_file = timing("per-read path (process_file, all files)", pipeline.process_file)
-    pipeline.duplicate_links = timing("duplicate grouping (qc.duplicate_links, sample by sample)", qc.duplicate_links)
+    pipeline.mark_duplicates = timing("duplicate grouping (qc.mark_duplicates)", qc.mark_duplicates)
     pipeline.write_outputs = timing("tables and run.json (pipeline.write_outputs)", pipeline.write_outputs)
     try:
         profiler = None
@@ -143,7 +143,7 @@ def profile_call(folder: Path, out: Path) -> None:
         if profiler is not None:
             profiler.stop()
     finally:
-        pipeline.resolve_inputs, pipeline.process_file, pipeline.duplicate_links, pipeline.write_outputs = originals
+        pipeline.resolve_inputs, pipeline.process_file, pipeline.mark_duplicates, pipeline.write_outputs = originals
     print(f"  one call in this process, one worker, {len(run.results)} reads: {total:.2f} s wall")
     for name, secs in timed.items():
         print(f"    {name}: {secs:.2f} s")

@@ -221,20 +221,14 @@ def test_results_relative_is_os_relpath(read_dirs, out_dirs, name):
     assert r.file == (os.path.relpath(os.path.abspath(f), os.path.abspath(out)) if f else "")
 
 
-def test_duplicates_are_looked_for_sample_by_sample_on_unique_ids(tmp_path, monkeypatch):
-    """Duplicates are found within a sample (``sample_duplicates``, once per sample) and flagged by the ids the
-    tables show; a read's flags are those ``qc.mark_duplicates`` gives the same reads."""
+def test_duplicates_of_a_run_are_those_of_mark_duplicates(tmp_path):
+    """The call flags the duplicates ``qc.mark_duplicates`` finds among its reads, by the ids the tables show."""
     from bsmeth import pipeline
     from bsmeth.qc import mark_duplicates
 
     root = Path(__file__).resolve().parents[1]
-    calls: list = []
-    real = pipeline.sample_duplicates
-    monkeypatch.setattr(pipeline, "sample_duplicates", lambda *a: calls.append(a[2]) or real(*a))
     run = run_call([str(root / "example_reads")], load_amplicon(), tmp_path / "o", CallConfig(threads=1),
                    str(root / "example_reads" / "samples.csv"))
-    assert len(calls) == len(run.samples) == 8
-    assert sorted(i for idx in calls for i in idx) == list(range(len(run.results)))
     flagged = {r.read_id: r.duplicate_of for r in run.results if r.duplicate_of}
     assert len(flagged) == 2
     cleared = [r.but(status=Status.PASS, reason=None, duplicate_of=None, detail="") if r.duplicate_of else r

@@ -26,7 +26,7 @@ from .files import shown
 from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_cpgs
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
-from .qc import as_duplicate, c_positions, duplicate_links, hq_bases, looks_like_nome, measure, region_limit, verdict
+from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import TRACE_EXT, read_file
 from .samples import resolve_inputs
 from .workers import FORK_IS_SAFE, SIDE, die_with_parent, side_process
@@ -244,28 +244,13 @@ def unique_ids(results: Sequence[ReadResult]) -> list[ReadResult]:
     return out
 
 
-def sample_duplicates(panel: Panel, results: Sequence[ReadResult], idx: Sequence[int],
-                      configs: Sequence[CallConfig]) -> dict[int, int]:
-    """The clonal duplicates among ``results[i]`` for i in ``idx`` (the reads of one sample), looked for among
-    the passing reads of each amplicon (a molecule is of one amplicon): duplicate's index -> kept read's."""
-    links: dict[int, int] = {}
-    for amp, config in zip(panel, configs):
-        mine = [i for i in idx if results[i].amplicon == amp.name and results[i].status is Status.PASS]
-        for k, rep in duplicate_links(amp, [results[i] for i in mine], config):
-            links[mine[k]] = mine[rep]
-    return links
-
-
 def mark_panel_duplicates(panel: Panel, results: list[ReadResult], configs: Sequence[CallConfig]) -> list[ReadResult]:
-    """Clonal duplicates flagged, sample by sample (``sample_duplicates``)."""
-    by_sample: dict[str, list[int]] = {}
-    for i, r in enumerate(results):
-        by_sample.setdefault(r.sample, []).append(i)
+    """Clonal duplicates, looked for among the reads of each amplicon (a molecule is of one amplicon)."""
     out = list(results)
-    config_of = {amp.name: c for amp, c in zip(panel, configs)}
-    for idx in by_sample.values():
-        for i, rep in sample_duplicates(panel, results, idx, configs).items():
-            out[i] = as_duplicate(out[i], out[rep], config_of[out[i].amplicon])
+    for amp, config in zip(panel, configs):
+        idx = [i for i, r in enumerate(out) if r.amplicon == amp.name]
+        for i, r in zip(idx, mark_duplicates(amp, [out[i] for i in idx], config)):
+            out[i] = r
     return out
 
 

@@ -533,8 +533,7 @@ def duplicate_links(amp: Amplicon, rows: Sequence[ReadResult], config: CallConfi
     with most CpGs called, then most high-quality bases, then input order.
 
     Work per sample: two matrix products to find the pairs that can be one molecule, then their evidence
-    in one vectorised pass, then one pass over the reads.  Read ids play no part (``pipeline`` looks for a
-    sample's duplicates as soon as its reads are in, before the ids are made unique).
+    in one vectorised pass, then one pass over the reads.
     """
     if len(rows) < 2:
         return []
