@@ -29,7 +29,7 @@ from .output import alignments_text, atomic_write, calls_table, reads_table, sam
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import TRACE_EXT, read_file
 from .samples import resolve_inputs
-from .workers import FORK_IS_SAFE, SIDE, die_with_parent, side_process
+from .workers import FORK_IS_SAFE, SIDE, pool_worker, side_process
 
 log = logging.getLogger("bsmeth")
 OUTPUTS = CALL_TABLES
@@ -151,11 +151,7 @@ _WORKER: dict = {}
 
 
 def _init_worker(panel: Panel, configs: list[CallConfig], parent: int) -> None:
-    import signal
-
-    die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops workers with SIGTERM: die quietly
+    pool_worker(parent)
     for amp in panel:  # (spawned: the panel is a copy here) its CpGs pickle by their registered key
         register_cpgs(amp.cpgs)
     _WORKER.update(panel=panel, configs=configs)

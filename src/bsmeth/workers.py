@@ -1,8 +1,8 @@
 """Processes beside the main one: what every forked worker of bsmeth does first, and the one-worker executor
 that inherits data instead of receiving it pickled.
 
-Pipeline position: a helper of ``pipeline`` (the call's workers, the cpg_calls.tsv writer) and ``downstream``
-(the figure process); it imports nothing of bsmeth.
+Pipeline position: a helper of ``pipeline`` (the call's workers, the cpg_calls.tsv writer), ``ngs.run`` (its
+workers) and ``downstream`` (the figure process); it imports nothing of bsmeth.
 """
 
 from __future__ import annotations
@@ -44,6 +44,16 @@ def die_with_parent(parent: int) -> None:
         threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != parent:  # the parent died before the request above
         os._exit(1)
+
+
+def pool_worker(parent: int) -> None:
+    """What a pool's worker process does first: it dies with ``parent``; Ctrl-C is the parent's to handle (it
+    stops the pool); the pool stops its workers with SIGTERM, which ends one quietly."""
+    import signal
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def quiet_child(parent: int) -> None:

@@ -140,13 +140,9 @@ _STATE: dict = {}
 
 
 def _init(index: Index, config: CallConfig, min_aligned: np.ndarray, per_read, names, parent: int) -> None:
-    import signal
+    from ..workers import pool_worker
 
-    from ..workers import die_with_parent
-
-    die_with_parent(parent)  # a killed run leaves no worker behind, waiting for chunks forever
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    pool_worker(parent)  # (a killed run leaves no worker behind, waiting for chunks forever)
     _STATE.update(index=index, config=config, min_aligned=min_aligned, per_read=per_read, names=names)
 
 
