@@ -103,6 +103,7 @@ for _b, _r in (("-", _R_GAP), ("N", _R_N), ("C", _R_C), ("T", _R_T)):
     _BASE_CLASS[ord(_b)] = _r * 2
 _FIGURES = ("span", "gaps", "known", "matches", "converted", "unconverted", "hch_converted", "hch_unconverted")
 
+
 @dataclass(frozen=True, eq=False)
 class _Tables:
     """Per-amplicon tables of ``measure`` and ``_mixed_counts`` (target coordinates)."""
@@ -150,12 +151,6 @@ def _weights(nome: bool) -> np.ndarray:
     return w
 
 
-@lru_cache(maxsize=8)
-def _hq_key(min_qual: int) -> np.ndarray:
-    """By PHRED (0-255): 1 where it reaches ``min_qual``."""
-    return (np.arange(256) >= min_qual).astype(np.intp)
-
-
 def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None,
             n_hq: Optional[int] = None) -> ReadQC:
     """Identity, mismatches and conversion over the aligned target outside the primer sites (``n_hq``: the
@@ -166,7 +161,7 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, sig
     key = _tables(amp).classes[t0:t1] + _BASE_CLASS.take(b, mode="clip")  # class * 10 + base * 2
     key += b == st.tgt[t0:t1]
     key += key  # doubled: room for the quality bit
-    key += _hq_key(config.min_qual)[aln.quals[t0:t1]]
+    key += _reaches(config.min_qual)[aln.quals[t0:t1]]
     span, gaps, known, matches, conv, unconv, hch_conv, hch_unconv = (
         _weights(config.nome) @ np.bincount(key, minlength=_N_BINS)).tolist()
     mism = gaps + known - matches + aln.insertions
