@@ -182,6 +182,32 @@ def test_calls_pickle_their_cpgs_as_plain_values(registered, monkeypatch):
     assert models.cpgs_key(back.cpgs) == models.cpgs_key(amp.cpgs)
 
 
+def test_every_amplicon_of_a_large_panel_stays_registered(monkeypatch):
+    """Past the registry's bound (64 tuples) a panel's first amplicons were dropped, and their results came
+    back from the workers with copies of their CpGs (the slow path of every table); a panel is kept whole."""
+    import pickle
+    import random
+
+    from bsmeth import memo, models
+    from bsmeth.models import CpGCalls, Panel
+    from bsmeth.reference import build_amplicon
+
+    monkeypatch.setattr(models, "_KEY_OF", {})
+    monkeypatch.setattr(models, "_TUPLE_OF_KEY", {})
+    monkeypatch.setattr(memo, "_KEEP", [16])
+    rng = random.Random(1)
+    amps: list = []
+    while len(amps) < models._REGISTERED + 6:
+        a = build_amplicon(f"a{len(amps)}", "".join(rng.choice("ACGT") for _ in range(200)))
+        if a.cpgs:
+            amps.append(a)
+    models.register_panel(Panel(tuple(amps)))
+    for a in (amps[0], amps[-1]):
+        n = len(a.cpgs)
+        calls = CpGCalls(a.cpgs, "M" * n, "." * n, "C" * n, bytes(n), None, None, b"")
+        assert pickle.loads(pickle.dumps(calls)).cpgs is a.cpgs
+
+
 def test_table_process_errors_and_death_reach_the_caller(tmp_path, gm9, monkeypatch):
     """cpg_calls.tsv written by a forked process: its error is raised here, its death is an error, not a hang,
     and neither leaves a result set behind."""

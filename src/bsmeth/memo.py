@@ -25,6 +25,11 @@ def hold(n: int) -> None:
         _KEEP[0] = n
 
 
+def held() -> int:
+    """The bound ``hold`` has set (also ``models.register_panel``'s: the CpGs of every amplicon stay registered)."""
+    return _KEEP[0]
+
+
 def by_identity(cache: dict, obj: object, make: Callable[[], T], keep: Optional[int] = None) -> T:
     """``make()`` for ``obj``, made once while ``obj`` is among the last ``keep`` objects of ``cache`` (default:
     the bound ``hold`` sets)."""

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from .coords import Frame, GenomeAnchor, Strand
+from .memo import held, hold
 
 
 class Call(str, enum.Enum):
@@ -110,12 +111,22 @@ def cpgs_key(cpgs: Sequence[CpG]) -> tuple:
 def register_cpgs(cpgs: tuple[CpG, ...]) -> None:
     """Make ``cpgs`` (an amplicon's CpGs) what an unpickled key equal to its own resolves to in this process."""
     key = cpgs_key(cpgs)
-    if len(_KEY_OF) >= _REGISTERED:  # the oldest first (a long test session builds many amplicons)
+    # the oldest first (a long test session builds many amplicons), never one of the largest panel's (``hold``)
+    if len(_KEY_OF) >= max(_REGISTERED, held()):
         old, old_key = _KEY_OF.pop(next(iter(_KEY_OF)))
         if _TUPLE_OF_KEY.get(old_key) is old:
             del _TUPLE_OF_KEY[old_key]
     _KEY_OF[id(cpgs)] = (cpgs, key)
     _TUPLE_OF_KEY[key] = cpgs
+
+
+def register_panel(amplicons: "Panel") -> None:
+    """``register_cpgs`` for every amplicon of a panel, all kept registered however large the panel: a result of
+    an amplicon whose CpGs were dropped would come back with a copy (calls and tables then take their slow,
+    CpG-by-CpG path)."""
+    hold(len(amplicons))
+    for amp in amplicons:
+        register_cpgs(amp.cpgs)
 
 
 def cpgs_of_key(key: tuple) -> tuple[CpG, ...]:

@@ -23,7 +23,7 @@ from .calling import call_read, genotype
 from .coords import one_based
 from .evidence import signals_at
 from .files import shown
-from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_cpgs
+from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_panel
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
@@ -152,8 +152,7 @@ _WORKER: dict = {}
 
 def _init_worker(panel: Panel, configs: list[CallConfig], parent: int) -> None:
     pool_worker(parent)
-    for amp in panel:  # (spawned: the panel is a copy here) its CpGs pickle by their registered key
-        register_cpgs(amp.cpgs)
+    register_panel(panel)  # (spawned: the panel is a copy here) its CpGs pickle by their registered key
     _WORKER.update(panel=panel, configs=configs)
 
 
@@ -190,8 +189,7 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             raise_if_interrupted()
             yield process_file(path, sample, panel, configs)
         return
-    for amp in panel:  # results come back pointing at this process's own CpGs of their amplicon (``cpgs_key``)
-        register_cpgs(amp.cpgs)
+    register_panel(panel)  # results come back pointing at this process's own CpGs of their amplicon (``cpgs_key``)
     ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
     with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs, os.getpid())) as pool:
         try:
