@@ -131,8 +131,8 @@ def test_small_trace_runs_stay_in_one_process(tmp_path, monkeypatch, per_worker,
     from bsmeth import pipeline
 
     started = []
-    real = pipeline.mp.get_context
-    monkeypatch.setattr(pipeline.mp, "get_context", lambda *a: started.append(a) or real(*a))
+    real = pipeline.ordered_map
+    monkeypatch.setattr(pipeline, "ordered_map", lambda *a, **k: started.append(a) or real(*a, **k))
     monkeypatch.setattr(pipeline, "FILES_PER_WORKER", per_worker)
     root = Path(__file__).resolve().parents[1]
     traces = sorted((root / "example_reads").rglob("*.ab1"))[:12]

@@ -7,7 +7,6 @@ Pipeline position: between ``cli`` (which only parses options) and the stages
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,7 @@ from .output import alignments_text, atomic_write, calls_table, reads_table, sam
 from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
 from .reads import TRACE_EXT, read_file
 from .samples import resolve_inputs
-from .workers import FORK_IS_SAFE, SIDE, pool_worker, side_process
+from .workers import FORK_IS_SAFE, SIDE, ordered_map, pool_worker, side_process
 
 log = logging.getLogger("bsmeth")
 OUTPUTS = CALL_TABLES
@@ -190,21 +189,15 @@ def _results(jobs: list[tuple[Path, str]], panel: Panel, configs: list[CallConfi
             yield process_file(path, sample, panel, configs)
         return
     register_panel(panel)  # results come back pointing at this process's own CpGs of their amplicon (``cpgs_key``)
-    ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-    with ctx.Pool(threads, initializer=_init_worker, initargs=(panel, configs, os.getpid())) as pool:
-        try:
-            # small chunks: results (and the progress bar) arrive steadily
-            results = pool.imap(_work, jobs, chunksize=max(1, min(4, len(jobs) // (8 * threads))))
-            for batch in results:
-                raise_if_interrupted()
-                yield batch
-                if steps:
-                    steps.pop(0)()
-            for step in steps:
-                step()
-        except BaseException:
-            pool.terminate()
-            raise
+    # small chunks: results (and the progress bar) arrive steadily
+    chunk = max(1, min(4, len(jobs) // (8 * threads)))
+    for batch in ordered_map(_work, jobs, threads, _init_worker, (panel, configs, os.getpid()), chunk):
+        raise_if_interrupted()
+        yield batch
+        if steps:
+            steps.pop(0)()
+    for step in steps:
+        step()
 
 
 def fit_to_amplicon(config: CallConfig, amp: Amplicon) -> CallConfig:

@@ -17,12 +17,10 @@ without a mate is single-end.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import re
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -153,21 +151,9 @@ def _chunk_results(source, threads: int, state: dict, init_args: tuple):
         for job in source:
             yield process_chunk(job, state)
         return
-    from ..workers import FORK_IS_SAFE
+    from ..workers import ordered_map
 
-    ctx = mp.get_context("fork" if FORK_IS_SAFE else "spawn")
-    with ctx.Pool(threads, initializer=_init, initargs=(*init_args, os.getpid())) as pool:
-        try:
-            pending: deque = deque()
-            for job in source:
-                pending.append(pool.apply_async(process_chunk, (job,)))
-                while len(pending) >= IN_FLIGHT * threads:
-                    yield pending.popleft().get()
-            while pending:
-                yield pending.popleft().get()
-        except BaseException:  # also GeneratorExit: the caller stopped
-            pool.terminate()
-            raise
+    yield from ordered_map(process_chunk, source, threads, _init, (*init_args, os.getpid()), in_flight=IN_FLIGHT)
 
 
 def process_chunk(job: tuple, state: dict | None = None):

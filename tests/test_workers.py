@@ -1,0 +1,118 @@
+"""workers.ordered_map: results in the jobs' order whatever the workers' speed, errors and deaths reach the
+caller, large jobs and results do not deadlock, and a caller that stops early leaves no worker behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bsmeth.workers import RemoteTraceback, ordered_map, pool_worker
+
+_STARTED: dict = {}
+
+
+def _start(parent: int, tag: str = "") -> None:
+    pool_worker(parent)
+    _STARTED["tag"] = tag
+
+
+def _slow_square(job: tuple[int, float]) -> tuple[int, int, str]:
+    k, delay = job
+    time.sleep(delay)
+    return k, k * k, _STARTED["tag"]
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.0, 0.002, 0.01]), max_size=40), st.integers(1, 3), st.integers(1, 5),
+       st.integers(1, 3))
+def test_results_come_in_job_order(delays, processes, chunksize, in_flight):
+    jobs = list(enumerate(delays))
+    got = list(ordered_map(_slow_square, iter(jobs), processes, _start, (os.getpid(), "init ran"),
+                           chunksize, in_flight))
+    assert got == [(k, k * k, "init ran") for k, _ in jobs]
+
+
+def _pid(job: int) -> int:
+    time.sleep(0.2)
+    return os.getpid()
+
+
+def test_every_worker_gets_work_before_any_gets_a_second_chunk():
+    pids = list(ordered_map(_pid, range(2), 2, _start, (os.getpid(),), in_flight=2))
+    assert len(set(pids)) == 2
+
+
+class _Odd(ValueError):
+    pass
+
+
+def _fails_on_3(job: int) -> int:
+    if job == 3:
+        raise _Odd(f"job {job} is odd")
+    return job
+
+
+def test_a_workers_error_is_raised_here_with_its_traceback():
+    got = []
+    with pytest.raises(_Odd, match="job 3 is odd") as err:
+        for x in ordered_map(_fails_on_3, range(10), 2, _start, (os.getpid(),)):
+            got.append(x)
+    assert got == [0, 1, 2]
+    assert isinstance(err.value.__cause__, RemoteTraceback) and "_fails_on_3" in str(err.value.__cause__)
+
+
+class _Unpicklable(Exception):
+    def __init__(self, a, b):
+        super().__init__(a)  # pickles with one argument, cannot be rebuilt from it
+
+
+def _raises_unpicklable(job: int) -> int:
+    raise _Unpicklable("lost?", 2)
+
+
+def test_an_error_that_cannot_travel_still_says_what_it_was():
+    with pytest.raises(RuntimeError, match="_Unpicklable: lost"):
+        list(ordered_map(_raises_unpicklable, range(2), 2, _start, (os.getpid(),)))
+
+
+def _dies(job: int) -> int:
+    if job == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return job
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    with pytest.raises(ChildProcessError, match="stopped unexpectedly"):
+        list(ordered_map(_dies, range(20), 2, _start, (os.getpid(),)))
+
+
+def _echo_big(job: bytes) -> bytes:
+    return job * 2
+
+
+def test_large_jobs_and_results_do_not_deadlock():
+    jobs = [bytes([k]) * 300_000 for k in range(12)]  # each far beyond a pipe's buffer, both ways
+    got = list(ordered_map(_echo_big, iter(jobs), 2, _start, (os.getpid(),), chunksize=2, in_flight=2))
+    assert got == [j * 2 for j in jobs]
+
+
+def _pid_then_wait(job: int) -> int:
+    if job > 0:
+        time.sleep(60)
+    return os.getpid()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the workers")
+def test_stopping_early_stops_the_workers():
+    gen = ordered_map(_pid_then_wait, range(10), 2, _start, (os.getpid(),), in_flight=1)
+    first = next(gen)
+    t = time.perf_counter()
+    gen.close()  # the other worker is 60 s into a job
+    assert time.perf_counter() - t < 10
+    assert not Path(f"/proc/{first}").exists() or Path(f"/proc/{first}/stat").read_text().split()[2] == "Z"
