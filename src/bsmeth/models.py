@@ -254,6 +254,33 @@ class Unreadable:
 NO_QUAL = 99  # the PHRED given to bases of sequence that came without qualities (FASTA, plain text)
 
 
+def _pack(obj, names: tuple[str, ...], arrays: frozenset) -> tuple:
+    """A result's field values in order for pickling, its 1-d numpy arrays (fields ``arrays``) as (bytes, dtype):
+    a bytes object pickles and unpickles in a fraction of an array's time (results cross from the worker
+    processes to the main one, which unpickles all of them while the workers go on)."""
+    d = obj.__dict__
+    out = []
+    for k in names:
+        v = d[k]
+        if k in arrays and isinstance(v, np.ndarray) and v.ndim == 1:
+            v = (v.tobytes(), v.dtype.str)
+        out.append(v)
+    return tuple(out)
+
+
+def _unpack(cls, values: tuple):
+    """``_pack`` undone: the object rebuilt without ``__init__``; arrays come back as read-only views of their
+    bytes (results are not changed in place)."""
+    obj = object.__new__(cls)
+    d = dict(zip(cls._FIELDS, values))
+    for k in cls._ARRAYS:
+        v = d[k]
+        if isinstance(v, tuple):
+            d[k] = np.frombuffer(v[0], dtype=v[1])
+    obj.__dict__.update(d)
+    return obj
+
+
 @dataclass(frozen=True, eq=False)
 class AlignedRead:
     """A read projected onto the target strand.
@@ -274,6 +301,9 @@ class AlignedRead:
     read_pos: np.ndarray  # int32: index in the read *as given* (before orientation) of bases[t]; -1 if none
     insertions: int  # read bases inserted relative to the target, inside the aligned part
     lines: tuple[str, str, str]  # target / marks / read, for alignments.txt
+
+    def __reduce__(self):
+        return _unpack, (AlignedRead, _pack(self, AlignedRead._FIELDS, AlignedRead._ARRAYS))
 
 
 @dataclass(frozen=True)
@@ -325,17 +355,9 @@ class CpGCalls(Sequence):
     contradicted: bytes = b""  # 1 where the base call disagrees with the larger peak
     _objects: Optional[tuple] = field(default=None, repr=False, compare=False)
 
-    def __getstate__(self):
+    def __reduce__(self):
         # the CpGs travel as their plain values (``cpgs_key``), not as 27 objects: half the cost of pickling a read
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_objects", "cpgs")}
-        state["cpgs_key"] = cpgs_key(self.cpgs)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if "cpgs_key" in state:
-            state["cpgs"] = cpgs_of_key(state.pop("cpgs_key"))
-        self.__dict__.update(state, _objects=None)
+        return _calls_of, (cpgs_key(self.cpgs), _pack(self, CpGCalls._FIELDS[1:-1], CpGCalls._ARRAYS))
 
     @property
     def n_called(self) -> int:
@@ -380,6 +402,10 @@ class CpGCalls(Sequence):
         return tuple(self) == tuple(other) if isinstance(other, (tuple, list, CpGCalls)) else NotImplemented
 
     __hash__ = None
+
+
+def _calls_of(key: tuple, values: tuple) -> CpGCalls:
+    return _unpack(CpGCalls, (cpgs_of_key(key), *values, None))
 
 
 @dataclass(frozen=True)
@@ -436,6 +462,9 @@ class ReadResult:
     # where the read was processed (None: made when the BAMs are written)
     bam_parts: Optional[object] = field(default=None, compare=False, repr=False)
 
+    def __reduce__(self):
+        return _unpack, (ReadResult, _pack(self, ReadResult._FIELDS, ReadResult._ARRAYS))
+
     def but(self, **changes) -> "ReadResult":
         """``dataclasses.replace`` without running ``__init__`` again on 19 fields (it has no checks to rerun):
         for the per-read steps that change one field of thousands of results."""
@@ -460,6 +489,13 @@ class ReadResult:
             m = sum(c.call is Call.METHYLATED for c in self.calls)
         n = self.n_called
         return m / n if n else None
+
+
+# what _pack / _unpack need: the fields in order and which of them hold arrays
+for _cls, _arrays in ((AlignedRead, ("bases", "quals", "read_pos")), (CpGCalls, ("c_signal", "t_signal")),
+                      (ReadResult, ("qualities",))):
+    _cls._FIELDS = tuple(f.name for f in fields(_cls))
+    _cls._ARRAYS = frozenset(_arrays)
 
 
 @dataclass(frozen=True)
