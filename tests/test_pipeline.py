@@ -62,6 +62,28 @@ def test_threads_give_identical_outputs(tmp_path, gm9, monkeypatch, fork, table_
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
 
+def test_duplicates_looked_for_in_forked_processes_are_the_same(tmp_path, monkeypatch):
+    """Large runs on more than one process look for each sample's duplicates in forked processes (here forced
+    by a threshold of one read): the same reads are flagged, with the same kept read, as in one process."""
+    from bsmeth import pipeline
+    from bsmeth.simulate import seed_study_design, simulate
+
+    amp = load_amplicon()
+    simulate(seed_study_design(), amp, tmp_path / "reads", seed=3)
+    monkeypatch.setattr(pipeline, "PARALLEL_DUPLICATE_READS", 1)
+    monkeypatch.setattr(pipeline, "FILES_PER_WORKER", 1)
+    args = ([str(tmp_path / "reads")], amp)
+    run_call(*args, tmp_path / "one", CallConfig(threads=1), sheet_path=str(tmp_path / "reads" / "samples.csv"))
+    calls = []
+    real = pipeline.ordered_map
+    monkeypatch.setattr(pipeline, "ordered_map", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
+    run_call(*args, tmp_path / "two", CallConfig(threads=2), sheet_path=str(tmp_path / "reads" / "samples.csv"))
+    assert pipeline._links_job in calls
+    one = rows(tmp_path / "one" / "reads.tsv")
+    assert any(r["reason"] == "duplicate" for r in one)
+    assert one == rows(tmp_path / "two" / "reads.tsv")
+
+
 def test_sheet_alone_gives_the_inputs(tmp_path, gm9):
     sheet = tmp_path / "s.csv"
     sheet.write_text(f"file,sample,cells\n{gm9['j1']},J1,wt\n{gm9['ko']},KO,Dnmt3a/3b-/-\n")
@@ -180,6 +202,39 @@ def test_calls_pickle_their_cpgs_as_plain_values(registered, monkeypatch):
     assert list(back) == list(calls) and back.codes == calls.codes and "M" in back.codes
     assert back.cpgs == amp.cpgs and (back.cpgs is amp.cpgs) == registered
     assert models.cpgs_key(back.cpgs) == models.cpgs_key(amp.cpgs)
+
+
+def test_results_pickle_whole_with_their_arrays_as_bytes():
+    """Results cross from the workers packed (``models._pack``: arrays as bytes): every field comes back equal,
+    in the same order, arrays with their dtype (read-only views), calls pointing at the registered CpGs."""
+    import pickle
+
+    import numpy as np
+
+    from bsmeth.models import CpGCalls, register_panel
+    from bsmeth.pipeline import as_panel, process_file
+
+    root = Path(__file__).resolve().parents[1]
+    amp = load_amplicon()
+    register_panel(as_panel(amp))
+    results = [r for f in sorted((root / "example_reads").rglob("*.ab1"))[:16]
+               for r in process_file(f, "S", amp, CallConfig())]
+    back = pickle.loads(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def same(x, y) -> bool:
+        if isinstance(x, np.ndarray):
+            nan = x.dtype.kind == "f"
+            return isinstance(y, np.ndarray) and x.dtype == y.dtype and np.array_equal(x, y, equal_nan=nan)
+        if hasattr(x, "__dataclass_fields__"):
+            return type(x) is type(y) and list(vars(x)) == list(vars(y)) and all(
+                same(v, vars(y)[k]) for k, v in vars(x).items() if k != "_objects")
+        return x == y
+
+    assert all(same(a, b) for a, b in zip(results, back)) and len(back) == len(results)
+    calls = [b.calls for b in back if isinstance(b.calls, CpGCalls)]
+    assert calls and all(c.cpgs is amp.cpgs for c in calls)
+    aligned = [b.aligned for b in back if b.aligned is not None]
+    assert aligned and not aligned[0].bases.flags.writeable
 
 
 def test_every_amplicon_of_a_large_panel_stays_registered(monkeypatch):

@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -25,7 +25,17 @@ from .files import shown
 from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_panel
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
-from .qc import c_positions, hq_bases, looks_like_nome, mark_duplicates, measure, region_limit, verdict
+from .qc import (
+    as_duplicate,
+    c_positions,
+    duplicate_links,
+    hq_bases,
+    looks_like_nome,
+    measure,
+    region_limit,
+    sample_groups,
+    verdict,
+)
 from .reads import TRACE_EXT, read_file
 from .samples import resolve_inputs
 from .workers import FORK_IS_SAFE, SIDE, ordered_map, pool_worker, side_process
@@ -231,14 +241,44 @@ def unique_ids(results: Sequence[ReadResult]) -> list[ReadResult]:
     return out
 
 
+# From this many reads on, with more than one process, duplicates are looked for in forked processes, a sample
+# at a time (2,000 traces in 8 samples: 0.19 s in one process)
+PARALLEL_DUPLICATE_READS = 500
+
+
 def mark_panel_duplicates(panel: Panel, results: list[ReadResult], configs: Sequence[CallConfig]) -> list[ReadResult]:
-    """Clonal duplicates, looked for among the reads of each amplicon (a molecule is of one amplicon)."""
+    """Clonal duplicates, looked for among the reads of each sample of each amplicon (a molecule is of one
+    amplicon; ``qc.duplicate_links``), on ``threads`` processes for large runs."""
     out = list(results)
-    for amp, config in zip(panel, configs):
+    jobs = []  # (amplicon index, indices into out of one sample's passing reads of that amplicon)
+    for a, amp in enumerate(panel):
         idx = [i for i, r in enumerate(out) if r.amplicon == amp.name]
-        for i, r in zip(idx, mark_duplicates(amp, [out[i] for i in idx], config)):
-            out[i] = r
+        jobs += [(a, [idx[k] for k in group]) for group in sample_groups([out[i] for i in idx]) if len(group) > 1]
+    threads = min(configs[0].threads, len(jobs))
+    if threads > 1 and FORK_IS_SAFE and len(out) >= PARALLEL_DUPLICATE_READS:
+        # forked: the processes inherit the results; only the jobs and the links travel
+        found: Iterable = ordered_map(_links_job, jobs, threads, _init_links, ((panel, configs, out), os.getpid()))
+    else:
+        found = (_links(panel, configs, out, job) for job in jobs)
+    for (a, idx), links in zip(jobs, found):
+        for k, rep in links:
+            out[idx[k]] = as_duplicate(out[idx[k]], out[idx[rep]], configs[a])
     return out
+
+
+def _links(panel: Panel, configs: Sequence[CallConfig], results: list[ReadResult],
+           job: tuple[int, list[int]]) -> list[tuple[int, int]]:
+    a, idx = job
+    return duplicate_links(panel.amplicons[a], [results[i] for i in idx], configs[a])
+
+
+def _init_links(data: tuple, parent: int) -> None:
+    pool_worker(parent)
+    _WORKER.update(links=data)
+
+
+def _links_job(job: tuple[int, list[int]]) -> list[tuple[int, int]]:
+    return _links(*_WORKER["links"], job)
 
 
 def run_call(

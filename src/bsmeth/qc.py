@@ -502,14 +502,20 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     """Flag clonal duplicates (one molecule picked twice) among passing reads of the same sample
     (``duplicate_links`` per sample, applied by ``as_duplicate``)."""
     out = list(results)
-    by_sample: dict[str, list[int]] = {}
-    for i, r in enumerate(out):
-        if r.status is Status.PASS:
-            by_sample.setdefault(r.sample, []).append(i)
-    for idx in by_sample.values():
+    for idx in sample_groups(out):
         for k, rep in duplicate_links(amp, [out[i] for i in idx], config):
             out[idx[k]] = as_duplicate(out[idx[k]], out[idx[rep]], config)
     return out
+
+
+def sample_groups(results: Sequence[ReadResult]) -> list[list[int]]:
+    """The reads duplicates are looked for among: per sample (in order of first appearance), the indices of
+    its passing reads in input order."""
+    by_sample: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        if r.status is Status.PASS:
+            by_sample.setdefault(r.sample, []).append(i)
+    return list(by_sample.values())
 
 
 def duplicate_links(amp: Amplicon, rows: Sequence[ReadResult], config: CallConfig) -> list[tuple[int, int]]:
