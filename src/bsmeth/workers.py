@@ -164,6 +164,8 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
                 proc.terminate()
         for proc in procs:
             proc.join()
+        if sender.is_alive():  # its sends to stopped workers fail at once; no pipe is closed under it
+            sender.join(5)
         for conn in conns:
             conn.close()
 
