@@ -6,8 +6,9 @@
     python benchmarks/bench_call.py --scale 2000 --profile   # and where a 2,000-trace call spends its time
 
 Per-read time is measured in-process over the per-read path (read .ab1, orient, align, trace evidence, call,
-QC, and the reads.bam records' parts made there), as CPU time (the fair figure on a shared machine), best of
-several passes, with each stage timed alone on the same reads; whole-process time runs the installed
+QC, and the reads.bam records' parts made there) as the call runs it (``pipeline.process_files``: chunks of
+``STEP_READS`` traces side by side through the stages), as CPU time (the fair figure on a shared machine), best
+of several passes, with each stage timed alone on the same reads; whole-process time runs the installed
 ``bsmeth`` command in a fresh process (imports included, Python's bytecode cached as after ``pip install``:
 ``installed_env``, one warm-up run first), as a user would. Peak RSS is the child process's maximum resident
 set size.
@@ -30,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bsmeth.models import CallConfig
-from bsmeth.pipeline import process_file
+from bsmeth.pipeline import STEP_READS, process_file, process_files
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate import seed_study_design, simulate
 
@@ -42,15 +43,17 @@ def make_traces(folder: Path, n_clones: int, seed: int = 1) -> int:
 
 
 def per_read_ms(folder: Path, repeats: int = 5) -> tuple[float, float]:
-    """Best wall and CPU milliseconds per read (CPU time is the fair figure on a shared machine)."""
+    """Best wall and CPU milliseconds per read (CPU time is the fair figure on a shared machine), the files in
+    the chunks of ``STEP_READS`` the call gives its workers."""
     amp, cfg = load_amplicon(), CallConfig()
-    files = sorted(folder.glob("*/*.ab1"))
+    jobs = [(f, "s") for f in sorted(folder.glob("*/*.ab1"))]
+    files = [f for f, _ in jobs]
     process_file(files[0], "warm", amp, cfg)  # first call builds the aligner's tables
     wall = cpu = float("inf")
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
-        for f in files:
-            process_file(f, "s", amp, cfg)
+        for i in range(0, len(jobs), STEP_READS):
+            process_files(jobs[i:i + STEP_READS], amp, cfg)
         wall = min(wall, (time.perf_counter() - t) / len(files))
         cpu = min(cpu, (time.process_time() - c) / len(files))
     return wall * 1000, cpu * 1000
@@ -108,7 +111,7 @@ def stage_ms(folder: Path, repeats: int = 5) -> dict[str, float]:
 
 def profile_call(folder: Path, out: Path) -> None:
     """One call over ``folder`` in this process, one worker: the serial stages timed, then pyinstrument's tree."""
-    from bsmeth import pipeline, qc, samples
+    from bsmeth import pipeline, samples
 
     amp = load_amplicon()
     timed: dict[str, float] = {}
@@ -122,10 +125,12 @@ def profile_call(folder: Path, out: Path) -> None:
                 timed[name] = timed.get(name, 0.0) + time.perf_counter() - t
         return wrapper
 
-    originals = (pipeline.resolve_inputs, pipeline.process_file, pipeline.mark_duplicates, pipeline.write_outputs)
+    originals = (pipeline.resolve_inputs, pipeline.process_files, pipeline.mark_panel_duplicates,
+                 pipeline.write_outputs)
     pipeline.resolve_inputs = timing("resolve inputs (samples.resolve_inputs)", samples.resolve_inputs)
-    pipeline.process_file = timing("per-read path (process_file, all files)", pipeline.process_file)
-    pipeline.mark_duplicates = timing("duplicate grouping (qc.mark_duplicates)", qc.mark_duplicates)
+    pipeline.process_files = timing("per-read path (process_files, all files)", pipeline.process_files)
+    pipeline.mark_panel_duplicates = timing("duplicate grouping (pipeline.mark_panel_duplicates)",
+                                            pipeline.mark_panel_duplicates)
     pipeline.write_outputs = timing("tables and run.json (pipeline.write_outputs)", pipeline.write_outputs)
     try:
         profiler = None
@@ -143,7 +148,8 @@ def profile_call(folder: Path, out: Path) -> None:
         if profiler is not None:
             profiler.stop()
     finally:
-        pipeline.resolve_inputs, pipeline.process_file, pipeline.mark_duplicates, pipeline.write_outputs = originals
+        (pipeline.resolve_inputs, pipeline.process_files, pipeline.mark_panel_duplicates,
+         pipeline.write_outputs) = originals
     print(f"  one call in this process, one worker, {len(run.results)} reads: {total:.2f} s wall")
     for name, secs in timed.items():
         print(f"    {name}: {secs:.2f} s")

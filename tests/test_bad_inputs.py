@@ -594,7 +594,7 @@ def test_internal_error_is_one_line_and_keeps_previous_results(tmp_path, capsys,
     def boom(*a, **k):
         raise ZeroDivisionError("simulated bug")
 
-    monkeypatch.setattr(pipeline, "process_read", boom)
+    monkeypatch.setattr(pipeline, "read_steps", boom)
     code, _, err = run_main(["call", GOOD, DEMO / "seq_C.fasta", "-r", MASTER, "--out", out, "--force"], capsys)
     assert code == 1
     assert "Traceback" not in err

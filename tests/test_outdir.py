@@ -167,12 +167,13 @@ def test_force_replaces_the_whole_set_and_keeps_other_files(tmp_path):
 
 def test_an_interrupt_lost_while_aligning_stops_the_run_at_the_next_file(tmp_path, capsys, monkeypatch):
     """A Ctrl-C landing in a finaliser (the aligner's results are freed by ``__del__`` for every read) loses its
-    KeyboardInterrupt; the noted signal stops the loop over files at the next one, instead of after them all."""
+    KeyboardInterrupt; the noted signal stops the loop over files at the next one (FASTA files: one a chunk of
+    ``process_files``), instead of after them all."""
     from bsmeth import pipeline
     from bsmeth.cli import _on_interrupt
 
     seen = []
-    real = pipeline.process_file
+    real = pipeline.process_files
 
     def process_then_lose_an_interrupt(*args, **kwargs):
         seen.append(args[0])
@@ -183,7 +184,7 @@ def test_an_interrupt_lost_while_aligning_stops_the_run_at_the_next_file(tmp_pat
             pass  # dropped, as Python drops it in __del__
         return result
 
-    monkeypatch.setattr(pipeline, "process_file", process_then_lose_an_interrupt)
+    monkeypatch.setattr(pipeline, "process_files", process_then_lose_an_interrupt)  # a file a call (FASTA)
     inputs = [str(p) for p in sorted(DEMO.glob("seq_*.fasta"))]
     assert len(inputs) > 2
     with pytest.raises(SystemExit) as e:

@@ -204,6 +204,47 @@ def test_calls_pickle_their_cpgs_as_plain_values(registered, monkeypatch):
     assert models.cpgs_key(back.cpgs) == models.cpgs_key(amp.cpgs)
 
 
+def test_run_steps_takes_every_generator_through_a_step_before_the_next():
+    from bsmeth.pipeline import run_steps
+
+    log = []
+
+    def steps(name: str, n: int):
+        for k in range(n):
+            log.append((k, name))
+            yield
+        log.append((n, name))
+        return f"{name} after {n}"
+
+    assert run_steps([steps("a", 2), steps("b", 0), steps("c", 3)]) == ["a after 2", "b after 0", "c after 3"]
+    assert [k for k, _ in log] == sorted(k for k, _ in log)  # round by round
+
+
+@pytest.mark.parametrize("panel", [False, True])
+def test_reads_side_by_side_give_the_results_of_one_by_one(panel):
+    """``process_files`` takes STEP_READS reads side by side through the stages: the same results, in the same
+    order, as each file alone (traces, and FASTA files of 111 and 3 reads; one amplicon, and the two-amplicon
+    panel with its assignment step)."""
+    from bsmeth.models import Panel
+    from bsmeth.output import calls_table, reads_table
+    from bsmeth.panel import load_panel
+    from bsmeth.pipeline import STEP_READS, process_file, process_files
+
+    root = Path(__file__).resolve().parents[1]
+    data = root / "tests" / "data" / "panel"
+    amp = load_panel(data / "panel.tsv") if panel else Panel((load_amplicon(),))
+    files = [*sorted((root / "example_reads").rglob("*.ab1"))[: STEP_READS + 5],
+             data / "EPM2AIP1_reads_on_target_full.fasta", data / "offtarget_reads_same_run.fasta"]
+    jobs = [(f, f.parent.name) for f in files]
+    together = process_files(jobs, amp, CallConfig())
+    alone = [process_file(f, s, amp, CallConfig()) for f, s in jobs]
+    assert [len(x) for x in together] == [len(x) for x in alone] == [1] * (len(files) - 2) + [111, 3]
+    flat = [r for x in together for r in x], [r for x in alone for r in x]
+    assert reads_table(flat[0], {}, ()) == reads_table(flat[1], {}, ())
+    assert calls_table(amp, flat[0]) == calls_table(amp, flat[1])
+    assert len({r.amplicon for r in flat[0]} - {""}) == len(amp)  # every amplicon got reads
+
+
 def test_results_pickle_whole_with_their_arrays_as_bytes():
     """Results cross from the workers packed (``models._pack``: arrays as bytes): every field comes back equal,
     in the same order, arrays with their dtype (read-only views), calls pointing at the registered CpGs."""
