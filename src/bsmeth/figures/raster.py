@@ -22,6 +22,7 @@ SS = 4  # supersampling of shape masks
 QUANT = 4  # sub-pixel offsets are quantised to 1/QUANT pixel for mask reuse
 
 
+@lru_cache(maxsize=256)
 def _rgb(colour: str) -> tuple[int, int, int]:
     c = colour.lstrip("#")
     return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
@@ -42,17 +43,18 @@ class _Canvas:
         self.im = Image.new("RGB", (max(1, math.ceil(scene.width * self.k)), max(1, math.ceil(scene.height * self.k))),
                             "white")
         self.draw = ImageDraw.Draw(self.im)
+        self.core = self.im.im  # Pillow's image core: pastes go to it directly (see _paste)
         self.masks: dict = {}
 
     # a shape's coverage mask: drawn at SS x into an 'L' image, reduced, cached by shape and sub-pixel offset
     def _stamp(self, key, x0: float, y0: float, w: float, h: float, paint: Callable):
-        from PIL import Image, ImageDraw
-
         ix, iy = math.floor(x0), math.floor(y0)
         fx, fy = round((x0 - ix) * QUANT) / QUANT, round((y0 - iy) * QUANT) / QUANT
         full = (key, fx, fy)
         mask = self.masks.get(full) if key is not None else None
         if mask is None:
+            from PIL import Image, ImageDraw
+
             mw, mh = math.ceil(w + fx) + 2, math.ceil(h + fy) + 2
             big = Image.new("L", (mw * SS, mh * SS), 0)
             paint(ImageDraw.Draw(big), (fx + 1) * SS, (fy + 1) * SS)
@@ -62,7 +64,10 @@ class _Canvas:
         return mask, (ix - 1, iy - 1)
 
     def _paste(self, colour: str, mask, at) -> None:
-        self.im.paste(_rgb(colour), (*at, at[0] + mask.width, at[1] + mask.height), mask)
+        # what Image.paste(colour, box, mask) ends in, without its checks of the arguments on every call: a
+        # lollipop grid pastes two masks for each of tens of thousands of circles
+        w, h = mask.size
+        self.core.paste(_rgb(colour), (at[0], at[1], at[0] + w, at[1] + h), mask.im)
 
     def circle(self, c: Circle) -> None:
         k = self.k
@@ -70,12 +75,12 @@ class _Canvas:
         lw = c.lw * k if c.stroke else 0.0
         outer = r + lw / 2
         x0, y0 = c.x * k - outer, c.y * k - outer
-        rr = round(r, 2)
+        style = (round(r, 2), round(lw, 2))
         if c.fill:
             def paint_fill(d, ox, oy):
                 e = (outer - r) * SS
                 d.ellipse((ox + e, oy + e, ox + e + 2 * r * SS, oy + e + 2 * r * SS), fill=255)
-            mask, at = self._stamp(("cf", rr, round(lw, 2)), x0, y0, 2 * outer, 2 * outer, paint_fill)
+            mask, at = self._stamp(("cf", *style), x0, y0, 2 * outer, 2 * outer, paint_fill)
             self._paste(c.fill, mask, at)
         if lw > 0:
             def paint_ring(d, ox, oy):
@@ -84,7 +89,7 @@ class _Canvas:
                 e = (outer - inner) * SS
                 if inner > 0:
                     d.ellipse((ox + e, oy + e, ox + e + 2 * inner * SS, oy + e + 2 * inner * SS), fill=0)
-            mask, at = self._stamp(("cs", rr, round(lw, 2)), x0, y0, 2 * outer, 2 * outer, paint_ring)
+            mask, at = self._stamp(("cs", *style), x0, y0, 2 * outer, 2 * outer, paint_ring)
             self._paste(c.stroke, mask, at)
 
     def polygon(self, pts, fill, stroke, lw) -> None:
