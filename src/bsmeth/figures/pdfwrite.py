@@ -24,11 +24,13 @@ from .scene import Circle, Group, Line, Poly, Rect, Scene, Text, font_path, text
 KAPPA = 0.5522847498  # Bezier control distance of a quarter circle, per radius
 
 
+@lru_cache(maxsize=1 << 16)  # a grid's circles repeat their columns' x and their rows' y numbers
 def _n(x: float) -> str:
     s = f"{x:.3f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
 
 
+@lru_cache(maxsize=256)
 def _colour(hexcolour: str, op: str) -> str:
     c = hexcolour.lstrip("#")
     r, g, b = (int(c[i:i + 2], 16) / 255 for i in (0, 2, 4))
