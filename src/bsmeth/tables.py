@@ -128,8 +128,9 @@ def _read_tsv(path: Path, required: Sequence[str], numeric: Sequence[str], legac
         )
     for col in numeric:
         if col in df.columns:
-            converted = pd.to_numeric(df[col].str.strip(), errors="coerce")
-            bad = df[col][converted.isna() & (df[col].str.strip() != "")]
+            stripped = df[col].str.strip()
+            converted = pd.to_numeric(stripped, errors="coerce")
+            bad = df[col][converted.isna() & (stripped != "")]
             if len(bad):
                 raise InputError(f"{path}: column {col!r} has non-numeric value {bad.iloc[0]!r}")
             df[col] = converted.astype(float) * (scale if col in renamed.values() else 1.0)

@@ -109,7 +109,9 @@ def unescape(s: str) -> str:
 def parse(text: str) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a table's text; every cell a string, the formula guard removed."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar='"', doublequote=True, strict=True)
-    rows = [[unescape(c) for c in r] for r in reader]
+    # the guard is a leading apostrophe: text without one has none to remove (cpg_calls.tsv of 2,000 reads, 1.1 M
+    # cells: 0.45 s of CPU in unescape)
+    rows = [[unescape(c) for c in r] for r in reader] if "'" in text else list(reader)
     if not rows:
         return [], []
     return rows[0], rows[1:]
