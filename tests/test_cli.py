@@ -28,6 +28,27 @@ def test_help_lists_commands():
         assert cmd in r.output
 
 
+@pytest.mark.parametrize("command", ["call", "run"])
+def test_the_inputs_are_listed_once(tmp_path, monkeypatch, command):
+    """``call`` and ``run`` look at the inputs to choose the engine, then run on them: one listing of a folder
+    (``reads.listings_kept``), and none kept after the command."""
+    from bsmeth import reads
+
+    root = Path(__file__).resolve().parents[1] / "example_reads"
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for f in sorted(root.rglob("*.ab1"))[:3]:
+        (plate / f.name).write_bytes(f.read_bytes())
+    walks = []
+    real = reads._walk
+    monkeypatch.setattr(reads, "_walk", lambda *a: walks.append(a[0]) or real(*a))
+    extra = ["--export", "none", "--formats", "svg"] if command == "run" else []
+    r = CliRunner().invoke(cli, [command, str(plate), "--out", str(tmp_path / "out"), *extra])
+    assert r.exit_code == 0, r.output
+    assert walks == [str(plate)]
+    assert reads._KEPT is None
+
+
 def test_reference_show_default_amplicon():
     r = CliRunner().invoke(cli, ["reference", "show"])
     assert r.exit_code == 0, r.output

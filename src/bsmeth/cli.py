@@ -395,7 +395,10 @@ def _do_call(ctx, kw: dict, meanwhile=None, downstream=None):
 @click.pass_context
 def call(ctx, **kw):
     """Call every CpG of every read in INPUTS (files, folders, glob patterns)."""
-    run = _do_call(ctx, kw)
+    from .reads import listings_kept
+
+    with listings_kept():  # the inputs are listed once, to choose the engine and to run
+        run = _do_call(ctx, kw)
     if not _quiet() and hasattr(run, "n_pairs"):
         click.echo(f"results in {run.out}/ (summary.tsv, samples.tsv, patterns.tsv, funnel.tsv, cpg_strands.tsv"
                    f"{', umi_families.tsv' if run.tally.umi else ''}"
@@ -596,13 +599,20 @@ def run(ctx, **kw):
     """The whole job: call + plot + compare + report.html + exports (BAM, bedMethyl, xlsx...), in one folder."""
     import time
 
-    from .downstream import figure_process, import_downstream_libraries, run_downstream
-
     t0 = time.monotonic()
     plot_config, compare_config, threads = _plot_config(kw), _compare_config(kw), _threads(kw)
     from .figures.plots import check_config
 
     check_config(plot_config)  # bad figure options fail before the call, not after it
+    from .reads import listings_kept
+
+    with listings_kept():  # the inputs are listed once, to choose the engine and to run
+        _run(ctx, kw, t0, plot_config, compare_config, threads)
+
+
+def _run(ctx, kw: dict, t0: float, plot_config, compare_config, threads: int) -> None:
+    from .downstream import figure_process, import_downstream_libraries, run_downstream
+
     # BAM, bedMethyl, xlsx...: from the per-read results of clones; not (yet) for amplicon FASTQ (docs/ngs.md)
     formats = _export_formats(kw["export_formats"]) if not _ngs_inputs(kw) else ()
 
