@@ -552,3 +552,24 @@ def test_marks_follow_the_rule_column_by_column(data):
             want = "|" if r == g else "x"
         assert m == want, (t, g, r, m)
         t += 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_alignment_lines_are_the_aligned_part_with_its_gaps(data):
+    """The three lines (cut from one row of read letters, ``_project``) against the alignment they show: the
+    target line without '-' is the aligned target, the read line without '-' is the aligned read (inserted letters
+    in lower case against '-' in the target line), marks are blank in every gap column, and ``bases`` is the read
+    line without its insertions."""
+    amp = _amp(data.draw(st.sampled_from(["igfbp3", "biq"]), label="amplicon"))
+    seq = _mutated(data, amp, "ACGTN")
+    aln = align(amp, seq, None)
+    if aln is None:
+        return
+    tline, marks, rline = aln.lines
+    q = clean_read(seq) if aln.orientation == "+" else revcomp(clean_read(seq))
+    assert tline.replace("-", "") == amp.target[aln.target_start:aln.target_end]
+    assert rline.replace("-", "").upper() == q[aln.read_start:aln.read_end]
+    assert sum(c.islower() for c in rline) == aln.insertions
+    assert all(m == " " for g, m, r in zip(tline, marks, rline) if g == "-" or r == "-")
+    assert "".join(r for g, r in zip(tline, rline) if g != "-") == "".join(aln.bases[aln.target_start:aln.target_end])
