@@ -554,6 +554,25 @@ def test_marks_follow_the_rule_column_by_column(data):
         t += 1
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2000), max_size=60, unique=True), st.integers(1, 600), st.integers(0, 2100))
+def test_window_is_the_densest_run_of_hits(positions, n_target, extra):
+    """``window``'s short cut (every hit within one amplicon length of the first: the run ending at the last hit
+    holds them all) against the rule written out: the first hit whose run of one amplicon length back holds most
+    hits ends the run."""
+    from bsmeth.alignment import K, window
+
+    hits = np.array(sorted(positions), dtype=np.int64)
+    n_read = (int(hits[-1]) if len(hits) else 0) + K + extra
+    if len(hits) == 0:
+        assert window(n_read, hits, n_target) == (0, n_read)
+        return
+    runs = [sum(1 for g in positions if h - n_target <= g < h) for h in hits.tolist()]
+    end = int(hits[runs.index(max(runs))]) + K
+    margin = n_target // 10 + 30
+    assert window(n_read, hits, n_target) == (max(0, end - n_target - K - margin), min(n_read, end + margin))
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_alignment_lines_are_the_aligned_part_with_its_gaps(data):

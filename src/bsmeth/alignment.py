@@ -144,9 +144,12 @@ def window(n_read: int, hits: np.ndarray, n_target: int) -> tuple[int, int]:
     """
     if len(hits) == 0:
         return 0, n_read
-    first = hits.searchsorted(hits - n_target)  # first hit within n_target of each hit
-    best = int((np.arange(len(hits)) - first).argmax())  # the first of the densest runs
-    end = int(hits[best]) + K
+    last = int(hits[-1])
+    if last - int(hits[0]) > n_target:  # hits further apart than the amplicon: the densest run decides
+        first = hits.searchsorted(hits - n_target)  # first hit within n_target of each hit
+        last = int(hits[int((np.arange(len(hits)) - first).argmax())])  # the end of the first of the densest runs
+    # else all hits lie within n_target of the first: each hit's run holds every hit before it, the last's most
+    end = last + K
     start = end - n_target - K
     margin = n_target // 10 + 30  # room for indels the k-mers do not see and for noisy insert ends
     return max(0, start - margin), min(n_read, end + margin)
