@@ -601,3 +601,18 @@ def test_alignment_lines_are_the_aligned_part_with_its_gaps(data):
     assert sum(c.islower() for c in rline) == aln.insertions
     assert all(m == " " for g, m, r in zip(tline, marks, rline) if g == "-" or r == "-")
     assert "".join(r for g, r in zip(tline, rline) if g != "-") == "".join(aln.bases[aln.target_start:aln.target_end])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_best_hits_of_a_panel_are_each_amplicons_vote(data):
+    """The panel vote (the read's k-mers coded once, looked up in each amplicon's table) against each amplicon's
+    own orientation vote: the hits of ``orient``'s first orientation, for reads of either amplicon, as given
+    (lower case, IUPAC) or cleaned, and for reads shorter than a k-mer."""
+    from bsmeth.alignment import best_hits, orient
+
+    amps = [_amp("igfbp3"), _amp("biq")]
+    seq = _mutated(data, data.draw(st.sampled_from(amps), label="from"), "ACGTNacgtRY")
+    seq = seq[:data.draw(st.integers(0, len(seq)), label="length")]
+    for s in (seq, clean_read(seq)):
+        assert best_hits(amps, s) == [len(orient(amp, s)[0][2]) for amp in amps]

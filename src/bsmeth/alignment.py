@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
@@ -111,17 +112,38 @@ def _kmer_table(target: str) -> np.ndarray:
     return table
 
 
-def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
-    ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
+def _read_codes(seq: str) -> tuple[np.ndarray, int]:
+    """The codes of a read's k-mers in both orientations (one correlation) and ``n``, how many k-mers each has:
+    the read's ``n`` first, then K - 1 that span the junction of the two (left out), then its reverse
+    complement's ``n``.  They depend on the read alone: a panel's vote codes them once for all amplicons."""
     b = seq.encode("ascii", "replace")
     n = len(b) - K + 1
     if n <= 0:
+        return np.zeros(0, dtype=np.int64), 0
+    return _codes_of(b.translate(_DIGIT3) + b[::-1].translate(_DIGIT3_RC)), n
+
+
+def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
+    ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
+    codes, n = _read_codes(seq)
+    if n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    # both orientations in one pass; the k-mers that span the junction of the two are left out
-    codes = _codes_of(b.translate(_DIGIT3) + b[::-1].translate(_DIGIT3_RC))
     hit = _tables(amp).kmers.take(codes, mode="clip")  # codes past the table (holding an N) read its last entry
     return hit[:n].nonzero()[0], hit[n + K - 1:].nonzero()[0]
+
+
+def best_hits(amps: Sequence[Amplicon], seq: str) -> list[int]:
+    """Per amplicon, the read's k-mer hits (``kmer_hits``) in its better orientation (``orient``'s first), the
+    read's k-mers coded once for all (``assign``'s vote over a panel)."""
+    codes, n = _read_codes(seq)
+    if n <= 0:
+        return [0] * len(amps)
+    out = []
+    for amp in amps:
+        hit = _tables(amp).kmers.take(codes, mode="clip")
+        out.append(max(int(np.count_nonzero(hit[:n])), int(np.count_nonzero(hit[n + K - 1:]))))
+    return out
 
 
 def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
