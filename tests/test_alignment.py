@@ -552,3 +552,67 @@ def test_marks_follow_the_rule_column_by_column(data):
             want = "|" if r == g else "x"
         assert m == want, (t, g, r, m)
         t += 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.text(alphabet="ACGTNRYKMSWBDHVUacgtnrykmswbdhvu-*? \x00", max_size=80))
+def test_clean_read_of_ascii_is_the_rule_letter_by_letter(seq):
+    """``clean_read``'s bytes table (ASCII reads) against its rule, str.upper then IUPAC codes to N."""
+    from bsmeth.alignment import _READ_MAP
+
+    assert clean_read(seq) == seq.upper().translate(_READ_MAP)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 2000), max_size=60, unique=True), st.integers(1, 600), st.integers(0, 2100))
+def test_window_is_the_densest_run_of_hits(positions, n_target, extra):
+    """``window``'s short cut (every hit within one amplicon length of the first: the run ending at the last hit
+    holds them all) against the rule written out: the first hit whose run of one amplicon length back holds most
+    hits ends the run."""
+    from bsmeth.alignment import K, window
+
+    hits = np.array(sorted(positions), dtype=np.int64)
+    n_read = (int(hits[-1]) if len(hits) else 0) + K + extra
+    if len(hits) == 0:
+        assert window(n_read, hits, n_target) == (0, n_read)
+        return
+    runs = [sum(1 for g in positions if h - n_target <= g < h) for h in hits.tolist()]
+    end = int(hits[runs.index(max(runs))]) + K
+    margin = n_target // 10 + 30
+    assert window(n_read, hits, n_target) == (max(0, end - n_target - K - margin), min(n_read, end + margin))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_alignment_lines_are_the_aligned_part_with_its_gaps(data):
+    """The three lines (cut from one row of read letters, ``_project``) against the alignment they show: the
+    target line without '-' is the aligned target, the read line without '-' is the aligned read (inserted letters
+    in lower case against '-' in the target line), marks are blank in every gap column, and ``bases`` is the read
+    line without its insertions."""
+    amp = _amp(data.draw(st.sampled_from(["igfbp3", "biq"]), label="amplicon"))
+    seq = _mutated(data, amp, "ACGTN")
+    aln = align(amp, seq, None)
+    if aln is None:
+        return
+    tline, marks, rline = aln.lines
+    q = clean_read(seq) if aln.orientation == "+" else revcomp(clean_read(seq))
+    assert tline.replace("-", "") == amp.target[aln.target_start:aln.target_end]
+    assert rline.replace("-", "").upper() == q[aln.read_start:aln.read_end]
+    assert sum(c.islower() for c in rline) == aln.insertions
+    assert all(m == " " for g, m, r in zip(tline, marks, rline) if g == "-" or r == "-")
+    assert "".join(r for g, r in zip(tline, rline) if g != "-") == "".join(aln.bases[aln.target_start:aln.target_end])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_best_hits_of_a_panel_are_each_amplicons_vote(data):
+    """The panel vote (the read's k-mers coded once, looked up in each amplicon's table) against each amplicon's
+    own orientation vote: the hits of ``orient``'s first orientation, for reads of either amplicon, as given
+    (lower case, IUPAC) or cleaned, and for reads shorter than a k-mer."""
+    from bsmeth.alignment import best_hits, orient
+
+    amps = [_amp("igfbp3"), _amp("biq")]
+    seq = _mutated(data, data.draw(st.sampled_from(amps), label="from"), "ACGTNacgtRY")
+    seq = seq[:data.draw(st.integers(0, len(seq)), label="length")]
+    for s in (seq, clean_read(seq)):
+        assert best_hits(amps, s) == [len(orient(amp, s)[0][2]) for amp in amps]

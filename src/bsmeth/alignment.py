@@ -27,9 +27,9 @@ that are there); docs/performance.md has the measurements behind the choice of a
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
@@ -58,8 +58,14 @@ def _target_code(target: str) -> str:
 
 
 def clean_read(seq: str) -> str:
-    """Read letters the aligner knows: IUPAC codes become N."""
+    """Read letters the aligner knows: IUPAC codes become N (and lower case upper)."""
+    if seq.isascii():  # every read from a file: one bytes.translate (a str.translate by dict costs 6x as much)
+        return seq.encode("ascii").translate(_CLEAN_ASCII).decode("ascii")
     return seq.upper().translate(_READ_MAP)
+
+
+# ``clean_read``'s rule for each ASCII letter, as a bytes.translate table (the other 128 bytes never occur)
+_CLEAN_ASCII = bytes(ord(chr(i).upper().translate(_READ_MAP)) for i in range(128)) + bytes(range(128, 256))
 
 
 # --------------------------------------------------------------------------------------- k-mer vote
@@ -106,17 +112,38 @@ def _kmer_table(target: str) -> np.ndarray:
     return table
 
 
-def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
-    ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
+def _read_codes(seq: str) -> tuple[np.ndarray, int]:
+    """The codes of a read's k-mers in both orientations (one correlation) and ``n``, how many k-mers each has:
+    the read's ``n`` first, then K - 1 that span the junction of the two (left out), then its reverse
+    complement's ``n``.  They depend on the read alone: a panel's vote codes them once for all amplicons."""
     b = seq.encode("ascii", "replace")
     n = len(b) - K + 1
     if n <= 0:
+        return np.zeros(0, dtype=np.int64), 0
+    return _codes_of(b.translate(_DIGIT3) + b[::-1].translate(_DIGIT3_RC)), n
+
+
+def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the target's 3-letter k-mers in the read as given ('+') and in its reverse complement
+    ('-').  ``seq`` is a cleaned read (``clean_read``).  The counts are the orientation vote."""
+    codes, n = _read_codes(seq)
+    if n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    # both orientations in one pass; the k-mers that span the junction of the two are left out
-    codes = _codes_of(b.translate(_DIGIT3) + b[::-1].translate(_DIGIT3_RC))
     hit = _tables(amp).kmers.take(codes, mode="clip")  # codes past the table (holding an N) read its last entry
     return hit[:n].nonzero()[0], hit[n + K - 1:].nonzero()[0]
+
+
+def best_hits(amps: Sequence[Amplicon], seq: str) -> list[int]:
+    """Per amplicon, the read's k-mer hits (``kmer_hits``) in its better orientation (``orient``'s first), the
+    read's k-mers coded once for all (``assign``'s vote over a panel)."""
+    codes, n = _read_codes(seq)
+    if n <= 0:
+        return [0] * len(amps)
+    out = []
+    for amp in amps:
+        hit = _tables(amp).kmers.take(codes, mode="clip")
+        out.append(max(int(np.count_nonzero(hit[:n])), int(np.count_nonzero(hit[n + K - 1:]))))
+    return out
 
 
 def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
@@ -145,9 +172,12 @@ def window(n_read: int, hits: np.ndarray, n_target: int) -> tuple[int, int]:
     """
     if len(hits) == 0:
         return 0, n_read
-    first = hits.searchsorted(hits - n_target)  # first hit within n_target of each hit
-    best = int((np.arange(len(hits)) - first).argmax())  # the first of the densest runs
-    end = int(hits[best]) + K
+    last = int(hits[-1])
+    if last - int(hits[0]) > n_target:  # hits further apart than the amplicon: the densest run decides
+        first = hits.searchsorted(hits - n_target)  # first hit within n_target of each hit
+        last = int(hits[int((np.arange(len(hits)) - first).argmax())])  # the end of the first of the densest runs
+    # else all hits lie within n_target of the first: each hit's run holds every hit before it, the last's most
+    end = last + K
     start = end - n_target - K
     margin = n_target // 10 + 30  # room for indels the k-mers do not see and for noisy insert ends
     return max(0, start - margin), min(n_read, end + margin)
@@ -185,7 +215,8 @@ class _Tables:
     tsame: bytes  # one letter for each target letter, for parasail's CIGAR (``_local``)
     kmers: np.ndarray  # bool over all 3**K codes (+1): which 3-letter k-mers the target holds (``_kmer_table``)
     profile: object  # parasail's query profile of the target (the target is the query of every alignment)
-    mark_keys: np.ndarray  # uint16 per target position: its code letter << 8, the high byte of a ``_marks`` key
+    mark_keys: np.ndarray  # uint32 per target position: its code letter << 8, the high byte of a ``_marks`` key
+    row: np.dtype  # a numpy string as long as the target: ``_project`` cuts it into the letters of ``bases``
 
 
 _TABLES: dict = {}
@@ -203,7 +234,8 @@ def _make_tables(target: str) -> _Tables:
     tcode = _target_code(target)
     return _Tables(tcode=tcode, tsame=b"A" * len(tcode), kmers=_kmer_table(target),
                    profile=parasail.profile_create_16(tcode, _matrix()),
-                   mark_keys=np.frombuffer(tcode.encode("ascii"), dtype=np.uint8).astype(np.uint16) << 8)
+                   mark_keys=np.frombuffer(tcode.encode("ascii"), dtype=np.uint8).astype(np.uint32) << 8,
+                   row=np.dtype(("U", len(tcode))))
 
 
 @lru_cache(maxsize=1)
@@ -248,7 +280,7 @@ def _local(tab: _Tables, q: str, lo: int = 0) -> tuple[int, list[list[int]]]:
         ptr = lib.parasail_result_get_cigar(res, tab.tsame, len(tab.tsame), same, len(same), _matrix().pointer)
         try:
             cig = ptr[0]
-            ops = memoryview(ctypes.string_at(cig.seq, 4 * cig.len)).cast("I")
+            ops = cig.seq[:cig.len]  # the operations as Python ints (a handful)
             t, r = cig.beg_query, cig.beg_ref + lo
         finally:
             lib.parasail_cigar_free(ptr)
@@ -368,33 +400,40 @@ def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | Non
 
 def _project(amp: Amplicon, tab: _Tables, blocks: list[list[int]], orientation: str, score: float, q: str,
              qual: np.ndarray | None) -> AlignedRead:
-    """Per-target-position read bases, qualities and read positions from the aligned blocks.
+    """Per-target-position read bases, qualities and read positions from the aligned blocks, and the lines.
 
-    Block by block (slices: a handful of blocks per read); the bases as one byte string, ' ' outside the
-    aligned part, '-' in deletions."""
-    n = amp.length
+    One pass over the blocks (a handful per read): slices of the arrays, and the row of read letters at each
+    target position (' ' outside the aligned part, '-' in deletions) as one string, which is also the read
+    line of ``_lines`` and, as one numpy string cut into letters, ``bases``."""
+    n = len(tab.tcode)
     t_start, t_end = blocks[0][0], blocks[-1][1]
-    qa = q if q.isascii() else q.encode("ascii", "replace").decode("ascii")  # a letter the aligner cannot name: '?'
     ri = np.empty(n, dtype=np.int32)  # index in the read as given of the base at each target position
     ri.fill(-1)
     quals = np.zeros(n, dtype=np.uint8)
     last = len(q) - 1
     parts = [" " * t_start]
-    prev = t_start
+    gaps = []  # (target position, read letters inserted before it, deletion length before it)
+    prev_t, prev_q = t_start, blocks[0][2]
+    aligned = 0  # read letters in the blocks
     for t0, t1, q0, q1 in blocks:
-        parts.append("-" * (t0 - prev))
-        parts.append(qa[q0:q1])
-        prev = t1
+        if t0 > prev_t or q0 > prev_q:
+            parts.append("-" * (t0 - prev_t))
+            gaps.append((t0, q[prev_q:q0], t0 - prev_t))
+        parts.append(q[q0:q1])
         ri[t0:t1] = np.arange(q0, q1, dtype=np.int32) if orientation == "+" else np.arange(
             last - q0, last - q1, -1, dtype=np.int32)
         quals[t0:t1] = qual[q0:q1] if qual is not None else NO_QUAL
+        aligned += q1 - q0
+        prev_t, prev_q = t1, q1
     parts.append(" " * (n - t_end))
-    codes = np.frombuffer("".join(parts).encode("ascii"), dtype=np.uint8)
-    insertions = blocks[-1][3] - blocks[0][2] - sum(q1 - q0 for _, _, q0, q1 in blocks)  # read bases between blocks
+    row = "".join(parts)
+    # a letter the aligner cannot name is '?' in bases (one '?' a letter: the row keeps its length)
+    bases = np.array([row if row.isascii() else row.encode("ascii", "replace").decode("ascii")],
+                     dtype=tab.row).view("U1")
     return AlignedRead(
         orientation=orientation, score=score, target_start=t_start, target_end=t_end,
-        read_start=blocks[0][2], read_end=blocks[-1][3], bases=codes.astype(np.uint32).view("U1"), quals=quals,
-        read_pos=ri, insertions=insertions, lines=_lines(amp.target, tab, blocks, q, codes),
+        read_start=blocks[0][2], read_end=prev_q, bases=bases, quals=quals, read_pos=ri,
+        insertions=prev_q - blocks[0][2] - aligned, lines=_lines(amp.target, tab, t_start, t_end, row, bases, gaps),
     )
 
 
@@ -419,28 +458,30 @@ def _marks() -> np.ndarray:
     return m.astype(np.uint8)
 
 
-def _lines(target: str, tab: _Tables, blocks: list[list[int]], q: str, codes: np.ndarray) -> tuple[str, str, str]:
+def _lines(target: str, tab: _Tables, t_start: int, t_end: int, row: str, bases: np.ndarray,
+           gaps: list[tuple[int, str, int]]) -> tuple[str, str, str]:
     """Target, mark and read lines for alignments.txt (insertions shown against '-' in the target line).
 
-    Marks: | match, . converted C, ! unconverted C, * CpG, x mismatch, blank for N.  ``codes``: the read
-    byte at each target position (``_project``).
-    """
-    t_start, t_end = blocks[0][0], blocks[-1][1]
-    marks = _marks().take(tab.mark_keys[t_start:t_end] | codes[t_start:t_end]).tobytes().decode("ascii")
-    tl, ml, rl = [], [], []
-    prev = None
-    for t0, t1, q0, q1 in blocks:
-        if prev is not None:
-            if t0 > prev[1]:  # deletion in the read
-                tl.append(target[prev[1]:t0])
-                ml.append(" " * (t0 - prev[1]))
-                rl.append("-" * (t0 - prev[1]))
-            if q0 > prev[3]:  # insertion in the read
-                tl.append("-" * (q0 - prev[3]))
-                ml.append(" " * (q0 - prev[3]))
-                rl.append(q[prev[3]:q0].lower())
-        tl.append(target[t0:t1])
-        ml.append(marks[t0 - t_start:t1 - t_start])
-        rl.append(q[q0:q1])
-        prev = (t0, t1, q0, q1)
-    return "".join(tl), "".join(ml), "".join(rl)
+    Marks: | match, . converted C, ! unconverted C, * CpG, x mismatch, blank for N and in gaps.  ``row``: the
+    read letter at each target position, ``bases`` the same as an array (``_project``); ``gaps``: where the
+    aligned part has a gap, as (target position, read letters inserted before it, deletion length before it).
+    Each line is a slice of the aligned part, cut where letters are inserted."""
+    key = tab.mark_keys[t_start:t_end] | bases.view(np.uint32)[t_start:t_end]
+    marks = _marks().take(key)
+    for t, _, deleted in gaps:
+        marks[t - t_start - deleted:t - t_start] = _MARK["n"]  # a deletion's columns: blank
+    ml = marks.tobytes().decode("ascii")
+    if not any(ins for _, ins, _ in gaps):
+        return target[t_start:t_end], ml, row[t_start:t_end]
+    tl, ml_parts, rl = [], [], []
+    prev = t_start
+    for t, ins, _ in gaps:
+        if ins:  # insertion in the read, before target position t
+            tl += (target[prev:t], "-" * len(ins))
+            ml_parts += (ml[prev - t_start:t - t_start], " " * len(ins))
+            rl += (row[prev:t], ins.lower())
+            prev = t
+    tl.append(target[prev:t_end])
+    ml_parts.append(ml[prev - t_start:])
+    rl.append(row[prev:t_end])
+    return "".join(tl), "".join(ml_parts), "".join(rl)

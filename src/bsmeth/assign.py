@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .alignment import align, orient
+from .alignment import align, best_hits
 from .memo import hold
 from .models import Panel, Reason
 
@@ -40,9 +40,9 @@ class Assignment:
 
 
 def votes(panel: Panel, seq: str) -> list[int]:
-    """Per amplicon, the read's k-mer hits in its better orientation."""
+    """Per amplicon, the read's k-mer hits in its better orientation (``alignment.best_hits``)."""
     hold(len(panel))  # every read visits every amplicon's tables: keep them all
-    return [max((len(hits) for _, _, hits in orient(amp, seq)), default=0) for amp in panel]
+    return best_hits(panel.amplicons, seq)
 
 
 def assign(panel: Panel, seq: str, qual=None) -> Assignment:
