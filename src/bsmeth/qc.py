@@ -40,7 +40,7 @@ def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
 
 _AROUND_5 = np.arange(-5, 6)  # the 11 bases around a site, whose median quality says whether the read is good there
 _REACH_5 = int(_AROUND_5[-1])
-_AROUND_COLUMN = _AROUND_5[:, None]  # one row per offset
+_WINDOW = np.ones(len(_AROUND_5), dtype=np.uint8)  # the 11 bases, as a sliding sum's weights
 
 
 def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
@@ -65,14 +65,19 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
     # the 11 qualities around each site, the span's end qualities repeated beyond it; their median (the 6th
-    # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort
-    # (laid out one row per offset, so that the count runs across sites, in uint8: at most 11).  Whether a
-    # quality reaches the threshold is looked up once per position, then gathered (``take``: the fast gather)
+    # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort.
+    # Counted for every position of the span at once, as a sliding sum over whether each quality reaches the
+    # threshold (one correlation with 11 ones; the sums are at most 11, uint8), then read at the sites: no
+    # window of 11 gathered per site.  'full' sums past the span's ends as zeros: where a window passes an end,
+    # the end values are repeated 5 times beyond it first.
     tg = signals.targets  # increasing
-    j = _AROUND_COLUMN + tg
+    reaches = _reaches(config.mixed_min_local_qual).take(aln.quals[t0:t1])
     if int(tg[0]) - _REACH_5 < t0 or int(tg[-1]) + _REACH_5 >= t1:
-        j = np.minimum(np.maximum(j, t0), t1 - 1)
-    reach = np.add.reduce(_reaches(config.mixed_min_local_qual).take(aln.quals).take(j), axis=0, dtype=np.uint8)
+        reaches = np.concatenate((reaches[:1].repeat(_REACH_5), reaches, reaches[-1:].repeat(_REACH_5)))
+        sums = np.correlate(reaches, _WINDOW, "same")
+    else:
+        sums = np.correlate(reaches, _WINDOW, "full")
+    reach = sums.take(tg - (t0 - _REACH_5))  # the sum centred on position t sits at t - t0 + 5 either way
     # one count per kind of site: 4 good, 2 a CpG, 1 mixed
     kind = _GOOD_BIT.take(reach)
     kind += _tables(amp).cpg_bit.take(tg)
