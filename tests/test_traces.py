@@ -242,6 +242,17 @@ def test_unusable_chromatogram_is_a_note(ab3100, how, note):
     assert r.notes[-1] == f"{note}: the chromatogram is not used"
 
 
+@pytest.mark.parametrize("point", [0, 5151, 10302])
+def test_one_point_of_signal_is_not_an_empty_chromatogram(ab3100, point):
+    """Whether the channels are all zero is answered from a few middle points when they show signal, else from
+    every point: signal at a single point anywhere (here the first, the middle, the last of DATA9) keeps them."""
+    first, n = _entry(ab3100, b"DATA", 9)[2], _entry(ab3100, b"DATA", 9)[1]
+    zeros = ab3100[:first] + bytes(8 * n) + ab3100[first + 8 * n:]
+    r = read_abif(Path("c.ab1"), _patched(zeros, first + 2 * point, ">h", 7))
+    assert r.trace is not None and int(np.count_nonzero(r.trace.matrix)) == 1
+    assert "empty" not in " ".join(r.notes)
+
+
 def test_peaks_outside_the_trace_are_counted(ab3100):
     r = read_abif(Path("c.ab1"), _damaged(ab3100, "peaks outside"))
     assert r.trace is not None and r.trace.peaks[:2].tolist() == [-3, r.trace.matrix.shape[1]]

@@ -40,6 +40,7 @@ def c_positions(amp: Amplicon, aln: AlignedRead) -> np.ndarray:
 
 _AROUND_5 = np.arange(-5, 6)  # the 11 bases around a site, whose median quality says whether the read is good there
 _REACH_5 = int(_AROUND_5[-1])
+_WINDOW = np.ones(len(_AROUND_5), dtype=np.uint8)  # the 11 bases, as a sliding sum's weights
 
 
 def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) -> tuple[int, int, int, int]:
@@ -64,16 +65,22 @@ def _mixed_counts(amp: Amplicon, aln: AlignedRead, signals, config: CallConfig) 
     if t1 <= t0 or len(signals) == 0:
         return 0, 0, 0, 0
     # the 11 qualities around each site, the span's end qualities repeated beyond it; their median (the 6th
-    # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort
-    # (laid out one row per offset, so that the count runs across sites, in uint8: at most 11)
+    # smallest) reaches the threshold exactly when at least 6 of them do, which is cheaper to count than to sort.
+    # Counted for every position of the span at once, as a sliding sum over whether each quality reaches the
+    # threshold (one correlation with 11 ones; the sums are at most 11, uint8), then read at the sites: no
+    # window of 11 gathered per site.  'full' sums past the span's ends as zeros: where a window passes an end,
+    # the end values are repeated 5 times beyond it first.
     tg = signals.targets  # increasing
-    j = _AROUND_5[:, None] + tg
-    if tg[0] - _REACH_5 < t0 or tg[-1] + _REACH_5 >= t1:
-        j = np.minimum(np.maximum(j, t0), t1 - 1)
-    reach = np.add.reduce(_reaches(config.mixed_min_local_qual)[aln.quals[j]], axis=0, dtype=np.uint8)
+    reaches = _reaches(config.mixed_min_local_qual).take(aln.quals[t0:t1])
+    if int(tg[0]) - _REACH_5 < t0 or int(tg[-1]) + _REACH_5 >= t1:
+        reaches = np.concatenate((reaches[:1].repeat(_REACH_5), reaches, reaches[-1:].repeat(_REACH_5)))
+        sums = np.correlate(reaches, _WINDOW, "same")
+    else:
+        sums = np.correlate(reaches, _WINDOW, "full")
+    reach = sums.take(tg - (t0 - _REACH_5))  # the sum centred on position t sits at t - t0 + 5 either way
     # one count per kind of site: 4 good, 2 a CpG, 1 mixed
-    kind = _GOOD_BIT[reach]
-    kind += _tables(amp).cpg_bit[tg]
+    kind = _GOOD_BIT.take(reach)
+    kind += _tables(amp).cpg_bit.take(tg)
     kind += signals.mixed
     n = np.bincount(kind, minlength=8).tolist()
     return n[7], n[6] + n[7], n[5], n[4] + n[5]
@@ -92,23 +99,32 @@ def _reaches(threshold: int) -> np.ndarray:
 _C, _T = ord("C"), ord("T")
 
 
-# ``measure`` counts each target position by its class (``_classes``), the read's base there (``_BASE_CLASS``),
+# ``measure`` counts each target position by its class (``_P_*``), the read's base there (``_BASE_CLASS``),
 # whether that base is the target letter, and whether its PHRED reaches ``min_qual``: one key per position, one
 # bincount per read, and the figures are sums of bins (``_weights``, made once from the definitions below).
 _P_PRIMER, _P_SNP, _P_OTHER, _P_CPG, _P_GPC, _P_HCH = range(6)  # position classes; _P_GPC/_P_HCH: non-CpG C
 _R_GAP, _R_N, _R_C, _R_T, _R_OTHER = range(5)  # the read's base
 _N_BINS = 6 * 5 * 4  # key: class * 20 + base * 4 + is the target letter * 2 + high quality
-_BASE_CLASS = np.full(256, _R_OTHER * 2, dtype=np.intp)  # by code point (clipped: beyond 255 is other), x2
+_BASE_CLASS = np.full(256, _R_OTHER, dtype=np.intp)  # by code point (clipped: beyond 255 is other)
 for _b, _r in (("-", _R_GAP), ("N", _R_N), ("C", _R_C), ("T", _R_T)):
-    _BASE_CLASS[ord(_b)] = _r * 2
+    _BASE_CLASS[ord(_b)] = _r
 _FIGURES = ("span", "gaps", "known", "matches", "converted", "unconverted", "hch_converted", "hch_unconverted")
 
 
 @dataclass(frozen=True, eq=False)
 class _Tables:
-    """Per-amplicon tables of ``measure`` and ``_mixed_counts`` (target coordinates)."""
+    """Per-amplicon tables of ``measure`` and ``_mixed_counts`` (target coordinates).
 
-    classes: np.ndarray  # intp: the position's class (``_P_*``) times 10, as ``measure`` builds its key
+    ``measure``'s key but for the quality bit depends on the position and the read's letter there only, so it
+    is looked up in ``key``, one row per position and one column per letter: every letter the target holds,
+    those ``_BASE_CLASS`` names ('-', 'N', 'C', 'T'), and a last column for any other letter, which is no
+    target letter.  A read's keys are then one gather (``column``, ``row``, ``key``) instead of the class, base
+    and target-letter arithmetic done position by position for every read.
+    """
+
+    column: np.ndarray  # intp by code point (0-255; beyond 255 clipped to 255, no target letter): the column
+    row: np.ndarray  # intp per position: where its row starts in the flat ``key`` (position * columns)
+    key: np.ndarray  # uint8, flat rows of columns: class * 20 + base * 4 + is the target letter * 2
     cpg_bit: np.ndarray  # uint8: 2 at the C of a CpG, as ``_mixed_counts`` builds its key
 
 
@@ -116,15 +132,24 @@ _TABLES: dict = {}
 
 
 def _tables(amp: Amplicon) -> _Tables:
-    def make():
-        st = sites(amp)
-        cls = np.select([st.primer, st.snp, st.cpg, st.gpc, st.is_c], [_P_PRIMER, _P_SNP, _P_CPG, _P_GPC, _P_HCH],
-                        _P_OTHER).astype(np.intp) * 10
-        out = _Tables(cls, st.cpg.astype(np.uint8) * np.uint8(2))
-        for a in (out.classes, out.cpg_bit):
-            a.flags.writeable = False
-        return out
-    return by_identity(_TABLES, amp, make)
+    return by_identity(_TABLES, amp, lambda: _make_tables(amp))
+
+
+def _make_tables(amp: Amplicon) -> _Tables:
+    st = sites(amp)
+    cls = np.select([st.primer, st.snp, st.cpg, st.gpc, st.is_c], [_P_PRIMER, _P_SNP, _P_CPG, _P_GPC, _P_HCH],
+                    _P_OTHER)
+    letters = np.array(sorted(set(st.tgt.tolist()) | {ord(b) for b in "-NCT"}), dtype=np.intp)
+    n_col = len(letters) + 1
+    column = np.full(256, len(letters), dtype=np.intp)
+    column[letters] = np.arange(len(letters))
+    base = np.append(_BASE_CLASS[letters], _R_OTHER)  # by column
+    same = np.append(letters, -1)[None, :] == st.tgt[:, None].astype(np.intp)  # by position and column
+    key = (cls[:, None] * 20 + base[None, :] * 4 + same * 2).astype(np.uint8).ravel()
+    out = _Tables(column, np.arange(amp.length, dtype=np.intp) * n_col, key, st.cpg.astype(np.uint8) * np.uint8(2))
+    for a in (out.column, out.row, out.key, out.cpg_bit):
+        a.flags.writeable = False
+    return out
 
 
 @lru_cache(maxsize=2)
@@ -151,21 +176,24 @@ def _weights(nome: bool) -> np.ndarray:
     return w
 
 
+_NONE = (0, 0, 0, 0)  # the mixed-site counts of a read without trace evidence
+
+
 def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, signals=None,
             n_hq: Optional[int] = None) -> ReadQC:
     """Identity, mismatches and conversion over the aligned target outside the primer sites (``n_hq``: the
     read's ``hq_bases`` when the caller has it already)."""
-    st = sites(amp)
+    tb = _tables(amp)
     t0, t1 = aln.target_start, aln.target_end
-    b = aln.bases.view(np.uint32)[t0:t1]
-    key = _tables(amp).classes[t0:t1] + _BASE_CLASS.take(b, mode="clip")  # class * 10 + base * 2
-    key += b == st.tgt[t0:t1]
-    key += key  # doubled: room for the quality bit
-    key += _reaches(config.min_qual)[aln.quals[t0:t1]]
+    at = tb.column.take(aln.bases.view(np.uint32)[t0:t1], mode="clip")
+    at += tb.row[t0:t1]
+    key = tb.key.take(at)
+    key += _reaches(config.min_qual).take(aln.quals[t0:t1])
     span, gaps, known, matches, conv, unconv, hch_conv, hch_unconv = (
         _weights(config.nome) @ np.bincount(key, minlength=_N_BINS)).tolist()
     mism = gaps + known - matches + aln.insertions
     total = matches + mism
+    mixed_cpgs, traced_cpgs, mixed_cph, traced_cph = _mixed_counts(amp, aln, signals, config) if signals else _NONE
     return ReadQC(
         aligned_bases=span,
         identity=matches / total if total else 0.0,
@@ -175,8 +203,10 @@ def measure(amp: Amplicon, aln: AlignedRead, read: Read, config: CallConfig, sig
         hq_bases=hq_bases(read, config) if n_hq is None else n_hq,
         hch_converted=hch_conv,
         hch_unconverted=hch_unconv,
-        **dict(zip(("mixed_cpgs", "traced_cpgs", "mixed_cph", "traced_cph"),
-                   _mixed_counts(amp, aln, signals, config) if signals else (0, 0, 0, 0))),
+        mixed_cpgs=mixed_cpgs,
+        traced_cpgs=traced_cpgs,
+        mixed_cph=mixed_cph,
+        traced_cph=traced_cph,
     )
 
 
