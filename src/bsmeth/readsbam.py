@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
@@ -177,13 +176,13 @@ def _placed(place: Placement) -> tuple[bool, list[int]]:
 _OK_BASES = np.zeros(256, dtype=bool)
 _OK_BASES[[ord(b) for b in "ACGT"]] = True
 _DOT, _C, _G = ord("."), ord("C"), ord("G")
-# A CpG call in XM while the record is made: M -> 1, U -> 2 (found again in the read's XM by being below 3; at
-# the end _XM_TEXT makes them Z and z, _ML_OF the ML probabilities 255 and 0), anything else '.'
-_CALL_XM = bytes({"M": 1, "U": 2}.get(chr(i), ord(".")) for i in range(256))
-_XM_TEXT = bytes(range(256)).replace(b"\1\2", b"Zz", 1)
-_ML_OF = bytes(range(256)).replace(b"\1\2", b"\xff\0", 1)
-_IS_CALL = np.zeros(256, dtype=bool)
-_IS_CALL[[1, 2]] = True
+# a CpG call's XM letter: M -> Z, U -> z, anything else '.' (bytes.translate's table), and the ML probability of
+# a called C by its XM letter: 255 for Z (M), 0 for z (U)
+_CALL_XM = bytes(ord({"M": "Z", "U": "z"}.get(chr(i), ".")) for i in range(256))
+_ML_OF = bytes(range(256)).translate(bytes.maketrans(b"Zz", b"\xff\0"))
+_DOT_U8, _ZERO = np.uint8(ord(".")), np.intp(0)  # (a ufunc with a Python number first converts it, slowly)
+_MARK = 0xFF
+_NOT_C_OR_MARK = bytes(b for b in range(256) if b not in (_MARK, ord("C")))
 _ROW_MASKS: dict = {}
 
 
@@ -235,7 +234,6 @@ def _context(amp: Amplicon, t: int) -> str:
 
 _NUMBERS = 4096  # the decimal text of the small numbers MD and MM strings are made of, written once
 _NUMBER = [str(i) for i in range(_NUMBERS)]
-_RUN_TEXT = ["", *_NUMBER]  # a run of MD by its length + 1
 _COMMA_NUMBER = [f",{i}" for i in range(_NUMBERS)]
 
 
@@ -265,21 +263,34 @@ def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> str:
     """The MD string of columns without a deletion (``miss`` and ``ref`` with their pads, see ``_md``):
     matching run, letter, ..., matching run.
 
-    A bisulfite read mismatches its unconverted reference at every converted C (dozens of events a read): the
-    runs are differences of the mismatches' indexes (the pads make the first and last run), their text one
-    table look-up each, joined in C."""
+    A bisulfite read mismatches its unconverted reference at every converted C (a hundred events a read, with
+    the restored record's): the runs are differences of the mismatches' indexes (the pads make the first and
+    last run), each run with the letter after it one 8-byte token (``_RUN_TOKEN``: the run's text, zeros, the
+    letter), the zeros deleted from the tokens' bytes; a loop of Python over the events costs twice as much."""
     at = miss.nonzero()[0]  # 0, the columns + 1 of the mismatches, n_m + 1
-    steps = (at[1:] - at[:-1]).tolist()  # each run + 1
-    if len(steps) == 1:
-        return _RUN_TEXT[steps[0]] if steps[0] < _NUMBERS else str(steps[0] - 1)
-    numbers = itemgetter(*steps)(_RUN_TEXT) if len(miss) <= _NUMBERS else [str(k - 1) for k in steps]
-    letters = ref[at[1:-1]].tobytes().decode("ascii")
+    steps = at[1:] - at[:-1]  # each run + 1
+    if len(miss) > _NUMBERS:  # runs longer than the table's: their text written out
+        numbers = [str(k - 1) for k in steps.tolist()]
+        letters = ref[at[1:-1]].tobytes().decode("ascii")
+        if reverse:
+            numbers, letters = numbers[::-1], letters[::-1]
+        out = [""] * (2 * len(steps) - 1)
+        out[::2] = numbers
+        out[1::2] = letters
+        return "".join(out)
     if reverse:
-        numbers, letters = numbers[::-1], letters[::-1]
-    out = [""] * (2 * len(steps) - 1)
-    out[::2] = numbers
-    out[1::2] = letters
-    return "".join(out)
+        tokens = _RUN_TOKEN.take(steps[::-1])
+        tokens[:-1] |= _LETTER_TOKEN.take(ref.take(at[-2:0:-1]))
+    else:
+        tokens = _RUN_TOKEN.take(steps)
+        tokens[:-1] |= _LETTER_TOKEN.take(ref.take(at[1:-1]))
+    return tokens.tobytes().translate(None, b"\0").decode("ascii")
+
+
+# a run of MD by its length + 1 as a little-endian 8-byte token: its decimal text, zeros (4 bytes), and room for
+# the letter after it (_LETTER_TOKEN: the letter in the fifth byte)
+_RUN_TOKEN = np.frombuffer(b"\0" * 8 + b"".join(t.encode("ascii").ljust(8, b"\0") for t in _NUMBER), dtype="<u8")
+_LETTER_TOKEN = np.arange(256, dtype="<u8") << np.uint64(32)
 
 
 _SEPARATORS = np.frombuffer(b"||", dtype=np.uint8)
@@ -315,7 +326,6 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     n = len(seq)
     minus = aln.orientation == "-"  # the read is the reverse complement of the amplified strand
     given = seq.translate(_COMP_BYTES) if minus else seq  # the amplified strand's letters, in the read's order
-    oriented = given[::-1] if minus else seq  # the read as the amplified strand
     calls = result.calls
     if isinstance(calls, CpGCalls) and calls.cpgs is amp.cpgs:
         tab, codes = _tables(amp), calls.codes
@@ -330,35 +340,40 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     qt[1:-1] = aln.read_pos
     base = np.frombuffer(given + b"\0", dtype=np.uint8)[qt]
     # XM over the target: every other C outside the primers by its base (quality permitting: a low quality
-    # takes the row away), then every call on a C by the call (1 for M, 2 for U for now); the read's XM from it
+    # takes the row away), then every call on a C by the call; the read's XM from it (``take``: a table
+    # look-up by small integers as ``[]`` does it is several times slower)
     key = tab.xm_row + base
     if result.qualities is not None:
-        key[1:-1] &= _row_mask(min_qual)[aln.quals]
-    xm_t = _XM_OTHER[key]
-    xm_t[tab.call_t] = np.frombuffer(codes.encode("ascii").translate(_CALL_XM), dtype=np.uint8)[tab.call_i]
+        key[1:-1] &= _row_mask(min_qual).take(aln.quals)
+    xm_t = _XM_OTHER.take(key)
+    letters = np.frombuffer(codes.encode("ascii").translate(_CALL_XM), dtype=np.uint8)[tab.call_i]
+    xm_t[tab.call_t] = letters
     xm = bytearray(b"." * (n + 1))
-    xv = np.frombuffer(xm, dtype=np.uint8)
-    xv[qt] = xm_t  # (where there is no base: into the pad)
-    cg = _IS_CALL[xv[:n]].nonzero()[0]  # the calls M and U on a base of the read, in the read as given
+    np.frombuffer(xm, dtype=np.uint8)[qt] = xm_t  # (where there is no base: into the pad)
+    # the calls M and U (in target order, the oriented read's), and the index in the read as given of those
+    # on a base of the read: C restored there in the mod record
+    mu = letters != _DOT_U8
+    mu_t = tab.call_t[mu]
+    cg = qt[mu_t]
+    on = cg >= _ZERO
+    cg, on_letters = cg[on], letters[mu][on]
     # mismatches against the unconverted reference per target position (any base but A, C, G, T mismatches;
     # where the target has no base of the read, the pads too, the read mismatches), of the read and of the
     # restored read, which matches at the calls M and U (where they have no base: see the pads again below)
     miss = np.empty((2, tab.length + 2), dtype=bool)
     np.not_equal(base, tab.tgt_cmp, out=miss[0])
-    np.greater(miss[0], _IS_CALL[xm_t], out=miss[1])
+    miss[1] = miss[0]
+    miss[1, mu_t] = False
     # MM/ML on the oriented read (the record's original orientation, see module docstring): skips over the
-    # other C before each called one (no other called one lies between two)
-    qs = cg.tolist()
-    calls_b = xv[cg].tobytes()
-    if minus:
-        qs, calls_b = [n - 1 - q for q in reversed(qs)], calls_b[::-1]
-    skips, start = [], 0
-    for q in qs:
-        skips.append(oriented.count(b"C", start, q))
-        start = q + 1
+    # other C before each called one (no other called one lies between two): the read as given with the calls
+    # marked (0xff: no ASCII letter), all but its C and the marks deleted, cut at the marks
+    marked = bytearray(given)
+    np.frombuffer(marked, dtype=np.uint8)[cg] = _MARK
+    runs = marked.translate(None, _NOT_C_OR_MARK).split(b"\xff")
+    skips = map(len, runs[:0:-1] if minus else runs[:-1])  # (a minus read's C before a call: after it as given)
     mm = "C+m?" + "".join(map(_COMMA_NUMBER.__getitem__, skips) if n < _NUMBERS else
                           [f",{k}" for k in skips]) + ";"
-    probs = calls_b.translate(_ML_OF)
+    probs = on_letters.tobytes().translate(_ML_OF)
     # the aligned columns, the CIGAR (in target order) and the deletions
     t0, t1 = aln.target_start, aln.target_end
     first, last = int(qt[t0 + 1]), int(qt[t1])  # the oriented read's first and last aligned base
@@ -381,14 +396,17 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     if rev:
         cigar.reverse()
     # the record's orientation: the genome's forward strand; the plain and the restored bases packed together
-    rec_read = oriented.translate(_COMP_BYTES)[::-1] if rev else oriented
+    if flip:  # (the complement's complement is not always the letter itself: U -> A -> T)
+        rec_read = (given if minus else seq.translate(_COMP_BYTES))[::-1]
+    else:
+        rec_read = given.translate(_COMP_BYTES) if minus else seq
     odd = n & 1
     both = bytearray((rec_read + b"=" if odd else rec_read) * 2)  # '=': pack_seq's pad of an odd length
     m = n + odd
     restored = np.frombuffer(both, dtype=np.uint8)[m:m + n]
     (restored[::-1] if flip else restored)[cg] = _G if rev else _C
     packed = pack_seq(bytes(both))
-    xm_b = bytes(xm[:n]).translate(_XM_TEXT)
+    xm_b = bytes(xm[:n])
     quals = result.qualities
     qual = b"\xff" * n if quals is None else np.asarray(quals, dtype=np.uint8).tobytes()
     if flip:
@@ -403,8 +421,14 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     if probs:
         mod.append(b"MLBC" + _I32.pack(len(probs)) + probs)
     mod += [_i(b"MN", n), b"YBZ", rec_read, b"\0"]
-    return ReadParts(min_qual, result.amplicon, pos, reg2bin(pos, pos + t1 - t0), len(cigar), n,
-                     rev, plain, b"".join(mod), tag_bytes(_fixed_tags(result)))
+    parts = _new(ReadParts)  # (a frozen dataclass's __init__ sets its ten fields one by one, slowly)
+    parts.__dict__.update(min_qual=min_qual, amplicon=result.amplicon, pos=pos, bin=reg2bin(pos, pos + t1 - t0),
+                          n_cigar=len(cigar), l_seq=n, reverse=rev, plain=plain, mod=b"".join(mod),
+                          tail=tag_bytes(_fixed_tags(result)))
+    return parts
+
+
+_new = object.__new__
 
 
 def _gapped(aln: AlignedRead, qt: np.ndarray, minus: bool, n: int, rev: bool, ref_letters: np.ndarray,
