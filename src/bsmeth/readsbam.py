@@ -128,8 +128,8 @@ class _AmpliconTables:
     covers the whole amplicon."""
 
     length: int
-    tgt: np.ndarray  # uint8 letters of the target, after one pad (a plus-strand record's reference letters)
-    comp: np.ndarray  # uint8 letters of the target complemented, after one pad (a minus-strand record's)
+    tgt: bytes  # letters of the target, after one pad (a plus-strand record's reference letters)
+    comp: bytes  # letters of the target complemented, after one pad (a minus-strand record's)
     tgt_cmp: np.ndarray  # uint8 letters of the target, 255 where not A, C, G or T and at the pads (no base equals it)
     xm_row: np.ndarray  # uint16 per target position: its row of _XM_OTHER times 256 (row 0: no XM letter, pads)
     call_i: np.ndarray  # intp: the calls whose target letter is a C (the others get no XM letter), in target order
@@ -152,12 +152,13 @@ def _make_tables(amp: Amplicon, call_t: Sequence[int]) -> _AmpliconTables:
     xm_row[[t + 1 for t in other]] = [_XM_ROWS.index(_context(amp, t)) << 8 for t in other]
     perm = np.argsort(np.array(call_t, dtype=np.int64), kind="stable")  # a bottom strand's CpGs run backwards
     on_c = [i for i in perm.tolist() if target[call_t[i]] == "C"]
-    tgt = np.frombuffer(("N" + target).encode("ascii"), dtype=np.uint8)
+    tgt = ("N" + target).encode("ascii")
+    tgt_u8 = np.frombuffer(tgt, dtype=np.uint8)
     return _AmpliconTables(
         length=amp.length,
         tgt=tgt,
-        comp=np.frombuffer(("N" + complement(target)).encode("ascii"), dtype=np.uint8),
-        tgt_cmp=np.append(np.where(_OK_BASES[tgt], tgt, 255), 255).astype(np.uint8),
+        comp=("N" + complement(target)).encode("ascii"),
+        tgt_cmp=np.append(np.where(_OK_BASES[tgt_u8], tgt_u8, 255), 255).astype(np.uint8),
         xm_row=xm_row,
         call_i=np.array(on_c, dtype=np.intp),
         call_t=np.array([call_t[i] + 1 for i in on_c], dtype=np.intp))
@@ -182,6 +183,7 @@ _CALL_XM = bytes(ord({"M": "Z", "U": "z"}.get(chr(i), ".")) for i in range(256))
 _ML_OF = bytes(range(256)).translate(bytes.maketrans(b"Zz", b"\xff\0"))
 _DOT_U8, _ZERO = np.uint8(ord(".")), np.intp(0)  # (a ufunc with a Python number first converts it, slowly)
 _MARK = 0xFF
+_DIGITS = b"0123456789"
 _NOT_C_OR_MARK = bytes(b for b in range(256) if b not in (_MARK, ord("C")))
 _ROW_MASKS: dict = {}
 
@@ -237,7 +239,7 @@ _NUMBER = [str(i) for i in range(_NUMBERS)]
 _COMMA_NUMBER = [f",{i}" for i in range(_NUMBERS)]
 
 
-def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, str]], reverse: bool = False) -> str:
+def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, bytes]], reverse: bool = False) -> bytes:
     """The MD string of an alignment of ``n_m`` aligned (M) columns.  ``miss`` (bool, ``n_m + 2``): per column
     whether the read mismatches, between two True pads; ``ref`` (uint8, ``n_m + 1``): the reference letters of
     the columns as the record shows them, after one pad; ``dels``: the deletions, (number of M columns before
@@ -249,17 +251,17 @@ def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, str]], reve
     for p, d in dels:
         block = miss[start:p + 2].copy()
         block[0] = block[-1] = True
-        parts += [_md_block(block, ref[start:p + 1], reverse), "^" + d]
+        parts += [_md_block(block, ref[start:p + 1], reverse), b"^" + d]
         start = p
     block = miss[start:].copy()
     block[0] = True
     parts.append(_md_block(block, ref[start:], reverse))
     if reverse:
         parts.reverse()
-    return "".join(parts)
+    return b"".join(parts)
 
 
-def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> str:
+def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> bytes:
     """The MD string of columns without a deletion (``miss`` and ``ref`` with their pads, see ``_md``):
     matching run, letter, ..., matching run.
 
@@ -270,21 +272,21 @@ def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> str:
     at = miss.nonzero()[0]  # 0, the columns + 1 of the mismatches, n_m + 1
     steps = at[1:] - at[:-1]  # each run + 1
     if len(miss) > _NUMBERS:  # runs longer than the table's: their text written out
-        numbers = [str(k - 1) for k in steps.tolist()]
-        letters = ref[at[1:-1]].tobytes().decode("ascii")
+        numbers = [b"%d" % (k - 1) for k in steps.tolist()]
+        letters = [ref[at[1:-1]].tobytes()[i:i + 1] for i in range(len(steps) - 1)]
         if reverse:
             numbers, letters = numbers[::-1], letters[::-1]
-        out = [""] * (2 * len(steps) - 1)
+        out = [b""] * (2 * len(steps) - 1)
         out[::2] = numbers
         out[1::2] = letters
-        return "".join(out)
+        return b"".join(out)
     if reverse:
         tokens = _RUN_TOKEN.take(steps[::-1])
         tokens[:-1] |= _LETTER_TOKEN.take(ref.take(at[-2:0:-1]))
     else:
         tokens = _RUN_TOKEN.take(steps)
         tokens[:-1] |= _LETTER_TOKEN.take(ref.take(at[1:-1]))
-    return tokens.tobytes().translate(None, b"\0").decode("ascii")
+    return tokens.tobytes().translate(None, b"\0")
 
 
 # a run of MD by its length + 1 as a little-endian 8-byte token: its decimal text, zeros (4 bytes), and room for
@@ -293,14 +295,12 @@ _RUN_TOKEN = np.frombuffer(b"\0" * 8 + b"".join(t.encode("ascii").ljust(8, b"\0"
 _LETTER_TOKEN = np.arange(256, dtype="<u8") << np.uint64(32)
 
 
-_SEPARATORS = np.frombuffer(b"||", dtype=np.uint8)
-
-
-def _md_both(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> tuple[str, str]:
+def _md_both(miss: np.ndarray, ref: bytes, reverse: bool) -> tuple[bytes, bytes]:
     """The MD strings of the plain and of the restored record of a read without a deletion: ``miss`` (2 rows:
-    plain, restored) and ``ref`` as ``_md_block`` takes them.  One ``_md_block`` over both rows in a row, with
-    '|' as the reference letter of the two pads where they meet: the strings come out joined by ``|0|``."""
-    both = _md_block(miss.ravel(), np.concatenate((ref, _SEPARATORS, ref[1:])), reverse).split("|0|")
+    plain, restored) and ``ref`` (bytes) as ``_md_block`` takes them.  One ``_md_block`` over both rows in a
+    row, with '|' as the reference letter of the two pads where they meet: the strings come out joined by
+    ``|0|``."""
+    both = _md_block(miss.ravel(), np.frombuffer(ref + b"||" + ref[1:], dtype=np.uint8), reverse).split(b"|0|")
     return (both[1], both[0]) if reverse else (both[0], both[1])
 
 
@@ -385,13 +385,14 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
         cols = miss[:, t0:t1 + 2]  # with a pad on each side
         cols[1, 0] = cols[1, -1] = True
         md, md_mod = _md_both(cols, ref_letters[t0:t1 + 1], rev)
+        nm, nm_mod = len(md.translate(None, _DIGITS)), len(md_mod.translate(None, _DIGITS))  # (its letters)
     else:
         cigar, dels, n_gap, at = _gapped(aln, qt, minus, n, rev, ref_letters, result.read_id)
         cols = miss[:, at]
         cols[1, 0] = cols[1, -1] = True
-        ref = ref_letters[at[:-1]]
+        ref = np.frombuffer(ref_letters, dtype=np.uint8)[at[:-1]]
         md, md_mod = _md(cols[0], ref, dels, rev), _md(cols[1], ref, dels, rev)
-    nm, nm_mod = np.count_nonzero(cols[0]) + (n_gap - 2), np.count_nonzero(cols[1]) + (n_gap - 2)
+        nm, nm_mod = np.count_nonzero(cols[0]) + (n_gap - 2), np.count_nonzero(cols[1]) + (n_gap - 2)
     cigar = ([("S", first)] if first else []) + cigar + ([("S", n - 1 - last)] if n - 1 - last else [])
     if rev:
         cigar.reverse()
@@ -415,9 +416,9 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
             qual = qual[::-1]
     pos = genome[t1 - 1 if rev else t0]
     cig = cigar_bytes(cigar)
-    plain = b"".join((cig, packed[:m >> 1], qual, _i(b"NM", nm), _z(b"MD", md), b"XMZ", xm_b, b"\0XRZCT\0",
+    plain = b"".join((cig, packed[:m >> 1], qual, _i(b"NM", nm), b"MDZ", md, b"\0XMZ", xm_b, b"\0XRZCT\0",
                       b"XGZGA\0" if rev else b"XGZCT\0"))
-    mod = [cig, packed[m >> 1:], qual, _i(b"NM", nm_mod), _z(b"MD", md_mod), _z(b"MM", mm)]
+    mod = [cig, packed[m >> 1:], qual, _i(b"NM", nm_mod), b"MDZ", md_mod, b"\0", _z(b"MM", mm)]
     if probs:
         mod.append(b"MLBC" + _I32.pack(len(probs)) + probs)
     mod += [_i(b"MN", n), b"YBZ", rec_read, b"\0"]
@@ -431,8 +432,8 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
 _new = object.__new__
 
 
-def _gapped(aln: AlignedRead, qt: np.ndarray, minus: bool, n: int, rev: bool, ref_letters: np.ndarray,
-            read_id: str) -> tuple[list[tuple[str, int]], list[tuple[int, str]], int, np.ndarray]:
+def _gapped(aln: AlignedRead, qt: np.ndarray, minus: bool, n: int, rev: bool, ref_letters: bytes,
+            read_id: str) -> tuple[list[tuple[str, int]], list[tuple[int, bytes]], int, np.ndarray]:
     """The aligned columns of a read with insertions or deletions: its CIGAR in target order (without the soft
     clips), the deletions as ``_md`` takes them, the read and reference bases the gaps hold (NM's share), and
     the padded target positions of the columns with a pad on each side."""
@@ -451,11 +452,11 @@ def _gapped(aln: AlignedRead, qt: np.ndarray, minus: bool, n: int, rev: bool, re
         raise ValueError(f"read {read_id}: read positions do not increase along the target")
     bounds = [0, *[e + 1 for e in ends.tolist()], n_m]  # the gap-free blocks' first columns, and the end
     cigar: list[tuple[str, int]] = [("M", bounds[1])]
-    dels: list[tuple[int, str]] = []
+    dels: list[tuple[int, bytes]] = []
     n_gap = 0
     for i, b in enumerate(bounds[1:-1], 1):
         t_prev, t_next = int(tm[b - 1]), int(tm[b])
-        d = ref_letters[t_prev + 2:t_next + 1].tobytes().decode("ascii")  # (ref_letters: after one pad)
+        d = ref_letters[t_prev + 2:t_next + 1]  # (ref_letters: after one pad)
         ins = int(qm[b] - qm[b - 1]) - 1
         if d:
             cigar.append(("D", len(d)))
