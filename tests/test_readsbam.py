@@ -67,9 +67,9 @@ def test_md_of_a_perfect_match_and_of_mismatches_only():
 
 def test_md_past_the_number_table():
     """Runs longer than the table of small numbers (a long amplicon) are written out too."""
-    n = _NUMBERS + 500
-    columns = [(j in (3, _NUMBERS + 100), "ACGT"[j % 4]) for j in range(n)]
-    for reverse in (False, True):
-        for dels in ({}, {_NUMBERS + 5: "T"}):
-            miss, ref = padded(columns)
-            assert _md(miss, ref, encoded(dels), reverse).decode() == md_by_definition(columns, dels, reverse)
+    for n, at in ((_NUMBERS + 500, (3, _NUMBERS + 100)), (_NUMBERS + 500, (3, 2000, 3000))):
+        columns = [(j in at, "ACGT"[j % 4]) for j in range(n)]
+        for reverse in (False, True):
+            for dels in ({}, {n - 7: "T"}):
+                miss, ref = padded(columns)
+                assert _md(miss, ref, encoded(dels), reverse).decode() == md_by_definition(columns, dels, reverse)

@@ -380,7 +380,7 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
     if minus:
         first, last = n - 1 - first, n - 1 - last
     ref_letters = tab.comp if rev else tab.tgt
-    if aln.insertions == 0 and last - first == t1 - t0 - 1 and t1 > t0:  # no gap: one slice of columns
+    if _gap_free(aln, first, last):  # the columns are one slice
         cigar, n_gap = [("M", t1 - t0)], 0
         cols = miss[:, t0:t1 + 2]  # with a pad on each side
         cols[1, 0] = cols[1, -1] = True
@@ -430,6 +430,13 @@ def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: 
 
 
 _new = object.__new__
+
+
+def _gap_free(aln: AlignedRead, first: int, last: int) -> bool:
+    """No insertion and no deletion between the oriented read's ``first`` and ``last`` aligned base: the aligned
+    columns are the target positions ``target_start`` .. ``target_end - 1`` (else ``_gapped`` finds them; for a
+    read without a gap it gives the same, a test shows)."""
+    return aln.insertions == 0 and last - first == aln.target_end - aln.target_start - 1 and last >= first
 
 
 def _gapped(aln: AlignedRead, qt: np.ndarray, minus: bool, n: int, rev: bool, ref_letters: bytes,
