@@ -28,6 +28,7 @@ from bsmeth.reference import (
 from bsmeth.simulate import seed_study_design, simulate
 
 MIN_QUAL = CallConfig().min_qual
+QUALS = (MIN_QUAL, 45)  # (the simulated traces' PHRED values reach below 45 often, below the default seldom)
 
 
 def forms() -> dict:
@@ -97,7 +98,7 @@ def tags_of(parts: readsbam.ReadParts, body: bytes) -> tuple[bytes, dict]:
     return letters.encode(), tags
 
 
-def by_definition(result, amp, place) -> tuple[str, str]:
+def by_definition(result, amp, place, min_qual: int) -> tuple[str, str]:
     """(XM, the restored bases) walking the target position by position: at a CpG's C the call (Z for M, z for U,
     else '.'); at any other C outside the primers the context letter, upper case for a C read, lower case for a
     T, '.' for another base or a PHRED below --min-qual; the restored bases: C at the Z and z, as the amplified
@@ -117,7 +118,7 @@ def by_definition(result, amp, place) -> tuple[str, str]:
             xm[q] = {"M": "Z", "U": "z"}.get(cpg_call[t], ".")
             if xm[q] != ".":
                 restored[q] = "C"
-        elif not amp.in_primer(t) and (oq is None or oq[q] >= MIN_QUAL) and oriented[q] in "CT":
+        elif not amp.in_primer(t) and (oq is None or oq[q] >= min_qual) and oriented[q] in "CT":
             ctx = readsbam._context(amp, t)
             xm[q] = ctx.upper() if oriented[q] == "C" else ctx
     xm_s, restored_s = "".join(xm), "".join(restored)
@@ -126,27 +127,32 @@ def by_definition(result, amp, place) -> tuple[str, str]:
     return xm_s, restored_s
 
 
-def test_xm_and_restored_bases_are_their_definition(aligned):
+@pytest.mark.parametrize("min_qual", QUALS)
+def test_xm_and_restored_bases_are_their_definition(aligned, min_qual):
     amp, place, results = aligned
+    masked = 0
     for r in results:
-        parts = readsbam.record_parts(r, amp, place, MIN_QUAL)
+        parts = readsbam.record_parts(r, amp, place, min_qual)
         bases, tags = tags_of(parts, parts.plain)
         restored, mod_tags = tags_of(parts, parts.mod)
-        xm, want_restored = by_definition(r, amp, place)
+        xm, want_restored = by_definition(r, amp, place, min_qual)
+        masked += xm != by_definition(r, amp, place, 0)[0]
         assert tags["XM"] == xm, r.read_id
         assert restored.decode() == want_restored and mod_tags["YB"].encode() == bases, r.read_id
         assert len(mod_tags["ML"] if "ML" in mod_tags else []) == xm.count("Z") + xm.count("z")
         assert sorted(mod_tags["ML"] if "ML" in mod_tags else []) == sorted(
             [255] * xm.count("Z") + [0] * xm.count("z"))
+    assert masked if min_qual > MIN_QUAL else True  # the quality mask is exercised
 
 
-def test_the_gap_free_path_is_the_general_one(aligned, monkeypatch):
+@pytest.mark.parametrize("min_qual", QUALS)
+def test_the_gap_free_path_is_the_general_one(aligned, monkeypatch, min_qual):
     """Reads without a gap take one slice of columns and one pass for both MD strings (``_gap_free``); through
     ``_gapped`` and ``_md`` they come out the same.  The reads with gaps are there too (their CIGAR has I and D)."""
     amp, place, results = aligned
-    fast = [readsbam.record_parts(r, amp, place, MIN_QUAL) for r in results]
+    fast = [readsbam.record_parts(r, amp, place, min_qual) for r in results]
     monkeypatch.setattr(readsbam, "_gap_free", lambda *a: False)
-    general = [readsbam.record_parts(r, amp, place, MIN_QUAL) for r in results]
+    general = [readsbam.record_parts(r, amp, place, min_qual) for r in results]
     names = [f.name for f in fields(readsbam.ReadParts)]
     assert [[getattr(p, k) for k in names] for p in fast] == [[getattr(p, k) for k in names] for p in general]
     gapped = [p for p, r in zip(fast, results) if r.read_id.startswith("gaps")]
