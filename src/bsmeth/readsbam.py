@@ -120,7 +120,7 @@ class ReadParts:
 
 @dataclass(frozen=True, eq=False)
 class _AmpliconTables:
-    """Per-amplicon arrays the records are made from (built once per amplicon).  A read is laid over them in
+    """Per-amplicon tables the records are made from (built once per amplicon).  A read is laid over them in
     target order (its base at every target position), so that XM and the mismatches are a few table look-ups
     over the amplicon rather than a walk over its C.  The arrays are padded: index ``t + 1`` holds target
     position ``t``, and the pads at 0 and ``length + 1`` lie outside the amplicon, where no base of a read is;
@@ -195,6 +195,8 @@ def _row_mask(min_qual: int) -> np.ndarray:
     if mask is None:
         mask = _ROW_MASKS[min_qual] = np.where(np.arange(256) < min_qual, 0x00FF, 0xFFFF).astype(np.uint16)
     return mask
+
+
 # XM of a C that is not a call, by Bismark's context letter (rows; row 0: no C of interest) and the base read
 # there: the context upper case for a C (not converted), lower case for a T (converted), else '.'
 _XM_ROWS = ("", "z", "x", "h", "u")
