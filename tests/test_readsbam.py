@@ -50,21 +50,26 @@ def alignments(draw):
 def test_md_is_the_sam_definition(case):
     columns, dels, reverse = case
     miss, ref = padded(columns)
-    assert _md(miss, ref, sorted(dels.items()), reverse) == md_by_definition(columns, dels, reverse)
+    assert _md(miss, ref, encoded(dels), reverse).decode() == md_by_definition(columns, dels, reverse)
+
+
+def encoded(dels: dict[int, str]) -> list[tuple[int, bytes]]:
+    """``_md``'s deletions: in increasing order, their letters as bytes."""
+    return [(p, d.encode("ascii")) for p, d in sorted(dels.items())]
 
 
 def test_md_of_a_perfect_match_and_of_mismatches_only():
     for reverse in (False, True):
-        assert _md(*padded([(False, "A")] * 7), [], reverse) == "7"
-        assert _md(*padded([(True, "A"), (True, "C")]), [], reverse) == ("0C0A0" if reverse else "0A0C0")
-        assert _md(*padded([(False, "A"), (False, "C")]), [(1, "GG")], reverse) == "1^GG1"
+        assert _md(*padded([(False, "A")] * 7), [], reverse) == b"7"
+        assert _md(*padded([(True, "A"), (True, "C")]), [], reverse) == (b"0C0A0" if reverse else b"0A0C0")
+        assert _md(*padded([(False, "A"), (False, "C")]), [(1, b"GG")], reverse) == b"1^GG1"
 
 
 def test_md_past_the_number_table():
     """Runs longer than the table of small numbers (a long amplicon) are written out too."""
-    n = _NUMBERS + 500
-    columns = [(j in (3, _NUMBERS + 100), "ACGT"[j % 4]) for j in range(n)]
-    for reverse in (False, True):
-        for dels in ({}, {_NUMBERS + 5: "T"}):
-            miss, ref = padded(columns)
-            assert _md(miss, ref, sorted(dels.items()), reverse) == md_by_definition(columns, dels, reverse)
+    for n, at in ((_NUMBERS + 500, (3, _NUMBERS + 100)), (_NUMBERS + 500, (3, 2000, 3000))):
+        columns = [(j in at, "ACGT"[j % 4]) for j in range(n)]
+        for reverse in (False, True):
+            for dels in ({}, {n - 7: "T"}):
+                miss, ref = padded(columns)
+                assert _md(miss, ref, encoded(dels), reverse).decode() == md_by_definition(columns, dels, reverse)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
@@ -54,7 +53,7 @@ from .bam import (
 from .contigs import Placement, place_panel
 from .coords import complement
 from .memo import by_identity
-from .models import Amplicon, CpGCalls, Panel, ReadResult, Reason, Status
+from .models import AlignedRead, Amplicon, CpGCalls, Panel, ReadResult, Reason, Status
 
 READS_BAM = "reads.bam"
 MOD_BAM = "reads.mod.bam"
@@ -121,16 +120,20 @@ class ReadParts:
 
 @dataclass(frozen=True, eq=False)
 class _AmpliconTables:
-    """Per-amplicon arrays the records are made from (built once per amplicon).  A read is laid over them in
-    target order (its base and quality at every target position), so that XM and the mismatches are a few
-    table look-ups over the amplicon rather than a walk over its C."""
+    """Per-amplicon tables the records are made from (built once per amplicon).  A read is laid over them in
+    target order (its base at every target position), so that XM and the mismatches are a few table look-ups
+    over the amplicon rather than a walk over its C.  The arrays are padded: index ``t + 1`` holds target
+    position ``t``, and the pads at 0 and ``length + 1`` lie outside the amplicon, where no base of a read is;
+    so the aligned columns with a column on each side (MD's pads, see ``_md``) are one slice even where a read
+    covers the whole amplicon."""
 
-    tgt: np.ndarray  # uint8 letters of the target
-    comp: np.ndarray  # uint8 letters of the target complemented (a minus-strand record's reference letters)
-    tgt_cmp: np.ndarray  # uint8 letters of the target, 255 where not A, C, G or T (no read base equals it)
-    xm_row: np.ndarray  # uint16 per target position: its row of _XM_OTHER times 256 (row 0: no XM letter)
-    call_i: np.ndarray  # int64: the calls whose target letter is a C (the others get no XM letter), in target order
-    call_t: np.ndarray  # int64: the target position of each of those calls
+    length: int
+    tgt: bytes  # letters of the target, after one pad (a plus-strand record's reference letters)
+    comp: bytes  # letters of the target complemented, after one pad (a minus-strand record's)
+    tgt_cmp: np.ndarray  # uint8 letters of the target, 255 where not A, C, G or T and at the pads (no base equals it)
+    xm_row: np.ndarray  # uint16 per target position: its row of _XM_OTHER times 256 (row 0: no XM letter, pads)
+    call_i: np.ndarray  # intp: the calls whose target letter is a C (the others get no XM letter), in target order
+    call_t: np.ndarray  # intp: the (padded) target position of each of those calls
 
 
 _TABLES: dict = {}
@@ -145,27 +148,55 @@ def _make_tables(amp: Amplicon, call_t: Sequence[int]) -> _AmpliconTables:
     target = amp.target
     called = set(call_t)
     other = [t for t in range(amp.length) if target[t] == "C" and t not in called and not amp.in_primer(t)]
-    xm_row = np.zeros(amp.length, dtype=np.uint16)
-    xm_row[other] = [_XM_ROWS.index(_context(amp, t)) << 8 for t in other]
+    xm_row = np.zeros(amp.length + 2, dtype=np.uint16)
+    xm_row[[t + 1 for t in other]] = [_XM_ROWS.index(_context(amp, t)) << 8 for t in other]
     perm = np.argsort(np.array(call_t, dtype=np.int64), kind="stable")  # a bottom strand's CpGs run backwards
     on_c = [i for i in perm.tolist() if target[call_t[i]] == "C"]
-    tgt = np.frombuffer(target.encode("ascii"), dtype=np.uint8)
+    tgt = ("N" + target).encode("ascii")
+    tgt_u8 = np.frombuffer(tgt, dtype=np.uint8)
     return _AmpliconTables(
+        length=amp.length,
         tgt=tgt,
-        comp=np.frombuffer(complement(target).encode("ascii"), dtype=np.uint8),
-        tgt_cmp=np.where(_OK_BASES[tgt], tgt, 255).astype(np.uint8),
+        comp=("N" + complement(target)).encode("ascii"),
+        tgt_cmp=np.append(np.where(_OK_BASES[tgt_u8], tgt_u8, 255), 255).astype(np.uint8),
         xm_row=xm_row,
-        call_i=np.array(on_c, dtype=np.int64),
-        call_t=np.array([call_t[i] for i in on_c], dtype=np.int64))
+        call_i=np.array(on_c, dtype=np.intp),
+        call_t=np.array([call_t[i] + 1 for i in on_c], dtype=np.intp))
+
+
+_PLACED: dict = {}
+
+
+def _placed(place: Placement) -> tuple[bool, list[int]]:
+    """Whether a record of the amplicon is a minus-strand one, and the genome position of each target position
+    (the frame's conversion, done once per amplicon)."""
+    return by_identity(_PLACED, place, lambda: (place.strand == "-", [
+        place.frame.genome_of_target(t) for t in range(place.frame.length)]))
 
 
 _OK_BASES = np.zeros(256, dtype=bool)
 _OK_BASES[[ord(b) for b in "ACGT"]] = True
-_DOT, _C = ord("."), ord("C")
-_CALL_XM = np.zeros(256, dtype=np.uint8)  # a CpG call's XM letter: M -> Z, U -> z, anything else none
-_CALL_XM[ord("M")], _CALL_XM[ord("U")] = ord("Z"), ord("z")
-_ML = np.zeros(256, dtype=np.uint8)  # a called CpG's ML probability, by its XM letter: 255 for Z (M), 0 for z (U)
-_ML[ord("Z")] = 255
+_DOT, _C, _G = ord("."), ord("C"), ord("G")
+# a CpG call's XM letter: M -> Z, U -> z, anything else '.' (bytes.translate's table), and the ML probability of
+# a called C by its XM letter: 255 for Z (M), 0 for z (U)
+_CALL_XM = bytes(ord({"M": "Z", "U": "z"}.get(chr(i), ".")) for i in range(256))
+_ML_OF = bytes(range(256)).translate(bytes.maketrans(b"Zz", b"\xff\0"))
+_DOT_U8, _ZERO = np.uint8(ord(".")), np.intp(0)  # (a ufunc with a Python number first converts it, slowly)
+_MARK = 0xFF
+_DIGITS = b"0123456789"
+_NOT_C_OR_MARK = bytes(b for b in range(256) if b not in (_MARK, ord("C")))
+_ROW_MASKS: dict = {}
+
+
+def _row_mask(min_qual: int) -> np.ndarray:
+    """By PHRED, what keeps (0xffff) or takes away (0x00ff: row 0, no XM letter) a position's row of
+    ``_XM_OTHER`` in its key, for --min-qual ``min_qual``."""
+    mask = _ROW_MASKS.get(min_qual)
+    if mask is None:
+        mask = _ROW_MASKS[min_qual] = np.where(np.arange(256) < min_qual, 0x00FF, 0xFFFF).astype(np.uint16)
+    return mask
+
+
 # XM of a C that is not a call, by Bismark's context letter (rows; row 0: no C of interest) and the base read
 # there: the context upper case for a C (not converted), lower case for a T (converted), else '.'
 _XM_ROWS = ("", "z", "x", "h", "u")
@@ -207,11 +238,10 @@ def _context(amp: Amplicon, t: int) -> str:
 
 _NUMBERS = 4096  # the decimal text of the small numbers MD and MM strings are made of, written once
 _NUMBER = [str(i) for i in range(_NUMBERS)]
-_RUN_TEXT = ["", *_NUMBER]  # a run of MD by its length + 1
 _COMMA_NUMBER = [f",{i}" for i in range(_NUMBERS)]
 
 
-def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, str]], reverse: bool = False) -> str:
+def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, bytes]], reverse: bool = False) -> bytes:
     """The MD string of an alignment of ``n_m`` aligned (M) columns.  ``miss`` (bool, ``n_m + 2``): per column
     whether the read mismatches, between two True pads; ``ref`` (uint8, ``n_m + 1``): the reference letters of
     the columns as the record shows them, after one pad; ``dels``: the deletions, (number of M columns before
@@ -223,35 +253,57 @@ def _md(miss: np.ndarray, ref: np.ndarray, dels: Sequence[tuple[int, str]], reve
     for p, d in dels:
         block = miss[start:p + 2].copy()
         block[0] = block[-1] = True
-        parts += [_md_block(block, ref[start:p + 1], reverse), "^" + d]
+        parts += [_md_block(block, ref[start:p + 1], reverse), b"^" + d]
         start = p
     block = miss[start:].copy()
     block[0] = True
     parts.append(_md_block(block, ref[start:], reverse))
     if reverse:
         parts.reverse()
-    return "".join(parts)
+    return b"".join(parts)
 
 
-def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> str:
+def _md_block(miss: np.ndarray, ref: np.ndarray, reverse: bool) -> bytes:
     """The MD string of columns without a deletion (``miss`` and ``ref`` with their pads, see ``_md``):
     matching run, letter, ..., matching run.
 
-    A bisulfite read mismatches its unconverted reference at every converted C (dozens of events a read): the
-    runs are differences of the mismatches' indexes (the pads make the first and last run), their text one
-    table look-up each, joined in C."""
+    A bisulfite read mismatches its unconverted reference at every converted C (a hundred events a read, with
+    the restored record's): the runs are differences of the mismatches' indexes (the pads make the first and
+    last run), each run with the letter after it one 8-byte token (``_RUN_TOKEN``: the run's text, zeros, the
+    letter), the zeros deleted from the tokens' bytes; a loop of Python over the events costs twice as much."""
     at = miss.nonzero()[0]  # 0, the columns + 1 of the mismatches, n_m + 1
-    steps = (at[1:] - at[:-1]).tolist()  # each run + 1
-    if len(steps) == 1:
-        return _RUN_TEXT[steps[0]] if steps[0] < _NUMBERS else str(steps[0] - 1)
-    numbers = itemgetter(*steps)(_RUN_TEXT) if len(miss) <= _NUMBERS else [str(k - 1) for k in steps]
-    letters = ref[at[1:-1]].tobytes().decode("ascii")
+    steps = at[1:] - at[:-1]  # each run + 1
+    if len(miss) > _NUMBERS:  # runs longer than the table's: their text written out
+        numbers = [b"%d" % (k - 1) for k in steps.tolist()]
+        letters = [ref[at[1:-1]].tobytes()[i:i + 1] for i in range(len(steps) - 1)]
+        if reverse:
+            numbers, letters = numbers[::-1], letters[::-1]
+        out = [b""] * (2 * len(steps) - 1)
+        out[::2] = numbers
+        out[1::2] = letters
+        return b"".join(out)
     if reverse:
-        numbers, letters = numbers[::-1], letters[::-1]
-    out = [""] * (2 * len(steps) - 1)
-    out[::2] = numbers
-    out[1::2] = letters
-    return "".join(out)
+        tokens = _RUN_TOKEN.take(steps[::-1])
+        tokens[:-1] |= _LETTER_TOKEN.take(ref.take(at[-2:0:-1]))
+    else:
+        tokens = _RUN_TOKEN.take(steps)
+        tokens[:-1] |= _LETTER_TOKEN.take(ref.take(at[1:-1]))
+    return tokens.tobytes().translate(None, b"\0")
+
+
+# a run of MD by its length + 1 as a little-endian 8-byte token: its decimal text, zeros (4 bytes), and room for
+# the letter after it (_LETTER_TOKEN: the letter in the fifth byte)
+_RUN_TOKEN = np.frombuffer(b"\0" * 8 + b"".join(t.encode("ascii").ljust(8, b"\0") for t in _NUMBER), dtype="<u8")
+_LETTER_TOKEN = np.arange(256, dtype="<u8") << np.uint64(32)
+
+
+def _md_both(miss: np.ndarray, ref: bytes, reverse: bool) -> tuple[bytes, bytes]:
+    """The MD strings of the plain and of the restored record of a read without a deletion: ``miss`` (2 rows:
+    plain, restored) and ``ref`` (bytes) as ``_md_block`` takes them.  One ``_md_block`` over both rows in a
+    row, with '|' as the reference letter of the two pads where they meet: the strings come out joined by
+    ``|0|``."""
+    both = _md_block(miss.ravel(), np.frombuffer(ref + b"||" + ref[1:], dtype=np.uint8), reverse).split(b"|0|")
+    return (both[1], both[0]) if reverse else (both[0], both[1])
 
 
 def _z(tag: bytes, text: str) -> bytes:
@@ -263,120 +315,166 @@ def _i(tag: bytes, value: int) -> bytes:
 
 
 def record_parts(result: ReadResult, amp: Amplicon, place: Placement, min_qual: int) -> ReadParts:
-    """Everything of the two records of one aligned read that QC does not change later (see ``ReadParts``)."""
+    """Everything of the two records of one aligned read that QC does not change later (see ``ReadParts``).
+
+    A handful of array operations over the amplicon: the read laid over it (``AlignedRead.read_pos``: the index
+    of each target position's base in the read as given) gives XM and the mismatches by table look-ups, its
+    qualities there (``AlignedRead.quals``: the read's own, where it has any) XM's quality mask; the few called
+    CpGs are found again in XM.  Both MD strings come from one pass, the plain and the restored bases are
+    packed together; each numpy call costs about a microsecond, so there are few of them, and none with a
+    Python number (which costs as much again)."""
     aln = result.aligned
     seq = result.sequence.encode("ascii", "replace")
     n = len(seq)
-    o = aln.orientation
-    oriented = seq if o == "+" else seq.translate(_COMP_BYTES)[::-1]  # the read as the amplified strand
-    read = np.frombuffer(oriented + b"\0", dtype=np.uint8)  # index n: a pad, where no base of the read is
-    quals = result.qualities
-    oq = None if quals is None else np.asarray(quals if o == "+" else quals[::-1], dtype=np.uint8)
+    minus = aln.orientation == "-"  # the read is the reverse complement of the amplified strand
+    given = seq.translate(_COMP_BYTES) if minus else seq  # the amplified strand's letters, in the read's order
     calls = result.calls
     if isinstance(calls, CpGCalls) and calls.cpgs is amp.cpgs:
-        tab = _tables(amp)
-        codes = np.frombuffer(calls.codes.encode("ascii"), dtype=np.uint8)
+        tab, codes = _tables(amp), calls.codes
     else:
         tab = _make_tables(amp, [c.cpg.target_pos for c in calls])
-        codes = np.array([ord(c.call.value) for c in calls], dtype=np.uint8)
-    # the aligned columns: target positions tm (M) and their index qm in the oriented read, in target order
-    t0 = aln.target_start
-    span = aln.read_pos[t0:aln.target_end]
-    tm = (span >= 0).nonzero()[0]
-    if len(tm) == 0:
-        raise ValueError(f"read {result.read_id}: no aligned base")
-    qm = span[tm].astype(np.int64)
-    if o == "-":
-        qm = n - 1 - qm
-    tm += t0
-    n_m = len(tm)
-    dq = qm[1:] - qm[:-1]
-    jumps = dq != 1
-    if int(tm[-1]) - int(tm[0]) != n_m - 1:  # a deletion (else the target positions are consecutive)
-        jumps |= tm[1:] - tm[:-1] != 1
-    ends = jumps.nonzero()[0]  # last columns of the gap-free blocks but the last
-    if len(ends) and dq[ends].min() <= 0:  # (elsewhere dq is 1)
-        raise ValueError(f"read {result.read_id}: read positions do not increase along the target")
-    # the read laid over the target: per target position its index in the oriented read (n: none), base, XM
-    qt = np.empty(amp.length, dtype=np.int64)
-    qt.fill(n)
-    qt[tm] = qm
-    base_t = read[qt]
-    xm_t = _XM_OTHER[tab.xm_row + base_t]  # every other C outside the primers, by its base
-    if oq is not None:
-        xm_t[oq.take(qt, mode="clip") < min_qual] = _DOT  # (the pad's quality does not matter: its base is none)
-    xm = np.frombuffer(bytearray(b"." * (n + 1)), dtype=np.uint8)
-    xm[qt] = xm_t
-    # the CpG calls M and U on a C of the target with a base of the read: XM, and C restored in the mod record
-    letter = _CALL_XM[codes[tab.call_i]]
-    cq = qt[tab.call_t]
-    sel = letter.astype(bool) & (cq < n)
-    cq, letter = cq[sel], letter[sel]  # in the order of the oriented read
-    xm[cq] = letter
-    restored = read.copy()
-    restored[cq] = _C
+        codes = "".join(c.call.value for c in calls)
+    rev, genome = _placed(place)
+    flip = minus != rev  # the record shows the read as given reversed
+    # per (padded) target position the index of its base in the read as given, -1 where none: the pad of `read`
+    qt = np.empty(tab.length + 2, dtype=np.intp)
+    qt[0] = qt[-1] = -1
+    qt[1:-1] = aln.read_pos
+    base = np.frombuffer(given + b"\0", dtype=np.uint8)[qt]
+    # XM over the target: every other C outside the primers by its base (quality permitting: a low quality
+    # takes the row away), then every call on a C by the call; the read's XM from it (``take``: a table
+    # look-up by small integers as ``[]`` does it is several times slower)
+    key = tab.xm_row + base
+    if result.qualities is not None:
+        key[1:-1] &= _row_mask(min_qual).take(aln.quals)
+    xm_t = _XM_OTHER.take(key)
+    letters = np.frombuffer(codes.encode("ascii").translate(_CALL_XM), dtype=np.uint8)[tab.call_i]
+    xm_t[tab.call_t] = letters
+    xm = bytearray(b"." * (n + 1))
+    np.frombuffer(xm, dtype=np.uint8)[qt] = xm_t  # (where there is no base: into the pad)
+    # the calls M and U (in target order, the oriented read's), and the index in the read as given of those
+    # on a base of the read: C restored there in the mod record
+    mu = letters != _DOT_U8
+    mu_t = tab.call_t[mu]
+    cg = qt[mu_t]
+    on = cg >= _ZERO
+    cg, on_letters = cg[on], letters[mu][on]
+    # mismatches against the unconverted reference per target position (any base but A, C, G, T mismatches;
+    # where the target has no base of the read, the pads too, the read mismatches), of the read and of the
+    # restored read, which matches at the calls M and U (where they have no base: see the pads again below)
+    miss = np.empty((2, tab.length + 2), dtype=bool)
+    np.not_equal(base, tab.tgt_cmp, out=miss[0])
+    miss[1] = miss[0]
+    miss[1, mu_t] = False
     # MM/ML on the oriented read (the record's original orientation, see module docstring): skips over the
-    # other C before each called one
-    skips = (restored == _C).nonzero()[0].searchsorted(cq)  # C before each called one
-    skips[1:] -= skips[:-1] + 1
-    mm = "C+m?" + "".join(map(_COMMA_NUMBER.__getitem__, skips.tolist()) if n < _NUMBERS else
-                          [f",{k}" for k in skips.tolist()]) + ";"
-    probs = _ML[letter]
-    # mismatches against the unconverted reference (any base but A, C, G, T mismatches), of the read and of
-    # the restored read (which matches at the restored C), as columns in target order
-    miss_t = base_t != tab.tgt_cmp
-    rev = place.strand == "-"
-    bounds = [0, *[e + 1 for e in ends.tolist()], n_m]  # the gap-free blocks' first columns, and the end
-    gaps = []  # (column, deleted target letters in record orientation, inserted bases) between blocks
+    # other C before each called one (no other called one lies between two): the read as given with the calls
+    # marked (0xff: no ASCII letter), all but its C and the marks deleted, cut at the marks
+    marked = bytearray(given)
+    np.frombuffer(marked, dtype=np.uint8)[cg] = _MARK
+    runs = marked.translate(None, _NOT_C_OR_MARK).split(b"\xff")
+    skips = map(len, runs[:0:-1] if minus else runs[:-1])  # (a minus read's C before a call: after it as given)
+    mm = "C+m?" + "".join(map(_COMMA_NUMBER.__getitem__, skips) if n < _NUMBERS else
+                          [f",{k}" for k in skips]) + ";"
+    probs = on_letters.tobytes().translate(_ML_OF)
+    # the aligned columns, the CIGAR (in target order) and the deletions
+    t0, t1 = aln.target_start, aln.target_end
+    first, last = int(qt[t0 + 1]), int(qt[t1])  # the oriented read's first and last aligned base
+    if minus:
+        first, last = n - 1 - first, n - 1 - last
     ref_letters = tab.comp if rev else tab.tgt
-    for b in bounds[1:-1]:
-        t_prev, t_next = int(tm[b - 1]), int(tm[b])
-        d = ref_letters[t_prev + 1:t_next].tobytes().decode("ascii")
-        gaps.append((b, d[::-1] if rev else d, int(qm[b] - qm[b - 1]) - 1))
-    cigar: list[tuple[str, int]] = []
-    for i in range(len(bounds) - 1):
-        if i:
-            _, d, ins = gaps[i - 1]
-            if d:
-                cigar.append(("D", len(d)))
-            if ins:
-                cigar.append(("I", ins))
-        cigar.append(("M", bounds[i + 1] - bounds[i]))
-    first, last = int(qm[0]), int(qm[-1])
+    if _gap_free(aln, first, last):  # the columns are one slice
+        cigar, n_gap = [("M", t1 - t0)], 0
+        cols = miss[:, t0:t1 + 2]  # with a pad on each side
+        cols[1, 0] = cols[1, -1] = True
+        md, md_mod = _md_both(cols, ref_letters[t0:t1 + 1], rev)
+        nm, nm_mod = len(md.translate(None, _DIGITS)), len(md_mod.translate(None, _DIGITS))  # (its letters)
+    else:
+        cigar, dels, n_gap, at = _gapped(aln, qt, minus, n, rev, ref_letters, result.read_id)
+        cols = miss[:, at]
+        cols[1, 0] = cols[1, -1] = True
+        ref = np.frombuffer(ref_letters, dtype=np.uint8)[at[:-1]]
+        md, md_mod = _md(cols[0], ref, dels, rev), _md(cols[1], ref, dels, rev)
+        nm, nm_mod = np.count_nonzero(cols[0]) + (n_gap - 2), np.count_nonzero(cols[1]) + (n_gap - 2)
     cigar = ([("S", first)] if first else []) + cigar + ([("S", n - 1 - last)] if n - 1 - last else [])
-    n_gap = sum(g[2] + len(g[1]) for g in gaps)
     if rev:
         cigar.reverse()
-    dels = [(b, d) for b, d, _ in gaps if d]
-    # MD and NM: mismatches per aligned column, padded (see _md)
-    ref_m = np.empty(n_m + 1, dtype=np.uint8)
-    ref_m[1:] = ref_letters[tm]
-    miss, miss_mod = np.empty(n_m + 2, dtype=bool), np.empty(n_m + 2, dtype=bool)
-    miss[0] = miss[-1] = miss_mod[0] = miss_mod[-1] = True
-    miss[1:-1] = miss_t[tm]
-    miss_t[tab.call_t[sel]] = False  # the restored read matches at the restored C
-    miss_mod[1:-1] = miss_t[tm]
-    md, md_mod = _md(miss, ref_m, dels, rev), _md(miss_mod, ref_m, dels, rev)
-    nm, nm_mod = np.count_nonzero(miss) - 2 + n_gap, np.count_nonzero(miss_mod) - 2 + n_gap
-    # the record's orientation: the genome's forward strand
-    restored_b, xm_b = restored[:n].tobytes(), xm[:n].tobytes()
-    if rev:
-        rec_read, rec_restored = oriented.translate(_COMP_BYTES)[::-1], restored_b.translate(_COMP_BYTES)[::-1]
-        xm_b = xm_b[::-1]
-        qual = b"\xff" * n if oq is None else oq[::-1].tobytes()
+    # the record's orientation: the genome's forward strand; the plain and the restored bases packed together
+    if flip:  # (the complement's complement is not always the letter itself: U -> A -> T)
+        rec_read = (given if minus else seq.translate(_COMP_BYTES))[::-1]
     else:
-        rec_read, rec_restored = oriented, restored_b
-        qual = b"\xff" * n if oq is None else oq.tobytes()
-    pos = place.frame.genome_of_target(int(tm[-1] if rev else tm[0]))
+        rec_read = given.translate(_COMP_BYTES) if minus else seq
+    odd = n & 1
+    both = bytearray((rec_read + b"=" if odd else rec_read) * 2)  # '=': pack_seq's pad of an odd length
+    m = n + odd
+    restored = np.frombuffer(both, dtype=np.uint8)[m:m + n]
+    (restored[::-1] if flip else restored)[cg] = _G if rev else _C
+    packed = pack_seq(bytes(both))
+    xm_b = bytes(xm[:n])
+    quals = result.qualities
+    qual = b"\xff" * n if quals is None else np.asarray(quals, dtype=np.uint8).tobytes()
+    if flip:
+        xm_b = xm_b[::-1]
+        if quals is not None:
+            qual = qual[::-1]
+    pos = genome[t1 - 1 if rev else t0]
     cig = cigar_bytes(cigar)
-    plain = b"".join((cig, pack_seq(rec_read), qual, _i(b"NM", nm), _z(b"MD", md), b"XMZ", xm_b, b"\0XRZCT\0",
+    plain = b"".join((cig, packed[:m >> 1], qual, _i(b"NM", nm), b"MDZ", md, b"\0XMZ", xm_b, b"\0XRZCT\0",
                       b"XGZGA\0" if rev else b"XGZCT\0"))
-    mod = [cig, pack_seq(rec_restored), qual, _i(b"NM", nm_mod), _z(b"MD", md_mod), _z(b"MM", mm)]
-    if len(probs):
-        mod.append(b"MLBC" + _I32.pack(len(probs)) + probs.tobytes())
+    mod = [cig, packed[m >> 1:], qual, _i(b"NM", nm_mod), b"MDZ", md_mod, b"\0", _z(b"MM", mm)]
+    if probs:
+        mod.append(b"MLBC" + _I32.pack(len(probs)) + probs)
     mod += [_i(b"MN", n), b"YBZ", rec_read, b"\0"]
-    return ReadParts(min_qual, result.amplicon, pos, reg2bin(pos, pos + int(tm[-1] - tm[0]) + 1), len(cigar), n,
-                     rev, plain, b"".join(mod), tag_bytes(_fixed_tags(result)))
+    parts = _new(ReadParts)  # (a frozen dataclass's __init__ sets its ten fields one by one, slowly)
+    parts.__dict__.update(min_qual=min_qual, amplicon=result.amplicon, pos=pos, bin=reg2bin(pos, pos + t1 - t0),
+                          n_cigar=len(cigar), l_seq=n, reverse=rev, plain=plain, mod=b"".join(mod),
+                          tail=tag_bytes(_fixed_tags(result)))
+    return parts
+
+
+_new = object.__new__
+
+
+def _gap_free(aln: AlignedRead, first: int, last: int) -> bool:
+    """No insertion and no deletion between the oriented read's ``first`` and ``last`` aligned base: the aligned
+    columns are the target positions ``target_start`` .. ``target_end - 1`` (else ``_gapped`` finds them; for a
+    read without a gap it gives the same, a test shows)."""
+    return aln.insertions == 0 and last - first == aln.target_end - aln.target_start - 1 and last >= first
+
+
+def _gapped(aln: AlignedRead, qt: np.ndarray, minus: bool, n: int, rev: bool, ref_letters: bytes,
+            read_id: str) -> tuple[list[tuple[str, int]], list[tuple[int, bytes]], int, np.ndarray]:
+    """The aligned columns of a read with insertions or deletions: its CIGAR in target order (without the soft
+    clips), the deletions as ``_md`` takes them, the read and reference bases the gaps hold (NM's share), and
+    the padded target positions of the columns with a pad on each side."""
+    t0, t1 = aln.target_start, aln.target_end
+    tm = (aln.read_pos[t0:t1] >= 0).nonzero()[0]
+    if len(tm) == 0:
+        raise ValueError(f"read {read_id}: no aligned base")
+    tm += t0
+    qm = qt[tm + 1]  # their index in the oriented read
+    if minus:
+        qm = n - 1 - qm
+    n_m = len(tm)
+    dq = qm[1:] - qm[:-1]
+    ends = ((dq != 1) | (tm[1:] - tm[:-1] != 1)).nonzero()[0]  # last columns of the gap-free blocks but the last
+    if len(ends) and dq[ends].min() <= 0:  # (elsewhere dq is 1)
+        raise ValueError(f"read {read_id}: read positions do not increase along the target")
+    bounds = [0, *[e + 1 for e in ends.tolist()], n_m]  # the gap-free blocks' first columns, and the end
+    cigar: list[tuple[str, int]] = [("M", bounds[1])]
+    dels: list[tuple[int, bytes]] = []
+    n_gap = 0
+    for i, b in enumerate(bounds[1:-1], 1):
+        t_prev, t_next = int(tm[b - 1]), int(tm[b])
+        d = ref_letters[t_prev + 2:t_next + 1]  # (ref_letters: after one pad)
+        ins = int(qm[b] - qm[b - 1]) - 1
+        if d:
+            cigar.append(("D", len(d)))
+            dels.append((b, d[::-1] if rev else d))
+        if ins:
+            cigar.append(("I", ins))
+        cigar.append(("M", bounds[i + 1] - b))
+        n_gap += len(d) + ins
+    return cigar, dels, n_gap, np.concatenate(([t0], tm + 1, [t1 + 1]))
 
 
 _I32 = struct.Struct("<i")
