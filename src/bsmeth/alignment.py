@@ -376,6 +376,16 @@ def normalise_gaps(blocks: list[list[int]], tcode: str, q: str) -> list[list[int
 
 def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | None:
     """Best local alignment of the read (either orientation) to the target; None if nothing aligns."""
+    steps = align_steps(amp, seq, qual)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def align_steps(amp: Amplicon, seq: str, qual: np.ndarray | None):
+    """``align`` in steps (a generator returning its value): the vote, the alignment, the projection."""
     tab = _tables(amp)
     cands = orient(amp, clean_read(seq))
     best = None
@@ -388,9 +398,11 @@ def align(amp: Amplicon, seq: str, qual: np.ndarray | None) -> AlignedRead | Non
     if best is None or best[1] <= 0:
         return None
     o, _, q, lo, hi = best
+    yield
     score, blocks = _local(tab, q[lo:hi], lo)
     if score <= 0 or not blocks:
         return None
+    yield
     blocks = normalise_gaps(_clip_ends(blocks), tab.tcode, q)
     quals = None
     if qual is not None:

@@ -16,7 +16,7 @@ from typing import Callable, Generator, Iterable, Iterator, Optional, Sequence, 
 import numpy as np
 
 from . import __version__
-from .alignment import align
+from .alignment import align_steps
 from .assign import assign
 from .calling import call_read, genotype
 from .coords import one_based
@@ -107,7 +107,7 @@ def read_steps(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config
     if hq < config.min_hq_bases:
         reason, detail = verdict(None, None, hq, config)
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
-    aln = align(amp, read.seq, read.qual)
+    aln = yield from align_steps(amp, read.seq, read.qual)
     yield
     signals = signals_at(read, aln, c_positions(amp, aln)) if aln is not None and read.trace is not None else {}
     yield
