@@ -22,6 +22,7 @@ from .calling import call_read, genotype
 from .coords import one_based
 from .evidence import signals_at
 from .files import shown
+from .memo import by_identity
 from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Status, Unreadable, register_panel
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
@@ -213,8 +214,12 @@ def process_files(jobs: Sequence[tuple[Path, str]], panel: Union[Panel, Amplicon
 
 
 def as_panel(x: Union[Panel, Amplicon]) -> Panel:
-    """The one-amplicon form as a panel of one."""
-    return x if isinstance(x, Panel) else Panel((x,))
+    """The one-amplicon form as a panel of one: the same panel each time for the same amplicon, so that the
+    tables kept per panel (``readsbam.panel_parts``) are made once, not for every chunk of files."""
+    return x if isinstance(x, Panel) else by_identity(_PANELS, x, lambda: Panel((x,)))
+
+
+_PANELS: dict = {}
 
 
 _WORKER: dict = {}
