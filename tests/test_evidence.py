@@ -15,6 +15,7 @@ from bsmeth.evidence import (
     MIXED_RATIO,
     REF_HALF,
     PeakSignal,
+    _heights,
     called_values,
     is_mixed,
     peak_heights,
@@ -225,6 +226,28 @@ def test_peak_heights_equal_the_rule_position_by_position(data, dtype):
     xs = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=12)))
     assert peak_heights(ch, xs, half, window).tolist() == [_height_by_hand(ch.tolist(), int(x), half, window)
                                                           for x in xs.tolist()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([">i2", "<i2", ">u2", "int32", "float64"]))
+def test_heights_of_several_channels_equal_the_rule(data, dtype):
+    """``_heights`` on several rows of a matrix at once (as ``signals_at`` asks it), windows all inside the
+    trace (its strided gather) or some past an end (its clipped one): the rule, row by row."""
+    n = data.draw(st.integers(30, 120))
+    top = data.draw(st.sampled_from([4, 3000]))  # a few levels: ties, where the flank rule is easiest to get wrong
+    mat = np.array(data.draw(st.lists(st.lists(st.integers(0, top), min_size=n, max_size=n), min_size=4,
+                                      max_size=4))).astype(dtype)
+    half = data.draw(st.integers(1, 3))
+    window = data.draw(st.integers(half + 1, 12))
+    reach = max(window, half + 1)
+    inside = data.draw(st.booleans())
+    lo, hi = (reach, n - reach - 1) if inside else (0, n - 1)
+    xs = np.array(data.draw(st.lists(st.integers(lo, hi), min_size=1, max_size=20)), dtype=np.int32)
+    rows = np.array(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=4)))
+    got = _heights(mat, rows, xs, half, window)
+    assert got.shape == (len(rows), len(xs)) and got.dtype == np.float64
+    for r, line in zip(rows.tolist(), got.tolist()):
+        assert line == [_height_by_hand(mat[r].tolist(), int(x), half, window) for x in xs.tolist()]
 
 
 @pytest.mark.parametrize("n_calls", [(), (3,), (40, 41, 90)])
