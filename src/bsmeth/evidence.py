@@ -215,12 +215,15 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
     g = g.astype(native, order="C", copy=False).reshape(w, -1)
     lo = reach - half  # the peak window is lines lo..last; lines lo - 1 and last + 1 flank it
     last = reach + half
-    top = np.maximum.reduce(g[lo:last], axis=0)  # the maximum of the window but its last point
-    end = g[last]
-    peak = np.maximum(top, end)
-    flank = (g[lo] == peak) & (g[lo - 1] > peak)  # the maximum first at the first point, and rising beyond it
-    flank |= (end > top) & (g[last + 1] > end)  # ... at the last point
-    np.copyto(peak, g[reach], where=flank)  # the value at the position instead
+    if half:
+        top = np.maximum.reduce(g[lo:last], axis=0)  # the maximum of the window but its last point
+        end = g[last]
+        peak = np.maximum(top, end)
+        flank = (g[lo] == peak) & (g[lo - 1] > peak)  # the maximum first at the first point, and rising beyond it
+        flank |= (end > top) & (g[last + 1] > end)  # ... at the last point
+        np.copyto(peak, g[reach], where=flank)  # the value at the position instead
+    else:  # a window of one point: the value at the position, flank or not
+        peak = g[reach]
     out = np.subtract(peak, np.minimum.reduce(g[reach - window:reach + window + 1], axis=0), dtype=np.float64)
     return out.reshape(len(rows), len(xs))
 
