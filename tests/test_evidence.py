@@ -164,6 +164,29 @@ def test_calls_mixed_and_contradicted(orientation):
     assert got[3].c_signal is not None and got[3].c_frac < 0.05
 
 
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_calls_from_any_mapping_of_peak_signals_equal_those_from_signals(orientation):
+    """``call_read`` takes ``Signals`` or any mapping target -> ``PeakSignal``: the same calls, evidence and
+    contradictions either way (a contradicted, a mixed and an uncovered CpG among them)."""
+    seq, second = molecule(methylated={5}, mixed={12: 0.55})
+    n = len(seq)
+    read_seq = seq if orientation == "+" else revcomp(seq)
+    t5 = CPG[5].target_pos
+    i5 = t5 if orientation == "+" else n - 1 - t5
+    calls = read_seq[:i5] + ("T" if orientation == "+" else "A") + read_seq[i5 + 1:]
+    read = trace_read(seq, second, orientation, calls=calls)
+    aln = aligned(read)
+    sig = signals_at(read, aln, c_positions(AMP, aln))
+    without_8 = {t: sig[t] for t in sig if t != CPG[8].target_pos}  # no signal at CpG 8
+    for a, b in ((sig, {t: sig[t] for t in sig}), (signals_at(read, aln, list(without_8)), without_8)):
+        x, y = call_read(AMP, aln, CallConfig(), a), call_read(AMP, aln, CallConfig(), b)
+        assert (x.codes, x.whys, x.bases, x.quals, x.contradicted) == (y.codes, y.whys, y.bases, y.quals,
+                                                                       y.contradicted)
+        assert x.c_signal.tobytes() == y.c_signal.tobytes() and x.t_signal.tobytes() == y.t_signal.tobytes()
+    got = {c.cpg.number: c for c in x}
+    assert got[5].contradicted and got[12].why is Why.MIXED and got[8].c_signal is None and got[7].t_signal > 0
+
+
 def _qc(mixed_cpgs, traced_cpgs, mixed_cph=0, traced_cph=54) -> ReadQC:
     return ReadQC(aligned_bases=180, identity=1.0, mismatches=0, converted=54, unconverted=0, hq_bases=500,
                   mixed_cpgs=mixed_cpgs, traced_cpgs=traced_cpgs, mixed_cph=mixed_cph, traced_cph=traced_cph)
