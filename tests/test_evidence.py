@@ -15,6 +15,7 @@ from bsmeth.evidence import (
     MIXED_RATIO,
     REF_HALF,
     PeakSignal,
+    _heights,
     called_values,
     is_mixed,
     peak_heights,
@@ -163,6 +164,29 @@ def test_calls_mixed_and_contradicted(orientation):
     assert got[3].c_signal is not None and got[3].c_frac < 0.05
 
 
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_calls_from_any_mapping_of_peak_signals_equal_those_from_signals(orientation):
+    """``call_read`` takes ``Signals`` or any mapping target -> ``PeakSignal``: the same calls, evidence and
+    contradictions either way (a contradicted, a mixed and an uncovered CpG among them)."""
+    seq, second = molecule(methylated={5}, mixed={12: 0.55})
+    n = len(seq)
+    read_seq = seq if orientation == "+" else revcomp(seq)
+    t5 = CPG[5].target_pos
+    i5 = t5 if orientation == "+" else n - 1 - t5
+    calls = read_seq[:i5] + ("T" if orientation == "+" else "A") + read_seq[i5 + 1:]
+    read = trace_read(seq, second, orientation, calls=calls)
+    aln = aligned(read)
+    sig = signals_at(read, aln, c_positions(AMP, aln))
+    without_8 = {t: sig[t] for t in sig if t != CPG[8].target_pos}  # no signal at CpG 8
+    for a, b in ((sig, {t: sig[t] for t in sig}), (signals_at(read, aln, list(without_8)), without_8)):
+        x, y = call_read(AMP, aln, CallConfig(), a), call_read(AMP, aln, CallConfig(), b)
+        assert (x.codes, x.whys, x.bases, x.quals, x.contradicted) == (y.codes, y.whys, y.bases, y.quals,
+                                                                       y.contradicted)
+        assert x.c_signal.tobytes() == y.c_signal.tobytes() and x.t_signal.tobytes() == y.t_signal.tobytes()
+    got = {c.cpg.number: c for c in x}
+    assert got[5].contradicted and got[12].why is Why.MIXED and got[8].c_signal is None and got[7].t_signal > 0
+
+
 def _qc(mixed_cpgs, traced_cpgs, mixed_cph=0, traced_cph=54) -> ReadQC:
     return ReadQC(aligned_bases=180, identity=1.0, mismatches=0, converted=54, unconverted=0, hq_bases=500,
                   mixed_cpgs=mixed_cpgs, traced_cpgs=traced_cpgs, mixed_cph=mixed_cph, traced_cph=traced_cph)
@@ -220,11 +244,33 @@ def _height_by_hand(ch: list, x: int, half: int, window: int) -> float:
 def test_peak_heights_equal_the_rule_position_by_position(data, dtype):
     n = data.draw(st.integers(3, 60))
     ch = np.array(data.draw(st.lists(st.integers(-40, 3000), min_size=n, max_size=n))).astype(dtype)
-    half = data.draw(st.integers(1, 3))
+    half = data.draw(st.integers(0, 3))
     window = data.draw(st.integers(half + 1, 20))
     xs = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=12)))
     assert peak_heights(ch, xs, half, window).tolist() == [_height_by_hand(ch.tolist(), int(x), half, window)
                                                           for x in xs.tolist()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([">i2", "<i2", ">u2", "int32", "float64"]))
+def test_heights_of_several_channels_equal_the_rule(data, dtype):
+    """``_heights`` on several rows of a matrix at once (as ``signals_at`` asks it), windows all inside the
+    trace (its strided gather) or some past an end (its clipped one): the rule, row by row."""
+    n = data.draw(st.integers(30, 120))
+    top = data.draw(st.sampled_from([4, 3000]))  # a few levels: ties, where the flank rule is easiest to get wrong
+    mat = np.array(data.draw(st.lists(st.lists(st.integers(0, top), min_size=n, max_size=n), min_size=4,
+                                      max_size=4))).astype(dtype)
+    half = data.draw(st.integers(0, 3))
+    window = data.draw(st.integers(half + 1, 12))
+    reach = max(window, half + 1)
+    inside = data.draw(st.booleans())
+    lo, hi = (reach, n - reach - 1) if inside else (0, n - 1)
+    xs = np.array(data.draw(st.lists(st.integers(lo, hi), min_size=1, max_size=20)), dtype=np.int32)
+    rows = np.array(data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=4)))
+    got = _heights(mat, rows, xs, half, window)
+    assert got.shape == (len(rows), len(xs)) and got.dtype == np.float64
+    for r, line in zip(rows.tolist(), got.tolist()):
+        assert line == [_height_by_hand(mat[r].tolist(), int(x), half, window) for x in xs.tolist()]
 
 
 @pytest.mark.parametrize("n_calls", [(), (3,), (40, 41, 90)])

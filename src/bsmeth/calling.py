@@ -178,12 +178,14 @@ _NAN, _HALF, _ZERO, _TINY = (np.array(x) for x in (np.nan, 0.5, 0.0, 5e-324))  #
 _K_SNP_A, _K_MIXED_A = np.array(_K_SNP), np.array(_K_MIXED)
 
 
-def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: Optional[np.ndarray],
-           ct: Optional[np.ndarray], mixed: Optional[np.ndarray]) -> CpGCalls:
-    """Calls of the CpGs ``idx`` (indexes into amp.cpgs; None: all of them); ``ct``: their C and T peak signals
-    (2 rows, NaN where none) and ``mixed``: two templates there (``evidence.is_mixed``), or Nones for a read
-    without trace evidence."""
-    st = sites(amp)
+def _calls(amp: Amplicon, st: Sites, aln: AlignedRead, config: CallConfig, idx: Optional[np.ndarray],
+           ct: Optional[np.ndarray], mixed: Optional[np.ndarray], hit: Optional[np.ndarray]) -> CpGCalls:
+    """Calls of the CpGs ``idx`` (indexes into amp.cpgs; None: all of them); ``st``: ``sites(amp)``; ``ct``:
+    their C and T peak signals (2 rows, any value where ``hit`` is False), ``mixed``: two templates there
+    (``evidence.is_mixed``) and ``hit``: a signal was measured there, or Nones for a read without trace evidence.
+
+    The signals are masked once, where none was measured or none is kept (one ``np.where``: on arrays of one
+    entry per CpG each operation costs more than its work), and the contradiction is read from what is kept."""
     pos, snp_at, snp_code = st.cpg_t, st.snp_at, st.snp_code
     key0 = st.key_nome if config.nome else st.key_plain
     if idx is not None:
@@ -204,8 +206,8 @@ def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: Optional[np
     cs = ts = None
     contra = b""
     if ct is not None:
-        cs, ts = np.where(row[:, 3], ct, _NAN)
-        c, t = ct
+        cs, ts = np.where(row[:, 3] & hit, ct, _NAN)  # NaN where no evidence is kept, or none was found
+        c, t = cs, ts  # no contradiction without evidence (``_AGAINST`` is 0 where none is kept)
         total = c + t
         f = c / np.maximum(total, _TINY)  # c's share of the signal (NaN compares false), where there is some
         contra = ((_AGAINST[key] * (_HALF - f) > _ZERO) & (total > _ZERO)).view(np.uint8).tobytes()
@@ -214,24 +216,24 @@ def _calls(amp: Amplicon, aln: AlignedRead, config: CallConfig, idx: Optional[np
                     np.maximum(q, row[:, 2]).astype(np.uint8, copy=False).tobytes(), cs, ts, contra)
 
 
-def _signal_arrays(amp: Amplicon, idx: Optional[np.ndarray], signals) -> tuple:
-    """Per-CpG C and T signals (2 rows, NaN where a CpG has none) and mixed flags from ``signals``; Nones
-    without signals."""
+def _signal_arrays(pos: np.ndarray, signals) -> tuple:
+    """Per-CpG C and T signals (2 rows, any value where a CpG has none), mixed flags and whether the CpG has a
+    signal, from ``signals`` at the CpGs' target positions ``pos``; Nones without signals."""
     if not signals:
-        return None, None
-    pos = sites(amp).cpg_t if idx is None else sites(amp).cpg_t[idx]
+        return None, None, None
     if isinstance(signals, Signals):
         tg = signals.targets
         j = tg.searchsorted(pos)  # len(tg) past the last: clipped, and no hit
         hit = tg.take(j, mode="clip") == pos
-        return (np.where(hit, signals.heights.take(j, axis=1, mode="clip"), _NAN),
-                hit & signals.mixed.take(j, mode="clip"))
+        return signals.heights.take(j, axis=1, mode="clip"), hit & signals.mixed.take(j, mode="clip"), hit
     out = np.full((3, len(pos)), np.nan)
+    hit = np.zeros(len(pos), dtype=bool)
     for k, p in enumerate(pos.tolist()):
         s = signals.get(p)
         if s is not None:
             out[:, k] = (s.c, s.t, s.ref)
-    return out[:2], is_mixed(out[0], out[1], out[2])  # NaN (no signal) is not mixed
+            hit[k] = True
+    return out[:2], is_mixed(out[0], out[1], out[2]), hit  # NaN (no signal) is not mixed
 
 
 def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig, signals=None) -> CpGCalls:
@@ -239,15 +241,17 @@ def call_read(amp: Amplicon, aln: AlignedRead, config: CallConfig, signals=None)
 
     ``signals``: ``evidence.Signals`` (or any mapping target position -> ``PeakSignal``), or None.
     """
-    return _calls(amp, aln, config, None, *_signal_arrays(amp, None, signals))
+    st = sites(amp)
+    return _calls(amp, st, aln, config, None, *_signal_arrays(st.cpg_t, signals))
 
 
 def call_cpg(amp: Amplicon, cpg: CpG, aln: AlignedRead, config: CallConfig,
              signal: Optional[PeakSignal] = None) -> CpGCall:
     """The call of one CpG (the same rules as ``call_read``, which calls them all at once)."""
     idx = np.array([amp.cpgs.index(cpg)])
-    sig = (None, None) if signal is None else (np.array([[signal.c], [signal.t]]), np.array([signal.mixed]))
-    return _calls(amp, aln, config, idx, *sig)[0]
+    sig = ((None, None, None) if signal is None else
+           (np.array([[signal.c], [signal.t]]), np.array([signal.mixed]), np.ones(1, dtype=bool)))
+    return _calls(amp, sites(amp), aln, config, idx, *sig)[0]
 
 
 def _alleles(amp: Amplicon):

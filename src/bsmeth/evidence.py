@@ -156,7 +156,7 @@ def geometry(peaks: np.ndarray) -> tuple[int, int]:
     if len(peaks) > 1:  # the median base spacing
         d = peaks[1:] - peaks[:-1]
         k = len(d)
-        part = np.partition(d, ((k - 1) // 2, k // 2))
+        part = np.sort(d)  # faster than np.partition on a few hundred small integers
         spacing = (float(part.item((k - 1) // 2)) + float(part.item(k // 2))) / 2
     return max(1, int(round(spacing * PEAK_HALF))), max(4, int(round(spacing * 1.5)))
 
@@ -180,38 +180,52 @@ def _heights(channels: np.ndarray, rows: np.ndarray, xs: np.ndarray, half: int, 
              extremes: Optional[tuple[int, int]] = None) -> np.ndarray:
     """``peak_heights`` of the channels ``channels[rows]`` (a 2-D array, any number type) at the same positions.
 
-    Every window of every row in one gather (whole windows from a strided view of the channels when all lie
-    inside the trace, else point by point, clipped to it), laid out (row, window point, position) so that each
-    reduction runs across positions; the peak window and the point beyond each of its ends lie inside the
-    baseline window (``geometry`` makes it so), which is all that is gathered.  The maxima, minima and
-    comparisons are exact in the channels' own number type (no converted copy of the windows); only the two
-    heights per position are subtracted, in float64 (exact for instrument channels, which are integers).
+    Every window of every row in one gather (from a strided view of the channels when all lie inside the
+    trace, else point by point, clipped to it) and one copy into a table of one line per window point and one
+    column per (row, position), in the channels' number type but the machine's byte order (an .ab1 file's
+    channels are big-endian: every comparison on them would swap bytes again).  Each step is then one
+    operation across all columns; the peak window and the point beyond each of its ends lie inside the
+    baseline window (``geometry`` makes it so), which is all that is gathered.
+
+    The flank rule without ``argmax``: the window's maximum is first at its first point exactly when that point
+    equals the maximum, and first at its last point exactly when that point exceeds the maximum of the others.
+    The maxima, minima and comparisons are exact in the channels' own number type; only the two heights per
+    position are subtracted, in float64 (exact for instrument channels, which are integers).  The peak is
+    never below the baseline (the baseline window holds the position itself): no clipping at 0 is needed.
     ``extremes``: (min, max) of ``xs`` when the caller has them.
     """
     n = channels.shape[1]
     xs = np.asarray(xs)
     reach = max(window, half + 1)
+    w = 2 * reach + 1
     rows = np.asarray(rows, dtype=np.intp)
     if len(xs) and extremes is None:
         extremes = int(xs.min()), int(xs.max())
+    native = channels.dtype.newbyteorder("=")
     if len(xs) and (extremes[0] < reach or extremes[1] >= n - reach):  # windows past an end repeat the end value
-        g = channels.take(rows[:, None, None] * n + np.clip(_offsets(reach)[:, None] + xs, 0, n - 1))
-    else:  # every window inside the trace (nearly always): copied whole from a strided view of the channels
+        g = channels.take(rows[:, None] * n + np.clip(_offsets(reach)[:, None, None] + xs, 0, n - 1))
+    else:  # every window inside the trace (nearly always): gathered from a strided view of the channels
         m = np.ascontiguousarray(channels)
         step = m.strides[1]
-        w = 2 * reach + 1
-        windows = np.ndarray((m.shape[0], n - w + 1, w), dtype=m.dtype, buffer=m,
-                             strides=(m.strides[0], step, step))  # windows[r, k] is m[r, k:k + w], no copy
-        g = np.ascontiguousarray(windows[rows[:, None], xs - reach].transpose(0, 2, 1))
-    lo = reach - half  # the peak window is g[:, lo:lo + 2 * half + 1]; g[:, lo - 1] and g[:, hi] flank it
-    hi = reach + half + 1
-    inner = g[:, lo:hi]
-    where = inner.argmax(axis=1)
-    peak = inner.max(axis=1)
-    flank = ((where == _FIRST) & (g[:, lo - 1] > peak)) | ((where == np.array(2 * half)) & (g[:, hi] > peak))
-    peak = np.where(flank, inner[:, half], peak).astype(np.float64)
-    peak -= g[:, reach - window:reach + window + 1].min(axis=1)
-    return np.maximum(peak, _ZERO, out=peak)
+        windows = np.ndarray((w, m.shape[0], n - w + 1), dtype=m.dtype, buffer=m,
+                             strides=(step, m.strides[0], step))  # windows[k, r, j] is m[r, j + k], no copy
+        g = windows[:, rows[:, None], xs - reach]
+    # line k: point k - reach of every window, each line contiguous (the gather leaves the windows contiguous
+    # instead, and a reduction across lines of that layout costs four times as much)
+    g = g.astype(native, order="C", copy=False).reshape(w, -1)
+    lo = reach - half  # the peak window is lines lo..last; lines lo - 1 and last + 1 flank it
+    last = reach + half
+    if half:
+        top = np.maximum.reduce(g[lo:last], axis=0)  # the maximum of the window but its last point
+        end = g[last]
+        peak = np.maximum(top, end)
+        flank = (g[lo] == peak) & (g[lo - 1] > peak)  # the maximum first at the first point, and rising beyond it
+        flank |= (end > top) & (g[last + 1] > end)  # ... at the last point
+        np.copyto(peak, g[reach], where=flank)  # the value at the position instead
+    else:  # a window of one point: the value at the position, flank or not
+        peak = g[reach]
+    out = np.subtract(peak, np.minimum.reduce(g[reach - window:reach + window + 1], axis=0), dtype=np.float64)
+    return out.reshape(len(rows), len(xs))
 
 
 _ROW = np.full(256, 4, dtype=np.intp)  # the row of Trace.matrix holding a base call's own channel (4: none)
