@@ -61,6 +61,7 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
     "bench_call": (["--smoke"], [
         r"^16 traces \(seed-study design, 1 clones",
         rf"^  per-read path .*: {NUM} ms/read CPU \({NUM} ms wall\)$",
+        rf"^  the same and the reads\.bam record parts .*: {NUM} ms/read CPU \({NUM} ms wall\)$",
         rf"^    reads\.bam record parts \(with_parts\): {NUM} ms/read CPU$",
         rf"^  whole process, --threads 1: {NUM} s wall, peak RSS \d+ MiB$",
         rf"^  whole process, --threads 2: {NUM} s wall, peak RSS \d+ MiB$",
