@@ -5,6 +5,8 @@
     git worktree add /tmp/bsmeth-old aa21066
     python benchmarks/bench_run.py --baseline /tmp/bsmeth-old   # old and new code, runs interleaved
     python benchmarks/bench_run.py --smoke                  # 4 simulated traces, PNG only, -j 1 (CI: it runs)
+    python benchmarks/bench_run.py --traces 2000 --repeats 2 --no-stages --baseline /tmp/bsmeth-old
+                                                            # a large plate: the seed study simulated, ~2,000 traces
 
 Whole-process time runs ``bsmeth run`` in a fresh process (imports included, Python's bytecode cached as
 after ``pip install``, one untimed run of each tree first), as a user would, on the README's main command.
@@ -45,6 +47,15 @@ def smoke_reads(folder: Path) -> Path:
     design = seed_study_design()
     design = replace(design, conditions=tuple(replace(c, n_clones=2) for c in design.conditions[:2]), faults={})
     simulate(design, load_amplicon(), folder, seed=1)
+    return folder
+
+
+def plate_reads(folder: Path, n: int) -> Path:
+    """The seed study simulated with about ``n`` traces (8 samples of (n - 8) / 8 clones, and its 8 faults), as
+    ``bench_call.py --scale`` makes them."""
+    from bench_call import make_traces  # benchmarks/ is this script's folder, first on sys.path
+
+    make_traces(folder, max(1, (n - 8) // 8), seed=2)
     return folder
 
 
@@ -131,6 +142,8 @@ def main() -> None:
     ap.add_argument("--formats", default="svg,png,pdf", help="figure formats (default: run's, svg,png,pdf)")
     ap.add_argument("--no-stages", action="store_true", help="whole runs only")
     ap.add_argument("--smoke", action="store_true", help="4 simulated traces, PNG only, one run with -j 1 (CI)")
+    ap.add_argument("--traces", type=int, default=0,
+                    help="instead of example_reads/, the seed study simulated with about this many traces")
     ap.add_argument("--stages", nargs=2, type=Path, metavar=("READS", "OUT"),
                     help="only the stage breakdown, in this (fresh) interpreter: used by the main run")
     args = ap.parse_args()
@@ -144,7 +157,8 @@ def main() -> None:
     if args.baseline is not None and not args.smoke:
         trees.insert(0, (f"baseline {args.baseline}", args.baseline.resolve() / "src"))
     with tempfile.TemporaryDirectory() as tmp:
-        reads = smoke_reads(Path(tmp) / "reads") if args.smoke else EXAMPLE
+        reads = (smoke_reads(Path(tmp) / "reads") if args.smoke else
+                 plate_reads(Path(tmp) / "reads", args.traces) if args.traces else EXAMPLE)
         n = sum(1 for _ in reads.glob("*/*.ab1"))
         print(f"bsmeth run {reads.name} ({n} traces, formats {','.join(formats)}), {os.cpu_count()} CPUs, "
               f"Python {sys.version.split()[0]}")
