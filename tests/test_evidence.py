@@ -145,18 +145,23 @@ def test_no_trace_or_mismatched_peaks_give_no_signals():
     assert signals_at(cut, aln, c_positions(AMP, aln)) == {}
 
 
-@pytest.mark.parametrize("orientation", ["+", "-"])
-def test_calls_mixed_and_contradicted(orientation):
+def contradicted_read(orientation: str):
+    """(read, alignment, signals) of a clone methylated at CpG 5, mixed at CpG 12, whose base caller wrote T at
+    CpG 5 although the trace has a clean C peak there."""
     seq, second = molecule(methylated={5}, mixed={12: 0.55})
     n = len(seq)
     read_seq = seq if orientation == "+" else revcomp(seq)
-    # the base caller wrote T at CpG 5 although the trace has a clean C peak there
     t5 = CPG[5].target_pos
     i5 = t5 if orientation == "+" else n - 1 - t5
     calls = read_seq[:i5] + ("T" if orientation == "+" else "A") + read_seq[i5 + 1:]
     read = trace_read(seq, second, orientation, calls=calls)
     aln = aligned(read)
-    sig = signals_at(read, aln, c_positions(AMP, aln))
+    return read, aln, signals_at(read, aln, c_positions(AMP, aln))
+
+
+@pytest.mark.parametrize("orientation", ["+", "-"])
+def test_calls_mixed_and_contradicted(orientation):
+    read, aln, sig = contradicted_read(orientation)
     got = {c.cpg.number: c for c in call_read(AMP, aln, CallConfig(), sig)}
     assert got[5].call is Call.UNMETHYLATED and got[5].contradicted
     assert got[12].call is Call.NOT_DETERMINED and got[12].why is Why.MIXED
@@ -168,15 +173,7 @@ def test_calls_mixed_and_contradicted(orientation):
 def test_calls_from_any_mapping_of_peak_signals_equal_those_from_signals(orientation):
     """``call_read`` takes ``Signals`` or any mapping target -> ``PeakSignal``: the same calls, evidence and
     contradictions either way (a contradicted, a mixed and an uncovered CpG among them)."""
-    seq, second = molecule(methylated={5}, mixed={12: 0.55})
-    n = len(seq)
-    read_seq = seq if orientation == "+" else revcomp(seq)
-    t5 = CPG[5].target_pos
-    i5 = t5 if orientation == "+" else n - 1 - t5
-    calls = read_seq[:i5] + ("T" if orientation == "+" else "A") + read_seq[i5 + 1:]
-    read = trace_read(seq, second, orientation, calls=calls)
-    aln = aligned(read)
-    sig = signals_at(read, aln, c_positions(AMP, aln))
+    read, aln, sig = contradicted_read(orientation)
     without_8 = {t: sig[t] for t in sig if t != CPG[8].target_pos}  # no signal at CpG 8
     for a, b in ((sig, {t: sig[t] for t in sig}), (signals_at(read, aln, list(without_8)), without_8)):
         x, y = call_read(AMP, aln, CallConfig(), a), call_read(AMP, aln, CallConfig(), b)

@@ -21,20 +21,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from readfixtures import amplicon_forms
 
 from bsmeth.bam import fai_text
 from bsmeth.cli import cli
-from bsmeth.coords import GenomeAnchor, complement, revcomp
+from bsmeth.coords import complement, revcomp
 from bsmeth.models import CallConfig
 from bsmeth.pipeline import run_call
-from bsmeth.reference import (
-    DEFAULT_ANCHOR,
-    DEFAULT_FORWARD,
-    DEFAULT_REVERSE,
-    DEFAULT_SNPS,
-    build_amplicon,
-    load_amplicon,
-)
 from bsmeth.simulate import seed_study_design, simulate
 
 SAMTOOLS = shutil.which("samtools")
@@ -48,23 +41,9 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def forms() -> dict:
-    top = load_amplicon()
-    n = len(top.reference)
-    snps = tuple(replace(s, pos=n - 1 - s.pos, ref=revcomp(s.ref), alt=revcomp(s.alt)) for s in DEFAULT_SNPS)
-    plus = GenomeAnchor("hg19", "chr7", DEFAULT_ANCHOR.start, DEFAULT_ANCHOR.end, "+")
-    rc = revcomp(top.reference)
-    return {
-        "top": top,
-        "bottom": build_amplicon("IGFBP3_plus", rc, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=snps, anchor=plus),
-        "top_own": build_amplicon("IGFBP3 top", top.reference, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=DEFAULT_SNPS),
-        "bottom_own": build_amplicon("IGFBP3/bottom", rc, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=snps),
-    }
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    amps = forms()
+    amps = amplicon_forms()
     d = seed_study_design()
     d = replace(d, conditions=tuple(replace(c, n_clones=4) for c in (d.conditions[0], d.conditions[7])),
                 faults={"poor_conversion": 1, "duplicate": 1, "failed_read": 1, "empty_vector": 1})
@@ -408,7 +387,7 @@ def test_a_bismark_bam_is_read_and_called_as_its_xm_tags_say(runs, tmp_path):
 def test_reads_with_indels_and_unusual_names(tmp_path):
     """Insertions and deletions in the CIGAR and MD (checked by samtools calmd when present), and a read id that
     is no valid QNAME, round trip through reads.bam."""
-    amp = forms()["bottom_own"]
+    amp = amplicon_forms()["bottom_own"]
     from bsmeth.reference import convert
 
     conv = convert(amp.target)

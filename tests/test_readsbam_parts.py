@@ -11,17 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from readfixtures import amplicon_forms
 
 from bsmeth import readsbam
-from bsmeth.coords import GenomeAnchor, revcomp
+from bsmeth.coords import revcomp
 from bsmeth.models import CallConfig, Panel
 from bsmeth.pipeline import process_file
 from bsmeth.reference import (
-    DEFAULT_ANCHOR,
-    DEFAULT_FORWARD,
-    DEFAULT_REVERSE,
-    DEFAULT_SNPS,
-    build_amplicon,
     convert,
     load_amplicon,
 )
@@ -29,22 +25,6 @@ from bsmeth.simulate import seed_study_design, simulate
 
 MIN_QUAL = CallConfig().min_qual
 QUALS = (MIN_QUAL, 45)  # (the simulated traces' PHRED values reach below 45 often, below the default seldom)
-
-
-def forms() -> dict:
-    """IGFBP3 as shipped (top strand, on hg19's minus strand: flag 16), its reverse complement on the plus strand
-    (the bottom strand amplified: flag 0), and the two without an anchor (flag 0 and 16 the other way round)."""
-    top = load_amplicon()
-    n = len(top.reference)
-    snps = tuple(replace(s, pos=n - 1 - s.pos, ref=revcomp(s.ref), alt=revcomp(s.alt)) for s in DEFAULT_SNPS)
-    plus = GenomeAnchor("hg19", "chr7", DEFAULT_ANCHOR.start, DEFAULT_ANCHOR.end, "+")
-    rc = revcomp(top.reference)
-    return {
-        "top": top,
-        "bottom": build_amplicon("IGFBP3_plus", rc, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=snps, anchor=plus),
-        "top_own": build_amplicon("IGFBP3 top", top.reference, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=DEFAULT_SNPS),
-        "bottom_own": build_amplicon("IGFBP3/bottom", rc, DEFAULT_FORWARD, DEFAULT_REVERSE, snps=snps),
-    }
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +46,7 @@ def reads(tmp_path_factory):
 @pytest.fixture(scope="module", params=["top", "bottom", "top_own", "bottom_own"])
 def aligned(request, reads):
     """(amplicon, placement, the aligned results) of one form."""
-    amp = forms()[request.param]
+    amp = amplicon_forms()[request.param]
     cfg = CallConfig(write_bam=False)
     results = [r for f in reads for r in process_file(f, "s", amp, cfg) if r.aligned is not None and r.sequence]
     amps, places = readsbam.panel_parts(Panel((amp,)))
