@@ -103,7 +103,7 @@ def read_group_id(sample: str) -> str:
 class ReadParts:
     """The reads.bam and reads.mod.bam records of one aligned read, but for what QC may still change after the
     read is processed (the name, the flag's QC bits and the tags RG, YN, YA, YS, YR, YD, YP, which ``assemble``
-    adds).  Made where the read is processed (``pipeline.process_file``, in the worker processes), so that
+    adds).  Made where the read is processed (``pipeline.process_files``, in the worker processes), so that
     writing the BAMs is only assembling, sorting and compressing."""
 
     min_qual: int  # the --min-qual XM was made with
