@@ -248,7 +248,7 @@ def main() -> None:
             (n1, a), (n2, b) = sorted(peaks.items())
             slope = (b[1][1] - a[1][1]) * 1024 / (n2 - n1)
             print(f"peak RSS grows {slope:.1f} KiB per read from {n1} to {n2} traces: the per-read results kept "
-                  "for the tables (alignment, calls, QC), not the traces (read, used and dropped file by file)")
+                  "for the tables (alignment, calls, QC), not the traces (read, used and dropped chunk by chunk)")
 
 
 if __name__ == "__main__":
