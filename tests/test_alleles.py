@@ -124,6 +124,23 @@ def test_scan_finds_a_heterozygous_site_and_its_cpg(tmp_path):
     assert A.found_cpgs([scan]) == {"": {1: "snp:112:G>A"}}
 
 
+def test_a_scan_is_made_once_per_content_of_the_file(tmp_path, monkeypatch):
+    """The lollipop and the report scan the same folder in one process: the second scan is the first one; a
+    rewritten alignments.txt (even of the same size, within the file system's time resolution) is scanned
+    again."""
+    made = []
+    real = A._scan_amplicon
+    monkeypatch.setattr(A, "_scan_amplicon", lambda *a: made.append(a[0]) or real(*a))
+    reads = _reads(20, het=(11, "A"))
+    first = A.scan_sites(_scan_data(tmp_path, reads, META))
+    again = A.scan_sites(_scan_data(tmp_path, reads, META))
+    assert again[0] is first[0] and len(made) == 1
+    other = [(r, st, s, t, b.replace("A", "G", 1) if r == "r01" else b) for r, st, s, t, b in reads]
+    changed = A.scan_sites(_scan_data(tmp_path, other, META))
+    assert len(made) == 2 and changed[0] is not first[0]
+    assert (tmp_path / "alignments.txt").stat().st_size == len(_alignments(reads))  # the same size
+
+
 def test_scan_on_the_bottom_strand_names_the_site_in_top_strand_letters(tmp_path):
     meta = {**META, "strand": "bottom"}
     (scan,) = A.scan_sites(_scan_data(tmp_path, _reads(20, het=(25, "C")), meta))
