@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .workers import FORK_IS_SAFE, quiet_child
+from .workers import FORK_IS_SAFE, error_report, quiet_child
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -292,8 +292,6 @@ class _PipeCounter:
 
 def _figure_main(conn, parent: int) -> None:
     """The figure process: imports, then one ``draw`` when asked (module docstring)."""
-    import traceback
-
     quiet_child(parent)
     try:
         for name in (*DOWNSTREAM_IMPORTS, *FIGURE_MODULES):
@@ -313,10 +311,6 @@ def _figure_main(conn, parent: int) -> None:
     except (SystemExit, EOFError):  # stopped (SIGTERM), or the parent went away
         sys.exit(1)
     except BaseException as e:  # noqa: BLE001 - every failure goes to the parent, which raises it
-        text = traceback.format_exc()
-        try:
-            conn.send(("error", e, text))
-        except Exception:  # noqa: BLE001 - an exception that does not pickle: its text
-            conn.send(("error", RuntimeError(f"{type(e).__name__}: {e}"), text))
+        conn.send(("error", *error_report(e)))
     finally:
         conn.close()

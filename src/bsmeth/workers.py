@@ -193,16 +193,22 @@ def _serve(conn, fn: Callable[[Any], Any], initializer: Callable[..., None], ini
         try:
             out = pickle.dumps((index, True, [fn(job) for job in chunk]), pickle.HIGHEST_PROTOCOL)
         except Exception as e:
-            import traceback
-
-            text = "".join(traceback.format_exception(e))
-            try:
-                out = pickle.dumps((index, False, (e, text)), pickle.HIGHEST_PROTOCOL)
-                pickle.loads(out)  # an error that pickles but cannot be rebuilt would be lost on the way
-            except Exception:
-                out = pickle.dumps((index, False, (RuntimeError(f"{type(e).__name__}: {e}"), text)),
-                                   pickle.HIGHEST_PROTOCOL)
+            out = pickle.dumps((index, False, error_report(e)), pickle.HIGHEST_PROTOCOL)
         conn.send_bytes(out)
+
+
+def error_report(e: BaseException) -> tuple[BaseException, str]:
+    """An error raised in a forked process, as it travels to the parent (which raises it again): the error, or a
+    RuntimeError naming it when it cannot make the trip (an error that does not pickle, or pickles but cannot
+    be rebuilt, would be lost on the way), and the text of its traceback."""
+    import traceback
+
+    text = "".join(traceback.format_exception(e))
+    try:
+        pickle.loads(pickle.dumps(e, pickle.HIGHEST_PROTOCOL))
+        return e, text
+    except Exception:
+        return RuntimeError(f"{type(e).__name__}: {e}"), text
 
 
 SIDE: dict = {}  # in the side process: what it inherited (``side_process``'s ``data``)
