@@ -35,6 +35,7 @@ from typing import Optional
 
 import numpy as np
 
+from .memo import by_key
 from .patterns import AMPLICON, EXACT_LIMIT, PERMUTATIONS, CloneSet, label_draws, permutation_p
 
 SCAN_ALPHA = 1e-3  # Bonferroni-adjusted binomial p below which a position is a site
@@ -250,7 +251,7 @@ def scan_sites(data, known: Optional[list[Site]] = None) -> list[Scan]:
         return [Scan(a, 0, 0, math.nan, math.nan, (), "alignments.txt not found: no scan") for a in amps]
     raw = path.read_bytes()
     version = hashlib.blake2b(raw, digest_size=16).digest()  # the file's content (a rewrite can keep size and time)
-    parsed = _kept(_PARSED, version, _parse_bytes, raw)
+    parsed = by_key(_PARSED, version, _parse_bytes, raw)
     aligned = [a for a in parsed if a.status == "pass"]
     # a panel's alignments.txt may not name the amplicon in each header: then the read's calls do
     amp_of = (dict(zip(data.cpg_calls["read"].tolist(), data.cpg_calls[AMPLICON].tolist()))
@@ -263,29 +264,20 @@ def scan_sites(data, known: Optional[list[Site]] = None) -> list[Scan]:
         # everything _scan_amplicon reads: the reads (this version of the file), the amplicon, the known positions
         key = (version, amp, json.dumps(meta, sort_keys=True), tuple(s.pos for s in mine_known),
                tuple(a.read for a in mine))
-        out.append(_kept(_SCANS, key, _scan_amplicon, amp, meta, mine, mine_known))
+        out.append(by_key(_SCANS, key, _scan_amplicon, amp, meta, mine, mine_known))
     return out
 
 
 # One process draws the lollipop (its clones grouped by a site) and writes the report's allele section from
-# the same scan of the same file (2,000 reads: 0.2 s a scan): the last few files parsed and scans made are kept.
+# the same scan of the same file (2,000 reads: 0.2 s a scan): the last few files parsed and scans made are kept
+# (``memo.by_key``).
 _PARSED: dict = {}
 _SCANS: dict = {}
-_KEEP_SCANS = 8
 
 
 def _parse_bytes(raw: bytes) -> list[AlignedBases]:
     """``parse_alignments`` of a file's bytes, read as ``Path.read_text`` would (UTF-8, newlines translated)."""
     return parse_alignments(raw.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n"))
-
-
-def _kept(cache: dict, key, make, *args):
-    """``make(*args)``, kept in ``cache`` under ``key`` (the last ``_KEEP_SCANS`` keys)."""
-    if key not in cache:
-        while len(cache) >= _KEEP_SCANS:
-            cache.pop(next(iter(cache)))
-        cache[key] = make(*args)
-    return cache[key]
 
 
 def _scan_amplicon(amp: str, meta: dict, aligned: list[AlignedBases], known: list[Site]) -> Scan:

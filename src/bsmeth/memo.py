@@ -6,7 +6,8 @@ records' tables, the CpG positions of the call lines) are kept by ``id`` togethe
 reused only once its object is gone, and the identity check rejects an entry left by a reused one.  The oldest
 entries go first past a bound: 16 objects, or as many as the largest panel a read was assigned in (``hold``), since
 each read of a panel visits every amplicon's tables (a FIFO smaller than the panel would make them again for
-every read: 17 amplicons cost 2.7 ms a read against 0.36 for 10).
+every read: 17 amplicons cost 2.7 ms a read against 0.36 for 10).  ``by_key`` keeps, the same way, values made
+from content that does hash cheaply (``alleles.scan_sites``: a digest of alignments.txt).
 """
 
 from __future__ import annotations
@@ -37,9 +38,21 @@ def by_identity(cache: dict, obj: object, make: Callable[[], T], keep: Optional[
     if hit is not None and hit[0] is obj:
         return hit[1]
     value = make()
-    if keep is None:
-        keep = _KEEP[0]
-    while len(cache) >= keep:
-        cache.pop(next(iter(cache)))
+    _room(cache, _KEEP[0] if keep is None else keep)
     cache[id(obj)] = (obj, value)
     return value
+
+
+def by_key(cache: dict, key, make: Callable[..., T], *args, keep: int = 8) -> T:
+    """``make(*args)`` for a hashable ``key`` (for values made from content, not from one object: a file's
+    bytes and what was read from them), made once while ``key`` is among the last ``keep`` keys of ``cache``."""
+    if key not in cache:
+        _room(cache, keep)
+        cache[key] = make(*args)
+    return cache[key]
+
+
+def _room(cache: dict, keep: int) -> None:
+    """The oldest entries dropped until ``cache`` has room for one more under ``keep``."""
+    while len(cache) >= keep:
+        cache.pop(next(iter(cache)))
