@@ -62,7 +62,7 @@ def per_read_ms(folder: Path, repeats: int = 5, bam: bool = True) -> tuple[float
 
 def stage_ms(folder: Path, repeats: int = 5) -> dict[str, float]:
     """CPU milliseconds per read of each stage of the per-read path, each timed alone (best of ``repeats``); the
-    last, the reads.bam records' parts (``readsbam.with_parts``, made in ``process_file`` too), on the results
+    last, the reads.bam records' parts (``readsbam.with_parts``, made in ``process_files`` too), on the results
     of the aligned reads."""
     from bsmeth.alignment import align, clean_read, orient
     from bsmeth.calling import call_read, genotype

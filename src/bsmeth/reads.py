@@ -155,7 +155,7 @@ def collect(inputs: list[str], warn: bool = True) -> list[InputFile]:
     """
     kept = _KEPT
     listing = (os.getcwd(), tuple(os.fspath(a) for a in inputs)) if kept is not None else None
-    if listing in (kept or {}):
+    if kept is not None and listing in kept:
         out, found = kept[listing]
         if warn:
             found.warn()
