@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
@@ -185,16 +186,11 @@ _DOT_U8, _ZERO = np.uint8(ord(".")), np.intp(0)  # (a ufunc with a Python number
 _MARK = 0xFF
 _DIGITS = b"0123456789"
 _NOT_C_OR_MARK = bytes(b for b in range(256) if b not in (_MARK, ord("C")))
-_ROW_MASKS: dict = {}
-
-
+@lru_cache(maxsize=8)  # (as qc._reaches and calling._qual_key, the other tables by PHRED threshold)
 def _row_mask(min_qual: int) -> np.ndarray:
     """By PHRED, what keeps (0xffff) or takes away (0x00ff: row 0, no XM letter) a position's row of
     ``_XM_OTHER`` in its key, for --min-qual ``min_qual``."""
-    mask = _ROW_MASKS.get(min_qual)
-    if mask is None:
-        mask = _ROW_MASKS[min_qual] = np.where(np.arange(256) < min_qual, 0x00FF, 0xFFFF).astype(np.uint16)
-    return mask
+    return np.where(np.arange(256) < min_qual, 0x00FF, 0xFFFF).astype(np.uint16)
 
 
 # XM of a C that is not a call, by Bismark's context letter (rows; row 0: no C of interest) and the base read
