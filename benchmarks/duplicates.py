@@ -13,7 +13,12 @@ pattern exactly (CpGs outside primers, non-CpG C outside primers; the SNP's CpG 
 whose sample of n clones would hold a chance twin ((n - 1) x P) more often than once in 1,000 samples cannot be
 flagged by any rule that keeps false duplicates under 1 per 1,000 clones; the line "identifiable" counts the
 planted duplicates below that bound and how many of them were found (an upper bound on what any rule could see:
-it ignores the sites a read does not cover or reads poorly).
+it ignores the sites a read does not cover or reads poorly).  The line "oracle" is the best any rule can do
+under the false-duplicate budget: for two reads with one pattern x the likelihood ratio of one molecule against
+two clones is 1 / P(x), so the most powerful rule flags a pair exactly when P(x) is below a cut; with every
+distinct clone's P from the simulator the cut is set as loose as the budget (fewer than 1 expected false
+duplicate per 1,000 distinct clones: sum over clones of (n - 1) x P / 2 below the cut) allows, and the planted
+duplicates whose source falls below it are counted, as if every read covered every site without error.
 
     python benchmarks/duplicates.py                       # 12, 50 and 250 clones per sample
     python benchmarks/duplicates.py --sizes 12 --designs 30
@@ -83,6 +88,26 @@ def chance_twin_log10(amp, design, truth_rows: dict, source: str) -> float:
     return float(log_p)
 
 
+def oracle_bound(clones: list[tuple[int, float]], sources: list[float], per_1000: float = 1.0) -> tuple[int, float]:
+    """(planted duplicates the most powerful rule finds, its expected false duplicates per 1,000 distinct clones)
+    at the loosest cut on log10 P that keeps the expected false duplicates under ``per_1000``.
+
+    ``clones``: (clones in its sample, log10 P of a chance twin) per distinct clone; ``sources``: log10 P of each
+    planted duplicate's source (see the module docstring)."""
+    if not clones:
+        return 0, 0.0
+    n = np.array([k for k, _ in clones], dtype=float)
+    log_p = np.array([lp for _, lp in clones])
+    order = np.argsort(log_p, kind="stable")
+    false = np.cumsum((n[order] - 1) * 10.0 ** log_p[order] / 2) * 1000 / len(clones)
+    ok = np.flatnonzero(false < per_1000)
+    if len(ok) == 0:
+        return 0, 0.0
+    k = int(ok[-1])
+    cut = log_p[order][k]  # flag patterns at or below this; the next one would overspend the budget
+    return sum(lp <= cut for lp in sources), float(false[k])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[12, 50, 250], help="clones per sample")
@@ -103,6 +128,8 @@ def main() -> None:
         dup_ev, non_ev, took, reads = [], [], 0.0, 0
         by_marks: dict[int, list[int]] = {}  # source's marks (methylated CpGs + unconverted CpH) -> [planted, found]
         identifiable = [0, 0]  # planted duplicates an oracle could tell (see IDENTIFIABLE), found of those
+        clone_p: list[tuple[int, float]] = []  # (clones in its sample, log10 P) of every distinct clone
+        source_p: list[float] = []  # log10 P of every planted duplicate's source
         with tempfile.TemporaryDirectory() as tmp:
             for seed in range(args.first_seed, args.first_seed + n_designs):
                 folder = Path(tmp) / str(seed)
@@ -113,9 +140,12 @@ def main() -> None:
                 flagged = {r.read_id: r.duplicate_of for r in marked if r.duplicate_of}
                 by_id = {r.read_id: r for r in marked}
                 rows = {r["read"]: r for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
+                clone_p += [(size, chance_twin_log10(amp, design, rows, k)) for k, row in rows.items()
+                            if not row["fault"]]
                 for r in marked:
                     src = truth.get(r.read_id, "")
                     if src:
+                        source_p.append(chance_twin_log10(amp, design, rows, src))
                         planted += 1
                         hit = flagged.get(r.read_id) == src or flagged.get(src) == r.read_id
                         found += hit
@@ -124,7 +154,7 @@ def main() -> None:
                                  if s is not None and s.calls is not None else -1)
                         by_marks.setdefault(min(marks, 6), [0, 0])[0] += 1
                         by_marks[min(marks, 6)][1] += hit
-                        if np.log10(size - 1) + chance_twin_log10(amp, design, rows, src) < np.log10(IDENTIFIABLE):
+                        if np.log10(size - 1) + source_p[-1] < np.log10(IDENTIFIABLE):
                             identifiable[0] += 1
                             identifiable[1] += hit
                     elif r.read_id in flagged and truth.get(flagged[r.read_id]) != r.read_id:
@@ -144,6 +174,10 @@ def main() -> None:
         print(f"  identifiable (a chance twin in fewer than 1 of {1 / IDENTIFIABLE:,.0f} samples of {size} clones, by "
               f"the simulator's probabilities): {identifiable[0]}/{planted}; found {identifiable[1]}/{identifiable[0]} "
               f"({100 * identifiable[1] / max(identifiable[0], 1):.1f} %)")
+        best, best_false = oracle_bound(clone_p, source_p)
+        print(f"  oracle (the most powerful rule under the budget of 1 false per 1,000 clones, full coverage, no read "
+              f"errors): at most {best}/{planted} ({100 * best / max(planted, 1):.1f} %), at {best_false:.2f} "
+              "expected false per 1,000")
         print(f"  false duplicates: {false} ({1000 * false / max(distinct, 1):.2f} per 1,000 distinct clones)")
         if dup_ev:
             print(f"  planted, evidence: min {dup_ev[0][0]:.2f}, median {np.median([s for s, _ in dup_ev]):.2f}; "

@@ -27,7 +27,7 @@ from .models import Amplicon, CallConfig, Panel, Read, ReadResult, Reason, Statu
 from .outdir import CALL, CALL_TABLES, new_result_set, raise_if_interrupted
 from .output import alignments_text, atomic_write, calls_table, reads_table, samples_table, summary_table, write_json
 from .qc import (
-    as_duplicate,
+    apply_links,
     c_positions,
     duplicate_links,
     hq_bases,
@@ -91,20 +91,22 @@ def process_read(read: Union[Read, Unreadable], sample: str, amp: Amplicon, conf
 
 
 def read_steps(read: Union[Read, Unreadable], sample: str, amp: Amplicon, config: CallConfig,
-               file: Optional[str] = None, amplicon: Optional[str] = None) -> Generator[None, None, ReadResult]:
+               file: Optional[str] = None, amplicon: Optional[str] = None,
+               hq: Optional[int] = None) -> Generator[None, None, ReadResult]:
     """``process_read`` in steps: a generator that pauses between the stages (alignment | trace evidence | QC |
-    calls) and returns the result, so that ``run_steps`` can take a batch of reads through each stage in turn."""
+    calls) and returns the result, so that ``run_steps`` can take a batch of reads through each stage in turn.
+    ``hq``: the read's ``hq_bases`` when the caller counted them already."""
     name = amp.name if amplicon is None else amplicon
     if isinstance(read, Unreadable):
         return ReadResult(read.id, file or read.file, sample, Status.FAIL, read.reason, read.message, amplicon=name)
     if read.notes:  # anomalies of the file (qualities ignored, no usable chromatogram): never silent
-        result = yield from read_steps(replace(read, notes=()), sample, amp, config, file, amplicon)
+        result = yield from read_steps(replace(read, notes=()), sample, amp, config, file, amplicon, hq)
         return replace(result, detail="; ".join(x for x in (result.detail, *read.notes) if x))
     n_qual = 0 if read.qual is None else len(read.qual)
     mean_q = int(read.qual.sum(dtype=np.int64)) / n_qual if n_qual else None
     base = dict(read_id=read.id, file=file or read.file, sample=sample, length=len(read.seq),
                 mean_qual=round(mean_q, 2) if mean_q is not None else None, amplicon=name, **read_record(read))
-    hq = hq_bases(read, config)
+    hq = hq_bases(read, config) if hq is None else hq
     if hq < config.min_hq_bases:
         reason, detail = verdict(None, None, hq, config)
         return ReadResult(status=Status.FAIL, reason=reason, detail=detail, **base)
@@ -142,7 +144,7 @@ def panel_read_steps(read: Union[Read, Unreadable], sample: str, panel: Panel, c
     config = configs[0]
     hq = hq_bases(read, config)
     if hq < config.min_hq_bases:  # fails low_quality before any alignment: no amplicon is named
-        return (yield from read_steps(read, sample, panel.amplicons[0], configs[0], file, amplicon=""))
+        return (yield from read_steps(read, sample, panel.amplicons[0], configs[0], file, amplicon="", hq=hq))
     a = assign(panel, read.seq, read.qual)
     if a.index is None:
         mean_q = float(np.mean(read.qual)) if read.qual is not None and len(read.qual) else None
@@ -150,7 +152,7 @@ def panel_read_steps(read: Union[Read, Unreadable], sample: str, panel: Panel, c
                           mean_qual=round(mean_q, 2) if mean_q is not None else None, **read_record(read))
     yield
     amp = panel.amplicons[a.index]
-    r = yield from read_steps(read, sample, amp, configs[a.index], file)
+    r = yield from read_steps(read, sample, amp, configs[a.index], file, hq=hq)
     return r if r.aligned is not None else replace(r, amplicon="")
 
 
@@ -333,8 +335,7 @@ def mark_panel_duplicates(panel: Panel, results: list[ReadResult], configs: Sequ
     else:
         found = (_links(panel, configs, out, job) for job in jobs)
     for (a, idx), links in zip(jobs, found):
-        for k, rep in links:
-            out[idx[k]] = as_duplicate(out[idx[k]], out[idx[rep]], configs[a])
+        apply_links(out, idx, links, configs[a])
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -533,9 +533,15 @@ def mark_duplicates(amp: Amplicon, results: Sequence[ReadResult], config: CallCo
     (``duplicate_links`` per sample, applied by ``as_duplicate``)."""
     out = list(results)
     for idx in sample_groups(out):
-        for k, rep in duplicate_links(amp, [out[i] for i in idx], config):
-            out[idx[k]] = as_duplicate(out[idx[k]], out[idx[rep]], config)
+        apply_links(out, idx, duplicate_links(amp, [out[i] for i in idx], config), config)
     return out
+
+
+def apply_links(out: list[ReadResult], idx: Sequence[int], links: Iterable[tuple[int, int]],
+                config: CallConfig) -> None:
+    """Flag, in place, the duplicates ``duplicate_links`` found among the reads ``out[i] for i in idx``."""
+    for k, rep in links:
+        out[idx[k]] = as_duplicate(out[idx[k]], out[idx[rep]], config)
 
 
 def sample_groups(results: Sequence[ReadResult]) -> list[list[int]]:
