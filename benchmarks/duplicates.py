@@ -9,16 +9,19 @@ pairs compared in samples larger than the seed study's), and the time of duplica
 
 Which planted duplicates can be told at all: the simulator draws a clone's CpG states and unconverted non-CpG C
 independently with known probabilities, so the chance P that another clone of the sample repeats a source's
-pattern exactly (CpGs outside primers, non-CpG C outside primers; the SNP's CpG left out) is known.  A source
-whose sample of n clones would hold a chance twin ((n - 1) x P) more often than once in 1,000 samples cannot be
-flagged by any rule that keeps false duplicates under 1 per 1,000 clones; the line "identifiable" counts the
-planted duplicates below that bound and how many of them were found (an upper bound on what any rule could see:
-it ignores the sites a read does not cover or reads poorly).  The line "oracle" is the best any rule can do
+pattern exactly (CpGs outside primers, non-CpG C outside primers; the SNP's CpG left out) is known.  The line
+"identifiable" counts the planted duplicates whose sample of n clones would hold a chance twin ((n - 1) x P) in
+fewer than 1 of 1,000 samples, and how many of them were found: a strict per-source view, not a bound on a
+rule (the budget of 1 false duplicate per 1,000 distinct clones is spent over the study, not per source).  The
+line "oracle" is the best any rule can do
 under the false-duplicate budget: for two reads with one pattern x the likelihood ratio of one molecule against
 two clones is 1 / P(x), so the most powerful rule flags a pair exactly when P(x) is below a cut; with every
 distinct clone's P from the simulator the cut is set as loose as the budget (fewer than 1 expected false
 duplicate per 1,000 distinct clones: sum over clones of (n - 1) x P / 2 below the cut) allows, and the planted
-duplicates whose source falls below it are counted, as if every read covered every site without error.
+duplicates whose source falls below it are counted, as if every read covered every site without error.  It is
+told the simulator's rule for sources (at least ``DUPLICATE_MIN_MARKS`` marks: it never flags a pattern with
+fewer, so those spend none of the budget), and it pools the budget over the whole study (a sample whose
+clones are all unique or all common leaves its share to the others): an upper bound on any rule.
 
     python benchmarks/duplicates.py                       # 12, 50 and 250 clones per sample
     python benchmarks/duplicates.py --sizes 12 --designs 30
@@ -40,6 +43,7 @@ from bsmeth.models import CallConfig, Reason, Status
 from bsmeth.pipeline import process_file
 from bsmeth.reference import load_amplicon
 from bsmeth.simulate import seed_study_design, simulate
+from bsmeth.simulate.clones import DUPLICATE_MIN_MARKS
 
 DESIGNS = {12: 30, 50: 8, 250: 2}  # designs per size: about 3,000-4,000 reads each
 PLANTED = {12: 2, 50: 8, 250: 16}  # planted duplicates per design
@@ -68,44 +72,49 @@ def run_design(amp, folder: Path, cfg: CallConfig):
 IDENTIFIABLE = 1e-3  # (n - 1) x P below this: a chance twin in fewer than 1 of 1,000 samples of n clones
 
 
-def chance_twin_log10(amp, design, truth_rows: dict, source: str) -> float:
+def chance_twin_log10(amp, design, truth_rows: dict, source: str) -> tuple[float, int]:
     """log10 of the chance that an independent clone of the source's condition repeats the source molecule's
-    pattern, by the simulator's own probabilities (see the module docstring)."""
+    pattern, by the simulator's own probabilities (see the module docstring), and the molecule's marks
+    (methylated CpGs + unconverted non-CpG C outside primers: what the simulator asks of a duplicate's source)."""
     from bsmeth.calling import sites
 
     row = truth_rows[source]
     cond = next(c for c in design.conditions if c.sample == row["sample"])
     probs = cond.probabilities(len(amp.cpgs))
     mol = row["molecule"]
-    log_p = 0.0
+    log_p, marks = 0.0, 0
     for j, c in enumerate(amp.cpgs):
         if c.under_primer or mol[c.target_pos] not in "CT":
             continue
         p = probs[j] if mol[c.target_pos] == "C" else 1.0 - probs[j]
         log_p += np.log10(max(p, 1e-300))
+        marks += mol[c.target_pos] == "C"
     for t in np.flatnonzero(sites(amp).cph).tolist():
         log_p += np.log10(1.0 - cond.conversion if mol[t] == "C" else cond.conversion)
-    return float(log_p)
+        marks += mol[t] == "C"
+    return float(log_p), marks
 
 
-def oracle_bound(clones: list[tuple[int, float]], sources: list[float], per_1000: float = 1.0) -> tuple[int, float]:
-    """(planted duplicates the most powerful rule finds, its expected false duplicates per 1,000 distinct clones)
-    at the loosest cut on log10 P that keeps the expected false duplicates under ``per_1000``.
+def oracle_bound(clones: list[tuple[int, float]], sources: list[float], n_distinct: int,
+                 per_1000: float = 1.0) -> tuple[int, float, float]:
+    """(planted duplicates the most powerful rule finds, its expected false duplicates per 1,000 distinct clones,
+    the cut: log10 P) at the loosest cut on log10 P that keeps the expected false duplicates under ``per_1000``.
 
-    ``clones``: (clones in its sample, log10 P of a chance twin) per distinct clone; ``sources``: log10 P of each
-    planted duplicate's source (see the module docstring)."""
+    ``clones``: (clones in its sample, log10 P of a chance twin) per distinct clone that could be a source;
+    ``sources``: log10 P of each planted duplicate's source (see the module docstring); ``n_distinct``: the
+    distinct clones the budget is per 1,000 of (all the simulator made, passing or not: a generous budget)."""
     if not clones:
-        return 0, 0.0
+        return 0, 0.0, float("-inf")
     n = np.array([k for k, _ in clones], dtype=float)
     log_p = np.array([lp for _, lp in clones])
     order = np.argsort(log_p, kind="stable")
-    false = np.cumsum((n[order] - 1) * 10.0 ** log_p[order] / 2) * 1000 / len(clones)
+    false = np.cumsum((n[order] - 1) * 10.0 ** log_p[order] / 2) * 1000 / n_distinct
     ok = np.flatnonzero(false < per_1000)
     if len(ok) == 0:
-        return 0, 0.0
+        return 0, 0.0, float("-inf")
     k = int(ok[-1])
     cut = log_p[order][k]  # flag patterns at or below this; the next one would overspend the budget
-    return sum(lp <= cut for lp in sources), float(false[k])
+    return sum(lp <= cut for lp in sources), float(false[k]), float(cut)
 
 
 def main() -> None:
@@ -128,7 +137,8 @@ def main() -> None:
         dup_ev, non_ev, took, reads = [], [], 0.0, 0
         by_marks: dict[int, list[int]] = {}  # source's marks (methylated CpGs + unconverted CpH) -> [planted, found]
         identifiable = [0, 0]  # planted duplicates an oracle could tell (see IDENTIFIABLE), found of those
-        clone_p: list[tuple[int, float]] = []  # (clones in its sample, log10 P) of every distinct clone
+        clone_p: list[tuple[int, float]] = []  # (clones in its sample, log10 P) of every possible source
+        simulated = 0  # distinct clones simulated
         source_p: list[float] = []  # log10 P of every planted duplicate's source
         with tempfile.TemporaryDirectory() as tmp:
             for seed in range(args.first_seed, args.first_seed + n_designs):
@@ -140,12 +150,16 @@ def main() -> None:
                 flagged = {r.read_id: r.duplicate_of for r in marked if r.duplicate_of}
                 by_id = {r.read_id: r for r in marked}
                 rows = {r["read"]: r for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
-                clone_p += [(size, chance_twin_log10(amp, design, rows, k)) for k, row in rows.items()
-                            if not row["fault"]]
+                for k, row in rows.items():
+                    if not row["fault"]:
+                        simulated += 1
+                        log_p, marks = chance_twin_log10(amp, design, rows, k)
+                        if marks >= DUPLICATE_MIN_MARKS:  # the only clones the simulator duplicates
+                            clone_p.append((size, log_p))
                 for r in marked:
                     src = truth.get(r.read_id, "")
                     if src:
-                        source_p.append(chance_twin_log10(amp, design, rows, src))
+                        source_p.append(chance_twin_log10(amp, design, rows, src)[0])
                         planted += 1
                         hit = flagged.get(r.read_id) == src or flagged.get(src) == r.read_id
                         found += hit
@@ -174,10 +188,10 @@ def main() -> None:
         print(f"  identifiable (a chance twin in fewer than 1 of {1 / IDENTIFIABLE:,.0f} samples of {size} clones, by "
               f"the simulator's probabilities): {identifiable[0]}/{planted}; found {identifiable[1]}/{identifiable[0]} "
               f"({100 * identifiable[1] / max(identifiable[0], 1):.1f} %)")
-        best, best_false = oracle_bound(clone_p, source_p)
+        best, best_false, cut = oracle_bound(clone_p, source_p, simulated)
         print(f"  oracle (the most powerful rule under the budget of 1 false per 1,000 clones, full coverage, no read "
               f"errors): at most {best}/{planted} ({100 * best / max(planted, 1):.1f} %), at {best_false:.2f} "
-              "expected false per 1,000")
+              f"expected false per 1,000 (flags a pattern of chance P <= 10^{cut:.2f})")
         print(f"  false duplicates: {false} ({1000 * false / max(distinct, 1):.2f} per 1,000 distinct clones)")
         if dup_ev:
             print(f"  planted, evidence: min {dup_ev[0][0]:.2f}, median {np.median([s for s, _ in dup_ev]):.2f}; "

@@ -97,6 +97,8 @@ SMOKE: dict[str, tuple[list[str], list[str]]] = {
     "duplicates": (["--sizes", "12", "--designs", "1"], [
         r"^12 clones per sample: 1 designs, \d+ reads, 2 planted duplicates",
         rf"^  planted duplicates found: \d/2 \({NUM} %\)$",
+        rf"^  oracle \(the most powerful rule .*\): at most \d/2 \({NUM} %\), at {NUM} expected false per 1,000 "
+        rf"\(flags a pattern of chance P <= 10\^-?{NUM}\)$",
         rf"^  false duplicates: \d+ \({NUM} per 1,000 distinct clones\)$",
     ]),
     "bench_aligners": (["--smoke"], [
