@@ -9,19 +9,18 @@ pairs compared in samples larger than the seed study's), and the time of duplica
 
 Which planted duplicates can be told at all: the simulator draws a clone's CpG states and unconverted non-CpG C
 independently with known probabilities, so the chance P that another clone of the sample repeats a source's
-pattern exactly (CpGs outside primers, non-CpG C outside primers; the SNP's CpG left out) is known.  The line
+pattern exactly (CpGs outside primers, non-CpG C outside primers; the SNP's CpG left out) is known. The line
 "identifiable" counts the planted duplicates whose sample of n clones would hold a chance twin ((n - 1) x P) in
-fewer than 1 of 1,000 samples, and how many of them were found: a strict per-source view, not a bound on a
-rule (the budget of 1 false duplicate per 1,000 distinct clones is spent over the study, not per source).  The
-line "oracle" is the best any rule can do
-under the false-duplicate budget: for two reads with one pattern x the likelihood ratio of one molecule against
-two clones is 1 / P(x), so the most powerful rule flags a pair exactly when P(x) is below a cut; with every
-distinct clone's P from the simulator the cut is set as loose as the budget (fewer than 1 expected false
-duplicate per 1,000 distinct clones: sum over clones of (n - 1) x P / 2 below the cut) allows, and the planted
-duplicates whose source falls below it are counted, as if every read covered every site without error.  It is
-told the simulator's rule for sources (at least ``DUPLICATE_MIN_MARKS`` marks: it never flags a pattern with
-fewer, so those spend none of the budget), and it pools the budget over the whole study (a sample whose
-clones are all unique or all common leaves its share to the others): an upper bound on any rule.
+fewer than 1 of 1,000 samples, and how many of them were found: a strict per-source view, not a bound on a rule
+(the budget of 1 false duplicate per 1,000 distinct clones is spent over the study, not per source). The line
+"oracle" is the best any rule can do under the false-duplicate budget: for two reads with one pattern x the
+likelihood ratio of one molecule against two clones is 1 / P(x), so the most powerful rule flags a pair exactly
+when P(x) is below a cut; with every distinct clone's P from the simulator the cut is set as loose as the budget
+(fewer than 1 expected false duplicate per 1,000 distinct clones: sum over clones of (n - 1) x P / 2 below the
+cut) allows, and the planted duplicates whose source falls below it are counted, as if every read covered every
+site without error. It is told the simulator's rule for sources (at least ``DUPLICATE_MIN_MARKS`` marks: it never
+flags a pattern with fewer, so those spend none of the budget), and it pools the budget over the whole study (a
+sample whose clones are all unique or all common leaves its share to the others): an upper bound on any rule.
 
     python benchmarks/duplicates.py                       # 12, 50 and 250 clones per sample
     python benchmarks/duplicates.py --sizes 12 --designs 30
