@@ -1,5 +1,6 @@
 """workers.ordered_map: results in the jobs' order whatever the workers' speed, errors and deaths reach the
-caller, large jobs and results do not deadlock, and a caller that stops early leaves no worker behind."""
+caller, large jobs and results do not deadlock, and a caller that stops early leaves no worker behind.
+workers.side_process: a forked job that inherits its data, with the same care for errors, deaths and stops."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth.workers import RemoteTraceback, ordered_map, pool_worker
+from bsmeth.workers import SIDE, RemoteTraceback, ordered_map, pool_worker, side_process
 
 _STARTED: dict = {}
 
@@ -116,3 +117,61 @@ def test_stopping_early_stops_the_workers():
     gen.close()  # the other worker is 60 s into a job
     assert time.perf_counter() - t < 10
     assert not Path(f"/proc/{first}").exists() or Path(f"/proc/{first}/stat").read_text().split()[2] == "Z"
+
+
+# --------------------------------------------------------------------------- side_process
+
+def _inherited(scale: int) -> tuple[int, bytes]:
+    data = SIDE["data"]
+    return os.getpid(), data["payload"] * scale
+
+
+def test_a_side_job_sees_the_data_it_inherited_and_returns_its_value():
+    payload = b"x" * 300_000  # the value far beyond a pipe's buffer: read while the job waits to send it
+    with side_process({"payload": payload}) as side:
+        job = side.submit(_inherited, 2)
+        pid, value = job.result()
+    assert pid != os.getpid() and value == payload * 2
+    assert job.result() == (pid, value)  # asked again: the same value, no second wait
+
+
+def _side_fails(text: str) -> None:
+    raise _Odd(text)
+
+
+def test_a_side_jobs_error_is_raised_here_with_its_traceback():
+    with pytest.raises(_Odd, match="bad table") as err:
+        with side_process(None) as side:
+            side.submit(_side_fails, "bad table").result()
+    assert isinstance(err.value.__cause__, RemoteTraceback) and "_side_fails" in str(err.value.__cause__)
+
+
+def test_leaving_the_block_waits_for_the_job_and_raises_its_error():
+    with pytest.raises(_Odd, match="never asked"):
+        with side_process(None) as side:
+            side.submit(_side_fails, "never asked")
+
+
+def _side_dies() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_side_job_that_dies_is_an_error_not_a_hang():
+    with pytest.raises(ChildProcessError, match="stopped unexpectedly"):
+        with side_process(None) as side:
+            side.submit(_side_dies).result()
+
+
+def _side_sleeps() -> int:
+    time.sleep(60)
+    return os.getpid()
+
+
+def test_a_failure_beside_the_side_job_stops_it():
+    t = time.perf_counter()
+    with pytest.raises(KeyError):
+        with side_process(None) as side:
+            job = side.submit(_side_sleeps)
+            raise KeyError("the main process failed")
+    assert time.perf_counter() - t < 10
+    assert not job._proc.is_alive()

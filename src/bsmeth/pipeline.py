@@ -519,8 +519,8 @@ def write_outputs(run: CallRun, conditions: dict, columns: tuple, config: CallCo
     results = results_relative(run.results, out)  # relative to where the results will be, not the staging
     target = Path(folder or out)
     if config.threads > 1 and FORK_IS_SAFE and len(results) >= PARALLEL_TABLE_READS:
-        with side_process((run.panel, results)) as pool:
-            calls = pool.submit(_calls_table_job, target)
+        with side_process((run.panel, results)) as side:
+            calls = side.submit(_calls_table_job, target)
             _write_outputs(run, results, conditions, columns, config, command, sheet_path, target, calls)
     else:
         _write_outputs(run, results, conditions, columns, config, command, sheet_path, target)

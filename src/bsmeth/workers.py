@@ -1,6 +1,6 @@
 """Processes beside the main one: what every forked worker of bsmeth does first, the ordered map over worker
-processes that the call and the NGS engine share, and the one-worker executor that inherits data instead of
-receiving it pickled.
+processes that the call and the NGS engine share, and the side process: a job forked beside the main process
+that inherits data instead of receiving it pickled.
 
 Pipeline position: a helper of ``pipeline`` (the call's workers, the cpg_calls.tsv writer), ``ngs.run`` (its
 workers) and ``downstream`` (the figure process); it imports nothing of bsmeth.
@@ -214,23 +214,83 @@ def error_report(e: BaseException) -> tuple[BaseException, str]:
 SIDE: dict = {}  # in the side process: what it inherited (``side_process``'s ``data``)
 
 
+class SideJob:
+    """``fn(*args)`` running in a process forked for it (``side_process``): ``result()`` waits for its value,
+    raises its error again (with its traceback as the cause, as ``ordered_map`` does), or raises
+    ChildProcessError if the process died (killed, out of memory) instead of waiting forever."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple, data, parent: int) -> None:
+        ctx = mp.get_context("fork")
+        mine, theirs = ctx.Pipe(duplex=False)
+        self._conn = mine
+        self._proc = ctx.Process(target=_side_main, args=(theirs, fn, args, data, parent), daemon=True)
+        self._proc.start()
+        theirs.close()
+        self._done = False
+        self._value: Any = None
+
+    def result(self) -> Any:
+        if not self._done:
+            from multiprocessing.connection import wait
+
+            wait([self._conn, self._proc.sentinel])
+            try:
+                ok, payload = pickle.loads(self._conn.recv_bytes())
+            except (EOFError, OSError):  # it ended without a word
+                _died(self._proc)
+            self._proc.join()
+            self._conn.close()
+            self._done = True
+            if not ok:
+                error, text = payload
+                raise error from RemoteTraceback(text)
+            self._value = payload
+        return self._value
+
+    def stop(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join()
+        self._conn.close()
+        self._done = True
+
+
+class SideProcess:
+    """What ``side_process`` yields: ``submit(fn, *args)`` starts ``fn(*args)`` in a forked process that
+    inherits the data (``SIDE["data"]``) and returns its ``SideJob``."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+        self.jobs: list[SideJob] = []
+
+    def submit(self, fn: Callable[..., Any], *args) -> SideJob:
+        job = SideJob(fn, args, self.data, os.getpid())
+        self.jobs.append(job)
+        return job
+
+
 @contextmanager
-def side_process(data) -> Iterator:
-    """One forked worker process (an executor) that inherits ``data`` (``SIDE["data"]``: not pickled), for
-    work beside this process's.  An executor, not a Pool: if the worker dies (killed, out of memory) result()
-    raises instead of waiting forever; if this process fails or is interrupted, the worker is stopped."""
-    from concurrent.futures import ProcessPoolExecutor
+def side_process(data) -> Iterator[SideProcess]:
+    """Work beside this process's, in forked processes that inherit ``data`` (``SIDE["data"]``: not pickled).
+    Leaving the block waits for every job and raises the first error among them; if the block fails or is
+    interrupted, the jobs are stopped."""
+    side = SideProcess(data)
+    try:
+        yield side
+    except BaseException:
+        for job in side.jobs:
+            job.stop()
+        raise
+    for job in side.jobs:
+        job.result()
 
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init_side,
-                             initargs=(data, os.getpid())) as pool:
-        try:
-            yield pool
-        except BaseException:
-            for proc in getattr(pool, "_processes", {}).values():  # this executor's worker only
-                proc.terminate()
-            raise
 
-
-def _init_side(data, parent: int) -> None:
+def _side_main(conn, fn: Callable[..., Any], args: tuple, data, parent: int) -> None:
     quiet_child(parent)
     SIDE.update(data=data)  # forked: the data (loaded tables, results) are inherited, not pickled
+    try:
+        out = pickle.dumps((True, fn(*args)), pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        out = pickle.dumps((False, error_report(e)), pickle.HIGHEST_PROTOCOL)
+    conn.send_bytes(out)
+    conn.close()
