@@ -277,12 +277,11 @@ def side_process(data) -> Iterator[SideProcess]:
     side = SideProcess(data)
     try:
         yield side
-    except BaseException:
+        for job in side.jobs:
+            job.result()
+    finally:  # the jobs still at work when the block or a job failed (or was interrupted)
         for job in side.jobs:
             job.stop()
-        raise
-    for job in side.jobs:
-        job.result()
 
 
 def _side_main(conn, fn: Callable[..., Any], args: tuple, data, parent: int) -> None:
