@@ -169,3 +169,21 @@ def test_smoke_run(name, smoke_runs):
     lines = done.stdout.splitlines()
     missing = [p for p in SMOKE[name][1] if not any(re.search(p, line) for line in lines)]
     assert not missing, f"{name} did not print lines matching {missing}:\n{done.stdout}"
+
+
+def test_duplicates_oracle_spends_the_budget_on_the_rarest_patterns_first():
+    """benchmarks/duplicates.py's oracle: patterns flagged from the rarest up while the expected chance twins,
+    (n - 1) x P / 2 per flagged clone, stay under the budget per 1,000 distinct clones."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("duplicates_benchmark", BENCH / "duplicates.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    clones = [(11, lp) for lp in (-2.0, -6.0, -0.5, -4.0, -3.0, -5.0)]  # (n - 1) x P / 2 = 5 x 10^lp each
+    sources = [-5.0, -2.0, -1.0]
+    found, false, cut = module.oracle_bound(clones, sources, n_distinct=1000)
+    # 5e-6 + 5e-5 + 5e-4 + 5e-3 + 5e-2 < 1 per 1,000; adding 10^-0.5 would spend 1.58 more
+    assert (found, cut) == (2, -2.0) and false == pytest.approx(0.055555)
+    found, false, cut = module.oracle_bound(clones, sources, n_distinct=1000, per_1000=0.01)
+    assert (found, cut) == (1, -3.0) and false == pytest.approx(0.005555)
+    assert module.oracle_bound(clones, sources, n_distinct=1000, per_1000=1e-7)[0] == 0
