@@ -68,6 +68,21 @@ def test_a_workers_error_is_raised_here_with_its_traceback():
     assert isinstance(err.value.__cause__, RemoteTraceback) and "_fails_on_3" in str(err.value.__cause__)
 
 
+def _slow_0_fails_on_3(job: int) -> int:
+    if job == 0:
+        time.sleep(0.5)
+    return _fails_on_3(job)
+
+
+def test_an_error_waits_for_the_results_before_it():
+    """Job 3 fails at once on one worker while job 0 is still running on the other: 0, 1 and 2 come first."""
+    got = []
+    with pytest.raises(_Odd, match="job 3 is odd"):
+        for x in ordered_map(_slow_0_fails_on_3, range(10), 2, _start, (os.getpid(),)):
+            got.append(x)
+    assert got == [0, 1, 2]
+
+
 class _Unpicklable(Exception):
     def __init__(self, a, b):
         super().__init__(a)  # pickles with one argument, cannot be rebuilt from it

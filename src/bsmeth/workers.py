@@ -13,7 +13,7 @@ import os
 import pickle
 import sys
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 # fork starts workers at once, with everything already imported; Python calls it unsafe on macOS (system
 # libraries may hold threads), so other systems spawn
@@ -85,7 +85,8 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
     results come back pickled, a chunk in one message, and are unpickled here (this thread: no thread spins
     on them, as multiprocessing.Pool's worker handler does, polling the result pipe while results wait in it).
     A thread sends the jobs, so a large job never waits for a large result to be read.  An error raised by
-    ``fn`` is raised here, with the worker's traceback as its cause; a worker that dies (killed, out of
+    ``fn`` is raised here in its job's turn (after the results of the jobs before it, as ``Pool.imap`` does),
+    with the worker's traceback as its cause; a worker that dies (killed, out of
     memory) is a ChildProcessError, not a hang; if this generator fails or is closed early, the workers are
     stopped.  Workers fork where that is safe (``FORK_IS_SAFE``), else spawn (``fn``, ``initializer`` and
     ``initargs`` are then pickled)."""
@@ -128,10 +129,14 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
                 feed(w, limit)
         of = {id(c): w for w, c in enumerate(conns)}
         sentinels = {p.sentinel: w for w, p in enumerate(procs)}
+        failure: Optional[tuple[int, tuple]] = None  # the first failed chunk: (index, (error, traceback))
         while nxt < sent:
             while nxt in done:
                 yield from done.pop(nxt)
                 nxt += 1
+            if failure is not None and nxt == failure[0]:  # every result before it is yielded: now its error
+                error, text = failure[1]
+                raise error from RemoteTraceback(text)
             if nxt >= sent:
                 break
             for ready in wait([*conns, *sentinels]):
@@ -145,11 +150,13 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
                     index, ok, payload = pickle.loads(ready.recv_bytes())
                 except (EOFError, OSError):  # (a killed worker's pipe may also be reset)
                     _died(procs[w])
-                if not ok:
-                    error, text = payload
-                    raise error from RemoteTraceback(text)
-                done[index] = payload
                 busy[w] -= 1
+                if not ok:  # raised in its turn, after the results of the chunks before it; no more jobs go out
+                    if failure is None or index < failure[0]:
+                        failure = (index, payload)
+                    exhausted = True
+                    continue
+                done[index] = payload
                 feed(w)
         for conn in conns:
             outbox.put((conn, None))
