@@ -135,8 +135,7 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
                 yield from done.pop(nxt)
                 nxt += 1
             if failure is not None and nxt == failure[0]:  # every result before it is yielded: now its error
-                error, text = failure[1]
-                raise error from RemoteTraceback(text)
+                _raise_remote(failure[1])
             if nxt >= sent:
                 break
             for ready in wait([*conns, *sentinels]):
@@ -197,11 +196,26 @@ def _serve(conn, fn: Callable[[Any], Any], initializer: Callable[..., None], ini
     initializer(*initargs)
     while (message := conn.recv()) is not None:
         index, chunk = message
-        try:
-            out = pickle.dumps((index, True, [fn(job) for job in chunk]), pickle.HIGHEST_PROTOCOL)
-        except Exception as e:
-            out = pickle.dumps((index, False, error_report(e)), pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(out)
+        conn.send_bytes(_reply((index,), _each, fn, chunk))
+
+
+def _each(fn: Callable[[Any], Any], chunk: list) -> list:
+    return [fn(job) for job in chunk]
+
+
+def _reply(head: tuple, fn: Callable[..., Any], *args) -> bytes:
+    """What a worker sends back, pickled: (*head, True, fn(*args)), or (*head, False, ``error_report``) if
+    computing or pickling the value failed; the parent raises the error again with ``_raise_remote``."""
+    try:
+        return pickle.dumps((*head, True, fn(*args)), pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        return pickle.dumps((*head, False, error_report(e)), pickle.HIGHEST_PROTOCOL)
+
+
+def _raise_remote(report: tuple[BaseException, str]) -> None:
+    """A worker's ``error_report`` raised in this process, with the worker's traceback as its cause."""
+    error, text = report
+    raise error from RemoteTraceback(text)
 
 
 def error_report(e: BaseException) -> tuple[BaseException, str]:
@@ -249,8 +263,7 @@ class SideJob:
             self._conn.close()
             self._done = True
             if not ok:
-                error, text = payload
-                raise error from RemoteTraceback(text)
+                _raise_remote(payload)
             self._value = payload
         return self._value
 
@@ -294,9 +307,5 @@ def side_process(data) -> Iterator[SideProcess]:
 def _side_main(conn, fn: Callable[..., Any], args: tuple, data, parent: int) -> None:
     quiet_child(parent)
     SIDE.update(data=data)  # forked: the data (loaded tables, results) are inherited, not pickled
-    try:
-        out = pickle.dumps((True, fn(*args)), pickle.HIGHEST_PROTOCOL)
-    except Exception as e:
-        out = pickle.dumps((False, error_report(e)), pickle.HIGHEST_PROTOCOL)
-    conn.send_bytes(out)
+    conn.send_bytes(_reply((), fn, *args))
     conn.close()
