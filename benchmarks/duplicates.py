@@ -149,16 +149,15 @@ def main() -> None:
                 flagged = {r.read_id: r.duplicate_of for r in marked if r.duplicate_of}
                 by_id = {r.read_id: r for r in marked}
                 rows = {r["read"]: r for r in csv.DictReader(open(folder / "truth_reads.tsv"), delimiter="\t")}
-                for k, row in rows.items():
-                    if not row["fault"]:
-                        simulated += 1
-                        log_p, marks = chance_twin_log10(amp, design, rows, k)
-                        if marks >= DUPLICATE_MIN_MARKS:  # the only clones the simulator duplicates
-                            clone_p.append((size, log_p))
+                # every distinct clone's (log10 P, marks); a duplicate's source is one of them
+                chance = {k: chance_twin_log10(amp, design, rows, k) for k, row in rows.items() if not row["fault"]}
+                simulated += len(chance)
+                clone_p += [(size, log_p) for log_p, marks in chance.values()
+                            if marks >= DUPLICATE_MIN_MARKS]  # the only clones the simulator duplicates
                 for r in marked:
                     src = truth.get(r.read_id, "")
                     if src:
-                        source_p.append(chance_twin_log10(amp, design, rows, src)[0])
+                        source_p.append(chance[src][0])
                         planted += 1
                         hit = flagged.get(r.read_id) == src or flagged.get(src) == r.read_id
                         found += hit
