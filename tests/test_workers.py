@@ -134,6 +134,31 @@ def test_stopping_early_stops_the_workers():
     assert not Path(f"/proc/{first}").exists() or Path(f"/proc/{first}/stat").read_text().split()[2] == "Z"
 
 
+_DEAF: dict = {}
+
+
+def _deaf_then_wait(job: int) -> int:
+    """Job 0 returns; job 1 ignores SIGTERM (as a worker forked where SIGTERM is ignored, and signalled before
+    it installs its handler, does), says so, and sleeps."""
+    if job > 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _DEAF["deaf"].set()
+        time.sleep(60)
+    return os.getpid()
+
+
+def test_a_worker_deaf_to_sigterm_is_killed_not_waited_for():
+    import multiprocessing as mp
+
+    _DEAF["deaf"] = mp.get_context("fork").Event()
+    gen = ordered_map(_deaf_then_wait, range(2), 2, _start, (os.getpid(),), in_flight=1)
+    next(gen)
+    assert _DEAF["deaf"].wait(10)
+    t = time.perf_counter()
+    gen.close()
+    assert time.perf_counter() - t < 10
+
+
 # --------------------------------------------------------------------------- side_process
 
 def _inherited(scale: int) -> tuple[int, bytes]:
@@ -187,6 +212,28 @@ def test_a_failure_beside_the_side_job_stops_it():
     with pytest.raises(KeyError):
         with side_process(None) as side:
             job = side.submit(_side_sleeps)
+            raise KeyError("the main process failed")
+    assert time.perf_counter() - t < 10
+    assert not job._proc.is_alive()
+
+
+def _side_deaf_sleeps() -> int:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    SIDE["data"].set()
+    time.sleep(60)
+    return os.getpid()
+
+
+def test_a_side_job_deaf_to_sigterm_is_killed_not_waited_for():
+    """What CI once saw: a side job that missed its SIGTERM kept the block waiting for its 60 s."""
+    import multiprocessing as mp
+
+    deaf = mp.get_context("fork").Event()
+    t = time.perf_counter()
+    with pytest.raises(KeyError):
+        with side_process(deaf) as side:
+            job = side.submit(_side_deaf_sleeps)
+            assert deaf.wait(10)
             raise KeyError("the main process failed")
     assert time.perf_counter() - t < 10
     assert not job._proc.is_alive()

@@ -165,15 +165,32 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
             proc.join()
     finally:
         outbox.put(None)
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs:
-            proc.join()
+        stop_processes(procs)
         if sender.is_alive():  # its sends to stopped workers fail at once; no pipe is closed under it
             sender.join(5)
         for conn in conns:
             conn.close()
+
+
+STOP_GRACE = 3.0  # seconds a stopped worker has to exit on SIGTERM (its atomic writes cleaned up) before SIGKILL
+
+
+def stop_processes(procs: Sequence, grace: float = STOP_GRACE) -> None:
+    """Stop these processes: SIGTERM, then SIGKILL for any still alive ``grace`` seconds later.  SIGTERM alone
+    can miss: a process forked where SIGTERM is ignored (a supervisor may start the run so) and signalled before
+    it installs its own handler ignores it, and would be waited for until its job ends."""
+    import time
+
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def _died(proc) -> None:
@@ -268,9 +285,7 @@ class SideJob:
         return self._value
 
     def stop(self) -> None:
-        if self._proc.is_alive():
-            self._proc.terminate()
-        self._proc.join()
+        stop_processes([self._proc])
         self._conn.close()
         self._done = True
 
