@@ -108,6 +108,21 @@ def test_figure_process_forked_before_the_call_waits_then_draws(tmp_path, monkey
         assert none is None
 
 
+def test_an_unused_figure_process_stops_with_sigterm_ignored_here():
+    """Forked with SIGTERM ignored (as CI ran the tests), a figure process stopped at once misses its SIGTERM:
+    closing its pipe ends it (it waited for ever on it, and its parent on it)."""
+    from bsmeth import downstream
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        for _ in range(5):
+            with downstream.figure_process(2) as unused:
+                assert unused is not None
+            assert not unused._proc.is_alive()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.parametrize("processes", [1, 2])
 def test_downstream_reports_progress_to_the_end(tmp_path, processes):
     seen: list = []

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .workers import FORK_IS_SAFE, error_report, quiet_child
+from .workers import FORK_IS_SAFE, error_report, quiet_child, stop_processes
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -246,11 +246,15 @@ class FigureProcess:
             raise error
 
     def close(self) -> None:
-        """Stop the process if it is still at work (or waiting: nothing asked of it), and reap it."""
-        if self._proc.is_alive() and self._drawn is None:
-            self._proc.terminate()
-        self._proc.join()
-        self._conn.close()  # (again: a no-op)
+        """Stop the process if it is still at work (or waiting: nothing asked of it), and reap it.  Its pipe is
+        closed first: waiting for a message, it then ends (EOFError) even if the SIGTERM that follows is lost (a
+        process forked where SIGTERM is ignored ignores one sent before it installs its handler); one at work that
+        missed it is killed (``stop_processes``)."""
+        self._conn.close()
+        if self._drawn is None:
+            stop_processes([self._proc])
+        else:
+            self._proc.join()
 
 
 @contextmanager
