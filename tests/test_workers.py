@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bsmeth.workers import SIDE, RemoteTraceback, ordered_map, pool_worker, side_process
+from bsmeth.workers import SIDE, RemoteTraceback, ordered_map, pool_worker, quiet_child, side_process, start_child
 
 _STARTED: dict = {}
 
@@ -244,3 +244,28 @@ def test_a_side_job_deaf_to_sigterm_is_killed_not_waited_for():
             raise KeyError("the main process failed")
     assert time.perf_counter() - t < 10
     assert not job._proc.is_alive()
+
+
+def _late_handler(first: str, parent: int) -> None:
+    time.sleep(0.5)  # the SIGTERM is sent meanwhile, before the child's handler
+    {"pool_worker": pool_worker, "quiet_child": quiet_child}[first](parent)
+    time.sleep(30)
+
+
+@pytest.mark.parametrize("first, exitcode", [("pool_worker", -signal.SIGTERM), ("quiet_child", 1)])
+def test_a_sigterm_sent_before_the_childs_handler_waits_for_it(first, exitcode):
+    """start_child forks with SIGTERM blocked: with SIGTERM ignored here, a SIGTERM sent before the child sets
+    its handler is not lost (the child would sleep on) but taken by that handler."""
+    import multiprocessing as mp
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        proc = mp.get_context("fork").Process(target=_late_handler, args=(first, os.getpid()), daemon=True)
+        start_child(proc)
+        proc.terminate()
+        proc.join(10)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        if proc.is_alive():
+            proc.kill()
+    assert proc.exitcode == exitcode

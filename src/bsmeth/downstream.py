@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .workers import FORK_IS_SAFE, error_report, quiet_child, stop_processes
+from .workers import FORK_IS_SAFE, error_report, quiet_child, start_child, stop_processes
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -195,7 +195,7 @@ class FigureProcess:
         ctx = mp.get_context("fork")
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_figure_main, args=(child, os.getpid()), name="bsmeth-figures", daemon=True)
-        self._proc.start()
+        start_child(self._proc)
         child.close()
         self._counter: Optional[_Counter] = None
         self._drawn: Optional[Drawn] = None

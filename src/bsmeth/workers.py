@@ -48,6 +48,27 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def start_child(proc) -> None:
+    """``proc.start()`` with SIGTERM blocked across the fork: the child starts with it blocked and unblocks it
+    once its own handler is set (``pool_worker``, ``quiet_child``), so a SIGTERM sent to it before then waits for
+    that handler.  Unblocked, it would meet the disposition inherited from this process: where SIGTERM is ignored
+    (a supervisor may start the run so, and tests run in-process), it would be lost and the child would run on."""
+    import signal
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        proc.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _take_sigterm() -> None:
+    """Unblock SIGTERM in a child started by ``start_child``, its handler set: one sent meanwhile arrives now."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def pool_worker(parent: int) -> None:
     """What a pool's worker process does first: it dies with ``parent``; Ctrl-C is the parent's to handle (it
     stops the pool); the pool stops its workers with SIGTERM, which ends one quietly."""
@@ -56,6 +77,7 @@ def pool_worker(parent: int) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _take_sigterm()
 
 
 def quiet_child(parent: int) -> None:
@@ -65,6 +87,7 @@ def quiet_child(parent: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    _take_sigterm()
     die_with_parent(parent)
 
 
@@ -102,7 +125,7 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
         for _ in range(processes):
             mine, theirs = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(theirs, fn, initializer, tuple(initargs)), daemon=True)
-            proc.start()
+            start_child(proc)
             theirs.close()
             conns.append(mine)
             procs.append(proc)
@@ -176,9 +199,8 @@ STOP_GRACE = 3.0  # seconds a stopped worker has to exit on SIGTERM (its atomic 
 
 
 def stop_processes(procs: Sequence, grace: float = STOP_GRACE) -> None:
-    """Stop these processes: SIGTERM, then SIGKILL for any still alive ``grace`` seconds later.  SIGTERM alone
-    can miss: a process forked where SIGTERM is ignored (a supervisor may start the run so) and signalled before
-    it installs its own handler ignores it, and would be waited for until its job ends."""
+    """Stop these processes: SIGTERM, then SIGKILL for any still alive ``grace`` seconds later (a job that
+    ignores SIGTERM, or a child not started by ``start_child`` that missed it, is not waited for until it ends)."""
     import time
 
     for proc in procs:
@@ -262,7 +284,7 @@ class SideJob:
         mine, theirs = ctx.Pipe(duplex=False)
         self._conn = mine
         self._proc = ctx.Process(target=_side_main, args=(theirs, fn, args, data, parent), daemon=True)
-        self._proc.start()
+        start_child(self._proc)
         theirs.close()
         self._done = False
         self._value: Any = None
