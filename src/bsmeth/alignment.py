@@ -129,8 +129,8 @@ def kmer_hits(amp: Amplicon, seq: str) -> tuple[np.ndarray, np.ndarray]:
     codes, n = _read_codes(seq)
     if n <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    hit = _tables(amp).kmers.take(codes, mode="clip")  # codes past the table (holding an N) read its last entry
-    return hit[:n].nonzero()[0], hit[n + K - 1:].nonzero()[0]
+    fwd, rev = _hits(amp, codes, n)
+    return fwd.nonzero()[0], rev.nonzero()[0]
 
 
 def best_hits(amps: Sequence[Amplicon], seq: str) -> list[int]:
@@ -139,11 +139,15 @@ def best_hits(amps: Sequence[Amplicon], seq: str) -> list[int]:
     codes, n = _read_codes(seq)
     if n <= 0:
         return [0] * len(amps)
-    out = []
-    for amp in amps:
-        hit = _tables(amp).kmers.take(codes, mode="clip")
-        out.append(max(int(np.count_nonzero(hit[:n])), int(np.count_nonzero(hit[n + K - 1:]))))
-    return out
+    return [max(int(np.count_nonzero(fwd)), int(np.count_nonzero(rev)))
+            for fwd, rev in (_hits(amp, codes, n) for amp in amps)]
+
+
+def _hits(amp: Amplicon, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the target holds each of the read's k-mers (``_read_codes``, n > 0): as given, and reverse
+    complemented (the K - 1 codes spanning the junction between the two left out)."""
+    hit = _tables(amp).kmers.take(codes, mode="clip")  # codes past the table (holding an N) read its last entry
+    return hit[:n], hit[n + K - 1:]
 
 
 def vote(amp: Amplicon, seq: str) -> tuple[str, int, int]:
