@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from .workers import FORK_IS_SAFE, error_report, quiet_child, start_child, stop_processes
+from .workers import FORK_IS_SAFE, died, error_report, quiet_child, start_child, stop_processes
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -227,9 +227,7 @@ class FigureProcess:
         try:
             message = self._conn.recv()
         except (EOFError, OSError):
-            self._proc.join(5)
-            raise ChildProcessError(f"the figure process stopped unexpectedly (exit code {self._proc.exitcode}): "
-                                    "killed, or out of memory?") from None
+            died(self._proc, "the figure process")
         kind = message[0]
         if kind == "total":
             self._counter = _Counter(progress)

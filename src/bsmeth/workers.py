@@ -13,7 +13,7 @@ import os
 import pickle
 import sys
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional, Sequence
 
 # fork starts workers at once, with everything already imported; Python calls it unsafe on macOS (system
 # libraries may hold threads), so other systems spawn
@@ -165,13 +165,13 @@ def ordered_map(fn: Callable[[Any], Any], jobs: Iterable, processes: int, initia
                 if isinstance(ready, int):  # a worker ended before it was told to: what it sent is read first
                     w = sentinels[ready]
                     if not conns[w].poll():
-                        _died(procs[w])
+                        died(procs[w])
                     continue
                 w = of[id(ready)]
                 try:
                     index, ok, payload = pickle.loads(ready.recv_bytes())
                 except (EOFError, OSError):  # (a killed worker's pipe may also be reset)
-                    _died(procs[w])
+                    died(procs[w])
                 busy[w] -= 1
                 if not ok:  # raised in its turn, after the results of the chunks before it; no more jobs go out
                     if failure is None or index < failure[0]:
@@ -215,9 +215,11 @@ def stop_processes(procs: Sequence, grace: float = STOP_GRACE) -> None:
             proc.join()
 
 
-def _died(proc) -> None:
+def died(proc, what: str = "a worker process") -> NoReturn:
+    """Raise the error for a process that ended without its answer (its pipe closed or reset)."""
     proc.join(5)
-    raise ChildProcessError(f"a worker process stopped unexpectedly (exit code {proc.exitcode})")
+    raise ChildProcessError(f"{what} stopped unexpectedly (exit code {proc.exitcode}): killed, or out of memory?"
+                            ) from None
 
 
 def _send_jobs(outbox) -> None:
@@ -297,7 +299,7 @@ class SideJob:
             try:
                 ok, payload = pickle.loads(self._conn.recv_bytes())
             except (EOFError, OSError):  # it ended without a word
-                _died(self._proc)
+                died(self._proc)
             self._proc.join()
             self._conn.close()
             self._done = True
