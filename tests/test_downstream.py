@@ -5,6 +5,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from sigterm import sigterm_as
 
 from bsmeth.downstream import run_downstream
 from bsmeth.figures.plots import PlotConfig
@@ -113,14 +114,11 @@ def test_an_unused_figure_process_stops_with_sigterm_ignored_here():
     closing its pipe ends it (it waited for ever on it, and its parent on it)."""
     from bsmeth import downstream
 
-    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
+    with sigterm_as(signal.SIG_IGN):
         for _ in range(5):
             with downstream.figure_process(2) as unused:
                 assert unused is not None
             assert not unused._proc.is_alive()
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 @pytest.mark.parametrize("processes", [1, 2])

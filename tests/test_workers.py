@@ -4,6 +4,7 @@ workers.side_process: a forked job that inherits its data, with the same care fo
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sigterm import sigterm_as
 
 from bsmeth.workers import SIDE, RemoteTraceback, ordered_map, pool_worker, quiet_child, side_process, start_child
 
@@ -148,8 +150,6 @@ def _deaf_then_wait(job: int) -> int:
 
 
 def test_a_worker_deaf_to_sigterm_is_killed_not_waited_for():
-    import multiprocessing as mp
-
     _DEAF["deaf"] = mp.get_context("fork").Event()
     gen = ordered_map(_deaf_then_wait, range(2), 2, _start, (os.getpid(),), in_flight=1)
     next(gen)
@@ -209,17 +209,13 @@ def _side_sleeps() -> int:
 
 @pytest.mark.parametrize("sigterm", [signal.SIG_DFL, signal.SIG_IGN], ids=["sigterm_default", "sigterm_ignored"])
 def test_a_failure_beside_the_side_job_stops_it(sigterm):
-    """With SIGTERM ignored in this process (as CI started the tests once), the job is forked ignoring it and
-    a SIGTERM sent before it installs its own handler is lost: it is then killed, not waited for."""
-    before = signal.signal(signal.SIGTERM, sigterm)
+    """Also with SIGTERM ignored in this process (as CI started the tests once), when the job is stopped at once,
+    before it can have set its own handler: the stop is not lost (the block waited out the job's 60 s)."""
     t = time.perf_counter()
-    try:
-        with pytest.raises(KeyError):
-            with side_process(None) as side:
-                job = side.submit(_side_sleeps)
-                raise KeyError("the main process failed")
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    with sigterm_as(sigterm), pytest.raises(KeyError):
+        with side_process(None) as side:
+            job = side.submit(_side_sleeps)
+            raise KeyError("the main process failed")
     assert time.perf_counter() - t < 10
     assert not job._proc.is_alive()
 
@@ -232,9 +228,7 @@ def _side_deaf_sleeps() -> int:
 
 
 def test_a_side_job_deaf_to_sigterm_is_killed_not_waited_for():
-    """What CI once saw: a side job that missed its SIGTERM kept the block waiting for its 60 s."""
-    import multiprocessing as mp
-
+    """A job that ignores SIGTERM itself is killed after the grace, not waited for."""
     deaf = mp.get_context("fork").Event()
     t = time.perf_counter()
     with pytest.raises(KeyError):
@@ -256,16 +250,13 @@ def _late_handler(first: str, parent: int) -> None:
 def test_a_sigterm_sent_before_the_childs_handler_waits_for_it(first, exitcode):
     """start_child forks with SIGTERM blocked: with SIGTERM ignored here, a SIGTERM sent before the child sets
     its handler is not lost (the child would sleep on) but taken by that handler."""
-    import multiprocessing as mp
-
-    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    proc = mp.get_context("fork").Process(target=_late_handler, args=(first, os.getpid()), daemon=True)
     try:
-        proc = mp.get_context("fork").Process(target=_late_handler, args=(first, os.getpid()), daemon=True)
-        start_child(proc)
-        proc.terminate()
+        with sigterm_as(signal.SIG_IGN):
+            start_child(proc)
+            proc.terminate()
         proc.join(10)
     finally:
-        signal.signal(signal.SIGTERM, before)
         if proc.is_alive():
             proc.kill()
     assert proc.exitcode == exitcode
