@@ -186,6 +186,8 @@ _DOT_U8, _ZERO = np.uint8(ord(".")), np.intp(0)  # (a ufunc with a Python number
 _MARK = 0xFF
 _DIGITS = b"0123456789"
 _NOT_C_OR_MARK = bytes(b for b in range(256) if b not in (_MARK, ord("C")))
+
+
 @lru_cache(maxsize=8)  # (as qc._reaches and calling._qual_key, the other tables by PHRED threshold)
 def _row_mask(min_qual: int) -> np.ndarray:
     """By PHRED, what keeps (0xffff) or takes away (0x00ff: row 0, no XM letter) a position's row of
